@@ -1,0 +1,2 @@
+// placeholder until daemon.cpp lands
+namespace ipopsec {}

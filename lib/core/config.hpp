@@ -1,0 +1,128 @@
+#pragma once
+// The daemon's configuration: the typed result of parsing and validating
+// /etc/ipop-ipsec/ipop-ipsecd.yaml. Every default lives in this header (the member
+// initialisers below) and nowhere else; config/ipop-ipsecd.yaml documents each key.
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/cidr.hpp"
+
+namespace ipopsec {
+
+enum class IkeBackend { racoon, strongswan };
+enum class IkeControl { systemd, command };
+enum class PolicyLevel { require, use };
+
+// One problem found in a config file: where it is and what is wrong.
+struct ConfigIssue {
+  std::string file;     // as given, e.g. "/etc/ipop-ipsec/ipop-ipsecd.yaml"
+  int line = 0;         // 1-based; 0 when unknown (e.g. a missing required key)
+  int column = 0;       // 1-based; 0 when unknown
+  std::string keyPath;  // "protect.ranges[1]"
+  std::string message;  // "'172.31.0.0/33' is not a valid CIDR: prefix length 33 is out of range 0..32"
+
+  // "ipop-ipsecd.yaml:12:5: protect.ranges[1]: '172.31.0.0/33' is not a valid CIDR: ..."
+  std::string str() const;
+};
+
+// Thrown by loadConfig when the file can't be read or doesn't validate. Carries every
+// problem found, not only the first.
+class ConfigError : public std::runtime_error {
+ public:
+  explicit ConfigError(std::vector<ConfigIssue> issues);
+  const std::vector<ConfigIssue>& issues() const { return issues_; }
+
+ private:
+  std::vector<ConfigIssue> issues_;
+};
+
+struct Phase1Proposal {
+  std::string encryption = "aes 256";  // racoon names: "aes 256", "aes 128", "3des", "camellia 256"
+  std::string hash = "sha256";         // sha1 sha256 sha384 sha512
+  std::string dhGroup = "modp2048";    // modp1024 (legacy only) modp1536 modp2048 modp3072 modp4096 modp6144 modp8192
+  std::chrono::seconds lifetime{8 * 3600};
+};
+
+struct Phase2Proposal {
+  std::vector<std::string> encryption{"aes 256", "aes 128"};  // racoon names
+  std::vector<std::string> authentication{"hmac_sha256"};     // hmac_sha1 hmac_sha256 hmac_sha384 hmac_sha512
+  std::string pfsGroup = "modp2048";
+  std::string compression = "deflate";
+  std::chrono::seconds lifetime{3600};
+};
+
+struct Config {
+  std::string sourceFile;  // the file this was loaded from (for messages)
+
+  struct Ipop {
+    std::string interface = "ipop";  // "tapipop" for the old DHCP GroupVPN, "ipopbr0" in bridge mode
+  } ipop;
+
+  struct Protect {
+    bool autoRanges = true;        // ranges: auto
+    std::vector<Cidr> ranges;      // when !autoRanges; network addresses, no host bits, no overlaps
+    bool ipv6 = false;             // with auto: also derive IPv6 ranges from the tap
+    std::vector<Cidr> exclude;     // inside some range; bypass IPsec
+    PolicyLevel level = PolicyLevel::require;
+    bool forward = false;          // also install dir fwd policies (routers)
+    bool allowUnderlayOverlap = false;  // install even if a range covers another interface's address
+  } protect;
+
+  struct Ike {
+    IkeBackend backend = IkeBackend::racoon;
+    IkeControl control = IkeControl::systemd;
+    std::string unit = "racoon.service";      // default follows backend: strongswan -> "strongswan.service"
+    std::vector<std::string> restartCommand;  // argv; required when control == command
+    std::chrono::milliseconds quietPeriod{2000};   // coalesce restarts: wait this long after the last change
+    std::chrono::milliseconds minInterval{10000};  // at most one restart per interval
+    std::chrono::milliseconds restartTimeout{90000};
+  } ike;
+
+  struct Racoon {
+    std::string config = "/etc/racoon/racoon.conf";
+    std::string spdFile = "/etc/ipsec-tools.conf";
+    std::string certificateDir = "/etc/racoon/certs";
+    std::string caCert = "cacert.pem";     // file names inside certificateDir
+    std::string hostCert = "host-cert.pem";
+    std::string hostKey = "host-key.pem";
+    bool listenOnTap = false;              // render listen { isakmp <tap address> [500]; }
+    int dpdDelay = 20;                     // seconds; 0 disables DPD
+    bool natTraversal = false;
+  } racoon;
+
+  struct Proposals {
+    bool legacy = false;  // the seed's 3des/sha1/modp1024/hmac_sha1: warned about on every load
+    Phase1Proposal phase1;
+    Phase2Proposal phase2;
+  } proposals;
+
+  struct Xfrm {
+    // Kernel XFRM priorities (lower value wins). The daemon owns exactly the policies
+    // that carry one of these two priorities. The protect priority sits below
+    // strongSwan's own policies so charon's SAs take precedence.
+    std::uint32_t protectPriority = 250000;
+    std::uint32_t bypassPriority = 1000;
+  } xfrm;
+
+  struct Daemon {
+    std::string stateDir = "/run/ipop-ipsec";
+    std::string logLevel = "info";  // trace debug info warn error
+  } daemon;
+
+  // Warnings worth repeating at every load (e.g. the legacy proposal).
+  std::vector<std::string> warnings;
+};
+
+// Parses and validates YAML text (`name` is the file name used in messages). Throws
+// ConfigError listing every problem. Reading the file is the OS layer's job
+// (os/config_loader.hpp: loadConfig(path)).
+Config parseConfig(const std::string& text, const std::string& name);
+
+// The seed's proposals (3des, sha1, modp1024, hmac_sha1, deflate).
+Config::Proposals legacyProposals();
+
+}  // namespace ipopsec
