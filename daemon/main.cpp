@@ -1,2 +1,3 @@
-#include <cstdio>
-int main() { std::puts("ipop-ipsecd"); return 0; }
+#include "daemon/cli.hpp"
+
+int main(int argc, char** argv) { return ipopsec::runCli(argc, argv); }

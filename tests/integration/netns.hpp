@@ -5,6 +5,7 @@
 // Nothing here can reach an address outside it.
 
 #include <sched.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>

@@ -1,0 +1,63 @@
+#pragma once
+// The composition root: one io_context, one thread. Owns the adapters, wires the
+// link monitor's events, signals and timers to the Reconciler, and tells systemd
+// where it stands.
+
+#include <utility>  // before any Asio header (Boost 1.74 + g++ 12)
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/reconciler.hpp"
+
+namespace ipopsec {
+
+class NetlinkLinkMonitor;
+class XfrmPolicyTable;
+class AtomicFileStore;
+class SdNotifier;
+class SteadyClock;
+
+class Daemon {
+ public:
+  Daemon(boost::asio::io_context& io, std::string configPath, Config cfg);
+  ~Daemon();
+  // Runs until SIGTERM/SIGINT. Returns the process exit code.
+  int run();
+
+ private:
+  std::unique_ptr<UnitManager> makeUnitManager(const Config& cfg);
+  void onNetChange();
+  void onChange();
+  void armTimer();
+  void reload();
+  void shutdown(int signal);
+  void watchdogTick();
+  void resyncTick();
+  void waitSignals();
+  void log(const Event& e);
+
+  boost::asio::io_context& io_;
+  std::string configPath_;
+  Config cfg_;
+  std::unique_ptr<NetlinkLinkMonitor> monitor_;
+  std::unique_ptr<XfrmPolicyTable> policies_;
+  std::unique_ptr<AtomicFileStore> files_;
+  std::unique_ptr<UnitManager> unit_;
+  std::vector<std::unique_ptr<UnitManager>> retiredUnits_;  // kept alive until exit (a job may be in flight)
+  std::unique_ptr<SdNotifier> notifier_;
+  std::unique_ptr<SteadyClock> clock_;
+  std::unique_ptr<Reconciler> reconciler_;
+  boost::asio::steady_timer timer_, watchdog_, resync_;
+  boost::asio::signal_set signals_;
+  bool ready_ = false;
+  bool stopping_ = false;
+  std::string lastStatus_;
+  std::string lastStateJson_;
+};
+
+}  // namespace ipopsec

@@ -1,0 +1,121 @@
+#include "daemon/state_file.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include <yaml-cpp/yaml.h>
+
+namespace ipopsec {
+namespace {
+
+std::string quote(const std::string& s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\t': o += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          o += buf;
+        } else {
+          o += static_cast<char>(c);
+        }
+    }
+  }
+  return o + "\"";
+}
+
+template <class T, class F>
+std::string list(const std::vector<T>& v, F f) {
+  std::string o = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) o += (i ? ", " : "") + quote(f(v[i]));
+  return o + "]";
+}
+
+std::string iso(std::chrono::system_clock::time_point t) {
+  auto tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+std::string stateJson(const Config& cfg, const Reconciler& r, const std::string& ikeUnitState) {
+  const auto& st = r.status();
+  const auto& d = st.desired;
+  std::vector<std::string> addrs;
+  std::string o = "{\n";
+  o += "  \"status\": " + quote(r.statusLine()) + ",\n";
+  o += "  \"healthy\": " + std::string(st.healthy() ? "true" : "false") + ",\n";
+  o += "  \"interface\": " + quote(cfg.ipop.interface) + ",\n";
+  o += "  \"tap_state\": " + quote(d.tapState) + ",\n";
+  o += "  \"ipop_up\": " + std::string(d.ipopUp ? "true" : "false") + ",\n";
+  o += "  \"local_address\": " + quote(d.localAddress ? d.localAddress->str() : "") + ",\n";
+  o += "  \"ranges\": " + list(d.ranges, [](const Cidr& c) { return c.str(); }) + ",\n";
+  o += "  \"ranges_held\": " + std::string(d.heldRanges ? "true" : "false") + ",\n";
+  o += "  \"refused\": " + list(d.refused, [](const std::string& s) { return s; }) + ",\n";
+  o += "  \"policies\": " + list(st.kernelPolicies, [](const Policy& p) { return p.str(); }) + ",\n";
+  o += "  \"policies_exact\": " + std::string(st.policiesExact ? "true" : "false") + ",\n";
+  o += "  \"certificates_usable\": " + std::string(d.certsUsable ? "true" : "false") + ",\n";
+  o += "  \"ike_backend\": " + quote(cfg.ike.backend == IkeBackend::racoon ? "racoon" : "strongswan") + ",\n";
+  o += "  \"ike_unit\": " + quote(cfg.ike.unit) + ",\n";
+  o += "  \"ike_unit_state\": " + quote(ikeUnitState) + ",\n";
+  o += "  \"last_restart\": " + quote(st.lastRestart ? iso(*st.lastRestart) : "") + ",\n";
+  o += "  \"last_restart_result\": " + quote(st.lastRestartResult) + ",\n";
+  o += "  \"restart_failures\": " + std::to_string(st.restartFailures) + ",\n";
+  o += "  \"last_error\": " + quote(st.lastError) + ",\n";
+  o += "  \"ike_inputs\": " + quote(r.scheduler().startedInputs().value_or("")) + ",\n";
+  o += "  \"pid\": " + std::to_string(::getpid()) + ",\n";
+  o += "  \"written_at\": " +
+       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count()) + "\n";
+  o += "}\n";
+  return o;
+}
+
+std::optional<SavedState> parseState(const std::string& text, std::string* error) {
+  try {
+    YAML::Node n = YAML::Load(text);  // JSON is YAML
+    if (!n.IsMap()) throw std::runtime_error("not an object");
+    SavedState s;
+    auto str = [&](const char* k) { return n[k] ? n[k].as<std::string>() : std::string(); };
+    auto strs = [&](const char* k) {
+      std::vector<std::string> v;
+      if (n[k] && n[k].IsSequence())
+        for (const auto& e : n[k]) v.push_back(e.as<std::string>());
+      return v;
+    };
+    s.status = str("status");
+    s.healthy = n["healthy"] && n["healthy"].as<bool>();
+    s.ipopUp = n["ipop_up"] && n["ipop_up"].as<bool>();
+    s.tapState = str("tap_state");
+    if (!str("local_address").empty()) s.addresses.push_back(str("local_address"));
+    s.ranges = strs("ranges");
+    s.policies = strs("policies");
+    s.refused = strs("refused");
+    s.lastError = str("last_error");
+    s.lastRestart = str("last_restart");
+    s.lastRestartResult = str("last_restart_result");
+    s.ikeUnit = str("ike_unit");
+    s.ikeUnitState = str("ike_unit_state");
+    s.ikeInputs = str("ike_inputs");
+    s.writtenAt = n["written_at"] ? n["written_at"].as<long long>() : 0;
+    s.pid = n["pid"] ? n["pid"].as<int>() : 0;
+    return s;
+  } catch (const std::exception& e) {
+    if (error) *error = e.what();
+    return std::nullopt;
+  }
+}
+
+}  // namespace ipopsec

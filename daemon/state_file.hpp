@@ -1,0 +1,38 @@
+#pragma once
+// The state file /run/ipop-ipsec/state.json: written atomically at every reconcile,
+// read by `ipop-ipsecd status` and by the daemon itself at start (to know which inputs
+// the running IKE daemon was last started with).
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/reconciler.hpp"
+
+namespace ipopsec {
+
+std::string stateJson(const Config& cfg, const Reconciler& r, const std::string& ikeUnitState);
+
+struct SavedState {
+  std::string status;            // the STATUS= line
+  bool healthy = false;
+  bool ipopUp = false;
+  std::string tapState;
+  std::vector<std::string> addresses;
+  std::vector<std::string> ranges;
+  std::vector<std::string> policies;  // Policy::str() of what the kernel had
+  std::vector<std::string> refused;
+  std::string lastError;
+  std::string lastRestart;
+  std::string lastRestartResult;
+  std::string ikeUnit;
+  std::string ikeUnitState;
+  std::string ikeInputs;
+  long long writtenAt = 0;       // unix seconds
+  int pid = 0;
+};
+
+// Parses a state file's text; nullopt (with `error`) when it isn't one.
+std::optional<SavedState> parseState(const std::string& text, std::string* error);
+
+}  // namespace ipopsec

@@ -1,0 +1,141 @@
+#include "core/desired.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace ipopsec {
+namespace {
+
+bool familyEnabled(const Config& cfg, Family f) { return f == Family::v4 || cfg.protect.ipv6; }
+
+bool isLinkLocal(const Cidr& c) {
+  if (c.family() == Family::v6) return c.address.bytes[0] == 0xfe && (c.address.bytes[1] & 0xc0) == 0x80;
+  return c.address.bytes[0] == 169 && c.address.bytes[1] == 254;
+}
+
+}  // namespace
+
+std::string fingerprint(const std::string& data) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::vector<Cidr> rangesOf(const std::vector<Policy>& policies) {
+  std::vector<Cidr> out;
+  for (const auto& p : policies)
+    if (p.action == PolicyAction::protect && p.dir == Direction::out && p.sel.src == p.sel.dst && !p.sel.proto)
+      out.push_back(p.sel.src);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFiles& certs,
+                       const std::vector<Cidr>& previousRanges) {
+  Desired d;
+  const LinkState* tap = net.byName(cfg.ipop.interface);
+
+  // Candidate ranges.
+  std::vector<Cidr> candidates;
+  if (cfg.protect.autoRanges) {
+    if (tap)
+      for (const auto& a : tap->addresses)
+        if (familyEnabled(cfg, a.family()) && !isLinkLocal(a)) candidates.push_back(a.network());
+    if (candidates.empty()) {
+      candidates = previousRanges;  // hold: fail closed while the tap has no address
+      d.heldRanges = !candidates.empty();
+    }
+  } else {
+    candidates = cfg.protect.ranges;
+  }
+  std::sort(candidates.begin(), candidates.end());
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  // Auto ranges of several addresses may nest (10.1.0.0/16 and 10.1.2.0/24): keep the outer one.
+  std::vector<Cidr> ranges;
+  for (const auto& c : candidates) {
+    bool inner = std::any_of(candidates.begin(), candidates.end(),
+                             [&](const Cidr& o) { return o != c && o.contains(c); });
+    if (!inner) ranges.push_back(c);
+  }
+
+  // Underlay safety: a range that covers another interface's address or network would
+  // cut the node off its LAN and IPOP off its own underlay.
+  for (const auto& r : ranges) {
+    std::string why;
+    for (const auto& [idx, link] : net.links) {
+      if (link.name == cfg.ipop.interface) continue;
+      for (const auto& a : link.addresses) {
+        if (isLinkLocal(a)) continue;
+        if (r.contains(a.address) || r.overlaps(a.network())) {
+          why = r.str() + " covers " + a.str() + " on '" + link.name + "'";
+          break;
+        }
+      }
+      if (!why.empty()) break;
+    }
+    if (!why.empty() && !cfg.protect.allowUnderlayOverlap) {
+      d.refused.push_back(why + "; refusing to protect it (set protect.allow_underlay_overlap: true to override)");
+      continue;
+    }
+    d.ranges.push_back(r);
+  }
+
+  // Tap state and "IPOP is up".
+  if (!tap) {
+    d.tapState = "absent";
+  } else if (!tap->up) {
+    d.tapState = "down";
+  } else {
+    d.tapState = "no address";
+    for (const auto& a : tap->addresses) {
+      // protect.ipv6 only limits what `auto` derives; explicit ranges say it themselves.
+      if ((cfg.protect.autoRanges && !familyEnabled(cfg, a.family())) || isLinkLocal(a)) continue;
+      bool inside = std::any_of(d.ranges.begin(), d.ranges.end(), [&](const Cidr& r) { return r.contains(a.address); });
+      if (inside) {
+        d.localAddress = a.address;
+        d.tapState = "up";
+        break;
+      }
+    }
+  }
+  d.ipopUp = d.localAddress.has_value();
+
+  d.policies = buildPolicies(d.ranges, cfg);
+  d.certsUsable = certs.usable();
+  if (cfg.ike.backend == IkeBackend::racoon) d.files = renderRacoonBackend(d.policies, cfg, d.localAddress);
+
+  std::string inputs;
+  for (const auto& r : d.ranges) inputs += r.str() + ",";
+  inputs += "|" + (d.localAddress ? d.localAddress->str() : std::string("-")) + "|";
+  for (const auto& f : d.files) inputs += f.path + "=" + fingerprint(f.content) + ";";
+  inputs += "|" + fingerprint(certs.ca.value_or("")) + fingerprint(certs.cert.value_or("")) +
+            fingerprint(certs.key.value_or(""));
+  d.ikeInputs = inputs;
+  return d;
+}
+
+std::string describe(const Config& cfg, const Desired& d) {
+  std::string ranges;
+  for (const auto& r : d.ranges) ranges += (ranges.empty() ? "" : ", ") + r.str();
+  std::string s;
+  if (d.tapState == "absent")
+    s = "waiting for '" + cfg.ipop.interface + "'";
+  else if (d.tapState == "down")
+    s = "'" + cfg.ipop.interface + "' is down";
+  else if (d.tapState == "no address")
+    s = "'" + cfg.ipop.interface + "' has no address in the protected ranges";
+  else
+    s = "'" + cfg.ipop.interface + "' up at " + d.localAddress->str();
+  s += ranges.empty() ? "; nothing protected yet" : "; protecting " + ranges;
+  if (d.heldRanges) s += " (held)";
+  if (!d.refused.empty()) s += "; REFUSED " + d.refused.front();
+  return s;
+}
+
+}  // namespace ipopsec

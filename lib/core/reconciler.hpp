@@ -1,0 +1,97 @@
+#pragma once
+// Level-triggered reconciliation: every event only calls reconcile(); the reconciler
+// recomputes the desired state from what it observes now, diffs it against the kernel
+// and the files, and applies the difference idempotently (make-before-break, never
+// removing a policy because of an error). The IKE restart - the only expensive step - is
+// coalesced by a RestartScheduler and run when the daemon's timer reaches deadline().
+// Pure logic over the ports: no syscalls, no Asio.
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/desired.hpp"
+#include "core/ports.hpp"
+#include "core/restart_scheduler.hpp"
+
+namespace ipopsec {
+
+enum class Severity { debug, info, warning, error };
+
+// Something worth telling the operator; the daemon logs it (with the fields as
+// structured journal fields).
+struct Event {
+  Severity severity = Severity::info;
+  std::string action;  // "install", "remove", "write", "restart", "refuse", "observe", ...
+  std::string range;
+  std::string message;
+};
+
+struct NodeStatus {
+  Desired desired;
+  std::vector<Policy> kernelPolicies;  // owned policies read back from the kernel after apply
+  bool policiesExact = false;          // kernel == desired
+  std::string ikeUnitState;
+  std::optional<std::chrono::system_clock::time_point> lastRestart;  // wall clock, for display
+  std::string lastRestartResult;
+  std::string lastError;
+  int restartFailures = 0;
+  bool healthy() const;  // protected and nothing wrong
+};
+
+class Reconciler {
+ public:
+  using EventSink = std::function<void(const Event&)>;
+  using WallClock = std::function<std::chrono::system_clock::time_point()>;
+
+  Reconciler(Config cfg, PolicyTable& policies, FileStore& files, UnitManager& unit, Clock& clock,
+             EventSink events, WallClock wall = [] { return std::chrono::system_clock::now(); });
+
+  // A new, already validated config (SIGHUP). Applied by the next reconcile().
+  void setConfig(Config cfg);
+  const Config& config() const { return cfg_; }
+  // The IKE daemon already runs with these inputs (state remembered across a restart).
+  void assumeIkeStarted(const std::string& inputs) { scheduler_.assumeStarted(inputs); }
+
+  // Recompute and apply now. Cheap; called after each drained batch of events.
+  void reconcile(const NetSnapshot& net);
+  // The daemon arms one timer for this (IKE restart or retry after an error).
+  std::optional<Clock::time_point> deadline() const;
+  // Timer fired: start the IKE restart if it is due, retry a failed apply if due.
+  // `net` is the current snapshot (a retry reconciles).
+  void onTimer(const NetSnapshot& net);
+
+  // Called after every change of status (reconcile, restart finished): the daemon re-arms
+  // its timer, updates STATUS= and the state file.
+  void setOnChange(std::function<void()> f) { onChange_ = std::move(f); }
+
+  const NodeStatus& status() const { return status_; }
+  std::string statusLine() const;
+  const RestartScheduler& scheduler() const { return scheduler_; }
+
+ private:
+  CertFiles readCerts();
+  bool applyPolicies(const Desired& d, const std::vector<Policy>& current);
+  bool applyFiles(const Desired& d);
+  void startRestart();
+  void emit(Severity s, std::string action, std::string range, std::string message);
+  void changed();
+
+  Config cfg_;
+  PolicyTable& policies_;
+  FileStore& files_;
+  UnitManager& unit_;
+  Clock& clock_;
+  EventSink events_;
+  WallClock wall_;
+  RestartScheduler scheduler_;
+  NodeStatus status_;
+  std::optional<Clock::time_point> retryAt_;
+  int applyFailures_ = 0;
+  std::vector<std::string> lastRefused_;
+  std::string lastWaiting_;
+  std::function<void()> onChange_;
+};
+
+}  // namespace ipopsec

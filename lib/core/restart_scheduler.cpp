@@ -1,0 +1,75 @@
+#include "core/restart_scheduler.hpp"
+
+#include <algorithm>
+
+namespace ipopsec {
+
+RestartScheduler::RestartScheduler(duration quietPeriod, duration minInterval, duration maxBackoff)
+    : quiet_(quietPeriod), minInterval_(minInterval), maxBackoff_(maxBackoff) {}
+
+void RestartScheduler::setTiming(duration quietPeriod, duration minInterval) {
+  quiet_ = quietPeriod;
+  minInterval_ = minInterval;
+}
+
+void RestartScheduler::observe(bool ready, const std::string& inputs, time_point now) {
+  if (!ready) {
+    // Never (re)start while IPOP is down or the node isn't fully applied. What changes
+    // while down is picked up when it is up again (inputs then differ from started_).
+    pending_.reset();
+    return;
+  }
+  if (started_ == inputs && !inFlight_) {
+    pending_.reset();
+    return;
+  }
+  if (inFlight_ == inputs) {
+    pending_.reset();  // the restart under way already carries these inputs
+    return;
+  }
+  if (pending_ != inputs) {
+    pending_ = inputs;
+    pendingSince_ = now;  // every real change restarts the quiet period
+  }
+}
+
+std::optional<RestartScheduler::time_point> RestartScheduler::deadline() const {
+  if (!pending_ || inFlight_) return std::nullopt;
+  time_point t = pendingSince_ + quiet_;
+  if (lastStart_) t = std::max(t, *lastStart_ + minInterval_);
+  if (backoffUntil_) t = std::max(t, *backoffUntil_);
+  return t;
+}
+
+bool RestartScheduler::due(time_point now) const {
+  auto d = deadline();
+  return d && now >= *d;
+}
+
+void RestartScheduler::begin(time_point now) {
+  inFlight_ = pending_;
+  pending_.reset();
+  lastStart_ = now;
+}
+
+void RestartScheduler::finished(bool ok, time_point now) {
+  if (!inFlight_) return;
+  if (ok) {
+    started_ = inFlight_;
+    failures_ = 0;
+    backoffUntil_.reset();
+  } else {
+    ++failures_;
+    // 2 s, 4 s, 8 s ... up to maxBackoff_, counted from the failure.
+    auto backoff = std::chrono::duration_cast<duration>(std::chrono::seconds(1)) * (1LL << std::min(failures_, 16));
+    backoffUntil_ = now + std::min<duration>(backoff, maxBackoff_);
+    if (!pending_) {
+      pending_ = inFlight_;  // retry the same inputs
+      pendingSince_ = now;
+    }
+  }
+  inFlight_.reset();
+  if (pending_ == started_) pending_.reset();
+}
+
+}  // namespace ipopsec

@@ -1,0 +1,167 @@
+#include "os/file_store.hpp"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <ctime>
+#include <utility>
+
+namespace ipopsec {
+namespace {
+
+std::error_code errnoCode(int e) { return {e, std::generic_category()}; }
+std::error_code lastError() { return errnoCode(errno); }
+
+// Owns a file descriptor; close() reports its error (it matters after a write).
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  std::error_code close() {
+    int fd = fd_;
+    fd_ = -1;
+    // Linux always releases the descriptor, even when close() fails (EINTR included):
+    // never retry.
+    if (fd >= 0 && ::close(fd) != 0) return lastError();
+    return {};
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+std::error_code writeAll(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return lastError();
+    }
+    if (n == 0) return errnoCode(EIO);  // not expected for regular files; avoid a loop
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return {};
+}
+
+std::string randomSuffix() {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::array<unsigned char, 6> bytes{};
+  ssize_t n;
+  do {
+    n = ::getrandom(bytes.data(), bytes.size(), GRND_NONBLOCK);
+  } while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(bytes.size())) {
+    // No entropy yet (early boot): a pid/time mix is good enough, O_EXCL settles clashes.
+    auto seed = static_cast<unsigned long>(::getpid()) * 2654435761UL ^
+                static_cast<unsigned long>(::time(nullptr));
+    for (auto& b : bytes) {
+      seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+      b = static_cast<unsigned char>(seed >> 33);
+    }
+  }
+  std::string s;
+  for (unsigned char b : bytes) s += kAlphabet[b % (sizeof kAlphabet - 1)];
+  return s;
+}
+
+}  // namespace
+
+std::string tempNamePrefix(const std::string& base) { return "." + base + ".ipop-ipsecd."; }
+
+std::error_code AtomicFileStore::read(const std::string& path, std::string& content) {
+  // O_NONBLOCK: opening a FIFO must not hang the daemon; it is rejected below anyway.
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!fd.valid()) return lastError();
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return lastError();
+  if (S_ISDIR(st.st_mode)) return errnoCode(EISDIR);
+  if (!S_ISREG(st.st_mode)) return errnoCode(EINVAL);
+  if (st.st_size > static_cast<off_t>(kMaxReadSize)) return errnoCode(EFBIG);
+
+  std::string out;
+  out.reserve(static_cast<std::size_t>(st.st_size));
+  std::array<char, 65536> buf{};
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return lastError();
+    }
+    if (n == 0) break;
+    // The file may grow after fstat (or report size 0, as /proc files do).
+    if (out.size() + static_cast<std::size_t>(n) > kMaxReadSize) return errnoCode(EFBIG);
+    out.append(buf.data(), static_cast<std::size_t>(n));
+  }
+  content = std::move(out);
+  return {};
+}
+
+std::error_code AtomicFileStore::write(const std::string& path, const std::string& content, unsigned mode) {
+  if (path.empty() || path.back() == '/') return errnoCode(EINVAL);
+  auto slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (base == "." || base == "..") return errnoCode(EINVAL);
+
+  // The parent must exist: the operator's directory layout is theirs to make.
+  Fd dirFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dirFd.valid()) return lastError();
+
+  // A symlink target is refused rather than replaced: rename() would replace the link
+  // itself with a regular file, silently cutting whatever the operator linked it to
+  // (and following it instead would let a link redirect a root write anywhere).
+  struct stat st {};
+  if (::fstatat(dirFd.get(), base.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (S_ISLNK(st.st_mode)) return errnoCode(ELOOP);
+    if (S_ISDIR(st.st_mode)) return errnoCode(EISDIR);
+  } else if (errno != ENOENT) {
+    return lastError();
+  }
+
+  // Temp file next to the target, so that rename() stays within one filesystem.
+  std::string tmpName;
+  Fd fd;
+  for (int attempt = 0; attempt < 100 && !fd.valid(); ++attempt) {
+    tmpName = tempNamePrefix(base) + randomSuffix();
+    fd = Fd(::openat(dirFd.get(), tmpName.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd.valid() && errno != EEXIST) return lastError();
+  }
+  if (!fd.valid()) return errnoCode(EEXIST);
+
+  auto fail = [&](std::error_code ec) {
+    fd.close();
+    ::unlinkat(dirFd.get(), tmpName.c_str(), 0);
+    return ec;
+  };
+
+  if (::fchmod(fd.get(), static_cast<mode_t>(mode & 07777)) != 0) return fail(lastError());
+  if (auto ec = writeAll(fd.get(), content.data(), content.size())) return fail(ec);
+  if (::fsync(fd.get()) != 0) return fail(lastError());
+  if (auto ec = fd.close()) return fail(ec);
+  if (::renameat(dirFd.get(), tmpName.c_str(), dirFd.get(), base.c_str()) != 0) return fail(lastError());
+  // The new content is in place; make the rename itself durable.
+  if (::fsync(dirFd.get()) != 0) return lastError();
+  return {};
+}
+
+}  // namespace ipopsec

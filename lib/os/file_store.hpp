@@ -1,0 +1,38 @@
+#pragma once
+// The real FileStore: atomic replacement of rendered files (temp file in the same
+// directory, fchmod, write, fsync, rename over the target, fsync the directory).
+
+#include <cstddef>
+#include <string>
+#include <system_error>
+
+#include "core/ports.hpp"
+
+namespace ipopsec {
+
+class AtomicFileStore final : public FileStore {
+ public:
+  // read() refuses files larger than this with EFBIG.
+  static constexpr std::size_t kMaxReadSize = 4 * 1024 * 1024;
+
+  // Reads a regular file. `content` is assigned only on success. Errors: the errno of
+  // open/read (ENOENT, EACCES, ...), EISDIR for a directory, EINVAL for another
+  // non-regular file (FIFO, device, socket), EFBIG when larger than kMaxReadSize.
+  std::error_code read(const std::string& path, std::string& content) override;
+
+  // Replaces `path` atomically with `content`, file mode exactly `mode` (& 07777, the
+  // umask does not apply). The parent directory must exist (ENOENT otherwise; it is
+  // never created here). Refuses a symlink target with ELOOP, a directory with EISDIR,
+  // an empty path or one ending in '/' with EINVAL. On any error before the rename the
+  // old file is left untouched and no temporary file is left behind (ENOSPC, EROFS,
+  // EACCES, EIO...). If only the final fsync of the directory fails, the new content is
+  // already in place but may not survive a crash; that error is returned too. The new
+  // file belongs to the calling process's user (root for the daemon).
+  std::error_code write(const std::string& path, const std::string& content, unsigned mode) override;
+};
+
+// Name prefix/suffix of the temporary files write() creates next to the target:
+// ".<base>.ipop-ipsecd.XXXXXX". Exposed for tests and for cleanup tools.
+std::string tempNamePrefix(const std::string& base);
+
+}  // namespace ipopsec

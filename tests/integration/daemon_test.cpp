@@ -1,0 +1,323 @@
+// The whole daemon (the real binary) on the real kernel, in a private network namespace
+// per test: a real tap, real rtnetlink events, real XFRM policies. IKE control is
+// `command`: a script that records each restart and the tap's addresses at that moment.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "integration/netns.hpp"
+#include "os/xfrm.hpp"
+
+using namespace ipopsec;
+using namespace ipopsec::test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string readFile(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int countLines(const fs::path& p) {
+  std::ifstream in(p);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line))
+    if (!line.empty()) ++n;
+  return n;
+}
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    IPOPSEC_REQUIRE_ROOT();
+    enterFreshNetns();
+    dir_ = fs::temp_directory_path() / ("ipopsec-daemon-test-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "certs");
+    fs::create_directories(dir_ / "run");
+    for (auto f : {"cacert.pem", "host-cert.pem", "host-key.pem"}) std::ofstream(dir_ / "certs" / f) << "PEM\n";
+    std::ofstream(dir_ / "restart.sh") << "#!/bin/sh\n"
+                                          "echo \"$(ip -o addr show dev ipop 2>/dev/null | awk '{print $4}' | tr '\\n' ' ')\" >> "
+                                       << (dir_ / "restarts.log").string() << "\n";
+    fs::permissions(dir_ / "restart.sh", fs::perms::owner_all);
+    sh("ip link add eth0 type veth peer name lan0 && ip addr add 192.168.1.5/24 dev eth0 && ip link set eth0 up");
+  }
+  void TearDown() override {
+    stopDaemon(SIGTERM);
+    if (HasFailure() && fs::exists(dir_ / "daemon.log")) std::cerr << "--- daemon log:\n" << readFile(dir_ / "daemon.log");
+    fs::remove_all(dir_);
+  }
+
+  void writeConfig(const std::string& protect, const std::string& extra = "") {
+    std::ofstream(dir_ / "ipop-ipsecd.yaml")
+        << "ipop:\n  interface: ipop\n"
+        << "protect:\n" << protect
+        << "ike:\n  control: command\n  restart_command: [\"" << (dir_ / "restart.sh").string() << "\"]\n"
+        << "  quiet_period: 300ms\n  min_interval: 1s\n"
+        << "racoon:\n  config: " << (dir_ / "racoon.conf").string() << "\n  spd_file: "
+        << (dir_ / "ipsec-tools.conf").string() << "\n  certificate_dir: " << (dir_ / "certs").string() << "\n"
+        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  log_level: debug\n"
+        << extra;
+  }
+
+  void startDaemon() {
+    pid_ = ::fork();
+    ASSERT_GE(pid_, 0);
+    if (pid_ == 0) {
+      int fd = ::open((dir_ / "daemon.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execl(IPOPSEC_BINARY, "ipop-ipsecd", "--config", (dir_ / "ipop-ipsecd.yaml").c_str(), nullptr);
+      ::_exit(127);
+    }
+  }
+  int stopDaemon(int sig) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, sig);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+  // Waits (bounded) for a condition that a real event makes true.
+  template <class F>
+  bool waitFor(F pred, std::chrono::milliseconds timeout = 10s) {
+    auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(5ms);
+    }
+    return pred();
+  }
+
+  std::vector<Policy> owned() {
+    XfrmPolicyTable t(250000, 1000);
+    std::vector<Policy> v;
+    EXPECT_FALSE(t.list(v));
+    return v;
+  }
+  std::vector<Cidr> protectedRanges() {
+    std::vector<Cidr> r;
+    for (const auto& p : owned())
+      if (p.action == PolicyAction::protect && p.dir == Direction::out) r.push_back(p.sel.dst);
+    std::sort(r.begin(), r.end());
+    return r;
+  }
+  bool protects(const char* range) {
+    auto r = protectedRanges();
+    return r == std::vector<Cidr>{*Cidr::parse(range)};
+  }
+  int restarts() { return countLines(dir_ / "restarts.log"); }
+  std::string state() { return readFile(dir_ / "run" / "state.json"); }
+  bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
+
+  fs::path dir_;
+  pid_t pid_ = -1;
+};
+
+TEST_F(DaemonTest, TapCreatedAfterStartGetsPoliciesAndOneRestartAfterTheAddressExists) {
+  writeConfig("  ranges: auto\n");
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return stateHas("\"tap_state\": \"absent\""); }));
+  EXPECT_TRUE(owned().empty());
+  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16"); }));
+  // out and in, ESP transport, required.
+  std::string xfrm = sh("ip xfrm policy");
+  EXPECT_NE(xfrm.find("src 10.254.0.0/16 dst 10.254.0.0/16 \n\tdir out priority 250000"), std::string::npos) << xfrm;
+  EXPECT_NE(xfrm.find("dir in priority 250000"), std::string::npos) << xfrm;
+  EXPECT_NE(xfrm.find("proto esp reqid 0 mode transport"), std::string::npos) << xfrm;
+  ASSERT_TRUE(waitFor([&] { return restarts() == 1; }));
+  EXPECT_NE(readFile(dir_ / "restarts.log").find("10.254.0.16/16"), std::string::npos)
+      << "the IKE daemon must be restarted only once the tap has its address";
+  ASSERT_TRUE(waitFor([&] { return stateHas("\"last_restart_result\": \"done\""); }));
+  EXPECT_NE(readFile(dir_ / "racoon.conf").find("remote anonymous"), std::string::npos);
+  EXPECT_NE(readFile(dir_ / "ipsec-tools.conf").find("10.254.0.0/16 10.254.0.0/16"), std::string::npos);
+  // Duplicate events (same address re-added, link set up again): no further restart.
+  shStatus("ip addr add 10.254.0.16/16 dev ipop");
+  sh("ip link set ipop up");
+  sh("ip addr add 10.254.0.99/16 dev ipop && ip addr del 10.254.0.99/16 dev ipop");
+  std::this_thread::sleep_for(1500ms);  // longer than quiet period + min interval: a restart would have happened
+  EXPECT_EQ(restarts(), 1);
+}
+
+TEST_F(DaemonTest, AddressMovedToAnotherRangeNeverLeavesTheRangeWithoutPolicies) {
+  writeConfig("  ranges: auto\n");
+  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
+  // Sample the SPD as fast as we can while the address moves.
+  std::atomic<bool> stop{false};
+  std::atomic<int> samples{0}, empty{0};
+  std::thread sampler([&] {
+    XfrmPolicyTable t(250000, 1000);
+    while (!stop) {
+      std::vector<Policy> v;
+      if (t.list(v)) continue;
+      ++samples;
+      if (std::none_of(v.begin(), v.end(), [](const Policy& p) { return p.action == PolicyAction::protect && p.dir == Direction::out; }))
+        ++empty;
+    }
+  });
+  sh("ip addr add 10.77.0.16/16 dev ipop && ip addr del 10.254.0.16/16 dev ipop");
+  bool moved = waitFor([&] { return protects("10.77.0.0/16"); });
+  std::this_thread::sleep_for(50ms);
+  stop = true;
+  sampler.join();
+  ASSERT_TRUE(moved);
+  EXPECT_GT(samples.load(), 10);
+  EXPECT_EQ(empty.load(), 0) << "a moment without any protect policy was observed";
+  ASSERT_TRUE(waitFor([&] { return restarts() == 2; }));
+  EXPECT_NE(readFile(dir_ / "ipsec-tools.conf").find("10.77.0.0/16"), std::string::npos);
+  EXPECT_EQ(readFile(dir_ / "ipsec-tools.conf").find("10.254.0.0/16"), std::string::npos);
+}
+
+TEST_F(DaemonTest, TapDeletedAndRecreatedSeveralAddressesAndRestartOnlyWhileUp) {
+  writeConfig("  ranges: auto\n");
+  startDaemon();
+  sh("ip tuntap add dev ipop mode tap && ip addr add 10.254.0.16/16 dev ipop");
+  ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16"); }));
+  ASSERT_TRUE(waitFor([&] { return stateHas("\"tap_state\": \"down\""); }));
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(restarts(), 0) << "never restart while the tap is down";
+  sh("ip link set ipop up");
+  ASSERT_TRUE(waitFor([&] { return restarts() == 1; }));
+  sh("ip link del ipop");
+  ASSERT_TRUE(waitFor([&] { return stateHas("\"tap_state\": \"absent\""); }));
+  EXPECT_TRUE(protects("10.254.0.0/16")) << "policies are held while the tap is gone";
+  EXPECT_TRUE(stateHas("\"ranges_held\": true"));
+  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop && "
+     "ip addr add 10.99.0.16/24 dev ipop");
+  ASSERT_TRUE(waitFor([&] {
+    return protectedRanges() == std::vector<Cidr>{*Cidr::parse("10.99.0.0/24"), *Cidr::parse("10.254.0.0/16")};
+  }));
+  ASSERT_TRUE(waitFor([&] { return restarts() == 2; }));
+}
+
+TEST_F(DaemonTest, Ipv6RangeGetsNeighbourDiscoveryBypass) {
+  writeConfig("  ranges: [fd50::/64]\n");
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return protects("fd50::/64"); }));
+  std::string xfrm = sh("ip -6 xfrm policy");
+  for (auto type : {"133", "134", "135", "136"})
+    EXPECT_NE(xfrm.find(std::string("proto ipv6-icmp type ") + type), std::string::npos) << type << "\n" << xfrm;
+  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip -6 addr add fd50::16/64 dev ipop nodad");
+  ASSERT_TRUE(waitFor([&] { return restarts() == 1; }));
+}
+
+TEST_F(DaemonTest, PlaintextToTheRangeIsDroppedAndAnAcquireIsRaised) {
+  writeConfig("  ranges: [10.254.0.0/16]\n");
+  // A peer in a child namespace on a veth: the "other GroupVPN node".
+  sh("ip link add ipop type veth peer name peer0");
+  sh("ip addr add 10.254.0.16/16 dev ipop && ip link set ipop up");
+  // The peer side lives in a namespace that disappears with the `unshare` process.
+  int pipefd[2];
+  ASSERT_EQ(::pipe(pipefd), 0);
+  pid_t peer = ::fork();
+  if (peer == 0) {
+    ::close(pipefd[0]);
+    if (::unshare(CLONE_NEWNET) != 0) ::_exit(1);
+    ::write(pipefd[1], "x", 1);
+    ::pause();
+    ::_exit(0);
+  }
+  char c;
+  ::close(pipefd[1]);
+  ASSERT_EQ(::read(pipefd[0], &c, 1), 1);
+  sh("ip link set peer0 netns " + std::to_string(peer));
+  sh("nsenter -t " + std::to_string(peer) + " -n sh -c 'ip link set lo up; ip addr add 10.254.0.17/16 dev peer0; ip link set peer0 up'");
+  EXPECT_EQ(shStatus("ping -c1 -W2 10.254.0.17"), 0) << "plaintext works before the daemon";
+  std::string acquireLog = (dir_ / "acquire.log").string();
+  sh("(timeout 8 ip xfrm monitor acquire > " + acquireLog + " 2>&1 &)");
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16"); }));
+  EXPECT_NE(shStatus("ping -c1 -W1 10.254.0.17"), 0) << "plaintext must not leave once the policies are in";
+  EXPECT_TRUE(waitFor([&] { return readFile(acquireLog).find("acquire proto esp") != std::string::npos; }))
+      << readFile(acquireLog);
+  ::kill(peer, SIGKILL);
+  ::waitpid(peer, nullptr, 0);
+}
+
+TEST_F(DaemonTest, SigkillAndRestartKeepsPoliciesWithoutDuplicatesOrExtraRestart) {
+  writeConfig("  ranges: auto\n");
+  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
+  ASSERT_TRUE(waitFor([&] { return stateHas("\"last_restart_result\": \"done\""); }));
+  auto before = owned();
+  stopDaemon(SIGKILL);
+  EXPECT_EQ(owned(), before) << "policies survive the daemon's death";
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return stateHas("\"pid\": " + std::to_string(pid_)); }));
+  std::this_thread::sleep_for(1500ms);
+  auto after = owned();
+  EXPECT_EQ(after, before) << "adopted, no duplicates";
+  EXPECT_EQ(restarts(), 1) << "the IKE daemon runs with the same inputs: no restart";
+  std::string all = sh("ip xfrm policy | grep -c 'dir out priority 250000' || true");
+  EXPECT_EQ(std::stoi(all), 1);
+}
+
+TEST_F(DaemonTest, SighupWithBrokenConfigKeepsTheOldOneAndSigtermKeepsPolicies) {
+  writeConfig("  ranges: [10.254.0.0/16]\n");
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16"); }));
+  // A broken config: the running one stays.
+  std::ofstream(dir_ / "ipop-ipsecd.yaml", std::ios::app) << "protect_typo: 1\n";
+  ::kill(pid_, SIGHUP);
+  ASSERT_TRUE(waitFor([&] { return readFile(dir_ / "daemon.log").find("reload refused") != std::string::npos; }));
+  EXPECT_NE(readFile(dir_ / "daemon.log").find("protect_typo"), std::string::npos);
+  EXPECT_TRUE(protects("10.254.0.0/16"));
+  // A good new config is applied.
+  writeConfig("  ranges: [10.77.0.0/16]\n");
+  ::kill(pid_, SIGHUP);
+  ASSERT_TRUE(waitFor([&] { return protects("10.77.0.0/16"); }));
+  int status = stopDaemon(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_TRUE(protects("10.77.0.0/16")) << "SIGTERM leaves the policies (fail closed)";
+  // flush removes them, and only them.
+  sh("ip xfrm policy add src 10.1.0.0/16 dst 10.1.0.0/16 dir out priority 7");
+  sh(std::string(IPOPSEC_BINARY) + " flush --config " + (dir_ / "ipop-ipsecd.yaml").string());
+  EXPECT_TRUE(owned().empty());
+  EXPECT_NE(sh("ip xfrm policy").find("10.1.0.0/16"), std::string::npos) << "foreign policy untouched";
+}
+
+TEST_F(DaemonTest, RangeCoveringTheLanIsRefusedAndSaidInStatus) {
+  writeConfig("  ranges: [192.168.0.0/16]\n");
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return stateHas("REFUSED"); }));
+  EXPECT_TRUE(owned().empty());
+  EXPECT_NE(readFile(dir_ / "daemon.log").find("192.168.0.0/16 covers 192.168.1.5/24 on 'eth0'"), std::string::npos);
+  std::string out;
+  EXPECT_NE(shStatus(std::string(IPOPSEC_BINARY) + " status --config " + (dir_ / "ipop-ipsecd.yaml").string(), &out), 0);
+  EXPECT_NE(out.find("refused"), std::string::npos) << out;
+}
+
+TEST_F(DaemonTest, BadConfigAtStartExitsWithExConfigNamingTheProblem) {
+  writeConfig("  ranges: [172.31.0.0/33]\n");
+  startDaemon();
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 78);
+  EXPECT_NE(readFile(dir_ / "daemon.log").find("protect.ranges[0]"), std::string::npos) << readFile(dir_ / "daemon.log");
+}
+
+}  // namespace

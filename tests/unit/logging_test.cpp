@@ -1,0 +1,158 @@
+// Logging: stderr formatting of the structured fields, the level threshold, the journal
+// field list, and level parsing.
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "os/logging.hpp"
+
+namespace ipopsec {
+namespace {
+
+// Points the default logger at a string stream with a bare "level|message" pattern.
+class LoggingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    previous_ = spdlog::default_logger();
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+    sink->set_pattern("%l|%v");
+    auto logger = std::make_shared<spdlog::logger>("test", sink);
+    logger->set_level(spdlog::level::info);
+    spdlog::set_default_logger(logger);
+  }
+  void TearDown() override { spdlog::set_default_logger(previous_); }
+
+  std::shared_ptr<spdlog::logger> previous_;
+  std::ostringstream out_;
+};
+
+TEST_F(LoggingTest, FieldsAreAppendedAsKeyValue) {
+  logEvent(spdlog::level::info, {"ipop", "172.31.0.0/16", "racoon.service", "restart"}, "restarting the IKE daemon");
+  EXPECT_EQ(out_.str(),
+            "info|restarting the IKE daemon interface=ipop range=172.31.0.0/16 unit=racoon.service action=restart\n");
+}
+
+TEST_F(LoggingTest, EmptyFieldsAreLeftOut) {
+  logEvent(spdlog::level::warn, {"", "10.254.0.0/16", "", ""}, "range covers the underlay");
+  logEvent(spdlog::level::err, {}, "no fields");
+  EXPECT_EQ(out_.str(), "warning|range covers the underlay range=10.254.0.0/16\nerror|no fields\n");
+}
+
+TEST_F(LoggingTest, ThresholdIsRespected) {
+  logEvent(spdlog::level::debug, {"ipop", "", "", ""}, "hidden");
+  logEvent(spdlog::level::trace, {}, "hidden too");
+  EXPECT_EQ(out_.str(), "");
+  spdlog::default_logger()->set_level(spdlog::level::trace);
+  logEvent(spdlog::level::debug, {"ipop", "", "", ""}, "shown");
+  EXPECT_EQ(out_.str(), "debug|shown interface=ipop\n");
+  spdlog::default_logger()->set_level(spdlog::level::off);
+  logEvent(spdlog::level::critical, {}, "off means off");
+  EXPECT_EQ(out_.str(), "debug|shown interface=ipop\n");
+}
+
+TEST_F(LoggingTest, BracesInTheMessageAreNotFormatDirectives) {
+  logEvent(spdlog::level::info, {"", "", "", "x{}"}, "literal {} and {0}");
+  EXPECT_EQ(out_.str(), "info|literal {} and {0} action=x{}\n");
+}
+
+TEST(LogFields, AwkwardValuesAreQuotedAndEscaped) {
+  EXPECT_EQ(formatFields({"tap ipop", "", "", ""}), " interface=\"tap ipop\"");
+  EXPECT_EQ(formatFields({"", "", "a\"b", ""}), " unit=\"a\\\"b\"");
+  EXPECT_EQ(formatFields({"", "", "", "k=v"}), " action=\"k=v\"");
+  EXPECT_EQ(formatFields({"", "", "", std::string("x\ny\t\x01", 5)}), " action=\"x\\ny\\t\\x01\"");
+  EXPECT_EQ(formatFields({"", "", "", "back\\slash"}), " action=\"back\\\\slash\"");
+  EXPECT_EQ(formatFields({}), "");
+}
+
+TEST(LogFields, JournalFieldsCarryOnlyNonEmptyOnes) {
+  auto fields = journalFields(spdlog::level::warn, {"ipop", "172.31.0.0/16", "", "install-policy"}, "hello\nworld");
+  EXPECT_EQ(fields, (std::vector<std::string>{"MESSAGE=hello\nworld", "PRIORITY=4", "SYSLOG_IDENTIFIER=ipop-ipsecd",
+                                              "IPOPSEC_INTERFACE=ipop", "IPOPSEC_RANGE=172.31.0.0/16",
+                                              "IPOPSEC_ACTION=install-policy"}));
+  fields = journalFields(spdlog::level::info, {"", "", "racoon.service", ""}, "m");
+  EXPECT_EQ(fields, (std::vector<std::string>{"MESSAGE=m", "PRIORITY=6", "SYSLOG_IDENTIFIER=ipop-ipsecd",
+                                              "IPOPSEC_UNIT=racoon.service"}));
+}
+
+TEST(LogFields, SyslogPriorities) {
+  EXPECT_EQ(syslogPriority(spdlog::level::trace), 7);
+  EXPECT_EQ(syslogPriority(spdlog::level::debug), 7);
+  EXPECT_EQ(syslogPriority(spdlog::level::info), 6);
+  EXPECT_EQ(syslogPriority(spdlog::level::warn), 4);
+  EXPECT_EQ(syslogPriority(spdlog::level::err), 3);
+  EXPECT_EQ(syslogPriority(spdlog::level::critical), 2);
+}
+
+TEST(LogLevel, ParsesKnownNamesAndRejectsOthers) {
+  EXPECT_EQ(parseLogLevel("trace"), spdlog::level::trace);
+  EXPECT_EQ(parseLogLevel("debug"), spdlog::level::debug);
+  EXPECT_EQ(parseLogLevel("info"), spdlog::level::info);
+  EXPECT_EQ(parseLogLevel("warn"), spdlog::level::warn);
+  EXPECT_EQ(parseLogLevel("warning"), spdlog::level::warn);
+  EXPECT_EQ(parseLogLevel("error"), spdlog::level::err);
+  EXPECT_EQ(parseLogLevel("off"), spdlog::level::off);
+  for (const char* bad : {"", "INFO", "verbose", "err", "info ", "\xff"}) {
+    try {
+      parseLogLevel(bad);
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const LoggingError& e) {
+      EXPECT_NE(std::string(e.what()).find("unknown log level '" + std::string(bad) + "'"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+TEST(SetupLogging, StderrModeSetsLevelAndRejectsBadLevel) {
+  auto previous = spdlog::default_logger();
+  setupLogging("warn", false);
+  auto logger = spdlog::default_logger();
+  EXPECT_EQ(logger->name(), "ipop-ipsecd");
+  EXPECT_EQ(logger->level(), spdlog::level::warn);
+  EXPECT_FALSE(logger->should_log(spdlog::level::info));
+  EXPECT_THROW(setupLogging("loud", false), LoggingError);
+  EXPECT_EQ(spdlog::default_logger(), logger) << "a bad level must not replace the logger";
+  spdlog::set_default_logger(previous);
+}
+
+TEST(SetupLogging, JournalModeRoutesLogEventToTheJournalSink) {
+  // Without journald the datagrams go nowhere; this checks it neither throws nor
+  // falls back to the stream path.
+  auto previous = spdlog::default_logger();
+  setupLogging("debug", true);
+  EXPECT_EQ(spdlog::default_logger()->level(), spdlog::level::debug);
+  EXPECT_NO_THROW(logEvent(spdlog::level::info, {"ipop", "172.31.0.0/16", "", ""}, "journal test"));
+  EXPECT_NO_THROW(spdlog::info("plain record {}", 1));
+  spdlog::set_default_logger(previous);
+}
+
+TEST(JournalStream, OnlyMatchesWhenStderrIsThatStream) {
+  const char* old = std::getenv("JOURNAL_STREAM");
+  std::string saved = old ? old : "";
+  ::unsetenv("JOURNAL_STREAM");
+  EXPECT_FALSE(journalStreamIsStderr());
+  ::setenv("JOURNAL_STREAM", "garbage", 1);
+  EXPECT_FALSE(journalStreamIsStderr());
+  ::setenv("JOURNAL_STREAM", "1:1", 1);
+  EXPECT_FALSE(journalStreamIsStderr());
+  struct stat st {};
+  ASSERT_EQ(::fstat(2, &st), 0);
+  ::setenv("JOURNAL_STREAM", (std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino)).c_str(), 1);
+  EXPECT_TRUE(journalStreamIsStderr());
+  if (old) {
+    ::setenv("JOURNAL_STREAM", saved.c_str(), 1);
+  } else {
+    ::unsetenv("JOURNAL_STREAM");
+  }
+}
+
+}  // namespace
+}  // namespace ipopsec

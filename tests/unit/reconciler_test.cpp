@@ -1,0 +1,360 @@
+// The reconciliation core with fakes and a fake clock: desired state, make-before-break,
+// fail closed, and the coalescing of IKE restarts.
+
+#include "core/reconciler.hpp"
+
+#include <gtest/gtest.h>
+
+#include "fakes.hpp"
+
+using namespace ipopsec;
+using namespace ipopsec::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+Cidr C(const char* s) { return *Cidr::parse(s); }
+
+LinkState link(int idx, const std::string& name, bool up, std::vector<const char*> addrs) {
+  LinkState l;
+  l.index = idx;
+  l.name = name;
+  l.up = up;
+  l.running = up;
+  for (auto a : addrs) l.addresses.push_back(C(a));
+  return l;
+}
+
+struct ReconcilerTest : ::testing::Test {
+  Config cfg() {
+    Config c;
+    c.sourceFile = "/etc/ipop-ipsec/ipop-ipsecd.yaml";
+    c.racoon.certificateDir = "/certs";
+    return c;
+  }
+  void SetUp() override {
+    files.files["/certs/cacert.pem"] = "CA";
+    files.files["/certs/host-cert.pem"] = "CERT";
+    files.files["/certs/host-key.pem"] = "KEY";
+    net.links[1] = link(1, "lo", true, {"127.0.0.1/8"});
+    net.links[2] = link(2, "eth0", true, {"192.168.1.5/24"});
+  }
+  void make(Config c) {
+    r = std::make_unique<Reconciler>(std::move(c), policies, files, unit, clock,
+                                     [this](const Event& e) { events.push_back(e); });
+  }
+  // Runs the daemon's timer loop in fake time for `span`.
+  void runFor(std::chrono::steady_clock::duration span) {
+    auto end = clock.now() + span;
+    while (true) {
+      auto d = r->deadline();
+      if (!d || *d > end) break;
+      if (*d > clock.now()) clock.now_ = *d;
+      r->onTimer(net);
+    }
+    clock.now_ = end;
+  }
+  bool hasEvent(const std::string& action, const std::string& needle) {
+    for (const auto& e : events)
+      if (e.action == action && e.message.find(needle) != std::string::npos) return true;
+    return false;
+  }
+  std::vector<Cidr> protectedRanges() { return rangesOf(policies.all()); }
+
+  FakePolicyTable policies;
+  FakeFileStore files;
+  FakeUnitManager unit;
+  FakeClock clock;
+  NetSnapshot net;
+  std::vector<Event> events;
+  std::unique_ptr<Reconciler> r;
+};
+
+TEST_F(ReconcilerTest, ConfiguredRangeIsProtectedBeforeIpopIsUpButIkeIsNotStarted) {
+  auto c = cfg();
+  c.protect.autoRanges = false;
+  c.protect.ranges = {C("172.31.0.0/16")};
+  make(c);
+  r->reconcile(net);
+  EXPECT_EQ(protectedRanges(), std::vector<Cidr>{C("172.31.0.0/16")});
+  EXPECT_FALSE(r->status().desired.ipopUp);
+  EXPECT_EQ(r->status().desired.tapState, "absent");
+  EXPECT_TRUE(r->status().policiesExact);
+  runFor(60s);
+  EXPECT_EQ(unit.restarts, 0);
+  EXPECT_NE(r->statusLine().find("waiting for 'ipop'"), std::string::npos);
+  // The racoon files are written even before IPOP is up.
+  EXPECT_TRUE(files.files.count("/etc/racoon/racoon.conf"));
+  EXPECT_TRUE(files.files.count("/etc/ipsec-tools.conf"));
+}
+
+TEST_F(ReconcilerTest, TapWithAddressStartsIkeOnceAfterQuietPeriod) {
+  make(cfg());
+  r->reconcile(net);
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  EXPECT_EQ(protectedRanges(), std::vector<Cidr>{C("172.31.0.0/16")});
+  EXPECT_TRUE(r->status().desired.ipopUp);
+  ASSERT_TRUE(r->deadline());
+  EXPECT_EQ(*r->deadline(), clock.now() + cfg().ike.quietPeriod);
+  runFor(1s);
+  EXPECT_EQ(unit.restarts, 0) << "restart must wait for the quiet period";
+  runFor(2s);
+  ASSERT_EQ(unit.restarts, 1);
+  unit.complete();
+  ASSERT_EQ(policies.larvalFlushes.size(), 1u);
+  EXPECT_EQ(policies.larvalFlushes[0], std::vector<Cidr>{C("172.31.0.0/16")});
+  // Duplicate events: the same picture again and again changes nothing.
+  for (int i = 0; i < 10; ++i) r->reconcile(net);
+  runFor(120s);
+  EXPECT_EQ(unit.restarts, 1);
+  EXPECT_NE(r->statusLine().find("restarted"), std::string::npos);
+}
+
+TEST_F(ReconcilerTest, NeverStartsIkeWhileIpopIsDown) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", false, {"172.31.0.16/16"});
+  r->reconcile(net);
+  runFor(60s);
+  EXPECT_EQ(unit.restarts, 0);
+  EXPECT_EQ(r->status().desired.tapState, "down");
+  // Up, then down again before the quiet period ends: still no restart.
+  net.links[7].up = true;
+  r->reconcile(net);
+  runFor(1s);
+  net.links[7].up = false;
+  r->reconcile(net);
+  runFor(60s);
+  EXPECT_EQ(unit.restarts, 0);
+}
+
+TEST_F(ReconcilerTest, AddressMovedToAnotherRangeIsMakeBeforeBreakAndRestartsOnceMore) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  runFor(5s);
+  unit.complete();
+  policies.minCount = SIZE_MAX;
+  policies.log.clear();
+  net.links[7].addresses = {C("10.254.0.16/16")};
+  r->reconcile(net);
+  EXPECT_EQ(protectedRanges(), std::vector<Cidr>{C("10.254.0.0/16")});
+  EXPECT_GE(policies.minCount, 2u) << "there must never be a moment without policies";
+  // Every install comes before every remove.
+  auto firstRemove = std::find_if(policies.log.begin(), policies.log.end(),
+                                  [](const std::string& s) { return s.rfind("remove", 0) == 0; });
+  auto lastInstall = std::find_if(policies.log.rbegin(), policies.log.rend(),
+                                  [](const std::string& s) { return s.rfind("install", 0) == 0; });
+  ASSERT_NE(firstRemove, policies.log.end());
+  EXPECT_LT(std::distance(policies.log.begin(), lastInstall.base()), std::distance(policies.log.begin(), firstRemove) + 1);
+  runFor(15s);
+  EXPECT_EQ(unit.restarts, 2);
+}
+
+TEST_F(ReconcilerTest, AutoRangesAreHeldWhenTheTapGoesAway) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  net.links.erase(7);
+  r->reconcile(net);
+  EXPECT_EQ(protectedRanges(), std::vector<Cidr>{C("172.31.0.0/16")}) << "fail closed: keep the policies";
+  EXPECT_TRUE(r->status().desired.heldRanges);
+  EXPECT_FALSE(r->status().desired.ipopUp);
+  // A daemon restart (a new reconciler over the same kernel) keeps them as well.
+  make(cfg());
+  r->reconcile(net);
+  EXPECT_EQ(protectedRanges(), std::vector<Cidr>{C("172.31.0.0/16")});
+}
+
+TEST_F(ReconcilerTest, FlappingTapGivesBoundedRestarts) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  // 60 s of flapping, a change every 300 ms, restarts completing at once.
+  for (int i = 0; i < 200; ++i) {
+    net.links[7].addresses = {C(i % 2 ? "10.254.0.16/16" : "172.31.0.16/16")};
+    r->reconcile(net);
+    runFor(300ms);
+    while (!unit.pending.empty()) unit.complete();
+  }
+  // The quiet period (2 s) never elapses while flapping every 300 ms.
+  EXPECT_EQ(unit.restarts, 0);
+  runFor(3s);
+  while (!unit.pending.empty()) unit.complete();
+  EXPECT_EQ(unit.restarts, 1);
+}
+
+TEST_F(ReconcilerTest, SlowFlappingIsLimitedByMinInterval) {
+  auto c = cfg();
+  c.ike.quietPeriod = 100ms;
+  c.ike.minInterval = 10s;
+  make(c);
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  for (int i = 0; i < 60; ++i) {  // a change every second for a minute
+    net.links[7].addresses = {C(i % 2 ? "10.254.0.16/16" : "172.31.0.16/16")};
+    r->reconcile(net);
+    runFor(1s);
+    while (!unit.pending.empty()) unit.complete();
+  }
+  EXPECT_GE(unit.restarts, 5);
+  EXPECT_LE(unit.restarts, 7);  // 60 s / 10 s min interval (+1)
+}
+
+TEST_F(ReconcilerTest, FailedRestartIsRetriedWithBackoffNotInATightLoop) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  runFor(3s);
+  ASSERT_EQ(unit.restarts, 1);
+  unit.complete(std::make_error_code(std::errc::io_error), "job failed: result 'failed'");
+  EXPECT_EQ(r->status().restartFailures, 1);
+  EXPECT_FALSE(r->status().healthy());
+  ASSERT_TRUE(r->deadline());
+  EXPECT_GE(*r->deadline() - clock.now(), 1s);
+  runFor(1s);
+  EXPECT_EQ(unit.restarts, 1);
+  // Keep failing for 10 minutes: the gaps grow, so only a handful of attempts.
+  for (int i = 0; i < 600; ++i) {
+    runFor(1s);
+    while (!unit.pending.empty()) unit.complete(std::make_error_code(std::errc::io_error), "failed");
+  }
+  EXPECT_LE(unit.restarts, 10);
+  EXPECT_GE(unit.restarts, 4);
+  EXPECT_TRUE(hasEvent("restart", "retrying with backoff"));
+  // Then it works: one more restart, healthy again.
+  runFor(301s);
+  while (!unit.pending.empty()) unit.complete();
+  EXPECT_EQ(r->status().restartFailures, 0);
+  EXPECT_TRUE(r->status().healthy());
+}
+
+TEST_F(ReconcilerTest, ChangeDuringRestartGivesOneMoreRestartAfterIt) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  runFor(3s);
+  ASSERT_EQ(unit.restarts, 1);
+  net.links[7].addresses = {C("172.31.0.17/16")};  // same range, new local address
+  r->reconcile(net);
+  runFor(30s);
+  EXPECT_EQ(unit.restarts, 1) << "one restart in flight at a time";
+  unit.complete();
+  runFor(30s);
+  EXPECT_EQ(unit.restarts, 2);
+}
+
+TEST_F(ReconcilerTest, RangeCoveringTheLanIsRefusedUnlessAllowed) {
+  auto c = cfg();
+  c.protect.autoRanges = false;
+  c.protect.ranges = {C("192.168.0.0/16")};  // the seed's range; the LAN is 192.168.1.0/24
+  make(c);
+  net.links[7] = link(7, "ipop", true, {"192.168.5.16/16"});
+  r->reconcile(net);
+  EXPECT_TRUE(policies.all().empty());
+  ASSERT_EQ(r->status().desired.refused.size(), 1u);
+  EXPECT_NE(r->status().desired.refused[0].find("192.168.0.0/16 covers 192.168.1.5/24 on 'eth0'"), std::string::npos);
+  EXPECT_NE(r->statusLine().find("REFUSED"), std::string::npos);
+  EXPECT_TRUE(hasEvent("refuse", "allow_underlay_overlap"));
+  runFor(60s);
+  EXPECT_EQ(unit.restarts, 0);
+  c.protect.allowUnderlayOverlap = true;
+  r->setConfig(c);
+  r->reconcile(net);
+  EXPECT_EQ(protectedRanges(), std::vector<Cidr>{C("192.168.0.0/16")});
+}
+
+TEST_F(ReconcilerTest, KernelRefusingAPolicyKeepsTheOldOnesAndRetries) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  runFor(3s);
+  unit.complete();
+  policies.refuse = [](const Policy& p) { return p.sel.src == C("10.254.0.0/16"); };
+  net.links[7].addresses = {C("10.254.0.16/16")};
+  r->reconcile(net);
+  auto ranges = protectedRanges();
+  EXPECT_TRUE(std::count(ranges.begin(), ranges.end(), C("172.31.0.0/16")))
+      << "old policies stay when the new ones could not go in";
+  EXPECT_NE(r->status().lastError.find("kernel refused policy"), std::string::npos);
+  EXPECT_FALSE(r->status().healthy());
+  runFor(60s);
+  EXPECT_EQ(unit.restarts, 1) << "no IKE restart onto a half-applied policy set";
+  policies.refuse = nullptr;
+  runFor(60s);  // the retry timer reconciles again
+  EXPECT_EQ(protectedRanges(), std::vector<Cidr>{C("10.254.0.0/16")});
+  EXPECT_TRUE(r->status().lastError.empty());
+}
+
+TEST_F(ReconcilerTest, UnreadableKernelPolicyTableChangesNothing) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  auto before = policies.all();
+  policies.failList = std::make_error_code(std::errc::no_buffer_space);
+  net.links[7].addresses = {C("10.254.0.16/16")};
+  r->reconcile(net);
+  EXPECT_EQ(policies.all(), before);
+  EXPECT_NE(r->status().lastError.find("cannot read the kernel's policies"), std::string::npos);
+  ASSERT_TRUE(r->deadline());
+}
+
+TEST_F(ReconcilerTest, FileWriteFailureBlocksTheRestartAndIsRetried) {
+  make(cfg());
+  files.failWrite = std::make_error_code(std::errc::read_only_file_system);
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  EXPECT_EQ(protectedRanges(), std::vector<Cidr>{C("172.31.0.0/16")}) << "policies do not wait for files";
+  EXPECT_NE(r->status().lastError.find("Read-only file system"), std::string::npos);
+  runFor(10s);
+  EXPECT_EQ(unit.restarts, 0);
+  files.failWrite = {};
+  runFor(60s);
+  EXPECT_EQ(unit.restarts, 1);
+}
+
+TEST_F(ReconcilerTest, FilesAreWrittenOnlyWhenTheirBytesChange) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  int writes = files.writes;
+  EXPECT_EQ(writes, 2);
+  for (int i = 0; i < 5; ++i) r->reconcile(net);
+  EXPECT_EQ(files.writes, writes);
+}
+
+TEST_F(ReconcilerTest, MissingCertificatesHoldTheIkeDaemonBackUntilTheyArrive) {
+  files.files.erase("/certs/host-key.pem");
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  runFor(60s);
+  EXPECT_EQ(unit.restarts, 0);
+  EXPECT_TRUE(hasEvent("certificates", "/certs/host-key.pem"));
+  EXPECT_NE(r->statusLine().find("not starting racoon.service"), std::string::npos);
+  files.files["/certs/host-key.pem"] = "KEY";
+  r->reconcile(net);
+  runFor(5s);
+  EXPECT_EQ(unit.restarts, 1);
+  // A renewed certificate restarts the IKE daemon once more.
+  unit.complete();
+  files.files["/certs/host-cert.pem"] = "CERT2";
+  r->reconcile(net);
+  runFor(15s);
+  EXPECT_EQ(unit.restarts, 2);
+}
+
+TEST_F(ReconcilerTest, RememberedIkeInputsAvoidARestartAfterADaemonRestart) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  runFor(3s);
+  unit.complete();
+  auto inputs = *r->scheduler().startedInputs();
+  make(cfg());
+  r->assumeIkeStarted(inputs);
+  r->reconcile(net);
+  runFor(60s);
+  EXPECT_EQ(unit.restarts, 1);
+}
+
+}  // namespace
