@@ -49,6 +49,8 @@ class FileStore {
   // Current content; error_code set (e.g. no_such_file_or_directory) when unreadable.
   virtual std::error_code read(const std::string& path, std::string& content) = 0;
   virtual std::error_code write(const std::string& path, const std::string& content, unsigned mode) = 0;
+  // Removes the file; a file that is already absent is success.
+  virtual std::error_code remove(const std::string& path) = 0;
 };
 
 // (Re)starts the IKE daemon. Asynchronous: `done` runs on the daemon's io_context when

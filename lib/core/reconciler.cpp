@@ -137,6 +137,26 @@ bool Reconciler::applyFiles(const Desired& d) {
   return ok;
 }
 
+bool Reconciler::applyIpopUpFlag(const Desired& d) {
+  std::string path = cfg_.daemon.stateDir + "/ipop-up";
+  if (d.ipopUp) {
+    std::string want = d.localAddress->str() + "\n", have;
+    if (!files_.read(path, have) && have == want) return true;
+    if (auto ec = files_.write(path, want, 0644)) {
+      status_.lastError = "cannot write " + path + ": " + ec.message();
+      emit(Severity::error, "write", "", status_.lastError);
+      return false;
+    }
+    return true;
+  }
+  if (auto ec = files_.remove(path)) {
+    status_.lastError = "cannot remove " + path + ": " + ec.message();
+    emit(Severity::error, "write", "", status_.lastError);
+    return false;
+  }
+  return true;
+}
+
 void Reconciler::reconcile(const NetSnapshot& net) {
   status_.lastError.clear();
   std::vector<Policy> current;
@@ -146,7 +166,16 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     emit(Severity::error, "list", "", status_.lastError);
   } else {
     CertFiles certs = readCerts();
-    Desired d = computeDesired(cfg_, net, certs, rangesOf(current));
+    Desired d;
+    try {
+      d = computeDesired(cfg_, net, certs, rangesOf(current));
+    } catch (const std::exception& e) {
+      // Validation should make this impossible; if it happens, change nothing.
+      status_.lastError = std::string("cannot compute the desired state: ") + e.what();
+      emit(Severity::error, "render", "", status_.lastError);
+      changed();
+      return;
+    }
     if (d.refused != lastRefused_) {
       for (const auto& r : d.refused) emit(Severity::error, "refuse", "", r);
       lastRefused_ = d.refused;
@@ -158,8 +187,11 @@ void Reconciler::reconcile(const NetSnapshot& net) {
       waiting = "not starting " + cfg_.ike.unit + ": " + (certs.problems.empty() ? "certificates unusable" : certs.problems.front());
     if (waiting != lastWaiting_ && !waiting.empty()) emit(Severity::warning, "certificates", join(d.ranges), waiting);
     lastWaiting_ = waiting;
+    // The IKE daemon's unit drop-in has ConditionPathExists on this flag: racoon or charon
+    // started by anyone else (boot, an operator) before IPOP is up is skipped.
+    bool flagOk = applyIpopUpFlag(d);
     status_.desired = std::move(d);
-    scheduler_.observe(status_.desired.ipopUp && policiesOk && filesOk && status_.desired.certsUsable,
+    scheduler_.observe(status_.desired.ipopUp && policiesOk && filesOk && flagOk && status_.desired.certsUsable,
                        status_.desired.ikeInputs, clock_.now());
   }
   if (!status_.lastError.empty()) {

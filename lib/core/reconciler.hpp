@@ -74,6 +74,7 @@ class Reconciler {
   CertFiles readCerts();
   bool applyPolicies(const Desired& d, const std::vector<Policy>& current);
   bool applyFiles(const Desired& d);
+  bool applyIpopUpFlag(const Desired& d);
   void startRestart();
   void emit(Severity s, std::string action, std::string range, std::string message);
   void changed();

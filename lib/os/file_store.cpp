@@ -164,4 +164,19 @@ std::error_code AtomicFileStore::write(const std::string& path, const std::strin
   return {};
 }
 
+std::error_code AtomicFileStore::remove(const std::string& path) {
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return {};
+    return std::error_code(errno, std::system_category());
+  }
+  auto slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  return {};
+}
+
 }  // namespace ipopsec

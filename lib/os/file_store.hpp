@@ -29,6 +29,8 @@ class AtomicFileStore final : public FileStore {
   // already in place but may not survive a crash; that error is returned too. The new
   // file belongs to the calling process's user (root for the daemon).
   std::error_code write(const std::string& path, const std::string& content, unsigned mode) override;
+  // unlink(2), then fsync of the directory; ENOENT counts as success.
+  std::error_code remove(const std::string& path) override;
 };
 
 // Name prefix/suffix of the temporary files write() creates next to the target:

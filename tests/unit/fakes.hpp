@@ -82,6 +82,10 @@ class FakeFileStore final : public FileStore {
     ++writes;
     return {};
   }
+  std::error_code remove(const std::string& path) override {
+    files.erase(path);
+    return {};
+  }
   std::map<std::string, std::string> files;
   std::map<std::string, unsigned> modes;
   std::error_code failWrite;

@@ -97,6 +97,7 @@ TEST_F(ReconcilerTest, TapWithAddressStartsIkeOnceAfterQuietPeriod) {
   EXPECT_TRUE(r->status().desired.ipopUp);
   ASSERT_TRUE(r->deadline());
   EXPECT_EQ(*r->deadline(), clock.now() + cfg().ike.quietPeriod);
+  EXPECT_EQ(files.files["/run/ipop-ipsec/ipop-up"], "172.31.0.16\n") << "the IKE unit's start condition";
   runFor(1s);
   EXPECT_EQ(unit.restarts, 0) << "restart must wait for the quiet period";
   runFor(2s);
@@ -118,12 +119,15 @@ TEST_F(ReconcilerTest, NeverStartsIkeWhileIpopIsDown) {
   runFor(60s);
   EXPECT_EQ(unit.restarts, 0);
   EXPECT_EQ(r->status().desired.tapState, "down");
+  EXPECT_FALSE(files.files.count("/run/ipop-ipsec/ipop-up"));
   // Up, then down again before the quiet period ends: still no restart.
   net.links[7].up = true;
   r->reconcile(net);
   runFor(1s);
+  EXPECT_TRUE(files.files.count("/run/ipop-ipsec/ipop-up"));
   net.links[7].up = false;
   r->reconcile(net);
+  EXPECT_FALSE(files.files.count("/run/ipop-ipsec/ipop-up")) << "removed when IPOP goes down";
   runFor(60s);
   EXPECT_EQ(unit.restarts, 0);
 }
@@ -317,7 +321,7 @@ TEST_F(ReconcilerTest, FilesAreWrittenOnlyWhenTheirBytesChange) {
   net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
   r->reconcile(net);
   int writes = files.writes;
-  EXPECT_EQ(writes, 2);
+  EXPECT_EQ(writes, 3);  // ipsec-tools.conf, racoon.conf, the ipop-up flag
   for (int i = 0; i < 5; ++i) r->reconcile(net);
   EXPECT_EQ(files.writes, writes);
 }
