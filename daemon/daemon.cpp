@@ -106,7 +106,12 @@ int Daemon::run() {
   spdlog::info("ipop-ipsecd {} watching '{}' ({} backend, {} control)", IPOPSEC_VERSION, cfg_.ipop.interface,
                cfg_.ike.backend == IkeBackend::racoon ? "racoon" : "strongswan",
                cfg_.ike.control == IkeControl::systemd ? "systemd " + cfg_.ike.unit : std::string("command"));
-  monitor_->start([this] { onNetChange(); });
+  try {
+    monitor_->start([this] { onNetChange(); });
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot watch the network over rtnetlink: {}", e.what());
+    return 1;
+  }
   io_.run();
   return 0;
 }
@@ -127,7 +132,15 @@ void Daemon::onChange() {
     spdlog::info("status: {}", line);
     lastStatus_ = line;
   }
-  std::string json = stateJson(cfg_, *reconciler_, "");
+  // The IKE unit's state is a D-Bus round trip: ask after each restart result and at
+  // every resync, not at every reconcile.
+  const auto& st = reconciler_->status();
+  if (st.lastRestartResult != lastRestartResult_ || st.restartFailures != lastRestartFailures_) {
+    lastRestartResult_ = st.lastRestartResult;
+    lastRestartFailures_ = st.restartFailures;
+    ikeState_ = unit_->state();
+  }
+  std::string json = stateJson(cfg_, *reconciler_, ikeState_);
   // Write only when something but the timestamp changed.
   auto strip = [](const std::string& s) { return s.substr(0, s.find("\"pid\"")); };
   if (strip(json) != strip(lastStateJson_)) {
@@ -227,7 +240,10 @@ void Daemon::resyncTick() {
   resync_.expires_after(kResyncInterval);
   resync_.async_wait([this](boost::system::error_code ec) {
     if (ec || stopping_) return;
-    if (ready_) reconciler_->reconcile(monitor_->snapshot());
+    if (ready_) {
+      ikeState_ = unit_->state();
+      reconciler_->reconcile(monitor_->snapshot());
+    }
     resyncTick();
   });
 }

@@ -58,6 +58,9 @@ class Daemon {
   bool stopping_ = false;
   std::string lastStatus_;
   std::string lastStateJson_;
+  std::string ikeState_ = "unknown";
+  std::string lastRestartResult_;
+  int lastRestartFailures_ = 0;
 };
 
 }  // namespace ipopsec
