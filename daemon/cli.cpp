@@ -12,11 +12,14 @@
 #include <spdlog/spdlog.h>
 
 #include "core/desired.hpp"
+#include "core/certs.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/pki_cli.hpp"
 #include "daemon/state_file.hpp"
 #include "os/config_loader.hpp"
 #include "os/file_store.hpp"
 #include "os/logging.hpp"
+#include "os/pki.hpp"
 #include "os/xfrm.hpp"
 
 namespace po = boost::program_options;
@@ -33,6 +36,8 @@ const char* kUsage =
     "                                                   write every file the daemon would write\n"
     "       ipop-ipsecd status [--config FILE] [--json] where this node stands (exit 0 = protected)\n"
     "       ipop-ipsecd flush  [--config FILE]          remove the policies this daemon installed\n"
+    "       ipop-ipsecd pki init-ca|issue ...            make a GroupVPN CA and node certificates\n"
+    "                                                   (ipop-ipsecd pki --help)\n"
     "       ipop-ipsecd --help | --version\n";
 
 // Loads the config, printing every issue. Returns nullopt after printing.
@@ -54,20 +59,27 @@ int cmdCheck(const std::string& path) {
   auto cfg = load(path);
   if (!cfg) return kExitConfig;
   for (const auto& w : cfg->warnings) std::cout << path << ": warning: " << w << "\n";
-  int problems = 0;
-  AtomicFileStore fs;
-  for (const auto* name : {&cfg->racoon.caCert, &cfg->racoon.hostCert, &cfg->racoon.hostKey}) {
-    std::string p = certPath(*cfg, *name), content;
-    if (auto ec = fs.read(p, content)) {
-      std::cout << p << ": " << ec.message() << "\n";
-      ++problems;
-    } else if (content.empty()) {
-      std::cout << p << ": empty file\n";
-      ++problems;
-    }
+  // The same inspection and judgement as the daemon's, before every IKE restart.
+  OpenSslInspector inspector;
+  CertFacts facts = inspector.inspect(certPath(*cfg, cfg->racoon.caCert), certPath(*cfg, cfg->racoon.hostCert),
+                                      certPath(*cfg, cfg->racoon.hostKey));
+  CertVerdict verdict = judgeCertificates(facts, certPolicyFor(*cfg), std::chrono::system_clock::now());
+  if (facts.hostCert) {
+    std::string sans;
+    for (const auto& n : facts.hostCert->subjectAltNames) sans += (sans.empty() ? "" : ", ") + n;
+    std::cout << facts.cert.path << ": " << facts.hostCert->subject << " (" << (sans.empty() ? "no subjectAltName" : sans)
+              << "), " << toString(facts.hostCert->keyType) << " " << facts.hostCert->keyBits << " bits, valid until "
+              << formatUtc(facts.hostCert->notAfter) << "\n";
   }
-  if (problems) {
-    std::cout << "config ok; " << problems << " certificate file problem" << (problems == 1 ? "" : "s") << "\n";
+  for (const auto& ca : facts.caCerts)
+    std::cout << facts.ca.path << ": " << ca.subject << " (hash " << ca.subjectHash << "), valid until "
+              << formatUtc(ca.notAfter) << "\n";
+  for (const auto& w : verdict.warnings) std::cout << "warning: " << w << "\n";
+  for (const auto& e : verdict.errors) std::cout << "error: " << e << "\n";
+  if (!verdict.usable) {
+    auto n = verdict.errors.size();
+    std::cout << "config ok; " << n << " certificate problem" << (n == 1 ? "" : "s")
+              << ": the IKE daemon would not be started on these files\n";
     return kExitFailure;
   }
   std::cout << "ok\n";
@@ -190,6 +202,11 @@ int cmdStatus(const std::string& path, bool json) {
     std::cout << "ike:        " << s->ikeUnit << ", last restart " << (s->lastRestart.empty() ? "never" : s->lastRestart)
               << (s->lastRestartResult.empty() ? "" : " (" + s->lastRestartResult + ")") << "\n";
     for (const auto& r : s->refused) std::cout << "refused:    " << r << "\n";
+    if (!s->certificateExpiry.empty() || !s->certificatesUsable)
+      std::cout << "certs:      " << (s->certificatesUsable ? "usable" : "NOT usable")
+                << (s->certificateExpiry.empty() ? "" : ", host certificate valid until " + s->certificateExpiry) << "\n";
+    for (const auto& p : s->certificateProblems) std::cout << "            error: " << p << "\n";
+    for (const auto& w : s->certificateWarnings) std::cout << "            warning: " << w << "\n";
     if (!s->lastError.empty()) std::cout << "error:      " << s->lastError << "\n";
     if (!kernelOk) std::cout << "kernel:     " << kernelNote << "\n";
     if (!alive) std::cout << "daemon:     not running (pid " << s->pid << ")\n";
@@ -218,6 +235,7 @@ int cmdRun(const std::string& path) {
 }  // namespace
 
 int runCli(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "pki") return runPkiCli(argc - 2, argv + 2);
   std::string command;
   int first = 1;
   if (argc > 1 && argv[1][0] != '-') {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 
@@ -12,8 +13,10 @@
 #include "os/clock.hpp"
 #include "os/config_loader.hpp"
 #include "os/file_store.hpp"
+#include "os/inotify_watch.hpp"
 #include "os/logging.hpp"
 #include "os/notifier.hpp"
+#include "os/pki.hpp"
 #include "os/rtnetlink.hpp"
 #include "os/unit_manager.hpp"
 #include "os/xfrm.hpp"
@@ -36,6 +39,20 @@ spdlog::level::level_enum toSpd(Severity s) {
 }
 
 std::string statePath(const Config& cfg) { return cfg.daemon.stateDir + "/state.json"; }
+
+// The directories holding the certificate files (certificate_dir, and the directory of
+// any file configured by absolute path).
+std::vector<std::string> certificateDirs(const Config& cfg) {
+  std::vector<std::string> dirs{cfg.racoon.certificateDir};
+  for (const auto* name : {&cfg.racoon.caCert, &cfg.racoon.hostCert, &cfg.racoon.hostKey})
+    if (!name->empty() && name->front() == '/') {
+      auto slash = name->find_last_of('/');
+      dirs.push_back(slash == 0 ? "/" : name->substr(0, slash));
+    }
+  std::sort(dirs.begin(), dirs.end());
+  dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
+  return dirs;
+}
 
 }  // namespace
 
@@ -81,20 +98,31 @@ int Daemon::run() {
   unit_ = makeUnitManager(cfg_);
   notifier_ = std::make_unique<SdNotifier>();
   clock_ = std::make_unique<SteadyClock>();
+  certs_ = std::make_unique<OpenSslInspector>();
   monitor_ = std::make_unique<NetlinkLinkMonitor>(io_);
   monitor_->setLogger([](const std::string& line) { spdlog::warn("netlink: {}", line); });
 
-  reconciler_ = std::make_unique<Reconciler>(cfg_, *policies_, *files_, *unit_, *clock_,
+  reconciler_ = std::make_unique<Reconciler>(cfg_, *policies_, *files_, *certs_, *unit_, *clock_,
                                              [this](const Event& e) { log(e); });
   reconciler_->setOnChange([this] { onChange(); });
+  wireReloader(true);
+  watchCertificates();
 
   // The IKE daemon may still be running from before a daemon restart: if the inputs it
   // was started with are remembered, don't restart it for nothing.
   {
     std::string text, err;
     if (!files_->read(statePath(cfg_), text))
-      if (auto saved = parseState(text, &err); saved && !saved->ikeInputs.empty())
-        reconciler_->assumeIkeStarted(saved->ikeInputs);
+      if (auto saved = parseState(text, &err); saved && !saved->ikeInputs.empty()) {
+        // ... but only if it IS running: stopping ipop-ipsecd, or its crash, also stops the
+        // IKE daemon's unit (StopPropagatedFrom= in the unit's drop-in), which must then be
+        // started again once IPOP is up. With control: command there is nothing to ask.
+        std::string ike = cfg_.ike.control == IkeControl::systemd ? unit_->state() : std::string("active");
+        if (ike == "active" || ike == "reloading")
+          reconciler_->assumeIkeStarted(saved->ikeInputs);
+        else
+          spdlog::info("{} is {}: it will be (re)started once IPOP is up", cfg_.ike.unit, ike);
+      }
   }
 
   waitSignals();
@@ -114,6 +142,26 @@ int Daemon::run() {
   }
   io_.run();
   return 0;
+}
+
+// strongSwan re-reads its configuration with swanctl --load-all: a change that needs no
+// restart runs strongswan.load_command (through a CommandUnitManager) instead.
+// `newReconciler`: the reconciler was rebuilt, so a load in flight must not complete into
+// the old one: the old manager is destroyed, which cancels it. Otherwise a manager whose
+// argv changed is retired (kept alive) so that a load in flight still completes.
+void Daemon::wireReloader(bool newReconciler) {
+  bool wanted = cfg_.ike.backend == IkeBackend::strongswan && !cfg_.strongswan.loadCommand.empty();
+  if (reloader_ && (newReconciler || !wanted || reloaderArgv_ != cfg_.strongswan.loadCommand)) {
+    if (newReconciler)
+      reloader_.reset();
+    else
+      retiredUnits_.push_back(std::move(reloader_));
+  }
+  if (wanted && !reloader_) {
+    reloader_ = std::make_unique<CommandUnitManager>(io_, cfg_.strongswan.loadCommand, cfg_.ike.restartTimeout);
+    reloaderArgv_ = cfg_.strongswan.loadCommand;
+  }
+  reconciler_->setReloader(reloader_.get());
 }
 
 void Daemon::onNetChange() {
@@ -196,13 +244,16 @@ void Daemon::reload() {
       retiredUnits_.push_back(std::move(unit_));
       unit_ = makeUnitManager(cfg_);
       auto started = reconciler_->scheduler().startedInputs();
-      reconciler_ = std::make_unique<Reconciler>(cfg_, *policies_, *files_, *unit_, *clock_,
+      reconciler_ = std::make_unique<Reconciler>(cfg_, *policies_, *files_, *certs_, *unit_, *clock_,
                                                  [this](const Event& e) { log(e); });
       reconciler_->setOnChange([this] { onChange(); });
+      wireReloader(true);
       if (started) reconciler_->assumeIkeStarted(*started);
     } else {
       reconciler_->setConfig(cfg_);
+      wireReloader(false);  // strongswan.load_command may have changed
     }
+    if (certificateDirs(cfg_) != certDirs_) watchCertificates();
     spdlog::info("reloaded {}", configPath_);
     reconciler_->reconcile(monitor_->snapshot());
   } catch (const ConfigError& e) {
@@ -236,10 +287,33 @@ void Daemon::watchdogTick() {
   });
 }
 
+void Daemon::watchCertificates() {
+  certDirs_ = certificateDirs(cfg_);
+  if (!certWatch_) certWatch_ = std::make_unique<InotifyWatch>(io_);
+  if (auto ec = certWatch_->watch(certDirs_, [this] { onCertificatesChanged(); })) {
+    // Not fatal: the resync timer still re-reads the certificates.
+    spdlog::warn("cannot watch the certificate directory with inotify: {}; certificate changes are seen at the "
+                 "next resync", ec.message());
+    return;
+  }
+  auto watched = certWatch_->watchedPaths();
+  for (std::size_t i = 0; i < certDirs_.size() && i < watched.size(); ++i)
+    if (watched[i] != certDirs_[i])
+      spdlog::warn("certificate directory {} does not exist yet; watching {} until it appears", certDirs_[i],
+                   watched[i].empty() ? std::string("nothing") : watched[i]);
+}
+
+void Daemon::onCertificatesChanged() {
+  if (stopping_ || !ready_) return;  // before the first dump, the first reconcile reads them anyway
+  spdlog::debug("certificate directory changed; re-checking the certificates");
+  reconciler_->reconcile(monitor_->snapshot());
+}
+
 void Daemon::resyncTick() {
   resync_.expires_after(kResyncInterval);
   resync_.async_wait([this](boost::system::error_code ec) {
     if (ec || stopping_) return;
+    if (certWatch_) certWatch_->rearm();
     if (ready_) {
       ikeState_ = unit_->state();
       reconciler_->reconcile(monitor_->snapshot());

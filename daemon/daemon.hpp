@@ -21,6 +21,8 @@ class XfrmPolicyTable;
 class AtomicFileStore;
 class SdNotifier;
 class SteadyClock;
+class OpenSslInspector;
+class InotifyWatch;
 
 class Daemon {
  public:
@@ -31,6 +33,7 @@ class Daemon {
 
  private:
   std::unique_ptr<UnitManager> makeUnitManager(const Config& cfg);
+  void wireReloader(bool newReconciler);
   void onNetChange();
   void onChange();
   void armTimer();
@@ -40,6 +43,8 @@ class Daemon {
   void resyncTick();
   void waitSignals();
   void log(const Event& e);
+  void watchCertificates();
+  void onCertificatesChanged();
 
   boost::asio::io_context& io_;
   std::string configPath_;
@@ -48,9 +53,14 @@ class Daemon {
   std::unique_ptr<XfrmPolicyTable> policies_;
   std::unique_ptr<AtomicFileStore> files_;
   std::unique_ptr<UnitManager> unit_;
+  std::unique_ptr<UnitManager> reloader_;  // strongswan.load_command; null with racoon
+  std::vector<std::string> reloaderArgv_;
   std::vector<std::unique_ptr<UnitManager>> retiredUnits_;  // kept alive until exit (a job may be in flight)
   std::unique_ptr<SdNotifier> notifier_;
   std::unique_ptr<SteadyClock> clock_;
+  std::unique_ptr<OpenSslInspector> certs_;
+  std::unique_ptr<InotifyWatch> certWatch_;
+  std::vector<std::string> certDirs_;
   std::unique_ptr<Reconciler> reconciler_;
   boost::asio::steady_timer timer_, watchdog_, resync_;
   boost::asio::signal_set signals_;

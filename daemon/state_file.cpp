@@ -67,6 +67,9 @@ std::string stateJson(const Config& cfg, const Reconciler& r, const std::string&
   o += "  \"policies\": " + list(st.kernelPolicies, [](const Policy& p) { return p.str(); }) + ",\n";
   o += "  \"policies_exact\": " + std::string(st.policiesExact ? "true" : "false") + ",\n";
   o += "  \"certificates_usable\": " + std::string(d.certsUsable ? "true" : "false") + ",\n";
+  o += "  \"certificate_expiry\": " + quote(d.certExpiry ? iso(*d.certExpiry) : "") + ",\n";
+  o += "  \"certificate_problems\": " + list(d.certProblems, [](const std::string& s) { return s; }) + ",\n";
+  o += "  \"certificate_warnings\": " + list(d.certWarnings, [](const std::string& s) { return s; }) + ",\n";
   o += "  \"ike_backend\": " + quote(cfg.ike.backend == IkeBackend::racoon ? "racoon" : "strongswan") + ",\n";
   o += "  \"ike_unit\": " + quote(cfg.ike.unit) + ",\n";
   o += "  \"ike_unit_state\": " + quote(ikeUnitState) + ",\n";
@@ -104,6 +107,10 @@ std::optional<SavedState> parseState(const std::string& text, std::string* error
     s.policies = strs("policies");
     s.refused = strs("refused");
     s.lastError = str("last_error");
+    s.certificatesUsable = n["certificates_usable"] && n["certificates_usable"].as<bool>();
+    s.certificateExpiry = str("certificate_expiry");
+    s.certificateProblems = strs("certificate_problems");
+    s.certificateWarnings = strs("certificate_warnings");
     s.lastRestart = str("last_restart");
     s.lastRestartResult = str("last_restart_result");
     s.ikeUnit = str("ike_unit");

@@ -23,6 +23,10 @@ struct SavedState {
   std::vector<std::string> policies;  // Policy::str() of what the kernel had
   std::vector<std::string> refused;
   std::string lastError;
+  bool certificatesUsable = false;
+  std::string certificateExpiry;  // the host certificate's notAfter, ISO 8601 UTC; "" when unknown
+  std::vector<std::string> certificateProblems;
+  std::vector<std::string> certificateWarnings;
   std::string lastRestart;
   std::string lastRestartResult;
   std::string ikeUnit;

@@ -8,6 +8,7 @@
 
 #include "core/config.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string_view>
 #include <utility>
 
@@ -304,14 +306,62 @@ std::string interfaceNameProblem(std::string_view s) {
   return "";
 }
 
+// Counts the documents of a YAML stream, with their start marks. Not YAML::LoadAll:
+// yaml-cpp 0.7's LoadAll loops forever, allocating, on a stream that starts with a token no
+// node can start with (",", found by tests/fuzz; upstream yaml-cpp #1040, fixed by #1319).
+// Here a document that starts where the previous one started ends the walk.
+class DocumentMarks final : public YAML::EventHandler {
+ public:
+  // The mark of each document's root node (or of its start when it has none).
+  static std::vector<YAML::Mark> of(const std::string& text) {
+    std::stringstream in(text);
+    YAML::Parser parser(in);
+    DocumentMarks h;
+    while (h.starts_.size() < 1000 && parser.HandleNextDocument(h))
+      if (h.starts_.size() > 1 && h.starts_.back().pos <= h.starts_[h.starts_.size() - 2].pos) {
+        h.starts_.pop_back();
+        h.roots_.pop_back();
+        break;
+      }
+    return h.roots_;
+  }
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    starts_.push_back(mark);
+    roots_.push_back(mark);
+    rootSeen_ = false;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { node(m); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { node(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { node(m); }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(m);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(m);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void node(const YAML::Mark& m) {
+    if (!rootSeen_ && !roots_.empty()) roots_.back() = m;
+    rootSeen_ = true;
+  }
+  std::vector<YAML::Mark> starts_, roots_;
+  bool rootSeen_ = false;
+};
+
 class ConfigParser {
  public:
   explicit ConfigParser(const std::string& file) : file_(file) { cfg_.sourceFile = file; }
 
   Config parse(const std::string& text) {
     std::vector<YAML::Node> docs;
+    std::vector<YAML::Mark> starts;
     try {
-      docs = YAML::LoadAll(text);
+      starts = DocumentMarks::of(text);  // throws on a syntax error, like Load would
+      if (!starts.empty()) docs.push_back(YAML::Load(text));
     } catch (const YAML::ParserException& e) {
       error(e.mark, "", "YAML syntax error: " + e.msg);
       return finish();
@@ -319,15 +369,15 @@ class ConfigParser {
       error(e.mark, "", "cannot read the YAML: " + e.msg);
       return finish();
     }
-    const Names sections{"ipop", "protect", "ike", "racoon", "proposals", "xfrm", "daemon"};
+    const Names sections{"ipop", "protect", "ike", "racoon", "strongswan", "certificates", "proposals", "xfrm", "daemon"};
     if (docs.empty() || docs[0].IsNull()) {
       error(YAML::Mark::null_mark(), "",
             "the file is empty; expected a mapping with the sections " + plain(sections));
       return finish();
     }
-    if (docs.size() > 1)
-      error(docs[1].Mark(), "",
-            "the file holds " + std::to_string(docs.size()) + " YAML documents ('---'); expected exactly one");
+    if (starts.size() > 1)
+      error(starts[1], "",
+            "the file holds " + std::to_string(starts.size()) + " YAML documents ('---'); expected exactly one");
     const YAML::Node& root = docs[0];
     if (!root.IsMap()) {
       error(root.Mark(), "",
@@ -341,9 +391,11 @@ class ConfigParser {
                        {"protect", [this](const Item& i) { protect(i); }},
                        {"ike", [this](const Item& i) { ike(i); }},
                        {"racoon", [this](const Item& i) { racoon(i); }},
+                       {"strongswan", [this](const Item& i) { strongswan(i); }},
                        {"proposals", [this](const Item& i) { proposals(i); }},
                        {"xfrm", [this](const Item& i) { xfrm(i); }},
                        {"daemon", [this](const Item& i) { daemon(i); }},
+                       {"certificates", [this](const Item& i) { certificates(i); }},
                    });
       crossChecks();
     } catch (const YAML::Exception& e) {
@@ -671,7 +723,10 @@ class ConfigParser {
     // tap's range is known only at run time). Skipped when a range didn't parse, so one
     // typo doesn't cascade into a wrong complaint about every exclusion.
     if (!cfg_.protect.autoRanges && rangesParsed && !cfg_.protect.ranges.empty()) {
-      for (const auto& [c, it] : excludes) {
+      for (const auto& entry : excludes) {
+        // Not a structured binding: clang 14 (the fuzz build) can't capture those in a lambda.
+        const Cidr& c = entry.first;
+        const Item& it = entry.second;
         bool inside = std::any_of(cfg_.protect.ranges.begin(), cfg_.protect.ranges.end(),
                                   [&](const Cidr& r) { return r.contains(c); });
         if (!inside) {
@@ -865,6 +920,50 @@ class ConfigParser {
     if (ok) cfg_.ike.restartCommand = std::move(argv);
   }
 
+  void strongswan(const Item& section) {
+    mapping(section, {
+                         {"swanctl_dir", [this](const Item& it) { absolutePath(it, cfg_.strongswan.swanctlDir); }},
+                         {"config", [this](const Item& it) { absolutePath(it, cfg_.strongswan.config); }},
+                         {"load_command", [this](const Item& it) { loadCommand(it); }},
+                         {"dpd_delay",
+                          [this](const Item& it) {
+                            if (auto v = integer(it, 0, 3600, " (seconds; 0 disables dead peer detection)"))
+                              cfg_.strongswan.dpdDelay = static_cast<int>(*v);
+                          }},
+                     });
+  }
+
+  // strongswan.load_command: an argv list like ike.restart_command, never empty.
+  void loadCommand(const Item& it) {
+    if (it.node.IsScalar()) {
+      error(it, "expected a list of strings (the command's argv), got " + describe(it.node) +
+                    "; write it as [/usr/sbin/swanctl, --load-all, --noprompt]");
+      return;
+    }
+    auto items = list(it, "a list of strings (the command's argv)", kMaxArgv);
+    if (!items) return;
+    if (items->empty()) {
+      error(it, "must not be empty: give the argv that loads the swanctl configuration, "
+                "e.g. [/usr/sbin/swanctl, --load-all, --noprompt]");
+      return;
+    }
+    std::vector<std::string> argv;
+    bool ok = true;
+    for (const auto& e : *items) {
+      auto s = nonEmpty(e, "a string");
+      if (!s) {
+        ok = false;
+        continue;
+      }
+      if (argv.empty() && (*s)[0] != '/') {
+        error(e, show(*s) + " must be an absolute path: the command runs without a shell or a PATH lookup");
+        ok = false;
+      }
+      argv.push_back(*s);
+    }
+    if (ok) cfg_.strongswan.loadCommand = std::move(argv);
+  }
+
   void racoon(const Item& section) {
     mapping(section, {
                          {"config", [this](const Item& it) { absolutePath(it, cfg_.racoon.config); }},
@@ -964,6 +1063,22 @@ class ConfigParser {
                      });
   }
 
+  void certificates(const Item& section) {
+    mapping(section, {
+                         {"expiry_warning_days",
+                          [this](const Item& it) {
+                            if (auto v = integer(it, 0, 3650, " (days before the host certificate expires; 0 disables the warning)"))
+                              cfg_.certificates.expiryWarningDays = static_cast<int>(*v);
+                          }},
+                         {"weak",
+                          [this](const Item& it) {
+                            if (auto v = oneOf(it, {"warn", "refuse"}))
+                              cfg_.certificates.weak = *v == "warn" ? WeakCertPolicy::warn : WeakCertPolicy::refuse;
+                          }},
+                         {"check_key_owner", [this](const Item& it) { boolean(it, cfg_.certificates.checkKeyOwner); }},
+                     });
+  }
+
   void daemon(const Item& section) {
     mapping(section, {
                          {"state_dir", [this](const Item& it) { absolutePath(it, cfg_.daemon.stateDir); }},
@@ -979,6 +1094,20 @@ class ConfigParser {
   void crossChecks() {
     // ike.unit follows the backend unless set.
     if (!seen("ike.unit") && cfg_.ike.backend == IkeBackend::strongswan) cfg_.ike.unit = "strongswan.service";
+    // So does the protect priority: charon's trap policies must win over the daemon's.
+    if (!seen("xfrm.protect_priority") && cfg_.ike.backend == IkeBackend::strongswan)
+      cfg_.xfrm.protectPriority = Config::Xfrm::kStrongswanProtectPriority;
+    if (cfg_.ike.backend == IkeBackend::strongswan && priorityValid_ &&
+        cfg_.xfrm.protectPriority <= Config::Xfrm::kCharonLowestPriority) {
+      if (const Item* at = seen("xfrm.protect_priority"))
+        error(*at, std::to_string(cfg_.xfrm.protectPriority) +
+                       " would shadow charon's trap policies (priorities up to " +
+                       std::to_string(Config::Xfrm::kCharonLowestPriority) +
+                       "): the first packet to a peer would then raise an ACQUIRE charon ignores, and no SA "
+                       "would ever come up; with backend strongswan use a value above " +
+                       std::to_string(Config::Xfrm::kCharonLowestPriority) + " (default " +
+                       std::to_string(Config::Xfrm::kStrongswanProtectPriority) + ")");
+    }
 
     const Item* control = seen("ike.control");
     const Item* command = seen("ike.restart_command");

@@ -16,6 +16,7 @@ namespace ipopsec {
 enum class IkeBackend { racoon, strongswan };
 enum class IkeControl { systemd, command };
 enum class PolicyLevel { require, use };
+enum class WeakCertPolicy { warn, refuse };
 
 // One problem found in a config file: where it is and what is wrong.
 struct ConfigIssue {
@@ -94,6 +95,17 @@ struct Config {
     bool natTraversal = false;
   } racoon;
 
+  // The strongSwan backend (ike.backend: strongswan). Certificates are read from the
+  // racoon section's certificate_dir/ca_cert/host_cert/host_key and copied into
+  // swanctlDir (x509ca/, x509/, private/). See docs/strongswan.md.
+  struct Strongswan {
+    std::string swanctlDir = "/etc/swanctl";
+    std::string config = "/etc/swanctl/conf.d/ipop-ipsec.conf";  // must be included by swanctl.conf
+    // Run when only the swanctl configuration changed (charon keeps running); argv, no shell.
+    std::vector<std::string> loadCommand{"/usr/sbin/swanctl", "--load-all", "--noprompt"};
+    int dpdDelay = 30;  // seconds; 0 disables dead peer detection
+  } strongswan;
+
   struct Proposals {
     bool legacy = false;  // the seed's 3des/sha1/modp1024/hmac_sha1: warned about on every load
     Phase1Proposal phase1;
@@ -106,7 +118,19 @@ struct Config {
     // strongSwan's own policies so charon's SAs take precedence.
     std::uint32_t protectPriority = 250000;
     std::uint32_t bypassPriority = 1000;
+    // With ike.backend: strongswan the protect priority defaults to this instead (derived,
+    // like ike.unit): charon's trap policies sit at up to 400000 and must win over the
+    // daemon's, or the kernel's ACQUIREs carry no reqid and charon ignores them
+    // ("trap not found, unable to acquire reqid 0", seen with 5.9.8).
+    static constexpr std::uint32_t kStrongswanProtectPriority = 500000;
+    static constexpr std::uint32_t kCharonLowestPriority = 400000;  // charon's routed (trap) policy for 0/0
   } xfrm;
+
+  struct Certificates {
+    int expiryWarningDays = 30;                      // warn this many days before the host certificate expires
+    WeakCertPolicy weak = WeakCertPolicy::warn;      // RSA < 2048 bits, SHA-1/MD5 signatures
+    bool checkKeyOwner = true;                       // the key file must be owned by root
+  } certificates;
 
   struct Daemon {
     std::string stateDir = "/run/ipop-ipsec";

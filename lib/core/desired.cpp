@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
+
+#include "core/certs.hpp"
+#include "core/render_swanctl.hpp"
 
 namespace ipopsec {
 namespace {
@@ -108,7 +112,45 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
 
   d.policies = buildPolicies(d.ranges, cfg);
   d.certsUsable = certs.usable();
-  if (cfg.ike.backend == IkeBackend::racoon) d.files = renderRacoonBackend(d.policies, cfg, d.localAddress);
+  d.certProblems = certs.problems;
+  d.certWarnings = certs.warnings;
+  d.certExpiry = certs.expiry;
+  if (cfg.ike.backend == IkeBackend::racoon) {
+    d.files = renderRacoonBackend(d.policies, cfg, d.localAddress);
+    // racoon verifies a peer's certificate with OpenSSL's hash-directory lookup over
+    // `path certificate` (X509_LOOKUP_hash_dir): it opens <dir>/<subject hash>.0, .1, ...
+    // and reads the PEM certificates in it. It only opens the path, so a regular file
+    // (written atomically, like every file here) serves exactly as c_rehash's symlink
+    // would, and keeps the core free of symlink syscalls. One file per CA certificate;
+    // .1, .2 for certificates whose subject hashes collide.
+    std::string caPath = cfg.racoon.caCert.front() == '/' ? cfg.racoon.caCert
+                                                          : cfg.racoon.certificateDir + "/" + cfg.racoon.caCert;
+    std::map<std::string, int> seen;
+    for (const auto& [hash, pem] : certs.caByHash) {
+      int n = seen[hash]++;
+      d.files.push_back(RenderedFile{cfg.racoon.certificateDir + "/" + hash + "." + std::to_string(n),
+                                     std::string(kHashCopyMarker) + " of " + caPath + " (rewritten by ipop-ipsecd)\n" + pem,
+                                     0644});
+    }
+  }
+  if (cfg.ike.backend == IkeBackend::strongswan) {
+    // One mesh connection per range in which the tap has an address. The certificates
+    // are copied only when all three are usable: charon never loads a half-made set.
+    std::vector<SwanctlMesh> meshes;
+    if (tap && tap->up)
+      for (const auto& r : d.ranges)
+        for (const auto& a : tap->addresses)
+          if (!isLinkLocal(a) && r.contains(a.address)) {
+            meshes.push_back(SwanctlMesh{r, a.address});
+            break;
+          }
+    bool copy = certs.usable();
+    d.files = renderStrongswanBackend(meshes, cfg, copy ? certs.ca : std::nullopt, copy ? certs.cert : std::nullopt,
+                                      copy ? certs.key : std::nullopt);
+  }
+  for (const auto& path : certs.ownedHashCopies)
+    if (std::none_of(d.files.begin(), d.files.end(), [&](const RenderedFile& f) { return f.path == path; }))
+      d.staleFiles.push_back(path);
 
   std::string inputs;
   for (const auto& r : d.ranges) inputs += r.str() + ",";
@@ -117,6 +159,9 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
   inputs += "|" + fingerprint(certs.ca.value_or("")) + fingerprint(certs.cert.value_or("")) +
             fingerprint(certs.key.value_or(""));
   d.ikeInputs = inputs;
+  if (cfg.ike.backend == IkeBackend::strongswan)
+    d.ikeRestartInputs = fingerprint(certs.ca.value_or("")) + fingerprint(certs.cert.value_or("")) +
+                         fingerprint(certs.key.value_or(""));
   return d;
 }
 

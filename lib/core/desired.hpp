@@ -2,7 +2,9 @@
 // Desired state: a pure function of the config, the observed network and the
 // certificate files. No I/O.
 
+#include <chrono>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,13 @@ struct CertFiles {
   // Content of cacert.pem, host-cert.pem, host-key.pem; nullopt when missing/unreadable.
   std::optional<std::string> ca, cert, key;
   std::vector<std::string> problems;  // human lines; empty when usable
+  std::vector<std::string> warnings;  // e.g. expiring soon; usable nevertheless
+  std::optional<std::chrono::system_clock::time_point> expiry;  // the host certificate's notAfter
+  // The CA file's certificates by subject hash (`openssl x509 -hash`), each as PEM: racoon
+  // looks the CA up as <certificate_dir>/<hash>.0.
+  std::vector<std::pair<std::string, std::string>> caByHash;
+  // Hash copies an earlier run wrote into the certificate directory (full paths).
+  std::vector<std::string> ownedHashCopies;
   bool usable() const { return ca && cert && key && problems.empty(); }
 };
 
@@ -32,7 +41,13 @@ struct Desired {
   std::vector<Policy> policies;
   std::vector<RenderedFile> files;
   bool certsUsable = false;
+  std::vector<std::string> certProblems, certWarnings;
+  std::optional<std::chrono::system_clock::time_point> certExpiry;
+  std::vector<std::string> staleFiles;  // files the daemon wrote earlier and no longer wants (removed)
   std::string ikeInputs;  // fingerprint of everything the IKE daemon depends on
+  // The part of ikeInputs whose change needs the IKE daemon restarted; nullopt when every
+  // change does (racoon). strongSwan: the certificates; the rest is applied by a reload.
+  std::optional<std::string> ikeRestartInputs;
 };
 
 // `previousRanges`: ranges the daemon protects now (from the kernel); with `ranges: auto`

@@ -9,6 +9,7 @@
 #include <system_error>
 #include <vector>
 
+#include "core/certs.hpp"
 #include "core/net_state.hpp"
 #include "core/policy.hpp"
 
@@ -73,6 +74,22 @@ class Notifier {
   virtual void stopping() = 0;
   virtual void status(const std::string& line) = 0;
   virtual void watchdog() = 0;
+};
+
+// Reads and parses the certificate files (OpenSSL in the real adapter) and reports plain
+// facts; every decision about them is judgeCertificates()'s (core/certs.hpp).
+class CertificateInspector {
+ public:
+  virtual ~CertificateInspector() = default;
+  // `ca`, `cert`, `key`: the CA file, the host certificate and its private key. Never
+  // throws for bad files: every problem is a CertFileFacts::loadError.
+  virtual CertFacts inspect(const std::string& ca, const std::string& cert, const std::string& key) = 0;
+  // Paths of the files in `dir` that the daemon wrote as racoon's CA hash copies (their
+  // first line is kHashCopyMarker), so that stale ones can be removed.
+  virtual std::vector<std::string> hashCopies(const std::string& dir) {
+    (void)dir;
+    return {};
+  }
 };
 
 class Clock {

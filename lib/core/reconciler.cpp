@@ -24,11 +24,12 @@ bool NodeStatus::healthy() const {
          restartFailures == 0 && desired.certsUsable;
 }
 
-Reconciler::Reconciler(Config cfg, PolicyTable& policies, FileStore& files, UnitManager& unit, Clock& clock,
-                       EventSink events, WallClock wall)
+Reconciler::Reconciler(Config cfg, PolicyTable& policies, FileStore& files, CertificateInspector& certs,
+                       UnitManager& unit, Clock& clock, EventSink events, WallClock wall)
     : cfg_(std::move(cfg)),
       policies_(policies),
       files_(files),
+      certs_(certs),
       unit_(unit),
       clock_(clock),
       events_(std::move(events)),
@@ -49,22 +50,22 @@ void Reconciler::changed() {
 }
 
 CertFiles Reconciler::readCerts() {
+  // One read of the three files: what is judged is exactly what the IKE inputs
+  // fingerprint and what the backends copy.
+  CertFacts facts = certs_.inspect(certPath(cfg_, cfg_.racoon.caCert), certPath(cfg_, cfg_.racoon.hostCert),
+                                   certPath(cfg_, cfg_.racoon.hostKey));
+  CertVerdict verdict = judgeCertificates(facts, certPolicyFor(cfg_), wall_());
   CertFiles c;
-  auto load = [&](const std::string& name, std::optional<std::string>& into) {
-    std::string path = certPath(cfg_, name), content;
-    if (auto ec = files_.read(path, content)) {
-      c.problems.push_back(path + ": " + ec.message());
-      return;
-    }
-    if (content.empty()) {
-      c.problems.push_back(path + ": empty file");
-      return;
-    }
-    into = std::move(content);
-  };
-  load(cfg_.racoon.caCert, c.ca);
-  load(cfg_.racoon.hostCert, c.cert);
-  load(cfg_.racoon.hostKey, c.key);
+  if (facts.ca.loadError.empty()) c.ca = facts.ca.content;
+  if (facts.cert.loadError.empty()) c.cert = facts.cert.content;
+  if (facts.key.loadError.empty()) c.key = facts.key.content;
+  c.problems = std::move(verdict.errors);
+  c.warnings = std::move(verdict.warnings);
+  c.expiry = verdict.expiry;
+  if (facts.ca.loadError.empty())
+    for (const auto& ca : facts.caCerts)
+      if (!ca.subjectHash.empty()) c.caByHash.emplace_back(ca.subjectHash, ca.pem);
+  if (cfg_.ike.backend == IkeBackend::racoon) c.ownedHashCopies = certs_.hashCopies(cfg_.racoon.certificateDir);
   return c;
 }
 
@@ -134,6 +135,15 @@ bool Reconciler::applyFiles(const Desired& d) {
       emit(Severity::info, "write", join(d.ranges), "wrote " + f.path);
     }
   }
+  for (const auto& path : d.staleFiles) {
+    if (auto ec = files_.remove(path)) {
+      ok = false;
+      status_.lastError = "cannot remove " + path + ": " + ec.message();
+      emit(Severity::error, "write", join(d.ranges), status_.lastError);
+    } else {
+      emit(Severity::info, "write", join(d.ranges), "removed stale " + path);
+    }
+  }
   return ok;
 }
 
@@ -176,6 +186,16 @@ void Reconciler::reconcile(const NetSnapshot& net) {
       changed();
       return;
     }
+    if (certs.problems != lastCertProblems_) {
+      for (const auto& p : certs.problems) emit(Severity::error, "certificates", "", p);
+      if (certs.problems.empty() && !lastCertProblems_.empty())
+        emit(Severity::info, "certificates", "", "certificates are usable again");
+      lastCertProblems_ = certs.problems;
+    }
+    if (certs.warnings != lastCertWarnings_) {
+      for (const auto& w : certs.warnings) emit(Severity::warning, "certificates", "", w);
+      lastCertWarnings_ = certs.warnings;
+    }
     if (d.refused != lastRefused_) {
       for (const auto& r : d.refused) emit(Severity::error, "refuse", "", r);
       lastRefused_ = d.refused;
@@ -191,8 +211,11 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     // started by anyone else (boot, an operator) before IPOP is up is skipped.
     bool flagOk = applyIpopUpFlag(d);
     status_.desired = std::move(d);
-    scheduler_.observe(status_.desired.ipopUp && policiesOk && filesOk && flagOk && status_.desired.certsUsable,
-                       status_.desired.ikeInputs, clock_.now());
+    bool ready = status_.desired.ipopUp && policiesOk && filesOk && flagOk && status_.desired.certsUsable;
+    if (status_.desired.ikeRestartInputs && reloader_)
+      scheduler_.observe(ready, status_.desired.ikeInputs, *status_.desired.ikeRestartInputs, clock_.now());
+    else
+      scheduler_.observe(ready, status_.desired.ikeInputs, clock_.now());
   }
   if (!status_.lastError.empty()) {
     ++applyFailures_;
@@ -222,6 +245,10 @@ void Reconciler::onTimer(const NetSnapshot& net) {
 }
 
 void Reconciler::startRestart() {
+  if (scheduler_.pendingAction() == IkeAction::reload && reloader_) {
+    startReload();
+    return;
+  }
   scheduler_.begin(clock_.now());
   std::string ranges = join(status_.desired.ranges);
   emit(Severity::info, "restart", ranges, "restarting " + cfg_.ike.unit);
@@ -245,6 +272,28 @@ void Reconciler::startRestart() {
   });
 }
 
+void Reconciler::startReload() {
+  scheduler_.begin(clock_.now());
+  std::string ranges = join(status_.desired.ranges);
+  emit(Severity::info, "reload", ranges, "loading the changed IKE configuration (" + cfg_.ike.unit + " keeps running)");
+  reloader_->restart([this, ranges](std::error_code ec, const std::string& detail) {
+    scheduler_.finished(!ec, clock_.now());
+    status_.restartFailures = scheduler_.consecutiveFailures();
+    if (ec) {
+      status_.lastRestartResult = "reload failed: " + (detail.empty() ? ec.message() : detail);
+      emit(Severity::error, "reload", ranges,
+           "loading the IKE configuration failed: " + (detail.empty() ? ec.message() : detail) + "; restarting " +
+               cfg_.ike.unit + " instead");
+    } else {
+      ++status_.reloads;
+      emit(Severity::info, "reload", ranges, "IKE configuration loaded");
+      if (auto fe = policies_.flushLarval(status_.desired.ranges))
+        emit(Severity::warning, "flush-larval", ranges, "cannot remove stale larval states: " + fe.message());
+    }
+    changed();
+  });
+}
+
 std::string Reconciler::statusLine() const {
   std::string s = describe(cfg_, status_.desired);
   if (status_.lastRestart) {
@@ -260,7 +309,15 @@ std::string Reconciler::statusLine() const {
     s += ", " + cfg_.ike.unit + " restart pending";
   }
   if (status_.restartFailures) s += "; restart failing (" + status_.lastRestartResult + ")";
-  if (!lastWaiting_.empty()) s += "; " + lastWaiting_;
+  if (!lastWaiting_.empty())
+    s += "; " + lastWaiting_;
+  else if (!status_.desired.certProblems.empty())
+    s += "; certificate problem: " + status_.desired.certProblems.front();
+  if (!status_.desired.certWarnings.empty()) {
+    // The short form ("host-cert.pem expires on ... (in 12 days)"); the log has the fix.
+    const std::string& w = status_.desired.certWarnings.front();
+    s += "; certificate warning: " + w.substr(0, w.find(": "));
+  }
   if (!status_.lastError.empty()) s += "; ERROR " + status_.lastError;
   return s;
 }

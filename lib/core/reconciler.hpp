@@ -37,6 +37,7 @@ struct NodeStatus {
   std::string lastRestartResult;
   std::string lastError;
   int restartFailures = 0;
+  int reloads = 0;  // successful reloads of the IKE configuration (no restart)
   bool healthy() const;  // protected and nothing wrong
 };
 
@@ -45,8 +46,10 @@ class Reconciler {
   using EventSink = std::function<void(const Event&)>;
   using WallClock = std::function<std::chrono::system_clock::time_point()>;
 
-  Reconciler(Config cfg, PolicyTable& policies, FileStore& files, UnitManager& unit, Clock& clock,
-             EventSink events, WallClock wall = [] { return std::chrono::system_clock::now(); });
+  // `certs` reads the certificate files at every reconcile; judgeCertificates() decides
+  // whether the IKE daemon may run on them (never restarted onto an unusable set).
+  Reconciler(Config cfg, PolicyTable& policies, FileStore& files, CertificateInspector& certs, UnitManager& unit,
+             Clock& clock, EventSink events, WallClock wall = [] { return std::chrono::system_clock::now(); });
 
   // A new, already validated config (SIGHUP). Applied by the next reconcile().
   void setConfig(Config cfg);
@@ -65,6 +68,10 @@ class Reconciler {
   // Called after every change of status (reconcile, restart finished): the daemon re-arms
   // its timer, updates STATUS= and the state file.
   void setOnChange(std::function<void()> f) { onChange_ = std::move(f); }
+  // The cheap step for an IKE daemon that can re-read its configuration (strongSwan:
+  // runs strongswan.load_command through the UnitManager interface). Without one, every
+  // change restarts the IKE daemon. Not owned; must outlive the reconciler.
+  void setReloader(UnitManager* reloader) { reloader_ = reloader; }
 
   const NodeStatus& status() const { return status_; }
   std::string statusLine() const;
@@ -76,13 +83,16 @@ class Reconciler {
   bool applyFiles(const Desired& d);
   bool applyIpopUpFlag(const Desired& d);
   void startRestart();
+  void startReload();
   void emit(Severity s, std::string action, std::string range, std::string message);
   void changed();
 
   Config cfg_;
   PolicyTable& policies_;
   FileStore& files_;
+  CertificateInspector& certs_;
   UnitManager& unit_;
+  UnitManager* reloader_ = nullptr;
   Clock& clock_;
   EventSink events_;
   WallClock wall_;
@@ -92,6 +102,7 @@ class Reconciler {
   int applyFailures_ = 0;
   std::vector<std::string> lastRefused_;
   std::string lastWaiting_;
+  std::vector<std::string> lastCertProblems_, lastCertWarnings_;
   std::function<void()> onChange_;
 };
 

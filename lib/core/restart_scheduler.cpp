@@ -13,6 +13,7 @@ void RestartScheduler::setTiming(duration quietPeriod, duration minInterval) {
 }
 
 void RestartScheduler::observe(bool ready, const std::string& inputs, time_point now) {
+  pendingRestart_.reset();
   if (!ready) {
     // Never (re)start while IPOP is down or the node isn't fully applied. What changes
     // while down is picked up when it is up again (inputs then differ from started_).
@@ -33,10 +34,22 @@ void RestartScheduler::observe(bool ready, const std::string& inputs, time_point
   }
 }
 
+void RestartScheduler::observe(bool ready, const std::string& inputs, const std::string& restartInputs,
+                               time_point now) {
+  observe(ready, inputs, now);
+  if (pending_) pendingRestart_ = restartInputs;
+}
+
+IkeAction RestartScheduler::pendingAction() const {
+  if (forceRestart_ || !started_ || !startedRestart_ || !pendingRestart_ || *pendingRestart_ != *startedRestart_)
+    return IkeAction::restart;
+  return IkeAction::reload;
+}
+
 std::optional<RestartScheduler::time_point> RestartScheduler::deadline() const {
   if (!pending_ || inFlight_) return std::nullopt;
   time_point t = pendingSince_ + quiet_;
-  if (lastStart_) t = std::max(t, *lastStart_ + minInterval_);
+  if (lastStart_ && pendingAction() == IkeAction::restart) t = std::max(t, *lastStart_ + minInterval_);
   if (backoffUntil_) t = std::max(t, *backoffUntil_);
   return t;
 }
@@ -47,28 +60,37 @@ bool RestartScheduler::due(time_point now) const {
 }
 
 void RestartScheduler::begin(time_point now) {
+  inFlightAction_ = pendingAction();
   inFlight_ = pending_;
+  inFlightRestart_ = pendingRestart_;
   pending_.reset();
-  lastStart_ = now;
+  pendingRestart_.reset();
+  if (inFlightAction_ == IkeAction::restart) lastStart_ = now;  // the minimum interval is between restarts
 }
 
 void RestartScheduler::finished(bool ok, time_point now) {
   if (!inFlight_) return;
   if (ok) {
     started_ = inFlight_;
+    startedRestart_ = inFlightRestart_;
     failures_ = 0;
     backoffUntil_.reset();
+    forceRestart_ = false;
   } else {
+    // A reload that failed: charon may not run at all; the retry restarts it.
+    if (inFlightAction_ == IkeAction::reload) forceRestart_ = true;
     ++failures_;
     // 2 s, 4 s, 8 s ... up to maxBackoff_, counted from the failure.
     auto backoff = std::chrono::duration_cast<duration>(std::chrono::seconds(1)) * (1LL << std::min(failures_, 16));
     backoffUntil_ = now + std::min<duration>(backoff, maxBackoff_);
     if (!pending_) {
       pending_ = inFlight_;  // retry the same inputs
+      pendingRestart_ = inFlightRestart_;
       pendingSince_ = now;
     }
   }
   inFlight_.reset();
+  inFlightRestart_.reset();
   if (pending_ == started_) pending_.reset();
 }
 

@@ -10,6 +10,11 @@
 
 namespace ipopsec {
 
+// What the scheduler asks for: a full restart of the IKE daemon, or - when the daemon
+// runs and only inputs it can re-read without a restart changed (strongSwan: the swanctl
+// configuration) - the cheap reload (swanctl --load-all).
+enum class IkeAction { restart, reload };
+
 class RestartScheduler {
  public:
   using time_point = std::chrono::steady_clock::time_point;
@@ -23,10 +28,23 @@ class RestartScheduler {
   // present. A restart becomes pending when ready and inputs differ from those the IKE
   // daemon was last (re)started with.
   void observe(bool ready, const std::string& inputs, time_point now);
+  // The same, for an IKE daemon that can reload: `restartInputs` is the part of `inputs`
+  // that needs a restart (certificates); when it equals that of the running daemon, a
+  // change of the rest is applied by a reload. A reload is coalesced by the quiet period
+  // like a restart, but not held back by the minimum interval. A failed reload (the
+  // daemon may not run at all) makes the retry a restart.
+  void observe(bool ready, const std::string& inputs, const std::string& restartInputs, time_point now);
+  // What the pending (or in-flight) step is.
+  IkeAction pendingAction() const;
+  IkeAction inFlightAction() const { return inFlightAction_; }
 
   // The IKE daemon is already running with these inputs (e.g. remembered across a
   // daemon restart): no restart needed for them.
-  void assumeStarted(const std::string& inputs) { started_ = inputs; }
+  // (Its restart part is unknown: the next change is applied by a restart.)
+  void assumeStarted(const std::string& inputs) {
+    started_ = inputs;
+    startedRestart_.reset();
+  }
 
   // When the daemon should call due(); nullopt when nothing is pending or a restart is in flight.
   std::optional<time_point> deadline() const;
@@ -50,6 +68,11 @@ class RestartScheduler {
   std::optional<time_point> lastStart_;
   std::optional<time_point> backoffUntil_;
   int failures_ = 0;
+  // Reload support: the restart part of started_/pending_/inFlight_ (nullopt: unknown or
+  // not reloadable, i.e. a restart).
+  std::optional<std::string> startedRestart_, pendingRestart_, inFlightRestart_;
+  IkeAction inFlightAction_ = IkeAction::restart;
+  bool forceRestart_ = false;  // the last reload failed
 };
 
 }  // namespace ipopsec

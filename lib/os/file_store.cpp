@@ -1,6 +1,8 @@
 #include "os/file_store.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -84,6 +86,27 @@ std::string randomSuffix() {
   return s;
 }
 
+// A writer killed between creating its temp file and the rename (SIGKILL, a crash, power
+// loss) leaves the temp file behind, and every such death added one more (found by
+// tests/integration/fault_sigkill_test). Each writer holds an flock on its temp file
+// while it writes; a temp file of `base` that can be locked has no live writer: remove it.
+void removeStaleTemps(int dirFd, const std::string& prefix) {
+  int fd = ::openat(dirFd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return;
+  }
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
+    Fd tmp(::openat(dirFd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+    if (tmp.valid() && ::flock(tmp.get(), LOCK_EX | LOCK_NB) == 0) ::unlinkat(dirFd, name.c_str(), 0);
+  }
+  ::closedir(d);
+}
+
 }  // namespace
 
 std::string tempNamePrefix(const std::string& base) { return "." + base + ".ipop-ipsecd."; }
@@ -147,6 +170,10 @@ std::error_code AtomicFileStore::write(const std::string& path, const std::strin
     if (!fd.valid() && errno != EEXIST) return lastError();
   }
   if (!fd.valid()) return errnoCode(EEXIST);
+  // "A live writer" (see removeStaleTemps), on a descriptor of its own that stays open past
+  // the rename: `fd` is closed before it.
+  Fd lockFd(::openat(dirFd.get(), tmpName.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (lockFd.valid()) ::flock(lockFd.get(), LOCK_EX);
 
   auto fail = [&](std::error_code ec) {
     fd.close();
@@ -159,6 +186,7 @@ std::error_code AtomicFileStore::write(const std::string& path, const std::strin
   if (::fsync(fd.get()) != 0) return fail(lastError());
   if (auto ec = fd.close()) return fail(ec);
   if (::renameat(dirFd.get(), tmpName.c_str(), dirFd.get(), base.c_str()) != 0) return fail(lastError());
+  removeStaleTemps(dirFd.get(), tempNamePrefix(base));
   // The new content is in place; make the rename itself durable.
   if (::fsync(dirFd.get()) != 0) return lastError();
   return {};

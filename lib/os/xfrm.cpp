@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <climits>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -394,7 +396,7 @@ void walkMessages(std::span<const std::uint8_t> buf, std::uint32_t seq, Result& 
         if (payload.size() >= sizeof(int)) {
           int e = 0;
           std::memcpy(&e, payload.data(), sizeof e);
-          if (e < 0) res.error = -e;
+          if (e < 0) res.error = e == INT_MIN ? EPROTO : -e;  // -INT_MIN overflows (found by tests/fuzz)
         }
         return;
       }
@@ -406,7 +408,7 @@ void walkMessages(std::span<const std::uint8_t> buf, std::uint32_t seq, Result& 
         }
         int e = 0;
         std::memcpy(&e, payload.data(), sizeof e);
-        res.error = e < 0 ? -e : (e > 0 ? EPROTO : 0);
+        res.error = e < 0 ? (e == INT_MIN ? EPROTO : -e) : (e > 0 ? EPROTO : 0);
         res.done = true;
         return;
       }
@@ -660,7 +662,7 @@ std::error_code XfrmPolicyTable::transact(std::vector<std::uint8_t> request, std
         std::memcpy(&e, payload.data(), sizeof e);
         if (e == 0) return {};
         lastMessage_ = extackMessage(payload, h);
-        return sysError(e < 0 ? -e : EPROTO);
+        return sysError(e < 0 && e != INT_MIN ? -e : EPROTO);
       }
       if (replies && replies->size() + h.nlmsg_len <= xfrm::kMaxDumpBytes)
         replies->insert(replies->end(), rxbuf_.begin() + static_cast<std::ptrdiff_t>(here),

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "integration/netns.hpp"
+#include "integration/pki_fixtures.hpp"
 #include "os/xfrm.hpp"
 
 using namespace ipopsec;
@@ -51,7 +52,7 @@ class DaemonTest : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "certs");
     fs::create_directories(dir_ / "run");
-    for (auto f : {"cacert.pem", "host-cert.pem", "host-key.pem"}) std::ofstream(dir_ / "certs" / f) << "PEM\n";
+    writeHostSet(dir_ / "certs", makeTestCa());  // a valid set: the daemon checks them before every restart
     std::ofstream(dir_ / "restart.sh") << "#!/bin/sh\n"
                                           "echo \"$(ip -o addr show dev ipop 2>/dev/null | awk '{print $4}' | tr '\\n' ' ')\" >> "
                                        << (dir_ / "restarts.log").string() << "\n";

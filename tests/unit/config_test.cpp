@@ -910,9 +910,103 @@ TEST(ConfigHostile, IssueCountIsBounded) {
   EXPECT_EQ(issues.back().message, "too many problems; stopped after 100");
 }
 
+// --- certificates ----------------------------------------------------------------------------
+
+TEST(ConfigCertificates, DefaultsAndExampleAgree) {
+  const Config d{};
+  EXPECT_EQ(d.certificates.expiryWarningDays, 30);
+  EXPECT_EQ(d.certificates.weak, WeakCertPolicy::warn);
+  EXPECT_TRUE(d.certificates.checkKeyOwner);
+  auto c = parseConfig(readFile(kExample), "ipop-ipsecd.yaml");
+  EXPECT_EQ(c.certificates.expiryWarningDays, d.certificates.expiryWarningDays);
+  EXPECT_EQ(c.certificates.weak, d.certificates.weak);
+  EXPECT_EQ(c.certificates.checkKeyOwner, d.certificates.checkKeyOwner);
+}
+
+TEST(ConfigCertificates, AllKeysParse) {
+  auto c = parse("certificates:\n  expiry_warning_days: 14\n  weak: refuse\n  check_key_owner: false\n");
+  EXPECT_EQ(c.certificates.expiryWarningDays, 14);
+  EXPECT_EQ(c.certificates.weak, WeakCertPolicy::refuse);
+  EXPECT_FALSE(c.certificates.checkKeyOwner);
+  EXPECT_EQ(parse("certificates:\n").certificates.expiryWarningDays, 30) << "an empty section keeps the defaults";
+}
+
+TEST(ConfigCertificates, BadValuesNameTheKeyPath) {
+  EXPECT_THAT(issuesOf("certificates:\n  expiry_warning_days: 5000\n"),
+              ElementsAre(IsIssue("certificates.expiry_warning_days", 2, 24, "out of range 0..3650")));
+  EXPECT_THAT(issuesOf("certificates:\n  expiry_warning_days: -1\n"),
+              ElementsAre(IsIssue("certificates.expiry_warning_days", 2, 24, "expected a whole number")));
+  EXPECT_THAT(issuesOf("certificates:\n  expiry_warning_days: [1]\n"),
+              ElementsAre(IsIssue("certificates.expiry_warning_days", 2, 24, "got a list")));
+  EXPECT_THAT(issuesOf("certificates:\n  weak: refuze\n"),
+              ElementsAre(IsIssue("certificates.weak", 2, 9, "did you mean 'refuse'?")));
+  EXPECT_THAT(issuesOf("certificates:\n  check_key_owner: maybe\n"),
+              ElementsAre(IsIssue("certificates.check_key_owner", 2, 20, "expected true/false")));
+  EXPECT_THAT(issuesOf("certificates:\n  expiry_days: 3\n"),
+              ElementsAre(IsIssue("certificates.expiry_days", 2, 3, "unknown key")));
+  EXPECT_THAT(issuesOf("certificates: 7\n"), ElementsAre(IsIssue("certificates", 1, 15, "expected a mapping")));
+}
+
 TEST(ConfigHostile, ControlCharactersAreEscapedInMessages) {
   EXPECT_THAT(issuesOf("protect:\n  level: \"re\\x1b[31mquire\"\n"),
               ElementsAre(IsIssue("protect.level", 2, 10, "'re\\x1b[31mquire' is not one of")));
+}
+
+// --- strongswan ------------------------------------------------------------------------------
+
+TEST(ConfigStrongswan, DefaultsAndExampleAgree) {
+  const Config d{};
+  EXPECT_EQ(d.strongswan.swanctlDir, "/etc/swanctl");
+  EXPECT_EQ(d.strongswan.config, "/etc/swanctl/conf.d/ipop-ipsec.conf");
+  EXPECT_EQ(d.strongswan.loadCommand, (std::vector<std::string>{"/usr/sbin/swanctl", "--load-all", "--noprompt"}));
+  EXPECT_EQ(d.strongswan.dpdDelay, 30);
+  auto c = parseConfig(readFile(kExample), "ipop-ipsecd.yaml");
+  EXPECT_EQ(c.strongswan.swanctlDir, d.strongswan.swanctlDir);
+  EXPECT_EQ(c.strongswan.config, d.strongswan.config);
+  EXPECT_EQ(c.strongswan.loadCommand, d.strongswan.loadCommand);
+  EXPECT_EQ(c.strongswan.dpdDelay, d.strongswan.dpdDelay);
+}
+
+TEST(ConfigStrongswan, AllKeysParse) {
+  auto c = parse(
+      "ike:\n  backend: strongswan\n"
+      "strongswan:\n  swanctl_dir: /srv/swanctl\n  config: /srv/swanctl/conf.d/x.conf\n"
+      "  load_command: [/usr/sbin/swanctl, --load-all, --noprompt, --uri, 'unix:///run/n1/charon.vici']\n"
+      "  dpd_delay: 0\n");
+  EXPECT_EQ(c.strongswan.swanctlDir, "/srv/swanctl");
+  EXPECT_EQ(c.strongswan.config, "/srv/swanctl/conf.d/x.conf");
+  EXPECT_EQ(c.strongswan.loadCommand.back(), "unix:///run/n1/charon.vici");
+  EXPECT_EQ(c.strongswan.dpdDelay, 0);
+}
+
+TEST(ConfigStrongswan, BackendDerivesUnitAndProtectPriority) {
+  auto c = parse("ike:\n  backend: strongswan\n");
+  EXPECT_EQ(c.ike.unit, "strongswan.service");
+  EXPECT_EQ(c.xfrm.protectPriority, Config::Xfrm::kStrongswanProtectPriority);
+  EXPECT_GT(c.xfrm.protectPriority, Config::Xfrm::kCharonLowestPriority) << "charon's trap policies must win";
+  EXPECT_EQ(parse("ike:\n  backend: racoon\n").xfrm.protectPriority, Config{}.xfrm.protectPriority);
+  EXPECT_EQ(parse("ike:\n  backend: strongswan\nxfrm:\n  protect_priority: 700000\n").xfrm.protectPriority, 700000u);
+}
+
+TEST(ConfigStrongswan, AProtectPriorityThatShadowsCharonIsRefused) {
+  EXPECT_THAT(issuesOf("ike:\n  backend: strongswan\nxfrm:\n  protect_priority: 250000\n"),
+              ElementsAre(IsIssue("xfrm.protect_priority", 4, 21, "would shadow charon's trap policies")));
+}
+
+TEST(ConfigStrongswan, BadValuesNameTheKeyPath) {
+  EXPECT_THAT(issuesOf("strongswan:\n  load_command: /usr/sbin/swanctl --load-all\n"),
+              ElementsAre(IsIssue("strongswan.load_command", 2, 17, "expected a list of strings")));
+  EXPECT_THAT(issuesOf("strongswan:\n  load_command: []\n"),
+              ElementsAre(IsIssue("strongswan.load_command", 2, 17, "must not be empty")));
+  EXPECT_THAT(issuesOf("strongswan:\n  load_command: [swanctl, --load-all]\n"),
+              ElementsAre(IsIssue("strongswan.load_command[0]", 2, 18, "must be an absolute path")));
+  EXPECT_THAT(issuesOf("strongswan:\n  swanctl_dir: etc/swanctl\n"),
+              ElementsAre(IsIssue("strongswan.swanctl_dir", 2, 16, "must be an absolute path")));
+  EXPECT_THAT(issuesOf("strongswan:\n  dpd_delay: 9999\n"),
+              ElementsAre(IsIssue("strongswan.dpd_delay", 2, 14, "out of range 0..3600")));
+  EXPECT_THAT(issuesOf("strongswan:\n  swanctl_dri: /etc/swanctl\n"),
+              ElementsAre(IsIssue("strongswan.swanctl_dri", 2, 3, "did you mean 'swanctl_dir'?")));
+  EXPECT_THAT(issuesOf("strongswan: [1, 2]\n"), ElementsAre(IsIssue("strongswan", 1, 13, "expected a mapping")));
 }
 
 }  // namespace

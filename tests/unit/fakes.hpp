@@ -109,6 +109,80 @@ class FakeUnitManager final : public UnitManager {
   std::vector<Done> pending;
 };
 
+// Certificates as a well-issued set would look, read from a FakeFileStore: a file present
+// there is loaded, a missing one "does not exist". `tweak` injects problems into the
+// facts (expired, no SAN, key mismatch...) before the core judges them.
+class FakeCertificateInspector final : public CertificateInspector {
+ public:
+  explicit FakeCertificateInspector(FakeFileStore& files) : files_(files) {}
+  CertFacts inspect(const std::string& ca, const std::string& cert, const std::string& key) override {
+    ++inspections;
+    CertFacts f;
+    auto load = [&](CertFileFacts& file, const std::string& path) {
+      file.path = path;
+      if (files_.read(path, file.content)) {
+        file.loadError = "does not exist";
+        return;
+      }
+      file.present = true;
+      file.statKnown = true;
+      file.mode = 0600;
+      file.uid = 0;
+      if (file.content.empty()) file.loadError = "is empty";
+    };
+    load(f.ca, ca);
+    load(f.cert, cert);
+    load(f.key, key);
+    auto year = std::chrono::hours(24 * 365);
+    auto now = std::chrono::system_clock::now();
+    if (f.ca.loadError.empty()) {
+      CertInfo c;
+      c.subject = "CN=GroupVPN CA";
+      c.notBefore = now - year;
+      c.notAfter = now + 10 * year;
+      c.keyType = KeyType::rsa;
+      c.keyBits = 3072;
+      c.isCa = true;
+      c.subjectHash = caHash;
+      c.pem = "-----BEGIN CERTIFICATE-----\n" + f.ca.content + "\n-----END CERTIFICATE-----\n";
+      f.caCerts.push_back(c);
+    }
+    if (f.cert.loadError.empty()) {
+      CertInfo c;
+      c.subject = "CN=172.31.0.16";
+      c.notBefore = now - year;
+      c.notAfter = now + year;
+      c.subjectAltNames = {"IP:172.31.0.16"};
+      c.keyType = KeyType::rsa;
+      c.keyBits = 3072;
+      c.signatureAlgorithm = "sha256WithRSAEncryption";
+      c.signatureDigest = "SHA256";
+      f.hostCert = c;
+    }
+    if (f.key.loadError.empty()) {
+      f.keyType = KeyType::rsa;
+      f.keyBits = 3072;
+    }
+    if (f.hostCert && f.key.loadError.empty()) f.keyMatchesCert = true;
+    if (f.hostCert && !f.caCerts.empty()) f.chainChecked = f.chainOk = true;
+    f.fingerprint = f.ca.content + "|" + f.cert.content + "|" + f.key.content;
+    if (tweak) tweak(f);
+    return f;
+  }
+  std::vector<std::string> hashCopies(const std::string& dir) override {
+    std::vector<std::string> out;
+    for (const auto& [path, content] : files_.files)
+      if (path.rfind(dir + "/", 0) == 0 && content.rfind(std::string(kHashCopyMarker), 0) == 0) out.push_back(path);
+    return out;
+  }
+  std::function<void(CertFacts&)> tweak;
+  std::string caHash = "1a2b3c4d";
+  int inspections = 0;
+
+ private:
+  FakeFileStore& files_;
+};
+
 class FakeNotifier final : public Notifier {
  public:
   void ready() override { log.push_back("READY=1"); }

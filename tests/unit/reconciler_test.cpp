@@ -40,7 +40,7 @@ struct ReconcilerTest : ::testing::Test {
     net.links[2] = link(2, "eth0", true, {"192.168.1.5/24"});
   }
   void make(Config c) {
-    r = std::make_unique<Reconciler>(std::move(c), policies, files, unit, clock,
+    r = std::make_unique<Reconciler>(std::move(c), policies, files, certs, unit, clock,
                                      [this](const Event& e) { events.push_back(e); });
   }
   // Runs the daemon's timer loop in fake time for `span`.
@@ -63,6 +63,7 @@ struct ReconcilerTest : ::testing::Test {
 
   FakePolicyTable policies;
   FakeFileStore files;
+  FakeCertificateInspector certs{files};
   FakeUnitManager unit;
   FakeClock clock;
   NetSnapshot net;
@@ -321,7 +322,7 @@ TEST_F(ReconcilerTest, FilesAreWrittenOnlyWhenTheirBytesChange) {
   net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
   r->reconcile(net);
   int writes = files.writes;
-  EXPECT_EQ(writes, 3);  // ipsec-tools.conf, racoon.conf, the ipop-up flag
+  EXPECT_EQ(writes, 4);  // ipsec-tools.conf, racoon.conf, racoon's CA hash copy, the ipop-up flag
   for (int i = 0; i < 5; ++i) r->reconcile(net);
   EXPECT_EQ(files.writes, writes);
 }

@@ -1,0 +1,120 @@
+#include "daemon/pki_cli.hpp"
+
+#include <utility>
+
+#include <boost/program_options.hpp>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "daemon/cli.hpp"
+#include "os/pki.hpp"
+
+namespace po = boost::program_options;
+
+namespace ipopsec {
+namespace {
+
+const char* kPkiUsage =
+    "usage: ipop-ipsecd pki init-ca --dir DIR --name \"GroupVPN CA\" [--days N] [--key rsa|ec] [--force]\n"
+    "           a CA for the GroupVPN: DIR/cacert.pem and DIR/ca-key.pem (0600); keep DIR off the nodes\n"
+    "       ipop-ipsecd pki issue --ca-dir DIR --ip ADDRESS [--dns NAME] [--days N] [--key rsa|ec]\n"
+    "                             --out DIR [--force]\n"
+    "           a node's certificate for its VPN address: host-cert.pem, host-key.pem (0600) and\n"
+    "           cacert.pem in --out; copy them to racoon.certificate_dir (/etc/racoon/certs)\n"
+    "Keys are RSA 3072 by default: racoon signs with RSA only. EC (P-256) keys suit the strongswan backend.\n";
+
+KeyKind keyKind(const std::string& s) {
+  if (s == "rsa") return KeyKind::rsa;
+  if (s == "ec") return KeyKind::ec;
+  throw po::error("--key must be rsa or ec, got '" + s + "'");
+}
+
+void printWritten(const std::vector<std::string>& files) {
+  for (const auto& f : files)
+    std::cout << "wrote " << f << (f.size() > 7 && f.compare(f.size() - 7, 7, "key.pem") == 0 ? " (mode 0600)" : "")
+              << "\n";
+}
+
+}  // namespace
+
+int runPkiCli(int argc, char** argv) {
+  if (argc < 1) {
+    std::cerr << "ipop-ipsecd pki: a subcommand is required\n" << kPkiUsage;
+    return kExitUsage;
+  }
+  std::string sub = argv[0];
+  if (sub == "--help" || sub == "-h" || sub == "help") {
+    std::cout << kPkiUsage;
+    return kExitOk;
+  }
+  po::options_description opts("pki options");
+  if (sub == "init-ca") {
+    opts.add_options()("dir", po::value<std::string>()->required(), "the CA directory")(
+        "name", po::value<std::string>()->default_value("GroupVPN CA"), "the CA's name (CN)")(
+        "days", po::value<int>()->default_value(3650), "validity in days")(
+        "key", po::value<std::string>()->default_value("rsa"), "rsa (3072 bits) or ec (P-256)")(
+        "force", "replace an existing CA")("help,h", "show help");
+  } else if (sub == "issue") {
+    opts.add_options()("ca-dir", po::value<std::string>()->required(), "the CA directory (pki init-ca)")(
+        "ip", po::value<std::vector<std::string>>()->composing(), "the node's VPN address (subjectAltName IP)")(
+        "dns", po::value<std::vector<std::string>>()->composing(), "a DNS name (subjectAltName DNS)")(
+        "days", po::value<int>()->default_value(365), "validity in days")(
+        "key", po::value<std::string>()->default_value("rsa"), "rsa (3072 bits) or ec (P-256)")(
+        "out", po::value<std::string>()->required(), "where to write host-cert.pem, host-key.pem, cacert.pem")(
+        "force", "replace existing files in --out")("help,h", "show help");
+  } else {
+    std::cerr << "ipop-ipsecd pki: unknown subcommand '" << sub << "'\n" << kPkiUsage;
+    return kExitUsage;
+  }
+  po::variables_map vm;
+  try {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    if (vm.count("help")) {
+      std::cout << kPkiUsage << "\n" << opts;
+      return kExitOk;
+    }
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "ipop-ipsecd pki " << sub << ": " << e.what() << "\n" << kPkiUsage;
+    return kExitUsage;
+  }
+  try {
+    if (sub == "init-ca") {
+      CaRequest req;
+      req.dir = vm["dir"].as<std::string>();
+      req.name = vm["name"].as<std::string>();
+      req.days = vm["days"].as<int>();
+      req.key = keyKind(vm["key"].as<std::string>());
+      req.force = vm.count("force") > 0;
+      printWritten(initCa(req));
+      std::cout << "next: ipop-ipsecd pki issue --ca-dir " << req.dir << " --ip <node's VPN address> --out <dir>\n"
+                << "keep " << req.dir << "/ca-key.pem secret and off the VPN nodes\n";
+      if (req.key == KeyKind::ec)
+        std::cout << "note: an EC CA can only sign for the strongswan backend's peers; racoon needs RSA\n";
+    } else {
+      HostRequest req;
+      req.caDir = vm["ca-dir"].as<std::string>();
+      if (vm.count("ip")) req.ips = vm["ip"].as<std::vector<std::string>>();
+      if (vm.count("dns")) req.dns = vm["dns"].as<std::vector<std::string>>();
+      req.days = vm["days"].as<int>();
+      req.key = keyKind(vm["key"].as<std::string>());
+      req.outDir = vm["out"].as<std::string>();
+      req.force = vm.count("force") > 0;
+      printWritten(issueHost(req));
+      std::cout << "next: install the three files in the node's racoon.certificate_dir (default /etc/racoon/certs,\n"
+                << "      host-key.pem owned by root, mode 0600) and run 'ipop-ipsecd check'\n";
+      if (req.key == KeyKind::ec) std::cout << "note: racoon signs with RSA only; an EC key suits the strongswan backend\n";
+    }
+  } catch (const po::error& e) {
+    std::cerr << "ipop-ipsecd pki " << sub << ": " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const PkiError& e) {
+    std::cerr << "ipop-ipsecd pki " << sub << ": " << e.what() << "\n";
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace ipopsec

@@ -1,0 +1,100 @@
+#pragma once
+// Certificates: plain facts about the CA file, the host certificate and its private key,
+// extracted by the OS adapter (os/pki.hpp, OpenSSL 3), and the pure judgement over them
+// (time validity, subjectAltName, key/certificate match, chain, weak crypto, key file
+// permissions). No OpenSSL, no syscalls here: every decision is unit-tested with
+// hand-made facts.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/config.hpp"
+
+namespace ipopsec {
+
+using WallTime = std::chrono::system_clock::time_point;
+
+enum class KeyType { none, rsa, ec, ed25519, ed448, dsa, other };
+std::string_view toString(KeyType t);
+
+// One of the three files as the adapter found it.
+struct CertFileFacts {
+  std::string path;
+  bool present = false;   // something exists at the path (lstat succeeded)
+  // Empty when the file was read and parsed; otherwise what is wrong, without the path,
+  // e.g. "does not exist", "is a directory, not a file", "is a symlink loop", "is empty",
+  // "is a truncated PEM file: '-----BEGIN CERTIFICATE-----' has no END line",
+  // "is not a PEM file (no '-----BEGIN' line): garbage or DER", "holds no certificate
+  // (found a PRIVATE KEY block)".
+  std::string loadError;
+  std::string content;    // the bytes, when the file could be read
+  bool statKnown = false;
+  unsigned mode = 0;      // permission bits (& 07777) of the file read (symlinks followed)
+  unsigned uid = 0;       // its owner
+};
+
+// One certificate, as far as the checks need it.
+struct CertInfo {
+  std::string subject;  // RFC 2253, e.g. "CN=172.31.0.16"
+  std::string issuer;
+  WallTime notBefore{}, notAfter{};
+  std::vector<std::string> subjectAltNames;  // "IP:172.31.0.16", "DNS:node16.vpn", "email:..."
+  KeyType keyType = KeyType::none;
+  int keyBits = 0;
+  std::string signatureAlgorithm;  // OpenSSL's long name, e.g. "sha256WithRSAEncryption"
+  std::string signatureDigest;     // "SHA256", "SHA1", "MD5", ...; "" when none (Ed25519) or unknown
+  bool isCa = false;               // basicConstraints CA:TRUE
+  bool hasKeyUsage = false;
+  bool keyUsageDigitalSignature = false;
+  std::vector<std::string> extendedKeyUsage;  // OpenSSL short names: "serverAuth", "clientAuth", "ipsecIKE", ...
+  std::string subjectHash;  // as `openssl x509 -hash` prints it: 8 hex digits
+  std::string pem;          // this certificate alone, PEM
+};
+
+struct CertFacts {
+  CertFileFacts ca, cert, key;
+  std::vector<CertInfo> caCerts;   // every certificate in the CA file (several allowed)
+  std::optional<CertInfo> hostCert;  // the first certificate of the host certificate file
+  KeyType keyType = KeyType::none;   // the private key, when loaded
+  int keyBits = 0;
+  std::optional<bool> keyMatchesCert;  // nullopt: not compared (certificate or key not loaded)
+  bool chainChecked = false;   // X509_verify_cert ran (host certificate and CA file loaded)
+  bool chainOk = false;        // the host certificate chains to the CA file (time not checked here)
+  std::string chainError;      // OpenSSL's reason when !chainOk, e.g. "unable to get local issuer certificate"
+  std::string fingerprint;     // of the three files' bytes
+};
+
+struct CertPolicy {
+  int expiryWarningDays = 30;
+  WeakCertPolicy weak = WeakCertPolicy::warn;
+  bool checkKeyOwner = true;  // the key file must belong to root (racoon refuses others)
+  bool rsaOnly = false;       // the IKE daemon signs with RSA only (racoon)
+};
+
+CertPolicy certPolicyFor(const Config& cfg);
+
+struct CertVerdict {
+  bool usable = false;
+  std::vector<std::string> errors;    // each names the file and the fix
+  std::vector<std::string> warnings;
+  std::optional<WallTime> expiry;     // the host certificate's notAfter, for STATUS
+};
+
+// The whole judgement: usable only when all three files load, the certificate is valid
+// now, carries a subjectAltName, chains to the CA file, the key matches it and the key
+// file is private (and owned by root when policy.checkKeyOwner).
+CertVerdict judgeCertificates(const CertFacts& facts, const CertPolicy& policy, WallTime now);
+
+// "2026-01-01 00:00:00 UTC"
+std::string formatUtc(WallTime t);
+
+// First line of the copies of the CA certificate the daemon writes as
+// <certificate_dir>/<subject hash>.<n> for racoon (see desired.cpp). PEM readers skip
+// text before "-----BEGIN", and the line tells the daemon (and an operator) which
+// hash files it owns, so that a stale one is removed when the CA changes.
+inline constexpr std::string_view kHashCopyMarker = "# ipop-ipsecd: racoon's CA lookup copy";
+
+}  // namespace ipopsec

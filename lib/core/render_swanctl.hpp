@@ -1,0 +1,78 @@
+#pragma once
+// Renderer for the strongSwan backend: a swanctl.conf(5) fragment with one IKEv2 mesh
+// connection per protected range, and the certificate copies swanctl loads. Pure and
+// byte-for-byte deterministic, like the racoon renderers (core/render.hpp).
+//
+// Decisions (docs/strongswan.md explains them for operators):
+//  - One connection per range R that holds a tap address A: local_addrs = A,
+//    remote_addrs = R, IKEv2, pubkey authentication with certificates. The local
+//    identity is charon's default for a certificate, its subject DN; the remote one is
+//    %any constrained to certificates issued by the GroupVPN CA (remote.cacerts). A node
+//    that IPOP re-addresses keeps its identity.
+//  - The child: ESP transport mode, local_ts = A/32 (/128), remote_ts = R, start_action
+//    = trap. The traffic selectors are explicit on purpose: with `dynamic` selectors and
+//    a range as remote_addrs charon 5.9 installs its trap policies for 0.0.0.0/0 <->
+//    0.0.0.0/0 (seen), which would trap the node's underlay traffic too. With these
+//    selectors the trap is A/32 <-> R; an ACQUIRE for A -> B (B in R) makes charon
+//    initiate to B itself, and the negotiated selectors narrow to A/32 <-> B/32, so the
+//    SA is host to host and transport mode is kept.
+//  - Exclusions and IPv6 neighbour discovery are NOT pass children: the daemon's own
+//    bypass policies (xfrm.bypass_priority, 1000) take precedence over every policy
+//    charon installs (its trap and SA policies sit at about 100000..400000), so they
+//    already keep that traffic out of charon's trap.
+//  - Proposals are derived from proposals.phase1/phase2 (racoon names): "aes 256" +
+//    sha256 + modp2048 -> aes256-sha256-modp2048; ESP: every encryption x
+//    authentication, with the PFS group. Compression (IPComp) is not offered.
+//  - Lifetimes: the IKE SA rekeys after proposals.phase1.lifetime, the CHILD_SA after
+//    proposals.phase2.lifetime; DPD every strongswan.dpd_delay seconds, dpd_action =
+//    clear (the trap stays, so the next packet to that peer negotiates afresh), and
+//    close_action = none. MOBIKE and UDP encapsulation are off: IPOP addresses are
+//    stable per SA and IPOP already crosses NATs.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/cidr.hpp"
+#include "core/config.hpp"
+#include "core/render.hpp"
+
+namespace ipopsec {
+
+// One connection: a protected range and this node's address inside it.
+struct SwanctlMesh {
+  Cidr range;
+  IpAddress local;
+
+  bool operator==(const SwanctlMesh&) const = default;
+};
+
+// File names inside strongswan.swanctl_dir where the certificates are copied.
+inline constexpr const char* kSwanctlCaFile = "x509ca/ipop-ipsec-ca.pem";
+inline constexpr const char* kSwanctlCertFile = "x509/ipop-ipsec-host.pem";
+inline constexpr const char* kSwanctlKeyFile = "private/ipop-ipsec-host.pem";
+
+// The connection (and child) name for a range: "ipop-ipsec-172-31-0-0-16".
+std::string swanctlConnectionName(const Cidr& range);
+
+// strongSwan proposal strings derived from the racoon-named ones in the config:
+// "aes256-sha256-modp2048" and "aes256-sha256-modp2048,aes128-sha256-modp2048".
+// Throws RenderError for a name strongSwan has no equivalent for.
+std::string swanctlIkeProposal(const Config& cfg);
+std::string swanctlEspProposals(const Config& cfg);
+
+// The swanctl.conf fragment (strongswan.config). `meshes` may be empty (IPOP not up
+// yet): the file then holds an empty `connections` section, so a load removes what an
+// earlier one added. Sorted by range; the order of `meshes` does not matter.
+// Throws RenderError.
+std::string renderSwanctlConf(const std::vector<SwanctlMesh>& meshes, const Config& cfg);
+
+// Every file of the strongSwan backend: the conf fragment (0644) and, for each PEM text
+// given, its copy under strongswan.swanctl_dir (CA and host certificate 0644, the
+// private key 0600). A missing (nullopt) PEM gives no file: nothing half-made is loaded.
+std::vector<RenderedFile> renderStrongswanBackend(const std::vector<SwanctlMesh>& meshes, const Config& cfg,
+                                                  const std::optional<std::string>& caPem,
+                                                  const std::optional<std::string>& certPem,
+                                                  const std::optional<std::string>& keyPem);
+
+}  // namespace ipopsec

@@ -1,0 +1,644 @@
+#include "os/pki.hpp"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+
+#include "core/desired.hpp"  // fingerprint()
+#include "os/file_store.hpp"
+
+namespace ipopsec {
+namespace {
+
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct StoreDeleter {
+  void operator()(X509_STORE* s) const { X509_STORE_free(s); }
+};
+struct StoreCtxDeleter {
+  void operator()(X509_STORE_CTX* c) const { X509_STORE_CTX_free(c); }
+};
+struct BnDeleter {
+  void operator()(BIGNUM* b) const { BN_free(b); }
+};
+struct ExtDeleter {
+  void operator()(X509_EXTENSION* e) const { X509_EXTENSION_free(e); }
+};
+struct GeneralNamesDeleter {
+  void operator()(GENERAL_NAMES* g) const { GENERAL_NAMES_free(g); }
+};
+struct EkuDeleter {
+  void operator()(EXTENDED_KEY_USAGE* e) const { EXTENDED_KEY_USAGE_free(e); }
+};
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// The last OpenSSL error as a reason, and the queue emptied (it is thread-local state
+// that would otherwise leak into the next, unrelated call).
+std::string opensslError(const std::string& fallback = "unknown OpenSSL error") {
+  unsigned long last = 0, e;
+  while ((e = ERR_get_error()) != 0) last = e;
+  if (!last) return fallback;
+  const char* reason = ERR_reason_error_string(last);
+  if (reason) return reason;
+  char buf[256];
+  ERR_error_string_n(last, buf, sizeof buf);
+  return buf;
+}
+
+BioPtr memBio(const std::string& s) {
+  return BioPtr(BIO_new_mem_buf(s.data(), static_cast<int>(s.size())));
+}
+
+// Never prompt for a passphrase (the daemon has no terminal; a prompt would hang `check`).
+int noPassphrase(char*, int, int, void*) { return -1; }
+
+WallTime toWall(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return {};
+  return std::chrono::system_clock::from_time_t(::timegm(&tm));
+}
+
+std::string nameLine(const X509_NAME* name) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return "";
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
+KeyType keyTypeOf(const EVP_PKEY* k) {
+  if (!k) return KeyType::none;
+  switch (EVP_PKEY_get_base_id(k)) {
+    case EVP_PKEY_RSA:
+    case EVP_PKEY_RSA_PSS: return KeyType::rsa;
+    case EVP_PKEY_EC: return KeyType::ec;
+    case EVP_PKEY_ED25519: return KeyType::ed25519;
+    case EVP_PKEY_ED448: return KeyType::ed448;
+    case EVP_PKEY_DSA: return KeyType::dsa;
+    default: return KeyType::other;
+  }
+}
+
+std::vector<std::string> subjectAltNames(X509* x) {
+  std::vector<std::string> out;
+  std::unique_ptr<GENERAL_NAMES, GeneralNamesDeleter> names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr)));
+  if (!names) return out;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
+    const GENERAL_NAME* g = sk_GENERAL_NAME_value(names.get(), i);
+    if (g->type == GEN_IPADD) {
+      const ASN1_OCTET_STRING* ip = g->d.iPAddress;
+      char buf[INET6_ADDRSTRLEN] = {};
+      int len = ASN1_STRING_length(ip);
+      const unsigned char* data = ASN1_STRING_get0_data(ip);
+      if (len == 4 && ::inet_ntop(AF_INET, data, buf, sizeof buf))
+        out.push_back(std::string("IP:") + buf);
+      else if (len == 16 && ::inet_ntop(AF_INET6, data, buf, sizeof buf))
+        out.push_back(std::string("IP:") + buf);
+      else
+        out.push_back("IP:(malformed)");
+    } else if (g->type == GEN_DNS || g->type == GEN_EMAIL || g->type == GEN_URI) {
+      const ASN1_IA5STRING* s = g->type == GEN_DNS ? g->d.dNSName : g->type == GEN_EMAIL ? g->d.rfc822Name : g->d.uniformResourceIdentifier;
+      std::string v(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), static_cast<std::size_t>(ASN1_STRING_length(s)));
+      out.push_back((g->type == GEN_DNS ? "DNS:" : g->type == GEN_EMAIL ? "email:" : "URI:") + v);
+    } else if (g->type == GEN_DIRNAME) {
+      out.push_back("DirName:" + nameLine(g->d.directoryName));
+    } else {
+      out.push_back("other");
+    }
+  }
+  return out;
+}
+
+CertInfo infoOf(X509* x) {
+  CertInfo c;
+  c.subject = nameLine(X509_get_subject_name(x));
+  c.issuer = nameLine(X509_get_issuer_name(x));
+  c.notBefore = toWall(X509_get0_notBefore(x));
+  c.notAfter = toWall(X509_get0_notAfter(x));
+  c.subjectAltNames = subjectAltNames(x);
+  const EVP_PKEY* pub = X509_get0_pubkey(x);
+  c.keyType = keyTypeOf(pub);
+  c.keyBits = pub ? EVP_PKEY_get_bits(pub) : 0;
+  int sigNid = X509_get_signature_nid(x);
+  c.signatureAlgorithm = sigNid != NID_undef ? OBJ_nid2ln(sigNid) : "unknown";
+  int mdNid = NID_undef, pkNid = NID_undef;
+  if (OBJ_find_sigid_algs(sigNid, &mdNid, &pkNid) && mdNid != NID_undef) {
+    const char* sn = OBJ_nid2sn(mdNid);
+    c.signatureDigest = sn ? sn : "";
+  }
+  std::uint32_t flags = X509_get_extension_flags(x);  // also caches the extensions
+  c.isCa = (flags & EXFLAG_CA) != 0;
+  c.hasKeyUsage = (flags & EXFLAG_KUSAGE) != 0;
+  c.keyUsageDigitalSignature = (X509_get_key_usage(x) & KU_DIGITAL_SIGNATURE) != 0;
+  std::unique_ptr<EXTENDED_KEY_USAGE, EkuDeleter> eku(
+      static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(x, NID_ext_key_usage, nullptr, nullptr)));
+  if (eku)
+    for (int i = 0; i < sk_ASN1_OBJECT_num(eku.get()); ++i) {
+      int nid = OBJ_obj2nid(sk_ASN1_OBJECT_value(eku.get(), i));
+      c.extendedKeyUsage.push_back(nid != NID_undef ? OBJ_nid2sn(nid) : "unknown");
+    }
+  char hash[16];
+  std::snprintf(hash, sizeof hash, "%08lx", X509_subject_name_hash(x));
+  c.subjectHash = hash;
+  c.pem = certificatePem(x);
+  ERR_clear_error();
+  return c;
+}
+
+// Reads one file: what is at the path, its mode and owner, its bytes.
+CertFileFacts readFile(const std::string& path) {
+  CertFileFacts f;
+  f.path = path;
+  struct stat lst{};
+  if (::lstat(path.c_str(), &lst) != 0) {
+    int e = errno;
+    f.loadError = e == ENOENT ? "does not exist"
+                  : e == ENOTDIR ? "does not exist (a part of the path is not a directory)"
+                                 : std::string("cannot be examined: ") + std::strerror(e);
+    return f;
+  }
+  f.present = true;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    int e = errno;
+    if (e == ELOOP)
+      f.loadError = "is a symlink loop (the symlink leads back to itself)";
+    else if (e == ENOENT && S_ISLNK(lst.st_mode))
+      f.loadError = "is a dangling symlink (its target does not exist)";
+    else
+      f.loadError = std::string("cannot be opened: ") + std::strerror(e);
+    return f;
+  }
+  Fd guard(fd);
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) {
+    f.loadError = std::string("cannot be examined: ") + std::strerror(errno);
+    return f;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    f.loadError = "is a directory, not a file";
+    return f;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    f.loadError = "is not a regular file";
+    return f;
+  }
+  f.statKnown = true;
+  f.mode = st.st_mode & 07777;
+  f.uid = st.st_uid;
+  if (static_cast<std::size_t>(st.st_size) > OpenSslInspector::kMaxFileSize) {
+    f.loadError = "is too large (" + std::to_string(st.st_size) + " bytes) for a certificate file";
+    return f;
+  }
+  std::string data;
+  char buf[8192];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      f.loadError = std::string("cannot be read: ") + std::strerror(errno);
+      return f;
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<std::size_t>(n));
+    if (data.size() > OpenSslInspector::kMaxFileSize) {
+      f.loadError = "is too large for a certificate file";
+      return f;
+    }
+  }
+  if (data.empty()) f.loadError = "is empty";
+  f.content = std::move(data);
+  return f;
+}
+
+// The PEM block labels in `text` ("CERTIFICATE", "PRIVATE KEY", ...). Sets `error` for
+// text that is not PEM at all, or a block without its END line (a truncated copy).
+std::vector<std::string> pemLabels(const std::string& text, std::string& error) {
+  std::vector<std::string> labels;
+  std::size_t pos = 0;
+  const std::string begin = "-----BEGIN ", dashes = "-----";
+  while (pos < text.size()) {
+    std::size_t eol = text.find('\n', pos);
+    std::string line = text.substr(pos, eol == std::string::npos ? std::string::npos : eol - pos);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    pos = eol == std::string::npos ? text.size() : eol + 1;
+    if (line.rfind(begin, 0) != 0 || line.size() < begin.size() + dashes.size() ||
+        line.compare(line.size() - dashes.size(), dashes.size(), dashes) != 0)
+      continue;
+    std::string label = line.substr(begin.size(), line.size() - begin.size() - dashes.size());
+    std::string end = "-----END " + label + "-----";
+    std::size_t at = text.find(end, pos);
+    if (at == std::string::npos) {
+      error = "is a truncated PEM file: '" + line + "' has no END line";
+      return labels;
+    }
+    labels.push_back(label);
+    pos = at + end.size();
+  }
+  if (labels.empty())
+    error = "is not a PEM file (no '-----BEGIN' line): garbage, or a DER file (convert it: openssl x509 -inform DER "
+            "-outform PEM)";
+  return labels;
+}
+
+std::string describeLabels(const std::vector<std::string>& labels) {
+  std::string s;
+  for (const auto& l : labels) s += (s.empty() ? "" : ", ") + l;
+  return s;
+}
+
+bool isCertLabel(const std::string& l) { return l == "CERTIFICATE" || l == "TRUSTED CERTIFICATE" || l == "X509 CERTIFICATE"; }
+
+// Every certificate of a loaded PEM file; sets f.loadError when there is none or one is damaged.
+std::vector<X509Ptr> loadCertificates(CertFileFacts& f) {
+  std::vector<X509Ptr> out;
+  if (!f.loadError.empty()) return out;
+  std::string err;
+  auto labels = pemLabels(f.content, err);
+  if (!err.empty()) {
+    f.loadError = err;
+    return out;
+  }
+  auto n = std::count_if(labels.begin(), labels.end(), isCertLabel);
+  if (n == 0) {
+    f.loadError = "holds no certificate (found " + describeLabels(labels) + ")";
+    return out;
+  }
+  auto bio = memBio(f.content);
+  for (long i = 0; i < n; ++i) {
+    X509* x = PEM_read_bio_X509(bio.get(), nullptr, noPassphrase, nullptr);
+    if (!x) {
+      f.loadError = "holds a damaged certificate (PEM block " + std::to_string(i + 1) + "): " + opensslError();
+      out.clear();
+      return out;
+    }
+    out.emplace_back(x);
+  }
+  ERR_clear_error();
+  return out;
+}
+
+EvpPkeyPtr loadKey(CertFileFacts& f) {
+  if (!f.loadError.empty()) return nullptr;
+  std::string err;
+  auto labels = pemLabels(f.content, err);
+  if (!err.empty()) {
+    f.loadError = err;
+    return nullptr;
+  }
+  bool encrypted = f.content.find("Proc-Type: 4,ENCRYPTED") != std::string::npos ||
+                   std::find(labels.begin(), labels.end(), "ENCRYPTED PRIVATE KEY") != labels.end();
+  if (encrypted) {
+    f.loadError = "is encrypted with a passphrase, which racoon cannot use: decrypt it (openssl pkey -in FILE -out "
+                  "FILE) and keep it mode 0600";
+    return nullptr;
+  }
+  if (std::none_of(labels.begin(), labels.end(),
+                   [](const std::string& l) { return l.find("PRIVATE KEY") != std::string::npos; })) {
+    f.loadError = "holds no private key (found " + describeLabels(labels) + ")";
+    return nullptr;
+  }
+  auto bio = memBio(f.content);
+  EVP_PKEY* k = PEM_read_bio_PrivateKey(bio.get(), nullptr, noPassphrase, nullptr);
+  if (!k) {
+    f.loadError = "holds a damaged private key: " + opensslError();
+    return nullptr;
+  }
+  ERR_clear_error();
+  return EvpPkeyPtr(k);
+}
+
+std::string readAll(const std::string& path, const std::string& what) {
+  AtomicFileStore fs;
+  std::string content;
+  if (auto ec = fs.read(path, content)) throw PkiError(path + " (" + what + "): " + ec.message());
+  return content;
+}
+
+void ensureDir(const std::string& dir, unsigned mode) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(dir, ec)) return;
+  if (std::filesystem::exists(dir, ec)) throw PkiError(dir + " exists and is not a directory");
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw PkiError("cannot create " + dir + ": " + ec.message());
+  ::chmod(dir.c_str(), mode);
+}
+
+void writeFile(const std::string& path, const std::string& content, unsigned mode) {
+  AtomicFileStore fs;
+  if (auto ec = fs.write(path, content, mode)) throw PkiError("cannot write " + path + ": " + ec.message());
+}
+
+bool exists(const std::string& path) {
+  struct stat st{};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+void addExt(X509* x, X509V3_CTX* ctx, int nid, const std::string& value) {
+  std::unique_ptr<X509_EXTENSION, ExtDeleter> ext(X509V3_EXT_nconf_nid(nullptr, ctx, nid, value.c_str()));
+  if (!ext || X509_add_ext(x, ext.get(), -1) != 1)
+    throw PkiError(std::string("cannot add the ") + OBJ_nid2sn(nid) + " extension '" + value + "': " + opensslError());
+}
+
+void setTime(ASN1_TIME* field, std::chrono::system_clock::time_point t) {
+  if (!ASN1_TIME_set(field, std::chrono::system_clock::to_time_t(t)))
+    throw PkiError("cannot set a validity date: " + opensslError());
+}
+
+bool isIp(const std::string& s) {
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, s.c_str(), buf) == 1 || ::inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+}  // namespace
+
+// --- inspection -------------------------------------------------------------------------
+
+CertFacts OpenSslInspector::inspect(const std::string& ca, const std::string& cert, const std::string& key) {
+  CertFacts f;
+  f.ca = readFile(ca);
+  f.cert = readFile(cert);
+  f.key = readFile(key);
+  f.fingerprint = fingerprint(f.ca.content) + fingerprint(f.cert.content) + fingerprint(f.key.content);
+
+  auto caCerts = loadCertificates(f.ca);
+  for (auto& c : caCerts) f.caCerts.push_back(infoOf(c.get()));
+  auto hostCerts = loadCertificates(f.cert);
+  if (!hostCerts.empty()) f.hostCert = infoOf(hostCerts.front().get());
+  auto pkey = loadKey(f.key);
+  if (pkey) {
+    f.keyType = keyTypeOf(pkey.get());
+    f.keyBits = EVP_PKEY_get_bits(pkey.get());
+  }
+  if (pkey && !hostCerts.empty()) {
+    f.keyMatchesCert = EVP_PKEY_eq(X509_get0_pubkey(hostCerts.front().get()), pkey.get()) == 1;
+    ERR_clear_error();
+  }
+
+  if (!caCerts.empty() && !hostCerts.empty()) {
+    // Time validity is decided in core (judgeCertificates, with the daemon's clock), so
+    // the chain is verified without time checks. No purpose is imposed: IKE has no
+    // OpenSSL purpose, and the certificate's keyUsage/extendedKeyUsage are judged in core.
+    std::unique_ptr<X509_STORE, StoreDeleter> store(X509_STORE_new());
+    std::unique_ptr<X509_STORE_CTX, StoreCtxDeleter> ctx(X509_STORE_CTX_new());
+    if (store && ctx) {
+      for (auto& c : caCerts) X509_STORE_add_cert(store.get(), c.get());
+      // Further certificates in host-cert.pem (intermediates) may help build the chain.
+      STACK_OF(X509)* untrusted = sk_X509_new_null();
+      for (std::size_t i = 1; i < hostCerts.size(); ++i) sk_X509_push(untrusted, hostCerts[i].get());
+      if (X509_STORE_CTX_init(ctx.get(), store.get(), hostCerts.front().get(), untrusted) == 1) {
+        X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(ctx.get()), X509_V_FLAG_NO_CHECK_TIME);
+        f.chainChecked = true;
+        f.chainOk = X509_verify_cert(ctx.get()) == 1;
+        if (!f.chainOk) f.chainError = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
+      }
+      sk_X509_free(untrusted);
+    }
+    ERR_clear_error();
+  }
+  return f;
+}
+
+std::vector<std::string> OpenSslInspector::hashCopies(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    auto dot = name.find('.');
+    if (dot != 8 || name.size() < 10) continue;
+    bool ok = std::all_of(name.begin(), name.begin() + 8, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }) &&
+              std::all_of(name.begin() + 9, name.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!ok) continue;
+    std::string path = dir + "/" + name;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) continue;  // a symlink (c_rehash's) is not ours
+    Fd guard(fd);
+    std::string head(kHashCopyMarker.size(), '\0');
+    if (::read(fd, head.data(), head.size()) == static_cast<ssize_t>(head.size()) && head == kHashCopyMarker)
+      out.push_back(path);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// --- issuance ---------------------------------------------------------------------------
+
+EvpPkeyPtr generateKey(KeyKind kind, int rsaBits) {
+  EVP_PKEY* k = kind == KeyKind::rsa ? EVP_RSA_gen(static_cast<unsigned>(rsaBits)) : EVP_EC_gen("P-256");
+  if (!k) throw PkiError("cannot generate the key: " + opensslError());
+  return EvpPkeyPtr(k);
+}
+
+X509Ptr makeCertificate(const CertSpec& spec, EVP_PKEY* subjectKey, X509* issuer, EVP_PKEY* issuerKey) {
+  X509Ptr x(X509_new());
+  if (!x) throw PkiError("cannot allocate a certificate: " + opensslError());
+  if (!issuer) issuerKey = subjectKey;
+  X509_set_version(x.get(), X509_VERSION_3);
+  std::unique_ptr<BIGNUM, BnDeleter> serial(BN_new());
+  if (!serial || BN_rand(serial.get(), 159, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
+      !BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(x.get())))
+    throw PkiError("cannot make a random serial number: " + opensslError());
+  setTime(X509_getm_notBefore(x.get()), spec.notBefore);
+  setTime(X509_getm_notAfter(x.get()), spec.notAfter);
+  X509_NAME* name = X509_get_subject_name(x.get());
+  auto add = [&](const char* field, const std::string& value) {
+    if (!value.empty() &&
+        X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(value.c_str()),
+                                   -1, -1, 0) != 1)
+      throw PkiError(std::string("cannot set ") + field + "='" + value + "': " + opensslError());
+  };
+  add("O", spec.organization);
+  add("CN", spec.commonName);
+  X509_set_issuer_name(x.get(), issuer ? X509_get_subject_name(issuer) : name);
+  if (X509_set_pubkey(x.get(), subjectKey) != 1) throw PkiError("cannot set the public key: " + opensslError());
+
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, issuer ? issuer : x.get(), x.get(), nullptr, nullptr, 0);
+  bool rsa = keyTypeOf(subjectKey) == KeyType::rsa;
+  if (spec.ca) {
+    addExt(x.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE");
+    addExt(x.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
+  } else {
+    addExt(x.get(), &ctx, NID_basic_constraints, "critical,CA:FALSE");
+    if (spec.hostUsages) {
+      addExt(x.get(), &ctx, NID_key_usage, rsa ? "critical,digitalSignature,keyEncipherment" : "critical,digitalSignature");
+      addExt(x.get(), &ctx, NID_ext_key_usage, "serverAuth,clientAuth");
+    }
+  }
+  std::string san;
+  for (const auto& ip : spec.ips) san += (san.empty() ? "" : ",") + std::string("IP:") + ip;
+  for (const auto& d : spec.dns) san += (san.empty() ? "" : ",") + std::string("DNS:") + d;
+  if (!san.empty()) addExt(x.get(), &ctx, NID_subject_alt_name, san);
+  addExt(x.get(), &ctx, NID_subject_key_identifier, "hash");
+  addExt(x.get(), &ctx, NID_authority_key_identifier, issuer ? "keyid:always" : "keyid");
+
+  const EVP_MD* md = EVP_get_digestbyname(spec.digest.c_str());
+  if (!md) throw PkiError("unknown digest '" + spec.digest + "'");
+  if (X509_sign(x.get(), issuerKey, md) <= 0) throw PkiError("cannot sign the certificate: " + opensslError());
+  ERR_clear_error();
+  return x;
+}
+
+std::string certificatePem(X509* cert) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) throw PkiError("cannot encode the certificate: " + opensslError());
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
+std::string privateKeyPem(EVP_PKEY* key) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1)
+    throw PkiError("cannot encode the private key: " + opensslError());
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
+X509Ptr parseCertificatePem(const std::string& pem) {
+  auto bio = memBio(pem);
+  X509* x = PEM_read_bio_X509(bio.get(), nullptr, noPassphrase, nullptr);
+  if (!x) throw PkiError("not a PEM certificate: " + opensslError());
+  return X509Ptr(x);
+}
+
+EvpPkeyPtr parsePrivateKeyPem(const std::string& pem) {
+  auto bio = memBio(pem);
+  EVP_PKEY* k = PEM_read_bio_PrivateKey(bio.get(), nullptr, noPassphrase, nullptr);
+  if (!k) throw PkiError("not an unencrypted PEM private key: " + opensslError());
+  return EvpPkeyPtr(k);
+}
+
+std::vector<std::string> initCa(const CaRequest& req) {
+  if (req.dir.empty()) throw PkiError("--dir is required: the directory for the CA's cacert.pem and ca-key.pem");
+  if (req.name.empty()) throw PkiError("--name must not be empty");
+  if (req.days < 1 || req.days > 36500) throw PkiError("--days must be from 1 to 36500");
+  std::string certPath = req.dir + "/cacert.pem", keyPath = req.dir + "/ca-key.pem";
+  if (!req.force)
+    for (const auto& p : {keyPath, certPath})
+      if (exists(p))
+        throw PkiError(p + " already exists: refusing to overwrite a CA (every certificate it issued would stop "
+                           "verifying); use --force to replace it");
+  ensureDir(req.dir, 0700);
+  auto key = generateKey(req.key);
+  CertSpec spec;
+  spec.commonName = req.name;
+  spec.ca = true;
+  auto now = std::chrono::system_clock::now();
+  spec.notBefore = now - std::chrono::hours(1);  // tolerate a little clock skew between nodes
+  spec.notAfter = now + std::chrono::hours(24) * req.days;
+  auto cert = makeCertificate(spec, key.get(), nullptr, nullptr);
+  writeFile(keyPath, privateKeyPem(key.get()), 0600);
+  writeFile(certPath, certificatePem(cert.get()), 0644);
+  return {certPath, keyPath};
+}
+
+std::vector<std::string> issueHost(const HostRequest& req) {
+  if (req.caDir.empty()) throw PkiError("--ca-dir is required: the CA directory made by 'ipop-ipsecd pki init-ca'");
+  if (req.outDir.empty()) throw PkiError("--out is required: where to write host-cert.pem, host-key.pem and cacert.pem");
+  if (req.ips.empty() && req.dns.empty())
+    throw PkiError("give the node's VPN address with --ip ADDRESS (and optionally --dns NAME): it goes into the "
+                   "subjectAltName racoon needs");
+  for (const auto& ip : req.ips)
+    if (!isIp(ip)) throw PkiError("--ip '" + ip + "' is not an IPv4 or IPv6 address");
+  for (const auto& d : req.dns)
+    if (d.empty() || d.find_first_of(" ,/\\\"'") != std::string::npos) throw PkiError("--dns '" + d + "' is not a DNS name");
+  if (req.days < 1 || req.days > 36500) throw PkiError("--days must be from 1 to 36500");
+
+  std::error_code ec;
+  if (!std::filesystem::exists(req.caDir, ec))
+    throw PkiError("CA directory " + req.caDir + " does not exist: create a CA first with 'ipop-ipsecd pki init-ca --dir " +
+                   req.caDir + " --name \"GroupVPN CA\"'");
+  if (!std::filesystem::is_directory(req.caDir, ec)) throw PkiError("--ca-dir " + req.caDir + " is not a directory");
+  std::string caCertPath = req.caDir + "/cacert.pem", caKeyPath = req.caDir + "/ca-key.pem";
+  for (const auto& p : {caCertPath, caKeyPath})
+    if (!exists(p))
+      throw PkiError(req.caDir + " is not a CA directory: " + p +
+                     " does not exist ('ipop-ipsecd pki init-ca' makes cacert.pem and ca-key.pem)");
+  std::string caPem = readAll(caCertPath, "the CA certificate");
+  X509Ptr caCert;
+  EvpPkeyPtr caKey;
+  try {
+    caCert = parseCertificatePem(caPem);
+  } catch (const PkiError& e) {
+    throw PkiError(caCertPath + " is " + e.what());
+  }
+  try {
+    caKey = parsePrivateKeyPem(readAll(caKeyPath, "the CA key"));
+  } catch (const PkiError& e) {
+    throw PkiError(caKeyPath + " is " + e.what());
+  }
+  CertInfo ca = infoOf(caCert.get());
+  if (!ca.isCa) throw PkiError(caCertPath + " is not a CA certificate (no basicConstraints CA:TRUE)");
+  if (EVP_PKEY_eq(X509_get0_pubkey(caCert.get()), caKey.get()) != 1) {
+    ERR_clear_error();
+    throw PkiError(caKeyPath + " does not match " + caCertPath + ": the CA directory is inconsistent");
+  }
+  auto now = std::chrono::system_clock::now();
+  if (now >= ca.notAfter) throw PkiError("the CA " + caCertPath + " expired on " + formatUtc(ca.notAfter) + ": create a new CA");
+
+  std::string keyPath = req.outDir + "/host-key.pem", certPath = req.outDir + "/host-cert.pem",
+              outCa = req.outDir + "/cacert.pem";
+  if (!req.force) {
+    for (const auto& p : {keyPath, certPath})
+      if (exists(p)) throw PkiError(p + " already exists: refusing to overwrite it; use --force to replace it");
+    if (exists(outCa)) {
+      AtomicFileStore fs;
+      std::string have;
+      if (fs.read(outCa, have) || have != caPem)
+        throw PkiError(outCa + " already exists and is not this CA's certificate: refusing to overwrite it; use --force");
+    }
+  }
+  ensureDir(req.outDir, 0755);
+  auto key = generateKey(req.key);
+  CertSpec spec;
+  spec.commonName = !req.dns.empty() ? req.dns.front() : req.ips.front();
+  spec.ips = req.ips;
+  spec.dns = req.dns;
+  spec.notBefore = now - std::chrono::hours(1);
+  spec.notAfter = std::min(now + std::chrono::hours(24) * req.days, ca.notAfter);  // never outlive the CA
+  auto cert = makeCertificate(spec, key.get(), caCert.get(), caKey.get());
+  writeFile(keyPath, privateKeyPem(key.get()), 0600);
+  writeFile(certPath, certificatePem(cert.get()), 0644);
+  writeFile(outCa, caPem, 0644);
+  return {certPath, keyPath, outCa};
+}
+
+}  // namespace ipopsec

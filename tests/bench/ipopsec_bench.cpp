@@ -1,0 +1,686 @@
+// ipop-ipsecd benchmarks. Each scenario runs in its own throw-away network namespace (a
+// forked child that unshares one), on this machine's kernel, against the real daemon
+// binary; nothing leaves the namespaces. They PRINT figures (markdown tables); nothing here
+// asserts a time. Run them with scripts/bench.
+//
+//   ipopsec_bench BINARY [latency|storm|idle|leak|scale|all]...
+// Environment: IPOPSEC_BENCH_CHANGES (latency, default 1000), IPOPSEC_BENCH_STORM (default
+// 10000), IPOPSEC_BENCH_IDLE_SECONDS (default 60), IPOPSEC_BENCH_LEAK_TRIALS (default 20),
+// IPOPSEC_BENCH_SCALE_MAX (default 10000).
+
+#include <arpa/inet.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/xfrm.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/config.hpp"
+#include "core/desired.hpp"
+#include "core/policy.hpp"
+#include "integration/fault_support.hpp"
+#include "integration/netns.hpp"
+#include "integration/pki_fixtures.hpp"
+#include "os/xfrm.hpp"
+
+using namespace ipopsec;
+using namespace ipopsec::test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string g_binary;
+
+int envInt(const char* name, int dflt) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : dflt;
+}
+
+double nowMs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+std::string fmt(double v, int prec = 3) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", prec, v);
+  return b;
+}
+
+struct Stats {
+  std::vector<double> v;
+  double pct(double p) const {
+    if (v.empty()) return 0;
+    auto s = v;
+    std::sort(s.begin(), s.end());
+    auto i = static_cast<std::size_t>(p / 100.0 * static_cast<double>(s.size() - 1) + 0.5);
+    return s[std::min(i, s.size() - 1)];
+  }
+  double max() const { return v.empty() ? 0 : *std::max_element(v.begin(), v.end()); }
+};
+
+// Runs `body` in a forked child inside a fresh network namespace; the child's stdout is the
+// parent's. Returns the child's exit status.
+int inFreshNetns(const std::function<void()>& body) {
+  std::cout.flush();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int rc = 0;
+    try {
+      enterFreshNetns();
+      body();
+    } catch (const std::exception& e) {
+      std::cout << "\n**benchmark failed: " << e.what() << "**\n";
+      rc = 1;
+    }
+    std::cout.flush();
+    ::_exit(rc);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return status;
+}
+
+// A work directory with certificates valid for every address the benchmarks use.
+struct Work {
+  fs::path dir;
+  explicit Work(const std::string& name) {
+    dir = fs::temp_directory_path() / ("ipopsec-bench-" + std::to_string(::getpid()) + "-" + name);
+    fs::remove_all(dir);
+    fs::create_directories(dir / "certs");
+    fs::create_directories(dir / "run");
+    auto spec = hostSpec("10.254.0.16");
+    spec.ips.push_back("10.77.0.16");
+    writeHostSet(dir / "certs", makeTestCa(), spec);
+    std::ofstream(dir / "restart.sh") << "#!/bin/sh\necho restart >> " << (dir / "restarts.log").string() << "\n";
+    fs::permissions(dir / "restart.sh", fs::perms::owner_all);
+  }
+  ~Work() { fs::remove_all(dir); }
+  fs::path config(const std::string& protect, const std::string& ike = "") const {
+    auto p = dir / "ipop-ipsecd.yaml";
+    std::ofstream(p) << "ipop:\n  interface: ipop\nprotect:\n" << protect
+                     << "ike:\n  control: command\n  restart_command: [\"" << (dir / "restart.sh").string() << "\"]\n"
+                     << ike << "racoon:\n  config: " << (dir / "racoon.conf").string() << "\n  spd_file: "
+                     << (dir / "ipsec-tools.conf").string() << "\n  certificate_dir: " << (dir / "certs").string()
+                     << "\ndaemon:\n  state_dir: " << (dir / "run").string() << "\n  log_level: warn\n";
+    return p;
+  }
+  int restarts() const { return countLinesIn(dir / "restarts.log"); }
+  std::string state() const { return slurp(dir / "run" / "state.json"); }
+};
+
+std::vector<Policy> ownedPolicies() {
+  XfrmPolicyTable t(250000, 1000);
+  std::vector<Policy> v;
+  if (auto ec = t.list(v)) throw std::runtime_error("xfrm list: " + ec.message());
+  return v;
+}
+
+void flushOwned() {
+  XfrmPolicyTable t(250000, 1000);
+  std::vector<Policy> v;
+  t.list(v);
+  for (const auto& p : v) t.remove(p);
+}
+
+// --- observer: NEWADDR on rtnetlink, policy events on XFRM ------------------------------
+
+int openNetlink(int proto, std::uint32_t groups) {
+  int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
+  if (fd < 0) throw std::runtime_error("netlink socket");
+  int size = 8 << 20;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size);
+  sockaddr_nl sa{};
+  sa.nl_family = AF_NETLINK;
+  sa.nl_groups = groups;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) throw std::runtime_error("netlink bind");
+  return fd;
+}
+
+struct Observer {
+  int rtnl = openNetlink(NETLINK_ROUTE, RTMGRP_IPV4_IFADDR);
+  int xfrm = openNetlink(NETLINK_XFRM, 1U << (XFRMNLGRP_POLICY - 1));
+  ~Observer() {
+    ::close(rtnl);
+    ::close(xfrm);
+  }
+  // Waits until the NEWADDR of `addr` and both protect policies (in and out) of `range` have
+  // been seen; returns {t_newaddr, t_policies} in ms, or nullopt after `timeoutMs`.
+  std::optional<std::pair<double, double>> awaitChange(const Cidr& addr, const Cidr& range, double timeoutMs) {
+    double tAddr = -1, tIn = -1, tOut = -1;
+    double end = nowMs() + timeoutMs;
+    std::vector<char> buf(1 << 16);
+    while ((tAddr < 0 || tIn < 0 || tOut < 0) && nowMs() < end) {
+      pollfd p[2] = {{rtnl, POLLIN, 0}, {xfrm, POLLIN, 0}};
+      if (::poll(p, 2, 50) <= 0) continue;
+      double t = nowMs();
+      for (int k = 0; k < 2; ++k) {
+        if (!(p[k].revents & POLLIN)) continue;
+        for (;;) {
+          ssize_t n = ::recv(p[k].fd, buf.data(), buf.size(), 0);
+          if (n <= 0) break;
+          for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, static_cast<unsigned>(n)); h = NLMSG_NEXT(h, n)) {
+            if (k == 0 && h->nlmsg_type == RTM_NEWADDR && tAddr < 0) {
+              auto* ifa = reinterpret_cast<ifaddrmsg*>(NLMSG_DATA(h));
+              int len = static_cast<int>(IFA_PAYLOAD(h));
+              for (auto* a = IFA_RTA(ifa); RTA_OK(a, len); a = RTA_NEXT(a, len))
+                if (a->rta_type == IFA_LOCAL && std::memcmp(RTA_DATA(a), addr.address.bytes.data(), 4) == 0) tAddr = t;
+            } else if (k == 1 && (h->nlmsg_type == XFRM_MSG_NEWPOLICY || h->nlmsg_type == XFRM_MSG_UPDPOLICY)) {
+              auto* pi = reinterpret_cast<xfrm_userpolicy_info*>(NLMSG_DATA(h));
+              if (pi->priority != 250000 || pi->sel.prefixlen_d != range.prefix ||
+                  std::memcmp(&pi->sel.daddr, range.address.bytes.data(), 4) != 0)
+                continue;
+              if (pi->dir == XFRM_POLICY_IN && tIn < 0) tIn = t;
+              if (pi->dir == XFRM_POLICY_OUT && tOut < 0) tOut = t;
+            }
+          }
+        }
+      }
+    }
+    if (tAddr < 0 || tIn < 0 || tOut < 0) return std::nullopt;
+    return std::make_pair(tAddr, std::max(tIn, tOut));
+  }
+  // Waits for the DELPOLICY of `range`'s out policy.
+  bool awaitRemoval(const Cidr& range, double timeoutMs) {
+    double end = nowMs() + timeoutMs;
+    std::vector<char> buf(1 << 16);
+    while (nowMs() < end) {
+      pollfd p{xfrm, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      for (;;) {
+        ssize_t n = ::recv(xfrm, buf.data(), buf.size(), 0);
+        if (n <= 0) break;
+        for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, static_cast<unsigned>(n)); h = NLMSG_NEXT(h, n)) {
+          if (h->nlmsg_type != XFRM_MSG_DELPOLICY) continue;
+          auto* id = reinterpret_cast<xfrm_userpolicy_id*>(NLMSG_DATA(h));
+          if (id->dir == XFRM_POLICY_OUT && id->sel.prefixlen_d == range.prefix &&
+              std::memcmp(&id->sel.daddr, range.address.bytes.data(), 4) == 0)
+            return true;
+        }
+      }
+    }
+    return false;
+  }
+  void drain() {
+    std::vector<char> buf(1 << 16);
+    for (int fd : {rtnl, xfrm})
+      while (::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT) > 0) {
+      }
+  }
+};
+
+// The shell alternative an operator would write: follow `ip monitor address`, and per
+// event `ip xfrm policy update` (make) or `delete` (break) the range's pair.
+constexpr const char* kShellPeer = R"SH(#!/bin/bash
+net() { # 10.77.0.16/16 -> 10.77.0.0/16
+  local ip=${1%/*} p=${1#*/} a b c d n
+  IFS=. read -r a b c d <<<"$ip"
+  n=$(( ((a<<24)|(b<<16)|(c<<8)|d) & ((0xffffffff << (32-p)) & 0xffffffff) ))
+  printf -v NET '%d.%d.%d.%d/%d' $((n>>24&255)) $((n>>16&255)) $((n>>8&255)) $((n&255)) "$p"
+}
+ip -o -4 monitor address | while read -r first rest; do
+  if [[ $first == Deleted ]]; then set -- $rest; else set -- $first $rest; fi
+  [[ $2 == ipop && $3 == inet ]] || continue
+  net "$4"
+  if [[ $first == Deleted ]]; then
+    ip xfrm policy delete src "$NET" dst "$NET" dir out 2>/dev/null
+    ip xfrm policy delete src "$NET" dst "$NET" dir in 2>/dev/null
+  else
+    ip xfrm policy update src "$NET" dst "$NET" dir out priority 250000 tmpl proto esp mode transport
+    ip xfrm policy update src "$NET" dst "$NET" dir in priority 250000 tmpl proto esp mode transport
+  fi
+done
+)SH";
+
+// One latency run: `changes` moves of the tap's address between two /16s. Returns the
+// latencies (ms) and the misses.
+std::pair<Stats, int> measureLatency(int changes, const std::function<void()>& startPeer) {
+  sh("ip tuntap add dev ipop mode tap && ip link set ipop up");
+  Observer obs;
+  AddressSetter addr;
+  startPeer();
+  const Cidr a = *Cidr::parse("10.254.0.16/16"), b = *Cidr::parse("10.77.0.16/16");
+  // Warm-up: the peer is up and following once it handled a first change.
+  if (addr.add("ipop", a)) throw std::runtime_error("add address");
+  if (!obs.awaitChange(a, a.network(), 15000)) throw std::runtime_error("the peer never installed the first policies");
+  Stats st;
+  int misses = 0;
+  const Cidr* cur = &a;
+  for (int i = 0; i < changes; ++i) {
+    const Cidr* next = cur == &a ? &b : &a;
+    obs.drain();
+    if (addr.add("ipop", *next)) throw std::runtime_error("add address");
+    auto r = obs.awaitChange(*next, next->network(), 5000);
+    if (r)
+      st.v.push_back(r->second - r->first);
+    else
+      ++misses;
+    if (addr.del("ipop", *cur)) throw std::runtime_error("del address");
+    if (!obs.awaitRemoval(cur->network(), 5000)) ++misses;
+    cur = next;
+  }
+  return {st, misses};
+}
+
+void benchLatency() {
+  const int changes = envInt("IPOPSEC_BENCH_CHANGES", 1000);
+  std::cout << "\n### Reaction latency: address on the tap (RTM_NEWADDR) -> both ESP policies in the kernel\n\n"
+            << changes << " changes, the address moving between 10.254.0.16/16 and 10.77.0.16/16 (`ranges: auto`: every "
+            << "change needs new policies). Observer: one process, an rtnetlink socket (RTM_NEWADDR) and an XFRM socket "
+               "(XFRMNLGRP_POLICY), CLOCK_MONOTONIC at receipt; changes made over netlink directly.\n\n";
+  struct Row {
+    std::string who;
+    Stats st;
+    int misses = 0;
+  };
+  std::vector<Row> rows;
+  for (int peer = 0; peer < 2; ++peer) {
+    int pipefd[2];
+    if (::pipe(pipefd) != 0) throw std::runtime_error("pipe");
+    inFreshNetns([&] {
+      ::close(pipefd[0]);
+      Work w(peer == 0 ? "latency-daemon" : "latency-shell");
+      DaemonProcess daemon;
+      pid_t shell = -1;
+      auto result = measureLatency(changes, [&] {
+        if (peer == 0) {
+          daemon.start(g_binary, w.config("  ranges: auto\n"), w.dir / "daemon.log");
+        } else {
+          std::ofstream(w.dir / "peer.sh") << kShellPeer;
+          shell = ::fork();
+          if (shell == 0) {
+            ::setpgid(0, 0);
+            ::execl("/bin/bash", "bash", (w.dir / "peer.sh").c_str(), nullptr);
+            ::_exit(127);
+          }
+        }
+      });
+      if (shell > 0) {
+        ::kill(-shell, SIGTERM);
+        ::waitpid(shell, nullptr, 0);
+      }
+      std::ostringstream o;
+      o << result.second;
+      for (double v : result.first.v) o << " " << v;
+      std::string s = o.str();
+      ::write(pipefd[1], s.data(), s.size());
+      ::close(pipefd[1]);
+    });
+    ::close(pipefd[1]);
+    std::string text;
+    char buf[65536];
+    for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+    ::close(pipefd[0]);
+    std::istringstream in(text);
+    Row r{peer == 0 ? "ipop-ipsecd" : "shell: `ip monitor address` + `ip xfrm policy update`", {}, 0};
+    in >> r.misses;
+    for (double v; in >> v;) r.st.v.push_back(v);
+    rows.push_back(r);
+  }
+  std::cout << "| implementation | changes measured | p50 ms | p99 ms | max ms | missed |\n|---|---|---|---|---|---|\n";
+  for (const auto& r : rows)
+    std::cout << "| " << r.who << " | " << r.st.v.size() << " | " << fmt(r.st.pct(50)) << " | " << fmt(r.st.pct(99))
+              << " | " << fmt(r.st.max()) << " | " << r.misses << " |\n";
+  if (rows.size() == 2 && rows[0].st.pct(50) > 0)
+    std::cout << "\nShell / daemon: p50 " << fmt(rows[1].st.pct(50) / rows[0].st.pct(50), 1) << "x, p99 "
+              << fmt(rows[1].st.pct(99) / rows[0].st.pct(99), 1) << "x.\n";
+}
+
+void benchStorm() {
+  const int changes = envInt("IPOPSEC_BENCH_STORM", 10000);
+  std::cout << "\n### Flap storm: " << changes << " address changes in about a second\n\n";
+  inFreshNetns([&] {
+    Work w("storm");
+    sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+    DaemonProcess daemon;
+    // The defaults: quiet period 2 s, minimum interval 10 s.
+    daemon.start(g_binary, w.config("  ranges: auto\n"), w.dir / "daemon.log");
+    if (!waitUntil([&] { return w.restarts() == 1; }, 20s)) throw std::runtime_error("no first restart");
+    AddressSetter addr;
+    const Cidr a = *Cidr::parse("10.254.0.16/16"), b = *Cidr::parse("10.77.0.16/16");
+    double cpu0 = daemon.cpuSeconds();
+    double t0 = nowMs();
+    const Cidr* cur = &a;
+    int done = 0;
+    const double perChange = 1000.0 / changes;  // spread over about a second
+    while (done < changes) {
+      const Cidr* next = cur == &a ? &b : &a;
+      addr.add("ipop", *next);
+      addr.del("ipop", *cur);
+      done += 2;
+      cur = next;
+      while (nowMs() < t0 + perChange * done) {
+      }
+    }
+    double stormMs = nowMs() - t0;
+    const Cidr finalRange = cur->network();
+    Config cfg;
+    cfg.protect.autoRanges = true;
+    auto want = buildPolicies({finalRange}, cfg);
+    std::sort(want.begin(), want.end());
+    bool exact = waitUntil(
+        [&] {
+          auto have = ownedPolicies();
+          std::sort(have.begin(), have.end());
+          return have == want;
+        },
+        10s);
+    double exactMs = nowMs() - t0;
+    double cpuStorm = daemon.cpuSeconds() - cpu0;
+    // Settle: the coalesced restart (quiet period 2 s) and nothing pending after it.
+    waitUntil([&] { return w.restarts() >= 2 && w.state().find("\"healthy\": true") != std::string::npos; }, 30s);
+    std::this_thread::sleep_for(12s);  // longer than the minimum interval: a further restart would show
+    int restarts = w.restarts() - 1;
+    double cpuTotal = daemon.cpuSeconds() - cpu0;
+    int redumps = 0;
+    std::string log = slurp(w.dir / "daemon.log");
+    for (auto p = log.find("netlink:"); p != std::string::npos; p = log.find("netlink:", p + 1)) ++redumps;
+    std::cout << "| changes | storm took ms | final policy set exact | exact after ms | IKE restarts | daemon CPU during "
+                 "storm s | daemon CPU until settled s | netlink warnings (re-dumps) |\n|---|---|---|---|---|---|---|---|\n"
+              << "| " << done << " | " << fmt(stormMs, 0) << " | " << (exact ? "yes" : "NO") << " | " << fmt(exactMs, 0)
+              << " | " << restarts << " | " << fmt(cpuStorm, 2) << " | " << fmt(cpuTotal, 2) << " | " << redumps << " |\n";
+  });
+}
+
+void benchIdle() {
+  const int seconds = envInt("IPOPSEC_BENCH_IDLE_SECONDS", 60);
+  std::cout << "\n### Idle cost over " << seconds << " s, nothing happening\n\n"
+            << "| watchdog | wakeups/s (context switches) | RSS KiB | CPU s | WATCHDOG=1 pings received |\n|---|---|---|---|---|\n";
+  for (int wd = 0; wd < 2; ++wd) {
+    inFreshNetns([&] {
+      Work w(wd ? "idle-wd" : "idle");
+      sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+      std::vector<std::string> env;
+      int sock = -1;
+      if (wd) {
+        // A NOTIFY_SOCKET of our own, so that sd_watchdog_enabled() is true in the daemon.
+        sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        std::string path = (w.dir / "notify.sock").string();
+        std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+        if (::bind(sock, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) throw std::runtime_error("bind notify");
+        env = {"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=30000000", "WATCHDOG_PID=self"};  // WatchdogSec=30s
+      }
+      DaemonProcess daemon;
+      daemon.start(g_binary, w.config("  ranges: auto\n"), w.dir / "daemon.log", env);
+      if (!waitUntil([&] { return w.restarts() == 1 && w.state().find("\"healthy\": true") != std::string::npos; }, 20s))
+        throw std::runtime_error("daemon did not settle");
+      std::this_thread::sleep_for(500ms);
+      auto drainPings = [&] {
+        int n = 0;
+        char buf[4096];
+        for (ssize_t r; sock >= 0 && (r = ::recv(sock, buf, sizeof buf, 0)) > 0;)
+          if (std::string(buf, static_cast<std::size_t>(r)).find("WATCHDOG=1") != std::string::npos) ++n;
+        return n;
+      };
+      drainPings();
+      long long cs0 = daemon.contextSwitches();
+      double cpu0 = daemon.cpuSeconds();
+      std::this_thread::sleep_for(std::chrono::seconds(seconds));  // the measurement window
+      long long cs = daemon.contextSwitches() - cs0;
+      double cpu = daemon.cpuSeconds() - cpu0;
+      long long rss = daemon.statusField("VmRSS");
+      std::cout << "| " << (wd ? "on (WatchdogSec=30s, pinged every 15 s)" : "off") << " | "
+                << fmt(static_cast<double>(cs) / seconds, 3) << " | " << rss << " | " << fmt(cpu, 2) << " | "
+                << (wd ? std::to_string(drainPings()) : std::string("-")) << " |\n";
+      if (sock >= 0) ::close(sock);
+    });
+  }
+  std::cout << "\n(The daemon also re-reads everything every 30 s as a safety net: expect about 1/30 wakeups/s "
+               "from that alone.)\n";
+}
+
+// Plaintext leak window: a sender blasts UDP at a peer on the range from before the tap has
+// its address; the peer (another namespace, over a veth) counts what arrives in the clear.
+void benchLeak() {
+  const int trials = envInt("IPOPSEC_BENCH_LEAK_TRIALS", 20);
+  std::cout << "\n### Plaintext leak window: UDP sent to a range address from before the tap has its address\n\n"
+            << "The 'tap' is one end of a veth pair, the peer (10.254.0.17/16) is in a namespace of its own and counts "
+               "the plaintext UDP packets it receives. Per trial: daemon running, sender blasting, then the address "
+               "10.254.0.16/16 is added; counted: packets that arrived after the address was added. "
+            << trials << " trials per mode.\n\n"
+            << "| ranges | trials | packets sent per trial (mean) | plaintext packets received: mean | max | trials with any |\n"
+               "|---|---|---|---|---|---|\n";
+  for (int mode = 0; mode < 2; ++mode) {
+    inFreshNetns([&] {
+      Work w(mode ? "leak-auto" : "leak-fixed");
+      auto cfg = w.config(mode ? "  ranges: auto\n" : "  ranges: [10.254.0.0/16]\n");
+      sh("ip link add ipop type veth peer name peer0");
+      int ready[2], ctl[2], res[2];
+      if (::pipe(ready) || ::pipe(ctl) || ::pipe(res)) throw std::runtime_error("pipe");
+      pid_t peer = ::fork();
+      if (peer == 0) {
+        // The peer: own namespace, counts UDP datagrams on port 9999 between "reset" and "report".
+        if (::unshare(CLONE_NEWNET) != 0) ::_exit(1);
+        ::write(ready[1], "x", 1);
+        char c;
+        ::read(ctl[0], &c, 1);  // configured by the parent
+        int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(9999);
+        ::bind(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+        ::write(ready[1], "x", 1);
+        long count = 0;
+        char buf[2048];
+        for (;;) {
+          pollfd p[2] = {{s, POLLIN, 0}, {ctl[0], POLLIN, 0}};
+          ::poll(p, 2, -1);
+          while (::recv(s, buf, sizeof buf, 0) > 0) ++count;
+          if (p[1].revents) {
+            if (::read(ctl[0], &c, 1) != 1) ::_exit(0);
+            while (::recv(s, buf, sizeof buf, 0) > 0) ++count;
+            if (c == 'r') {
+              ::write(res[1], &count, sizeof count);
+            }
+            count = 0;
+          }
+        }
+      }
+      char c;
+      ::read(ready[0], &c, 1);
+      sh("ip link set peer0 netns " + std::to_string(peer));
+      sh("nsenter -t " + std::to_string(peer) +
+         " -n sh -c 'ip link set lo up; ip addr add 10.254.0.17/16 dev peer0; ip link set peer0 up'");
+      sh("ip link set ipop up");
+      ::write(ctl[1], "c", 1);
+      ::read(ready[0], &c, 1);
+      Stats recv, sent;
+      int withAny = 0;
+      AddressSetter addr;
+      const Cidr local = *Cidr::parse("10.254.0.16/16");
+      for (int t = 0; t < trials; ++t) {
+        flushOwned();
+        DaemonProcess daemon;
+        ::unlink((w.dir / "run" / "state.json").c_str());
+        daemon.start(g_binary, cfg, w.dir / "daemon.log");
+        if (!waitUntil([&] { return fs::exists(w.dir / "run" / "state.json"); }, 10s))
+          throw std::runtime_error("daemon did not start");
+        if (!mode && !waitUntil([&] { return ownedPolicies().size() == 2; }, 10s))
+          throw std::runtime_error("configured policies not installed");
+        std::atomic<bool> stop{false};
+        std::atomic<long> nsent{0};
+        std::thread sender([&] {
+          int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+          sockaddr_in to{};
+          to.sin_family = AF_INET;
+          to.sin_port = htons(9999);
+          ::inet_pton(AF_INET, "10.254.0.17", &to.sin_addr);
+          char payload[64] = "plaintext";
+          while (!stop) {
+            if (::sendto(s, payload, sizeof payload, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) > 0) ++nsent;
+          }
+          ::close(s);
+        });
+        std::this_thread::sleep_for(50ms);  // blasting, still no route: nothing can leave
+        ::write(ctl[1], "z", 1);            // peer: start counting from zero
+        long before = nsent;
+        if (addr.add("ipop", local)) throw std::runtime_error("add address");
+        waitUntil([&] { return ownedPolicies().size() == 2; }, 10s);
+        std::this_thread::sleep_for(200ms);  // anything in flight arrives
+        stop = true;
+        sender.join();
+        ::write(ctl[1], "r", 1);
+        long count = 0;
+        ::read(res[0], &count, sizeof count);
+        recv.v.push_back(static_cast<double>(count));
+        sent.v.push_back(static_cast<double>(nsent - before));
+        if (count > 0) ++withAny;
+        daemon.stop(SIGTERM);
+        addr.del("ipop", local);
+      }
+      double mean = 0, meanSent = 0;
+      for (double v : recv.v) mean += v;
+      for (double v : sent.v) meanSent += v;
+      mean /= std::max<std::size_t>(recv.v.size(), 1);
+      meanSent /= std::max<std::size_t>(sent.v.size(), 1);
+      std::cout << "| " << (mode ? "`auto`" : "configured [10.254.0.0/16]") << " | " << trials << " | " << fmt(meanSent, 0)
+                << " | " << fmt(mean, 1) << " | " << fmt(recv.max(), 0) << " | " << withAny << " |\n";
+      ::close(ctl[1]);
+      ::kill(peer, SIGKILL);
+      ::waitpid(peer, nullptr, 0);
+    });
+  }
+}
+
+// Scale: many ranges. (a) The daemon with N configured ranges (the config accepts at most 256
+// ranges and 1024 exclusions): time from exec to every policy in the kernel, and memory.
+// (b) Beyond the config's cap, the same code paths in-process: desired state, diff, render,
+// kernel install and list for N ranges.
+void benchScale() {
+  const int maxN = envInt("IPOPSEC_BENCH_SCALE_MAX", 10000);
+  std::cout << "\n### Scale: many ranges and exclusions\n\n(a) The daemon, ranges and exclusions from the config "
+               "(non-overlapping /24s in 10.0.0.0/8, exclusions /32s inside the first range... spread over the ranges):\n\n"
+            << "| ranges | exclusions | policies | exec -> all policies in the kernel ms | daemon RSS KiB | daemon CPU s |\n"
+               "|---|---|---|---|---|---|\n";
+  struct Case {
+    int ranges, excludes;
+  };
+  for (Case c : {Case{1, 0}, Case{100, 0}, Case{256, 0}, Case{1, 100}, Case{256, 1024}}) {
+    inFreshNetns([&] {
+      Work w("scale");
+      std::string protect = "  ranges: [";
+      for (int i = 0; i < c.ranges; ++i)
+        protect += (i ? ", " : "") + ("10." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ".0/24");
+      protect += "]\n";
+      if (c.excludes) {
+        protect += "  exclude: [";
+        for (int i = 0; i < c.excludes; ++i) {
+          int r = i % c.ranges;
+          protect += (i ? ", " : "") + ("10." + std::to_string(r / 256) + "." + std::to_string(r % 256) + "." +
+                                        std::to_string(1 + i / c.ranges));
+        }
+        protect += "]\n";
+      }
+      std::size_t want = static_cast<std::size_t>(2 * c.ranges + 2 * c.excludes);
+      sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.0.0.16/24 dev ipop");
+      DaemonProcess daemon;
+      double t0 = nowMs();
+      daemon.start(g_binary, w.config(protect), w.dir / "daemon.log");
+      bool ok = waitUntil([&] { return ownedPolicies().size() == want; }, 60s, 200us);
+      double ms = nowMs() - t0;
+      waitUntil([&] { return w.state().find("\"policies_exact\": true") != std::string::npos; }, 30s);
+      std::cout << "| " << c.ranges << " | " << c.excludes << " | " << want << " | " << (ok ? fmt(ms, 1) : "TIMEOUT")
+                << " | " << daemon.statusField("VmRSS") << " | " << fmt(daemon.cpuSeconds(), 2) << " |\n";
+    });
+  }
+
+  std::cout << "\n(b) In-process, beyond the config's cap (the daemon's code paths: desired state, diff, render; the "
+               "XFRM adapter's install and list):\n\n"
+            << "| ranges | policies | computeDesired ms | diff (vs empty) ms | diff (vs itself) ms | kernel install ms | "
+               "kernel list ms |\n|---|---|---|---|---|---|---|\n";
+  for (int n : {1, 100, 1000, maxN}) {
+    if (n > maxN) continue;
+    inFreshNetns([&] {
+      Config cfg;
+      cfg.protect.autoRanges = false;
+      for (int i = 0; i < n; ++i)
+        cfg.protect.ranges.push_back(
+            *Cidr::parse("10." + std::to_string(i / 256) + "." + std::to_string(i % 256) + ".0/24"));
+      NetSnapshot net;
+      LinkState tap;
+      tap.index = 2;
+      tap.name = "ipop";
+      tap.up = tap.running = true;
+      tap.addresses = {*Cidr::parse("10.0.0.16/24")};
+      net.links[2] = tap;
+      CertFiles certs;
+      double t0 = nowMs();
+      Desired d = computeDesired(cfg, net, certs, {});
+      double tDesired = nowMs() - t0;
+      t0 = nowMs();
+      auto diff = diffPolicies({}, d.policies);
+      double tDiff = nowMs() - t0;
+      t0 = nowMs();
+      auto same = diffPolicies(d.policies, d.policies);
+      double tSame = nowMs() - t0;
+      XfrmPolicyTable table(250000, 1000);
+      t0 = nowMs();
+      for (const auto& p : diff.add)
+        if (auto ec = table.install(p)) throw std::runtime_error("install: " + ec.message());
+      double tInstall = nowMs() - t0;
+      std::vector<Policy> listed;
+      t0 = nowMs();
+      if (auto ec = table.list(listed)) throw std::runtime_error("list: " + ec.message());
+      double tList = nowMs() - t0;
+      if (listed.size() != d.policies.size() || !same.empty()) throw std::runtime_error("scale: mismatch");
+      std::cout << "| " << n << " | " << d.policies.size() << " | " << fmt(tDesired, 2) << " | " << fmt(tDiff, 2) << " | "
+                << fmt(tSame, 2) << " | " << fmt(tInstall, 1) << " | " << fmt(tList, 1) << " |\n";
+    });
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "usage: ipopsec_bench IPOP_IPSECD_BINARY [latency|storm|idle|leak|scale|all]...\n";
+    return 2;
+  }
+  if (!isRoot()) {
+    std::cerr << "ipopsec_bench: needs root (network namespaces, XFRM)\n";
+    return 1;
+  }
+  g_binary = argv[1];
+  std::vector<std::string> which(argv + 2, argv + argc);
+  if (which.empty() || std::find(which.begin(), which.end(), "all") != which.end())
+    which = {"latency", "storm", "idle", "leak", "scale"};
+  std::map<std::string, std::function<void()>> benches{
+      {"latency", benchLatency}, {"storm", benchStorm}, {"idle", benchIdle}, {"leak", benchLeak}, {"scale", benchScale}};
+  for (const auto& w : which) {
+    auto it = benches.find(w);
+    if (it == benches.end()) {
+      std::cerr << "ipopsec_bench: unknown benchmark '" << w << "'\n";
+      return 2;
+    }
+    it->second();
+    std::cout.flush();
+  }
+  return 0;
+}

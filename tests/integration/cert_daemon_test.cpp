@@ -1,0 +1,231 @@
+// Certificates in the whole daemon (the real binary, a private network namespace per test,
+// IKE control `command` with a script that logs each restart): an invalid set never
+// restarts the IKE daemon and is reported in the log and state.json; a renewal in place
+// (cp over the old files, or an editor's write-and-rename) is seen through inotify and
+// restarts it exactly once, well before the 30 s resync could have noticed.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "integration/netns.hpp"
+#include "integration/pki_fixtures.hpp"
+
+using namespace ipopsec;
+using namespace ipopsec::test;
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string readFile(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int countLines(const fs::path& p) {
+  std::ifstream in(p);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line))
+    if (!line.empty()) ++n;
+  return n;
+}
+
+// Far below the daemon's 30 s resync: a change seen within this was seen through inotify.
+constexpr auto kEventDriven = 8s;
+
+class CertDaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    IPOPSEC_REQUIRE_ROOT();
+    enterFreshNetns();
+    dir_ = fs::temp_directory_path() / ("ipopsec-certd-test-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "run");
+    fs::create_directories(dir_ / "stage");
+    std::ofstream(dir_ / "restart.sh") << "#!/bin/sh\necho restarted >> " << (dir_ / "restarts.log").string() << "\n";
+    fs::permissions(dir_ / "restart.sh", fs::perms::owner_all);
+    ca_ = makeTestCa();
+  }
+  void TearDown() override {
+    stopDaemon();
+    if (HasFailure() && fs::exists(dir_ / "daemon.log")) std::cerr << "--- daemon log:\n" << readFile(dir_ / "daemon.log");
+    fs::remove_all(dir_);
+  }
+
+  void writeConfig(const fs::path& certDir) {
+    std::ofstream(dir_ / "ipop-ipsecd.yaml")
+        << "ipop:\n  interface: ipop\nprotect:\n  ranges: auto\n"
+        << "ike:\n  control: command\n  restart_command: [\"" << (dir_ / "restart.sh").string() << "\"]\n"
+        << "  quiet_period: 300ms\n  min_interval: 1s\n"
+        << "racoon:\n  config: " << (dir_ / "racoon.conf").string() << "\n  spd_file: "
+        << (dir_ / "ipsec-tools.conf").string() << "\n  certificate_dir: " << certDir.string() << "\n"
+        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  log_level: debug\n";
+  }
+  void tapUp() { sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop"); }
+  void startDaemon() {
+    pid_ = ::fork();
+    ASSERT_GE(pid_, 0);
+    if (pid_ == 0) {
+      int fd = ::open((dir_ / "daemon.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execl(IPOPSEC_BINARY, "ipop-ipsecd", "--config", (dir_ / "ipop-ipsecd.yaml").c_str(), nullptr);
+      ::_exit(127);
+    }
+  }
+  void stopDaemon() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  template <class F>
+  bool waitFor(F pred, std::chrono::milliseconds timeout = 10s) {
+    auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(5ms);
+    }
+    return pred();
+  }
+  int restarts() { return countLines(dir_ / "restarts.log"); }
+  std::string state() { return readFile(dir_ / "run" / "state.json"); }
+  bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
+  std::string log() { return readFile(dir_ / "daemon.log"); }
+  // Long enough for a restart to have happened (quiet period + minimum interval + slack):
+  // used only to show that none does.
+  void quietSpell() { std::this_thread::sleep_for(1500ms); }
+
+  fs::path dir_;
+  pid_t pid_ = -1;
+  TestCa ca_;
+};
+
+TEST_F(CertDaemonTest, InvalidSetNeverRestartsTheIkeDaemonAndIsReported) {
+  fs::create_directories(dir_ / "certs");
+  auto spec = hostSpec();
+  spec.notBefore = std::chrono::system_clock::now() - std::chrono::hours(24 * 30);
+  spec.notAfter = std::chrono::system_clock::now() - std::chrono::hours(24);
+  writeHostSet(dir_ / "certs", ca_, spec);
+  writeConfig(dir_ / "certs");
+  tapUp();
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return stateHas("\"ipop_up\": true") && stateHas("\"certificate_problems\": [\"host-cert.pem expired on"); }))
+      << state();
+  EXPECT_TRUE(stateHas("\"certificates_usable\": false"));
+  EXPECT_TRUE(stateHas("\"certificate_expiry\": \"20"));
+  EXPECT_TRUE(stateHas("not starting command: host-cert.pem expired on") || stateHas("not starting racoon.service: host-cert.pem expired on"))
+      << state();
+  quietSpell();
+  EXPECT_EQ(restarts(), 0);
+  EXPECT_THAT(log(), HasSubstr("host-cert.pem expired on"));
+  std::string out;
+  EXPECT_NE(shStatus(std::string(IPOPSEC_BINARY) + " status --config " + (dir_ / "ipop-ipsecd.yaml").string(), &out), 0);
+  EXPECT_THAT(out, HasSubstr("NOT usable"));
+  EXPECT_THAT(out, HasSubstr("error: host-cert.pem expired on"));
+  // The policies are in anyway: fail closed.
+  EXPECT_THAT(sh("ip xfrm policy"), HasSubstr("10.254.0.0/16"));
+}
+
+TEST_F(CertDaemonTest, RenewalInPlaceRestartsExactlyOnceWithCpAndWithRename) {
+  fs::create_directories(dir_ / "certs");
+  writeHostSet(dir_ / "certs", ca_);
+  writeConfig(dir_ / "certs");
+  tapUp();
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return restarts() == 1 && stateHas("\"last_restart_result\": \"done\""); })) << state();
+  // racoon's CA lookup by subject hash is in place.
+  std::string hash = sh("openssl x509 -hash -noout -in " + (dir_ / "certs" / "cacert.pem").string());
+  hash.pop_back();
+  ASSERT_TRUE(fs::exists(dir_ / "certs" / (hash + ".0")));
+  EXPECT_THAT(sh("openssl verify -CApath " + (dir_ / "certs").string() + " " + (dir_ / "certs" / "host-cert.pem").string()),
+              HasSubstr(": OK"))
+      << "OpenSSL's hash-directory lookup (racoon's) finds the CA";
+
+  // 1. cp over the old files (truncate and write in place), the key and then the certificate.
+  std::string expiry1 = state().substr(state().find("certificate_expiry"), 60);
+  auto spec = hostSpec();
+  spec.notAfter = std::chrono::system_clock::now() + std::chrono::hours(24 * 500);
+  writeHostSet(dir_ / "stage", ca_, spec);
+  auto t0 = std::chrono::steady_clock::now();
+  sh("cp " + (dir_ / "stage" / "host-key.pem").string() + " " + (dir_ / "certs" / "host-key.pem").string() + " && cp " +
+     (dir_ / "stage" / "host-cert.pem").string() + " " + (dir_ / "certs" / "host-cert.pem").string());
+  ASSERT_TRUE(waitFor([&] { return restarts() == 2; }, kEventDriven)) << log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, kEventDriven);
+  ASSERT_TRUE(waitFor([&] { return stateHas("\"last_restart_result\": \"done\""); }));
+  EXPECT_NE(state().substr(state().find("certificate_expiry"), 60), expiry1) << "the new expiry is reported";
+  quietSpell();
+  EXPECT_EQ(restarts(), 2) << "one renewal, one restart";
+
+  // 2. An editor: write a temporary file next to the old one, then rename it over.
+  writeHostSet(dir_ / "stage", ca_);
+  sh("cp -p " + (dir_ / "stage" / "host-key.pem").string() + " " + (dir_ / "certs" / ".host-key.pem.swp").string() +
+     " && mv " + (dir_ / "certs" / ".host-key.pem.swp").string() + " " + (dir_ / "certs" / "host-key.pem").string() +
+     " && cp -p " + (dir_ / "stage" / "host-cert.pem").string() + " " + (dir_ / "certs" / ".host-cert.pem.swp").string() +
+     " && mv " + (dir_ / "certs" / ".host-cert.pem.swp").string() + " " + (dir_ / "certs" / "host-cert.pem").string());
+  ASSERT_TRUE(waitFor([&] { return restarts() == 3; }, kEventDriven)) << log();
+  quietSpell();
+  EXPECT_EQ(restarts(), 3);
+}
+
+TEST_F(CertDaemonTest, BadRenewalLeavesTheRunningIkeDaemonAloneUntilAGoodOneArrives) {
+  fs::create_directories(dir_ / "certs");
+  writeHostSet(dir_ / "certs", ca_);
+  writeConfig(dir_ / "certs");
+  tapUp();
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return restarts() == 1 && stateHas("\"last_restart_result\": \"done\""); })) << state();
+  // A certificate from another CA is copied in (with its key).
+  writeHostSet(dir_ / "stage", makeTestCa("Another CA"));
+  sh("cp " + (dir_ / "stage" / "host-key.pem").string() + " " + (dir_ / "certs" / "host-key.pem").string() + " && cp " +
+     (dir_ / "stage" / "host-cert.pem").string() + " " + (dir_ / "certs" / "host-cert.pem").string());
+  ASSERT_TRUE(waitFor([&] { return stateHas("host-cert.pem is not signed by cacert.pem"); }, kEventDriven)) << state();
+  EXPECT_TRUE(stateHas("\"certificates_usable\": false"));
+  quietSpell();
+  EXPECT_EQ(restarts(), 1) << "the running IKE daemon is left alone";
+  EXPECT_THAT(log(), HasSubstr("host-cert.pem is not signed by cacert.pem"));
+  // A key left readable by others is refused as well, with the fix.
+  writeHostSet(dir_ / "stage", ca_);
+  sh("cp " + (dir_ / "stage" / "host-cert.pem").string() + " " + (dir_ / "certs" / "host-cert.pem").string() + " && cp " +
+     (dir_ / "stage" / "host-key.pem").string() + " " + (dir_ / "certs" / "host-key.pem").string() + " && chmod 644 " +
+     (dir_ / "certs" / "host-key.pem").string());
+  ASSERT_TRUE(waitFor([&] { return stateHas("host-key.pem is readable by group/other (mode 0644): chmod 600"); }, kEventDriven))
+      << state();
+  quietSpell();
+  EXPECT_EQ(restarts(), 1);
+  sh("chmod 600 " + (dir_ / "certs" / "host-key.pem").string());
+  ASSERT_TRUE(waitFor([&] { return restarts() == 2; }, kEventDriven)) << log();
+  EXPECT_TRUE(waitFor([&] { return stateHas("\"certificates_usable\": true") && stateHas("\"certificate_problems\": []"); }));
+}
+
+TEST_F(CertDaemonTest, MissingCertificateDirectoryIsWatchedUntilItAppears) {
+  fs::path later = dir_ / "later" / "certs";
+  writeConfig(later);
+  tapUp();
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return stateHas("cacert.pem does not exist"); })) << state();
+  EXPECT_THAT(log(), HasSubstr("does not exist yet; watching " + dir_.string()));
+  quietSpell();
+  EXPECT_EQ(restarts(), 0);
+  fs::create_directories(later);
+  writeHostSet(later, ca_);
+  ASSERT_TRUE(waitFor([&] { return restarts() == 1; }, kEventDriven)) << log();
+  EXPECT_TRUE(stateHas("\"certificates_usable\": true"));
+}
+
+}  // namespace

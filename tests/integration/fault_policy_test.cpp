@@ -1,0 +1,110 @@
+// Fault injection: the kernel refuses one of the daemon's policies. A foreign policy (an
+// operator's, or another IKE daemon's) with the same selector as one the daemon wants sits
+// in the SPD first; the daemon must not overwrite it (XFRM would, silently), so that one
+// install fails. Expected: the error is reported (state.json last_error, log), every other
+// policy is installed, the foreign one is untouched, the IKE daemon is not restarted on a
+// half-applied set, retries back off, and once the foreign policy is gone the daemon
+// heals by itself.
+
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "integration/fault_support.hpp"
+#include "integration/netns.hpp"
+#include "integration/pki_fixtures.hpp"
+#include "os/xfrm.hpp"
+
+using namespace ipopsec;
+using namespace ipopsec::test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+class FaultPolicyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    IPOPSEC_REQUIRE_ROOT();
+    enterFreshNetns();
+    dir_ = fs::temp_directory_path() / ("ipopsec-fault-policy-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "certs");
+    fs::create_directories(dir_ / "run");
+    writeHostSet(dir_ / "certs", makeTestCa());
+    std::ofstream(dir_ / "restart.sh") << "#!/bin/sh\necho restart >> " << (dir_ / "restarts.log").string() << "\n";
+    fs::permissions(dir_ / "restart.sh", fs::perms::owner_all);
+    std::ofstream(dir_ / "ipop-ipsecd.yaml")
+        << "ipop:\n  interface: ipop\nprotect:\n  ranges: [10.254.0.0/16, 10.77.0.0/16]\n  exclude: [10.254.0.1]\n"
+        << "ike:\n  control: command\n  restart_command: [\"" << (dir_ / "restart.sh").string() << "\"]\n"
+        << "  quiet_period: 100ms\n  min_interval: 200ms\n"
+        << "racoon:\n  config: " << (dir_ / "racoon.conf").string() << "\n  spd_file: "
+        << (dir_ / "ipsec-tools.conf").string() << "\n  certificate_dir: " << (dir_ / "certs").string() << "\n"
+        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  log_level: debug\n";
+    sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  }
+  void TearDown() override {
+    daemon_.stop(SIGTERM);
+    if (HasFailure()) std::cerr << "--- daemon log:\n" << slurp(dir_ / "daemon.log");
+    fs::remove_all(dir_);
+  }
+  std::string state() { return slurp(dir_ / "run" / "state.json"); }
+  bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
+  std::vector<std::string> owned() {
+    XfrmPolicyTable t(250000, 1000);
+    std::vector<Policy> v;
+    EXPECT_FALSE(t.list(v));
+    std::vector<std::string> s;
+    for (const auto& p : v) s.push_back(p.str());
+    std::sort(s.begin(), s.end());
+    return s;
+  }
+
+  fs::path dir_;
+  DaemonProcess daemon_;
+};
+
+TEST_F(FaultPolicyTest, ForeignPolicyWithTheSameSelectorIsReportedOthersInstalledAndHealedWhenGone) {
+  // The foreign policy: same id (dir in + selector) as one the daemon wants, priority 7.
+  sh("ip xfrm policy add src 10.77.0.0/16 dst 10.77.0.0/16 dir in priority 7");
+  daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log");
+  const std::vector<std::string> others{
+      "in 10.254.0.0/16 -> 10.254.0.0/16 esp/transport/require prio 250000",
+      "in 10.254.0.1/32 -> 10.254.0.0/16 bypass prio 1000",
+      "out 10.254.0.0/16 -> 10.254.0.0/16 esp/transport/require prio 250000",
+      "out 10.254.0.0/16 -> 10.254.0.1/32 bypass prio 1000",
+      "out 10.77.0.0/16 -> 10.77.0.0/16 esp/transport/require prio 250000",
+  };
+  ASSERT_TRUE(waitUntil([&] { return owned() == others; })) << "every other policy is installed";
+  ASSERT_TRUE(waitUntil([&] { return stateHas("kernel refused policy in 10.77.0.0/16 -> 10.77.0.0/16"); })) << state();
+  EXPECT_TRUE(stateHas("\"healthy\": false"));
+  EXPECT_TRUE(stateHas("\"policies_exact\": false"));
+  EXPECT_NE(slurp(dir_ / "daemon.log").find("kernel refused policy in 10.77.0.0/16"), std::string::npos);
+  std::string foreign = sh("ip xfrm policy show dir in src 10.77.0.0/16 dst 10.77.0.0/16");
+  EXPECT_NE(foreign.find("priority 7"), std::string::npos) << "the foreign policy must be left as it was:\n" << foreign;
+  EXPECT_EQ(foreign.find("esp"), std::string::npos) << foreign;
+  // Retried with backoff, not in a loop: a handful of attempts in a second, not thousands.
+  double cpu0 = daemon_.cpuSeconds();
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        std::string log = slurp(dir_ / "daemon.log");
+        int n = 0;
+        for (auto p = log.find("kernel refused policy"); p != std::string::npos; p = log.find("kernel refused policy", p + 1))
+          ++n;
+        return n >= 6;  // 0.2 s, 0.4 s, 0.8 s backoff: the third retry is ~1.4 s in
+      },
+      10s));
+  EXPECT_LT(daemon_.cpuSeconds() - cpu0, 0.3);
+  EXPECT_FALSE(fs::exists(dir_ / "restarts.log")) << "no IKE restart on a half-applied policy set";
+
+  // The operator removes the foreign policy: the next retry completes the set.
+  sh("ip xfrm policy delete src 10.77.0.0/16 dst 10.77.0.0/16 dir in");
+  ASSERT_TRUE(waitUntil([&] { return owned().size() == 6; }, 30s));
+  ASSERT_TRUE(waitUntil([&] { return stateHas("\"healthy\": true") && stateHas("\"last_error\": \"\""); })) << state();
+  ASSERT_TRUE(waitUntil([&] { return countLinesIn(dir_ / "restarts.log") == 1; }));
+}
+
+}  // namespace

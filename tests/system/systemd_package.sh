@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The Debian package under a real systemd: built here with CPack from the build dir, then
+# installed with dpkg inside the container.
+#   - install: unit enabled, NOT started (no config/certs yet), conffile in place;
+#   - upgrade (dpkg -i again) while running with a valid config: restarted on the new binary
+#     (new MainPID), policies kept;
+#   - remove: daemon stopped, unit gone, policies left in the kernel (fail closed, as
+#     documented), and `ip xfrm policy deleteall priority ...` then clears them.
+# Usage: systemd_package.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
+source "$(dirname "$0")/lib.sh" "$@"
+
+sys_need cpack dpkg-deb dpkg-shlibdeps
+sys_setup --no-install
+cpack -G DEB --config "$SYS_BUILD/CPackConfig.cmake" -B "$SYS_WORK/pkg" >"$SYS_WORK/cpack.log" 2>&1 ||
+  { cat "$SYS_WORK/cpack.log" >&2; sys_fail "cpack -G DEB failed"; }
+deb=$(ls "$SYS_WORK"/pkg/ipop-ipsec_*.deb)
+check "cpack built $(basename "$deb")" test -f "$deb"
+check "the package declares the config as a conffile" \
+  bash -c "dpkg-deb -I '$deb' conffiles | grep -qx /etc/ipop-ipsec/ipop-ipsecd.yaml"
+check "the package depends on libsystemd0 and libyaml-cpp0.7 (dpkg-shlibdeps)" \
+  bash -c "dpkg-deb -f '$deb' Depends | grep -q libsystemd0 && dpkg-deb -f '$deb' Depends | grep -q libyaml-cpp0.7"
+cp "$deb" "$ROOT/root/ipop-ipsec.deb"
+# Container images (this machine's too) ship a policy-rc.d that forbids maintainer scripts
+# to start or stop services; a real node has none. Inside the overlay only.
+rm -f "$ROOT/usr/sbin/policy-rc.d"
+sys_make_certs
+sys_make_ipop 10.254.0.16/16
+sys_make_racoon_standin
+sys_enable ipop.service
+sys_boot
+
+# --- install ---------------------------------------------------------------------------------
+check "dpkg -i succeeds" sys_run dpkg -i /root/ipop-ipsec.deb
+check "ipop-ipsecd.service is enabled by the install" test "$(sys_run systemctl is-enabled ipop-ipsecd.service)" = enabled
+check "ipop-ipsecd.service is NOT started by the install" test "$(sys_prop ipop-ipsecd.service ActiveState)" = inactive
+check "the config is installed" sys_run test -f /etc/ipop-ipsec/ipop-ipsecd.yaml
+check "ipop-ipsecd check passes on the installed config + test certs" sys_run ipop-ipsecd check
+check "the man page is installed" sys_run test -f /usr/share/man/man8/ipop-ipsecd.8.gz
+check "systemctl start ipop-ipsecd succeeds" sys_run systemctl start ipop-ipsecd.service
+has_policy() { grep -q "src 10.254.0.0/16 dst 10.254.0.0/16" <<<"$(sys_run ip xfrm policy)"; }
+sys_wait "policies for 10.254.0.0/16" 20 has_policy
+sys_wait "racoon started once IPOP is up" 20 starts_ge 1
+
+# --- upgrade (same package again) ------------------------------------------------------------
+old=$(sys_prop ipop-ipsecd.service MainPID)
+
+check "dpkg -i over the running install succeeds" sys_run dpkg -i /root/ipop-ipsec.deb
+check "the running daemon was restarted on upgrade (new MainPID)" \
+  bash -c '[[ $(nsenter -t '"$SYS_PID1"' -a systemctl show -P MainPID ipop-ipsecd.service) != '"$old"' ]]'
+check "active after the upgrade" test "$(sys_prop ipop-ipsecd.service ActiveState)" = active
+check "policies kept through the upgrade" has_policy
+
+# --- remove ----------------------------------------------------------------------------------
+check "dpkg -r succeeds" sys_run dpkg -r ipop-ipsec
+check "the daemon is stopped by the removal" bash -c '[[ $(nsenter -t '"$SYS_PID1"' -a systemctl show -P ActiveState ipop-ipsecd.service) != active ]]'
+check "the binary is gone" sys_run test ! -e /usr/sbin/ipop-ipsecd
+check "the unit is gone" sys_run test ! -e /lib/systemd/system/ipop-ipsecd.service
+check "policies stay after removal (fail closed, documented)" has_policy
+check "the config stays (conffile, until purge)" sys_run test -f /etc/ipop-ipsec/ipop-ipsecd.yaml
+sys_run ip xfrm policy deleteall priority 250000
+check "the documented command clears them" bash -c '! nsenter -t '"$SYS_PID1"' -a ip xfrm policy | grep -q "10.254.0.0/16"'
+check "dpkg --purge succeeds" sys_run dpkg --purge ipop-ipsec
+check "the config is gone after purge" sys_run test ! -e /etc/ipop-ipsec/ipop-ipsecd.yaml
+sys_pass

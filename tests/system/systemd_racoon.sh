@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The seed's rule under a real systemd: racoon starts only after IPOP's tap has its
+# address -- at boot, at an IPOP restart and at a range change -- and never while IPOP is
+# down, even though racoon.service is enabled and ipop.service is a oneshot that is
+# "active" 3 s before its tap has an address.
+#
+# racoon is not packaged in Debian 12, so racoon.service is a stand-in of that name that
+# records each start with a timestamp and the tap's addresses at that moment. The real
+# ipop-ipsecd.service and racoon.service.d drop-in are the installed ones.
+# Usage: systemd_racoon.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
+source "$(dirname "$0")/lib.sh" "$@"
+
+sys_setup
+sys_make_certs
+sys_make_ipop 10.254.0.16/16
+sys_write_config racoon racoon.service
+sys_make_racoon_standin
+# Everything enabled as on a real node: racoon too, as its vendor package would do.
+sys_enable ipop-ipsecd.service ipop.service racoon.service
+sys_boot
+
+policies() { sys_run ip xfrm policy; }
+addr_time() {  # epoch at which ipop-sim gave the tap its address (its journal line)
+  sys_run journalctl -b -o short-unix --no-pager -u ipop.service |
+    awk '/ipop-sim: 10\.254.* on ipop/ { t = $1 } END { print t }'
+}
+
+# --- boot ---------------------------------------------------------------------------------
+check "ipop-ipsecd is active after boot" test "$(sys_prop ipop-ipsecd.service ActiveState)" = active
+check "ipop.service (oneshot) is active after boot" test "$(sys_prop ipop.service ActiveState)" = active
+sys_wait "racoon started once after boot" 30 starts_ge 1
+line=$(start_line 1)
+sys_log "racoon start 1: $line"
+check "at boot racoon's first start saw the tap's address" grep -q '10.254.0.16/16' <<<"$line"
+check "at boot racoon was first skipped by its condition (ipop-up flag absent)" \
+  sys_run sh -c "journalctl -b --no-pager -u racoon.service | grep -qF 'unmet condition check (ConditionPathExists=/run/ipop-ipsec/ipop-up)'"
+check "the fail-closed policies for 10.254.0.0/16 are in the kernel" grep -q 'src 10.254.0.0/16 dst 10.254.0.0/16' <<<"$(policies)"
+sys_wait "the daemon reports the restart done" 20 sys_run grep -q '"last_restart_result": "done"' /run/ipop-ipsec/state.json
+check "racoon was started exactly once at boot" test "$(starts)" -eq 1
+check "ipop-ipsecd status exits 0 (protected and healthy)" sys_run ipop-ipsecd status
+
+# --- range change: re-address the tap -----------------------------------------------------
+sys_run ip addr add 10.254.7.16/24 dev ipop
+sys_run ip addr del 10.254.0.16/16 dev ipop
+sys_wait "racoon restarted after the range change" 20 starts_ge 2
+line=$(start_line 2)
+sys_log "racoon start 2: $line"
+check "after the range change racoon saw the new address only" \
+  bash -c '[[ $1 == *10.254.7.16/24* && $1 != *10.254.0.16* ]]' _ "$line"
+check "policies follow the new range 10.254.7.0/24" grep -q 'src 10.254.7.0/24 dst 10.254.7.0/24' <<<"$(policies)"
+# "Exactly once" is an absence: observe it over one whole coalescing window (quiet period
+# 1 s + min interval 2 s), after which any further restart would have happened.
+sleep 4
+check "racoon restarted exactly once for the range change" test "$(starts)" -eq 2
+
+# --- IPOP down: racoon is not started, not even by hand -----------------------------------
+sys_run systemctl stop ipop.service
+sys_wait "the daemon removed the ipop-up flag" 10 sys_run test ! -e /run/ipop-ipsec/ipop-up
+check "policies stay while IPOP is down (fail closed)" grep -q 'src 10.254.7.0/24' <<<"$(policies)"
+sys_run systemctl stop racoon.service
+sys_run systemctl start racoon.service || true
+check "racoon started by hand while IPOP is down: condition failed" test "$(sys_prop racoon.service ConditionResult)" = no
+check "racoon is not running while IPOP is down" test "$(sys_prop racoon.service ActiveState)" = inactive
+check "no new racoon start was recorded while IPOP is down" test "$(starts)" -eq 2
+
+# --- IPOP restart: the oneshot is active 3 s before the address ---------------------------
+echo 10.254.0.16/16 >"$ROOT/etc/ipop-sim/address"
+sys_run systemctl start ipop.service
+ipop_active=$(date +%s.%N)
+sys_wait "racoon started again after IPOP came back" 30 starts_ge 3
+line=$(start_line 3)
+sys_log "racoon start 3: $line"
+check "after the IPOP restart racoon saw the tap's address" grep -q '10.254.0.16/16' <<<"$line"
+started=${line%% *}
+check "racoon started >= 3 s after ipop.service was active (when the address came)" \
+  awk -v a="$ipop_active" -v s="$started" 'BEGIN { exit !(s - a >= 2.9) }'
+t=$(addr_time)
+check "the journal has the address line of ipop.service" test -n "$t"
+check "racoon started after the journal's address line" awk -v a="$t" -v s="$started" 'BEGIN { exit !(s >= a) }' 
+sys_pass
