@@ -14,8 +14,10 @@
 #   - a node re-addressed inside the range (DHCP) is reached again without a manual step,
 #     by a reload (swanctl --load-all) and no charon restart; moved out, it is unreachable.
 #   uml_mesh.sh IPOP_IPSECD BUILD_DIR
-# Certificates are made with the openssl CLI (one CA for the mesh, another for the
-# intruder). Everything runs below a work folder in BUILD_DIR (not /tmp: the guest mounts
+# Certificates come from the project's own `ipop-ipsecd pki` (EC keys: the strongswan
+# backend takes them, and they keep the slow UML CPU's IKE exchanges short), or from the
+# openssl CLI when the binary has no pki command; one CA for the mesh, another for the
+# intruder. Everything runs below a work folder in BUILD_DIR (not /tmp: the guest mounts
 # its own tmpfs there), removed at the end, also on failure; the guest is bounded by
 # `timeout` and powers itself off; processes are stopped by PID.
 set -euo pipefail
@@ -59,24 +61,40 @@ trap 'exit 130' INT TERM
 # --- certificates --------------------------------------------------------------------
 pki=$work/pki
 mkdir -p "$pki"
-ca() { # ca NAME SUBJECT
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "$2" -keyout "$pki/$1.key" -out "$pki/$1.pem" 2>/dev/null
+pki_cmd() { "$bin" pki "$@" >>"$pki/pki.log" 2>&1; }
+issue_pki() { # issue_pki NODE CA ADDRESS NAME
+  pki_cmd issue --ca-dir "$pki/$2" --ip "$3" --dns "$4" --days 2 --key ec --out "$pki/$1"
 }
-host() { # host NODE CA CN
-  local d=$pki/$1
-  mkdir -p "$d"
-  openssl req -newkey rsa:2048 -nodes -subj "/O=IPOP GroupVPN/CN=$3" -keyout "$d/host-key.pem" -out "$d/host.csr" 2>/dev/null
-  openssl x509 -req -in "$d/host.csr" -CA "$pki/$2.pem" -CAkey "$pki/$2.key" -CAcreateserial -days 2 \
-    -extfile <(printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$3") \
-    -out "$d/host-cert.pem" 2>/dev/null
-  cp "$pki/$2.pem" "$d/cacert.pem"
-  chmod 600 "$d/host-key.pem"
-  rm -f "$d/host.csr"
-}
-ca groupvpn "/O=IPOP GroupVPN/CN=GroupVPN CA"
-ca other "/O=Somebody else/CN=Other CA"
-for i in 1 2 3 4; do host "n$i" groupvpn "n$i.groupvpn"; done
-host n9 other "intruder.groupvpn"
+if pki_cmd init-ca --dir "$pki/groupvpn" --name "GroupVPN CA" --days 2 --key ec &&
+  pki_cmd init-ca --dir "$pki/other" --name "Other CA" --days 2 --key ec &&
+  issue_pki n1 groupvpn 10.254.0.11 n1.groupvpn && issue_pki n2 groupvpn 10.254.0.12 n2.groupvpn &&
+  issue_pki n3 groupvpn 10.254.0.13 n3.groupvpn && issue_pki n4 groupvpn 10.254.0.14 n4.groupvpn &&
+  issue_pki n9 other 10.254.0.99 intruder.groupvpn; then
+  echo "uml_mesh: certificates issued with 'ipop-ipsecd pki' (EC P-256)"
+else
+  echo "uml_mesh: 'ipop-ipsecd pki' unavailable ($(tail -1 "$pki/pki.log")); using the openssl CLI"
+  rm -rf "${pki:?}"/*
+  ca() { # ca NAME SUBJECT
+    mkdir -p "$pki/$1"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "$2" -keyout "$pki/$1/ca-key.pem" \
+      -out "$pki/$1/cacert.pem" 2>/dev/null
+  }
+  host() { # host NODE CA CN
+    local d=$pki/$1
+    mkdir -p "$d"
+    openssl req -newkey rsa:2048 -nodes -subj "/O=IPOP GroupVPN/CN=$3" -keyout "$d/host-key.pem" \
+      -out "$d/host.csr" 2>/dev/null
+    openssl x509 -req -in "$d/host.csr" -CA "$pki/$2/cacert.pem" -CAkey "$pki/$2/ca-key.pem" -CAcreateserial \
+      -days 2 -extfile <(printf 'subjectAltName=DNS:%s\n' "$3") -out "$d/host-cert.pem" 2>/dev/null
+    cp "$pki/$2/cacert.pem" "$d/cacert.pem"
+    chmod 600 "$d/host-key.pem"
+    rm -f "$d/host.csr"
+  }
+  ca groupvpn "/O=IPOP GroupVPN/CN=GroupVPN CA"
+  ca other "/O=Somebody else/CN=Other CA"
+  for i in 1 2 3 4; do host "n$i" groupvpn "n$i.groupvpn"; done
+  host n9 other "intruder.groupvpn"
+fi
 
 # --- the guest --------------------------------------------------------------------------
 mkdir -p "$work/modroot/lib"

@@ -248,6 +248,7 @@ for i in $(seq 1 $N); do
   acq=$(grep -c 'acquire' "$W/n$i/acquire.log" || true)
   ike=$(in_ns "$i" swanctl --list-sas --uri "unix:///run/mesh/n$i/charon.vici" 2>&1 | tee "$W/n$i/list-sas.out" | grep -c 'ESTABLISHED' || true)
   say "n$i: $sas ESP SAs, $dup duplicated (src,dst), $ike IKE_SAs, $acq ACQUIREs so far"
+  ((ike > 0)) || head -3 "$W/n$i/list-sas.out" | sed 's/^/      swanctl: /'
   ((sas == 2 * (N - 1))) || fail "n$i has $sas ESP SAs, expected $((2 * (N - 1))) (one in, one out per peer)"
   ((dup == 0)) || fail "n$i has duplicate SAs"
   ((acq <= 10 * (N - 1))) || fail "n$i saw $acq ACQUIREs: an ACQUIRE storm"
