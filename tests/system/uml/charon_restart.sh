@@ -27,8 +27,8 @@ echo "$(date +%s.%N) start" >>"$node/charon-starts.log"
 STRONGSWAN_CONF=$node/strongswan.conf setsid /usr/sbin/charon-systemd </dev/null >>"$node/charon.out" 2>&1 &
 echo $! >"$node/charon.pid"
 for ((i = 0; i < 150; i++)); do
-  swanctl --stats --uri "$uri" >/dev/null 2>&1 && break
+  /usr/sbin/swanctl --stats --uri "$uri" >/dev/null 2>&1 && break
   sleep 0.1
 done
-swanctl --stats --uri "$uri" >/dev/null 2>&1 || { echo "charon's vici socket $uri does not answer"; exit 1; }
-SWANCTL_DIR=$node/swanctl swanctl --load-all --noprompt --uri "$uri"
+/usr/sbin/swanctl --stats --uri "$uri" >/dev/null 2>&1 || { echo "charon's vici socket $uri does not answer"; exit 1; }
+SWANCTL_DIR=$node/swanctl /usr/sbin/swanctl --load-all --noprompt --uri "$uri"

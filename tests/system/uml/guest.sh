@@ -6,6 +6,7 @@
 # Writes only inside WORK_DIR (the guest sees the host's / through hostfs) and its own
 # tmpfs /run and /tmp. Writes WORK_DIR/result (PASS or FAIL) and powers the guest off.
 set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin   # init gets no PATH
 W=$1 BIN=$2 SRC=$3
 UML=$SRC/tests/system/uml
 RANGE=10.254.0.0/16
@@ -248,7 +249,10 @@ for i in $(seq 1 $N); do
   acq=$(grep -c 'acquire' "$W/n$i/acquire.log" || true)
   ike=$(in_ns "$i" swanctl --list-sas --uri "unix:///run/mesh/n$i/charon.vici" 2>&1 | tee "$W/n$i/list-sas.out" | grep -c 'ESTABLISHED' || true)
   say "n$i: $sas ESP SAs, $dup duplicated (src,dst), $ike IKE_SAs, $acq ACQUIREs so far"
-  ((ike > 0)) || head -3 "$W/n$i/list-sas.out" | sed 's/^/      swanctl: /'
+  ((ike == N - 1)) || {
+    fail "n$i has $ike IKE_SAs, expected $((N - 1)) (one per peer)"
+    head -3 "$W/n$i/list-sas.out" | sed 's/^/      swanctl: /'
+  }
   ((sas == 2 * (N - 1))) || fail "n$i has $sas ESP SAs, expected $((2 * (N - 1))) (one in, one out per peer)"
   ((dup == 0)) || fail "n$i has duplicate SAs"
   ((acq <= 10 * (N - 1))) || fail "n$i saw $acq ACQUIREs: an ACQUIRE storm"
