@@ -97,7 +97,7 @@ struct Config {
 
   // The strongSwan backend (ike.backend: strongswan). Certificates are read from the
   // racoon section's certificate_dir/ca_cert/host_cert/host_key and copied into
-  // swanctlDir (x509ca/, x509/, private/). See docs/strongswan.md.
+  // swanctlDir (x509ca/, x509/, private/). See the README, "The strongSwan backend".
   struct Strongswan {
     std::string swanctlDir = "/etc/swanctl";
     std::string config = "/etc/swanctl/conf.d/ipop-ipsec.conf";  // must be included by swanctl.conf

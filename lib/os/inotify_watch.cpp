@@ -52,21 +52,35 @@ std::error_code InotifyWatch::watch(std::vector<std::string> dirs, std::function
 
 void InotifyWatch::rebuild() {
   int fd = sd_.native_handle();
-  for (const auto& [wd, idx] : wds_) ::inotify_rm_watch(fd, wd);
-  wds_.clear();
-  watched_.assign(dirs_.size(), "");
-  for (std::size_t i = 0; i < dirs_.size(); ++i) {
-    std::string p = dirs_[i];
-    while (true) {
-      int wd = ::inotify_add_watch(fd, p.c_str(), kMask);
-      if (wd >= 0) {
-        wds_[wd].push_back(i);
-        watched_[i] = p;
-        break;
+  // A directory below the watched ancestor can appear between the failed watch on it and
+  // the watch on its parent (mkdir -p makes several at once): no event would ever tell.
+  // So after watching, look again; if something deeper exists now, watch again.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    for (const auto& [wd, idx] : wds_) ::inotify_rm_watch(fd, wd);
+    wds_.clear();
+    watched_.assign(dirs_.size(), "");
+    for (std::size_t i = 0; i < dirs_.size(); ++i) {
+      std::string p = dirs_[i];
+      while (true) {
+        int wd = ::inotify_add_watch(fd, p.c_str(), kMask);
+        if (wd >= 0) {
+          wds_[wd].push_back(i);
+          watched_[i] = p;
+          break;
+        }
+        if (p == "/") break;
+        p = parentOf(p);
       }
-      if (p == "/") break;
-      p = parentOf(p);
     }
+    bool deeperAppeared = false;
+    for (std::size_t i = 0; i < dirs_.size(); ++i) {
+      if (watched_[i] == dirs_[i] || watched_[i].empty()) continue;
+      // The component just below the watched ancestor, on the way to dirs_[i].
+      std::string below = dirs_[i];
+      while (parentOf(below) != watched_[i] && below != "/") below = parentOf(below);
+      if (::access(below.c_str(), F_OK) == 0) deeperAppeared = true;
+    }
+    if (!deeperAppeared) return;
   }
 }
 

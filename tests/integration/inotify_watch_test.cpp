@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -90,6 +91,32 @@ TEST_F(InotifyWatchTest, AMissingDirectoryIsFollowedUntilItAppearsAndAfterItIsRe
   fs::create_directories(target);
   w.rearm();
   EXPECT_TRUE(w.watchingAll());
+}
+
+// Regression (seen in CI): `mkdir -p a/certs` from another thread can create certs between
+// the failed watch on a/certs and the watch on a; no event would then ever report it, and
+// files written into certs went unnoticed. The watcher must look again after watching.
+TEST_F(InotifyWatchTest, NestedDirectoriesMadeConcurrentlyAreAlwaysFollowedDown) {
+  for (int round = 0; round < 40; ++round) {
+    fs::path base = dir_ / ("r" + std::to_string(round));
+    fs::path target = base / "later" / "certs";
+    fs::create_directories(base);
+    calls_ = 0;
+    InotifyWatch w(io_, 20ms);
+    ASSERT_FALSE(w.watch({target.string()}, [&] { ++calls_; }));
+    std::thread maker([&] {
+      fs::create_directories(target);
+      std::ofstream(target / "cacert.pem") << "x";
+    });
+    // Process events while the other thread makes the directories.
+    for (int i = 0; i < 100 && !w.watchingAll(); ++i) settle(5ms);
+    maker.join();
+    for (int i = 0; i < 100 && !w.watchingAll(); ++i) settle(5ms);
+    ASSERT_TRUE(w.watchingAll()) << "round " << round << " watching " << w.watchedPaths().front();
+    int before = calls_;
+    std::ofstream(target / "host-cert.pem") << "y";
+    ASSERT_TRUE(runUntil(before + 1, 2s)) << "round " << round;
+  }
 }
 
 TEST_F(InotifyWatchTest, StopEndsCallbacks) {
