@@ -304,6 +304,7 @@ void Daemon::watchCertificates() {
 }
 
 void Daemon::onCertificatesChanged() {
+  reconciler_->certificatesChanged();
   if (stopping_ || !ready_) return;  // before the first dump, the first reconcile reads them anyway
   spdlog::debug("certificate directory changed; re-checking the certificates");
   reconciler_->reconcile(monitor_->snapshot());
@@ -316,6 +317,7 @@ void Daemon::resyncTick() {
     if (certWatch_) certWatch_->rearm();
     if (ready_) {
       ikeState_ = unit_->state();
+      reconciler_->certificatesChanged();  // a change inotify could not see (e.g. a remount)
       reconciler_->reconcile(monitor_->snapshot());
     }
     resyncTick();

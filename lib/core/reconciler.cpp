@@ -38,6 +38,7 @@ Reconciler::Reconciler(Config cfg, PolicyTable& policies, FileStore& files, Cert
 
 void Reconciler::setConfig(Config cfg) {
   cfg_ = std::move(cfg);
+  certsStale_ = true;
   scheduler_.setTiming(cfg_.ike.quietPeriod, cfg_.ike.minInterval);
 }
 
@@ -52,8 +53,14 @@ void Reconciler::changed() {
 CertFiles Reconciler::readCerts() {
   // One read of the three files: what is judged is exactly what the IKE inputs
   // fingerprint and what the backends copy.
-  CertFacts facts = certs_.inspect(certPath(cfg_, cfg_.racoon.caCert), certPath(cfg_, cfg_.racoon.hostCert),
-                                   certPath(cfg_, cfg_.racoon.hostKey));
+  if (certsStale_) {
+    certFacts_ = certs_.inspect(certPath(cfg_, cfg_.racoon.caCert), certPath(cfg_, cfg_.racoon.hostCert),
+                                certPath(cfg_, cfg_.racoon.hostKey));
+    certHashCopies_ = cfg_.ike.backend == IkeBackend::racoon ? certs_.hashCopies(cfg_.racoon.certificateDir)
+                                                              : std::vector<std::string>{};
+    certsStale_ = false;
+  }
+  const CertFacts& facts = certFacts_;
   CertVerdict verdict = judgeCertificates(facts, certPolicyFor(cfg_), wall_());
   CertFiles c;
   if (facts.ca.loadError.empty()) c.ca = facts.ca.content;
@@ -65,7 +72,7 @@ CertFiles Reconciler::readCerts() {
   if (facts.ca.loadError.empty())
     for (const auto& ca : facts.caCerts)
       if (!ca.subjectHash.empty()) c.caByHash.emplace_back(ca.subjectHash, ca.pem);
-  if (cfg_.ike.backend == IkeBackend::racoon) c.ownedHashCopies = certs_.hashCopies(cfg_.racoon.certificateDir);
+  c.ownedHashCopies = certHashCopies_;
   return c;
 }
 

@@ -57,6 +57,12 @@ class Reconciler {
   // The IKE daemon already runs with these inputs (state remembered across a restart).
   void assumeIkeStarted(const std::string& inputs) { scheduler_.assumeStarted(inputs); }
 
+  // The certificate files changed (inotify) or may have (resync): inspect them again at the
+  // next reconcile. In between, the last inspection is reused (the verdict, which depends on
+  // the time, is judged anew each time), so an address event's reaction does not wait for
+  // OpenSSL. A new config (setConfig) also re-inspects.
+  void certificatesChanged() { certsStale_ = true; }
+
   // Recompute and apply now. Cheap; called after each drained batch of events.
   void reconcile(const NetSnapshot& net);
   // The daemon arms one timer for this (IKE restart or retry after an error).
@@ -79,6 +85,9 @@ class Reconciler {
 
  private:
   CertFiles readCerts();
+  bool certsStale_ = true;
+  CertFacts certFacts_;
+  std::vector<std::string> certHashCopies_;
   bool applyPolicies(const Desired& d, const std::vector<Policy>& current);
   bool applyFiles(const Desired& d);
   bool applyIpopUpFlag(const Desired& d);

@@ -387,6 +387,7 @@ TEST_F(CertReconcileTest, BadRenewalLeavesTheRunningIkeDaemonAloneAndAValidOneRe
   ASSERT_EQ(unit.restarts, 1);
   unit.complete();
   // The operator copies in a certificate for the wrong CA: nothing restarts.
+  r->certificatesChanged();  // as the daemon does on inotify
   files.files["/certs/host-cert.pem"] = "CERT-WRONG-CA";
   certs.tweak = [](CertFacts& f) {
     f.chainOk = false;
@@ -397,6 +398,7 @@ TEST_F(CertReconcileTest, BadRenewalLeavesTheRunningIkeDaemonAloneAndAValidOneRe
   EXPECT_EQ(unit.restarts, 1);
   EXPECT_EQ(count(Severity::error, "is not signed by cacert.pem"), 1);
   // Then the right one: exactly one restart.
+  r->certificatesChanged();  // as the daemon does on inotify
   files.files["/certs/host-cert.pem"] = "CERT-RENEWED";
   certs.tweak = nullptr;
   for (int i = 0; i < 3; ++i) r->reconcile(net);
@@ -426,12 +428,14 @@ TEST_F(CertReconcileTest, RacoonFindsTheCaByHashAndAStaleCopyIsRemoved) {
   EXPECT_THAT(copy, HasSubstr("-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n"));
   EXPECT_EQ(files.modes["/certs/1a2b3c4d.0"], 0644u);
   // A new CA (another subject hash): its copy is written, the old one removed.
+  r->certificatesChanged();  // as the daemon does on inotify
   files.files["/certs/cacert.pem"] = "CA2";
   certs.caHash = "99aa88bb";
   r->reconcile(net);
   EXPECT_TRUE(files.files.count("/certs/99aa88bb.0"));
   EXPECT_FALSE(files.files.count("/certs/1a2b3c4d.0")) << "the old CA must not stay trusted";
   // A file the daemon did not write (c_rehash's, an operator's) is never touched.
+  r->certificatesChanged();  // as the daemon does on inotify
   files.files["/certs/deadbeef.0"] = "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n";
   r->reconcile(net);
   EXPECT_TRUE(files.files.count("/certs/deadbeef.0"));

@@ -268,6 +268,7 @@ TEST_F(ReloadTest, RenewedCertificatesRestartCharon) {
   r->reconcile(net);
   runFor(3s);
   unit.complete();
+  r->certificatesChanged();  // as the daemon does on inotify
   files.files["/certs/host-cert.pem"] = "RENEWED";
   r->reconcile(net);
   EXPECT_EQ(files.files["/etc/swanctl/x509/ipop-ipsec-host.pem"], "RENEWED");

@@ -336,12 +336,14 @@ TEST_F(ReconcilerTest, MissingCertificatesHoldTheIkeDaemonBackUntilTheyArrive) {
   EXPECT_EQ(unit.restarts, 0);
   EXPECT_TRUE(hasEvent("certificates", "/certs/host-key.pem"));
   EXPECT_NE(r->statusLine().find("not starting racoon.service"), std::string::npos);
+  r->certificatesChanged();  // as the daemon does on inotify
   files.files["/certs/host-key.pem"] = "KEY";
   r->reconcile(net);
   runFor(5s);
   EXPECT_EQ(unit.restarts, 1);
   // A renewed certificate restarts the IKE daemon once more.
   unit.complete();
+  r->certificatesChanged();  // as the daemon does on inotify
   files.files["/certs/host-cert.pem"] = "CERT2";
   r->reconcile(net);
   runFor(15s);
@@ -360,6 +362,31 @@ TEST_F(ReconcilerTest, RememberedIkeInputsAvoidARestartAfterADaemonRestart) {
   r->reconcile(net);
   runFor(60s);
   EXPECT_EQ(unit.restarts, 1);
+}
+
+}  // namespace
+
+namespace {
+
+// The reaction to an address event must not wait for OpenSSL: the certificates are
+// inspected again only when they changed (inotify), at a resync, or with a new config.
+TEST_F(ReconcilerTest, CertificatesAreInspectedOnlyWhenTheyMayHaveChanged) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  int after = certs.inspections;
+  EXPECT_EQ(after, 1);
+  for (int i = 0; i < 20; ++i) {
+    net.links[7].addresses = {C(i % 2 ? "10.254.0.16/16" : "172.31.0.16/16")};
+    r->reconcile(net);
+  }
+  EXPECT_EQ(certs.inspections, after) << "address events reuse the last inspection";
+  r->certificatesChanged();
+  r->reconcile(net);
+  EXPECT_EQ(certs.inspections, after + 1);
+  r->setConfig(cfg());
+  r->reconcile(net);
+  EXPECT_EQ(certs.inspections, after + 2);
 }
 
 }  // namespace
