@@ -166,7 +166,10 @@ void Daemon::wireReloader(bool newReconciler) {
 
 void Daemon::onNetChange() {
   if (stopping_) return;
+  auto t0 = std::chrono::steady_clock::now();
   reconciler_->reconcile(monitor_->snapshot());
+  spdlog::debug("reconciled in {} us", std::chrono::duration_cast<std::chrono::microseconds>(
+                                            std::chrono::steady_clock::now() - t0).count());
   if (!ready_) {
     ready_ = true;
     notifier_->ready();
