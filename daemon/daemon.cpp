@@ -242,14 +242,17 @@ void Daemon::reload() {
                        next.ike.restartCommand != cfg_.ike.restartCommand;
     cfg_ = next;
     if (unitChanged) {
-      // The reconciler keeps a reference: retire the old manager (a job may still be
-      // completing on it) and hand a new one over by rebuilding the reconciler.
-      retiredUnits_.push_back(std::move(unit_));
+      // The reconciler keeps a reference to its unit manager: build a new pair. The old
+      // manager is destroyed after the old reconciler: that cancels a restart still in
+      // flight on it, whose completion would otherwise call into the destroyed reconciler
+      // (the new reconciler restarts the IKE daemon itself if its inputs call for it).
+      auto oldUnit = std::move(unit_);
       unit_ = makeUnitManager(cfg_);
       auto started = reconciler_->scheduler().startedInputs();
       reconciler_ = std::make_unique<Reconciler>(cfg_, *policies_, *files_, *certs_, *unit_, *clock_,
                                                  [this](const Event& e) { log(e); });
       reconciler_->setOnChange([this] { onChange(); });
+      oldUnit.reset();
       wireReloader(true);
       if (started) reconciler_->assumeIkeStarted(*started);
     } else {

@@ -275,6 +275,29 @@ TEST_F(DaemonTest, SigkillAndRestartKeepsPoliciesWithoutDuplicatesOrExtraRestart
   EXPECT_EQ(std::stoi(all), 1);
 }
 
+// A reload that changes the restart command while a restart is still running: the old
+// restart is cancelled (its completion must never reach the replaced reconciler) and the
+// new command restarts the IKE daemon.
+TEST_F(DaemonTest, ReloadWithANewRestartCommandWhileARestartRunsIsSafe) {
+  std::ofstream(dir_ / "slow.sh") << "#!/bin/sh\necho started >> " << (dir_ / "slow.log").string() << "\nsleep 2\n";
+  fs::permissions(dir_ / "slow.sh", fs::perms::owner_all);
+  writeConfig("  ranges: auto\n");
+  std::string text = readFile(dir_ / "ipop-ipsecd.yaml");
+  text.replace(text.find("restart.sh"), std::string("restart.sh").size(), "slow.sh");
+  std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
+  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return countLines(dir_ / "slow.log") == 1; })) << "the slow restart is running";
+  writeConfig("  ranges: auto\n");  // back to restart.sh
+  ::kill(pid_, SIGHUP);
+  ASSERT_TRUE(waitFor([&] { return restarts() == 1; })) << "the new command restarts the IKE daemon";
+  std::this_thread::sleep_for(2500ms);  // past the old command's end: its completion must go nowhere
+  ASSERT_EQ(::kill(pid_, 0), 0) << "the daemon survived";
+  sh("ip addr add 10.77.0.16/16 dev ipop && ip addr del 10.254.0.16/16 dev ipop");
+  ASSERT_TRUE(waitFor([&] { return restarts() == 2; })) << "and still works";
+  EXPECT_EQ(countLines(dir_ / "slow.log"), 1);
+}
+
 TEST_F(DaemonTest, SighupWithBrokenConfigKeepsTheOldOneAndSigtermKeepsPolicies) {
   writeConfig("  ranges: [10.254.0.0/16]\n");
   startDaemon();
