@@ -607,6 +607,22 @@ class ConfigParser {
     return std::nullopt;
   }
 
+  // Paths and file names go into the rendered files as quoted strings (racoon.conf,
+  // swanctl.conf): refuse what those can't hold rather than fail at render time.
+  bool quotable(const Item& it, const std::string& s) {
+    for (char c : s) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        error(it, show(s) + " contains a control character");
+        return false;
+      }
+      if (c == '"' || c == '\\') {
+        error(it, show(s) + " contains '" + std::string(1, c) + "', which racoon.conf and swanctl.conf can't quote");
+        return false;
+      }
+    }
+    return true;
+  }
+
   void absolutePath(const Item& it, std::string& out) {
     auto s = nonEmpty(it, "an absolute path");
     if (!s) return;
@@ -618,6 +634,7 @@ class ConfigParser {
       error(it, "contains a NUL character");
       return;
     }
+    if (!quotable(it, *s)) return;
     out = *s;
   }
 
@@ -630,6 +647,7 @@ class ConfigParser {
       error(it, show(*s) + " must be a file name inside racoon.certificate_dir (no '/') or an absolute path to a file");
       return;
     }
+    if (!quotable(it, *s)) return;
     out = *s;
   }
 

@@ -160,3 +160,30 @@ TEST(ScaleRegression, TenThousandHeldRangesAreComputed) {
 
 }  // namespace
 }  // namespace ipopsec
+
+namespace ipopsec {
+namespace {
+
+// Defect 6 (fuzz smoke in CI): a config whose racoon.host_key held a control character
+// validated, then the racoon renderer threw RenderError from computeDesired. Paths and file
+// names that go into quoted strings are now checked by the config validator.
+TEST(EvidenceRegression, ControlCharacterInACertificateFileNameIsAConfigError) {
+  std::string text = readInput("config_control_char_in_host_key.yaml");
+  ASSERT_FALSE(text.empty());
+  auto issues = issuesWithin(text);
+  if (issues.empty()) {
+    // If the fuzzed file happens to validate, rendering it must not throw either.
+    Config cfg = parseConfig(text, "fuzz.yaml");
+    EXPECT_NO_THROW(computeDesired(cfg, NetSnapshot{}, CertFiles{}, {}));
+  }
+  auto bad = issuesWithin("racoon:\n  host_key: \"key\\x01.pem\"\n");
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_EQ(bad[0].keyPath, "racoon.host_key");
+  EXPECT_NE(bad[0].message.find("control character"), std::string::npos) << bad[0].message;
+  auto quote = issuesWithin("racoon:\n  config: '/etc/rac\"oon.conf'\n");
+  ASSERT_EQ(quote.size(), 1u);
+  EXPECT_EQ(quote[0].keyPath, "racoon.config");
+}
+
+}  // namespace
+}  // namespace ipopsec
