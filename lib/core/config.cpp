@@ -921,8 +921,17 @@ class ConfigParser {
       return;
     }
     std::vector<std::string> argv;
+    bool ok = argvOf(*items, argv);
+    restartCommandValid_ = ok;
+    if (ok) cfg_.ike.restartCommand = std::move(argv);
+  }
+
+  // The strings of an argv list (ike.restart_command, strongswan.load_command); argv[0]
+  // must be absolute: commands run without a shell or a PATH lookup. False after an error.
+  template <class Items>
+  bool argvOf(const Items& items, std::vector<std::string>& argv) {
     bool ok = true;
-    for (const auto& e : *items) {
+    for (const auto& e : items) {
       auto s = nonEmpty(e, "a string");
       if (!s) {
         ok = false;
@@ -934,8 +943,7 @@ class ConfigParser {
       }
       argv.push_back(*s);
     }
-    restartCommandValid_ = ok;
-    if (ok) cfg_.ike.restartCommand = std::move(argv);
+    return ok;
   }
 
   void strongswan(const Item& section) {
@@ -966,19 +974,7 @@ class ConfigParser {
       return;
     }
     std::vector<std::string> argv;
-    bool ok = true;
-    for (const auto& e : *items) {
-      auto s = nonEmpty(e, "a string");
-      if (!s) {
-        ok = false;
-        continue;
-      }
-      if (argv.empty() && (*s)[0] != '/') {
-        error(e, show(*s) + " must be an absolute path: the command runs without a shell or a PATH lookup");
-        ok = false;
-      }
-      argv.push_back(*s);
-    }
+    bool ok = argvOf(*items, argv);
     if (ok) cfg_.strongswan.loadCommand = std::move(argv);
   }
 
