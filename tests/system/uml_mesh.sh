@@ -97,17 +97,14 @@ else
 fi
 
 # --- the guest --------------------------------------------------------------------------
-mkdir -p "$work/modroot/lib"
-ln -s /usr/lib/uml/modules "$work/modroot/lib/modules"
-printf '#!/bin/sh\nexec /sbin/modprobe -d %s "$@"\n' "$work/modroot" >"$work/modprobe"
+source "$src/tests/system/uml/host.sh"
+uml_prepare "$work"
 printf '#!/bin/bash\nexec /bin/bash %s %s %s %s\n' "$src/tests/system/uml/guest.sh" "$work" "$bin" "$src" >"$work/init"
-chmod +x "$work/modprobe" "$work/init"
+chmod +x "$work/init"
 
 echo "uml_mesh: booting a UML guest (Linux $kver) with 5 nodes; work folder $work"
 start=$SECONDS
-timeout --kill-after=10 420 /usr/bin/linux.uml mem=768M root=/dev/root rootfstype=hostfs rootflags=/ rw \
-  init="$work/init" con=null con0=null,fd:1 >"$work/console.log" 2>&1 </dev/null &
-uml_pid=$!
+uml_boot "$work" "$work/init" 420
 set +e
 wait "$uml_pid"
 uml_rc=$?
