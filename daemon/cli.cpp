@@ -1,13 +1,22 @@
 #include "daemon/cli.hpp"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <utility>
 
 #include <boost/program_options.hpp>
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
+#include <optional>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 
@@ -40,11 +49,13 @@ const char* kUsage =
     "                                                   (ipop-ipsecd pki --help)\n"
     "       ipop-ipsecd --help | --version\n";
 
-// Loads the config, printing every issue. Returns nullopt after printing.
-std::optional<Config> load(const std::string& path) {
+// Loads the config, printing every issue (the first also into `firstIssue`). Returns nullopt
+// after printing.
+std::optional<Config> load(const std::string& path, std::string* firstIssue = nullptr) {
   try {
     return loadConfig(path);
   } catch (const ConfigError& e) {
+    if (firstIssue && !e.issues().empty()) *firstIssue = e.issues().front().str();
     for (const auto& issue : e.issues()) std::cerr << issue.str() << "\n";
     std::cerr << e.issues().size() << (e.issues().size() == 1 ? " error" : " errors") << " in " << path << "\n";
     return std::nullopt;
@@ -64,6 +75,15 @@ int cmdCheck(const std::string& path) {
   CertFacts facts = inspector.inspect(certPath(*cfg, cfg->racoon.caCert), certPath(*cfg, cfg->racoon.hostCert),
                                       certPath(*cfg, cfg->racoon.hostKey));
   CertVerdict verdict = judgeCertificates(facts, certPolicyFor(*cfg), std::chrono::system_clock::now());
+  if (cfg->ike.backend == IkeBackend::racoon && facts.ca.loadError.empty()) {
+    // racoon's CA lookup files, as the daemon judges them (an operator's entry for another CA).
+    std::vector<std::string> hashes;
+    for (const auto& ca : facts.caCerts) hashes.push_back(ca.subjectHash);
+    HashFilePlan plan = planHashFiles(facts.caCerts, inspector.hashFiles(cfg->racoon.certificateDir, hashes),
+                                      cfg->racoon.certificateDir, certPath(*cfg, cfg->racoon.caCert));
+    verdict.errors.insert(verdict.errors.end(), plan.problems.begin(), plan.problems.end());
+    if (!plan.problems.empty()) verdict.usable = false;
+  }
   if (facts.hostCert) {
     std::string sans;
     for (const auto& n : facts.hostCert->subjectAltNames) sans += (sans.empty() ? "" : ", ") + n;
@@ -129,6 +149,16 @@ int cmdFlush(const std::string& path) {
   if (!cfg) return kExitConfig;
   try {
     XfrmPolicyTable table(cfg->xfrm.protectPriority, cfg->xfrm.bypassPriority);
+    // The daemon records every priority its policies carry (an earlier backend or
+    // configuration may have used others): those are its own too.
+    {
+      std::ifstream in(cfg->daemon.stateDir + "/state.json");
+      std::stringstream text;
+      text << in.rdbuf();
+      std::string err;
+      if (auto saved = parseState(text.str(), &err); saved && !saved->ownedPriorities.empty())
+        table.setPriorities(cfg->xfrm.protectPriority, cfg->xfrm.bypassPriority, saved->ownedPriorities);
+    }
     std::vector<Policy> owned;
     if (auto ec = table.list(owned)) {
       std::cerr << "cannot list policies: " << ec.message() << "\n";
@@ -148,29 +178,233 @@ int cmdFlush(const std::string& path) {
   }
 }
 
+// --- status ------------------------------------------------------------------------------
+
+// A JSON string literal.
+std::string jsonString(const std::string& s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\t': o += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          o += buf;
+        } else {
+          o += static_cast<char>(c);
+        }
+    }
+  }
+  return o + "\"";
+}
+
+// A strict RFC 8259 check of the state file's text, so that `status --json` never passes on
+// something that only yaml-cpp (which parsed it) accepts. Depth-bounded; no allocation.
+class JsonCheck {
+ public:
+  explicit JsonCheck(std::string_view s) : s_(s) {}
+  // True when the whole text is one JSON object (surrounding whitespace allowed).
+  bool isObject() {
+    space();
+    if (i_ >= s_.size() || s_[i_] != '{') return false;
+    if (!value(0)) return false;
+    space();
+    return i_ == s_.size();
+  }
+
+ private:
+  static constexpr int kMaxDepth = 64;
+  void space() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  }
+  bool literal(std::string_view w) {
+    if (s_.substr(i_, w.size()) != w) return false;
+    i_ += w.size();
+    return true;
+  }
+  bool digits() {
+    std::size_t start = i_;
+    while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
+    return i_ > start;
+  }
+  bool number() {
+    if (i_ < s_.size() && s_[i_] == '-') ++i_;
+    if (i_ < s_.size() && s_[i_] == '0')
+      ++i_;
+    else if (!digits())
+      return false;
+    if (i_ < s_.size() && s_[i_] == '.' && (++i_, !digits())) return false;
+    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+      ++i_;
+      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
+      if (!digits()) return false;
+    }
+    return true;
+  }
+  bool string() {
+    if (i_ >= s_.size() || s_[i_] != '"') return false;
+    for (++i_; i_ < s_.size(); ++i_) {
+      auto c = static_cast<unsigned char>(s_[i_]);
+      if (c == '"') {
+        ++i_;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c != '\\') continue;
+      if (++i_ >= s_.size()) return false;
+      char e = s_[i_];
+      if (e == 'u') {
+        for (int k = 0; k < 4; ++k)
+          if (++i_ >= s_.size() || !std::isxdigit(static_cast<unsigned char>(s_[i_]))) return false;
+      } else if (std::string_view("\"\\/bfnrt").find(e) == std::string_view::npos) {
+        return false;
+      }
+    }
+    return false;
+  }
+  bool value(int depth) {
+    space();
+    if (i_ >= s_.size() || depth > kMaxDepth) return false;
+    char c = s_[i_];
+    if (c == '"') return string();
+    if (c == 't') return literal("true");
+    if (c == 'f') return literal("false");
+    if (c == 'n') return literal("null");
+    if (c != '{' && c != '[') return number();
+    const char close = c == '{' ? '}' : ']';
+    ++i_;
+    space();
+    if (i_ < s_.size() && s_[i_] == close) {
+      ++i_;
+      return true;
+    }
+    for (;;) {
+      if (close == '}') {
+        space();
+        if (!string()) return false;
+        space();
+        if (i_ >= s_.size() || s_[i_++] != ':') return false;
+      }
+      if (!value(depth + 1)) return false;
+      space();
+      if (i_ >= s_.size()) return false;
+      if (s_[i_] == close) {
+        ++i_;
+        return true;
+      }
+      if (s_[i_++] != ',') return false;
+    }
+  }
+  std::string_view s_;
+  std::size_t i_ = 0;
+};
+
+// What `status` concluded. With --json it is printed as one object whatever the exit code:
+// the verdict keys below first, then (when the state file could be read) every key of the
+// daemon's state file, unchanged.
+struct StatusVerdict {
+  std::optional<bool> running;  // nullopt: unknown (no config, unreadable state file)
+  bool protectedOk = false;      // exit code 0
+  std::string reason;            // why not, "" when protected
+  std::optional<bool> kernelVerified;
+  std::string kernelNote;
+  std::string stateFile;
+  int pid = 0;
+};
+
+void printStatusJson(const StatusVerdict& v, int exitCode, const std::string& stateText) {
+  auto opt = [](const std::optional<bool>& b) { return b ? (*b ? "true" : "false") : "null"; };
+  std::string o = "{\n";
+  o += "  \"running\": " + std::string(opt(v.running)) + ",\n";
+  o += "  \"protected\": " + std::string(v.protectedOk ? "true" : "false") + ",\n";
+  o += "  \"reason\": " + jsonString(v.reason) + ",\n";
+  o += "  \"exit_code\": " + std::to_string(exitCode) + ",\n";
+  o += "  \"kernel_verified\": " + std::string(opt(v.kernelVerified)) + ",\n";
+  o += "  \"kernel_note\": " + jsonString(v.kernelNote) + ",\n";
+  o += "  \"state_file\": " + jsonString(v.stateFile);
+  if (!stateText.empty()) {
+    // Splice the daemon's object in: everything after its opening brace.
+    auto open = stateText.find('{');
+    auto rest = std::string_view(stateText).substr(open + 1);
+    auto firstKey = rest.find_first_not_of(" \t\r\n");
+    if (rest[firstKey] == '}')
+      o += "\n}\n";
+    else
+      o += ",\n" + std::string(rest.substr(rest.find_first_not_of("\r\n")));
+    if (o.back() != '\n') o += "\n";
+  } else {
+    o += "\n}\n";
+  }
+  std::cout << o;
+}
+
+// kill(pid, 0) tells whether the process exists: EPERM means it does, but belongs to
+// another user (the daemon runs as root, `status` often does not).
+bool processExists(int pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+
+constexpr int kExitNotHealthy = 2;
+constexpr int kExitNoState = 3;
+
 int cmdStatus(const std::string& path, bool json) {
-  auto cfg = load(path);
-  if (!cfg) return kExitConfig;
-  std::string file = cfg->daemon.stateDir + "/state.json", text, err;
+  StatusVerdict v;
+  auto finish = [&](int code, const std::string& stateText = {}) {
+    if (json) printStatusJson(v, code, stateText);
+    return code;
+  };
+  std::string issue;
+  auto cfg = load(path, &issue);
+  if (!cfg) {
+    v.reason = "cannot load the config (so the state directory is unknown): " + issue;
+    return finish(kExitConfig);
+  }
+  std::string file = cfg->daemon.stateDir + "/" + Config::Daemon::kStateFile, text, err;
+  v.stateFile = file;
   AtomicFileStore fs;
   if (auto ec = fs.read(file, text)) {
-    std::cerr << file << ": " << ec.message() << " (is ipop-ipsecd running?)\n";
-    return 3;
+    if (ec == std::errc::no_such_file_or_directory) {
+      v.running = false;
+      v.reason = "no state file " + file + " (ipop-ipsecd is not running, or has not started yet)";
+      if (!json) std::cout << "daemon not running: no state file " << file << "\n";
+    } else {
+      v.reason = "cannot read " + file + ": " + ec.message();
+      if (!json) std::cerr << file << ": " << ec.message() << " (is ipop-ipsecd running?)\n";
+    }
+    return finish(kExitNoState);
   }
   auto s = parseState(text, &err);
-  if (!s) {
-    std::cerr << file << ": not a state file: " << err << "\n";
-    return 3;
+  if (s && !JsonCheck(text).isObject()) err = "not valid JSON";
+  if (!s || !err.empty()) {
+    v.reason = file + " is not a state file: " + err;
+    if (!json) std::cerr << file << ": not a state file: " << err << "\n";
+    return finish(kExitNoState);
   }
+  v.pid = s->pid;
+  const bool alive = processExists(s->pid);
+  v.running = alive;
   // Check against the kernel, not only against what the daemon remembers.
   bool kernelOk = true;
   std::string kernelNote;
   try {
     XfrmPolicyTable table(cfg->xfrm.protectPriority, cfg->xfrm.bypassPriority);
+    // The daemon records every priority its policies carry (an earlier backend or
+    // configuration may have used others): those are its own too.
+    {
+      std::ifstream in(cfg->daemon.stateDir + "/state.json");
+      std::stringstream text;
+      text << in.rdbuf();
+      std::string err;
+      if (auto saved = parseState(text.str(), &err); saved && !saved->ownedPriorities.empty())
+        table.setPriorities(cfg->xfrm.protectPriority, cfg->xfrm.bypassPriority, saved->ownedPriorities);
+    }
     std::vector<Policy> owned;
     if (auto ec = table.list(owned)) {
       kernelOk = false;
-      kernelNote = "cannot read the kernel's policies: " + ec.message();
+      kernelNote = "cannot read the kernel's policies: " + ec.message() +
+                   (ec == std::errc::operation_not_permitted ? " (run status as root)" : "");
     } else {
       std::vector<std::string> now;
       for (const auto& p : owned) now.push_back(p.str());
@@ -187,32 +421,39 @@ int cmdStatus(const std::string& path, bool json) {
     kernelOk = false;
     kernelNote = std::string("cannot open XFRM: ") + e.what();
   }
-  bool alive = s->pid > 0 && ::kill(s->pid, 0) == 0;
+  v.kernelVerified = kernelOk;
+  v.kernelNote = kernelNote;
   bool healthy = s->healthy && kernelOk && alive;
-  if (json) {
-    std::cout << text;
-  } else {
-    std::cout << "status:     " << s->status << "\n";
-    std::cout << "tap:        " << s->tapState << (s->addresses.empty() ? "" : " " + s->addresses.front()) << "\n";
-    std::string ranges;
-    for (const auto& r : s->ranges) ranges += (ranges.empty() ? "" : ", ") + r;
-    std::cout << "ranges:     " << (ranges.empty() ? "(none)" : ranges) << "\n";
-    std::cout << "policies:   " << s->policies.size() << (kernelOk ? " (verified in the kernel)" : "") << "\n";
-    for (const auto& p : s->policies) std::cout << "            " << p << "\n";
-    std::cout << "ike:        " << s->ikeUnit << ", last restart " << (s->lastRestart.empty() ? "never" : s->lastRestart)
-              << (s->lastRestartResult.empty() ? "" : " (" + s->lastRestartResult + ")") << "\n";
-    for (const auto& r : s->refused) std::cout << "refused:    " << r << "\n";
-    if (!s->certificateExpiry.empty() || !s->certificatesUsable)
-      std::cout << "certs:      " << (s->certificatesUsable ? "usable" : "NOT usable")
-                << (s->certificateExpiry.empty() ? "" : ", host certificate valid until " + s->certificateExpiry) << "\n";
-    for (const auto& p : s->certificateProblems) std::cout << "            error: " << p << "\n";
-    for (const auto& w : s->certificateWarnings) std::cout << "            warning: " << w << "\n";
-    if (!s->lastError.empty()) std::cout << "error:      " << s->lastError << "\n";
-    if (!kernelOk) std::cout << "kernel:     " << kernelNote << "\n";
-    if (!alive) std::cout << "daemon:     not running (pid " << s->pid << ")\n";
-    std::cout << "health:     " << (healthy ? "protected" : "NOT healthy") << "\n";
-  }
-  return healthy ? kExitOk : 2;
+  v.protectedOk = healthy;
+  if (!alive)
+    v.reason = "daemon not running (pid " + std::to_string(s->pid) + " from the state file is gone)";
+  else if (!kernelOk)
+    v.reason = kernelNote;
+  else if (!s->healthy)
+    v.reason = s->status.empty() ? "the daemon reports it is not healthy" : s->status;
+  if (json) return finish(healthy ? kExitOk : kExitNotHealthy, text);
+
+  if (!alive) std::cout << "daemon not running (pid " << s->pid << " from " << file << " is gone); last state:\n";
+  std::cout << "status:     " << s->status << "\n";
+  std::cout << "tap:        " << s->tapState << (s->addresses.empty() ? "" : " " + s->addresses.front()) << "\n";
+  std::string ranges;
+  for (const auto& r : s->ranges) ranges += (ranges.empty() ? "" : ", ") + r;
+  std::cout << "ranges:     " << (ranges.empty() ? "(none)" : ranges) << "\n";
+  std::cout << "policies:   " << s->policies.size() << (kernelOk ? " (verified in the kernel)" : "") << "\n";
+  for (const auto& p : s->policies) std::cout << "            " << p << "\n";
+  std::cout << "ike:        " << s->ikeUnit << ", last restart " << (s->lastRestart.empty() ? "never" : s->lastRestart)
+            << (s->lastRestartResult.empty() ? "" : " (" + s->lastRestartResult + ")") << "\n";
+  for (const auto& r : s->refused) std::cout << "refused:    " << r << "\n";
+  if (!s->certificateExpiry.empty() || !s->certificatesUsable)
+    std::cout << "certs:      " << (s->certificatesUsable ? "usable" : "NOT usable")
+              << (s->certificateExpiry.empty() ? "" : ", host certificate valid until " + s->certificateExpiry) << "\n";
+  for (const auto& p : s->certificateProblems) std::cout << "            error: " << p << "\n";
+  for (const auto& w : s->certificateWarnings) std::cout << "            warning: " << w << "\n";
+  if (!s->lastError.empty()) std::cout << "error:      " << s->lastError << "\n";
+  if (!kernelOk) std::cout << "kernel:     " << kernelNote << "\n";
+  std::cout << "daemon:     " << (alive ? "running" : "not running") << " (pid " << s->pid << ")\n";
+  std::cout << "health:     " << (healthy ? "protected" : "NOT healthy") << "\n";
+  return healthy ? kExitOk : kExitNotHealthy;
 }
 
 int cmdRun(const std::string& path) {
@@ -254,6 +495,12 @@ int runCli(int argc, char** argv) {
     po::notify(vm);
   } catch (const std::exception& e) {
     std::cerr << "ipop-ipsecd: " << e.what() << "\n" << kUsage;
+    // `status --json` answers in JSON whatever happens, a bad command line included.
+    if (command == "status" && std::find(argv + first, argv + argc, std::string_view("--json")) != argv + argc) {
+      StatusVerdict v;
+      v.reason = std::string("bad command line: ") + e.what();
+      printStatusJson(v, kExitUsage, "");
+    }
     return kExitUsage;
   }
   if (vm.count("help")) {

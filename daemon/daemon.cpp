@@ -20,12 +20,18 @@
 #include "os/rtnetlink.hpp"
 #include "os/unit_manager.hpp"
 #include "os/xfrm.hpp"
+#include "os/xfrm_watch.hpp"
 
 namespace ipopsec {
 namespace {
 
-// A safety net, not the fast path: re-read everything now and then, in case something
-// changed that sends no event (an operator's `ip xfrm policy flush`, a certificate copied in).
+// Everything the daemon owns announces its changes: links and addresses (rtnetlink), the
+// XFRM policies (XFRMNLGRP_POLICY: an `ip xfrm policy flush` is repaired at once, by
+// XfrmPolicyWatch), the certificate files (inotify). What stays on this timer has no event
+// the daemon can wait for: a file changed under an inotify watch that cannot see it (a
+// remount, a bind mount replaced, an NFS-backed /etc), and the IKE unit's state, asked
+// over D-Bus (the daemon does not subscribe to systemd's PropertiesChanged for it). It is
+// not what keeps the policies in place.
 constexpr auto kResyncInterval = std::chrono::seconds(30);
 
 spdlog::level::level_enum toSpd(Severity s) {
@@ -87,6 +93,7 @@ int Daemon::run() {
 
   if (::mkdir(cfg_.daemon.stateDir.c_str(), 0755) != 0 && errno != EEXIST)
     spdlog::warn("cannot create state directory {}: {}", cfg_.daemon.stateDir, std::strerror(errno));
+  removeStaleTemps(cfg_.daemon.stateDir);  // temp files of a predecessor killed mid-write
 
   try {
     policies_ = std::make_unique<XfrmPolicyTable>(cfg_.xfrm.protectPriority, cfg_.xfrm.bypassPriority);
@@ -100,6 +107,7 @@ int Daemon::run() {
   clock_ = std::make_unique<SteadyClock>();
   certs_ = std::make_unique<OpenSslInspector>();
   monitor_ = std::make_unique<NetlinkLinkMonitor>(io_);
+  policyWatch_ = std::make_unique<XfrmPolicyWatch>(io_);
   monitor_->setLogger([](const std::string& line) { spdlog::warn("netlink: {}", line); });
 
   reconciler_ = std::make_unique<Reconciler>(cfg_, *policies_, *files_, *certs_, *unit_, *clock_,
@@ -112,6 +120,23 @@ int Daemon::run() {
   // was started with are remembered, don't restart it for nothing.
   {
     std::string text, err;
+    if (!files_->read(statePath(cfg_), text))
+      if (auto saved = parseState(text, &err); saved && !saved->ownedPriorities.empty()) {
+        std::vector<Cidr> was;
+        for (const auto& r : saved->protectedRanges)
+          if (auto c = Cidr::parse(r)) was.push_back(*c);
+        reconciler_->assumeProtected(was);
+        // Policies an earlier configuration installed at other priorities are still this
+        // daemon's: owned, so that they are migrated (replaced in place) and not refused as
+        // foreign. Recorded in the state file at every change.
+        policies_->setPriorities(cfg_.xfrm.protectPriority, cfg_.xfrm.bypassPriority, saved->ownedPriorities);
+        if (!policies_->owned().earlier.empty()) {
+          std::string list;
+          for (auto e : policies_->owned().earlier) list += (list.empty() ? "" : ", ") + std::to_string(e);
+          spdlog::info("policies at priority {} are this daemon's from an earlier configuration: they are moved to "
+                       "{}/{}", list, cfg_.xfrm.protectPriority, cfg_.xfrm.bypassPriority);
+        }
+      }
     if (!files_->read(statePath(cfg_), text))
       if (auto saved = parseState(text, &err); saved && !saved->ikeInputs.empty()) {
         // ... but only if it IS running: stopping ipop-ipsecd, or its crash, also stops the
@@ -134,6 +159,12 @@ int Daemon::run() {
   spdlog::info("ipop-ipsecd {} watching '{}' ({} backend, {} control)", IPOPSEC_VERSION, cfg_.ipop.interface,
                cfg_.ike.backend == IkeBackend::racoon ? "racoon" : "strongswan",
                cfg_.ike.control == IkeControl::systemd ? "systemd " + cfg_.ike.unit : std::string("command"));
+  try {
+    policyWatch_->start(policies_->portId(), [this](const std::string& what) { onPolicyEvent(what); });
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot follow the kernel's XFRM policy events: {}", e.what());
+    return 1;
+  }
   try {
     monitor_->start([this] { onNetChange(); });
   } catch (const std::exception& e) {
@@ -176,8 +207,15 @@ void Daemon::onNetChange() {
   }
 }
 
+void Daemon::onPolicyEvent(const std::string& what) {
+  if (stopping_ || !ready_) return;  // the first reconcile reads the kernel anyway
+  spdlog::debug("xfrm: {}; reconciling", what);
+  reconciler_->reconcile(monitor_->snapshot());
+}
+
 void Daemon::onChange() {
   std::string line = reconciler_->statusLine();
+  if (!reloadRefused_.empty()) line += "; RELOAD REFUSED, running config kept: " + reloadRefused_;
   if (line != lastStatus_) {
     notifier_->status(line);
     spdlog::info("status: {}", line);
@@ -191,7 +229,7 @@ void Daemon::onChange() {
     lastRestartFailures_ = st.restartFailures;
     ikeState_ = unit_->state();
   }
-  std::string json = stateJson(cfg_, *reconciler_, ikeState_);
+  std::string json = stateJson(cfg_, *reconciler_, ikeState_, line, reloadRefused_);
   // Write only when something but the timestamp changed.
   auto strip = [](const std::string& s) { return s.substr(0, s.find("\"pid\"")); };
   if (strip(json) != strip(lastStateJson_)) {
@@ -233,11 +271,18 @@ void Daemon::reload() {
   spdlog::info("reloading {}", configPath_);
   try {
     Config next = loadConfig(configPath_);
-    if (next.xfrm.protectPriority != cfg_.xfrm.protectPriority || next.xfrm.bypassPriority != cfg_.xfrm.bypassPriority)
-      throw ConfigError({ConfigIssue{configPath_, 0, 0, "xfrm",
-                                     "the policy priorities identify the policies this daemon owns and cannot "
-                                     "change on reload; run 'ipop-ipsecd flush' and restart the service"}});
     for (const auto& w : next.warnings) spdlog::warn("{}: {}", configPath_, w);
+    if (next.xfrm.protectPriority != cfg_.xfrm.protectPriority || next.xfrm.bypassPriority != cfg_.xfrm.bypassPriority) {
+      // The old priorities stay owned until their policies are gone: the next reconcile
+      // replaces each policy in place at its new priority (make before break), and the
+      // state file then records only the priorities still in use.
+      auto earlier = policies_->owned().earlier;
+      earlier.push_back(cfg_.xfrm.protectPriority);
+      earlier.push_back(cfg_.xfrm.bypassPriority);
+      policies_->setPriorities(next.xfrm.protectPriority, next.xfrm.bypassPriority, earlier);
+      spdlog::info("policy priorities change from {}/{} to {}/{}: moving this daemon's policies", cfg_.xfrm.protectPriority,
+                   cfg_.xfrm.bypassPriority, next.xfrm.protectPriority, next.xfrm.bypassPriority);
+    }
     bool unitChanged = next.ike.control != cfg_.ike.control || next.ike.unit != cfg_.ike.unit ||
                        next.ike.restartCommand != cfg_.ike.restartCommand;
     cfg_ = next;
@@ -261,14 +306,20 @@ void Daemon::reload() {
     }
     if (certificateDirs(cfg_) != certDirs_) watchCertificates();
     spdlog::info("reloaded {}", configPath_);
+    reloadRefused_.clear();
     reconciler_->reconcile(monitor_->snapshot());
   } catch (const ConfigError& e) {
     for (const auto& issue : e.issues()) spdlog::error("reload refused: {}", issue.str());
     std::string first = e.issues().empty() ? std::string("invalid config") : e.issues().front().str();
-    notifier_->status("reload refused, running config kept: " + first);
-    lastStatus_.clear();
+    // Kept in STATUS=, status and state.json until a reload succeeds: a refusal must not be
+    // forgotten at the next status change.
+    reloadRefused_ = first;
+    notifier_->ready();
+    onChange();
+    return;
   }
   notifier_->ready();
+  onChange();
 }
 
 void Daemon::shutdown(int sig) {
@@ -276,6 +327,7 @@ void Daemon::shutdown(int sig) {
   spdlog::info("{}: stopping; policies stay in the kernel (fail closed)", sig == SIGINT ? "SIGINT" : "SIGTERM");
   notifier_->stopping();
   monitor_->stop();
+  policyWatch_->stop();
   timer_.cancel();
   watchdog_.cancel();
   resync_.cancel();

@@ -18,6 +18,7 @@ namespace ipopsec {
 
 class NetlinkLinkMonitor;
 class XfrmPolicyTable;
+class XfrmPolicyWatch;
 class AtomicFileStore;
 class SdNotifier;
 class SteadyClock;
@@ -35,6 +36,7 @@ class Daemon {
   std::unique_ptr<UnitManager> makeUnitManager(const Config& cfg);
   void wireReloader(bool newReconciler);
   void onNetChange();
+  void onPolicyEvent(const std::string& what);
   void onChange();
   void armTimer();
   void reload();
@@ -51,6 +53,7 @@ class Daemon {
   Config cfg_;
   std::unique_ptr<NetlinkLinkMonitor> monitor_;
   std::unique_ptr<XfrmPolicyTable> policies_;
+  std::unique_ptr<XfrmPolicyWatch> policyWatch_;
   std::unique_ptr<AtomicFileStore> files_;
   std::unique_ptr<UnitManager> unit_;
   std::unique_ptr<UnitManager> reloader_;  // strongswan.load_command; null with racoon
@@ -67,6 +70,7 @@ class Daemon {
   bool ready_ = false;
   bool stopping_ = false;
   std::string lastStatus_;
+  std::string reloadRefused_;  // the first issue of the last refused reload; "" after a good one
   std::string lastStateJson_;
   std::string ikeState_ = "unknown";
   std::string lastRestartResult_;

@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 
@@ -50,13 +52,15 @@ std::string iso(std::chrono::system_clock::time_point t) {
 
 }  // namespace
 
-std::string stateJson(const Config& cfg, const Reconciler& r, const std::string& ikeUnitState) {
+std::string stateJson(const Config& cfg, const Reconciler& r, const std::string& ikeUnitState, const std::string& status,
+                      const std::string& reloadRefused) {
   const auto& st = r.status();
   const auto& d = st.desired;
   std::vector<std::string> addrs;
   std::string o = "{\n";
-  o += "  \"status\": " + quote(r.statusLine()) + ",\n";
-  o += "  \"healthy\": " + std::string(st.healthy() ? "true" : "false") + ",\n";
+  o += "  \"status\": " + quote(status) + ",\n";
+  o += "  \"healthy\": " + std::string(st.healthy() && reloadRefused.empty() ? "true" : "false") + ",\n";
+  o += "  \"reload_refused\": " + quote(reloadRefused) + ",\n";
   o += "  \"interface\": " + quote(cfg.ipop.interface) + ",\n";
   o += "  \"tap_state\": " + quote(d.tapState) + ",\n";
   o += "  \"ipop_up\": " + std::string(d.ipopUp ? "true" : "false") + ",\n";
@@ -65,6 +69,19 @@ std::string stateJson(const Config& cfg, const Reconciler& r, const std::string&
   o += "  \"ranges_held\": " + std::string(d.heldRanges ? "true" : "false") + ",\n";
   o += "  \"refused\": " + list(d.refused, [](const std::string& s) { return s; }) + ",\n";
   o += "  \"policies\": " + list(st.kernelPolicies, [](const Policy& p) { return p.str(); }) + ",\n";
+  o += "  \"protected_ranges\": " + list(st.protectedRanges, [](const Cidr& c) { return c.str(); }) + ",\n";
+  o += "  \"conflicts\": " + list(d.conflicts, [](const std::string& s) { return s; }) + ",\n";
+  {
+    // Every priority that carries this daemon's policies now, and the configured ones: the
+    // next start (or `flush`) owns them all, so a changed priority is migrated, not stuck.
+    std::vector<std::uint32_t> prios{cfg.xfrm.protectPriority, cfg.xfrm.bypassPriority};
+    for (const auto& p : st.kernelPolicies) prios.push_back(p.priority);
+    std::sort(prios.begin(), prios.end());
+    prios.erase(std::unique(prios.begin(), prios.end()), prios.end());
+    o += "  \"owned_priorities\": [";
+    for (std::size_t i = 0; i < prios.size(); ++i) o += (i ? ", " : "") + std::to_string(prios[i]);
+    o += "],\n";
+  }
   o += "  \"policies_exact\": " + std::string(st.policiesExact ? "true" : "false") + ",\n";
   o += "  \"certificates_usable\": " + std::string(d.certsUsable ? "true" : "false") + ",\n";
   o += "  \"certificate_expiry\": " + quote(d.certExpiry ? iso(*d.certExpiry) : "") + ",\n";
@@ -106,7 +123,12 @@ std::optional<SavedState> parseState(const std::string& text, std::string* error
     s.ranges = strs("ranges");
     s.policies = strs("policies");
     s.refused = strs("refused");
+    s.protectedRanges = strs("protected_ranges");
+    s.conflicts = strs("conflicts");
+    if (n["owned_priorities"] && n["owned_priorities"].IsSequence())
+      for (const auto& e : n["owned_priorities"]) s.ownedPriorities.push_back(e.as<std::uint32_t>());
     s.lastError = str("last_error");
+    s.reloadRefused = str("reload_refused");
     s.certificatesUsable = n["certificates_usable"] && n["certificates_usable"].as<bool>();
     s.certificateExpiry = str("certificate_expiry");
     s.certificateProblems = strs("certificate_problems");

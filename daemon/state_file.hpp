@@ -3,6 +3,7 @@
 // read by `ipop-ipsecd status` and by the daemon itself at start (to know which inputs
 // the running IKE daemon was last started with).
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,7 +12,10 @@
 
 namespace ipopsec {
 
-std::string stateJson(const Config& cfg, const Reconciler& r, const std::string& ikeUnitState);
+// `status`: the STATUS= line (the reconciler's, with what the daemon adds); `reloadRefused`:
+// why the last reload was refused, "" when it was not.
+std::string stateJson(const Config& cfg, const Reconciler& r, const std::string& ikeUnitState, const std::string& status,
+                      const std::string& reloadRefused);
 
 struct SavedState {
   std::string status;            // the STATUS= line
@@ -22,7 +26,11 @@ struct SavedState {
   std::vector<std::string> ranges;
   std::vector<std::string> policies;  // Policy::str() of what the kernel had
   std::vector<std::string> refused;
+  std::vector<std::string> protectedRanges;  // what the kernel protected (both policies in)
+  std::vector<std::string> conflicts;
+  std::vector<std::uint32_t> ownedPriorities;  // priorities of the daemon's policies, configured and earlier
   std::string lastError;
+  std::string reloadRefused;
   bool certificatesUsable = false;
   std::string certificateExpiry;  // the host certificate's notAfter, ISO 8601 UTC; "" when unknown
   std::vector<std::string> certificateProblems;

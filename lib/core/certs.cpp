@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <map>
 
 namespace ipopsec {
 namespace {
@@ -168,6 +169,94 @@ CertVerdict judgeCertificates(const CertFacts& f, const CertPolicy& policy, Wall
     errors.push_back(f.cert.path + " could not be checked completely against " + f.ca.path + " and " + f.key.path);
   v.usable = errors.empty();
   return v;
+}
+
+namespace {
+
+std::string subjectsOf(const std::vector<CertInfo>& certs) {
+  std::string s;
+  for (std::size_t i = 0; i < certs.size() && i < 3; ++i)
+    s += (s.empty() ? "" : "; ") + (certs[i].subject.empty() ? std::string("no subject") : certs[i].subject);
+  if (certs.size() > 3) s += "; and " + std::to_string(certs.size() - 3) + " more";
+  return s;
+}
+
+// The problem with an operator's hash entry that does not hold the CA certificate: the
+// file, what it holds, and how to fix it (the daemon never writes through nor removes it).
+std::string foreignHashEntry(const HashFileFacts& e, const CertInfo& want, const std::string& dir,
+                             const std::string& caPath) {
+  const std::string rehash = "`openssl rehash " + dir + "`";
+  if (e.symlink && e.dangling)
+    return e.path + " is a dangling symlink (to " + e.target +
+           ", which does not exist): racoon's CA lookup stops there; remove it, or run " + rehash;
+  std::string who = e.symlink ? e.path + " is a symlink to " + e.target + ", which" : e.path;
+  if (!e.loadError.empty() || e.certs.empty())
+    return who + " is not a certificate (it " + (e.loadError.empty() ? std::string("holds none") : e.loadError) +
+           "): racoon's CA lookup stops there; " +
+           (e.symlink ? "remove the link, or run " + rehash : std::string("remove it")) +
+           " (ipop-ipsecd then writes its own copy of " + caPath + ")";
+  return who + " holds another CA's certificate (" + subjectsOf(e.certs) + "), not the one in " + caPath + " (" +
+         want.subject + "): racoon would look its CA up there; " +
+         (e.symlink ? "remove the link, or point it at the current CA certificate (" + rehash +
+                          " remakes the links once the old CA's file is gone)"
+                    : std::string("remove it (ipop-ipsecd then writes its own copy of ") + caPath +
+                          "), or replace it with the current CA certificate");
+}
+
+}  // namespace
+
+HashFilePlan planHashFiles(const std::vector<CertInfo>& caCerts, const std::vector<HashFileFacts>& entries,
+                           const std::string& dir, const std::string& caPath) {
+  HashFilePlan plan;
+  // The CA file's certificates by subject hash, in file order, each once.
+  std::vector<std::string> hashes;
+  std::map<std::string, std::vector<const CertInfo*>> wanted;
+  for (const auto& c : caCerts) {
+    if (c.subjectHash.empty() || c.pem.empty()) continue;
+    auto& w = wanted[c.subjectHash];
+    if (w.empty()) hashes.push_back(c.subjectHash);
+    if (std::none_of(w.begin(), w.end(), [&](const CertInfo* x) { return x->pem == c.pem; })) w.push_back(&c);
+  }
+  for (const auto& hash : hashes) {
+    const auto& want = wanted[hash];
+    std::map<int, const HashFileFacts*> slots;
+    for (const auto& e : entries)
+      if (e.hash == hash && e.index >= 0) slots[e.index] = &e;
+    // An operator's entry (c_rehash's symlink to cacert.pem, a bundle, a copy) that holds
+    // a CA certificate serves racoon as it is; any other one is a problem.
+    std::vector<bool> found(want.size(), false);
+    int lastOperator = -1;
+    for (const auto& [n, e] : slots) {
+      if (e->owned) continue;
+      lastOperator = n;
+      bool holds = false;
+      if (e->loadError.empty() && !e->dangling)
+        for (const auto& c : e->certs)
+          for (std::size_t i = 0; i < want.size(); ++i)
+            if (c.pem == want[i]->pem) found[i] = holds = true;
+      if (!holds) plan.problems.push_back(foreignHashEntry(*e, *want.front(), dir, caPath));
+    }
+    std::vector<const CertInfo*> missing;
+    for (std::size_t i = 0; i < want.size(); ++i)
+      if (!found[i]) missing.push_back(want[i]);
+    // The daemon's copies go into the free slots and its own, from .0 on; the lookup stops
+    // at the first missing slot, so a slot below an operator's entry is kept filled (with a
+    // copy of the first CA certificate) even when nothing is missing.
+    std::size_t next = 0;
+    for (int n = 0;; ++n) {
+      auto it = slots.find(n);
+      if (it != slots.end() && !it->second->owned) continue;
+      const CertInfo* c = nullptr;
+      if (next < missing.size())
+        c = missing[next++];
+      else if (n < lastOperator)
+        c = want.front();
+      else
+        break;
+      plan.copies.emplace_back(dir + "/" + hash + "." + std::to_string(n), c->pem);
+    }
+  }
+  return plan;
 }
 
 }  // namespace ipopsec

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/config.hpp"
@@ -96,5 +97,40 @@ std::string formatUtc(WallTime t);
 // text before "-----BEGIN", and the line tells the daemon (and an operator) which
 // hash files it owns, so that a stale one is removed when the CA changes.
 inline constexpr std::string_view kHashCopyMarker = "# ipop-ipsecd: racoon's CA lookup copy";
+
+// One entry <hash>.<n> of the certificate directory as the adapter found it: racoon
+// (OpenSSL's hash-directory lookup) opens <hash>.0, <hash>.1, ... in turn and stops at the
+// first one that is missing or holds no certificate. c_rehash / `openssl rehash` make
+// these as symlinks (e.g. to cacert.pem); the daemon writes its own marked copies.
+struct HashFileFacts {
+  std::string path;        // <dir>/<hash>.<n>
+  std::string hash;        // the name's 8 hex digits, as spelled
+  int index = -1;          // n; -1 when not a plain decimal OpenSSL would look up (e.g. ".01")
+  bool symlink = false;    // the entry itself is a symlink (never written through)
+  std::string target;      // the symlink's target as readlink() gives it
+  bool dangling = false;   // a symlink whose target does not exist
+  bool owned = false;      // a regular file whose first line is kHashCopyMarker: the daemon's
+  // Empty when certificates were read from it (through the symlink); otherwise what is
+  // wrong, as CertFileFacts::loadError ("is not a PEM file ...", "holds no certificate ...").
+  // Not filled for owned entries (the daemon rewrites them whatever they hold).
+  std::string loadError;
+  std::vector<CertInfo> certs;  // every certificate in it (a bundle holds several)
+};
+
+// What the daemon does about racoon's CA lookup: the copies it writes (full path, the CA
+// certificate's PEM) and the entries it cannot use nor replace (an operator's file for
+// another CA, a dangling symlink, not a certificate), each a problem naming the file, what
+// it holds and the fix. An operator's entry that holds the CA certificate is used as it is.
+struct HashFilePlan {
+  std::vector<std::pair<std::string, std::string>> copies;
+  std::vector<std::string> problems;
+};
+
+// `caCerts`: the certificates of the CA file `caPath`; `entries`: the hash entries found in
+// `dir` (the certificate directory). The daemon never writes to nor removes an entry it
+// does not own; it fills the free (or its own) slots so that the lookup, which stops at
+// the first missing slot, reaches every CA certificate.
+HashFilePlan planHashFiles(const std::vector<CertInfo>& caCerts, const std::vector<HashFileFacts>& entries,
+                           const std::string& dir, const std::string& caPath);
 
 }  // namespace ipopsec

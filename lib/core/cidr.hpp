@@ -35,6 +35,8 @@ struct Cidr {
   // On failure returns nullopt and, if `error` is given, says why ("prefix 33 is out of range 0..32").
   static std::optional<Cidr> parse(std::string_view text, std::string* error = nullptr);
   static Cidr host(const IpAddress& a) { return Cidr{a, a.bitLength()}; }
+  // 0.0.0.0/0 or ::/0.
+  static Cidr any(Family f) { return Cidr{IpAddress{f, {}}, 0}; }
 
   std::string str() const;            // "172.31.0.0/16"
   Family family() const { return address.family; }

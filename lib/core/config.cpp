@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
@@ -21,6 +22,8 @@
 #include <sstream>
 #include <string_view>
 #include <utility>
+
+#include "core/render_swanctl.hpp"
 
 namespace ipopsec {
 
@@ -751,6 +754,13 @@ class ConfigParser {
           std::string rs;
           for (const auto& r : cfg_.protect.ranges) rs += (rs.empty() ? "" : ", ") + r.str();
           error(it, show(it.node.Scalar()) + " is not inside any protected range (" + rs + ")");
+        } else if (std::find(cfg_.protect.ranges.begin(), cfg_.protect.ranges.end(), c) != cfg_.protect.ranges.end()) {
+          // Its bypass policy would have exactly the selector of the range's protect policy:
+          // either the kernel refuses one of the two, or the bypass wins and nothing of the
+          // range is protected.
+          error(it, show(it.node.Scalar()) + " is the whole protected range " + c.str() +
+                        ": its bypass policy would collide with the range's protect policy and leave nothing of "
+                        "it protected; remove the range instead, or exclude only hosts or parts of it");
         }
       }
     }
@@ -1123,6 +1133,9 @@ class ConfigParser {
                        std::to_string(Config::Xfrm::kStrongswanProtectPriority) + ")");
     }
 
+    backendUnitMismatch();
+    pathCollisions();
+
     const Item* control = seen("ike.control");
     const Item* command = seen("ike.restart_command");
     if (controlValid_ && restartCommandValid_) {
@@ -1154,6 +1167,83 @@ class ConfigParser {
               "bypass_priority (" + std::to_string(bypass) + ") must be lower than protect_priority (" +
                   std::to_string(protect) + "): the lower value wins, and exclusions must win over protection");
     }
+  }
+
+  // An ike.unit that names the other backend's daemon (e.g. the example's racoon.service
+  // kept after switching to strongswan): the daemon would write one daemon's files and
+  // restart the other, so no SA would ever come up. A warning, repeated at every load, not
+  // an error: an error would keep the daemon from starting at boot, and so from installing
+  // the policies that keep the range closed; with them in, traffic is dropped, never sent
+  // in the clear.
+  void backendUnitMismatch() {
+    const Item* at = seen("ike.unit");
+    if (!at || cfg_.ike.control != IkeControl::systemd) return;
+    const std::string unit = lower(cfg_.ike.unit);
+    const bool racoonUnit = unit.find("racoon") != std::string::npos;
+    const bool swanUnit = unit.find("strongswan") != std::string::npos || unit.find("charon") != std::string::npos;
+    const bool racoon = cfg_.ike.backend == IkeBackend::racoon;
+    if (racoon ? (swanUnit && !racoonUnit) : (racoonUnit && !swanUnit))
+      warn(at->path, "'" + cfg_.ike.unit + "' looks like " + (racoon ? "strongSwan's" : "racoon's") +
+                         " unit, but ike.backend is " + (racoon ? "racoon" : "strongswan") +
+                         ": the daemon would write " + (racoon ? "racoon's" : "strongSwan's") +
+                         " files and restart the other daemon, and no SA would come up (traffic of the range is "
+                         "dropped); remove ike.unit to get the backend's default (" +
+                         (racoon ? "racoon.service" : "strongswan.service") + ") or set the right unit");
+  }
+
+  // Every file the daemon writes must have a path of its own, and none may be a file it
+  // reads: racoon.config equal to racoon.spd_file would have each replace the other; an
+  // output equal to the host key, a certificate, the config file or the state file would
+  // destroy it at the first reconcile. Paths are compared after lexical normalisation
+  // (symlinks are not resolved: the core does not look at the filesystem).
+  void pathCollisions() {
+    struct Use {
+      std::string path;  // normalised
+      std::string what;  // "racoon.spd_file", "racoon.host_key (in racoon.certificate_dir)"
+      std::string key;   // the key that sets it, for the position
+    };
+    auto norm = [](const std::string& p) { return std::filesystem::path(p).lexically_normal().string(); };
+    std::vector<Use> writes, reads;
+    if (cfg_.ike.backend == IkeBackend::racoon) {
+      writes.push_back({norm(cfg_.racoon.config), "racoon.config", "racoon.config"});
+      writes.push_back({norm(cfg_.racoon.spdFile), "racoon.spd_file", "racoon.spd_file"});
+    } else {
+      writes.push_back({norm(cfg_.strongswan.config), "strongswan.config", "strongswan.config"});
+      for (const char* f : {kSwanctlCaFile, kSwanctlCertFile, kSwanctlKeyFile})
+        writes.push_back({norm(cfg_.strongswan.swanctlDir + "/" + f),
+                          std::string("strongswan.swanctl_dir's ") + f, "strongswan.swanctl_dir"});
+    }
+    for (const char* f : {Config::Daemon::kStateFile, Config::Daemon::kIpopUpFile})
+      writes.push_back({norm(cfg_.daemon.stateDir + "/" + f), std::string("daemon.state_dir's ") + f,
+                        "daemon.state_dir"});
+    auto certFile = [&](const std::string& name, const char* key) {
+      bool relative = name.front() != '/';
+      reads.push_back({norm(relative ? cfg_.racoon.certificateDir + "/" + name : name),
+                       std::string(key) + (relative ? " (in racoon.certificate_dir)" : ""), key});
+    };
+    certFile(cfg_.racoon.caCert, "racoon.ca_cert");
+    certFile(cfg_.racoon.hostCert, "racoon.host_cert");
+    certFile(cfg_.racoon.hostKey, "racoon.host_key");
+    if (!file_.empty() && file_.front() == '/') reads.push_back({norm(file_), "the config file itself", ""});
+
+    // Reported at the key that sets the output when the file sets it, else at the input's.
+    auto report = [&](const Use& out, const Use& other, const std::string& why) {
+      const Item* at = seen(out.key);
+      if (!at && !other.key.empty()) at = seen(other.key);
+      std::string msg = show(out.path) + " (" + out.what + ") is also " + other.what + ": " + why;
+      if (at)
+        error(*at, msg);
+      else
+        error(YAML::Mark::null_mark(), out.key, msg);
+    };
+    for (std::size_t i = 0; i < writes.size(); ++i)
+      for (std::size_t j = i + 1; j < writes.size(); ++j)
+        if (writes[i].path == writes[j].path)
+          report(writes[j], writes[i], "the daemon would write both files at the same path, each replacing the other");
+    for (const auto& w : writes)
+      for (const auto& r : reads)
+        if (w.path == r.path)
+          report(w, r, "a file the daemon reads; writing there would destroy it");
   }
 
   std::string file_;

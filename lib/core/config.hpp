@@ -133,6 +133,10 @@ struct Config {
   } certificates;
 
   struct Daemon {
+    // The files the daemon writes in stateDir (daemon/daemon.cpp): its state, read by
+    // `ipop-ipsecd status`, and the ipop-up flag the IKE unit's start condition tests.
+    static constexpr const char* kStateFile = "state.json";
+    static constexpr const char* kIpopUpFile = "ipop-up";
     std::string stateDir = "/run/ipop-ipsec";
     std::string logLevel = "info";  // trace debug info warn error
   } daemon;

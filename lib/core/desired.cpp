@@ -71,7 +71,13 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
     if (ranges.empty() || !ranges.back().contains(c)) ranges.push_back(c);
 
   // Underlay safety: a range that covers another interface's address or network would
-  // cut the node off its LAN and IPOP off its own underlay.
+  // cut the node off its LAN and IPOP off its own underlay. It stops a range from being
+  // *added*; a range the kernel protects now is never taken away by it (fail closed): it
+  // is kept and the conflict reported.
+  std::vector<Cidr> inForce = previousRanges;
+  for (auto& c : inForce) c = c.network();
+  std::sort(inForce.begin(), inForce.end());
+  auto isInForce = [&](const Cidr& r) { return std::binary_search(inForce.begin(), inForce.end(), r); };
   for (const auto& r : ranges) {
     std::string why;
     for (const auto& [idx, link] : net.links) {
@@ -86,10 +92,28 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
       if (!why.empty()) break;
     }
     if (!why.empty() && !cfg.protect.allowUnderlayOverlap) {
+      if (isInForce(r)) {
+        d.conflicts.push_back(why + "; still protected (a conflict never removes protection in force): move that "
+                                    "address out of the range, or set protect.allow_underlay_overlap: true if the "
+                                    "overlap is intended");
+        d.ranges.push_back(r);
+        continue;
+      }
       d.refused.push_back(why + "; refusing to protect it (set protect.allow_underlay_overlap: true to override)");
       continue;
     }
     d.ranges.push_back(r);
+  }
+  // A range in force leaves the kernel only when what replaces it is in: a new address's
+  // range (auto) or the ranges of a new config. When any of those was refused, every range
+  // in force stays.
+  if (!d.refused.empty()) {
+    for (const auto& r : inForce)
+      if (std::find(d.ranges.begin(), d.ranges.end(), r) == d.ranges.end()) {
+        d.conflicts.push_back(r.str() + " is kept protected because the range(s) that would replace it were refused");
+        d.ranges.push_back(r);
+      }
+    std::sort(d.ranges.begin(), d.ranges.end());
   }
 
   // Tap state and "IPOP is up".
@@ -123,17 +147,16 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
     // `path certificate` (X509_LOOKUP_hash_dir): it opens <dir>/<subject hash>.0, .1, ...
     // and reads the PEM certificates in it. It only opens the path, so a regular file
     // (written atomically, like every file here) serves exactly as c_rehash's symlink
-    // would, and keeps the core free of symlink syscalls. One file per CA certificate;
-    // .1, .2 for certificates whose subject hashes collide.
+    // would, and keeps the core free of symlink syscalls. Which slots get a copy is
+    // planHashFiles' decision (in readCerts): none where an operator's entry (c_rehash's
+    // symlink to cacert.pem, a bundle, a copy) already holds the CA certificate; an entry
+    // the daemon does not own is never written to.
     std::string caPath = cfg.racoon.caCert.front() == '/' ? cfg.racoon.caCert
                                                           : cfg.racoon.certificateDir + "/" + cfg.racoon.caCert;
-    std::map<std::string, int> seen;
-    for (const auto& [hash, pem] : certs.caByHash) {
-      int n = seen[hash]++;
-      d.files.push_back(RenderedFile{cfg.racoon.certificateDir + "/" + hash + "." + std::to_string(n),
+    for (const auto& [path, pem] : certs.caHashCopies)
+      d.files.push_back(RenderedFile{path,
                                      std::string(kHashCopyMarker) + " of " + caPath + " (rewritten by ipop-ipsecd)\n" + pem,
                                      0644});
-    }
   }
   if (cfg.ike.backend == IkeBackend::strongswan) {
     // One mesh connection per range in which the tap has an address. The certificates
@@ -167,9 +190,21 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
   return d;
 }
 
-std::string describe(const Config& cfg, const Desired& d) {
+std::vector<Cidr> protectedRanges(const std::vector<Policy>& policies) {
+  std::vector<Cidr> out;
+  for (const auto& r : rangesOf(policies)) {
+    bool in = std::any_of(policies.begin(), policies.end(), [&](const Policy& p) {
+      return p.action == PolicyAction::protect && p.dir == Direction::in && p.sel.src == r && p.sel.dst == r &&
+             !p.sel.proto;
+    });
+    if (in) out.push_back(r);
+  }
+  return out;
+}
+
+std::string describe(const Config& cfg, const Desired& d, const std::vector<Cidr>& inKernel) {
   std::string ranges;
-  for (const auto& r : d.ranges) ranges += (ranges.empty() ? "" : ", ") + r.str();
+  for (const auto& r : inKernel) ranges += (ranges.empty() ? "" : ", ") + r.str();
   std::string s;
   if (d.tapState == "absent")
     s = "waiting for '" + cfg.ipop.interface + "'";
@@ -179,8 +214,17 @@ std::string describe(const Config& cfg, const Desired& d) {
     s = "'" + cfg.ipop.interface + "' has no address in the protected ranges";
   else
     s = "'" + cfg.ipop.interface + "' up at " + d.localAddress->str();
-  s += ranges.empty() ? "; nothing protected yet" : "; protecting " + ranges;
+  std::string missing;
+  for (const auto& r : d.ranges)
+    if (std::find(inKernel.begin(), inKernel.end(), r) == inKernel.end())
+      missing += (missing.empty() ? "" : ", ") + r.str();
+  if (ranges.empty() && missing.empty())
+    s += "; nothing protected yet";
+  else if (!ranges.empty())
+    s += "; protecting " + ranges;
+  if (!missing.empty()) s += "; NOT protecting " + missing + " (its policies are not in the kernel)";
   if (d.heldRanges) s += " (held)";
+  if (!d.conflicts.empty()) s += "; CONFLICT " + d.conflicts.front();
   if (!d.refused.empty()) s += "; REFUSED " + d.refused.front();
   return s;
 }

@@ -21,9 +21,11 @@ struct CertFiles {
   std::vector<std::string> problems;  // human lines; empty when usable
   std::vector<std::string> warnings;  // e.g. expiring soon; usable nevertheless
   std::optional<std::chrono::system_clock::time_point> expiry;  // the host certificate's notAfter
-  // The CA file's certificates by subject hash (`openssl x509 -hash`), each as PEM: racoon
-  // looks the CA up as <certificate_dir>/<hash>.0.
-  std::vector<std::pair<std::string, std::string>> caByHash;
+  // racoon looks the CA up as <certificate_dir>/<subject hash>.0, .1, ...: the copies of the
+  // CA file's certificates the daemon writes there (full path, PEM), as planHashFiles
+  // (core/certs.hpp) decided: none for a certificate that an operator's entry (c_rehash's
+  // symlink to cacert.pem, ...) already holds.
+  std::vector<std::pair<std::string, std::string>> caHashCopies;
   // Hash copies an earlier run wrote into the certificate directory (full paths).
   std::vector<std::string> ownedHashCopies;
   bool usable() const { return ca && cert && key && problems.empty(); }
@@ -38,6 +40,10 @@ struct Desired {
   std::vector<Cidr> ranges;               // ranges whose policies are installed
   bool heldRanges = false;                // auto: tap has no address; last ranges held (fail closed)
   std::vector<std::string> refused;       // ranges refused by the underlay safety check, with why
+  // Ranges protected now (in the kernel) that are kept although they would not be added
+  // today: a conflict never takes protection away (fail closed). One line each: why, and
+  // what the operator can do.
+  std::vector<std::string> conflicts;
   std::vector<Policy> policies;
   std::vector<RenderedFile> files;
   bool certsUsable = false;
@@ -59,8 +65,13 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
 // The ranges a set of owned policies protects (their protect `out` selectors).
 std::vector<Cidr> rangesOf(const std::vector<Policy>& policies);
 
-// One status line for systemd's STATUS= and the log.
-std::string describe(const Config& cfg, const Desired& d);
+// The ranges both of whose protect policies (in and out, range <-> range) are in `policies`:
+// what the kernel really protects.
+std::vector<Cidr> protectedRanges(const std::vector<Policy>& policies);
+
+// One status line for systemd's STATUS= and the log. `inKernel`: the ranges the kernel
+// really protects (protectedRanges of the policies read back), not the intended ones.
+std::string describe(const Config& cfg, const Desired& d, const std::vector<Cidr>& inKernel);
 
 // 64-bit FNV-1a, hex; for fingerprints (not security-relevant).
 std::string fingerprint(const std::string& data);

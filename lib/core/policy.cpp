@@ -64,10 +64,19 @@ std::string Policy::str() const {
 //    are exactly "talk to X in the clear, accept X's clear traffic".
 //    Exclusions that lie in none of the ranges are skipped: with `ranges: auto` the ranges
 //    are only known at run time, so an exclusion may apply to a range that isn't up yet.
-//  - IPv6 ranges: bypass ICMPv6 neighbour discovery (types 133..136) out and in, R->R, so
-//    unicast NS/NA (neighbour unreachability detection) between range addresses is not
-//    caught by the ESP policy before an SA exists. Multicast/link-local ND never matches
-//    R->R anyway. No fwd: ND is link-local and never forwarded.
+//  - protect also out ANY->R and in ANY->R (ANY = 0.0.0.0/0 or ::/0): a protected address is
+//    reachable only over ESP whatever the other end's source. Without them, traffic with
+//    one end outside the range bypasses R->R: every IPv6 interface has a link-local fe80::
+//    address, and while a new address is tentative (DAD) the kernel sends to peers' range
+//    addresses from it, in the clear; a peer that pings a protected address from its
+//    link-local (or, IPv4, any out-of-range) source gets a plaintext reply. R->R stays: it
+//    is the selector the IKE daemons negotiate for the range's normal traffic.
+//    Exclusions get out ANY->X bypass as well, so they stay reachable in the clear.
+//  - IPv6 ranges: bypass ICMPv6 neighbour discovery (types 133..136) out and in, ANY->R, so
+//    NS/NA (neighbour unreachability detection, also from link-local sources) to range
+//    addresses is not caught by the ESP policy before an SA exists. ND to multicast and
+//    link-local destinations never matches these policies anyway. No fwd: ND is link-local
+//    and never forwarded.
 std::vector<Policy> buildPolicies(const std::vector<Cidr>& ranges, const Config& cfg) {
   const auto level = cfg.protect.level;
   const auto protectPrio = cfg.xfrm.protectPriority;
@@ -79,6 +88,9 @@ std::vector<Policy> buildPolicies(const std::vector<Cidr>& ranges, const Config&
     const Cidr r = given.network();
     out.push_back(makePolicy(Direction::out, r, r, PolicyAction::protect, level, protectPrio));
     out.push_back(makePolicy(Direction::in, r, r, PolicyAction::protect, level, protectPrio));
+    const Cidr any = Cidr::any(r.family());
+    out.push_back(makePolicy(Direction::out, any, r, PolicyAction::protect, level, protectPrio));
+    out.push_back(makePolicy(Direction::in, any, r, PolicyAction::protect, level, protectPrio));
     if (forward) out.push_back(makePolicy(Direction::fwd, r, r, PolicyAction::protect, level, protectPrio));
 
     for (const Cidr& ex : cfg.protect.exclude) {
@@ -86,6 +98,7 @@ std::vector<Policy> buildPolicies(const std::vector<Cidr>& ranges, const Config&
       const Cidr x = ex.network();
       out.push_back(makePolicy(Direction::out, r, x, PolicyAction::bypass, level, bypassPrio));
       out.push_back(makePolicy(Direction::in, x, r, PolicyAction::bypass, level, bypassPrio));
+      out.push_back(makePolicy(Direction::out, any, x, PolicyAction::bypass, level, bypassPrio));
       if (forward) {
         out.push_back(makePolicy(Direction::fwd, r, x, PolicyAction::bypass, level, bypassPrio));
         out.push_back(makePolicy(Direction::fwd, x, r, PolicyAction::bypass, level, bypassPrio));
@@ -95,7 +108,7 @@ std::vector<Policy> buildPolicies(const std::vector<Cidr>& ranges, const Config&
     if (r.family() == Family::v6) {
       for (std::uint8_t type : kNdTypes) {
         for (Direction d : {Direction::out, Direction::in}) {
-          Policy p = makePolicy(d, r, r, PolicyAction::bypass, level, bypassPrio);
+          Policy p = makePolicy(d, any, r, PolicyAction::bypass, level, bypassPrio);
           p.sel.proto = kIcmpV6;
           p.sel.hasIcmpType = true;
           p.sel.icmpType = type;

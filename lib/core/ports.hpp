@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -41,6 +42,9 @@ class PolicyTable {
   // Deletes larval (ACQUIRE-created, not yet keyed) states between addresses of
   // these ranges, so that a packet that raced the IKE daemon's start does not stall.
   virtual std::error_code flushLarval(const std::vector<Cidr>& ranges) = 0;
+  // After install() failed with file_exists: the policy that holds the same id (dir +
+  // selector) and is not the daemon's, as the kernel reported it; nullopt otherwise.
+  virtual std::optional<Policy> lastConflict() const { return std::nullopt; }
 };
 
 // Files the daemon renders. write() is atomic (temp, fsync, rename, fsync dir).
@@ -84,11 +88,25 @@ class CertificateInspector {
   // `ca`, `cert`, `key`: the CA file, the host certificate and its private key. Never
   // throws for bad files: every problem is a CertFileFacts::loadError.
   virtual CertFacts inspect(const std::string& ca, const std::string& cert, const std::string& key) = 0;
-  // Paths of the files in `dir` that the daemon wrote as racoon's CA hash copies (their
-  // first line is kHashCopyMarker), so that stale ones can be removed.
-  virtual std::vector<std::string> hashCopies(const std::string& dir) {
+  // Every entry of `dir` named like an OpenSSL hash-directory file (<8 hex digits>.<n>):
+  // symlinks (c_rehash's) are described and read through, never written; regular files
+  // whose first line is kHashCopyMarker are the daemon's own copies (owned). The
+  // certificates in each other entry are parsed, so that the core can tell whether it
+  // holds the CA certificate (planHashFiles); only the entries of the subject hashes in
+  // `hashes` are read (a shared directory may hold hundreds of them). Sorted by path;
+  // empty when `dir` cannot be read.
+  virtual std::vector<HashFileFacts> hashFiles(const std::string& dir, const std::vector<std::string>& hashes) {
     (void)dir;
+    (void)hashes;
     return {};
+  }
+  // Paths of the files in `dir` that the daemon wrote as racoon's CA hash copies, so that
+  // stale ones can be removed.
+  std::vector<std::string> hashCopies(const std::string& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : hashFiles(dir, {}))
+      if (e.owned) out.push_back(e.path);
+    return out;
   }
 };
 

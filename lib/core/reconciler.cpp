@@ -20,7 +20,7 @@ std::string certPath(const Config& cfg, const std::string& name) {
 }  // namespace
 
 bool NodeStatus::healthy() const {
-  return desired.ipopUp && policiesExact && desired.refused.empty() && lastError.empty() &&
+  return desired.ipopUp && policiesExact && desired.refused.empty() && desired.conflicts.empty() && lastError.empty() &&
          restartFailures == 0 && desired.certsUsable;
 }
 
@@ -42,6 +42,12 @@ void Reconciler::setConfig(Config cfg) {
   scheduler_.setTiming(cfg_.ike.quietPeriod, cfg_.ike.minInterval);
 }
 
+void Reconciler::assumeProtected(std::vector<Cidr> ranges) {
+  std::sort(ranges.begin(), ranges.end());
+  ranges.erase(std::unique(ranges.begin(), ranges.end()), ranges.end());
+  committed_ = std::move(ranges);
+}
+
 void Reconciler::emit(Severity s, std::string action, std::string range, std::string message) {
   if (events_) events_(Event{s, std::move(action), std::move(range), std::move(message)});
 }
@@ -56,8 +62,13 @@ CertFiles Reconciler::readCerts() {
   if (certsStale_) {
     certFacts_ = certs_.inspect(certPath(cfg_, cfg_.racoon.caCert), certPath(cfg_, cfg_.racoon.hostCert),
                                 certPath(cfg_, cfg_.racoon.hostKey));
-    certHashCopies_ = cfg_.ike.backend == IkeBackend::racoon ? certs_.hashCopies(cfg_.racoon.certificateDir)
-                                                              : std::vector<std::string>{};
+    certHashFiles_.clear();
+    if (cfg_.ike.backend == IkeBackend::racoon) {
+      std::vector<std::string> hashes;
+      for (const auto& ca : certFacts_.caCerts)
+        if (!ca.subjectHash.empty()) hashes.push_back(ca.subjectHash);
+      certHashFiles_ = certs_.hashFiles(cfg_.racoon.certificateDir, hashes);
+    }
     certsStale_ = false;
   }
   const CertFacts& facts = certFacts_;
@@ -69,23 +80,43 @@ CertFiles Reconciler::readCerts() {
   c.problems = std::move(verdict.errors);
   c.warnings = std::move(verdict.warnings);
   c.expiry = verdict.expiry;
-  if (facts.ca.loadError.empty())
-    for (const auto& ca : facts.caCerts)
-      if (!ca.subjectHash.empty()) c.caByHash.emplace_back(ca.subjectHash, ca.pem);
-  c.ownedHashCopies = certHashCopies_;
+  if (facts.ca.loadError.empty() && cfg_.ike.backend == IkeBackend::racoon) {
+    // racoon's CA lookup: c_rehash's symlink (or an operator's copy) holding the CA is used
+    // as it is; an entry for another CA blocks the IKE daemon like any certificate problem.
+    HashFilePlan plan = planHashFiles(facts.caCerts, certHashFiles_, cfg_.racoon.certificateDir,
+                                      certPath(cfg_, cfg_.racoon.caCert));
+    c.caHashCopies = std::move(plan.copies);
+    c.problems.insert(c.problems.end(), plan.problems.begin(), plan.problems.end());
+  }
+  for (const auto& e : certHashFiles_)
+    if (e.owned) c.ownedHashCopies.push_back(e.path);
   return c;
+}
+
+std::string Reconciler::conflictAdvice(const Policy& wanted) const {
+  auto other = policies_.lastConflict();
+  if (!other) return "";
+  std::string s = "; the kernel already holds " + other->str() + " with the same selector, which is not this daemon's";
+  if (other->priority == 250000 || other->priority == 500000)
+    s += " (its priority is a default of ipop-ipsecd: probably left by this daemon under another configuration "
+         "whose state is lost)";
+  s += "; if nothing else needs it, remove it with: ip xfrm policy delete dir " + std::string(toString(wanted.dir)) +
+       " src " + wanted.sel.src.str() + " dst " + wanted.sel.dst.str();
+  return s;
 }
 
 bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& current) {
   PolicyDiff diff = diffPolicies(current, d.policies);
   bool ok = true;
+  std::size_t installed = 0, removed = 0;
   // Make before break: every new policy goes in before any old one goes out.
   for (const auto& p : diff.add) {
     if (auto ec = policies_.install(p)) {
       ok = false;
-      status_.lastError = "kernel refused policy " + p.str() + ": " + ec.message();
+      status_.lastError = "kernel refused policy " + p.str() + ": " + ec.message() + conflictAdvice(p);
       emit(Severity::error, "install", p.sel.src.str(), status_.lastError);
     } else {
+      ++installed;
       emit(Severity::debug, "install", p.sel.src.str(), "installed " + p.str());
     }
   }
@@ -96,6 +127,7 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
         status_.lastError = "cannot remove policy " + p.str() + ": " + ec.message();
         emit(Severity::error, "remove", p.sel.src.str(), status_.lastError);
       } else {
+        ++removed;
         emit(Severity::debug, "remove", p.sel.src.str(), "removed " + p.str());
       }
     }
@@ -103,29 +135,48 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
     emit(Severity::warning, "remove", "",
          "keeping " + std::to_string(diff.remove.size()) + " old policies until the new ones are in (fail closed)");
   }
+  // Read back: the status and the log say what the kernel holds, not what was attempted.
+  std::vector<Policy> after;
+  if (auto ec = policies_.list(after)) {
+    status_.lastError = "cannot read back the kernel's policies: " + ec.message();
+    emit(Severity::error, "list", "", status_.lastError);
+    ok = false;
+    after = current;  // unknown: claim nothing new
+  } else {
+    status_.kernelPolicies = after;
+  }
+  std::vector<Cidr> before = protectedRanges(current), now = protectedRanges(after);
   if (!diff.empty()) {
-    std::vector<Cidr> added, removed;
-    for (const auto& p : diff.add)
-      if (p.action == PolicyAction::protect && p.dir == Direction::out) added.push_back(p.sel.src);
-    for (const auto& p : diff.remove)
-      if (p.action == PolicyAction::protect && p.dir == Direction::out) removed.push_back(p.sel.src);
-    std::string msg = "policies: " + std::to_string(diff.add.size()) + " installed, " +
-                      (ok ? std::to_string(diff.remove.size()) : std::string("0")) + " removed";
-    if (!added.empty()) msg += "; now protecting " + join(added);
-    if (!removed.empty() && ok) msg += "; no longer protecting " + join(removed);
+    std::vector<Cidr> gained, lost;
+    std::set_difference(now.begin(), now.end(), before.begin(), before.end(), std::back_inserter(gained));
+    std::set_difference(before.begin(), before.end(), now.begin(), now.end(), std::back_inserter(lost));
+    std::string msg = "policies: " + std::to_string(installed) + " of " + std::to_string(diff.add.size()) +
+                      " installed, " + std::to_string(removed) + " of " + std::to_string(diff.remove.size()) +
+                      " removed";
+    if (!gained.empty()) msg += "; now protecting " + join(gained);
+    if (!lost.empty()) msg += "; no longer protecting " + join(lost);
+    std::vector<Cidr> missing;
+    for (const auto& r : d.ranges)
+      if (!std::binary_search(now.begin(), now.end(), r)) missing.push_back(r);
+    if (!missing.empty()) msg += "; NOT protecting " + join(missing) + " (the kernel does not hold its policies)";
     emit(ok ? Severity::info : Severity::error, "policies", join(d.ranges), msg);
   }
-  // Read back: the status reflects the kernel, not what we believe we did.
-  status_.kernelPolicies.clear();
-  if (auto ec = policies_.list(status_.kernelPolicies)) {
-    status_.lastError = "cannot read back the kernel's policies: " + ec.message();
-    ok = false;
+  status_.protectedRanges = now;
+  {
+    // Still in force: what was, and what the kernel protects now, as long as it is wanted.
+    std::vector<Cidr> next;
+    for (const auto& r : d.ranges)
+      if (std::binary_search(committed_.begin(), committed_.end(), r) || std::binary_search(now.begin(), now.end(), r))
+        next.push_back(r);
+    std::sort(next.begin(), next.end());
+    committed_ = std::move(next);
   }
   std::vector<Policy> want = d.policies;
   std::sort(want.begin(), want.end());
-  std::vector<Policy> have = status_.kernelPolicies;
+  std::vector<Policy> have = after;
   std::sort(have.begin(), have.end());
   status_.policiesExact = (want == have);
+  lastKernel_ = after;
   return ok && status_.policiesExact;
 }
 
@@ -137,12 +188,26 @@ bool Reconciler::applyFiles(const Desired& d) {
     if (auto ec = files_.write(f.path, f.content, f.mode)) {
       ok = false;
       status_.lastError = "cannot write " + f.path + ": " + ec.message() + " (previous file kept)";
+      if (ec == std::errc::too_many_symbolic_link_levels) {
+        // A symlink appeared there since the certificate directory was read (c_rehash run
+        // just now): never written through; the retry reads the directory again and uses
+        // the link if it holds the CA certificate.
+        status_.lastError = "cannot write " + f.path + ": it is a symlink now, which ipop-ipsecd never writes through";
+        certsStale_ = true;
+      }
       emit(Severity::error, "write", join(d.ranges), status_.lastError);
     } else {
       emit(Severity::info, "write", join(d.ranges), "wrote " + f.path);
     }
   }
   for (const auto& path : d.staleFiles) {
+    // Only the daemon's own copy is removed: if an operator put something else there since
+    // the directory was read (c_rehash's symlink), it is theirs; read again next time.
+    std::string current;
+    if (!files_.read(path, current) && current.rfind(std::string(kHashCopyMarker), 0) != 0) {
+      certsStale_ = true;
+      continue;
+    }
     if (auto ec = files_.remove(path)) {
       ok = false;
       status_.lastError = "cannot remove " + path + ": " + ec.message();
@@ -182,10 +247,31 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     status_.lastError = "cannot read the kernel's policies: " + ec.message();
     emit(Severity::error, "list", "", status_.lastError);
   } else {
+    // Policies the kernel held after the last apply and no longer holds: removed behind the
+    // daemon's back (an operator's `ip xfrm policy flush`, another tool). Reinstalled below.
+    std::vector<Policy> gone;
+    {
+      std::vector<Policy> cur = current;
+      std::sort(cur.begin(), cur.end());
+      for (const auto& p : lastKernel_)
+        if (!std::binary_search(cur.begin(), cur.end(), p)) gone.push_back(p);
+    }
+    if (!gone.empty()) {
+      std::string list;
+      for (std::size_t i = 0; i < gone.size() && i < 4; ++i) list += (i ? "; " : "") + gone[i].str();
+      if (gone.size() > 4) list += "; and " + std::to_string(gone.size() - 4) + " more";
+      emit(Severity::warning, "observe", join(rangesOf(gone)),
+           std::to_string(gone.size()) + " of this daemon's policies were removed from the kernel by another process (" +
+               list + "); putting back what is still wanted");
+    }
     CertFiles certs = readCerts();
     Desired d;
     try {
-      d = computeDesired(cfg_, net, certs, rangesOf(current));
+      std::vector<Cidr> inForce = rangesOf(current);
+      inForce.insert(inForce.end(), committed_.begin(), committed_.end());
+      std::sort(inForce.begin(), inForce.end());
+      inForce.erase(std::unique(inForce.begin(), inForce.end()), inForce.end());
+      d = computeDesired(cfg_, net, certs, inForce);
     } catch (const std::exception& e) {
       // Validation should make this impossible; if it happens, change nothing.
       status_.lastError = std::string("cannot compute the desired state: ") + e.what();
@@ -206,6 +292,10 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     if (d.refused != lastRefused_) {
       for (const auto& r : d.refused) emit(Severity::error, "refuse", "", r);
       lastRefused_ = d.refused;
+    }
+    if (d.conflicts != lastConflicts_) {
+      for (const auto& c : d.conflicts) emit(Severity::warning, "conflict", "", c);
+      lastConflicts_ = d.conflicts;
     }
     bool policiesOk = applyPolicies(d, current);
     bool filesOk = applyFiles(d);
@@ -302,7 +392,7 @@ void Reconciler::startReload() {
 }
 
 std::string Reconciler::statusLine() const {
-  std::string s = describe(cfg_, status_.desired);
+  std::string s = describe(cfg_, status_.desired, status_.protectedRanges);
   if (status_.lastRestart) {
     auto t = std::chrono::system_clock::to_time_t(*status_.lastRestart);
     std::tm tm{};

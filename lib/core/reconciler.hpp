@@ -31,6 +31,7 @@ struct Event {
 struct NodeStatus {
   Desired desired;
   std::vector<Policy> kernelPolicies;  // owned policies read back from the kernel after apply
+  std::vector<Cidr> protectedRanges;   // ranges whose in and out protect policies the kernel holds
   bool policiesExact = false;          // kernel == desired
   std::string ikeUnitState;
   std::optional<std::chrono::system_clock::time_point> lastRestart;  // wall clock, for display
@@ -56,6 +57,9 @@ class Reconciler {
   const Config& config() const { return cfg_; }
   // The IKE daemon already runs with these inputs (state remembered across a restart).
   void assumeIkeStarted(const std::string& inputs) { scheduler_.assumeStarted(inputs); }
+  // The ranges this daemon protected before it restarted (state file): protection in force
+  // even if its policies were deleted while no daemon ran.
+  void assumeProtected(std::vector<Cidr> ranges);
 
   // The certificate files changed (inotify) or may have (resync): inspect them again at the
   // next reconcile. In between, the last inspection is reused (the verdict, which depends on
@@ -87,7 +91,7 @@ class Reconciler {
   CertFiles readCerts();
   bool certsStale_ = true;
   CertFacts certFacts_;
-  std::vector<std::string> certHashCopies_;
+  std::vector<HashFileFacts> certHashFiles_;  // racoon's <hash>.<n> entries of the certificate directory
   bool applyPolicies(const Desired& d, const std::vector<Policy>& current);
   bool applyFiles(const Desired& d);
   bool applyIpopUpFlag(const Desired& d);
@@ -109,7 +113,14 @@ class Reconciler {
   NodeStatus status_;
   std::optional<Clock::time_point> retryAt_;
   int applyFailures_ = 0;
-  std::vector<std::string> lastRefused_;
+  std::vector<std::string> lastRefused_, lastConflicts_;
+  // The owned policies the kernel held after the last apply: one of them missing at the next
+  // reconcile was removed by someone else (`ip xfrm policy flush`), which is worth a warning.
+  std::vector<Policy> lastKernel_;
+  // Ranges in force: protected by this daemon and wanted ever since. Policies deleted behind
+  // its back (a flush) do not end that: such a range is restored, never refused as new.
+  std::vector<Cidr> committed_;
+  std::string conflictAdvice(const Policy& wanted) const;
   std::string lastWaiting_;
   std::vector<std::string> lastCertProblems_, lastCertWarnings_;
   std::function<void()> onChange_;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <ctime>
@@ -86,30 +87,70 @@ std::string randomSuffix() {
   return s;
 }
 
+constexpr char kTempMarker[] = ".ipop-ipsecd.";
+constexpr std::size_t kTempSuffixLength = 6;  // randomSuffix()
+
+bool isSuffixChar(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
 // A writer killed between creating its temp file and the rename (SIGKILL, a crash, power
 // loss) leaves the temp file behind, and every such death added one more (found by
 // tests/integration/fault_sigkill_test). Each writer holds an flock on its temp file
-// while it writes; a temp file of `base` that can be locked has no live writer: remove it.
-void removeStaleTemps(int dirFd, const std::string& prefix) {
+// while it writes; a temp file that can be locked has no live writer: remove it.
+// `matches` picks the names to consider. Returns the number removed; -1 (errno set) when
+// the directory can't be read.
+template <class Match>
+long removeUnlockedTemps(int dirFd, Match matches) {
   int fd = ::openat(dirFd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;
+  if (fd < 0) return -1;
   DIR* d = ::fdopendir(fd);
   if (!d) {
+    int e = errno;
     ::close(fd);
-    return;
+    errno = e;
+    return -1;
   }
+  long removed = 0;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
-    if (name.size() != prefix.size() + 6 || name.compare(0, prefix.size(), prefix) != 0) continue;
+    if (!matches(name)) continue;
     Fd tmp(::openat(dirFd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
-    if (tmp.valid() && ::flock(tmp.get(), LOCK_EX | LOCK_NB) == 0) ::unlinkat(dirFd, name.c_str(), 0);
+    struct stat st {};
+    if (!tmp.valid() || ::fstat(tmp.get(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (::flock(tmp.get(), LOCK_EX | LOCK_NB) == 0 && ::unlinkat(dirFd, name.c_str(), 0) == 0) ++removed;
   }
   ::closedir(d);
+  return removed;
+}
+
+void removeStaleTempsOf(int dirFd, const std::string& prefix) {
+  removeUnlockedTemps(dirFd, [&](const std::string& name) {
+    return name.size() == prefix.size() + kTempSuffixLength && name.compare(0, prefix.size(), prefix) == 0;
+  });
 }
 
 }  // namespace
 
-std::string tempNamePrefix(const std::string& base) { return "." + base + ".ipop-ipsecd."; }
+std::string tempNamePrefix(const std::string& base) { return "." + base + kTempMarker; }
+
+bool isTempName(const std::string& name) {
+  constexpr std::size_t marker = sizeof kTempMarker - 1;
+  // "." + at least one character of base + marker + suffix
+  if (name.size() < 1 + 1 + marker + kTempSuffixLength || name[0] != '.') return false;
+  const std::size_t suffixAt = name.size() - kTempSuffixLength;
+  if (name.compare(suffixAt - marker, marker, kTempMarker) != 0) return false;
+  return std::all_of(name.begin() + static_cast<std::ptrdiff_t>(suffixAt), name.end(), isSuffixChar);
+}
+
+std::error_code removeStaleTemps(const std::string& dir, std::size_t* removed) {
+  if (removed) *removed = 0;
+  Fd dirFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dirFd.valid()) return lastError();
+  long n = removeUnlockedTemps(dirFd.get(), isTempName);
+  if (n < 0) return lastError();
+  if (n > 0 && ::fsync(dirFd.get()) != 0) return lastError();
+  if (removed) *removed = static_cast<std::size_t>(n);
+  return {};
+}
 
 std::error_code AtomicFileStore::read(const std::string& path, std::string& content) {
   // O_NONBLOCK: opening a FIFO must not hang the daemon; it is rejected below anyway.
@@ -170,7 +211,7 @@ std::error_code AtomicFileStore::write(const std::string& path, const std::strin
     if (!fd.valid() && errno != EEXIST) return lastError();
   }
   if (!fd.valid()) return errnoCode(EEXIST);
-  // "A live writer" (see removeStaleTemps), on a descriptor of its own that stays open past
+  // "A live writer" (see removeUnlockedTemps), on a descriptor of its own that stays open past
   // the rename: `fd` is closed before it.
   Fd lockFd(::openat(dirFd.get(), tmpName.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (lockFd.valid()) ::flock(lockFd.get(), LOCK_EX);
@@ -186,7 +227,7 @@ std::error_code AtomicFileStore::write(const std::string& path, const std::strin
   if (::fsync(fd.get()) != 0) return fail(lastError());
   if (auto ec = fd.close()) return fail(ec);
   if (::renameat(dirFd.get(), tmpName.c_str(), dirFd.get(), base.c_str()) != 0) return fail(lastError());
-  removeStaleTemps(dirFd.get(), tempNamePrefix(base));
+  removeStaleTempsOf(dirFd.get(), tempNamePrefix(base));
   // The new content is in place; make the rename itself durable.
   if (::fsync(dirFd.get()) != 0) return lastError();
   return {};

@@ -37,4 +37,17 @@ class AtomicFileStore final : public FileStore {
 // ".<base>.ipop-ipsecd.XXXXXX". Exposed for tests and for cleanup tools.
 std::string tempNamePrefix(const std::string& base);
 
+// True when `name` (a file name, no directory) has the form of write()'s temporary files:
+// ".<base>.ipop-ipsecd." followed by six letters or digits, <base> not empty.
+bool isTempName(const std::string& name);
+
+// Removes from `dir` the temporary files write() left behind when its process died between
+// creating one and the rename (SIGKILL, a crash, power loss), whatever the target: only
+// regular files whose name isTempName() and that no live writer holds (write() keeps an
+// flock on its temp file). Nothing else in `dir` is touched, subdirectories are not
+// entered. `removed` (optional) gets the number of files removed. Errors: the errno of
+// opening or reading `dir` (ENOENT, ENOTDIR, EACCES...); a file that can't be removed is
+// skipped, not an error.
+std::error_code removeStaleTemps(const std::string& dir, std::size_t* removed = nullptr);
+
 }  // namespace ipopsec

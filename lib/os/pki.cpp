@@ -432,8 +432,8 @@ CertFacts OpenSslInspector::inspect(const std::string& ca, const std::string& ce
   return f;
 }
 
-std::vector<std::string> OpenSslInspector::hashCopies(const std::string& dir) {
-  std::vector<std::string> out;
+std::vector<HashFileFacts> OpenSslInspector::hashFiles(const std::string& dir, const std::vector<std::string>& hashes) {
+  std::vector<HashFileFacts> out;
   DIR* d = ::opendir(dir.c_str());
   if (!d) return out;
   while (dirent* e = ::readdir(d)) {
@@ -443,16 +443,41 @@ std::vector<std::string> OpenSslInspector::hashCopies(const std::string& dir) {
     bool ok = std::all_of(name.begin(), name.begin() + 8, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }) &&
               std::all_of(name.begin() + 9, name.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!ok) continue;
-    std::string path = dir + "/" + name;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0) continue;  // a symlink (c_rehash's) is not ours
-    Fd guard(fd);
-    std::string head(kHashCopyMarker.size(), '\0');
-    if (::read(fd, head.data(), head.size()) == static_cast<ssize_t>(head.size()) && head == kHashCopyMarker)
-      out.push_back(path);
+    HashFileFacts h;
+    h.path = dir + "/" + name;
+    h.hash = name.substr(0, 8);
+    std::string digits = name.substr(9);
+    // OpenSSL looks up "<hash>.%d": a leading zero or a huge number is never one of its slots.
+    if (digits.size() <= 6 && (digits.size() == 1 || digits[0] != '0')) h.index = std::stoi(digits);
+    struct stat lst{};
+    if (::lstat(h.path.c_str(), &lst) != 0) continue;  // gone since readdir
+    h.symlink = S_ISLNK(lst.st_mode);
+    if (h.symlink) {
+      char buf[4096];
+      ssize_t n = ::readlink(h.path.c_str(), buf, sizeof buf - 1);
+      h.target = n >= 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string("?");
+    } else if (S_ISREG(lst.st_mode)) {
+      // The daemon's own copy: a regular file (never a symlink's target) with the marker.
+      int fd = ::open(h.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+      if (fd >= 0) {
+        Fd guard(fd);
+        std::string head(kHashCopyMarker.size(), '\0');
+        h.owned = ::read(fd, head.data(), head.size()) == static_cast<ssize_t>(head.size()) && head == kHashCopyMarker;
+      }
+    }
+    if (!h.owned && std::find(hashes.begin(), hashes.end(), h.hash) != hashes.end()) {
+      // Read through a symlink (only ever read): what racoon would find there.
+      CertFileFacts f = readFile(h.path);
+      struct stat st{};
+      h.dangling = h.symlink && ::stat(h.path.c_str(), &st) != 0 && errno == ENOENT;
+      auto certs = loadCertificates(f);
+      h.loadError = f.loadError;
+      for (auto& c : certs) h.certs.push_back(infoOf(c.get()));
+    }
+    out.push_back(std::move(h));
   }
   ::closedir(d);
-  std::sort(out.begin(), out.end());
+  std::sort(out.begin(), out.end(), [](const HashFileFacts& a, const HashFileFacts& b) { return a.path < b.path; });
   return out;
 }
 

@@ -34,7 +34,7 @@ class OpenSslInspector final : public CertificateInspector {
   static constexpr std::size_t kMaxFileSize = 1024 * 1024;
 
   CertFacts inspect(const std::string& ca, const std::string& cert, const std::string& key) override;
-  std::vector<std::string> hashCopies(const std::string& dir) override;
+  std::vector<HashFileFacts> hashFiles(const std::string& dir, const std::vector<std::string>& hashes) override;
 };
 
 // --- issuance ---------------------------------------------------------------------------

@@ -288,13 +288,61 @@ std::error_code lastError() { return {errno, std::system_category()}; }
 
 }  // namespace
 
+namespace rtnl {
+
+LineRateLimit::Admission LineRateLimit::admit(Clock::time_point now) {
+  Admission a;
+  if (!started_ || now >= windowStart_ + window_ || now < windowStart_) {
+    a.suppressedBefore = takeSuppressed();
+    started_ = true;
+    windowStart_ = now;
+    inWindow_ = 0;
+  }
+  if (inWindow_ < perWindow_) {
+    ++inWindow_;
+    a.log = true;
+  } else {
+    a.firstSuppressed = pending_ == 0;
+    ++pending_;
+    ++suppressedTotal_;
+  }
+  return a;
+}
+
+std::string suppressedLine(std::uint64_t count, unsigned perSecond) {
+  return "suppressed " + std::to_string(count) + " more malformed " + (count == 1 ? "message" : "messages") +
+         " (at most " + std::to_string(perSecond) + " are logged per second; all are counted and skipped)";
+}
+
+}  // namespace rtnl
+
 NetlinkLinkMonitor::NetlinkLinkMonitor(boost::asio::io_context& io, NetlinkMonitorOptions options)
-    : options_(options), socket_(io), retryTimer_(io), buffer_(kBufferBytes) {}
+    : options_(options), socket_(io), retryTimer_(io), summaryTimer_(io), buffer_(kBufferBytes) {}
 
 NetlinkLinkMonitor::~NetlinkLinkMonitor() { stop(); }
 
 void NetlinkLinkMonitor::log(const std::string& line) const {
   if (log_) log_(line);
+}
+
+void NetlinkLinkMonitor::logSkipped(const std::string& line) {
+  auto a = skipLines_.admit(rtnl::LineRateLimit::Clock::now());
+  if (a.suppressedBefore > 0) log(rtnl::suppressedLine(a.suppressedBefore, skipLines_.perWindow()));
+  if (a.log) {
+    log(line);
+    return;
+  }
+  if (!a.firstSuppressed) return;
+  // The summary is due when the window ends, even if the flood stops now.
+  summaryTimer_.expires_at(skipLines_.windowEnd());
+  summaryTimer_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const boost::system::error_code& ec) {
+    if (alive.expired() || ec) return;
+    reportSuppressed();
+  });
+}
+
+void NetlinkLinkMonitor::reportSuppressed() {
+  if (auto n = skipLines_.takeSuppressed(); n > 0) log(rtnl::suppressedLine(n, skipLines_.perWindow()));
 }
 
 std::error_code NetlinkLinkMonitor::openSocket() {
@@ -409,6 +457,8 @@ void NetlinkLinkMonitor::stop() {
   ++generation_;
   phase_ = Phase::stopped;
   retryTimer_.cancel();
+  summaryTimer_.cancel();
+  reportSuppressed();  // what the cancelled timer would have said
   boost::system::error_code ignored;
   socket_.close(ignored);
   building_ = NetSnapshot{};
@@ -462,8 +512,8 @@ void NetlinkLinkMonitor::onReadable() {
     }
     if (msg.msg_namelen < sizeof(sockaddr_nl) || from.nl_family != AF_NETLINK || from.nl_pid != 0) {
       ++skipped_;
-      log("ignored a datagram of " + std::to_string(n) + " bytes from port id " +
-          std::to_string(from.nl_pid) + " (not the kernel)");
+      logSkipped("ignored a datagram of " + std::to_string(n) + " bytes from port id " +
+                 std::to_string(from.nl_pid) + " (not the kernel)");
       continue;
     }
     ++datagrams_;
@@ -474,12 +524,12 @@ void NetlinkLinkMonitor::onReadable() {
                                  target);
     for (const auto& line : r.skipped) {
       ++skipped_;
-      log("skipped " + line);
+      logSkipped("skipped " + line);
     }
     if (following) {
       changed = changed || r.changed;
       if (r.sawError || r.overrun)  // nothing of ours is outstanding: report, keep following
-        log("unexpected " + std::string(r.overrun ? "overrun" : "error: ") +
+        logSkipped("unexpected " + std::string(r.overrun ? "overrun" : "error: ") +
             (r.overrun ? "" : std::error_code(r.errorCode, std::system_category()).message()));
       continue;
     }

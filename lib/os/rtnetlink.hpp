@@ -32,6 +32,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -72,6 +73,43 @@ struct ParseResult {
 // be located). Never reads outside `buf`.
 ParseResult applyMessages(std::span<const std::uint8_t> buf, NetSnapshot& snap);
 
+// Bounds the lines about skipped messages: anyone with CAP_NET_ADMIN can send the monitor's
+// socket forged datagrams, one line each (a root flood once wrote 46 MB of log in 4 s). At
+// most `perWindow` lines per window; the others are counted and reported in one summary line
+// when the window ends. Pure (the caller passes the time).
+class LineRateLimit {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit LineRateLimit(unsigned perWindow, Clock::duration window = std::chrono::seconds(1))
+      : perWindow_(perWindow), window_(window) {}
+
+  struct Admission {
+    bool log = false;                   // log this line
+    std::uint64_t suppressedBefore = 0;  // lines dropped in the window that just ended: report them first
+    bool firstSuppressed = false;       // this is the window's first dropped line (arm a timer for its summary)
+  };
+  Admission admit(Clock::time_point now);
+  // The lines dropped and not yet reported, and resets that count (a summary is due).
+  std::uint64_t takeSuppressed() { return std::exchange(pending_, 0); }
+  // When the current window ends (for a timer that reports the summary).
+  Clock::time_point windowEnd() const { return windowStart_ + window_; }
+  std::uint64_t suppressedTotal() const { return suppressedTotal_; }
+  unsigned perWindow() const { return perWindow_; }
+
+ private:
+  unsigned perWindow_;
+  Clock::duration window_;
+  Clock::time_point windowStart_{};
+  bool started_ = false;
+  unsigned inWindow_ = 0;
+  std::uint64_t pending_ = 0;
+  std::uint64_t suppressedTotal_ = 0;
+};
+
+// "suppressed 4321 more malformed messages (...)": the summary line for `count` dropped lines.
+std::string suppressedLine(std::uint64_t count, unsigned perSecond);
+
 }  // namespace ipopsec::rtnl
 
 namespace ipopsec {
@@ -110,6 +148,11 @@ class NetlinkLinkMonitor final : public LinkMonitor {
   std::uint64_t datagrams() const { return datagrams_; }  // datagrams received from the kernel
   bool synced() const { return phase_ == Phase::following; }  // a full dump is in snapshot()
 
+  // Lines about skipped messages are rate-limited (kMaxSkipLinesPerSecond, then one
+  // "suppressed N more malformed messages" line per second); this counts the ones dropped.
+  std::uint64_t suppressedLines() const { return skipLines_.suppressedTotal(); }
+  static constexpr unsigned kMaxSkipLinesPerSecond = 10;
+
   // Called with each human line about skipped messages / re-dumps (the daemon logs them).
   void setLogger(std::function<void(const std::string&)> log) { log_ = std::move(log); }
 
@@ -123,10 +166,14 @@ class NetlinkLinkMonitor final : public LinkMonitor {
   void armWait();
   void onReadable();
   void log(const std::string& line) const;
+  void logSkipped(const std::string& line);  // rate-limited (skipLines_)
+  void reportSuppressed();
 
   NetlinkMonitorOptions options_;
   boost::asio::generic::raw_protocol::socket socket_;
   boost::asio::steady_timer retryTimer_;
+  boost::asio::steady_timer summaryTimer_;  // the end of a window in which lines were dropped
+  rtnl::LineRateLimit skipLines_{kMaxSkipLinesPerSecond};
   std::function<void()> onChange_;
   std::function<void(const std::string&)> log_;
   std::vector<std::uint8_t> buffer_;

@@ -548,7 +548,7 @@ constexpr std::size_t kRxBuffer = 64U * 1024U;
 }  // namespace
 
 XfrmPolicyTable::XfrmPolicyTable(std::uint32_t protectPriority, std::uint32_t bypassPriority)
-    : owned_{protectPriority, bypassPriority}, rxbuf_(kRxBuffer) {
+    : owned_{protectPriority, bypassPriority, {}}, rxbuf_(kRxBuffer) {
   fd_ = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_XFRM);
   if (fd_ < 0) throw std::system_error(errno, std::system_category(), "socket(NETLINK_XFRM)");
   auto fail = [&](const char* what) {
@@ -643,6 +643,9 @@ std::error_code XfrmPolicyTable::transact(std::vector<std::uint8_t> request, std
   lastMessage_.clear();
   const std::uint32_t seq = nextSeq();
   std::memcpy(request.data() + offsetof(nlmsghdr, nlmsg_seq), &seq, sizeof seq);
+  // The kernel copies the request's port id into the XFRMNLGRP_POLICY notification of the
+  // change it makes, so the daemon's XfrmPolicyWatch can tell its own changes from others'.
+  std::memcpy(request.data() + offsetof(nlmsghdr, nlmsg_pid), &portId_, sizeof portId_);
   if (auto ec = sendAll(request)) return ec;
   while (true) {
     std::size_t n = 0;
@@ -767,8 +770,15 @@ std::error_code XfrmPolicyTable::getPolicy(const Policy& p, bool& found, xfrm::D
   return {};
 }
 
+void XfrmPolicyTable::setPriorities(std::uint32_t protectPriority, std::uint32_t bypassPriority,
+                                    std::vector<std::uint32_t> earlier) {
+  std::erase_if(earlier, [&](std::uint32_t e) { return e == protectPriority || e == bypassPriority; });
+  owned_ = xfrm::Owned{protectPriority, bypassPriority, std::move(earlier)};
+}
+
 std::error_code XfrmPolicyTable::install(const Policy& p) {
   lastMessage_.clear();
+  lastConflict_.reset();
   if (auto why = xfrm::validatePolicy(p); !why.empty()) {
     lastMessage_ = why;
     return std::make_error_code(std::errc::invalid_argument);
@@ -784,6 +794,7 @@ std::error_code XfrmPolicyTable::install(const Policy& p) {
   }
   if (found && !owned_.owns(current.policy.priority)) {
     lastMessage_ = "a foreign policy holds this id: " + xfrm::describe(current.policy);
+    lastConflict_ = current.policy;
     return std::make_error_code(std::errc::file_exists);
   }
   return transact(xfrm::encodePolicy(p, XFRM_MSG_UPDPOLICY, 0), nullptr);

@@ -38,6 +38,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <system_error>
@@ -51,12 +52,20 @@ namespace ipopsec {
 
 namespace xfrm {
 
-// The two priorities whose policies the daemon owns.
+// The priorities whose policies the daemon owns: the two configured ones, and those an
+// earlier configuration of this daemon used and that may still carry its policies (from
+// the state file), so that a changed priority is migrated make-before-break (UPDPOLICY
+// replaces a policy with the same selector in place, whatever its priority) instead of
+// colliding with the daemon's own old policies.
 struct Owned {
   std::uint32_t protectPriority = 0;
   std::uint32_t bypassPriority = 0;
+  std::vector<std::uint32_t> earlier;
   bool owns(std::uint32_t priority) const {
-    return priority == protectPriority || priority == bypassPriority;
+    if (priority == protectPriority || priority == bypassPriority) return true;
+    for (auto e : earlier)
+      if (e == priority) return true;
+    return false;
   }
 };
 
@@ -142,10 +151,16 @@ class XfrmPolicyTable final : public PolicyTable {
   XfrmPolicyTable(const XfrmPolicyTable&) = delete;
   XfrmPolicyTable& operator=(const XfrmPolicyTable&) = delete;
 
+  // New configured priorities; `earlier`: priorities of this daemon's own policies from an
+  // earlier configuration, owned until they are gone from the kernel.
+  void setPriorities(std::uint32_t protectPriority, std::uint32_t bypassPriority, std::vector<std::uint32_t> earlier);
+  const xfrm::Owned& owned() const { return owned_; }
+
   std::error_code list(std::vector<Policy>& out) override;    // dump, keep only owned ones
   std::error_code install(const Policy& p) override;          // XFRM_MSG_UPDPOLICY (add or replace)
   std::error_code remove(const Policy& p) override;           // by id; absent -> success
   std::error_code flushLarval(const std::vector<Cidr>& ranges) override;
+  std::optional<Policy> lastConflict() const override { return lastConflict_; }
   // Same, and says how many larval states were deleted.
   std::error_code flushLarval(const std::vector<Cidr>& ranges, std::size_t* removed);
 
@@ -157,6 +172,9 @@ class XfrmPolicyTable final : public PolicyTable {
 
   // The kernel's extended-ack text of the last failed request ("" when none was given).
   const std::string& lastKernelMessage() const { return lastMessage_; }
+  // The netlink port id of this table's socket: the kernel stamps the policy events of the
+  // changes this table makes with it (XfrmPolicyWatch ignores those).
+  std::uint32_t portId() const { return portId_; }
 
  private:
   std::error_code dumpPolicies(xfrm::DecodeResult& result);
@@ -174,6 +192,7 @@ class XfrmPolicyTable final : public PolicyTable {
   std::uint32_t portId_ = 0;
   std::uint32_t seq_ = 0;
   std::string lastMessage_;
+  std::optional<Policy> lastConflict_;
   std::vector<std::uint8_t> rxbuf_;
 };
 

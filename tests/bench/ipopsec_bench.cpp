@@ -697,9 +697,67 @@ void benchScale() {
 
 }  // namespace
 
+// External deletion -> repair: an operator's (or an attacker's) `ip xfrm policy delete` of
+// the daemon's out policy, done here over netlink by the observer's own XFRM socket; the
+// time from the kernel's DELPOLICY notification to the notification of the policy being
+// back (the daemon follows XFRMNLGRP_POLICY; its resync timer is 30 s).
+void benchRepair() {
+  const int trials = envInt("IPOPSEC_BENCH_REPAIRS", 200);
+  std::cout << "\n### Repair: the daemon's policy deleted by another process -> back in the kernel\n\n"
+            << trials << " deletions of the out policy of 10.254.0.0/16 (prio 250000) by another netlink socket; "
+            << "time from the kernel's ack of the deletion to the observer's receipt of the XFRM_MSG_NEWPOLICY/UPDPOLICY "
+               "notification of the same selector (XFRMNLGRP_POLICY, CLOCK_MONOTONIC).\n\n";
+  inFreshNetns([&] {
+    Work w("repair", true);
+    DaemonProcess daemon;
+    sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+    daemon.start(g_binary, w.config("  ranges: auto\n"), w.dir / "daemon.log");
+    Cidr range = *Cidr::parse("10.254.0.0/16");
+    double end = nowMs() + 10000;
+    while (nowMs() < end && rangesOf(ownedPolicies()) != std::vector<Cidr>{range}) ::usleep(2000);
+    if (rangesOf(ownedPolicies()) != std::vector<Cidr>{range}) throw std::runtime_error("the daemon never protected the range");
+    int events = openNetlink(NETLINK_XFRM, 1U << (XFRMNLGRP_POLICY - 1));
+    XfrmPolicyTable table(250000, 1000);
+    Policy out;
+    for (const auto& p : ownedPolicies())
+      if (p.action == PolicyAction::protect && p.dir == Direction::out) out = p;
+    Stats st;
+    int misses = 0;
+    std::vector<char> buf(1 << 16);
+    for (int i = 0; i < trials; ++i) {
+      if (auto ec = table.remove(out)) throw std::runtime_error("delete: " + ec.message());
+      // The deletion is done when remove() returns (the kernel acked it): the clock starts
+      // there, not at the observer's receipt of DELPOLICY, which may come late in a batch.
+      const double tGone = nowMs();
+      double tDel = -1, tBack = -1, stop = nowMs() + 2000;
+      while (tBack < 0 && nowMs() < stop) {
+        pollfd pfd{events, POLLIN, 0};
+        if (::poll(&pfd, 1, 50) <= 0) continue;
+        ssize_t n;
+        while ((n = ::recv(events, buf.data(), buf.size(), MSG_DONTWAIT)) > 0) {
+          double t = nowMs();
+          for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); NLMSG_OK(h, static_cast<unsigned>(n)); h = NLMSG_NEXT(h, n)) {
+            if (h->nlmsg_type == XFRM_MSG_DELPOLICY && tDel < 0) tDel = t;
+            if ((h->nlmsg_type == XFRM_MSG_NEWPOLICY || h->nlmsg_type == XFRM_MSG_UPDPOLICY) && tDel >= 0) {
+              auto* info = reinterpret_cast<xfrm_userpolicy_info*>(NLMSG_DATA(h));
+              if (info->dir == XFRM_POLICY_OUT && info->priority == 250000) tBack = t;
+            }
+          }
+        }
+      }
+      if (tBack < 0 || tDel < 0) ++misses;
+      else st.v.push_back(tBack - tGone);
+    }
+    ::close(events);
+    std::cout << "| deletions | repaired | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|\n| " << trials << " | "
+              << trials - misses << " | " << fmt(st.pct(50)) << " | " << fmt(st.pct(99)) << " | " << fmt(st.max())
+              << " |\n";
+  });
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: ipopsec_bench IPOP_IPSECD_BINARY [latency|storm|idle|leak|scale|all]...\n";
+    std::cerr << "usage: ipopsec_bench IPOP_IPSECD_BINARY [latency|storm|idle|leak|scale|repair|all]...\n";
     return 2;
   }
   if (!isRoot()) {
@@ -709,9 +767,9 @@ int main(int argc, char** argv) {
   g_binary = argv[1];
   std::vector<std::string> which(argv + 2, argv + argc);
   if (which.empty() || std::find(which.begin(), which.end(), "all") != which.end())
-    which = {"latency", "storm", "idle", "leak", "scale"};
+    which = {"latency", "storm", "idle", "leak", "scale", "repair"};
   std::map<std::string, std::function<void()>> benches{
-      {"latency", benchLatency}, {"storm", benchStorm}, {"idle", benchIdle}, {"leak", benchLeak}, {"scale", benchScale}};
+      {"latency", benchLatency}, {"storm", benchStorm}, {"idle", benchIdle}, {"leak", benchLeak}, {"scale", benchScale}, {"repair", benchRepair}};
   for (const auto& w : which) {
     auto it = benches.find(w);
     if (it == benches.end()) {

@@ -25,6 +25,7 @@ using namespace ipopsec;
 using namespace ipopsec::test;
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
+using ::testing::Not;
 namespace fs = std::filesystem;
 
 namespace {
@@ -226,6 +227,131 @@ TEST_F(CertDaemonTest, MissingCertificateDirectoryIsWatchedUntilItAppears) {
   writeHostSet(later, ca_);
   ASSERT_TRUE(waitFor([&] { return restarts() == 1; }, kEventDriven)) << log();
   EXPECT_TRUE(stateHas("\"certificates_usable\": true"));
+}
+
+// --- racoon's CA lookup files next to an operator's (c_rehash / openssl rehash) --------------
+
+std::string subjectHash(const fs::path& cert) {
+  std::string hash = sh("openssl x509 -hash -noout -in " + cert.string());
+  while (!hash.empty() && (hash.back() == '\n' || hash.back() == '\r')) hash.pop_back();
+  return hash;
+}
+
+bool isDaemonCopy(const fs::path& p) {
+  return !fs::is_symlink(p) && readFile(p).rfind(std::string(kHashCopyMarker), 0) == 0;
+}
+
+TEST_F(CertDaemonTest, RehashedCertificateDirectoryIsUsedAsItIsAndTheIkeDaemonStartsOnce) {
+  fs::create_directories(dir_ / "certs");
+  writeHostSet(dir_ / "certs", ca_);
+  // Exits 1 over host-key.pem ("does not contain exactly one certificate or CRL"), as it
+  // does in any racoon certificate directory; the links are made nevertheless.
+  shStatus("openssl rehash " + (dir_ / "certs").string());
+  fs::path link = dir_ / "certs" / (subjectHash(dir_ / "certs" / "cacert.pem") + ".0");
+  ASSERT_TRUE(fs::is_symlink(link)) << sh("ls -l " + (dir_ / "certs").string());
+  ASSERT_EQ(fs::read_symlink(link), "cacert.pem");
+  writeConfig(dir_ / "certs");
+  tapUp();
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return restarts() == 1 && stateHas("\"last_restart_result\": \"done\""); })) << state();
+  quietSpell();
+  EXPECT_EQ(restarts(), 1) << "started exactly once";
+  EXPECT_TRUE(stateHas("\"certificates_usable\": true")) << state();
+  EXPECT_TRUE(stateHas("\"certificate_problems\": []")) << state();
+  EXPECT_TRUE(stateHas("\"last_error\": \"\"")) << state();
+  std::string out;
+  EXPECT_EQ(shStatus(std::string(IPOPSEC_BINARY) + " status --config " + (dir_ / "ipop-ipsecd.yaml").string(), &out), 0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("health:     protected"));
+  EXPECT_EQ(shStatus(std::string(IPOPSEC_BINARY) + " check --config " + (dir_ / "ipop-ipsecd.yaml").string(), &out), 0)
+      << out;
+  // The link is the operator's: neither written through nor replaced; cacert.pem untouched.
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(fs::read_symlink(link), "cacert.pem");
+  EXPECT_EQ(readFile(dir_ / "certs" / "cacert.pem"), certificatePem(ca_.cert.get()));
+  EXPECT_THAT(log(), Not(HasSubstr("cannot write")));
+  EXPECT_THAT(log(), Not(HasSubstr("usable again"))) << "they never were unusable";
+  EXPECT_THAT(sh("openssl verify -CApath " + (dir_ / "certs").string() + " " + (dir_ / "certs" / "host-cert.pem").string()),
+              HasSubstr(": OK"));
+}
+
+TEST_F(CertDaemonTest, HandMadeSymlinksToABundleAndToAFileOutsideTheDirectoryAreUsedAsTheyAre) {
+  // cacert.pem is a bundle of two CAs (openssl rehash skips such a file): the operator links
+  // the first one's hash to it by hand, and the second one's to a copy outside the directory.
+  fs::create_directories(dir_ / "certs");
+  fs::create_directories(dir_ / "outside");
+  writeHostSet(dir_ / "certs", ca_);
+  TestCa second = makeTestCa("Second GroupVPN CA");
+  std::string secondPem = certificatePem(second.cert.get());
+  writeText(dir_ / "certs" / "cacert.pem", certificatePem(ca_.cert.get()) + secondPem, 0644);
+  writeText(dir_ / "outside" / "second.pem", secondPem, 0644);
+  std::string h1 = subjectHash(dir_ / "certs" / "cacert.pem"), h2 = subjectHash(dir_ / "outside" / "second.pem");
+  ASSERT_NE(h1, h2);
+  fs::create_symlink("cacert.pem", dir_ / "certs" / (h1 + ".0"));
+  fs::create_symlink(dir_ / "outside" / "second.pem", dir_ / "certs" / (h2 + ".0"));
+  writeConfig(dir_ / "certs");
+  tapUp();
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return restarts() == 1 && stateHas("\"last_restart_result\": \"done\""); })) << state();
+  quietSpell();
+  EXPECT_EQ(restarts(), 1);
+  EXPECT_TRUE(stateHas("\"certificate_problems\": []")) << state();
+  std::string out;
+  EXPECT_EQ(shStatus(std::string(IPOPSEC_BINARY) + " status --config " + (dir_ / "ipop-ipsecd.yaml").string(), &out), 0)
+      << out;
+  EXPECT_TRUE(fs::is_symlink(dir_ / "certs" / (h1 + ".0")));
+  EXPECT_TRUE(fs::is_symlink(dir_ / "certs" / (h2 + ".0")));
+  EXPECT_EQ(readFile(dir_ / "outside" / "second.pem"), secondPem) << "a link's target is only ever read";
+  for (const auto& e : fs::directory_iterator(dir_ / "certs"))
+    EXPECT_FALSE(isDaemonCopy(e.path())) << e.path() << ": nothing to write, the links serve racoon";
+}
+
+TEST_F(CertDaemonTest, AnotherCasFileUnderTheCaHashIsReportedWithTheFixAndNothingStarts) {
+  fs::create_directories(dir_ / "certs");
+  writeHostSet(dir_ / "certs", ca_);
+  // An operator's copy of an older CA made with the same name: the same subject hash.
+  TestCa old = makeTestCa();
+  std::string oldPem = certificatePem(old.cert.get());
+  std::string hash = subjectHash(dir_ / "certs" / "cacert.pem");
+  fs::path file = dir_ / "certs" / (hash + ".0");
+  writeText(file, oldPem, 0644);
+  writeConfig(dir_ / "certs");
+  tapUp();
+  startDaemon();
+  std::string problem = file.string() + " holds another CA's certificate (CN=Test GroupVPN CA)";
+  ASSERT_TRUE(waitFor([&] { return stateHas("\"ipop_up\": true") && stateHas(problem); })) << state();
+  EXPECT_TRUE(stateHas("\"certificates_usable\": false"));
+  EXPECT_TRUE(stateHas("\"last_error\": \"\"")) << "not a failed write: " << state();
+  quietSpell();
+  EXPECT_EQ(restarts(), 0) << "racoon would look its CA up in the wrong file";
+  EXPECT_THAT(log(), HasSubstr(problem));
+  EXPECT_THAT(log(), HasSubstr("remove it (ipop-ipsecd then writes its own copy of " +
+                               (dir_ / "certs" / "cacert.pem").string() + ")"));
+  std::string out;
+  EXPECT_NE(shStatus(std::string(IPOPSEC_BINARY) + " status --config " + (dir_ / "ipop-ipsecd.yaml").string(), &out), 0);
+  EXPECT_THAT(out, HasSubstr("NOT usable"));
+  EXPECT_THAT(out, HasSubstr("error: " + problem));
+  // `check` judges the directory as the daemon does.
+  EXPECT_EQ(shStatus(std::string(IPOPSEC_BINARY) + " check --config " + (dir_ / "ipop-ipsecd.yaml").string(), &out), 1)
+      << out;
+  EXPECT_THAT(out, HasSubstr("error: " + problem));
+  EXPECT_EQ(readFile(file), oldPem) << "an operator's file is never written over";
+  EXPECT_THAT(sh("ip xfrm policy"), HasSubstr("10.254.0.0/16")) << "fail closed";
+
+  // The operator removes it: seen through inotify, the daemon writes its own copy and
+  // starts the IKE daemon once.
+  fs::remove(file);
+  ASSERT_TRUE(waitFor([&] { return restarts() == 1; }, kEventDriven)) << log();
+  EXPECT_TRUE(waitFor([&] { return stateHas("\"certificates_usable\": true"); })) << state();
+  EXPECT_TRUE(isDaemonCopy(file));
+  quietSpell();
+  EXPECT_EQ(restarts(), 1);
+  std::string l = log();
+  std::size_t n = 0;
+  for (auto at = l.find("certificates are usable again"); at != std::string::npos;
+       at = l.find("certificates are usable again", at + 1))
+    ++n;
+  EXPECT_EQ(n, 1u);
 }
 
 }  // namespace

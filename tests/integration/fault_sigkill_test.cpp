@@ -98,6 +98,24 @@ class FaultSigkillTest : public ::testing::Test {
   DaemonProcess daemon_;
 };
 
+// A daemon killed while writing ipop-up leaves ".ipop-up.ipop-ipsecd.XXXXXX" in the state
+// directory; the write-time cleanup of ipop-up's temps never comes while the tap has no
+// address (ipop-up is then removed, not written). The next daemon removes such files at start.
+TEST_F(FaultSigkillTest, StaleTempFilesInTheStateDirAreRemovedAtStart) {
+  const fs::path run = dir_ / "run";
+  const std::string ipopUp = tempNamePrefix("ipop-up") + "AbCdE1";
+  const std::string state = tempNamePrefix("state.json") + "Zz9Zz9";
+  std::ofstream(run / ipopUp) << "10.254.0";
+  std::ofstream(run / state) << "{\n  \"status\": ";
+  std::ofstream(run / "operator-notes") << "mine";
+  daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log");
+  ASSERT_TRUE(waitUntil([&] { return fs::exists(run / "state.json"); })) << "the daemon wrote no state";
+  EXPECT_FALSE(fs::exists(run / ipopUp)) << "a killed writer's temp file of ipop-up must go at start";
+  EXPECT_FALSE(fs::exists(run / state));
+  EXPECT_FALSE(fs::exists(run / "ipop-up")) << "the tap has no address";
+  EXPECT_TRUE(fs::exists(run / "operator-notes")) << "only the store's temp files are removed";
+}
+
 TEST_F(FaultSigkillTest, KilledAtRandomPointsOfReconcilesRestartsIntoTheExactStateWithoutGaps) {
   const int iterations = std::getenv("IPOPSEC_FAULT_ITERATIONS") ? std::atoi(std::getenv("IPOPSEC_FAULT_ITERATIONS")) : 120;
   const Cidr a = *Cidr::parse("10.254.0.16/16"), b = *Cidr::parse("10.77.0.16/16");

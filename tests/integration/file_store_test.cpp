@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -292,6 +294,75 @@ TEST_F(FileStoreTest, PermissionDeniedKeepsOldContent) {
 
 TEST(FileStoreNames, TempNamePrefixIsHiddenAndNamed) {
   EXPECT_EQ(tempNamePrefix("racoon.conf"), ".racoon.conf.ipop-ipsecd.");
+}
+
+TEST(FileStoreNames, TempNamesAreRecognised) {
+  EXPECT_TRUE(isTempName(tempNamePrefix("ipop-up") + "AbCdE1"));
+  EXPECT_TRUE(isTempName(tempNamePrefix("state.json") + "000000"));
+  EXPECT_TRUE(isTempName(tempNamePrefix("a") + "zZ09aA"));
+  for (const char* other : {"ipop-up", "state.json", ".state.json", ".ipop-ipsecd.AbCdE1", "..ipop-ipsecd.AbCdE",
+                            ".x.ipop-ipsecd.AbCdE", ".x.ipop-ipsecd.AbCdE12", ".x.ipop-ipsecd.AbC-E1",
+                            "x.ipop-ipsecd.AbCdE1", ".x.ipop-ipsecdXAbCdE1", ""})
+    EXPECT_FALSE(isTempName(other)) << other;
+}
+
+// A daemon SIGKILLed mid-write leaves ".<name>.ipop-ipsecd.XXXXXX" files, e.g. of ipop-up,
+// which is written rarely (the write-time cleanup of its own temps may never come): the
+// daemon calls removeStaleTemps on its state directory at start.
+TEST(FileStoreStaleTemps, RemovesDeadWritersTempFilesOnly) {
+  auto dir = fs::temp_directory_path() / ("ipopsec-stale-temps-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "sub");
+  const std::string ipopUp = tempNamePrefix("ipop-up") + "AbCdE1";
+  const std::string state = tempNamePrefix("state.json") + "Zz9Zz9";
+  const std::string live = tempNamePrefix("state.json") + "LiVe00";
+  for (const auto& name : {ipopUp, state, live}) std::ofstream(dir / name) << "half a fi";
+  // Not temp files of the store, or not files: all stay.
+  const std::set<std::string> kept{"state.json", "ipop-up", ".state.json.ipop-ipsecd.short",
+                                   ".state.json.ipop-ipsecd.AbC-E1", "x.ipop-ipsecd.AbCdE1", ".ipop-ipsecd.AbCdE1"};
+  for (const auto& name : kept) std::ofstream(dir / name) << "keep";
+  fs::create_directory(dir / (tempNamePrefix("d") + "AbCdE1"));
+  fs::create_symlink(dir / "state.json", dir / (tempNamePrefix("l") + "AbCdE1"));
+  std::ofstream(dir / "sub" / (tempNamePrefix("x") + "AbCdE1")) << "not in dir itself";
+  // A writer that is still alive holds its lock.
+  int liveFd = ::open((dir / live).c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(liveFd, 0);
+  ASSERT_EQ(::flock(liveFd, LOCK_EX), 0);
+  // And one that was SIGKILLed while holding it: the lock died with it.
+  const std::string killed = tempNamePrefix("ipop-up") + "KiLLed";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = ::open((dir / killed).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || ::flock(fd, LOCK_EX) != 0) ::_exit(1);
+    ::raise(SIGKILL);
+    ::_exit(2);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  ASSERT_TRUE(fs::exists(dir / killed));
+
+  std::size_t removed = 99;
+  ASSERT_FALSE(removeStaleTemps(dir.string(), &removed));
+  EXPECT_EQ(removed, 3U);
+  auto expected = kept;
+  expected.insert({live, "sub", tempNamePrefix("d") + "AbCdE1", tempNamePrefix("l") + "AbCdE1"});
+  EXPECT_EQ(entries(dir.string()), expected);
+  EXPECT_EQ(slurp((dir / "sub" / (tempNamePrefix("x") + "AbCdE1")).string()), "not in dir itself");
+  EXPECT_EQ(slurp((dir / "state.json").string()), "keep") << "the symlink's target is untouched";
+
+  // Once its writer is gone, the live one goes too; a second run finds nothing.
+  ::close(liveFd);
+  ASSERT_FALSE(removeStaleTemps(dir.string(), &removed));
+  EXPECT_EQ(removed, 1U);
+  ASSERT_FALSE(removeStaleTemps(dir.string(), &removed));
+  EXPECT_EQ(removed, 0U);
+  ASSERT_FALSE(removeStaleTemps(dir.string()));  // `removed` is optional
+
+  EXPECT_EQ(removeStaleTemps((dir / "missing").string()), errnoCode(ENOENT));
+  EXPECT_EQ(removeStaleTemps((dir / "state.json").string()), errnoCode(ENOTDIR));
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <chrono>
 #include <fstream>
@@ -503,6 +504,75 @@ TEST_F(LinkMonitorTest, MessagesNotFromTheKernelAreIgnored) {
   EXPECT_EQ(m.snapshot().links.count(4242), 0U);
   EXPECT_GE(m.skipped(), 1U);
   EXPECT_THAT(log_, testing::Contains(testing::HasSubstr("not the kernel")));
+}
+
+// A root process can flood the monitor's socket with forged datagrams: each is skipped and
+// counted, but the log gets at most kMaxSkipLinesPerSecond lines a second plus summaries
+// ("suppressed N more malformed messages"), which account for every one of them.
+TEST_F(LinkMonitorTest, AFloodOfForgedDatagramsGivesABoundedNumberOfLogLines) {
+  NetlinkLinkMonitor m(io_);
+  startAndSync(m);
+  log_.clear();
+
+  int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  ASSERT_GE(fd, 0);
+  sockaddr_nl self{};
+  self.nl_family = AF_NETLINK;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&self), sizeof self), 0);
+  socklen_t len = sizeof self;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&self), &len), 0);
+  struct {
+    nlmsghdr h;
+    ifinfomsg i;
+  } fake{};
+  fake.h.nlmsg_len = sizeof fake;
+  fake.h.nlmsg_type = RTM_NEWLINK;
+  fake.i.ifi_index = 4242;
+  sockaddr_nl to{};
+  to.nl_family = AF_NETLINK;
+  to.nl_pid = self.nl_pid;  // never the kernel (port id 0); the group reaches the monitor
+  to.nl_groups = RTMGRP_LINK;
+
+  constexpr std::uint64_t kRounds = 25, kPerRound = 200;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::uint64_t round = 1; round <= kRounds; ++round) {
+    for (std::uint64_t i = 0; i < kPerRound; ++i)
+      ASSERT_EQ(::sendto(fd, &fake, sizeof fake, 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
+                static_cast<ssize_t>(sizeof fake))
+          << std::strerror(errno);
+    char drain[256];
+    while (::recv(fd, drain, sizeof drain, MSG_DONTWAIT) > 0) {
+    }  // our own copies (unicast to ourselves)
+    ASSERT_TRUE(runUntil([&] { return m.skipped() >= round * kPerRound; })) << m.skipped();
+  }
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - t0).count();
+  ::close(fd);
+  EXPECT_EQ(m.skipped(), kRounds * kPerRound);
+  EXPECT_EQ(m.redumps(), 0U) << "the flood was paced to fit the receive buffer";
+
+  auto count = [&](const std::string& what) {
+    return std::count_if(log_.begin(), log_.end(), [&](const std::string& l) { return l.find(what) != std::string::npos; });
+  };
+  const auto windows = seconds + 2;  // windows the flood touched, rounded up
+  const auto perWindow = static_cast<long>(NetlinkLinkMonitor::kMaxSkipLinesPerSecond);
+  EXPECT_LE(count("not the kernel"), perWindow * windows) << log_.size() << " lines in " << seconds << " s";
+  EXPECT_LE(static_cast<long>(log_.size()), (perWindow + 2) * windows);
+  EXPECT_GE(count("not the kernel"), 1) << "the first ones are logged";
+
+  auto summarized = [&] {
+    std::uint64_t n = 0;
+    for (const auto& l : log_) {
+      unsigned long long k = 0;
+      if (std::sscanf(l.c_str(), "suppressed %llu more malformed message", &k) == 1) n += k;
+    }
+    return n;
+  };
+  // The last summary comes when its window ends, without another datagram.
+  ASSERT_TRUE(runUntil([&] { return m.suppressedLines() > 0 && summarized() == m.suppressedLines(); }, 3000ms))
+      << "no summary line for the last window";
+  // Every forged datagram is accounted for: logged, or counted in a summary.
+  EXPECT_EQ(static_cast<std::uint64_t>(count("not the kernel")) + summarized(), kRounds * kPerRound);
+  EXPECT_EQ(m.snapshot().links.count(4242), 0U);
 }
 
 TEST_F(LinkMonitorTest, DestroyedWithPendingWaitIsSafe) {

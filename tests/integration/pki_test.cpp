@@ -233,6 +233,70 @@ TEST_F(PkiTest, HashCopiesAreOnlyTheMarkedOnes) {
   EXPECT_THAT(in.hashCopies((dir_ / "missing").string()), IsEmpty());
 }
 
+TEST_F(PkiTest, HashFilesDescribeLinksCopiesAndForeignFilesOnlyReadingThroughLinks) {
+  writeHostSet(certs(), ca_);
+  std::string caPem = certificatePem(ca_.cert.get());
+  std::string hash = inspect().caCerts.at(0).subjectHash;
+  TestCa other = makeTestCa("Another CA");
+  fs::create_directories(dir_ / "outside");
+  writeText(dir_ / "outside" / "bundle.pem", certificatePem(other.cert.get()) + caPem, 0644);
+  fs::create_symlink("cacert.pem", certs() / (hash + ".0"));                        // c_rehash's
+  fs::create_symlink((dir_ / "outside" / "bundle.pem"), certs() / (hash + ".1"));  // a bundle outside
+  fs::create_symlink("gone.pem", certs() / (hash + ".2"));                          // dangling
+  writeText(certs() / (hash + ".3"), certificatePem(other.cert.get()), 0644);       // another CA's
+  writeText(certs() / (hash + ".4"), "garbage\n", 0644);                            // not a certificate
+  writeText(certs() / (hash + ".5"), std::string(kHashCopyMarker) + " of x\n" + caPem, 0644);  // the daemon's
+  writeText(certs() / (hash + ".06"), caPem, 0644);                                 // no lookup slot
+  writeText(certs() / "0badc0de.0", "garbage\n", 0644);                            // another hash: not read
+  OpenSslInspector in;
+  auto files = in.hashFiles(certs().string(), {hash});
+  ASSERT_EQ(files.size(), 8u);
+  auto at = [&](const std::string& name) {
+    for (const auto& f : files)
+      if (f.path == (certs() / name).string()) return f;
+    ADD_FAILURE() << name << " not listed";
+    return HashFileFacts{};
+  };
+  auto link0 = at(hash + ".0");
+  EXPECT_TRUE(link0.symlink);
+  EXPECT_EQ(link0.target, "cacert.pem");
+  EXPECT_EQ(link0.index, 0);
+  EXPECT_EQ(link0.hash, hash);
+  EXPECT_FALSE(link0.owned);
+  EXPECT_EQ(link0.loadError, "");
+  ASSERT_EQ(link0.certs.size(), 1u);
+  EXPECT_EQ(link0.certs[0].pem, caPem);
+  auto bundle = at(hash + ".1");
+  ASSERT_EQ(bundle.certs.size(), 2u);
+  EXPECT_EQ(bundle.certs[0].subject, "CN=Another CA");
+  EXPECT_EQ(bundle.certs[1].pem, caPem);
+  auto dangling = at(hash + ".2");
+  EXPECT_TRUE(dangling.symlink);
+  EXPECT_TRUE(dangling.dangling);
+  EXPECT_EQ(dangling.target, "gone.pem");
+  EXPECT_THAT(dangling.certs, IsEmpty());
+  auto foreign = at(hash + ".3");
+  EXPECT_FALSE(foreign.symlink);
+  ASSERT_EQ(foreign.certs.size(), 1u);
+  EXPECT_EQ(foreign.certs[0].subject, "CN=Another CA");
+  EXPECT_THAT(at(hash + ".4").loadError, HasSubstr("is not a PEM file"));
+  auto own = at(hash + ".5");
+  EXPECT_TRUE(own.owned);
+  EXPECT_EQ(at(hash + ".06").index, -1);
+  auto unread = at("0badc0de.0");
+  EXPECT_EQ(unread.loadError, "");
+  EXPECT_THAT(unread.certs, IsEmpty()) << "entries of other hashes are listed, not read";
+  EXPECT_THAT(in.hashCopies(certs().string()), ElementsAre((certs() / (hash + ".5")).string()));
+
+  // And the core's decision over these real facts: the links serve, the rest is named.
+  auto plan = planHashFiles(inspect().caCerts, files, certs().string(), (certs() / "cacert.pem").string());
+  EXPECT_THAT(plan.copies, IsEmpty());
+  ASSERT_EQ(plan.problems.size(), 3u);
+  EXPECT_THAT(plan.problems[0], HasSubstr("is a dangling symlink (to gone.pem"));
+  EXPECT_THAT(plan.problems[1], HasSubstr("holds another CA's certificate (CN=Another CA)"));
+  EXPECT_THAT(plan.problems[2], HasSubstr("is not a certificate"));
+}
+
 // --- ipop-ipsecd pki -------------------------------------------------------------------------
 
 TEST_F(PkiTest, InitCaAndIssueMakeCertificatesThatOpensslAccepts) {

@@ -56,18 +56,28 @@ sys_wait "the old range's policies removed" 10 eval '! has_policy 10.254.0.0/16'
 good=$(cat "$ROOT/etc/ipop-ipsec/ipop-ipsecd.yaml")
 pid_before=$(main_pid)
 printf '%s\n' "$good" "bogus_key: 1" >"$ROOT/etc/ipop-ipsec/ipop-ipsecd.yaml"
-sys_run systemctl reload ipop-ipsecd.service || true
-refused() { sys_prop ipop-ipsecd.service StatusText | grep -q 'reload refused'; }
-sys_wait "STATUS= says the reload was refused" 10 refused
-sys_log "StatusText: $(sys_prop ipop-ipsecd.service StatusText)"
-check "systemctl status shows why" sys_run sh -c "systemctl status --no-pager ipop-ipsecd.service | grep -q 'reload refused.*bogus_key'"
-check "the journal says why" sys_run sh -c "journalctl -b --no-pager -o cat -u ipop-ipsecd.service | grep -q 'reload refused.*bogus_key'"
+check "systemctl reload with a broken config FAILS (ExecReload checks first)" eval '! sys_run systemctl reload ipop-ipsecd.service'
+check "the journal names the bad key (check's error)" sys_run sh -c "journalctl -b --no-pager -o cat -u ipop-ipsecd.service | grep -q 'bogus_key'"
 check "the service stays active after a refused reload" test "$(sys_prop ipop-ipsecd.service ActiveState)" = active
 check "same process (not restarted) after a refused reload" test "$(main_pid)" = "$pid_before"
 check "the running config's policies stay" has_policy 10.254.0.0/17
+# The daemon's own refusal (a SIGHUP that bypasses ExecReload, or a config changed between
+# the check and the signal) is kept until a reload succeeds, across later status changes.
+sys_run kill -HUP "$(main_pid)"
+refused() { sys_prop ipop-ipsecd.service StatusText | grep -q 'RELOAD REFUSED'; }
+sys_wait "STATUS= says the reload was refused" 10 refused
+sys_log "StatusText: $(sys_prop ipop-ipsecd.service StatusText)"
+check "systemctl status shows why" sys_run sh -c "systemctl status --no-pager ipop-ipsecd.service | grep -q 'RELOAD REFUSED.*bogus_key'"
+check "the journal says why" sys_run sh -c "journalctl -b --no-pager -o cat -u ipop-ipsecd.service | grep -q 'reload refused.*bogus_key'"
+check "state.json keeps the refusal" sys_run sh -c "grep -q '\"reload_refused\": \".*bogus_key' /run/ipop-ipsec/state.json"
+ip netns exec "$SYS_NAME" ip addr add 10.254.9.9/17 dev ipop
+ip netns exec "$SYS_NAME" ip addr del 10.254.9.9/17 dev ipop
+check "still refused after other status changes" refused
+check "same process after the refused SIGHUP" test "$(main_pid)" = "$pid_before"
 printf '%s\n' "$good" >"$ROOT/etc/ipop-ipsec/ipop-ipsecd.yaml"
 sys_run systemctl reload ipop-ipsecd.service
 sys_wait "a good config reloads again (STATUS= no longer says refused)" 10 eval '! refused'
+check "state.json no longer says refused" sys_run sh -c "grep -q '\"reload_refused\": \"\"' /run/ipop-ipsec/state.json"
 sys_wait "restart after the range change done and healthy" 20 status_ok
 
 # --- watchdog: a hung daemon is restarted by systemd --------------------------------------

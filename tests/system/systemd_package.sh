@@ -34,6 +34,10 @@ check "dpkg -i succeeds" sys_run dpkg -i /root/ipop-ipsec.deb
 check "ipop-ipsecd.service is enabled by the install" test "$(sys_run systemctl is-enabled ipop-ipsecd.service)" = enabled
 check "ipop-ipsecd.service is NOT started by the install" test "$(sys_prop ipop-ipsecd.service ActiveState)" = inactive
 check "the config is installed" sys_run test -f /etc/ipop-ipsec/ipop-ipsecd.yaml
+# A bypass priority of its own, so that prerm must read it from the config (it used to look
+# at 250000 only).
+sed -i 's|^  bypass_priority: 1000|  bypass_priority: 900|' "$ROOT/etc/ipop-ipsec/ipop-ipsecd.yaml"
+check "the installed config now sets bypass_priority 900" grep -qx '  bypass_priority: 900' "$ROOT/etc/ipop-ipsec/ipop-ipsecd.yaml"
 check "ipop-ipsecd check passes on the installed config + test certs" sys_run ipop-ipsecd check
 check "the man page is installed" sys_run test -f /usr/share/man/man8/ipop-ipsecd.8.gz
 check "systemctl start ipop-ipsecd succeeds" sys_run systemctl start ipop-ipsecd.service
@@ -51,13 +55,17 @@ check "active after the upgrade" test "$(sys_prop ipop-ipsecd.service ActiveStat
 check "policies kept through the upgrade" has_policy
 
 # --- remove ----------------------------------------------------------------------------------
-check "dpkg -r succeeds" sys_run dpkg -r ipop-ipsec
+removal=$(sys_run dpkg -r ipop-ipsec 2>&1) || sys_fail "dpkg -r ipop-ipsec failed: $removal"
+check "dpkg -r succeeds" true
+check "prerm names the configured priorities of the policies left (250000, 900)" \
+  grep -q "priorities 250000 and 900" <<<"$removal"
 check "the daemon is stopped by the removal" bash -c '[[ $(nsenter -t '"$SYS_PID1"' -a systemctl show -P ActiveState ipop-ipsecd.service) != active ]]'
 check "the binary is gone" sys_run test ! -e /usr/sbin/ipop-ipsecd
 check "the unit is gone" sys_run test ! -e /lib/systemd/system/ipop-ipsecd.service
 check "policies stay after removal (fail closed, documented)" has_policy
 check "the config stays (conffile, until purge)" sys_run test -f /etc/ipop-ipsec/ipop-ipsecd.yaml
 sys_run ip xfrm policy deleteall priority 250000
+sys_run ip xfrm policy deleteall priority 900
 check "the documented command clears them" bash -c '! nsenter -t '"$SYS_PID1"' -a ip xfrm policy | grep -q "10.254.0.0/16"'
 check "dpkg --purge succeeds" sys_run dpkg --purge ipop-ipsec
 check "the config is gone after purge" sys_run test ! -e /etc/ipop-ipsec/ipop-ipsecd.yaml

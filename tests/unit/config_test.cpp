@@ -1009,5 +1009,112 @@ TEST(ConfigStrongswan, BadValuesNameTheKeyPath) {
   EXPECT_THAT(issuesOf("strongswan: [1, 2]\n"), ElementsAre(IsIssue("strongswan", 1, 13, "expected a mapping")));
 }
 
+// --- fail closed: outputs that would destroy inputs, exclusions that open a whole range ---------
+
+TEST(ConfigOutputs, RacoonConfigAndSpdFileMustDiffer) {
+  EXPECT_THAT(issuesOf("racoon:\n  config: /etc/a.conf\n  spd_file: /etc/a.conf\n"),
+              ElementsAre(IsIssue("racoon.spd_file", 3, 13,
+                                  "'/etc/a.conf' (racoon.spd_file) is also racoon.config: the daemon would write "
+                                  "both files at the same path")));
+  // The same file spelled differently.
+  EXPECT_THAT(issuesOf("racoon:\n  config: /etc/racoon/racoon.conf\n  spd_file: /etc/racoon//./racoon.conf\n"),
+              ElementsAre(IsIssue("racoon.spd_file", 3, 13, "is also racoon.config")));
+  // One of them set, equal to the other's default.
+  EXPECT_THAT(issuesOf("racoon:\n  spd_file: /etc/racoon/racoon.conf\n"),
+              ElementsAre(IsIssue("racoon.spd_file", 2, 13, "is also racoon.config")));
+}
+
+TEST(ConfigOutputs, MustNotBeACertificateOrTheKey) {
+  EXPECT_THAT(issuesOf("racoon:\n  config: /etc/racoon/certs/host-key.pem\n"),
+              ElementsAre(IsIssue("racoon.config", 2, 11,
+                                  "(racoon.config) is also racoon.host_key (in racoon.certificate_dir): a file the "
+                                  "daemon reads; writing there would destroy it")));
+  // Reported at the input when only the input is set.
+  EXPECT_THAT(issuesOf("racoon:\n  host_cert: /etc/ipsec-tools.conf\n"),
+              ElementsAre(IsIssue("racoon.host_cert", 2, 14, "is also racoon.host_cert")));
+  // A file name resolved against certificate_dir.
+  EXPECT_THAT(issuesOf("racoon:\n  certificate_dir: /etc/racoon\n  ca_cert: racoon.conf\n"),
+              ElementsAre(IsIssue("racoon.ca_cert", 3, 12, "is also racoon.ca_cert (in racoon.certificate_dir)")));
+  EXPECT_THAT(issuesOf("racoon:\n  spd_file: /etc/racoon/certs/cacert.pem\n"),
+              ElementsAre(IsIssue("racoon.spd_file", 2, 13, "is also racoon.ca_cert")));
+}
+
+TEST(ConfigOutputs, MustNotBeTheStateFiles) {
+  EXPECT_THAT(issuesOf("racoon:\n  config: /run/ipop-ipsec/state.json\n"),
+              ElementsAre(IsIssue("racoon.config", 2, 11, "(daemon.state_dir's state.json) is also racoon.config")));
+  EXPECT_THAT(issuesOf("racoon:\n  spd_file: /run/ipop-ipsec/ipop-up\n"),
+              ElementsAre(IsIssue("racoon.spd_file", 2, 13, "(daemon.state_dir's ipop-up) is also racoon.spd_file")));
+  EXPECT_THAT(issuesOf("daemon:\n  state_dir: /etc/racoon/certs\nracoon:\n  host_key: state.json\n"),
+              ElementsAre(IsIssue("daemon.state_dir", 2, 14,
+                                  "'/etc/racoon/certs/state.json' (daemon.state_dir's state.json) is also "
+                                  "racoon.host_key (in racoon.certificate_dir)")));
+}
+
+TEST(ConfigOutputs, MustNotBeTheConfigFileItself) {
+  try {
+    parseConfig("ipop:\n  interface: ipop\n", "/etc/racoon/racoon.conf");
+    ADD_FAILURE() << "no ConfigError";
+  } catch (const ConfigError& e) {
+    ASSERT_THAT(e.issues(), SizeIs(1));
+    EXPECT_EQ(e.issues()[0].keyPath, "racoon.config");
+    EXPECT_THAT(e.issues()[0].message, HasSubstr("is also the config file itself"));
+  }
+  EXPECT_THAT(issuesOf("racoon:\n  config: t.yaml\n"), ElementsAre(IsIssue("racoon.config", 2, 11, "absolute path")));
+}
+
+TEST(ConfigOutputs, OnlyTheActiveBackendsFilesCount) {
+  // racoon's files are not written with the strongswan backend ...
+  parse("ike:\n  backend: strongswan\nracoon:\n  config: /etc/x.conf\n  spd_file: /etc/x.conf\n");
+  // ... but strongSwan's are, and the certificates are copied into swanctl_dir.
+  EXPECT_THAT(issuesOf("ike:\n  backend: strongswan\nstrongswan:\n  config: /etc/swanctl/x509/ipop-ipsec-host.pem\n"),
+              ElementsAre(IsIssue("strongswan.config", 4, 11, "is also strongswan.config")));
+  EXPECT_THAT(issuesOf("ike:\n  backend: strongswan\nracoon:\n  certificate_dir: /etc/swanctl/private\n"
+                       "  host_key: ipop-ipsec-host.pem\n"),
+              ElementsAre(IsIssue("racoon.host_key", 5, 13,
+                                  "(strongswan.swanctl_dir's private/ipop-ipsec-host.pem) is also racoon.host_key")));
+  // Distinct paths are fine.
+  parse("racoon:\n  config: /etc/racoon/racoon.conf\n  spd_file: /etc/racoon/spd.conf\n");
+}
+
+TEST(ConfigExclude, TheWholeRangeIsRefused) {
+  EXPECT_THAT(issuesOf("protect:\n  ranges: [172.31.0.0/16, 10.1.0.0/16]\n  exclude: [172.31.0.1, 10.1.0.0/16]\n"),
+              ElementsAre(IsIssue("protect.exclude[1]", 3, 25,
+                                  "'10.1.0.0/16' is the whole protected range 10.1.0.0/16: its bypass policy would "
+                                  "collide with the range's protect policy")));
+  EXPECT_THAT(issuesOf("protect:\n  ranges: ['fd50::/64']\n  exclude: ['fd50::/64']\n"),
+              ElementsAre(IsIssue("protect.exclude[0]", 3, 13, "is the whole protected range")));
+  // A part of a range is fine.
+  EXPECT_THAT(parse("protect:\n  ranges: [10.1.0.0/16]\n  exclude: [10.1.0.0/17]\n").protect.exclude, SizeIs(1));
+}
+
+TEST(ConfigIke, AUnitOfTheOtherBackendIsWarned) {
+  auto c = parse("ike:\n  backend: strongswan\n  unit: racoon.service\n");
+  EXPECT_THAT(c.warnings, ElementsAre(HasSubstr("ike.unit: 'racoon.service' looks like racoon's unit, but "
+                                                "ike.backend is strongswan")));
+  c = parse("ike:\n  backend: racoon\n  unit: strongswan.service\n");
+  EXPECT_THAT(c.warnings, ElementsAre(HasSubstr("looks like strongSwan's unit, but ike.backend is racoon")));
+  EXPECT_THAT(parse("ike:\n  unit: strongswan-starter.service\n").warnings, SizeIs(1));
+  // The matching units, units of other names, and command control: no warning.
+  for (const char* ok : {"ike:\n  backend: strongswan\n  unit: strongswan.service\n",
+                         "ike:\n  backend: strongswan\n  unit: charon.service\n",
+                         "ike:\n  backend: racoon\n  unit: racoon@ipop.service\n",
+                         "ike:\n  backend: racoon\n  unit: ike.service\n",
+                         "ike:\n  backend: strongswan\n  control: command\n  unit: racoon.service\n"
+                         "  restart_command: [/bin/true]\n"})
+    EXPECT_THAT(parse(ok).warnings, IsEmpty()) << ok;
+}
+
+TEST(ConfigExample, TheUnitFollowsTheBackend) {
+  // The example must not pin a unit: switching its backend alone gives the right one.
+  auto text = readFile(kExample);
+  auto pos = text.find("  backend: racoon\n");
+  ASSERT_NE(pos, std::string::npos);
+  text.replace(pos, 17, "  backend: strongswan");
+  auto c = parse(text);
+  EXPECT_EQ(c.ike.backend, IkeBackend::strongswan);
+  EXPECT_EQ(c.ike.unit, "strongswan.service");
+  EXPECT_THAT(c.warnings, IsEmpty());
+}
+
 }  // namespace
 }  // namespace ipopsec

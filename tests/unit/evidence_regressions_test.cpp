@@ -88,11 +88,11 @@ Bytes message(std::uint16_t type, std::int32_t code) {
 // Defect 2: an NLMSG_ERROR or NLMSG_DONE carrying INT_MIN as its error was negated
 // (signed overflow, undefined behaviour) by the XFRM dump decoders.
 TEST(FuzzRegression, XfrmErrorCodeIntMinIsAProtocolErrorNotOverflow) {
-  auto p = xfrm::decodePolicyDump(message(NLMSG_ERROR, INT_MIN), xfrm::Owned{250000, 1000});
+  auto p = xfrm::decodePolicyDump(message(NLMSG_ERROR, INT_MIN), xfrm::Owned{250000, 1000, {}});
   EXPECT_EQ(p.error, EPROTO);
   auto s = xfrm::decodeStateDump(message(NLMSG_DONE, INT_MIN));
   EXPECT_EQ(s.error, EPROTO);
-  auto ok = xfrm::decodePolicyDump(message(NLMSG_ERROR, -ENOENT), xfrm::Owned{250000, 1000});
+  auto ok = xfrm::decodePolicyDump(message(NLMSG_ERROR, -ENOENT), xfrm::Owned{250000, 1000, {}});
   EXPECT_EQ(ok.error, ENOENT);
 
   // The inputs the fuzzer found (first byte: the target's selector byte).
@@ -100,7 +100,7 @@ TEST(FuzzRegression, XfrmErrorCodeIntMinIsAProtocolErrorNotOverflow) {
     std::string raw = readInput(name);
     ASSERT_GT(raw.size(), 1U) << name;
     Bytes buf(raw.begin() + 1, raw.end());
-    auto pr = xfrm::decodePolicyDump(buf, xfrm::Owned{250000, 1000});
+    auto pr = xfrm::decodePolicyDump(buf, xfrm::Owned{250000, 1000, {}});
     auto sr = xfrm::decodeStateDump(buf);
     EXPECT_TRUE(pr.error == 0 || pr.error == EPROTO || pr.error > 0) << name;
     EXPECT_GE(sr.error, 0) << name;
@@ -155,7 +155,7 @@ TEST(ScaleRegression, TenThousandHeldRangesAreComputed) {
   Desired d = computeDesired(cfg, NetSnapshot{}, CertFiles{}, held);
   EXPECT_TRUE(d.heldRanges);
   EXPECT_EQ(d.ranges.size(), 10000U - 256U + 1U);
-  EXPECT_EQ(d.policies.size(), 2 * d.ranges.size());
+  EXPECT_EQ(d.policies.size(), 4 * d.ranges.size());  // R->R and ANY->R, in and out
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // what was asked of it; failures can be injected.
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <system_error>
 
@@ -43,6 +44,8 @@ class FakePolicyTable final : public PolicyTable {
     larvalFlushes.push_back(ranges);
     return {};
   }
+  std::optional<Policy> lastConflict() const override { return conflict; }
+  std::optional<Policy> conflict;  // reported for every refusal when set
   std::vector<Policy> all() const {
     std::vector<Policy> v;
     for (const auto& [k, p] : installed) v.push_back(p);
@@ -69,27 +72,41 @@ class FakePolicyTable final : public PolicyTable {
 
 class FakeFileStore final : public FileStore {
  public:
+  // Symlinks are followed for reading (one level; a target without a '/' is relative to
+  // the link's directory) and refused for writing (ELOOP), as AtomicFileStore does.
   std::error_code read(const std::string& path, std::string& content) override {
-    auto it = files.find(path);
+    auto it = files.find(resolve(path));
     if (it == files.end()) return std::make_error_code(std::errc::no_such_file_or_directory);
     content = it->second;
     return {};
   }
   std::error_code write(const std::string& path, const std::string& content, unsigned mode) override {
     if (failWrite) return failWrite;
+    if (symlinks.count(path)) return std::make_error_code(std::errc::too_many_symbolic_link_levels);
     files[path] = content;
     modes[path] = mode;
     ++writes;
+    written.push_back(path);
     return {};
   }
   std::error_code remove(const std::string& path) override {
     files.erase(path);
+    symlinks.erase(path);
+    removed.push_back(path);
     return {};
   }
+  std::string resolve(const std::string& path) const {
+    auto l = symlinks.find(path);
+    if (l == symlinks.end()) return path;
+    if (l->second.find('/') == std::string::npos) return path.substr(0, path.rfind('/') + 1) + l->second;
+    return l->second;
+  }
   std::map<std::string, std::string> files;
+  std::map<std::string, std::string> symlinks;  // link path -> target as readlink gives it
   std::map<std::string, unsigned> modes;
   std::error_code failWrite;
   int writes = 0;
+  std::vector<std::string> written, removed;
 };
 
 // Restarts complete only when the test says so (complete()), like a real systemd job.
@@ -146,6 +163,7 @@ class FakeCertificateInspector final : public CertificateInspector {
       c.subjectHash = caHash;
       c.pem = "-----BEGIN CERTIFICATE-----\n" + f.ca.content + "\n-----END CERTIFICATE-----\n";
       f.caCerts.push_back(c);
+      caContent_ = f.ca.content;
     }
     if (f.cert.loadError.empty()) {
       CertInfo c;
@@ -169,18 +187,75 @@ class FakeCertificateInspector final : public CertificateInspector {
     if (tweak) tweak(f);
     return f;
   }
-  std::vector<std::string> hashCopies(const std::string& dir) override {
-    std::vector<std::string> out;
-    for (const auto& [path, content] : files_.files)
-      if (path.rfind(dir + "/", 0) == 0 && content.rfind(std::string(kHashCopyMarker), 0) == 0) out.push_back(path);
+  // The fake CA certificate of a file whose content is `body` (see inspect()).
+  CertInfo caInfo(const std::string& body) const {
+    CertInfo c;
+    c.subject = body == caContent() ? "CN=GroupVPN CA" : "CN=" + body;
+    c.isCa = true;
+    c.subjectHash = caHash;
+    c.pem = "-----BEGIN CERTIFICATE-----\n" + body + "\n-----END CERTIFICATE-----\n";
+    return c;
+  }
+  // <dir>/<8 hex>.<n> entries of the FakeFileStore, regular files and symlinks: a marked
+  // file is owned; the others hold one fake certificate per "-----BEGIN CERTIFICATE-----"
+  // block (its body as the CA file's content would be), or else their whole content as one
+  // (as inspect() reads the CA file).
+  std::vector<HashFileFacts> hashFiles(const std::string& dir, const std::vector<std::string>& hashes) override {
+    ++hashFileScans;
+    std::vector<std::string> paths;
+    for (const auto& [path, content] : files_.files) paths.push_back(path);
+    for (const auto& [path, target] : files_.symlinks) paths.push_back(path);
+    std::sort(paths.begin(), paths.end());
+    paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+    std::vector<HashFileFacts> out;
+    for (const auto& path : paths) {
+      if (path.rfind(dir + "/", 0) != 0) continue;
+      std::string name = path.substr(dir.size() + 1);
+      if (name.size() < 10 || name[8] != '.' ||
+          !std::all_of(name.begin(), name.begin() + 8, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }) ||
+          !std::all_of(name.begin() + 9, name.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        continue;
+      HashFileFacts h;
+      h.path = path;
+      h.hash = name.substr(0, 8);
+      h.index = std::stoi(name.substr(9));
+      h.symlink = files_.symlinks.count(path) > 0;
+      if (h.symlink) h.target = files_.symlinks.at(path);
+      std::string content;
+      bool readable = !files_.read(path, content);
+      h.owned = !h.symlink && readable && content.rfind(std::string(kHashCopyMarker), 0) == 0;
+      if (h.owned || std::find(hashes.begin(), hashes.end(), h.hash) == hashes.end()) {
+        out.push_back(h);
+        continue;
+      }
+      if (!readable) {
+        h.dangling = h.symlink;
+        h.loadError = h.symlink ? "is a dangling symlink (its target does not exist)" : "does not exist";
+      } else {
+        const std::string begin = "-----BEGIN CERTIFICATE-----\n", end = "\n-----END CERTIFICATE-----\n";
+        for (std::size_t at = content.find(begin); at != std::string::npos; at = content.find(begin, at)) {
+          std::size_t stop = content.find(end, at);
+          if (stop == std::string::npos) break;
+          h.certs.push_back(caInfo(content.substr(at + begin.size(), stop - at - begin.size())));
+          at = stop + end.size();
+        }
+        // Like inspect() reads the CA file: any other content is one certificate.
+        if (h.certs.empty() && !content.empty()) h.certs.push_back(caInfo(content));
+        if (h.certs.empty()) h.loadError = "is empty";
+      }
+      out.push_back(h);
+    }
     return out;
   }
+  const std::string& caContent() const { return caContent_; }
   std::function<void(CertFacts&)> tweak;
   std::string caHash = "1a2b3c4d";
   int inspections = 0;
+  int hashFileScans = 0;
 
  private:
   FakeFileStore& files_;
+  std::string caContent_;
 };
 
 class FakeNotifier final : public Notifier {

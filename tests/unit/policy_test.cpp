@@ -85,7 +85,11 @@ TEST(BuildPolicies, NoRangesNoPolicies) {
 TEST(BuildPolicies, OneRangeDefaults) {
   Config cfg;
   auto got = buildPolicies({C("172.31.0.0/16")}, cfg);
-  EXPECT_THAT(got, ElementsAre(P(kIn, "172.31.0.0/16", "172.31.0.0/16", kProtect, 250000),
+  // R->R for the range's own traffic, ANY->R so that a protected address is reachable only
+  // over ESP whatever the other end's source (a link-local or out-of-range source).
+  EXPECT_THAT(got, ElementsAre(P(kIn, "0.0.0.0/0", "172.31.0.0/16", kProtect, 250000),
+                               P(kIn, "172.31.0.0/16", "172.31.0.0/16", kProtect, 250000),
+                               P(kOut, "0.0.0.0/0", "172.31.0.0/16", kProtect, 250000),
                                P(kOut, "172.31.0.0/16", "172.31.0.0/16", kProtect, 250000)));
 }
 
@@ -96,7 +100,7 @@ TEST(BuildPolicies, PrioritiesAndLevelFromConfig) {
   cfg.protect.level = PolicyLevel::use;
   cfg.protect.exclude = {C("10.254.0.1/32")};
   auto got = buildPolicies({C("10.254.0.0/16")}, cfg);
-  ASSERT_EQ(got.size(), 4u);
+  ASSERT_EQ(got.size(), 7u);  // 4 protect + 3 bypass
   for (const auto& p : got) {
     if (p.action == kProtect) {
       EXPECT_EQ(p.priority, 4242u) << p.str();
@@ -113,8 +117,12 @@ TEST(BuildPolicies, SeveralRangesSortedWhateverTheInputOrder) {
   auto b = buildPolicies({C("10.254.0.0/16"), C("172.31.0.0/16")}, cfg);
   EXPECT_EQ(a, b);
   EXPECT_TRUE(isSorted(a));
-  EXPECT_THAT(a, ElementsAre(P(kIn, "10.254.0.0/16", "10.254.0.0/16", kProtect, 250000),
+  EXPECT_THAT(a, ElementsAre(P(kIn, "0.0.0.0/0", "10.254.0.0/16", kProtect, 250000),
+                             P(kIn, "0.0.0.0/0", "172.31.0.0/16", kProtect, 250000),
+                             P(kIn, "10.254.0.0/16", "10.254.0.0/16", kProtect, 250000),
                              P(kIn, "172.31.0.0/16", "172.31.0.0/16", kProtect, 250000),
+                             P(kOut, "0.0.0.0/0", "10.254.0.0/16", kProtect, 250000),
+                             P(kOut, "0.0.0.0/0", "172.31.0.0/16", kProtect, 250000),
                              P(kOut, "10.254.0.0/16", "10.254.0.0/16", kProtect, 250000),
                              P(kOut, "172.31.0.0/16", "172.31.0.0/16", kProtect, 250000)));
 }
@@ -122,7 +130,7 @@ TEST(BuildPolicies, SeveralRangesSortedWhateverTheInputOrder) {
 TEST(BuildPolicies, DuplicateRangesGiveUniquePolicies) {
   Config cfg;
   auto got = buildPolicies({C("172.31.0.0/16"), C("172.31.0.0/16")}, cfg);
-  EXPECT_EQ(got.size(), 2u);
+  EXPECT_EQ(got.size(), 4u);
 }
 
 TEST(BuildPolicies, HostBitsInARangeAreMaskedOff) {
@@ -135,9 +143,13 @@ TEST(BuildPolicies, ExclusionsInsideTheRange) {
   cfg.protect.exclude = {C("172.31.0.1/32"), C("172.31.255.255/32")};
   auto got = buildPolicies({C("172.31.0.0/16")}, cfg);
   EXPECT_TRUE(isSorted(got));
-  EXPECT_THAT(got, ElementsAre(P(kIn, "172.31.0.0/16", "172.31.0.0/16", kProtect, 250000),
+  EXPECT_THAT(got, ElementsAre(P(kIn, "0.0.0.0/0", "172.31.0.0/16", kProtect, 250000),
+                               P(kIn, "172.31.0.0/16", "172.31.0.0/16", kProtect, 250000),
                                P(kIn, "172.31.0.1/32", "172.31.0.0/16", kBypass, 1000),
                                P(kIn, "172.31.255.255/32", "172.31.0.0/16", kBypass, 1000),
+                               P(kOut, "0.0.0.0/0", "172.31.0.0/16", kProtect, 250000),
+                               P(kOut, "0.0.0.0/0", "172.31.0.1/32", kBypass, 1000),
+                               P(kOut, "0.0.0.0/0", "172.31.255.255/32", kBypass, 1000),
                                P(kOut, "172.31.0.0/16", "172.31.0.0/16", kProtect, 250000),
                                P(kOut, "172.31.0.0/16", "172.31.0.1/32", kBypass, 1000),
                                P(kOut, "172.31.0.0/16", "172.31.255.255/32", kBypass, 1000)));
@@ -147,7 +159,7 @@ TEST(BuildPolicies, ExclusionOutsideEveryRangeIsSkipped) {
   Config cfg;
   cfg.protect.exclude = {C("192.168.1.1/32"), C("10.254.0.0/24"), C("fd50::1/128")};
   auto got = buildPolicies({C("172.31.0.0/16")}, cfg);
-  EXPECT_EQ(got.size(), 2u);
+  EXPECT_EQ(got.size(), 4u);
   for (const auto& p : got) EXPECT_EQ(p.action, kProtect) << p.str();
 }
 
@@ -159,6 +171,7 @@ TEST(BuildPolicies, ExclusionGoesOnlyToTheRangeThatHoldsIt) {
   for (const auto& p : got)
     if (p.action == kBypass) bypass.push_back(p);
   EXPECT_THAT(bypass, ElementsAre(P(kIn, "10.254.0.0/24", "10.254.0.0/16", kBypass, 1000),
+                                  P(kOut, "0.0.0.0/0", "10.254.0.0/24", kBypass, 1000),
                                   P(kOut, "10.254.0.0/16", "10.254.0.0/24", kBypass, 1000)));
 }
 
@@ -173,7 +186,7 @@ TEST(BuildPolicies, ForwardAddsFwdProtectAndBothWayBypass) {
   EXPECT_THAT(fwd, ElementsAre(P(kFwd, "172.31.0.0/16", "172.31.0.0/16", kProtect, 250000),
                                P(kFwd, "172.31.0.0/16", "172.31.0.1/32", kBypass, 1000),
                                P(kFwd, "172.31.0.1/32", "172.31.0.0/16", kBypass, 1000)));
-  EXPECT_EQ(got.size(), 7u);  // in/out/fwd protect + 2 in/out bypass + 2 fwd bypass
+  EXPECT_EQ(got.size(), 10u);  // 4 in/out protect + fwd protect + 3 in/out bypass + 2 fwd bypass
 }
 
 TEST(BuildPolicies, NoFwdWithoutForward) {
@@ -187,10 +200,16 @@ TEST(BuildPolicies, Ipv6RangeGetsNeighbourDiscoveryBypass) {
   auto got = buildPolicies({C("fd50::/64")}, cfg);
   EXPECT_TRUE(isSorted(got));
   std::vector<Policy> want = {P(kIn, "fd50::/64", "fd50::/64", kProtect, 250000),
-                              P(kOut, "fd50::/64", "fd50::/64", kProtect, 250000)};
+                              P(kOut, "fd50::/64", "fd50::/64", kProtect, 250000),
+                              P(kIn, "::/0", "fd50::/64", kProtect, 250000),
+                              P(kOut, "::/0", "fd50::/64", kProtect, 250000)};
+  // ND from any source (link-local NS/NA included) to a range address stays in the clear.
   for (std::uint8_t t : {133, 134, 135, 136}) {
-    want.push_back(Nd(kIn, "fd50::/64", t));
-    want.push_back(Nd(kOut, "fd50::/64", t));
+    for (auto d : {kIn, kOut}) {
+      Policy nd = Nd(d, "fd50::/64", t);
+      nd.sel.src = C("::/0");
+      want.push_back(nd);
+    }
   }
   std::sort(want.begin(), want.end());
   EXPECT_EQ(got, want);
@@ -219,8 +238,8 @@ TEST(BuildPolicies, DualStackKeepsFamiliesApart) {
   auto got = buildPolicies({C("fd50::/64"), C("172.31.0.0/16")}, cfg);
   EXPECT_TRUE(isSorted(got));
   for (const auto& p : got) EXPECT_EQ(p.sel.src.family(), p.sel.dst.family()) << p.str();
-  // 2 protect + 2 bypass per family, + 8 ND bypass for the IPv6 range.
-  EXPECT_EQ(got.size(), 2u + 2u + 2u + 2u + 8u);
+  // 4 protect + 3 bypass per family, + 8 ND bypass for the IPv6 range.
+  EXPECT_EQ(got.size(), 4u + 3u + 4u + 3u + 8u);
 }
 
 // --- diffPolicies -----------------------------------------------------------------

@@ -341,7 +341,7 @@ TEST(RenderSpd, NeighbourDiscoveryUsesIcmp6TypeCode) {
   auto text = renderSpd(buildPolicies({C("fd50::/64")}, cfg), cfg);
   for (int type : {133, 134, 135, 136})
     for (const char* dir : {"in", "out"})
-      EXPECT_THAT(text, HasSubstr("spdupdate fd50::/64 fd50::/64 icmp6 " + std::to_string(type) + ",0 -P " + dir +
+      EXPECT_THAT(text, HasSubstr("spdupdate ::/0 fd50::/64 icmp6 " + std::to_string(type) + ",0 -P " + dir +
                                   " prio 2147482648 none;\n"));
 }
 

@@ -15,6 +15,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <string>
@@ -669,6 +670,50 @@ TEST(RtnetlinkParse, MutatedValidMessagesNeverCrash) {
   }
   expectSane(accumulated);
   EXPECT_GT(withSkips, 0U);  // the mutations did reach the malformed-message paths
+}
+
+// --- the rate limit on lines about skipped messages ---------------------------------------------
+
+TEST(RtnetlinkLineRateLimit, AFloodGivesABoundedNumberOfLinesAndCountsTheRest) {
+  using namespace std::chrono_literals;
+  rtnl::LineRateLimit limit(10);
+  const auto t0 = rtnl::LineRateLimit::Clock::time_point{} + 1h;
+  // 100000 malformed messages within one second: 10 lines, the rest counted.
+  int logged = 0, firstSuppressed = 0;
+  for (int i = 0; i < 100000; ++i) {
+    auto a = limit.admit(t0 + std::chrono::microseconds(i * 5));
+    logged += a.log;
+    firstSuppressed += a.firstSuppressed;
+    EXPECT_EQ(a.suppressedBefore, 0U);
+  }
+  EXPECT_EQ(logged, 10);
+  EXPECT_EQ(firstSuppressed, 1) << "one summary timer per window";
+  EXPECT_EQ(limit.suppressedTotal(), 99990U);
+  EXPECT_EQ(limit.windowEnd(), t0 + 1s);
+  // The next window: the previous window's count comes first, then lines again.
+  auto a = limit.admit(t0 + 1s);
+  EXPECT_TRUE(a.log);
+  EXPECT_EQ(a.suppressedBefore, 99990U);
+  EXPECT_EQ(limit.takeSuppressed(), 0U) << "reported once";
+  // A timer that reports at the window's end takes the count; the window roll then has none.
+  for (int i = 0; i < 15; ++i) limit.admit(t0 + 1s + std::chrono::milliseconds(i));
+  EXPECT_EQ(limit.takeSuppressed(), 6U);
+  EXPECT_EQ(limit.admit(t0 + 2s).suppressedBefore, 0U);
+  EXPECT_EQ(limit.suppressedTotal(), 99996U);
+}
+
+TEST(RtnetlinkLineRateLimit, AQuietSourceIsNeverLimited) {
+  using namespace std::chrono_literals;
+  rtnl::LineRateLimit limit(3);
+  const auto t0 = rtnl::LineRateLimit::Clock::time_point{} + 1h;
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(limit.admit(t0 + i * 400ms).log) << i;
+  EXPECT_EQ(limit.suppressedTotal(), 0U);
+}
+
+TEST(RtnetlinkLineRateLimit, SummaryLine) {
+  EXPECT_EQ(rtnl::suppressedLine(4321, 10),
+            "suppressed 4321 more malformed messages (at most 10 are logged per second; all are counted and skipped)");
+  EXPECT_THAT(rtnl::suppressedLine(1, 10), ::testing::StartsWith("suppressed 1 more malformed message ("));
 }
 
 }  // namespace

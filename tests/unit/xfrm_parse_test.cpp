@@ -20,7 +20,7 @@ using Bytes = std::vector<std::uint8_t>;
 
 constexpr std::uint32_t kProtect = 250000;
 constexpr std::uint32_t kBypass = 1000;
-const xfrm::Owned kOwned{kProtect, kBypass};
+const xfrm::Owned kOwned{kProtect, kBypass, {}};
 
 Cidr cidr(const char* s) {
   auto c = Cidr::parse(s);

@@ -1,0 +1,67 @@
+#pragma once
+// Follows the kernel's XFRM policy events (XFRMNLGRP_POLICY) on the daemon's io_context:
+// a policy added, replaced, deleted, expired or a whole table flushed by anyone but the
+// daemon's own XFRM socket. Level-triggered like the link monitor: the callback only says
+// "the policy database may have changed"; the daemon then reconciles, which re-reads the
+// kernel and repairs what is missing (an `ip xfrm policy flush` is undone in well under a
+// millisecond instead of at the next resync).
+//
+// The daemon's own changes come back as events too; the kernel stamps each notification
+// with the port id of the request that caused it, so those of `ownPortId` are ignored
+// (no reconcile loop). A receive-queue overflow (ENOBUFS: events were lost) is reported as
+// a change: the reconcile re-reads everything.
+
+#include <utility>  // before any Asio header (Boost 1.74 + g++ 12)
+
+#include <boost/asio/generic/raw_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace ipopsec {
+
+namespace xfrm {
+
+// What a batch of XFRMNLGRP_POLICY datagrams says.
+struct PolicyEvents {
+  std::size_t foreign = 0;    // changes made by others (or by the kernel: expiry)
+  std::size_t own = 0;        // changes the daemon's own socket made
+  std::size_t malformed = 0;  // messages that could not be walked
+  std::string firstForeign;   // "flush", "delete", "add/replace", "expire" of the first foreign one
+};
+
+// Counts the policy events in `buf` (one datagram, possibly several messages).
+void countPolicyEvents(std::span<const std::uint8_t> buf, std::uint32_t ownPortId, PolicyEvents& out);
+
+}  // namespace xfrm
+
+class XfrmPolicyWatch {
+ public:
+  using OnChange = std::function<void(const std::string& what)>;
+  explicit XfrmPolicyWatch(boost::asio::io_context& io);
+  ~XfrmPolicyWatch();
+  XfrmPolicyWatch(const XfrmPolicyWatch&) = delete;
+  XfrmPolicyWatch& operator=(const XfrmPolicyWatch&) = delete;
+
+  // Opens the socket and starts following; `onChange(what)` runs once per drained batch
+  // that held a foreign change (or after an overflow). Throws std::system_error when the
+  // socket cannot be opened or bound.
+  void start(std::uint32_t ownPortId, OnChange onChange);
+  void stop();
+
+ private:
+  void receive();
+  void onReadable();
+
+  boost::asio::generic::raw_protocol::socket socket_;
+  std::uint32_t ownPortId_ = 0;
+  OnChange onChange_;
+  std::vector<std::uint8_t> buffer_;
+  bool stopped_ = true;
+};
+
+}  // namespace ipopsec

@@ -1,0 +1,246 @@
+// Issue "Fail closed under every condition": the core's rules, with fakes. A conflict may
+// stop a range from being added; it never takes away protection in force. What is logged
+// and reported is what the kernel holds after the call.
+
+#include <gtest/gtest.h>
+
+#include "core/reconciler.hpp"
+#include "fakes.hpp"
+
+using namespace ipopsec;
+using namespace ipopsec::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+Cidr C(const char* s) { return *Cidr::parse(s); }
+
+LinkState link(int idx, const std::string& name, bool up, std::vector<const char*> addrs) {
+  LinkState l;
+  l.index = idx;
+  l.name = name;
+  l.up = up;
+  l.running = up;
+  for (auto a : addrs) l.addresses.push_back(C(a));
+  return l;
+}
+
+struct FailClosedTest : ::testing::Test {
+  Config cfg() {
+    Config c;
+    c.racoon.certificateDir = "/certs";
+    return c;
+  }
+  void SetUp() override {
+    files.files["/certs/cacert.pem"] = "CA";
+    files.files["/certs/host-cert.pem"] = "CERT";
+    files.files["/certs/host-key.pem"] = "KEY";
+    net.links[1] = link(1, "lo", true, {"127.0.0.1/8"});
+    net.links[2] = link(2, "eth0", true, {"192.168.1.5/24"});
+  }
+  void make(Config c) {
+    r = std::make_unique<Reconciler>(std::move(c), policies, files, certs, unit, clock,
+                                     [this](const Event& e) { events.push_back(e); });
+  }
+  std::vector<Cidr> inKernel() { return protectedRanges(policies.all()); }
+  bool hasEvent(Severity s, const std::string& needle) {
+    for (const auto& e : events)
+      if (e.severity == s && e.message.find(needle) != std::string::npos) return true;
+    return false;
+  }
+  bool anyEvent(const std::string& needle) {
+    for (const auto& e : events)
+      if (e.message.find(needle) != std::string::npos) return true;
+    return false;
+  }
+
+  FakePolicyTable policies;
+  FakeFileStore files;
+  FakeCertificateInspector certs{files};
+  FakeUnitManager unit;
+  FakeClock clock;
+  NetSnapshot net;
+  std::vector<Event> events;
+  std::unique_ptr<Reconciler> r;
+};
+
+// 1a: another interface gets an address inside the protected range (docker0).
+TEST_F(FailClosedTest, AnotherInterfaceInsideAProtectedAutoRangeKeepsItsPolicies) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  ASSERT_EQ(inKernel(), std::vector<Cidr>{C("172.31.0.0/16")});
+  std::size_t before = policies.protectCount();
+  policies.minCount = SIZE_MAX;
+  net.links[9] = link(9, "docker0", true, {"172.31.200.1/24"});
+  r->reconcile(net);
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("172.31.0.0/16")});
+  EXPECT_GE(policies.minCount, before) << "protection dipped during the conflict";
+  ASSERT_EQ(r->status().desired.conflicts.size(), 1u);
+  EXPECT_NE(r->status().desired.conflicts[0].find("covers 172.31.200.1/24 on 'docker0'"), std::string::npos);
+  EXPECT_TRUE(hasEvent(Severity::warning, "still protected"));
+  EXPECT_NE(r->statusLine().find("CONFLICT"), std::string::npos);
+  EXPECT_FALSE(r->status().healthy());
+  EXPECT_FALSE(anyEvent("no longer protecting"));
+  // The conflict goes away: healthy again, still protected.
+  net.links.erase(9);
+  r->reconcile(net);
+  EXPECT_TRUE(r->status().desired.conflicts.empty());
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("172.31.0.0/16")});
+}
+
+TEST_F(FailClosedTest, AnotherInterfaceInsideAConfiguredRangeKeepsItsPolicies) {
+  auto c = cfg();
+  c.protect.autoRanges = false;
+  c.protect.ranges = {C("172.31.0.0/16")};
+  make(c);
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  net.links[9] = link(9, "docker0", true, {"172.31.200.1/24"});
+  r->reconcile(net);
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("172.31.0.0/16")});
+  EXPECT_FALSE(r->status().desired.conflicts.empty());
+}
+
+// A range that is not yet protected is still refused (the guard's purpose).
+TEST_F(FailClosedTest, ANewRangeCoveringTheLanIsStillRefused) {
+  auto c = cfg();
+  c.protect.autoRanges = false;
+  c.protect.ranges = {C("192.168.0.0/16")};
+  make(c);
+  r->reconcile(net);
+  EXPECT_TRUE(policies.all().empty());
+  EXPECT_EQ(r->status().desired.refused.size(), 1u);
+}
+
+// 1b: the tap is renamed while it holds its address: the range is held, not refused.
+TEST_F(FailClosedTest, RenamedTapKeepsTheHeldRange) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"10.50.0.16/16"});
+  r->reconcile(net);
+  ASSERT_EQ(inKernel(), std::vector<Cidr>{C("10.50.0.0/16")});
+  policies.minCount = SIZE_MAX;
+  net.links[7].up = false;
+  r->reconcile(net);
+  net.links[7].name = "ipop-old";
+  r->reconcile(net);
+  net.links[7].up = true;
+  r->reconcile(net);
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("10.50.0.0/16")});
+  EXPECT_TRUE(r->status().desired.refused.empty());
+  EXPECT_FALSE(anyEvent("no longer protecting"));
+  // A new tap in another range replaces it make-before-break.
+  net.links[8] = link(8, "ipop", true, {"10.60.0.16/16"});
+  r->reconcile(net);
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("10.60.0.0/16")});
+  EXPECT_GE(policies.minCount, 2u);
+}
+
+// 1c: a valid config whose range the guard refuses at run time keeps the range in force.
+TEST_F(FailClosedTest, ReloadToARefusedRangeKeepsTheRangeInForce) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  ASSERT_EQ(inKernel(), std::vector<Cidr>{C("172.31.0.0/16")});
+  policies.minCount = SIZE_MAX;
+  auto c = cfg();
+  c.protect.autoRanges = false;
+  c.protect.ranges = {C("0.0.0.0/0")};
+  r->setConfig(c);
+  r->reconcile(net);
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("172.31.0.0/16")});
+  EXPECT_FALSE(r->status().desired.refused.empty());
+  EXPECT_FALSE(r->status().desired.conflicts.empty());
+  EXPECT_GE(policies.minCount, 2u);
+  // A valid config that no longer lists it: removed, but only after the new range is in.
+  c.protect.ranges = {C("10.9.0.0/16")};
+  r->setConfig(c);
+  r->reconcile(net);
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("10.9.0.0/16")});
+  EXPECT_GE(policies.minCount, 2u);
+}
+
+// Auto: the address moves into a refused range: the old range stays.
+TEST_F(FailClosedTest, AddressMovedIntoARefusedRangeKeepsTheOldOne) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  net.links[7].addresses = {C("192.168.1.77/16")};  // covers eth0's LAN
+  r->reconcile(net);
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("172.31.0.0/16")});
+  EXPECT_FALSE(r->status().desired.refused.empty());
+}
+
+// 3: the kernel refuses: the log and the status say so, with the conflicting policy.
+TEST_F(FailClosedTest, ARefusedInstallIsNeverReportedAsProtection) {
+  make(cfg());
+  Policy foreign;
+  foreign.dir = Direction::out;
+  foreign.sel.src = foreign.sel.dst = C("172.31.0.0/16");
+  foreign.priority = 250000;
+  policies.refuse = [](const Policy& p) { return p.sel.dst == C("172.31.0.0/16"); };
+  policies.conflict = foreign;
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  EXPECT_TRUE(inKernel().empty());
+  EXPECT_FALSE(anyEvent("now protecting"));
+  EXPECT_TRUE(hasEvent(Severity::error, "0 of 4 installed"));
+  EXPECT_TRUE(hasEvent(Severity::error, "NOT protecting 172.31.0.0/16"));
+  EXPECT_TRUE(hasEvent(Severity::error, "prio 250000"));
+  EXPECT_TRUE(hasEvent(Severity::error, "ip xfrm policy delete dir out src 172.31.0.0/16 dst 172.31.0.0/16"));
+  std::string line = r->statusLine();
+  EXPECT_EQ(line.find("; protecting"), std::string::npos) << line;
+  EXPECT_NE(line.find("NOT protecting 172.31.0.0/16"), std::string::npos) << line;
+  EXPECT_FALSE(r->status().healthy());
+  EXPECT_TRUE(r->status().protectedRanges.empty());
+}
+
+// 2: a policy removed behind the daemon's back is put back at the next reconcile (which
+// the XFRM event triggers) with a warning naming it.
+TEST_F(FailClosedTest, PolicyRemovedBehindTheDaemonsBackIsRestoredWithAWarning) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  auto all = policies.all();
+  policies.installed.clear();  // ip xfrm policy flush
+  events.clear();
+  r->reconcile(net);
+  EXPECT_EQ(policies.all(), all);
+  EXPECT_TRUE(hasEvent(Severity::warning, "removed from the kernel by another process"));
+  // No warning for the daemon's own make-before-break removals.
+  events.clear();
+  net.links[7].addresses = {C("10.254.0.16/16")};
+  r->reconcile(net);
+  r->reconcile(net);
+  EXPECT_FALSE(anyEvent("by another process"));
+}
+
+}  // namespace
+
+namespace {
+
+// Found by tests/integration/hunt_test.cpp (seed 4): a range kept in a conflict, then its
+// policies flushed behind the daemon's back, was refused as if it were new.
+TEST_F(FailClosedTest, AFlushedRangeInConflictIsRestoredNotRefused) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"10.50.0.16/16"});
+  r->reconcile(net);
+  net.links[9] = link(9, "docker0", true, {"10.50.200.1/24"});
+  r->reconcile(net);
+  policies.installed.clear();  // ip xfrm policy flush
+  r->reconcile(net);
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("10.50.0.0/16")});
+  EXPECT_TRUE(r->status().desired.refused.empty());
+}
+
+// The same after a daemon restart: the state file's ranges are in force.
+TEST_F(FailClosedTest, RangesProtectedBeforeARestartAreInForce) {
+  make(cfg());
+  r->assumeProtected({C("10.50.0.0/16")});
+  net.links[7] = link(7, "ipop", true, {"10.50.0.16/16"});
+  net.links[9] = link(9, "docker0", true, {"10.50.200.1/24"});
+  r->reconcile(net);
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("10.50.0.0/16")});
+}
+
+}  // namespace
