@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstring>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -94,6 +96,11 @@ int Daemon::run() {
   if (::mkdir(cfg_.daemon.stateDir.c_str(), 0755) != 0 && errno != EEXIST)
     spdlog::warn("cannot create state directory {}: {}", cfg_.daemon.stateDir, std::strerror(errno));
   removeStaleTemps(cfg_.daemon.stateDir);  // temp files of a predecessor killed mid-write
+  if (!cfg_.daemon.rememberDir.empty()) {
+    if (::mkdir(cfg_.daemon.rememberDir.c_str(), 0755) != 0 && errno != EEXIST)
+      spdlog::warn("cannot create {} (daemon.remember_dir): {}", cfg_.daemon.rememberDir, std::strerror(errno));
+    removeStaleTemps(cfg_.daemon.rememberDir);
+  }
 
   try {
     policies_ = std::make_unique<XfrmPolicyTable>(cfg_.xfrm.protectPriority, cfg_.xfrm.bypassPriority);
@@ -120,6 +127,35 @@ int Daemon::run() {
   // was started with are remembered, don't restart it for nothing.
   {
     std::string text, err;
+    if (cfg_.protect.autoRanges && !cfg_.daemon.rememberDir.empty()) {
+      // The ranges the tap gave before (persistent, also across a reboot): their policies go
+      // in at the first reconcile, before the tap has its address. A bad line is named and
+      // skipped; the file is rewritten once the tap confirms a range.
+      std::string path = cfg_.daemon.rememberDir + "/" + Config::Daemon::kRememberFile, saved;
+      if (!files_->read(path, saved)) {
+        std::vector<Cidr> ranges;
+        std::istringstream in(saved);
+        int n = 0;
+        for (std::string line; std::getline(in, line);) {
+          ++n;
+          if (line.empty() || line[0] == '#') continue;
+          std::string why;
+          auto c = Cidr::parse(line, &why);
+          if (!c)
+            spdlog::warn("{}:{}: not a range ({}); ignored", path, n, why);
+          else if (c->family() == Family::v6 && !cfg_.protect.ipv6)
+            continue;
+          else
+            ranges.push_back(c->network());
+        }
+        if (!ranges.empty()) {
+          std::string list;
+          for (const auto& r : ranges) list += (list.empty() ? "" : ", ") + r.str();
+          spdlog::info("holding {} from the last run ({}) until the tap has its address", list, path);
+          reconciler_->assumeRemembered(ranges);
+        }
+      }
+    }
     if (!files_->read(statePath(cfg_), text))
       if (auto saved = parseState(text, &err); saved && !saved->ownedPriorities.empty()) {
         std::vector<Cidr> was;

@@ -1106,6 +1106,15 @@ class ConfigParser {
   void daemon(const Item& section) {
     mapping(section, {
                          {"state_dir", [this](const Item& it) { absolutePath(it, cfg_.daemon.stateDir); }},
+                         {"remember_dir",
+                          [this](const Item& it) {
+                            // "" turns remembering off.
+                            if (it.node.IsScalar() && it.node.Scalar().empty()) {
+                              cfg_.daemon.rememberDir.clear();
+                              return;
+                            }
+                            absolutePath(it, cfg_.daemon.rememberDir);
+                          }},
                          {"log_level",
                           [this](const Item& it) {
                             if (auto v = oneOf(it, {"trace", "debug", "info", "warn", "error"}))

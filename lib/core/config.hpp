@@ -138,6 +138,11 @@ struct Config {
     static constexpr const char* kStateFile = "state.json";
     static constexpr const char* kIpopUpFile = "ipop-up";
     std::string stateDir = "/run/ipop-ipsec";
+    // Persistent (survives a reboot, unlike /run): with `ranges: auto`, the ranges the tap's
+    // addresses gave last, in kRememberFile, whose policies are installed from the start so
+    // that a node that comes back in the same range leaks nothing. "" = off.
+    static constexpr const char* kRememberFile = "auto-ranges";
+    std::string rememberDir = "/var/lib/ipop-ipsec";
     std::string logLevel = "info";  // trace debug info warn error
   } daemon;
 

@@ -41,7 +41,7 @@ std::vector<Cidr> rangesOf(const std::vector<Policy>& policies) {
 }
 
 Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFiles& certs,
-                       const std::vector<Cidr>& previousRanges) {
+                       const std::vector<Cidr>& previousRanges, const std::vector<Cidr>& remembered) {
   Desired d;
   const LinkState* tap = net.byName(cfg.ipop.interface);
 
@@ -53,6 +53,7 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
         if (familyEnabled(cfg, a.family()) && !isLinkLocal(a)) candidates.push_back(a.network());
     if (candidates.empty()) {
       candidates = previousRanges;  // hold: fail closed while the tap has no address
+      candidates.insert(candidates.end(), remembered.begin(), remembered.end());
       d.heldRanges = !candidates.empty();
     }
   } else {

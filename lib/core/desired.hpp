@@ -59,8 +59,11 @@ struct Desired {
 // `previousRanges`: ranges the daemon protects now (from the kernel); with `ranges: auto`
 // they are held while the tap carries no address, so no protected range ever loses its
 // policies because IPOP went down or restarted.
+// `remembered`: with `ranges: auto`, ranges an earlier run derived from the tap (persisted
+// across reboots): held like previousRanges while the tap has no address, but provisional:
+// the underlay check still refuses them (they are not protection in force).
 Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFiles& certs,
-                       const std::vector<Cidr>& previousRanges);
+                       const std::vector<Cidr>& previousRanges, const std::vector<Cidr>& remembered = {});
 
 // The ranges a set of owned policies protects (their protect `out` selectors).
 std::vector<Cidr> rangesOf(const std::vector<Policy>& policies);

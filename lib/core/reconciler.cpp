@@ -48,6 +48,32 @@ void Reconciler::assumeProtected(std::vector<Cidr> ranges) {
   committed_ = std::move(ranges);
 }
 
+void Reconciler::assumeRemembered(std::vector<Cidr> ranges) {
+  std::sort(ranges.begin(), ranges.end());
+  ranges.erase(std::unique(ranges.begin(), ranges.end()), ranges.end());
+  provisional_ = std::move(ranges);
+}
+
+// Persists what the tap's addresses give (auto), so that the next start holds it from the
+// beginning. Only confirmed ranges: the tap is up with an address, nothing is held.
+void Reconciler::remember() {
+  const Desired& d = status_.desired;
+  if (!cfg_.protect.autoRanges || cfg_.daemon.rememberDir.empty() || d.heldRanges || !d.ipopUp) return;
+  std::string want = "# ipop-ipsecd: the ranges the tap's addresses gave last (ranges: auto); held from the next start\n";
+  bool any = false;
+  for (const auto& r : status_.protectedRanges)
+    if (std::binary_search(d.ranges.begin(), d.ranges.end(), r)) {
+      want += r.str() + "\n";
+      any = true;
+    }
+  if (!any) return;
+  std::string path = cfg_.daemon.rememberDir + "/" + Config::Daemon::kRememberFile, have;
+  if (!files_.read(path, have) && have == want) return;
+  // Not an error of the node's protection: only the next start's head start is at stake.
+  if (auto ec = files_.write(path, want, 0644))
+    emit(Severity::warning, "write", "", "cannot remember the auto ranges in " + path + ": " + ec.message());
+}
+
 void Reconciler::emit(Severity s, std::string action, std::string range, std::string message) {
   if (events_) events_(Event{s, std::move(action), std::move(range), std::move(message)});
 }
@@ -114,10 +140,10 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
     if (auto ec = policies_.install(p)) {
       ok = false;
       status_.lastError = "kernel refused policy " + p.str() + ": " + ec.message() + conflictAdvice(p);
-      emit(Severity::error, "install", p.sel.src.str(), status_.lastError);
+      emit(Severity::error, "install", p.sel.dst.str(), status_.lastError);
     } else {
       ++installed;
-      emit(Severity::debug, "install", p.sel.src.str(), "installed " + p.str());
+      emit(Severity::debug, "install", p.sel.dst.str(), "installed " + p.str());
     }
   }
   if (ok) {
@@ -125,10 +151,10 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
       if (auto ec = policies_.remove(p)) {
         ok = false;
         status_.lastError = "cannot remove policy " + p.str() + ": " + ec.message();
-        emit(Severity::error, "remove", p.sel.src.str(), status_.lastError);
+        emit(Severity::error, "remove", p.sel.dst.str(), status_.lastError);
       } else {
         ++removed;
-        emit(Severity::debug, "remove", p.sel.src.str(), "removed " + p.str());
+        emit(Severity::debug, "remove", p.sel.dst.str(), "removed " + p.str());
       }
     }
   } else if (!diff.remove.empty()) {
@@ -166,7 +192,8 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
     // Still in force: what was, and what the kernel protects now, as long as it is wanted.
     std::vector<Cidr> next;
     for (const auto& r : d.ranges)
-      if (std::binary_search(committed_.begin(), committed_.end(), r) || std::binary_search(now.begin(), now.end(), r))
+      if ((std::binary_search(committed_.begin(), committed_.end(), r) || std::binary_search(now.begin(), now.end(), r)) &&
+          !std::binary_search(provisional_.begin(), provisional_.end(), r))
         next.push_back(r);
     std::sort(next.begin(), next.end());
     committed_ = std::move(next);
@@ -267,11 +294,19 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     CertFiles certs = readCerts();
     Desired d;
     try {
+      // The tap confirms a remembered range once it has an address in it.
+      if (const LinkState* tap = net.byName(cfg_.ipop.interface))
+        for (const auto& a : tap->addresses)
+          std::erase_if(provisional_, [&](const Cidr& r) { return r.contains(a.address); });
+      if (!cfg_.protect.autoRanges) provisional_.clear();
       std::vector<Cidr> inForce = rangesOf(current);
       inForce.insert(inForce.end(), committed_.begin(), committed_.end());
       std::sort(inForce.begin(), inForce.end());
       inForce.erase(std::unique(inForce.begin(), inForce.end()), inForce.end());
-      d = computeDesired(cfg_, net, certs, inForce);
+      std::erase_if(inForce, [&](const Cidr& r) {
+        return std::binary_search(provisional_.begin(), provisional_.end(), r);
+      });
+      d = computeDesired(cfg_, net, certs, inForce, provisional_);
     } catch (const std::exception& e) {
       // Validation should make this impossible; if it happens, change nothing.
       status_.lastError = std::string("cannot compute the desired state: ") + e.what();
@@ -308,6 +343,7 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     // started by anyone else (boot, an operator) before IPOP is up is skipped.
     bool flagOk = applyIpopUpFlag(d);
     status_.desired = std::move(d);
+    remember();
     bool ready = status_.desired.ipopUp && policiesOk && filesOk && flagOk && status_.desired.certsUsable;
     if (status_.desired.ikeRestartInputs && reloader_)
       scheduler_.observe(ready, status_.desired.ikeInputs, *status_.desired.ikeRestartInputs, clock_.now());

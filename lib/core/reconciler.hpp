@@ -60,6 +60,10 @@ class Reconciler {
   // The ranges this daemon protected before it restarted (state file): protection in force
   // even if its policies were deleted while no daemon ran.
   void assumeProtected(std::vector<Cidr> ranges);
+  // With `ranges: auto`: the ranges the tap gave before (daemon.remember_dir), installed and
+  // held from the start until the tap has an address. Provisional: unlike ranges in force,
+  // they yield to an underlay conflict (a node rebooted into a LAN that overlaps them).
+  void assumeRemembered(std::vector<Cidr> ranges);
 
   // The certificate files changed (inotify) or may have (resync): inspect them again at the
   // next reconcile. In between, the last inspection is reused (the verdict, which depends on
@@ -120,6 +124,8 @@ class Reconciler {
   // Ranges in force: protected by this daemon and wanted ever since. Policies deleted behind
   // its back (a flush) do not end that: such a range is restored, never refused as new.
   std::vector<Cidr> committed_;
+  std::vector<Cidr> provisional_;  // remembered ranges the tap has not confirmed yet
+  void remember();
   std::string conflictAdvice(const Policy& wanted) const;
   std::string lastWaiting_;
   std::vector<std::string> lastCertProblems_, lastCertWarnings_;

@@ -246,8 +246,17 @@ std::string renderRacoonConf(const Config& cfg, const std::optional<IpAddress>& 
     auth += (auth.empty() ? "" : ", ") + word("proposals.phase2.authentication", a, false);
   out += t1 + "encryption_algorithm " + enc + ";\n";
   out += t1 + "authentication_algorithm " + auth + ";\n";
-  if (!p2.compression.empty() && p2.compression != "none")
+  // racoon refuses a sainfo without compression_algorithm ("no compression algorithm at
+  // loc='ANONYMOUS'") and with it the whole file. The line is harmless: racoon proposes
+  // IPComp only for an SPD policy that asks for ipcomp, and ipop-ipsecd's policies are
+  // ESP only. So "none" (or nothing) renders deflate too, with a comment saying why.
+  if (p2.compression.empty() || p2.compression == "none") {
+    out += t1 + "# proposals.phase2.compression is none, but racoon requires this line; IPComp is\n";
+    out += t1 + "# only used when a policy asks for it, and ipop-ipsecd's policies never do.\n";
+    out += t1 + "compression_algorithm deflate;\n";
+  } else {
     out += t1 + "compression_algorithm " + word("proposals.phase2.compression", p2.compression, false) + ";\n";
+  }
   out += "}\n";
   return out;
 }

@@ -75,7 +75,7 @@ class CertDaemonTest : public ::testing::Test {
         << "  quiet_period: 300ms\n  min_interval: 1s\n"
         << "racoon:\n  config: " << (dir_ / "racoon.conf").string() << "\n  spd_file: "
         << (dir_ / "ipsec-tools.conf").string() << "\n  certificate_dir: " << certDir.string() << "\n"
-        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  log_level: debug\n";
+        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  remember_dir: " << (dir_ / "lib").string() << "\n  log_level: debug\n";
   }
   void tapUp() { sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop"); }
   void startDaemon() {

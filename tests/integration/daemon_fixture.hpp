@@ -74,7 +74,7 @@ class DaemonFixture : public ::testing::Test {
         << "  quiet_period: 300ms\n  min_interval: 1s\n"
         << "racoon:\n  config: " << (dir_ / "racoon.conf").string() << "\n  spd_file: "
         << (dir_ / "ipsec-tools.conf").string() << "\n  certificate_dir: " << (dir_ / "certs").string() << "\n"
-        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  log_level: debug\n"
+        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  remember_dir: " << (dir_ / "lib").string() << "\n  log_level: debug\n"
         << extra;
   }
 
@@ -118,7 +118,7 @@ class DaemonFixture : public ::testing::Test {
   std::vector<Cidr> protectedRanges() {
     std::vector<Cidr> r;
     for (const auto& p : owned())
-      if (p.action == PolicyAction::protect && p.dir == Direction::out) r.push_back(p.sel.dst);
+      if (p.action == PolicyAction::protect && p.dir == Direction::out && p.sel.src == p.sel.dst) r.push_back(p.sel.dst);
     std::sort(r.begin(), r.end());
     return r;
   }

@@ -126,19 +126,19 @@ TEST_F(FailClosedDaemonTest, BackendSwitchMigratesThePriorityMakeBeforeBreak) {
     auto v = owned(prio, 1);
     return std::count_if(v.begin(), v.end(), [&](const Policy& p) { return p.priority == prio; });
   };
-  ASSERT_TRUE(waitFor([&] { return protectAt(500000) == 2 && protectAt(250000) == 0; })) << sh("ip xfrm policy");
+  ASSERT_TRUE(waitFor([&] { return protectAt(500000) == 4 && protectAt(250000) == 0; })) << sh("ip xfrm policy");
   EXPECT_FALSE(logHas("kernel refused"));
   ASSERT_TRUE(waitFor([&] { return stateHas("\"owned_priorities\": [1000, 500000]"); }));
   // And on reload, back to 250000.
   writeConfig("  ranges: [172.31.0.0/16]\n", "xfrm:\n  protect_priority: 250000\n");
   ::kill(pid_, SIGHUP);
-  ASSERT_TRUE(waitFor([&] { return protectAt(500000) == 0 && protectAt(250000) == 2; })) << sh("ip xfrm policy");
+  ASSERT_TRUE(waitFor([&] { return protectAt(500000) == 0 && protectAt(250000) == 4; })) << sh("ip xfrm policy");
   EXPECT_FALSE(logHas("kernel refused"));
   // flush removes the daemon's policies at every priority it recorded: here the daemon
   // stopped at 500000 and the config says 250000 again when the operator flushes.
   writeConfig("  ranges: [172.31.0.0/16]\n", "xfrm:\n  protect_priority: 500000\n");
   ::kill(pid_, SIGHUP);
-  ASSERT_TRUE(waitFor([&] { return protectAt(500000) == 2 && stateHas("\"owned_priorities\": [1000, 500000]"); }));
+  ASSERT_TRUE(waitFor([&] { return protectAt(500000) == 4 && stateHas("\"owned_priorities\": [1000, 500000]"); }));
   stopDaemon(SIGTERM);
   writeConfig("  ranges: [172.31.0.0/16]\n");
   std::string out = sh(std::string(IPOPSEC_BINARY) + " flush --config " + (dir_ / "ipop-ipsecd.yaml").string());
@@ -197,6 +197,35 @@ TEST_F(SourceOutsideRangeTest, ALinkLocalOrOutOfRangeSourceGetsNoPlaintextReply)
   peerPing("fd50::16");
   std::string neigh = sh("ip netns exec " + peer_ + " ip -6 neigh show fd50::16 dev peer0");
   EXPECT_NE(neigh.find("lladdr"), std::string::npos) << "ND failed: " << neigh;
+}
+
+}  // namespace
+
+namespace {
+
+// `ranges: auto`: a node that comes back (here: the daemon restarted after a "reboot" that
+// lost /run and the policies) holds its last range before the tap exists.
+TEST_F(FailClosedDaemonTest, AutoRangeFromTheLastRunIsProtectedBeforeTheTapReturns) {
+  writeConfig("  ranges: auto\n");
+  tapUp("10.50.0.16/16");
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return protects("10.50.0.0/16") && fs::exists(dir_ / "lib" / "auto-ranges"); }));
+  EXPECT_NE(readFile(dir_ / "lib" / "auto-ranges").find("10.50.0.0/16"), std::string::npos);
+  stopDaemon(SIGTERM);
+  // The reboot: no tap, no policies, no /run state.
+  sh("ip link del ipop && ip xfrm policy flush");
+  fs::remove_all(dir_ / "run");
+  fs::create_directories(dir_ / "run");
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return protects("10.50.0.0/16"); })) << "the remembered range is not held at start";
+  EXPECT_FALSE(fs::exists(dir_ / "run" / "ipop-up"));
+  EXPECT_TRUE(logHas("holding 10.50.0.0/16 from the last run"));
+  // A bad line in the file is named, not fatal.
+  stopDaemon(SIGTERM);
+  std::ofstream(dir_ / "lib" / "auto-ranges", std::ios::app) << "not-a-range\n";
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return logHas("auto-ranges:3: not a range"); })) << log();
+  EXPECT_TRUE(protects("10.50.0.0/16"));
 }
 
 }  // namespace

@@ -53,7 +53,7 @@ class FaultFilesTest : public ::testing::Test {
         << "racoon:\n  config: " << (dir_ / "etc" / "racoon.conf").string()
         << "\n  spd_file: " << (dir_ / "etc" / "ipsec-tools.conf").string()
         << "\n  certificate_dir: " << (dir_ / "certs").string() << "\n"
-        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  log_level: debug\n";
+        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  remember_dir: " << (dir_ / "lib").string() << "\n  log_level: debug\n";
     sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
   }
   void TearDown() override {
@@ -75,7 +75,7 @@ class FaultFilesTest : public ::testing::Test {
     if (t.list(v)) return false;
     std::vector<Cidr> r;
     for (const auto& p : v)
-      if (p.action == PolicyAction::protect && p.dir == Direction::out) r.push_back(p.sel.dst);
+      if (p.action == PolicyAction::protect && p.dir == Direction::out && p.sel.src == p.sel.dst) r.push_back(p.sel.dst);
     return r == std::vector<Cidr>{*Cidr::parse(range)};
   }
   std::string state() { return slurp(dir_ / "run" / "state.json"); }

@@ -43,7 +43,7 @@ class FaultPolicyTest : public ::testing::Test {
         << "  quiet_period: 100ms\n  min_interval: 200ms\n"
         << "racoon:\n  config: " << (dir_ / "racoon.conf").string() << "\n  spd_file: "
         << (dir_ / "ipsec-tools.conf").string() << "\n  certificate_dir: " << (dir_ / "certs").string() << "\n"
-        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  log_level: debug\n";
+        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  remember_dir: " << (dir_ / "lib").string() << "\n  log_level: debug\n";
     sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
   }
   void TearDown() override {
@@ -71,13 +71,19 @@ TEST_F(FaultPolicyTest, ForeignPolicyWithTheSameSelectorIsReportedOthersInstalle
   // The foreign policy: same id (dir in + selector) as one the daemon wants, priority 7.
   sh("ip xfrm policy add src 10.77.0.0/16 dst 10.77.0.0/16 dir in priority 7");
   daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log");
-  const std::vector<std::string> others{
+  std::vector<std::string> others{
+      "in 0.0.0.0/0 -> 10.254.0.0/16 esp/transport/require prio 250000",
+      "in 0.0.0.0/0 -> 10.77.0.0/16 esp/transport/require prio 250000",
+      "out 0.0.0.0/0 -> 10.254.0.0/16 esp/transport/require prio 250000",
+      "out 0.0.0.0/0 -> 10.254.0.1/32 bypass prio 1000",
+      "out 0.0.0.0/0 -> 10.77.0.0/16 esp/transport/require prio 250000",
       "in 10.254.0.0/16 -> 10.254.0.0/16 esp/transport/require prio 250000",
       "in 10.254.0.1/32 -> 10.254.0.0/16 bypass prio 1000",
       "out 10.254.0.0/16 -> 10.254.0.0/16 esp/transport/require prio 250000",
       "out 10.254.0.0/16 -> 10.254.0.1/32 bypass prio 1000",
       "out 10.77.0.0/16 -> 10.77.0.0/16 esp/transport/require prio 250000",
   };
+  std::sort(others.begin(), others.end());
   ASSERT_TRUE(waitUntil([&] { return owned() == others; })) << "every other policy is installed";
   ASSERT_TRUE(waitUntil([&] { return stateHas("kernel refused policy in 10.77.0.0/16 -> 10.77.0.0/16"); })) << state();
   EXPECT_TRUE(stateHas("\"healthy\": false"));
@@ -102,7 +108,7 @@ TEST_F(FaultPolicyTest, ForeignPolicyWithTheSameSelectorIsReportedOthersInstalle
 
   // The operator removes the foreign policy: the next retry completes the set.
   sh("ip xfrm policy delete src 10.77.0.0/16 dst 10.77.0.0/16 dir in");
-  ASSERT_TRUE(waitUntil([&] { return owned().size() == 6; }, 30s));
+  ASSERT_TRUE(waitUntil([&] { return owned().size() == 11; }, 30s));
   ASSERT_TRUE(waitUntil([&] { return stateHas("\"healthy\": true") && stateHas("\"last_error\": \"\""); })) << state();
   ASSERT_TRUE(waitUntil([&] { return countLinesIn(dir_ / "restarts.log") == 1; }));
 }

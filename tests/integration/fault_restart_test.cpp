@@ -49,7 +49,7 @@ class FaultRestartTest : public ::testing::Test {
         << "ike:\n" << ike << "  quiet_period: 100ms\n  min_interval: 200ms\n"
         << "racoon:\n  config: " << (dir_ / "racoon.conf").string() << "\n  spd_file: "
         << (dir_ / "ipsec-tools.conf").string() << "\n  certificate_dir: " << (dir_ / "certs").string() << "\n"
-        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  log_level: debug\n";
+        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  remember_dir: " << (dir_ / "lib").string() << "\n  log_level: debug\n";
   }
   // A restart script: logs each attempt (monotonic seconds), then runs `body`.
   std::string script(const std::string& body) {
@@ -84,7 +84,7 @@ class FaultRestartTest : public ::testing::Test {
   bool protects() {
     XfrmPolicyTable t(250000, 1000);
     std::vector<Policy> v;
-    return !t.list(v) && v.size() == 2;
+    return !t.list(v) && v.size() == 4;  // out/in, R->R and ANY->R
   }
 
   // Over `window`: the daemon keeps retrying (at least `minAttempts` failures in all), never

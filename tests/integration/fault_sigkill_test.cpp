@@ -59,7 +59,7 @@ class FaultSigkillTest : public ::testing::Test {
         << "racoon:\n  config: " << (dir_ / "etc" / "racoon.conf").string()
         << "\n  spd_file: " << (dir_ / "etc" / "ipsec-tools.conf").string()
         << "\n  certificate_dir: " << (dir_ / "certs").string() << "\n"
-        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  log_level: info\n";
+        << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  remember_dir: " << (dir_ / "lib").string() << "\n  log_level: info\n";
     sh("ip link add eth0 type veth peer name lan0 && ip addr add 192.168.1.5/24 dev eth0 && ip link set eth0 up");
     sh("ip tuntap add dev ipop mode tap && ip link set ipop up");
   }

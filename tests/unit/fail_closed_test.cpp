@@ -244,3 +244,55 @@ TEST_F(FailClosedTest, RangesProtectedBeforeARestartAreInForce) {
 }
 
 }  // namespace
+
+namespace {
+
+// `ranges: auto` leak-free restart: the ranges the tap gave before are held from the start.
+TEST_F(FailClosedTest, RememberedAutoRangeIsInstalledBeforeTheTapExistsAndRewrittenWhenConfirmed) {
+  auto c = cfg();
+  c.daemon.rememberDir = "/lib";
+  make(c);
+  r->assumeRemembered({C("10.50.0.0/16")});
+  r->reconcile(net);  // no tap yet
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("10.50.0.0/16")});
+  EXPECT_TRUE(r->status().desired.heldRanges);
+  EXPECT_EQ(files.files.count("/lib/auto-ranges"), 0u) << "nothing confirmed yet";
+  auto log = policies.log.size();
+  net.links[7] = link(7, "ipop", true, {"10.50.0.16/16"});
+  r->reconcile(net);
+  EXPECT_EQ(policies.log.size(), log) << "the tap came back in the remembered range: no policy change";
+  ASSERT_EQ(files.files.count("/lib/auto-ranges"), 1u);
+  EXPECT_NE(files.files["/lib/auto-ranges"].find("\n10.50.0.0/16\n"), std::string::npos);
+  // Moved: the new range replaces it, make-before-break, and is remembered.
+  net.links[7].addresses = {C("10.60.0.16/16")};
+  r->reconcile(net);
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("10.60.0.0/16")});
+  EXPECT_NE(files.files["/lib/auto-ranges"].find("\n10.60.0.0/16\n"), std::string::npos);
+}
+
+// A node rebooted into a LAN that overlaps the remembered range: the LAN wins (the range was
+// never confirmed on this boot), unlike a range in force.
+TEST_F(FailClosedTest, ARememberedRangeYieldsToAnUnderlayConflict) {
+  make(cfg());
+  r->assumeRemembered({C("192.168.0.0/16")});  // eth0 is 192.168.1.5/24
+  r->reconcile(net);
+  EXPECT_TRUE(policies.all().empty());
+  EXPECT_FALSE(r->status().desired.refused.empty());
+}
+
+TEST_F(FailClosedTest, NothingIsRememberedWithExplicitRangesOrWhenOff) {
+  auto c = cfg();
+  c.daemon.rememberDir = "";
+  make(c);
+  net.links[7] = link(7, "ipop", true, {"10.50.0.16/16"});
+  r->reconcile(net);
+  for (const auto& [path, content] : files.files) EXPECT_EQ(path.find("auto-ranges"), std::string::npos) << path;
+  c.daemon.rememberDir = "/lib";
+  c.protect.autoRanges = false;
+  c.protect.ranges = {C("10.50.0.0/16")};
+  r->setConfig(c);
+  r->reconcile(net);
+  EXPECT_EQ(files.files.count("/lib/auto-ranges"), 0u);
+}
+
+}  // namespace

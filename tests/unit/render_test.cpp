@@ -8,7 +8,8 @@
 //   git diff tests/unit/golden
 // Besides the byte-for-byte comparison, a "grammar" check validates every line of every
 // rendered file against the statements racoon and setkey accept (an allow-list), so a
-// typo fails a test even when it went into a golden file too.
+// typo fails a test even when it went into a golden file too. ProposalTable (below) runs
+// that check over every proposal value the config parser accepts, not only the goldens.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -22,6 +23,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/config.hpp"
 #include "core/policy.hpp"
 #include "core/render.hpp"
 
@@ -115,12 +117,38 @@ struct RacoonRule {
   std::regex args;      // what may follow the keyword, up to the ';'
 };
 
+// Tokens racoon (ipsec-tools 0.8/0.9 cftoken.l, cfparse.y, algorithm.c) is known to
+// refuse, anywhere outside a comment: it has no AEAD ciphers (aes_gcm is a syntax error),
+// no elliptic-curve groups (neither by name nor as dh_group 19..), AES keys are 128, 192
+// or 256 bits. The allow-list below refuses these too; this names the reason.
+std::string forbiddenRacoonToken(const std::string& text) {
+  static const std::vector<std::pair<std::regex, std::string>> forbidden = {
+      {std::regex(R"(\b\w*(gcm|ccm|chacha|poly1305)\w*\b)"), "an AEAD cipher (racoon has none)"},
+      {std::regex(R"(\b(ecp\d*|curve\w*|brainpool\w*|x25519|x448)\b)"), "an elliptic-curve group (racoon has none)"},
+      {std::regex(R"(\b(dh_group|pfs_group) (19|2[0-9]|3[0-2])\b)"),
+       "an elliptic-curve group number (racoon has none)"},
+      {std::regex(R"(\b(aes|camellia) (?!(128|192|256)\b)\d+)"), "a key length racoon refuses (128, 192 or 256)"},
+  };
+  auto ls = lines(text);
+  for (std::size_t i = 0; i < ls.size(); ++i) {
+    const std::string& l = ls[i];
+    auto first = l.find_first_not_of('\t');
+    if (first == std::string::npos || l[first] == '#') continue;
+    static const std::regex quotedString("\"[^\"]*\"");  // file names: not tokens
+    const std::string tokens = std::regex_replace(l, quotedString, "\"\"");
+    for (const auto& [re, what] : forbidden)
+      if (std::regex_search(tokens, re)) return "line " + std::to_string(i + 1) + " '" + l + "': " + what;
+  }
+  return "";
+}
+
 std::string checkRacoonGrammar(const std::string& text) {
   const std::string group = "(modp(768|1024|1536|2048|3072|4096|6144|8192)|1|2|5|14|15|16|17|18)";
   const std::string cipher = "(aes( (128|192|256))?|3des|camellia( (128|192|256))?)";
   const std::string hmac = "hmac_(sha1|sha256|sha384|sha512)";
   const std::string str = "\"[^\"]+\"";
-  const std::multimap<std::string, RacoonRule> rules = {
+  // Static: ProposalTable checks thousands of files.
+  static const std::multimap<std::string, RacoonRule> rules = {
       {"path", {"", std::regex("certificate " + str)}},
       {"isakmp", {"listen", std::regex(R"([0-9a-f:.]+ \[500\])")}},
       {"exchange_mode", {"remote", std::regex("main")}},
@@ -149,13 +177,17 @@ std::string checkRacoonGrammar(const std::string& text) {
       {"sainfo anonymous {", {"sainfo", ""}},
       {"proposal {", {"proposal", "remote"}},
   };
+  // racoon refuses a sainfo without compression_algorithm ("no compression algorithm at
+  // loc='ANONYMOUS'"), and with it the whole file. Together with "statement repeated"
+  // below: exactly one per sainfo.
   const std::map<std::string, std::set<std::string>> required = {
       {"remote", {"exchange_mode", "certificate_type", "ca_type", "my_identifier", "verify_cert", "proposal"}},
       {"proposal", {"encryption_algorithm", "hash_algorithm", "authentication_method", "dh_group"}},
-      {"sainfo", {"encryption_algorithm", "authentication_algorithm"}},
+      {"sainfo", {"encryption_algorithm", "authentication_algorithm", "compression_algorithm"}},
   };
 
   if (text.empty() || text.back() != '\n') return "the file doesn't end with a newline";
+  if (auto bad = forbiddenRacoonToken(text); !bad.empty()) return bad;
   std::vector<std::pair<std::string, std::set<std::string>>> stack;  // block, statements seen
   std::set<std::string> topBlocks;
   auto ls = lines(text);
@@ -166,6 +198,7 @@ std::string checkRacoonGrammar(const std::string& text) {
     std::size_t tabs = 0;
     while (tabs < l.size() && l[tabs] == '\t') ++tabs;
     l = l.substr(tabs);
+    if (!l.empty() && l[0] == '#') continue;  // racoon's lexer skips "#..." anywhere
     const std::string context = stack.empty() ? "" : stack.back().first;
     if (l == "}") {
       if (stack.empty()) return where + "unbalanced '}'";
@@ -243,6 +276,11 @@ std::vector<GoldenCase> goldenCases() {
          c.protect.forward = true;
          c.protect.exclude = {C("172.31.0.1/32")};
        },
+       A("172.31.0.16")},
+      // compression: none still renders compression_algorithm deflate (racoon requires it).
+      {"compression_none",
+       {C("172.31.0.0/16")},
+       [](Config& c) { c.proposals.phase2.compression = "none"; },
        A("172.31.0.16")},
   };
 }
@@ -516,17 +554,41 @@ TEST(RenderRacoon, DpdZeroOmittedNatTraversalOn) {
   EXPECT_EQ(checkRacoonGrammar(text), "");
 }
 
-TEST(RenderRacoon, NoPfsNoCompressionNoLifetime) {
-  Config cfg = baseConfig();
-  cfg.proposals.phase2.pfsGroup = "none";
-  cfg.proposals.phase2.compression = "none";
-  cfg.proposals.phase1.lifetime = std::chrono::seconds(0);
-  cfg.proposals.phase2.lifetime = std::chrono::seconds(0);
-  auto text = renderRacoonConf(cfg, std::nullopt);
-  EXPECT_THAT(text, Not(HasSubstr("pfs_group")));
-  EXPECT_THAT(text, Not(HasSubstr("compression_algorithm")));
-  EXPECT_THAT(text, Not(HasSubstr("lifetime")));
-  EXPECT_EQ(checkRacoonGrammar(text), "");
+// No PFS group, no lifetimes (the renderer's "propose none"; the config parser offers
+// neither), compression none: racoon still gets the compression_algorithm it requires.
+TEST(RenderRacoon, NoPfsNoLifetimeCompressionNone) {
+  for (const char* compression : {"none", ""}) {
+    Config cfg = baseConfig();
+    cfg.proposals.phase2.pfsGroup = "none";
+    cfg.proposals.phase2.compression = compression;
+    cfg.proposals.phase1.lifetime = std::chrono::seconds(0);
+    cfg.proposals.phase2.lifetime = std::chrono::seconds(0);
+    auto text = renderRacoonConf(cfg, std::nullopt);
+    EXPECT_THAT(text, Not(HasSubstr("pfs_group")));
+    EXPECT_THAT(text, Not(HasSubstr("lifetime")));
+    EXPECT_THAT(text, HasSubstr("\tauthentication_algorithm hmac_sha256;\n"
+                                "\t# proposals.phase2.compression is none, but racoon requires this line; IPComp is\n"
+                                "\t# only used when a policy asks for it, and ipop-ipsecd's policies never do.\n"
+                                "\tcompression_algorithm deflate;\n}\n"));
+    EXPECT_EQ(checkRacoonGrammar(text), "") << "compression '" << compression << "'";
+  }
+}
+
+// compression: deflate and none give racoon the same statements; only the comment differs.
+TEST(RenderRacoon, CompressionNoneDiffersFromDeflateOnlyByTheComment) {
+  Config deflate = baseConfig();
+  Config none = baseConfig();
+  none.proposals.phase2.compression = "none";
+  auto withoutComments = [](const std::string& text) {
+    std::string out;
+    for (const auto& l : lines(text))
+      if (l.find_first_not_of('\t') == std::string::npos || l[l.find_first_not_of('\t')] != '#') out += l + "\n";
+    return out;
+  };
+  const std::string a = renderRacoonConf(deflate, std::nullopt), b = renderRacoonConf(none, std::nullopt);
+  EXPECT_NE(a, b);
+  EXPECT_THAT(a, Not(HasSubstr("racoon requires this line")));
+  EXPECT_EQ(withoutComments(a), withoutComments(b));
 }
 
 TEST(RenderRacoon, CustomPathsAreQuoted) {
@@ -584,6 +646,321 @@ TEST(RenderRacoon, TwiceGivesIdenticalBytes) {
   EXPECT_EQ(renderRacoonConf(cfg, A("172.31.0.16")), renderRacoonConf(cfg, A("172.31.0.16")));
 }
 
+// ---------------------------------------------------------------------------------
+// Every proposal value the config accepts renders a racoon.conf racoon accepts.
+//
+// The accepted values are not copied here: they are read from the config parser itself,
+// from the "accepted: ..." list it gives when refusing a value, and each one is then
+// round-tripped through parseConfig. A value added to config.cpp is thus rendered and
+// grammar-checked here without touching this file. Each value of each proposals.* key is
+// rendered on top of the defaults, then the lists (phase 2 encryption and authentication)
+// in every subset and order tried, then the cross product of the single-valued keys, then
+// legacy: true. Every file must pass checkRacoonGrammar (context allow-list, required
+// statements, no repeats, no forbidden token), hold exactly one compression_algorithm
+// deflate per sainfo, and carry the configured values verbatim.
+
+// The values the config parser lists as accepted for `key` (e.g. "phase1.encryption"),
+// read from its refusal of a value nothing resembles.
+std::vector<std::string> acceptedByConfig(const std::string& key) {
+  const auto dot = key.find('.');
+  const std::string yaml = "proposals:\n  " + key.substr(0, dot) + ":\n    " + key.substr(dot + 1) + ": qqqqqqqqqqqq\n";
+  std::vector<ConfigIssue> issues;
+  try {
+    parseConfig(yaml, "t.yaml");
+  } catch (const ConfigError& e) {
+    issues = e.issues();
+  }
+  if (issues.size() != 1 || issues[0].keyPath != "proposals." + key) {
+    ADD_FAILURE() << "expected one issue at proposals." << key << " for:\n" << yaml;
+    return {};
+  }
+  const std::string& msg = issues[0].message;
+  std::string list;
+  if (auto at = msg.rfind("; accepted: "); at != std::string::npos)
+    list = msg.substr(at + 12);
+  else if (auto at1 = msg.find(" is not one of "); at1 != std::string::npos)
+    list = msg.substr(at1 + 15, msg.find(';', at1) - (at1 + 15));
+  std::vector<std::string> out;
+  static const std::regex name("'([^']+)'");
+  for (std::sregex_iterator it(list.begin(), list.end(), name), end; it != end; ++it) out.push_back((*it)[1].str());
+  if (out.empty()) ADD_FAILURE() << "can't read the accepted values of proposals." << key << " from: " << msg;
+  return out;
+}
+
+// YAML for a proposals section: `phase1` and `phase2` map a key to its YAML value.
+struct ProposalsYaml {
+  std::vector<std::pair<std::string, std::string>> phase1, phase2;
+  std::optional<bool> legacy;
+
+  std::string str() const {
+    std::string y = "proposals:\n";
+    if (legacy) y += std::string("  legacy: ") + (*legacy ? "true" : "false") + "\n";
+    for (const auto& [block, kvs] : {std::pair{"phase1", &phase1}, std::pair{"phase2", &phase2}}) {
+      if (kvs->empty()) continue;
+      y += std::string("  ") + block + ":\n";
+      for (const auto& [k, v] : *kvs) y += "    " + k + ": " + v + "\n";
+    }
+    return y;
+  }
+};
+
+std::string yamlScalar(const std::string& v) { return "\"" + v + "\""; }
+
+std::string yamlList(const std::vector<std::string>& vs) {
+  std::string y = "[";
+  for (const auto& v : vs) y += (y.size() > 1 ? ", " : "") + yamlScalar(v);
+  return y + "]";
+}
+
+std::string joined(const std::vector<std::string>& vs) {
+  std::string out;
+  for (const auto& v : vs) out += (out.empty() ? "" : ", ") + v;
+  return out;
+}
+
+// The lines of the block opened by `opener` (e.g. "\tproposal {"), without comments.
+std::vector<std::string> blockLines(const std::string& text, const std::string& opener, std::size_t& blocks) {
+  std::vector<std::string> out;
+  blocks = 0;
+  bool in = false;
+  const std::string indent = opener.substr(0, opener.find_first_not_of('\t'));
+  for (const auto& l : lines(text)) {
+    if (l == opener) {
+      in = true;
+      ++blocks;
+      continue;
+    }
+    if (in && l == indent + "}") in = false;
+    if (!in) continue;
+    auto first = l.find_first_not_of('\t');
+    if (first != std::string::npos && l[first] != '#') out.push_back(l);
+  }
+  return out;
+}
+
+std::size_t countLines(const std::vector<std::string>& ls, const std::string& prefix) {
+  return static_cast<std::size_t>(
+      std::count_if(ls.begin(), ls.end(), [&](const std::string& l) { return l.rfind(prefix, 0) == 0; }));
+}
+
+// Parses `y`, renders racoon.conf and checks it; "" when all is well. `expect` checks
+// that parseConfig stored the values the YAML gave (the round trip).
+std::string renderAndCheck(const ProposalsYaml& y, const std::function<std::string(const Config&)>& expect = {}) {
+  Config cfg;
+  try {
+    cfg = parseConfig(y.str(), "t.yaml");
+  } catch (const ConfigError& e) {
+    return "the config parser refused it: " + e.issues().front().str();
+  }
+  if (expect)
+    if (auto why = expect(cfg); !why.empty()) return "parsed differently: " + why;
+  std::string text;
+  try {
+    text = renderRacoonConf(cfg, A("172.31.0.16"));
+  } catch (const RenderError& e) {
+    return std::string("RenderError: ") + e.what();
+  }
+  if (auto bad = checkRacoonGrammar(text); !bad.empty()) return "grammar: " + bad;
+
+  const auto& p1 = cfg.proposals.phase1;
+  const auto& p2 = cfg.proposals.phase2;
+  std::size_t proposals = 0, sainfos = 0;
+  const auto proposal = blockLines(text, "\tproposal {", proposals);
+  const auto sainfo = blockLines(text, "sainfo anonymous {", sainfos);
+  if (proposals != 1 || sainfos != 1) return "expected one proposal and one sainfo block";
+  if (countLines(sainfo, "\tcompression_algorithm ") != 1) return "not exactly one compression_algorithm in sainfo";
+  auto has = [](const std::vector<std::string>& ls, const std::string& l) {
+    return std::find(ls.begin(), ls.end(), l) != ls.end();
+  };
+  const std::vector<std::string> want1 = {"\t\tencryption_algorithm " + p1.encryption + ";",
+                                          "\t\thash_algorithm " + p1.hash + ";", "\t\tdh_group " + p1.dhGroup + ";"};
+  const std::vector<std::string> want2 = {
+      "\tpfs_group " + p2.pfsGroup + ";", "\tencryption_algorithm " + joined(p2.encryption) + ";",
+      "\tauthentication_algorithm " + joined(p2.authentication) + ";", "\tcompression_algorithm deflate;",
+      "\tlifetime time " + racoonDuration(p2.lifetime) + ";"};
+  for (const auto& w : want1)
+    if (!has(proposal, w)) return "proposal lacks '" + w + "'";
+  for (const auto& w : want2)
+    if (!has(sainfo, w)) return "sainfo lacks '" + w + "'";
+  if (text.find("\n\tlifetime time " + racoonDuration(p1.lifetime) + ";\n\tnat_traversal") == std::string::npos)
+    return "remote lacks the phase 1 lifetime";
+  const bool comment = text.find("racoon requires this line") != std::string::npos;
+  if (comment != (p2.compression == "none"))
+    return "the compression comment should appear exactly when compression is none";
+  return "";
+}
+
+struct AcceptedValues {
+  std::vector<std::string> p1Encryption = acceptedByConfig("phase1.encryption");
+  std::vector<std::string> p1Hash = acceptedByConfig("phase1.hash");
+  std::vector<std::string> p1DhGroup = acceptedByConfig("phase1.dh_group");
+  std::vector<std::string> p2Encryption = acceptedByConfig("phase2.encryption");
+  std::vector<std::string> p2Authentication = acceptedByConfig("phase2.authentication");
+  std::vector<std::string> p2PfsGroup = acceptedByConfig("phase2.pfs_group");
+  std::vector<std::string> p2Compression = acceptedByConfig("phase2.compression");
+};
+
+const AcceptedValues& accepted() {
+  static const AcceptedValues v;
+  return v;
+}
+
+bool contains(const std::vector<std::string>& vs, const std::string& v) {
+  return std::find(vs.begin(), vs.end(), v) != vs.end();
+}
+
+// The lists were read, and read right: they hold the defaults and what config.hpp documents.
+TEST(ProposalTable, ReadsTheConfigsAcceptedValues) {
+  const auto& a = accepted();
+  const Config d;
+  EXPECT_TRUE(contains(a.p1Encryption, d.proposals.phase1.encryption));
+  EXPECT_TRUE(contains(a.p1Hash, d.proposals.phase1.hash));
+  EXPECT_TRUE(contains(a.p1DhGroup, d.proposals.phase1.dhGroup));
+  for (const auto& e : d.proposals.phase2.encryption) EXPECT_TRUE(contains(a.p2Encryption, e)) << e;
+  for (const auto& e : d.proposals.phase2.authentication) EXPECT_TRUE(contains(a.p2Authentication, e)) << e;
+  EXPECT_TRUE(contains(a.p2PfsGroup, d.proposals.phase2.pfsGroup));
+  EXPECT_TRUE(contains(a.p2Compression, "deflate"));
+  EXPECT_TRUE(contains(a.p2Compression, "none"));
+  EXPECT_TRUE(contains(a.p1Encryption, "3des"));
+  EXPECT_TRUE(contains(a.p1Hash, "sha512"));
+  EXPECT_TRUE(contains(a.p1DhGroup, "modp8192"));
+  EXPECT_TRUE(contains(a.p2Authentication, "hmac_sha512"));
+}
+
+// Each accepted value of each key, alone on top of the defaults.
+TEST(ProposalTable, EveryAcceptedValueOfEveryKey) {
+  const auto& a = accepted();
+  struct Key {
+    const char* block;
+    const char* key;
+    const std::vector<std::string>* values;
+    std::function<std::string(const Config&)> stored;  // the parsed value, as the YAML spells it
+  };
+  const std::vector<Key> keys = {
+      {"phase1", "encryption", &a.p1Encryption, [](const Config& c) { return c.proposals.phase1.encryption; }},
+      {"phase1", "hash", &a.p1Hash, [](const Config& c) { return c.proposals.phase1.hash; }},
+      {"phase1", "dh_group", &a.p1DhGroup, [](const Config& c) { return c.proposals.phase1.dhGroup; }},
+      {"phase2", "encryption", &a.p2Encryption, [](const Config& c) { return joined(c.proposals.phase2.encryption); }},
+      {"phase2", "authentication", &a.p2Authentication,
+       [](const Config& c) { return joined(c.proposals.phase2.authentication); }},
+      {"phase2", "pfs_group", &a.p2PfsGroup, [](const Config& c) { return c.proposals.phase2.pfsGroup; }},
+      {"phase2", "compression", &a.p2Compression, [](const Config& c) { return c.proposals.phase2.compression; }},
+  };
+  std::size_t rendered = 0;
+  for (const auto& k : keys) {
+    for (const auto& v : *k.values) {
+      ProposalsYaml y;
+      (std::string(k.block) == "phase1" ? y.phase1 : y.phase2).push_back({k.key, yamlScalar(v)});
+      auto expect = [&](const Config& c) { return k.stored(c) == v ? "" : "'" + k.stored(c) + "' for '" + v + "'"; };
+      EXPECT_EQ(renderAndCheck(y, expect), "") << k.block << "." << k.key << ": " << v << "\n" << y.str();
+      ++rendered;
+    }
+  }
+  // Lifetimes (any whole number of seconds from 1 s to a year): each racoon unit, its
+  // boundaries, and the largest accepted.
+  for (const char* block : {"phase1", "phase2"})
+    for (const char* v : {"1", "59s", "60s", "61s", "90m", "3599s", "1h", "3601", "8h", "8784h"}) {
+      ProposalsYaml y;
+      (std::string(block) == "phase1" ? y.phase1 : y.phase2).push_back({"lifetime", v});
+      EXPECT_EQ(renderAndCheck(y), "") << block << ".lifetime: " << v;
+      ++rendered;
+    }
+  RecordProperty("rendered", static_cast<int>(rendered));
+  EXPECT_GE(rendered, 40u);
+}
+
+// The phase 2 lists: every non-empty subset of the accepted values, in the config's order
+// and reversed, for encryption and authentication, with compression deflate and none.
+TEST(ProposalTable, Phase2ListsAnySubsetAnyOrder) {
+  const auto& a = accepted();
+  std::size_t rendered = 0;
+  for (const auto* values : {&a.p2Encryption, &a.p2Authentication}) {
+    ASSERT_LT(values->size(), 12u);
+    const std::string key = values == &a.p2Encryption ? "encryption" : "authentication";
+    for (unsigned mask = 1; mask < (1u << values->size()); ++mask) {
+      std::vector<std::string> subset;
+      for (std::size_t i = 0; i < values->size(); ++i)
+        if (mask & (1u << i)) subset.push_back((*values)[i]);
+      for (bool reversed : {false, true}) {
+        if (reversed) std::reverse(subset.begin(), subset.end());
+        for (const auto& compression : a.p2Compression) {
+          ProposalsYaml y;
+          y.phase2 = {{key, yamlList(subset)}, {"compression", compression}};
+          auto expect = [&](const Config& c) {
+            const auto& got = key == "encryption" ? c.proposals.phase2.encryption : c.proposals.phase2.authentication;
+            return got == subset ? "" : "'" + joined(got) + "' for '" + joined(subset) + "'";
+          };
+          EXPECT_EQ(renderAndCheck(y, expect), "") << y.str();
+          ++rendered;
+        }
+      }
+    }
+  }
+  RecordProperty("rendered", static_cast<int>(rendered));
+}
+
+// The cross product of the single-valued keys (phase 1 encryption, hash, DH group; PFS
+// group; compression), with the phase 2 lists at all their accepted values.
+TEST(ProposalTable, CrossProductOfSingleValuedKeys) {
+  const auto& a = accepted();
+  std::size_t rendered = 0, failures = 0;
+  for (const auto& enc : a.p1Encryption)
+    for (const auto& hash : a.p1Hash)
+      for (const auto& dh : a.p1DhGroup)
+        for (const auto& pfs : a.p2PfsGroup)
+          for (const auto& compression : a.p2Compression) {
+            ProposalsYaml y;
+            y.phase1 = {{"encryption", yamlScalar(enc)}, {"hash", hash}, {"dh_group", dh}, {"lifetime", "90m"}};
+            y.phase2 = {{"encryption", yamlList(a.p2Encryption)},
+                        {"authentication", yamlList(a.p2Authentication)},
+                        {"pfs_group", pfs},
+                        {"compression", compression},
+                        {"lifetime", "45s"}};
+            auto r = renderAndCheck(y);
+            EXPECT_EQ(r, "") << y.str();
+            ++rendered;
+            if (!r.empty() && ++failures == 10) return;  // enough to see the pattern
+          }
+  RecordProperty("rendered", static_cast<int>(rendered));
+  EXPECT_EQ(rendered, a.p1Encryption.size() * a.p1Hash.size() * a.p1DhGroup.size() * a.p2PfsGroup.size() *
+                          a.p2Compression.size());
+}
+
+// proposals.legacy, both values: true selects the seed's whole proposal (3des, sha1,
+// modp1024, hmac_sha1, pfs modp1024, deflate), which racoon accepts.
+TEST(ProposalTable, LegacyProfile) {
+  for (bool legacy : {false, true}) {
+    ProposalsYaml y;
+    y.legacy = legacy;
+    EXPECT_EQ(renderAndCheck(y, [&](const Config& c) {
+                return c.proposals.legacy == legacy ? "" : std::string("legacy flag lost");
+              }),
+              "")
+        << y.str();
+  }
+  ProposalsYaml y;
+  y.legacy = true;
+  const Config c = parseConfig(y.str(), "t.yaml");
+  const std::string text = renderRacoonConf(c, std::nullopt);
+  EXPECT_THAT(text, HasSubstr("\t\tencryption_algorithm 3des;\n\t\thash_algorithm sha1;\n"));
+  EXPECT_THAT(text, HasSubstr("\t\tdh_group modp1024;\n"));
+  EXPECT_THAT(text, HasSubstr("\tpfs_group modp1024;\n"));
+  EXPECT_THAT(text, HasSubstr("\tencryption_algorithm 3des;\n\tauthentication_algorithm hmac_sha1;\n"));
+  EXPECT_THAT(text, HasSubstr("\tcompression_algorithm deflate;\n"));
+}
+
+// The forbidden-token scan names racoon's known refusals, and ignores comments and file names.
+TEST(RacoonGrammarCheck, ForbiddenTokens) {
+  for (const char* bad : {"\t\tencryption_algorithm aes_gcm 128;", "\tencryption_algorithm aes 256, aes_gcm_16;",
+                          "\t\tdh_group ecp256;", "\tpfs_group 19;", "\t\tdh_group 31;", "\t\tdh_group curve25519;",
+                          "\t\tencryption_algorithm aes 512;", "\tencryption_algorithm chacha20_poly1305;"})
+    EXPECT_NE(forbiddenRacoonToken(std::string(bad) + "\n"), "") << bad;
+  for (const char* fine : {"\t\tencryption_algorithm aes 256;", "\tencryption_algorithm aes 192, 3des;",
+                           "\t\tdh_group modp8192;", "\tpfs_group 14;", "# no ecp256, no aes_gcm here",
+                           "\t# aes 512 is not offered", "path certificate \"/srv/ecp256-gcm\";"})
+    EXPECT_EQ(forbiddenRacoonToken(std::string(fine) + "\n"), "") << fine;
+}
+
 // The grammar checker itself must catch typos, or the grammar tests prove nothing.
 TEST(RacoonGrammarCheck, CatchesTypos) {
   Config cfg = baseConfig();
@@ -601,6 +978,17 @@ TEST(RacoonGrammarCheck, CatchesTypos) {
       {"isakmp 172.31.0.16 [500];", "isakmp 172.31.0.16 500;"},
       {"\tca_type", "ca_type"},
       {"sainfo anonymous {", "sainfo {"},
+      {"\tcompression_algorithm deflate;\n", ""},
+      {"\tcompression_algorithm deflate;\n", "\tcompression_algorithm deflate;\n\tcompression_algorithm deflate;\n"},
+      {"compression_algorithm deflate;", "compression_algorithm none;"},
+      {"compression_algorithm deflate;", "# compression_algorithm deflate;"},
+      {"dh_group modp2048;", "dh_group 19;"},
+      {"pfs_group modp2048;", "pfs_group ecp256;"},
+      {"\t\tencryption_algorithm aes 256;", "\t\tencryption_algorithm aes 512;"},
+      {"encryption_algorithm aes 256, aes 128;", "encryption_algorithm aes 256, aes_gcm 128;"},
+      {"encryption_algorithm aes 256, aes 128;", "encryption_algorithm aes 256, aes 512;"},
+      {"authentication_algorithm hmac_sha256;", "authentication_algorithm hmac_sha256, sha256;"},
+      {"\tdpd_delay 20;", "\t\tdpd_delay 20;"},
   };
   for (const auto& [from, to] : typos) {
     ASSERT_NE(good.find(from), std::string::npos) << from;

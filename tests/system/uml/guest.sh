@@ -122,6 +122,7 @@ strongswan:
   dpd_delay: 30
 daemon:
   state_dir: $run/state
+  remember_dir: $run/lib
   log_level: debug
 EOF
   in_ns "$i" "$BIN" check --config "$d/ipop-ipsecd.yaml" >"$d/check.out" 2>&1 ||
