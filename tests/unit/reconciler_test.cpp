@@ -322,7 +322,7 @@ TEST_F(ReconcilerTest, FilesAreWrittenOnlyWhenTheirBytesChange) {
   net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
   r->reconcile(net);
   int writes = files.writes;
-  EXPECT_EQ(writes, 4);  // ipsec-tools.conf, racoon.conf, racoon's CA hash copy, the ipop-up flag
+  EXPECT_EQ(writes, 5);  // ipsec-tools.conf, racoon.conf, racoon's CA hash copy, the ipop-up flag, the remembered auto range
   for (int i = 0; i < 5; ++i) r->reconcile(net);
   EXPECT_EQ(files.writes, writes);
 }
