@@ -178,10 +178,14 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
     if (std::none_of(d.files.begin(), d.files.end(), [&](const RenderedFile& f) { return f.path == path; }))
       d.staleFiles.push_back(path);
 
+  // Only what the IKE daemon reads: its configuration files and the certificates. Not the
+  // ranges or the address as such (racoon learns policies over PF_KEY and addresses over
+  // netlink; a range change that leaves racoon.conf byte-identical needs no restart), and
+  // not ipsec-tools.conf (the daemon installs the policies itself; racoon never reads it).
+  // IPOP coming up is a reason of its own (Reconciler: RestartScheduler::ipopCameUp).
   std::string inputs;
-  for (const auto& r : d.ranges) inputs += r.str() + ",";
-  inputs += "|" + (d.localAddress ? d.localAddress->str() : std::string("-")) + "|";
-  for (const auto& f : d.files) inputs += f.path + "=" + fingerprint(f.content) + ";";
+  for (const auto& f : d.files)
+    if (f.path != cfg.racoon.spdFile) inputs += f.path + "=" + fingerprint(f.content) + ";";
   inputs += "|" + fingerprint(certs.ca.value_or("")) + fingerprint(certs.cert.value_or("")) +
             fingerprint(certs.key.value_or(""));
   d.ikeInputs = inputs;

@@ -12,6 +12,13 @@ std::string join(const std::vector<Cidr>& ranges) {
   return s;
 }
 
+// What (re)starts the IKE daemon, as the operator configured it: the unit, or the command.
+std::string ikeName(const Config& cfg) {
+  if (cfg.ike.control == IkeControl::command && !cfg.ike.restartCommand.empty())
+    return "the IKE daemon (ike.restart_command " + cfg.ike.restartCommand.front() + ")";
+  return cfg.ike.unit;
+}
+
 std::string certPath(const Config& cfg, const std::string& name) {
   if (!name.empty() && name.front() == '/') return name;
   return cfg.racoon.certificateDir + "/" + name;
@@ -336,12 +343,20 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     bool filesOk = applyFiles(d);
     std::string waiting;
     if (d.ipopUp && !d.certsUsable)
-      waiting = "not starting " + cfg_.ike.unit + ": " + (certs.problems.empty() ? "certificates unusable" : certs.problems.front());
+      waiting = "not starting " + ikeName(cfg_) + ": " + (certs.problems.empty() ? "certificates unusable" : certs.problems.front());
     if (waiting != lastWaiting_ && !waiting.empty()) emit(Severity::warning, "certificates", join(d.ranges), waiting);
     lastWaiting_ = waiting;
     // The IKE daemon's unit drop-in has ConditionPathExists on this flag: racoon or charon
     // started by anyone else (boot, an operator) before IPOP is up is skipped.
     bool flagOk = applyIpopUpFlag(d);
+    // IPOP coming up (the tap appears, or comes back up, with its address) is a reason of
+    // its own to (re)start the IKE daemon: the classic procedure's order. A change of the
+    // address or range on a tap that stays up is not; only the files the IKE daemon reads
+    // (ikeInputs) say whether it must restart then. The first observation after the daemon
+    // itself started is not a transition (a running IKE daemon is adopted).
+    if (ipopSeen_ && !ipopWasUp_ && d.ipopUp) scheduler_.ipopCameUp();
+    ipopSeen_ = true;
+    ipopWasUp_ = d.ipopUp;
     status_.desired = std::move(d);
     remember();
     bool ready = status_.desired.ipopUp && policiesOk && filesOk && flagOk && status_.desired.certsUsable;
@@ -384,18 +399,18 @@ void Reconciler::startRestart() {
   }
   scheduler_.begin(clock_.now());
   std::string ranges = join(status_.desired.ranges);
-  emit(Severity::info, "restart", ranges, "restarting " + cfg_.ike.unit);
+  emit(Severity::info, "restart", ranges, "restarting " + ikeName(cfg_));
   unit_.restart([this, ranges](std::error_code ec, const std::string& detail) {
     scheduler_.finished(!ec, clock_.now());
     status_.restartFailures = scheduler_.consecutiveFailures();
     if (ec) {
       status_.lastRestartResult = "failed: " + (detail.empty() ? ec.message() : detail);
       emit(Severity::error, "restart", ranges,
-           cfg_.ike.unit + " restart failed: " + (detail.empty() ? ec.message() : detail) + "; retrying with backoff");
+           ikeName(cfg_) + " restart failed: " + (detail.empty() ? ec.message() : detail) + "; retrying with backoff");
     } else {
       status_.lastRestart = wall_();
       status_.lastRestartResult = "done";
-      emit(Severity::info, "restart", ranges, cfg_.ike.unit + " restarted");
+      emit(Severity::info, "restart", ranges, ikeName(cfg_) + " restarted");
       // A packet that raced the restart left a larval state that would stall its
       // peer for ~30 s: drop those so the next packet triggers a fresh ACQUIRE.
       if (auto fe = policies_.flushLarval(status_.desired.ranges))
@@ -408,7 +423,7 @@ void Reconciler::startRestart() {
 void Reconciler::startReload() {
   scheduler_.begin(clock_.now());
   std::string ranges = join(status_.desired.ranges);
-  emit(Severity::info, "reload", ranges, "loading the changed IKE configuration (" + cfg_.ike.unit + " keeps running)");
+  emit(Severity::info, "reload", ranges, "loading the changed IKE configuration (" + ikeName(cfg_) + " keeps running)");
   reloader_->restart([this, ranges](std::error_code ec, const std::string& detail) {
     scheduler_.finished(!ec, clock_.now());
     status_.restartFailures = scheduler_.consecutiveFailures();
@@ -416,7 +431,7 @@ void Reconciler::startReload() {
       status_.lastRestartResult = "reload failed: " + (detail.empty() ? ec.message() : detail);
       emit(Severity::error, "reload", ranges,
            "loading the IKE configuration failed: " + (detail.empty() ? ec.message() : detail) + "; restarting " +
-               cfg_.ike.unit + " instead");
+               ikeName(cfg_) + " instead");
     } else {
       ++status_.reloads;
       emit(Severity::info, "reload", ranges, "IKE configuration loaded");
@@ -435,11 +450,11 @@ std::string Reconciler::statusLine() const {
     gmtime_r(&t, &tm);
     char buf[32];
     std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
-    s += ", " + cfg_.ike.unit + " restarted " + buf + " UTC";
+    s += ", " + ikeName(cfg_) + " restarted " + buf + " UTC";
   } else if (scheduler_.inFlight()) {
-    s += ", restarting " + cfg_.ike.unit;
+    s += ", restarting " + ikeName(cfg_);
   } else if (status_.desired.ipopUp && scheduler_.pending()) {
-    s += ", " + cfg_.ike.unit + " restart pending";
+    s += ", " + ikeName(cfg_) + " restart pending";
   }
   if (status_.restartFailures) s += "; restart failing (" + status_.lastRestartResult + ")";
   if (!lastWaiting_.empty())

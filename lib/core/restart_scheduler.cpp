@@ -48,7 +48,9 @@ IkeAction RestartScheduler::pendingAction() const {
 
 std::optional<RestartScheduler::time_point> RestartScheduler::deadline() const {
   if (!pending_ || inFlight_) return std::nullopt;
-  time_point t = pendingSince_ + quiet_;
+  // The first start, and the start after IPOP came up, happen as soon as everything is
+  // ready; the quiet period coalesces the changes after that.
+  time_point t = (immediate_ || !started_) ? pendingSince_ : pendingSince_ + quiet_;
   if (lastStart_ && pendingAction() == IkeAction::restart) t = std::max(t, *lastStart_ + minInterval_);
   if (backoffUntil_) t = std::max(t, *backoffUntil_);
   return t;
@@ -71,6 +73,7 @@ void RestartScheduler::begin(time_point now) {
 void RestartScheduler::finished(bool ok, time_point now) {
   if (!inFlight_) return;
   if (ok) {
+    immediate_ = false;
     started_ = inFlight_;
     startedRestart_ = inFlightRestart_;
     failures_ = 0;

@@ -46,6 +46,15 @@ class RestartScheduler {
     startedRestart_.reset();
   }
 
+  // IPOP came up (again): the IKE daemon must be (re)started, and at once (not after the
+  // quiet period, which coalesces later changes; the minimum interval and backoff still
+  // bound a flapping tap).
+  void ipopCameUp() {
+    started_.reset();
+    startedRestart_.reset();
+    immediate_ = true;
+  }
+
   // When the daemon should call due(); nullopt when nothing is pending or a restart is in flight.
   std::optional<time_point> deadline() const;
   // True when a restart should start now. The caller then calls begin() and, later, finished().
@@ -73,6 +82,9 @@ class RestartScheduler {
   std::optional<std::string> startedRestart_, pendingRestart_, inFlightRestart_;
   IkeAction inFlightAction_ = IkeAction::restart;
   bool forceRestart_ = false;  // the last reload failed
+  // The pending start is the first one (nothing started yet) or follows IPOP coming up:
+  // no quiet period.
+  bool immediate_ = false;
 };
 
 }  // namespace ipopsec

@@ -644,7 +644,8 @@ void benchScale() {
         }
         protect += "]\n";
       }
-      std::size_t want = static_cast<std::size_t>(2 * c.ranges + 2 * c.excludes);
+      // Per range: out/in R->R and ANY->R; per exclusion: in X->R, out R->X, out ANY->X.
+      std::size_t want = static_cast<std::size_t>(4 * c.ranges + 3 * c.excludes);
       sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.0.0.16/24 dev ipop");
       DaemonProcess daemon;
       double t0 = nowMs();

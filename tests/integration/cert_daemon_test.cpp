@@ -130,7 +130,7 @@ TEST_F(CertDaemonTest, InvalidSetNeverRestartsTheIkeDaemonAndIsReported) {
       << state();
   EXPECT_TRUE(stateHas("\"certificates_usable\": false"));
   EXPECT_TRUE(stateHas("\"certificate_expiry\": \"20"));
-  EXPECT_TRUE(stateHas("not starting command: host-cert.pem expired on") || stateHas("not starting racoon.service: host-cert.pem expired on"))
+  EXPECT_TRUE(stateHas("not starting the IKE daemon (ike.restart_command ") && stateHas(": host-cert.pem expired on"))
       << state();
   quietSpell();
   EXPECT_EQ(restarts(), 0);

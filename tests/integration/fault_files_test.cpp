@@ -50,7 +50,8 @@ class FaultFilesTest : public ::testing::Test {
         << "ipop:\n  interface: ipop\nprotect:\n  ranges: auto\n"
         << "ike:\n  control: command\n  restart_command: [\"" << (dir_ / "restart.sh").string() << "\"]\n"
         << "  quiet_period: 200ms\n  min_interval: 500ms\n"
-        << "racoon:\n  config: " << (dir_ / "etc" / "racoon.conf").string()
+        // listen_on_tap: racoon.conf names the tap's address, so the move below needs a restart.
+        << "racoon:\n  listen_on_tap: true\n  config: " << (dir_ / "etc" / "racoon.conf").string()
         << "\n  spd_file: " << (dir_ / "etc" / "ipsec-tools.conf").string()
         << "\n  certificate_dir: " << (dir_ / "certs").string() << "\n"
         << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  remember_dir: " << (dir_ / "lib").string() << "\n  log_level: debug\n";
