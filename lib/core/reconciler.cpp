@@ -354,9 +354,22 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     // address or range on a tap that stays up is not; only the files the IKE daemon reads
     // (ikeInputs) say whether it must restart then. The first observation after the daemon
     // itself started is not a transition (a running IKE daemon is adopted).
-    if (ipopSeen_ && !ipopWasUp_ && d.ipopUp) scheduler_.ipopCameUp();
-    ipopSeen_ = true;
-    ipopWasUp_ = d.ipopUp;
+    // "Comes up" is the link: the tap appearing (a new ifindex) or going from down to up. A
+    // DHCP renewal that drops the address and adds another on a tap that stays up is an
+    // address change, applied by a reload or not at all.
+    {
+      const LinkState* tap = net.byName(cfg_.ipop.interface);
+      bool linkUp = tap && tap->up;
+      int index = tap ? tap->index : 0;
+      if (ipopSeen_ && linkUp && (!tapLinkUp_ || index != tapIndex_)) tapCameUp_ = true;
+      ipopSeen_ = true;
+      tapLinkUp_ = linkUp;
+      tapIndex_ = index;
+      if (tapCameUp_ && d.ipopUp) {
+        scheduler_.ipopCameUp();
+        tapCameUp_ = false;
+      }
+    }
     status_.desired = std::move(d);
     remember();
     bool ready = status_.desired.ipopUp && policiesOk && filesOk && flagOk && status_.desired.certsUsable;

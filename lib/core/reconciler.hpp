@@ -125,7 +125,8 @@ class Reconciler {
   // its back (a flush) do not end that: such a range is restored, never refused as new.
   std::vector<Cidr> committed_;
   std::vector<Cidr> provisional_;  // remembered ranges the tap has not confirmed yet
-  bool ipopSeen_ = false, ipopWasUp_ = false;
+  bool ipopSeen_ = false, tapLinkUp_ = false, tapCameUp_ = false;
+  int tapIndex_ = 0;
   void remember();
   std::string conflictAdvice(const Policy& wanted) const;
   std::string lastWaiting_;

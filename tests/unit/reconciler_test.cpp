@@ -432,3 +432,37 @@ TEST_F(ReconcilerTest, CertificatesAreInspectedOnlyWhenTheyMayHaveChanged) {
 }
 
 }  // namespace
+
+namespace {
+
+// Issue 11: a DHCP renewal (the address dropped, then another one added on a tap that stays
+// up) is an address change, not IPOP coming up; the tap going down and up, or re-created, is.
+TEST_F(ReconcilerTest, AddressDroppedAndReaddedOnAnUpTapIsNotIpopComingUp) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  runFor(1s);
+  ASSERT_EQ(unit.restarts, 1);
+  unit.complete();
+  net.links[7].addresses.clear();
+  r->reconcile(net);
+  net.links[7].addresses = {C("172.31.0.33/16")};
+  r->reconcile(net);
+  runFor(30s);
+  EXPECT_EQ(unit.restarts, 1) << "racoon.conf unchanged, the link stayed up";
+  net.links[7].up = false;
+  r->reconcile(net);
+  net.links[7].up = true;
+  r->reconcile(net);
+  runFor(1ms);
+  EXPECT_EQ(unit.restarts, 2) << "the tap came back up: restarted at once";
+  unit.complete();
+  net.links.erase(7);
+  r->reconcile(net);
+  net.links[8] = link(8, "ipop", true, {"172.31.0.33/16"});
+  r->reconcile(net);
+  runFor(30s);
+  EXPECT_EQ(unit.restarts, 3) << "a re-created tap is IPOP coming up";
+}
+
+}  // namespace
