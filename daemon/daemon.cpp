@@ -252,8 +252,13 @@ void Daemon::onPolicyEvent(const std::string& what) {
 void Daemon::onChange() {
   std::string line = reconciler_->statusLine();
   if (!reloadRefused_.empty()) line += "; RELOAD REFUSED, running config kept: " + reloadRefused_;
+  // STATUS= is one short line (systemctl status); the journal and state.json get the details.
+  std::string shortLine = reconciler_->shortStatus(reloadRefused_.empty() ? "" : "RELOAD REFUSED: " + reloadRefused_);
+  if (shortLine != lastShortStatus_) {
+    notifier_->status(shortLine);
+    lastShortStatus_ = shortLine;
+  }
   if (line != lastStatus_) {
-    notifier_->status(line);
     spdlog::info("status: {}", line);
     lastStatus_ = line;
   }

@@ -69,7 +69,7 @@ class Daemon {
   boost::asio::signal_set signals_;
   bool ready_ = false;
   bool stopping_ = false;
-  std::string lastStatus_;
+  std::string lastStatus_, lastShortStatus_;
   std::string reloadRefused_;  // the first issue of the last refused reload; "" after a good one
   std::string lastStateJson_;
   std::string ikeState_ = "unknown";

@@ -455,6 +455,42 @@ void Reconciler::startReload() {
   });
 }
 
+std::string Reconciler::shortStatus(const std::string& extra) const {
+  const Desired& d = status_.desired;
+  const std::string& tap = cfg_.ipop.interface;
+  std::string s;
+  if (d.tapState == "absent")
+    s = "waiting for '" + tap + "'";
+  else if (d.tapState == "down")
+    s = "'" + tap + "' down";
+  else if (d.tapState == "no address")
+    s = "'" + tap + "' has no address in range";
+  else
+    s = "'" + tap + "' up at " + (d.localAddress ? d.localAddress->str() : std::string("?"));
+  const auto& in = status_.protectedRanges;
+  if (in.empty())
+    s += "; nothing protected";
+  else if (in.size() <= 2)
+    s += "; protecting " + join(in);
+  else
+    s += "; protecting " + std::to_string(in.size()) + " ranges";
+  std::vector<std::string> problems;
+  if (!extra.empty()) problems.push_back(extra);
+  std::size_t missing = 0;
+  for (const auto& r : d.ranges)
+    if (!std::binary_search(in.begin(), in.end(), r)) ++missing;
+  if (missing) problems.push_back("NOT protecting " + std::to_string(missing) + " range(s)");
+  if (!d.conflicts.empty()) problems.push_back("CONFLICT");
+  if (!d.refused.empty()) problems.push_back("REFUSED");
+  if (!d.certProblems.empty()) problems.push_back("certificate problem");
+  if (status_.restartFailures) problems.push_back("IKE restart failing");
+  if (!status_.lastError.empty()) problems.push_back("ERROR");
+  for (const auto& p : problems) s += "; " + p;
+  if (!problems.empty()) s += " (ipop-ipsecd status)";
+  if (s.size() > kShortStatusMax) s = s.substr(0, kShortStatusMax - 3) + "...";
+  return s;
+}
+
 std::string Reconciler::statusLine() const {
   std::string s = describe(cfg_, status_.desired, status_.protectedRanges);
   if (status_.lastRestart) {

@@ -89,6 +89,12 @@ class Reconciler {
 
   const NodeStatus& status() const { return status_; }
   std::string statusLine() const;
+  // The same, in at most kShortStatusMax characters, for systemd's STATUS= (shown by
+  // `systemctl status`): where the node stands and which problems exist; `extra` (e.g. a
+  // refused reload) goes right after the protection part. The details are in statusLine(),
+  // `ipop-ipsecd status` and state.json.
+  static constexpr std::size_t kShortStatusMax = 120;
+  std::string shortStatus(const std::string& extra = "") const;
   const RestartScheduler& scheduler() const { return scheduler_; }
 
  private:

@@ -2,7 +2,7 @@
 #
 # Boots a real systemd in systemd-nspawn on a throw-away overlay of the host root, joined
 # to a network namespace made for the test, with the project installed into the overlay
-# by `cmake --install` (see /work/shared/LAB.md, "Real systemd"). Never boots systemd on
+# by `cmake --install` (systemd-nspawn on a throw-away overlay of /). Never boots systemd on
 # the host root itself. Everything is undone by a trap, also on failure or Ctrl-C:
 # the container is powered off (nspawn killed BY PID if it does not go), the overlay and
 # its tmpfs are unmounted, the namespace is deleted.

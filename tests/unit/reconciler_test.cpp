@@ -466,3 +466,29 @@ TEST_F(ReconcilerTest, AddressDroppedAndReaddedOnAnUpTapIsNotIpopComingUp) {
 }
 
 }  // namespace
+
+namespace {
+
+// Issue 12: STATUS= is one short line; the details stay in statusLine() / status.
+TEST_F(ReconcilerTest, ShortStatusFitsSystemdsStatusLineAndNamesEachProblem) {
+  auto c = cfg();
+  c.protect.autoRanges = false;
+  for (int i = 0; i < 40; ++i) c.protect.ranges.push_back(C(("10." + std::to_string(i) + ".0.0/16").c_str()));
+  c.protect.ranges.push_back(C("192.168.0.0/16"));  // refused: covers eth0
+  make(c);
+  net.links[7] = link(7, "ipop", true, {"10.1.0.16/16"});
+  r->reconcile(net);  // protected, then a conflict on 10.2.0.0/16
+  net.links[9] = link(9, "docker0", true, {"10.2.200.1/24"});
+  r->reconcile(net);
+  std::string s = r->shortStatus("RELOAD REFUSED: /etc/ipop-ipsec/ipop-ipsecd.yaml:13:1: bogus_key: unknown key");
+  EXPECT_LE(s.size(), Reconciler::kShortStatusMax) << s;
+  EXPECT_NE(s.find("protecting 40 ranges"), std::string::npos) << s;
+  EXPECT_NE(s.find("RELOAD REFUSED: /etc/ipop-ipsec/ipop-ipsecd.yaml:13:1: bogus_key"), std::string::npos) << s;
+  EXPECT_GT(r->statusLine().size(), s.size());
+  std::string plain = r->shortStatus();
+  EXPECT_NE(plain.find("REFUSED"), std::string::npos) << plain;
+  EXPECT_NE(plain.find("(ipop-ipsecd status)"), std::string::npos) << plain;
+  EXPECT_LE(plain.size(), Reconciler::kShortStatusMax);
+}
+
+}  // namespace
