@@ -312,7 +312,19 @@ void Daemon::reload() {
   spdlog::info("reloading {}", configPath_);
   try {
     Config next = loadConfig(configPath_);
+    // What a reload applies, key by key (README "Reload", the man page): everything, except
+    // daemon.state_dir (the IKE units' drop-ins test the ipop-up flag in it, and `status`
+    // reads state.json there): a change of it needs `systemctl restart ipop-ipsecd`.
+    if (next.daemon.stateDir != cfg_.daemon.stateDir)
+      throw ConfigError({ConfigIssue{configPath_, 0, 0, "daemon.state_dir",
+                                     "cannot change on reload (the IKE units' start condition and `status` read it): "
+                                     "restart the service to apply it"}});
     for (const auto& w : next.warnings) spdlog::warn("{}: {}", configPath_, w);
+    if (next.daemon.logLevel != cfg_.daemon.logLevel) {
+      // Said before the change, so that it shows whichever way the level moves.
+      spdlog::info("log level is now {} (was {})", next.daemon.logLevel, cfg_.daemon.logLevel);
+      spdlog::default_logger()->set_level(parseLogLevel(next.daemon.logLevel));
+    }
     if (next.xfrm.protectPriority != cfg_.xfrm.protectPriority || next.xfrm.bypassPriority != cfg_.xfrm.bypassPriority) {
       // The old priorities stay owned until their policies are gone: the next reconcile
       // replaces each policy in place at its new priority (make before break), and the
@@ -325,7 +337,8 @@ void Daemon::reload() {
                    cfg_.xfrm.bypassPriority, next.xfrm.protectPriority, next.xfrm.bypassPriority);
     }
     bool unitChanged = next.ike.control != cfg_.ike.control || next.ike.unit != cfg_.ike.unit ||
-                       next.ike.restartCommand != cfg_.ike.restartCommand;
+                       next.ike.restartCommand != cfg_.ike.restartCommand ||
+                       next.ike.restartTimeout != cfg_.ike.restartTimeout;
     cfg_ = next;
     if (unitChanged) {
       // The reconciler keeps a reference to its unit manager: build a new pair. The old
@@ -335,8 +348,10 @@ void Daemon::reload() {
       auto oldUnit = std::move(unit_);
       unit_ = makeUnitManager(cfg_);
       auto started = reconciler_->scheduler().startedInputs();
+      auto inForce = reconciler_->status().protectedRanges;
       reconciler_ = std::make_unique<Reconciler>(cfg_, *policies_, *files_, *certs_, *unit_, *clock_,
                                                  [this](const Event& e) { log(e); });
+      reconciler_->assumeProtected(inForce);
       reconciler_->setOnChange([this] { onChange(); });
       oldUnit.reset();
       wireReloader(true);

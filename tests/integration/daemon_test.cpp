@@ -261,3 +261,39 @@ TEST_F(DaemonTest, BadConfigAtStartExitsWithExConfigNamingTheProblem) {
 }
 
 }  // namespace
+
+namespace {
+
+// Issue 13: a reload applies what it says. daemon.log_level and ike.restart_timeout are
+// applied; daemon.state_dir is refused by name (it needs a restart), and the refusal is kept.
+TEST_F(DaemonTest, ReloadAppliesTheLogLevelAndRefusesAStateDirChangeByName) {
+  writeConfig("  ranges: auto\n");
+  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
+  auto debugLines = [&] {
+    std::string log = readFile(dir_ / "daemon.log");
+    int n = 0;
+    for (auto p = log.find(" debug "); p != std::string::npos; p = log.find(" debug ", p + 1)) ++n;
+    return n;
+  };
+  ASSERT_GT(debugLines(), 0);
+  std::string text = readFile(dir_ / "ipop-ipsecd.yaml");
+  text.replace(text.find("log_level: debug"), 16, "log_level: warn");
+  std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
+  ::kill(pid_, SIGHUP);
+  ASSERT_TRUE(waitFor([&] { return readFile(dir_ / "daemon.log").find("log level is now warn") != std::string::npos; }));
+  int before = debugLines();
+  sh("ip addr add 10.254.0.99/16 dev ipop && ip addr del 10.254.0.99/16 dev ipop");
+  ASSERT_TRUE(waitFor([&] { return stateHas("10.254.0.16"); }));
+  EXPECT_EQ(debugLines(), before) << "debug lines after the reload to log_level: warn";
+  // state_dir: refused by name, the running config kept, the refusal kept in state.json.
+  text.replace(text.find((dir_ / "run").string()), (dir_ / "run").string().size(), (dir_ / "run2").string());
+  std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
+  ::kill(pid_, SIGHUP);
+  ASSERT_TRUE(waitFor([&] { return stateHas("\"reload_refused\": \"") && stateHas("daemon.state_dir"); })) << state();
+  EXPECT_NE(readFile(dir_ / "daemon.log").find("daemon.state_dir: cannot change on reload"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir_ / "run2" / "state.json"));
+}
+
+}  // namespace
