@@ -45,6 +45,9 @@ class PolicyTable {
   // After install() failed with file_exists: the policy that holds the same id (dir +
   // selector) and is not the daemon's, as the kernel reported it; nullopt otherwise.
   virtual std::optional<Policy> lastConflict() const { return std::nullopt; }
+  // Deletes every ESP SA (keyed or larval) between two addresses of one of these ranges:
+  // a range that stops being protected leaves no stale SA behind. `removed`: how many.
+  virtual std::error_code removeStates(const std::vector<Cidr>& ranges, std::size_t& removed) = 0;
 };
 
 // Files the daemon renders. write() is atomic (temp, fsync, rename, fsync dir).

@@ -188,6 +188,18 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
                       " removed";
     if (!gained.empty()) msg += "; now protecting " + join(gained);
     if (!lost.empty()) msg += "; no longer protecting " + join(lost);
+    // The SAs of a range no longer protected go too (never those of a range that stays,
+    // nor of one nested in a range still protected).
+    std::erase_if(lost, [&](const Cidr& r) {
+      return std::any_of(now.begin(), now.end(), [&](const Cidr& k) { return k.contains(r); });
+    });
+    if (!lost.empty()) {
+      std::size_t n = 0;
+      if (auto ec = policies_.removeStates(lost, n))
+        emit(Severity::warning, "remove", join(lost), "cannot remove the SAs of " + join(lost) + ": " + ec.message());
+      else if (n)
+        msg += "; removed " + std::to_string(n) + " SA(s) of it";
+    }
     std::vector<Cidr> missing;
     for (const auto& r : d.ranges)
       if (!std::binary_search(now.begin(), now.end(), r)) missing.push_back(r);

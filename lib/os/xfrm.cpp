@@ -826,46 +826,60 @@ std::error_code XfrmPolicyTable::listStates(std::vector<xfrm::StateInfo>& out) {
 std::error_code XfrmPolicyTable::flushLarval(const std::vector<Cidr>& ranges) { return flushLarval(ranges, nullptr); }
 
 std::error_code XfrmPolicyTable::flushLarval(const std::vector<Cidr>& ranges, std::size_t* removed) {
+  return deleteStates(ranges, true, removed);
+}
+
+std::error_code XfrmPolicyTable::removeStates(const std::vector<Cidr>& ranges, std::size_t& removed) {
+  return deleteStates(ranges, false, &removed);
+}
+
+// ESP states whose two ends lie in one of `ranges` (only larval ones when `larvalOnly`):
+// a larval state gets an SPI first (ALLOCSPI by its acquire seq: DELSA can't reach spi 0),
+// then each is deleted by (daddr, spi, proto) and its source. A state that went away
+// meanwhile (expired, or its key manager deleted it) counts as done.
+std::error_code XfrmPolicyTable::deleteStates(const std::vector<Cidr>& ranges, bool larvalOnly, std::size_t* removed) {
   if (removed) *removed = 0;
   std::vector<xfrm::StateInfo> states;
   if (auto ec = listStates(states)) return ec;
   std::error_code first;
   for (const auto& s : states) {
-    if (!s.larval()) continue;
+    if (larvalOnly ? !s.larval() : s.proto != IPPROTO_ESP) continue;
     bool inside = std::any_of(ranges.begin(), ranges.end(),
                               [&](const Cidr& r) { return r.contains(s.src) && r.contains(s.dst); });
     if (!inside) continue;
     const std::uint16_t family = s.src.family == Family::v4 ? AF_INET : AF_INET6;
-
-    // 1. Give the larval state an SPI (found by its acquire seq).
-    xfrm::MsgBuilder alloc(XFRM_MSG_ALLOCSPI, NLM_F_REQUEST | NLM_F_ACK, 0);
-    xfrm_userspi_info spi{};
-    spi.info.family = family;
-    xfrm::putAddress(spi.info.id.daddr, s.dst);
-    xfrm::putAddress(spi.info.saddr, s.src);
-    spi.info.id.proto = s.proto;
-    spi.info.seq = s.seq;
-    spi.info.reqid = s.reqid;
-    spi.info.mode = s.mode;
-    spi.info.sel.family = family;
-    spi.min = 0x100;
-    spi.max = 0xffffffffU;
-    alloc.put(spi);
-    std::vector<std::uint8_t> reply;
-    auto ec = transact(alloc.finish(), &reply);
-    if (ec == std::errc::no_such_file_or_directory || ec == std::errc::no_such_process) continue;  // expired meanwhile
-    if (ec) {
-      if (!first) first = ec;
-      continue;
+    xfrm::StateInfo keyed = s;
+    if (s.spi == 0) {
+      // 1. Give the larval state an SPI (found by its acquire seq).
+      xfrm::MsgBuilder alloc(XFRM_MSG_ALLOCSPI, NLM_F_REQUEST | NLM_F_ACK, 0);
+      xfrm_userspi_info spi{};
+      spi.info.family = family;
+      xfrm::putAddress(spi.info.id.daddr, s.dst);
+      xfrm::putAddress(spi.info.saddr, s.src);
+      spi.info.id.proto = s.proto;
+      spi.info.seq = s.seq;
+      spi.info.reqid = s.reqid;
+      spi.info.mode = s.mode;
+      spi.info.sel.family = family;
+      spi.min = 0x100;
+      spi.max = 0xffffffffU;
+      alloc.put(spi);
+      std::vector<std::uint8_t> reply;
+      auto ec = transact(alloc.finish(), &reply);
+      if (ec == std::errc::no_such_file_or_directory || ec == std::errc::no_such_process) continue;  // expired meanwhile
+      if (ec) {
+        if (!first) first = ec;
+        continue;
+      }
+      auto got = xfrm::decodeStateDump(reply);
+      if (got.states.size() != 1 || got.states.front().spi == 0) {
+        if (!first) first = std::make_error_code(std::errc::bad_message);
+        continue;
+      }
+      keyed = got.states.front();
     }
-    auto got = xfrm::decodeStateDump(reply);
-    if (got.states.size() != 1 || got.states.front().spi == 0) {
-      if (!first) first = std::make_error_code(std::errc::bad_message);
-      continue;
-    }
-    const auto& keyed = got.states.front();
 
-    // 2. Delete it by that SPI.
+    // 2. Delete it by its SPI.
     xfrm::MsgBuilder del(XFRM_MSG_DELSA, NLM_F_REQUEST | NLM_F_ACK, 0);
     xfrm_usersa_id id{};
     xfrm::putAddress(id.daddr, keyed.dst);
@@ -876,7 +890,7 @@ std::error_code XfrmPolicyTable::flushLarval(const std::vector<Cidr>& ranges, st
     xfrm_address_t src{};
     xfrm::putAddress(src, keyed.src);
     del.attr(XFRMA_SRCADDR, &src, sizeof src);
-    ec = transact(del.finish(), nullptr);
+    auto ec = transact(del.finish(), nullptr);
     if (ec == std::errc::no_such_process || ec == std::errc::no_such_file_or_directory) continue;
     if (ec) {
       if (!first) first = ec;

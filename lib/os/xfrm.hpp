@@ -161,6 +161,7 @@ class XfrmPolicyTable final : public PolicyTable {
   std::error_code remove(const Policy& p) override;           // by id; absent -> success
   std::error_code flushLarval(const std::vector<Cidr>& ranges) override;
   std::optional<Policy> lastConflict() const override { return lastConflict_; }
+  std::error_code removeStates(const std::vector<Cidr>& ranges, std::size_t& removed) override;
   // Same, and says how many larval states were deleted.
   std::error_code flushLarval(const std::vector<Cidr>& ranges, std::size_t* removed);
 
@@ -177,6 +178,7 @@ class XfrmPolicyTable final : public PolicyTable {
   std::uint32_t portId() const { return portId_; }
 
  private:
+  std::error_code deleteStates(const std::vector<Cidr>& ranges, bool larvalOnly, std::size_t* removed);
   std::error_code dumpPolicies(xfrm::DecodeResult& result);
   std::error_code dumpStates(xfrm::StateDecodeResult& result);
   std::error_code dump(std::uint16_t type, std::vector<std::uint8_t>& raw, std::uint32_t& seq);

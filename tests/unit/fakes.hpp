@@ -45,6 +45,12 @@ class FakePolicyTable final : public PolicyTable {
     return {};
   }
   std::optional<Policy> lastConflict() const override { return conflict; }
+  std::error_code removeStates(const std::vector<Cidr>& ranges, std::size_t& removed) override {
+    stateRemovals.push_back(ranges);
+    removed = ranges.size();
+    return {};
+  }
+  std::vector<std::vector<Cidr>> stateRemovals;
   std::optional<Policy> conflict;  // reported for every refusal when set
   std::vector<Policy> all() const {
     std::vector<Policy> v;

@@ -492,3 +492,23 @@ TEST_F(ReconcilerTest, ShortStatusFitsSystemdsStatusLineAndNamesEachProblem) {
 }
 
 }  // namespace
+
+namespace {
+
+// Issue 11: a range that stops being protected leaves no SA behind; a range that stays
+// keeps its SAs.
+TEST_F(ReconcilerTest, SasOfARangeNoLongerProtectedAreRemovedOthersKept) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16", "10.254.0.16/16"});
+  r->reconcile(net);
+  EXPECT_TRUE(policies.stateRemovals.empty());
+  net.links[7].addresses = {C("10.254.0.16/16")};
+  r->reconcile(net);
+  ASSERT_EQ(policies.stateRemovals.size(), 1u);
+  EXPECT_EQ(policies.stateRemovals[0], std::vector<Cidr>{C("172.31.0.0/16")});
+  EXPECT_TRUE(hasEvent("policies", "removed 1 SA(s)"));
+  r->reconcile(net);
+  EXPECT_EQ(policies.stateRemovals.size(), 1u) << "nothing lost, nothing removed";
+}
+
+}  // namespace
