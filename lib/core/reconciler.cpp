@@ -230,10 +230,14 @@ bool Reconciler::applyFiles(const Desired& d) {
   bool ok = true;
   for (const auto& f : d.files) {
     std::string current;
-    if (!files_.read(f.path, current) && current == f.content) continue;  // only when bytes change
+    const std::error_code readEc = files_.read(f.path, current);
+    if (!readEc && current == f.content) continue;  // only when bytes change
     if (auto ec = files_.write(f.path, f.content, f.mode)) {
       ok = false;
-      status_.lastError = "cannot write " + f.path + ": " + ec.message() + " (previous file kept)";
+      // A failed atomic write never touches what is there: say whether anything was.
+      const bool hadFile = readEc != std::errc::no_such_file_or_directory && readEc != std::errc::not_a_directory;
+      status_.lastError = "cannot write " + f.path + ": " + ec.message() +
+                          (hadFile ? " (previous file kept)" : " (no previous file; nothing written)");
       if (ec == std::errc::too_many_symbolic_link_levels) {
         // A symlink appeared there since the certificate directory was read (c_rehash run
         // just now): never written through; the retry reads the directory again and uses

@@ -11,7 +11,9 @@
 #include <array>
 #include <cerrno>
 #include <ctime>
+#include <climits>
 #include <utility>
+#include <vector>
 
 namespace ipopsec {
 namespace {
@@ -128,6 +130,77 @@ void removeStaleTempsOf(int dirFd, const std::string& prefix) {
   });
 }
 
+// A directory write() created, to be removed again if the write fails.
+struct CreatedDir {
+  Fd parent;
+  std::string name;
+};
+
+// Removes what createParents() made, deepest first; a directory someone else filled in
+// the meantime stays (rmdir fails with ENOTEMPTY).
+void removeCreated(std::vector<CreatedDir>& created) {
+  for (auto it = created.rbegin(); it != created.rend(); ++it) ::unlinkat(it->parent.get(), it->name.c_str(), AT_REMOVEDIR);
+  created.clear();
+}
+
+// `mkdir -p dir`, one component at a time from the root (or the working directory), each
+// created with mode exactly 0755 (the umask does not apply), owned by the caller. What
+// exists is used as the kernel resolves it (a symlink to a directory, like /var/run, is
+// followed, as open() did before); nothing is ever created through a symlink (mkdirat
+// does not follow one: a dangling link stays dangling and is an error, ENOENT), and an
+// existing component that is not a directory is never touched: ENOTDIR. A component
+// longer than NAME_MAX is ENAMETOOLONG before anything is created. On success returns
+// the open directory and appends what it created to `created`; on failure removes what
+// it created.
+Fd createParents(const std::string& dir, std::vector<CreatedDir>& created, std::error_code& ec) {
+  std::vector<std::string> parts;
+  for (std::size_t pos = 0; pos <= dir.size();) {
+    auto next = dir.find('/', pos);
+    if (next == std::string::npos) next = dir.size();
+    std::string part = dir.substr(pos, next - pos);
+    if (!part.empty() && part != ".") parts.push_back(part);
+    pos = next + 1;
+  }
+  for (const auto& part : parts) {
+    if (part.size() > NAME_MAX) {
+      ec = errnoCode(ENAMETOOLONG);
+      return Fd();
+    }
+  }
+  Fd cur(::open(dir.front() == '/' ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cur.valid()) {
+    ec = lastError();
+    return Fd();
+  }
+  auto failed = [&](int e) {
+    removeCreated(created);
+    ec = errnoCode(e);
+    return Fd();
+  };
+  for (const auto& part : parts) {
+    Fd next(::openat(cur.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!next.valid() && errno == ENOENT) {
+      if (::mkdirat(cur.get(), part.c_str(), 0755) == 0) {
+        next = Fd(::openat(cur.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!next.valid()) return failed(errno);
+        Fd parent(::dup(cur.get()));
+        if (parent.valid()) created.push_back(CreatedDir{std::move(parent), part});
+        if (::fchmod(next.get(), 0755) != 0) return failed(errno);
+      } else if (errno == EEXIST) {
+        // Made by someone else meanwhile, or a dangling symlink (then ENOENT again).
+        next = Fd(::openat(cur.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!next.valid()) return failed(errno);
+      } else {
+        return failed(errno);
+      }
+    } else if (!next.valid()) {
+      return failed(errno);  // ENOTDIR: a component exists and is not a directory; EACCES, ELOOP...
+    }
+    cur = std::move(next);
+  }
+  return cur;
+}
+
 }  // namespace
 
 std::string tempNamePrefix(const std::string& base) { return "." + base + kTempMarker; }
@@ -150,6 +223,47 @@ std::error_code removeStaleTemps(const std::string& dir, std::size_t* removed) {
   if (n > 0 && ::fsync(dirFd.get()) != 0) return lastError();
   if (removed) *removed = static_cast<std::size_t>(n);
   return {};
+}
+
+namespace {
+
+const char* kindOf(mode_t m) {
+  if (S_ISREG(m)) return "a regular file";
+  if (S_ISLNK(m)) return "a symbolic link";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISSOCK(m)) return "a socket";
+  if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
+  return "not a directory";
+}
+
+}  // namespace
+
+std::string describeWriteError(const std::string& path, std::error_code ec) {
+  if (ec != std::errc::not_a_directory && ec != std::errc::no_such_file_or_directory) return ec.message();
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return ec.message();
+  const std::string dir = path.substr(0, slash);
+  // Walk the parent's prefixes: the first that exists and (resolved) is not a directory.
+  for (std::size_t pos = dir.front() == '/' ? 1 : 0; pos <= dir.size();) {
+    auto next = dir.find('/', pos);
+    if (next == std::string::npos) next = dir.size();
+    const std::string prefix = dir.substr(0, next);
+    pos = next + 1;
+    if (prefix.empty() || prefix.back() == '/') continue;
+    struct stat lst {};
+    if (::lstat(prefix.c_str(), &lst) != 0) break;  // missing from here on: would be created
+    struct stat st {};
+    if (::stat(prefix.c_str(), &st) != 0) {
+      if (S_ISLNK(lst.st_mode))
+        return "cannot create the directory for " + path + ": " + prefix +
+               " is a symbolic link to a missing target (not followed to create it)";
+      break;
+    }
+    if (!S_ISDIR(st.st_mode))
+      return "cannot create the directory for " + path + ": " + prefix + " exists and is " + kindOf(st.st_mode) +
+             ", not a directory";
+  }
+  return ec.message();
 }
 
 std::error_code AtomicFileStore::read(const std::string& path, std::string& content) {
@@ -187,9 +301,25 @@ std::error_code AtomicFileStore::write(const std::string& path, const std::strin
   std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
   if (base == "." || base == "..") return errnoCode(EINVAL);
 
-  // The parent must exist: the operator's directory layout is theirs to make.
+  // A missing parent (/etc/racoon when racoon isn't installed) is created: mkdir -p.
+  std::vector<CreatedDir> created;
   Fd dirFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dirFd.valid()) return lastError();
+  if (!dirFd.valid()) {
+    if (errno != ENOENT) return lastError();
+    // The temp name is the longest name this write needs: checked before creating anything.
+    if (tempNamePrefix(base).size() + kTempSuffixLength > NAME_MAX) return errnoCode(ENAMETOOLONG);
+    std::error_code ec;
+    dirFd = createParents(dir, created, ec);
+    if (!dirFd.valid()) return ec;
+  }
+  // On an error before the rename, the directories this call created go again.
+  struct Rollback {
+    std::vector<CreatedDir>& created;
+    bool armed = true;
+    ~Rollback() {
+      if (armed) removeCreated(created);
+    }
+  } rollback{created};
 
   // A symlink target is refused rather than replaced: rename() would replace the link
   // itself with a regular file, silently cutting whatever the operator linked it to
@@ -227,7 +357,10 @@ std::error_code AtomicFileStore::write(const std::string& path, const std::strin
   if (::fsync(fd.get()) != 0) return fail(lastError());
   if (auto ec = fd.close()) return fail(ec);
   if (::renameat(dirFd.get(), tmpName.c_str(), dirFd.get(), base.c_str()) != 0) return fail(lastError());
+  rollback.armed = false;
   removeStaleTempsOf(dirFd.get(), tempNamePrefix(base));
+  // The new directories' entries must be durable too.
+  for (const auto& c : created) ::fsync(c.parent.get());
   // The new content is in place; make the rename itself durable.
   if (::fsync(dirFd.get()) != 0) return lastError();
   return {};

@@ -21,8 +21,13 @@ class AtomicFileStore final : public FileStore {
   std::error_code read(const std::string& path, std::string& content) override;
 
   // Replaces `path` atomically with `content`, file mode exactly `mode` (& 07777, the
-  // umask does not apply). The parent directory must exist (ENOENT otherwise; it is
-  // never created here). Refuses a symlink target with ELOOP, a directory with EISDIR,
+  // umask does not apply). A missing parent directory is created, recursively (mkdir -p),
+  // each new directory with mode exactly 0755 and owned by the caller (root for the
+  // daemon); existing components are resolved as open() does (a symlink to a directory,
+  // like /var/run, is used), but nothing is ever created through a symlink (a dangling
+  // one is ENOENT) and a component that exists but is not a directory is ENOTDIR
+  // (describeWriteError() names it); then nothing is created. If the write fails after
+  // creating directories, the ones it created (still empty) are removed again. Refuses a symlink target with ELOOP, a directory with EISDIR,
   // an empty path or one ending in '/' with EINVAL. On any error before the rename the
   // old file is left untouched and no temporary file is left behind (ENOSPC, EROFS,
   // EACCES, EIO...). If only the final fsync of the directory fails, the new content is
@@ -32,6 +37,12 @@ class AtomicFileStore final : public FileStore {
   // unlink(2), then fsync of the directory; ENOENT counts as success.
   std::error_code remove(const std::string& path) override;
 };
+
+// A one-line explanation of write(path)'s error `ec` for a log: for ENOTDIR, names the
+// component of the path that exists and is not a directory ("cannot create the directory
+// for /etc/racoon/racoon.conf: /etc/racoon exists and is a regular file, not a
+// directory"); for ENOENT, a dangling symlink among the parents; otherwise ec.message().
+std::string describeWriteError(const std::string& path, std::error_code ec);
 
 // Name prefix/suffix of the temporary files write() creates next to the target:
 // ".<base>.ipop-ipsecd.XXXXXX". Exposed for tests and for cleanup tools.

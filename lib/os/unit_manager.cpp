@@ -54,6 +54,69 @@ const std::error_category& unitCategory() {
 
 std::error_code make_error_code(UnitErrc e) { return {static_cast<int>(e), unitCategory()}; }
 
+// --- the details SystemdUnitManager reports ---------------------------------------
+
+namespace unitdetail {
+namespace {
+
+constexpr const char* kNoSuchUnit = "org.freedesktop.systemd1.NoSuchUnit";
+constexpr const char* kUnitMasked = "org.freedesktop.systemd1.UnitMasked";
+
+// A detail is one log line: what came over the bus may not break it.
+std::string oneLine(std::string s) {
+  for (char& c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  return s;
+}
+
+// What systemd's job results mean (systemd's job_result_table; systemctl's wording).
+const char* resultMeaning(const std::string& result) {
+  if (result == "failed") return "the unit failed to (re)start";
+  if (result == "dependency") return "a unit it requires failed to start";
+  if (result == "timeout") return "the job timed out";
+  if (result == "canceled") return "the job was canceled before it finished";
+  if (result == "skipped") return "the job did not apply to the unit's state";
+  if (result == "invalid") return "the job is not valid for the unit's state";
+  if (result == "assert") return "an Assert condition of the unit failed";
+  if (result == "unsupported") return "the operation or unit type is not supported on this system";
+  if (result == "collected") return "the queued job was garbage-collected";
+  if (result == "once") return "the unit may be started only once and already was";
+  if (result == "frozen") return "the unit is frozen";
+  return nullptr;
+}
+
+std::string journalHint(const std::string& unit) { return "see `journalctl -u " + unit + "`"; }
+
+}  // namespace
+
+std::string notInstalled(const std::string& unit) {
+  std::string s = unit + " is not installed (no such unit)";
+  if (unit == "racoon.service") s += "; on Debian 12 racoon is not packaged: use `ike.backend: strongswan`";
+  return s;
+}
+
+std::string callFailed(const std::string& unit, const std::string& errorName, const std::string& errorMessage) {
+  if (errorName == kNoSuchUnit) return notInstalled(unit);
+  if (errorName == kUnitMasked) return unit + " is masked: `systemctl unmask " + unit + "` to let it be restarted";
+  std::string s = "RestartUnit(" + unit + ") failed: " + oneLine(errorName.empty() ? "unknown error" : errorName);
+  if (!errorMessage.empty()) s += ": " + oneLine(errorMessage);
+  return s;
+}
+
+std::string jobFinished(const std::string& unit, const std::string& job, const std::string& result) {
+  if (result == "done") return "restarted " + unit + " (job " + job + ": done)";
+  std::string s = "restart of " + unit + " failed: job result '" + oneLine(result) + "' (";
+  if (const char* meaning = resultMeaning(result)) s += std::string(meaning) + "; ";
+  return s + "job " + oneLine(job) + "); " + journalHint(unit);
+}
+
+std::string unitState(const std::string& loadState, const std::string& activeState) {
+  if (loadState == "not-found" || loadState == "masked") return loadState;
+  return activeState;
+}
+
+}  // namespace unitdetail
+
 // --- SystemdUnitManager ----------------------------------------------------------
 
 namespace {
@@ -169,7 +232,7 @@ class SystemdUnitManager::Impl : public std::enable_shared_from_this<Impl> {
       std::string detail;
       if (openBus(detail)) return "unknown";
     }
-    std::string result = readActiveState();
+    std::string result = readUnitState();
     // A synchronous call may have queued other messages (signals, replies): dispatch
     // them, since the socket won't become readable for them again.
     boost::asio::post(io_, [weak = weak_from_this()] {
@@ -315,11 +378,8 @@ class SystemdUnitManager::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void jobFinished(const std::string& job, const std::string& result) {
-    if (result == "done") {
-      finish({}, "restarted " + unit_ + " (job " + job + ": done)");
-    } else {
-      finish(UnitErrc::jobFailed, "restart of " + unit_ + " finished with result '" + result + "' (job " + job + ")");
-    }
+    finish(result == "done" ? std::error_code{} : make_error_code(UnitErrc::jobFailed),
+           unitdetail::jobFinished(unit_, job, result));
   }
 
   static int onRestartReply(sd_bus_message* m, void* userdata, sd_bus_error*) {
@@ -327,8 +387,12 @@ class SystemdUnitManager::Impl : public std::enable_shared_from_this<Impl> {
     if (!self->inFlight_) return 0;
     if (sd_bus_message_is_method_error(m, nullptr)) {
       const sd_bus_error* e = sd_bus_message_get_error(m);
-      std::error_code ec = isTimeoutError(e) ? errnoCode(ETIMEDOUT) : make_error_code(UnitErrc::callFailed);
-      self->finish(ec, "RestartUnit(" + self->unit_ + ") failed: " + errorText(e));
+      if (isTimeoutError(e)) {
+        self->finish(errnoCode(ETIMEDOUT), "RestartUnit(" + self->unit_ + ") failed: " + errorText(e));
+      } else {
+        self->finish(UnitErrc::callFailed, unitdetail::callFailed(self->unit_, e && e->name ? e->name : "",
+                                                                  e && e->message ? e->message : ""));
+      }
       return 0;
     }
     const char* job = nullptr;
@@ -405,7 +469,9 @@ class SystemdUnitManager::Impl : public std::enable_shared_from_this<Impl> {
     }
   }
 
-  std::string readActiveState() {
+  // unitdetail::unitState() of the unit's LoadState and ActiveState; "not-found" when
+  // LoadUnit answers NoSuchUnit; empty when they can't be read.
+  std::string readUnitState() {
     const auto bound = std::min<std::chrono::milliseconds>(timeout_, std::chrono::seconds(2));
     if (!waitReady(std::chrono::steady_clock::now() + bound)) return {};
     const std::uint64_t t = usec(bound);
@@ -415,23 +481,34 @@ class SystemdUnitManager::Impl : public std::enable_shared_from_this<Impl> {
     MessagePtr call(raw);
     if (r < 0 || sd_bus_message_append(call.get(), "s", unit_.c_str()) < 0) return {};
     raw = nullptr;
-    if (sd_bus_call(bus_.get(), call.get(), t, err.get(), &raw) < 0) return {};
+    if (sd_bus_call(bus_.get(), call.get(), t, err.get(), &raw) < 0) {
+      // Real systemd loads a missing unit as LoadState "not-found"; say the same if it
+      // refuses to load it at all.
+      if (sd_bus_error_has_name(err.get(), "org.freedesktop.systemd1.NoSuchUnit")) return "not-found";
+      return {};
+    }
     MessagePtr reply(raw);
     const char* path = nullptr;
     if (sd_bus_message_read(reply.get(), "o", &path) < 0 || !path) return {};
     std::string unitPath = path;
 
-    raw = nullptr;
-    r = sd_bus_message_new_method_call(bus_.get(), &raw, kSystemd, unitPath.c_str(),
-                                       "org.freedesktop.DBus.Properties", "Get");
-    MessagePtr get(raw);
-    if (r < 0 || sd_bus_message_append(get.get(), "ss", "org.freedesktop.systemd1.Unit", "ActiveState") < 0) return {};
-    BusError err2;
-    raw = nullptr;
-    if (sd_bus_call(bus_.get(), get.get(), t, err2.get(), &raw) < 0) return {};
-    MessagePtr value(raw);
-    const char* state = nullptr;
-    if (sd_bus_message_read(value.get(), "v", "s", &state) < 0 || !state) return {};
+    auto property = [&](const char* name) -> std::string {
+      sd_bus_message* m = nullptr;
+      int rr = sd_bus_message_new_method_call(bus_.get(), &m, kSystemd, unitPath.c_str(),
+                                              "org.freedesktop.DBus.Properties", "Get");
+      MessagePtr get(m);
+      if (rr < 0 || sd_bus_message_append(get.get(), "ss", "org.freedesktop.systemd1.Unit", name) < 0) return {};
+      BusError e;
+      m = nullptr;
+      if (sd_bus_call(bus_.get(), get.get(), t, e.get(), &m) < 0) return {};
+      MessagePtr value(m);
+      const char* v = nullptr;
+      if (sd_bus_message_read(value.get(), "v", "s", &v) < 0 || !v) return {};
+      return v;
+    };
+    std::string load = property("LoadState");  // empty if unreadable: the ActiveState still counts
+    std::string active = property("ActiveState");
+    std::string state = unitdetail::unitState(load, active);
     return state;
   }
 

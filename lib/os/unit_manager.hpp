@@ -32,6 +32,32 @@ enum class UnitErrc {
 const std::error_category& unitCategory();
 std::error_code make_error_code(UnitErrc e);
 
+// The one-line details SystemdUnitManager reports, as pure functions (tested on their own).
+namespace unitdetail {
+
+// "<unit> is not installed (no such unit)", and for racoon.service the Debian 12 hint:
+// "; on Debian 12 racoon is not packaged: use `ike.backend: strongswan`".
+std::string notInstalled(const std::string& unit);
+
+// The detail of a RestartUnit call that systemd answered with the D-Bus error
+// `errorName` / `errorMessage`: org.freedesktop.systemd1.NoSuchUnit is notInstalled(unit),
+// org.freedesktop.systemd1.UnitMasked says how to unmask it, anything else is
+// "RestartUnit(<unit>) failed: <name>: <message>".
+std::string callFailed(const std::string& unit, const std::string& errorName, const std::string& errorMessage);
+
+// The detail of a finished restart job. "done": "restarted <unit> (job <job>: done)".
+// Any other result (failed, dependency, timeout, canceled, skipped, ...): names the unit,
+// the result (quoted) and what it means when systemd documents it, the job, and where to
+// look: "...; see `journalctl -u <unit>`".
+std::string jobFinished(const std::string& unit, const std::string& job, const std::string& result);
+
+// What state() reports for a unit with these LoadState and ActiveState properties:
+// "not-found" (the unit does not exist) and "masked" win over the ActiveState (which
+// systemd gives as "inactive" for both); otherwise the ActiveState.
+std::string unitState(const std::string& loadState, const std::string& activeState);
+
+}  // namespace unitdetail
+
 // Restarts `unit` with org.freedesktop.systemd1.Manager.RestartUnit(unit, "replace") on
 // the system bus, and completes when systemd reports the job's result (JobRemoved).
 // The bus is opened lazily; when it can't be (no systemd: -ENOENT), restart() completes
@@ -44,8 +70,10 @@ class SystemdUnitManager final : public UnitManager {
   SystemdUnitManager& operator=(const SystemdUnitManager&) = delete;
 
   void restart(Done done) override;
-  // The unit's ActiveState, read synchronously (bounded by min(timeout, 2 s)); "unknown"
-  // when it can't be read.
+  // The unit's ActiveState, read synchronously (bounded by min(timeout, 2 s)); "not-found"
+  // for a unit that does not exist (LoadState "not-found", or LoadUnit answering
+  // NoSuchUnit), "masked" for a masked one (unitdetail::unitState); "unknown" when it can't
+  // be read.
   std::string state() override;
 
   class Impl;

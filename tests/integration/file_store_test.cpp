@@ -144,11 +144,108 @@ TEST_F(FileStoreTest, RelativePathIsWrittenInTheWorkingDirectory) {
   EXPECT_EQ(entries(dir_), (std::set<std::string>{"relative.conf"}));
 }
 
-TEST_F(FileStoreTest, MissingDirectoryIsAnErrorAndIsNotCreated) {
-  auto ec = store_.write(dir_ + "/no-such-dir/racoon.conf", "x", 0644);
+// /etc/racoon/ when racoon isn't installed: the parents are made (mkdir -p), 0755 whatever
+// the umask, owned by the writer.
+TEST_F(FileStoreTest, MissingParentDirectoriesAreCreated0755) {
+  const std::string path = dir_ + "/a/b/c/racoon.conf";
+  mode_t old = ::umask(077);
+  auto ec = store_.write(path, "path certificate \"/etc/racoon/certs\";\n", 0640);
+  ::umask(old);
+  ASSERT_FALSE(ec) << ec.message();
+  for (const auto& d : {dir_ + "/a", dir_ + "/a/b", dir_ + "/a/b/c"}) {
+    SCOPED_TRACE(d);
+    struct stat st {};
+    ASSERT_EQ(::lstat(d.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 0755U);
+    EXPECT_EQ(st.st_uid, ::geteuid());
+  }
+  EXPECT_EQ(slurp(path), "path certificate \"/etc/racoon/certs\";\n");
+  EXPECT_EQ(modeOf(path), 0640U);
+  EXPECT_EQ(entries(dir_ + "/a/b/c"), (std::set<std::string>{"racoon.conf"}));
+  // Once there, the next write just replaces the file.
+  ASSERT_FALSE(store_.write(path, "again\n", 0640));
+  EXPECT_EQ(slurp(path), "again\n");
+  // A sibling under a partly existing tree: only the missing part is made.
+  ASSERT_FALSE(store_.write(dir_ + "/a/b/d/e/f", "f", 0600));
+  EXPECT_EQ(entries(dir_ + "/a/b"), (std::set<std::string>{"c", "d"}));
+  EXPECT_EQ(modeOf(dir_ + "/a/b/d/e"), 0755U);
+}
+
+TEST_F(FileStoreTest, RelativeMissingParentsAreCreatedInTheWorkingDirectory) {
+  auto cwd = fs::current_path();
+  fs::current_path(dir_);
+  auto ec = store_.write("x/./y//rel.conf", "rel", 0644);
+  fs::current_path(cwd);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(slurp(dir_ + "/x/y/rel.conf"), "rel");
+  EXPECT_EQ(modeOf(dir_ + "/x"), 0755U);
+}
+
+TEST_F(FileStoreTest, ComponentThatIsAFileIsENotDirAndNothingIsCreated) {
+  fs::create_directory(dir_ + "/a");
+  ASSERT_FALSE(store_.write(dir_ + "/a/b", "a file\n", 0644));
+  const std::string path = dir_ + "/a/b/c/racoon.conf";
+  auto ec = store_.write(path, "x", 0644);
+  EXPECT_EQ(ec, errnoCode(ENOTDIR)) << ec.message();
+  EXPECT_EQ(slurp(dir_ + "/a/b"), "a file\n");
+  EXPECT_EQ(entries(dir_), (std::set<std::string>{"a"}));
+  EXPECT_EQ(entries(dir_ + "/a"), (std::set<std::string>{"b"}));
+  EXPECT_EQ(describeWriteError(path, ec), "cannot create the directory for " + path + ": " + dir_ +
+                                              "/a/b exists and is a regular file, not a directory");
+  // Other errors are their message.
+  EXPECT_EQ(describeWriteError(path, errnoCode(EROFS)), errnoCode(EROFS).message());
+}
+
+TEST_F(FileStoreTest, DanglingSymlinkParentIsNotFollowedToCreateItsTarget) {
+  fs::create_symlink(dir_ + "/nowhere", dir_ + "/link");
+  const std::string path = dir_ + "/link/sub/racoon.conf";
+  auto ec = store_.write(path, "x", 0644);
   EXPECT_EQ(ec, errnoCode(ENOENT)) << ec.message();
-  EXPECT_FALSE(fs::exists(dir_ + "/no-such-dir"));
+  EXPECT_FALSE(fs::exists(dir_ + "/nowhere"));
+  EXPECT_TRUE(fs::is_symlink(dir_ + "/link"));
+  EXPECT_EQ(entries(dir_), (std::set<std::string>{"link"}));
+  EXPECT_NE(describeWriteError(path, ec).find(dir_ + "/link is a symbolic link to a missing target"),
+            std::string::npos)
+      << describeWriteError(path, ec);
+}
+
+TEST_F(FileStoreTest, SymlinkToADirectoryAmongTheParentsIsUsed) {
+  // Like /var/run -> /run.
+  fs::create_directory(dir_ + "/real");
+  fs::create_directory_symlink(dir_ + "/real", dir_ + "/run");
+  ASSERT_FALSE(store_.write(dir_ + "/run/ipop-ipsec/state.json", "{}", 0644));
+  EXPECT_TRUE(fs::is_symlink(dir_ + "/run"));
+  EXPECT_EQ(slurp(dir_ + "/real/ipop-ipsec/state.json"), "{}");
+  EXPECT_EQ(modeOf(dir_ + "/real/ipop-ipsec"), 0755U);
+}
+
+TEST_F(FileStoreTest, TooLongNameUnderMissingParentsCreatesNothing) {
+  auto ec = store_.write(dir_ + "/new/" + std::string(300, 'n'), "x", 0644);
+  EXPECT_EQ(ec, errnoCode(ENAMETOOLONG)) << ec.message();
+  ec = store_.write(dir_ + "/new/" + std::string(300, 'd') + "/file", "x", 0644);
+  EXPECT_EQ(ec, errnoCode(ENAMETOOLONG)) << ec.message();
   EXPECT_TRUE(entries(dir_).empty());
+}
+
+TEST_F(FileStoreTest, FailedWriteRemovesTheDirectoriesItCreated) {
+  IPOPSEC_REQUIRE_ROOT();
+  mountTmpfs("size=16k,mode=0755");
+  auto ec = store_.write(mnt_ + "/etc/racoon/racoon.conf", std::string(64 * 1024, 'n'), 0644);
+  EXPECT_EQ(ec, errnoCode(ENOSPC)) << ec.message();
+  EXPECT_TRUE(entries(mnt_).empty());
+  // With room, the same write succeeds and makes them.
+  ASSERT_FALSE(store_.write(mnt_ + "/etc/racoon/racoon.conf", "small\n", 0644));
+  EXPECT_EQ(slurp(mnt_ + "/etc/racoon/racoon.conf"), "small\n");
+}
+
+TEST_F(FileStoreTest, MissingParentOnAReadOnlyFilesystemIsEROFSAndNothingIsCreated) {
+  IPOPSEC_REQUIRE_ROOT();
+  mountTmpfs("size=1m,mode=0755");
+  ASSERT_EQ(::mount("tmpfs", mnt_.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY, "size=1m"), 0) << std::strerror(errno);
+  auto ec = store_.write(mnt_ + "/etc/racoon/racoon.conf", "x", 0644);
+  EXPECT_EQ(ec, errnoCode(EROFS)) << ec.message();
+  EXPECT_TRUE(entries(mnt_).empty());
 }
 
 TEST_F(FileStoreTest, ParentThatIsAFileIsAnError) {

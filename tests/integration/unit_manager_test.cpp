@@ -510,11 +510,14 @@ class FakeSystemd {
     jobDone,          // reply with a job, then JobRemoved(result)
     signalFirst,      // JobRemoved for our job before the reply (reordering)
     methodError,      // RestartUnit fails: NoSuchUnit
+    accessDenied,     // RestartUnit fails: org.freedesktop.DBus.Error.AccessDenied
     silent,           // never reply
   };
 
-  FakeSystemd(const std::string& address, Mode mode, std::string result = "done")
-      : mode_(mode), result_(std::move(result)) {
+  // `loadState`: racoon.service's LoadState ("not-found": loaded by name, but no unit file,
+  // as real systemd answers LoadUnit for a unit that is not installed).
+  FakeSystemd(const std::string& address, Mode mode, std::string result = "done", std::string loadState = "loaded")
+      : mode_(mode), result_(std::move(result)), loadState_(std::move(loadState)) {
     std::promise<std::string> ready;
     auto started = ready.get_future();
     thread_ = std::thread([this, address, p = std::move(ready)]() mutable { run(address, p); });
@@ -590,6 +593,8 @@ class FakeSystemd {
     switch (self->mode_) {
       case Mode::methodError:
         return sd_bus_error_setf(err, "org.freedesktop.systemd1.NoSuchUnit", "Unit %s not found.", unit);
+      case Mode::accessDenied:
+        return sd_bus_error_setf(err, "org.freedesktop.DBus.Error.AccessDenied", "Access denied\nfor %s", unit);
       case Mode::silent:
         return 1;  // no reply, no signal
       case Mode::signalFirst:
@@ -632,11 +637,17 @@ class FakeSystemd {
     return sd_bus_message_append(reply, "s", "active");
   }
 
+  static int getLoadState(sd_bus*, const char*, const char*, const char*, sd_bus_message* reply, void* userdata,
+                          sd_bus_error*) {
+    return sd_bus_message_append(reply, "s", static_cast<FakeSystemd*>(userdata)->loadState_.c_str());
+  }
+
   static const sd_bus_vtable kManagerVtable[];
   static const sd_bus_vtable kUnitVtable[];
 
   Mode mode_;
   std::string result_;
+  std::string loadState_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::mutex mutex_;
@@ -655,6 +666,7 @@ const sd_bus_vtable FakeSystemd::kManagerVtable[] = {
 const sd_bus_vtable FakeSystemd::kUnitVtable[] = {
     SD_BUS_VTABLE_START(0),
     SD_BUS_PROPERTY("ActiveState", "s", &FakeSystemd::getActiveState, 0, 0),
+    SD_BUS_PROPERTY("LoadState", "s", &FakeSystemd::getLoadState, 0, 0),
     SD_BUS_VTABLE_END};
 
 class SystemdFakeTest : public UnitManagerTest {
@@ -698,25 +710,61 @@ TEST_F(SystemdFakeTest, JobSignalBeforeTheReplyIsNotLost) {
 }
 
 TEST_F(SystemdFakeTest, FailedJobIsAnErrorWithTheResult) {
-  FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::jobDone, "dependency");
+  for (const char* result : {"dependency", "failed", "timeout", "canceled", "skipped"}) {
+    SCOPED_TRACE(result);
+    FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::jobDone, result);
+    SystemdUnitManager m(io_, "racoon.service", 5s);
+    Outcome o;
+    m.restart(recordInto(o));
+    ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
+    EXPECT_EQ(o.ec, UnitErrc::jobFailed);
+    EXPECT_EQ(o.detail.rfind("restart of racoon.service failed: job result '" + std::string(result) + "' (", 0), 0U)
+        << o.detail;
+    EXPECT_NE(o.detail.find("job /org/freedesktop/systemd1/job/"), std::string::npos) << o.detail;
+    const std::string hint = "; see `journalctl -u racoon.service`";
+    ASSERT_GT(o.detail.size(), hint.size());
+    EXPECT_EQ(o.detail.substr(o.detail.size() - hint.size()), hint) << o.detail;
+    EXPECT_EQ(o.detail.find('\n'), std::string::npos) << o.detail;
+  }
+}
+
+// Debian 12 has no racoon package: RestartUnit answers NoSuchUnit, LoadUnit gives a unit
+// whose LoadState is "not-found".
+TEST_F(SystemdFakeTest, MissingRacoonUnitSaysItIsNotInstalledWithTheDebianHint) {
+  FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::methodError, "done", "not-found");
   SystemdUnitManager m(io_, "racoon.service", 5s);
   Outcome o;
   m.restart(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
-  EXPECT_EQ(o.ec, UnitErrc::jobFailed);
-  EXPECT_NE(o.detail.find("'dependency'"), std::string::npos) << o.detail;
+  EXPECT_EQ(o.ec, UnitErrc::callFailed);
+  EXPECT_EQ(o.detail,
+            "racoon.service is not installed (no such unit); on Debian 12 racoon is not packaged: use "
+            "`ike.backend: strongswan`");
+  EXPECT_EQ(m.state(), "not-found");
 }
 
-TEST_F(SystemdFakeTest, MethodErrorIsReportedByName) {
+TEST_F(SystemdFakeTest, MissingOtherUnitIsNotInstalledWithoutTheRacoonHint) {
   FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::methodError);
   SystemdUnitManager m(io_, "nope.service", 5s);
   Outcome o;
   m.restart(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
   EXPECT_EQ(o.ec, UnitErrc::callFailed);
-  EXPECT_NE(o.detail.find("org.freedesktop.systemd1.NoSuchUnit: Unit nope.service not found."), std::string::npos)
-      << o.detail;
-  EXPECT_EQ(m.state(), "unknown") << "LoadUnit fails for this unit";
+  EXPECT_EQ(o.detail, "nope.service is not installed (no such unit)");
+  EXPECT_EQ(m.state(), "not-found") << "LoadUnit answers NoSuchUnit for this unit";
+}
+
+TEST_F(SystemdFakeTest, OtherMethodErrorIsReportedByNameOnOneLine) {
+  FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::accessDenied);
+  SystemdUnitManager m(io_, "racoon.service", 5s);
+  Outcome o;
+  m.restart(recordInto(o));
+  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
+  EXPECT_EQ(o.ec, UnitErrc::callFailed);
+  EXPECT_EQ(o.detail,
+            "RestartUnit(racoon.service) failed: org.freedesktop.DBus.Error.AccessDenied: Access denied for "
+            "racoon.service");
+  EXPECT_EQ(m.state(), "active") << "the unit exists (LoadState loaded)";
 }
 
 TEST_F(SystemdFakeTest, NoJobResultTimesOutAndASecondRestartIsRefusedMeanwhile) {

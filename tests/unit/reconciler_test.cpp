@@ -512,3 +512,24 @@ TEST_F(ReconcilerTest, SasOfARangeNoLongerProtectedAreRemovedOthersKept) {
 }
 
 }  // namespace
+
+namespace {
+
+// Issue 12: "previous file kept" only when there was a previous file.
+TEST_F(ReconcilerTest, AFailedFirstWriteDoesNotClaimAPreviousFileWasKept) {
+  make(cfg());
+  files.failWrite = std::make_error_code(std::errc::read_only_file_system);
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  EXPECT_TRUE(hasEvent("write", "(no previous file; nothing written)"));
+  EXPECT_FALSE(hasEvent("write", "previous file kept"));
+  files.failWrite = {};
+  r->reconcile(net);
+  files.failWrite = std::make_error_code(std::errc::read_only_file_system);
+  net.links[7].addresses = {C("10.254.0.16/16")};  // ipsec-tools.conf changes
+  events.clear();
+  r->reconcile(net);
+  EXPECT_TRUE(hasEvent("write", "(previous file kept)"));
+}
+
+}  // namespace
