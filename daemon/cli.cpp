@@ -1,6 +1,7 @@
 #include "daemon/cli.hpp"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <utility>
@@ -10,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -38,6 +40,8 @@ namespace {
 
 constexpr const char* kDefaultConfig = "/etc/ipop-ipsec/ipop-ipsecd.yaml";
 
+// `ipop-ipsecd --help`: the overview of every command. `ipop-ipsecd COMMAND --help` prints
+// only that command's usage and options (commandHelp()).
 const char* kUsage =
     "usage: ipop-ipsecd [--config FILE]                 run the daemon (foreground)\n"
     "       ipop-ipsecd check  [--config FILE]          validate the config and certificate files\n"
@@ -46,8 +50,70 @@ const char* kUsage =
     "       ipop-ipsecd status [--config FILE] [--json] where this node stands (exit 0 = protected)\n"
     "       ipop-ipsecd flush  [--config FILE]          remove the policies this daemon installed\n"
     "       ipop-ipsecd pki init-ca|issue ...            make a GroupVPN CA and node certificates\n"
-    "                                                   (ipop-ipsecd pki --help)\n"
-    "       ipop-ipsecd --help | --version\n";
+    "       ipop-ipsecd --help | --version\n"
+    "\n"
+    "'ipop-ipsecd COMMAND --help' shows one command's usage and options (also 'pki init-ca --help').\n"
+    "Errors are printed on stderr as 'error: ...'. Exit status: 0 success, 1 failure, 2 and 3 see\n"
+    "'status --help', 64 bad command line, 78 the config does not validate.\n";
+
+// The commands besides the daemon itself ("" or "run"); `pki` is dispatched to pki_cli.cpp.
+bool isCommand(const std::string& c) {
+  return c.empty() || c == "run" || c == "check" || c == "render" || c == "status" || c == "flush";
+}
+
+// One command's options: --config and --help for every command, then its own.
+po::options_description commandOptions(const std::string& command) {
+  po::options_description o("options");
+  auto add = o.add_options();
+  add("config,c", po::value<std::string>()->default_value(kDefaultConfig)->value_name("FILE"), "the config file");
+  if (command == "render")
+    add("address", po::value<std::string>()->value_name("CIDR"),
+        "the tap's address with its prefix, e.g. 172.31.0.16/16 (required)")(
+        "output-dir", po::value<std::string>()->value_name("DIR"),
+        "where to write; created (mkdir -p, mode 0755) if missing (required)");
+  if (command == "status") add("json", "print one JSON object, whatever the exit code");
+  if (command.empty() || command == "run") add("version", "print the version");
+  add("help,h", "show this help");
+  return o;
+}
+
+// The usage text of one command (without its option list).
+std::string commandHelp(const std::string& command) {
+  if (command == "check")
+    return "usage: ipop-ipsecd check [--config FILE]\n"
+           "Validates the config (every error with file:line:column and key path) and checks the\n"
+           "certificate files it names (racoon.certificate_dir), as the daemon does before it\n"
+           "starts the IKE daemon. Prints \"ok\" when all is fine.\n"
+           "Exit status: 0 ok; 1 the config is valid but the certificate files are missing or\n"
+           "unusable; 78 the config does not validate; 64 bad command line.\n";
+  if (command == "render")
+    return "usage: ipop-ipsecd render [--config FILE] --address CIDR --output-dir DIR\n"
+           "Writes into DIR every file the daemon would write for a tap with the address CIDR,\n"
+           "and the policies it would install (policies.txt). DIR is created if missing. Touches\n"
+           "nothing else: no kernel policy, no IKE daemon, no file outside DIR.\n"
+           "Exit status: 0 written; 1 DIR could not be created or a file not written; 78 the\n"
+           "config does not validate; 64 bad command line (a bad CIDR; DIR, or a part of it,\n"
+           "exists and is not a directory).\n";
+  if (command == "status")
+    return "usage: ipop-ipsecd status [--config FILE] [--json]\n"
+           "Where this node stands: reads the daemon's state file (daemon.state_dir/state.json,\n"
+           "/run/ipop-ipsec/state.json by default) and checks its policies against the kernel\n"
+           "(which needs root).\n"
+           "Exit status: 0 protected and healthy; 2 not healthy (or the daemon is gone); 3 no\n"
+           "readable state file (the daemon is not running); 78 the config does not validate;\n"
+           "64 bad command line.\n";
+  if (command == "flush")
+    return "usage: ipop-ipsecd flush [--config FILE]\n"
+           "Removes the XFRM policies this daemon installed (those with its priorities, xfrm: in\n"
+           "the config, and those recorded in its state file) and nothing else: traffic in the\n"
+           "range then flows in the clear. Needs root.\n"
+           "Exit status: 0 removed (\"removed N policies\"); 1 a policy could not be listed or\n"
+           "removed; 78 the config does not validate; 64 bad command line.\n";
+  return std::string(kUsage) + "\nThe daemon (no command) runs in the foreground, as systemd runs it.\n";
+}
+
+// Every error line of the command line tool has this one form, on stderr.
+std::ostream& error() { return std::cerr << "error: "; }
 
 // Loads the config, printing every issue (the first also into `firstIssue`). Returns nullopt
 // after printing.
@@ -56,8 +122,8 @@ std::optional<Config> load(const std::string& path, std::string* firstIssue = nu
     return loadConfig(path);
   } catch (const ConfigError& e) {
     if (firstIssue && !e.issues().empty()) *firstIssue = e.issues().front().str();
-    for (const auto& issue : e.issues()) std::cerr << issue.str() << "\n";
-    std::cerr << e.issues().size() << (e.issues().size() == 1 ? " error" : " errors") << " in " << path << "\n";
+    for (const auto& issue : e.issues()) error() << issue.str() << "\n";
+    error() << e.issues().size() << (e.issues().size() == 1 ? " error" : " errors") << " in " << path << "\n";
     return std::nullopt;
   }
 }
@@ -95,7 +161,8 @@ int cmdCheck(const std::string& path) {
     std::cout << facts.ca.path << ": " << ca.subject << " (hash " << ca.subjectHash << "), valid until "
               << formatUtc(ca.notAfter) << "\n";
   for (const auto& w : verdict.warnings) std::cout << "warning: " << w << "\n";
-  for (const auto& e : verdict.errors) std::cout << "error: " << e << "\n";
+  std::cout.flush();  // the errors (stderr) after what precedes them (stdout), in a terminal too
+  for (const auto& e : verdict.errors) error() << e << "\n";
   if (!verdict.usable) {
     auto n = verdict.errors.size();
     std::cout << "config ok; " << n << " certificate problem" << (n == 1 ? "" : "s")
@@ -106,18 +173,61 @@ int cmdCheck(const std::string& path) {
   return kExitOk;
 }
 
+// `mkdir -p dir` for render's --output-dir: every missing component is created with mode
+// 0755 exactly (the umask does not apply); existing ones (a symlink to a directory too) are
+// used as they are. Returns kExitOk when `dir` is (now) a directory; otherwise prints why on
+// `why` and returns kExitUsage (a component exists and is not a directory) or kExitFailure
+// (mkdir failed: EACCES, EROFS...).
+int makeOutputDir(const std::string& dir, std::string& why) {
+  if (dir.empty()) {
+    why = "empty path";
+    return kExitUsage;
+  }
+  std::filesystem::path cur;
+  for (const auto& part : std::filesystem::path(dir)) {
+    if (part.empty()) continue;  // a trailing '/'
+    cur /= part;
+    struct stat st {};
+    if (::stat(cur.c_str(), &st) == 0) {
+      if (S_ISDIR(st.st_mode)) continue;
+      why = cur.string() + " exists and is not a directory";
+      return kExitUsage;
+    }
+    if (errno != ENOENT) {
+      why = "cannot use " + cur.string() + ": " + std::strerror(errno);
+      return kExitFailure;
+    }
+    if (::mkdir(cur.c_str(), 0755) != 0) {
+      int err = errno;
+      if (err == EEXIST) {  // a dangling symlink (or a race): use it only if it is a directory now
+        if (::stat(cur.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) continue;
+        why = cur.string() + " exists and is not a directory (a dangling symbolic link?)";
+        return kExitUsage;
+      }
+      why = "cannot create " + cur.string() + ": " + std::strerror(err);
+      return kExitFailure;
+    }
+    if (::chmod(cur.c_str(), 0755) != 0) {
+      why = "cannot chmod 0755 " + cur.string() + ": " + std::strerror(errno);
+      return kExitFailure;
+    }
+  }
+  return kExitOk;
+}
+
 int cmdRender(const std::string& path, const std::string& address, const std::string& outDir) {
   auto cfg = load(path);
   if (!cfg) return kExitConfig;
   std::string err;
   auto cidr = Cidr::parse(address, &err);
   if (!cidr) {
-    std::cerr << "--address '" << address << "': " << err << "\n";
+    error() << "--address '" << address << "': " << err << "\n";
     return kExitUsage;
   }
-  if (!std::filesystem::is_directory(outDir)) {
-    std::cerr << "--output-dir '" << outDir << "': not a directory\n";
-    return kExitUsage;
+  std::string why;
+  if (int rc = makeOutputDir(outDir, why); rc != kExitOk) {
+    error() << "--output-dir '" << outDir << "': " << why << "\n";
+    return rc;
   }
   NetSnapshot net;
   LinkState tap;
@@ -127,7 +237,7 @@ int cmdRender(const std::string& path, const std::string& address, const std::st
   tap.addresses = {*cidr};
   net.links[1] = tap;
   Desired d = computeDesired(*cfg, net, CertFiles{}, {});
-  for (const auto& r : d.refused) std::cerr << "refused: " << r << "\n";
+  for (const auto& r : d.refused) std::cerr << "warning: " << r << "\n";
   AtomicFileStore fs;
   std::string policies;
   for (const auto& p : d.policies) policies += p.str() + "\n";
@@ -136,7 +246,7 @@ int cmdRender(const std::string& path, const std::string& address, const std::st
   for (const auto& f : files) {
     std::string target = outDir + "/" + std::filesystem::path(f.path).filename().string();
     if (auto ec = fs.write(target, f.content, f.mode)) {
-      std::cerr << target << ": " << ec.message() << "\n";
+      error() << target << ": " << ec.message() << "\n";
       return kExitFailure;
     }
     std::cout << "wrote " << target << (f.path != "policies.txt" ? " (installed as " + f.path + ")" : "") << "\n";
@@ -161,19 +271,19 @@ int cmdFlush(const std::string& path) {
     }
     std::vector<Policy> owned;
     if (auto ec = table.list(owned)) {
-      std::cerr << "cannot list policies: " << ec.message() << "\n";
+      error() << "cannot list policies: " << ec.message() << "\n";
       return kExitFailure;
     }
     int failed = 0;
     for (const auto& p : owned)
       if (auto ec = table.remove(p)) {
-        std::cerr << "cannot remove " << p.str() << ": " << ec.message() << "\n";
+        error() << "cannot remove " << p.str() << ": " << ec.message() << "\n";
         ++failed;
       }
     std::cout << "removed " << owned.size() - static_cast<std::size_t>(failed) << " policies\n";
     return failed ? kExitFailure : kExitOk;
   } catch (const std::exception& e) {
-    std::cerr << "cannot open the kernel's XFRM interface: " << e.what() << "\n";
+    error() << "cannot open the kernel's XFRM interface: " << e.what() << "\n";
     return kExitFailure;
   }
 }
@@ -371,7 +481,7 @@ int cmdStatus(const std::string& path, bool json) {
       if (!json) std::cout << "daemon not running: no state file " << file << "\n";
     } else {
       v.reason = "cannot read " + file + ": " + ec.message();
-      if (!json) std::cerr << file << ": " << ec.message() << " (is ipop-ipsecd running?)\n";
+      if (!json) error() << file << ": " << ec.message() << " (is ipop-ipsecd running?)\n";
     }
     return finish(kExitNoState);
   }
@@ -379,7 +489,7 @@ int cmdStatus(const std::string& path, bool json) {
   if (s && !JsonCheck(text).isObject()) err = "not valid JSON";
   if (!s || !err.empty()) {
     v.reason = file + " is not a state file: " + err;
-    if (!json) std::cerr << file << ": not a state file: " << err << "\n";
+    if (!json) error() << file << ": not a state file: " << err << "\n";
     return finish(kExitNoState);
   }
   v.pid = s->pid;
@@ -483,18 +593,19 @@ int runCli(int argc, char** argv) {
     command = argv[1];
     first = 2;
   }
-  po::options_description opts("options");
-  opts.add_options()("help,h", "show help")("version", "show the version")(
-      "config,c", po::value<std::string>()->default_value(kDefaultConfig), "config file")(
-      "address", po::value<std::string>(), "render: the tap's address with prefix, e.g. 172.31.0.16/16")(
-      "output-dir", po::value<std::string>(), "render: where to write")("json", "status: print JSON");
+  if (!isCommand(command)) {
+    error() << "unknown command '" << command << "' ('ipop-ipsecd --help' lists the commands)\n";
+    return kExitUsage;
+  }
+  const std::string name = command.empty() || command == "run" ? std::string("ipop-ipsecd") : "ipop-ipsecd " + command;
+  po::options_description opts = commandOptions(command);
   po::variables_map vm;
   try {
     std::vector<std::string> args(argv + first, argv + argc);
     po::store(po::command_line_parser(args).options(opts).run(), vm);
     po::notify(vm);
   } catch (const std::exception& e) {
-    std::cerr << "ipop-ipsecd: " << e.what() << "\n" << kUsage;
+    error() << name << ": " << e.what() << " ('" << name << " --help' lists the options)\n";
     // `status --json` answers in JSON whatever happens, a bad command line included.
     if (command == "status" && std::find(argv + first, argv + argc, std::string_view("--json")) != argv + argc) {
       StatusVerdict v;
@@ -504,7 +615,7 @@ int runCli(int argc, char** argv) {
     return kExitUsage;
   }
   if (vm.count("help")) {
-    std::cout << kUsage << "\n" << opts;
+    std::cout << commandHelp(command) << "\n" << opts;
     return kExitOk;
   }
   if (vm.count("version")) {
@@ -516,15 +627,12 @@ int runCli(int argc, char** argv) {
   if (command == "check") return cmdCheck(config);
   if (command == "flush") return cmdFlush(config);
   if (command == "status") return cmdStatus(config, vm.count("json") > 0);
-  if (command == "render") {
-    if (!vm.count("address") || !vm.count("output-dir")) {
-      std::cerr << "ipop-ipsecd render: --address and --output-dir are required\n" << kUsage;
-      return kExitUsage;
-    }
-    return cmdRender(config, vm["address"].as<std::string>(), vm["output-dir"].as<std::string>());
+  // render
+  if (!vm.count("address") || !vm.count("output-dir")) {
+    error() << name << ": --address and --output-dir are required ('" << name << " --help' lists the options)\n";
+    return kExitUsage;
   }
-  std::cerr << "ipop-ipsecd: unknown command '" << command << "'\n" << kUsage;
-  return kExitUsage;
+  return cmdRender(config, vm["address"].as<std::string>(), vm["output-dir"].as<std::string>());
 }
 
 }  // namespace ipopsec

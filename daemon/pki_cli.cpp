@@ -15,14 +15,23 @@ namespace po = boost::program_options;
 namespace ipopsec {
 namespace {
 
-const char* kPkiUsage =
+// `ipop-ipsecd pki --help`: both subcommands. `pki init-ca --help` and `pki issue --help`
+// print their own usage only (kInitCaUsage, kIssueUsage) and their options.
+const char* kInitCaUsage =
     "usage: ipop-ipsecd pki init-ca --dir DIR --name \"GroupVPN CA\" [--days N] [--key rsa|ec] [--force]\n"
-    "           a CA for the GroupVPN: DIR/cacert.pem and DIR/ca-key.pem (0600); keep DIR off the nodes\n"
-    "       ipop-ipsecd pki issue --ca-dir DIR --ip ADDRESS [--dns NAME] [--days N] [--key rsa|ec]\n"
+    "           a CA for the GroupVPN: DIR/cacert.pem and DIR/ca-key.pem (0600); keep DIR off the nodes\n";
+const char* kIssueUsage =
+    "usage: ipop-ipsecd pki issue --ca-dir DIR --ip ADDRESS [--dns NAME] [--days N] [--key rsa|ec]\n"
     "                             --out DIR [--force]\n"
     "           a node's certificate for its VPN address: host-cert.pem, host-key.pem (0600) and\n"
-    "           cacert.pem in --out; copy them to racoon.certificate_dir (/etc/racoon/certs)\n"
+    "           cacert.pem in --out; copy them to racoon.certificate_dir (/etc/racoon/certs)\n";
+const char* kKeyNote =
     "Keys are RSA 3072 by default: racoon signs with RSA only. EC (P-256) keys suit the strongswan backend.\n";
+const std::string kPkiUsage = std::string(kInitCaUsage) + "      " + (kIssueUsage + 6) + kKeyNote +
+                              "'ipop-ipsecd pki init-ca --help', 'ipop-ipsecd pki issue --help': their options.\n";
+
+// Every error line has this one form, on stderr (as in cli.cpp).
+std::ostream& error() { return std::cerr << "error: "; }
 
 KeyKind keyKind(const std::string& s) {
   if (s == "rsa") return KeyKind::rsa;
@@ -40,7 +49,7 @@ void printWritten(const std::vector<std::string>& files) {
 
 int runPkiCli(int argc, char** argv) {
   if (argc < 1) {
-    std::cerr << "ipop-ipsecd pki: a subcommand is required\n" << kPkiUsage;
+    error() << "ipop-ipsecd pki: a subcommand is required: init-ca or issue ('ipop-ipsecd pki --help')\n";
     return kExitUsage;
   }
   std::string sub = argv[0];
@@ -64,7 +73,7 @@ int runPkiCli(int argc, char** argv) {
         "out", po::value<std::string>()->required(), "where to write host-cert.pem, host-key.pem, cacert.pem")(
         "force", "replace existing files in --out")("help,h", "show help");
   } else {
-    std::cerr << "ipop-ipsecd pki: unknown subcommand '" << sub << "'\n" << kPkiUsage;
+    error() << "ipop-ipsecd pki: unknown subcommand '" << sub << "' ('ipop-ipsecd pki --help' lists them)\n";
     return kExitUsage;
   }
   po::variables_map vm;
@@ -72,12 +81,13 @@ int runPkiCli(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
     po::store(po::command_line_parser(args).options(opts).run(), vm);
     if (vm.count("help")) {
-      std::cout << kPkiUsage << "\n" << opts;
+      std::cout << (sub == "init-ca" ? kInitCaUsage : kIssueUsage) << kKeyNote << "\n" << opts;
       return kExitOk;
     }
     po::notify(vm);
   } catch (const std::exception& e) {
-    std::cerr << "ipop-ipsecd pki " << sub << ": " << e.what() << "\n" << kPkiUsage;
+    error() << "ipop-ipsecd pki " << sub << ": " << e.what() << " ('ipop-ipsecd pki " << sub
+            << " --help' lists the options)\n";
     return kExitUsage;
   }
   try {
@@ -108,10 +118,10 @@ int runPkiCli(int argc, char** argv) {
       if (req.key == KeyKind::ec) std::cout << "note: racoon signs with RSA only; an EC key suits the strongswan backend\n";
     }
   } catch (const po::error& e) {
-    std::cerr << "ipop-ipsecd pki " << sub << ": " << e.what() << "\n";
+    error() << "ipop-ipsecd pki " << sub << ": " << e.what() << "\n";
     return kExitUsage;
   } catch (const PkiError& e) {
-    std::cerr << "ipop-ipsecd pki " << sub << ": " << e.what() << "\n";
+    error() << "ipop-ipsecd pki " << sub << ": " << e.what() << "\n";
     return kExitFailure;
   }
   return kExitOk;

@@ -330,6 +330,10 @@ void Reconciler::reconcile(const NetSnapshot& net) {
         return std::binary_search(provisional_.begin(), provisional_.end(), r);
       });
       d = computeDesired(cfg_, net, certs, inForce, provisional_);
+      // Remembered ranges stand in only until the tap gives ranges of its own: from then on
+      // the tap's addresses decide (a remembered range it did not confirm goes, make before
+      // break, like any range the tap no longer has).
+      if (!d.heldRanges && !d.ranges.empty()) provisional_.clear();
     } catch (const std::exception& e) {
       // Validation should make this impossible; if it happens, change nothing.
       status_.lastError = std::string("cannot compute the desired state: ") + e.what();

@@ -296,3 +296,20 @@ TEST_F(FailClosedTest, NothingIsRememberedWithExplicitRangesOrWhenOff) {
 }
 
 }  // namespace
+
+namespace {
+
+// Found by FaultSigkillTest (kill at random points): a remembered range the tap never
+// confirmed was held again, together with the real one, while the tap's address moved.
+TEST_F(FailClosedTest, ARememberedRangeTheTapDidNotConfirmIsNotHeldLater) {
+  make(cfg());
+  r->assumeRemembered({C("10.77.0.0/16")});
+  net.links[7] = link(7, "ipop", true, {"10.254.0.16/16"});
+  r->reconcile(net);
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("10.254.0.0/16")});
+  net.links[7].addresses.clear();  // the move: old address gone, new not yet there
+  r->reconcile(net);
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("10.254.0.0/16")}) << "only what the tap gave is held";
+}
+
+}  // namespace
