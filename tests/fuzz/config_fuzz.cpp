@@ -50,7 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Desired d = computeDesired(cfg, net, certs, {});
   auto again = computeDesired(cfg, net, certs, rangesOf(d.policies));
   if (again.policies != d.policies) std::abort();  // desired state is stable
-  (void)describe(cfg, d);
+  (void)describe(cfg, d, protectedRanges(d.policies));
   for (const auto& p : d.policies) (void)p.str();
   if (!diffPolicies(d.policies, d.policies).empty()) std::abort();
   return 0;
