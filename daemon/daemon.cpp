@@ -101,6 +101,10 @@ int Daemon::run() {
       spdlog::warn("cannot create {} (daemon.remember_dir): {}", cfg_.daemon.rememberDir, std::strerror(errno));
     removeStaleTemps(cfg_.daemon.rememberDir);
   }
+  if (!cfg_.daemon.metricsFile.empty()) {
+    auto slash = cfg_.daemon.metricsFile.find_last_of('/');
+    removeStaleTemps(slash == 0 ? "/" : cfg_.daemon.metricsFile.substr(0, slash));
+  }
 
   try {
     policies_ = std::make_unique<XfrmPolicyTable>(cfg_.xfrm.protectPriority, cfg_.xfrm.bypassPriority);
@@ -234,9 +238,15 @@ void Daemon::wireReloader(bool newReconciler) {
 void Daemon::onNetChange() {
   if (stopping_) return;
   auto t0 = std::chrono::steady_clock::now();
+  inNetChange_ = true;  // the metrics are written once, below, with this reconcile's duration
   reconciler_->reconcile(monitor_->snapshot());
-  spdlog::debug("reconciled in {} us", std::chrono::duration_cast<std::chrono::microseconds>(
-                                            std::chrono::steady_clock::now() - t0).count());
+  inNetChange_ = false;
+  lastReconcile_ = std::chrono::steady_clock::now() - t0;
+  spdlog::debug("reconciled in {} us", std::chrono::duration_cast<std::chrono::microseconds>(*lastReconcile_).count());
+  // Whole milliseconds in the metrics: a reconcile that changed nothing else then leaves the
+  // file as it is (no fsync'ed rewrite per netlink event on a flapping link).
+  lastReconcile_ = std::chrono::ceil<std::chrono::milliseconds>(*lastReconcile_);
+  writeMetrics();
   if (!ready_) {
     ready_ = true;
     notifier_->ready();
@@ -278,7 +288,29 @@ void Daemon::onChange() {
       spdlog::warn("cannot write {}: {}", statePath(cfg_), ec.message());
     lastStateJson_ = json;
   }
+  if (!inNetChange_) writeMetrics();
   armTimer();
+}
+
+void Daemon::writeMetrics() {
+  const std::string& path = cfg_.daemon.metricsFile;
+  if (path.empty()) return;
+  const auto& st = reconciler_->status();
+  MetricsCounters c = countersBefore_;
+  c.ikeRestarts += st.ikeRestartsTotal;
+  c.ikeRestartFailures += st.ikeRestartFailuresTotal;
+  c.ikeReloads += st.ikeReloadsTotal;
+  std::string text = renderMetrics(st, cfg_, c, lastReconcile_);
+  if (path == lastMetricsPath_ && text == lastMetrics_) return;
+  if (auto ec = files_->write(path, text, 0644)) {
+    // Said once until a write succeeds; the next change tries again.
+    if (!metricsWarned_) spdlog::warn("cannot write {} (daemon.metrics_file): {}", path, ec.message());
+    metricsWarned_ = true;
+    return;
+  }
+  metricsWarned_ = false;
+  lastMetrics_ = std::move(text);
+  lastMetricsPath_ = path;
 }
 
 void Daemon::armTimer() {
@@ -349,6 +381,9 @@ void Daemon::reload() {
       unit_ = makeUnitManager(cfg_);
       auto started = reconciler_->scheduler().startedInputs();
       auto inForce = reconciler_->status().protectedRanges;
+      countersBefore_.ikeRestarts += reconciler_->status().ikeRestartsTotal;
+      countersBefore_.ikeRestartFailures += reconciler_->status().ikeRestartFailuresTotal;
+      countersBefore_.ikeReloads += reconciler_->status().ikeReloadsTotal;
       reconciler_ = std::make_unique<Reconciler>(cfg_, *policies_, *files_, *certs_, *unit_, *clock_,
                                                  [this](const Event& e) { log(e); });
       reconciler_->assumeProtected(inForce);

@@ -8,10 +8,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/metrics.hpp"
 #include "core/reconciler.hpp"
 
 namespace ipopsec {
@@ -38,6 +41,7 @@ class Daemon {
   void onNetChange();
   void onPolicyEvent(const std::string& what);
   void onChange();
+  void writeMetrics();
   void armTimer();
   void reload();
   void shutdown(int signal);
@@ -75,6 +79,14 @@ class Daemon {
   std::string ikeState_ = "unknown";
   std::string lastRestartResult_;
   int lastRestartFailures_ = 0;
+  // daemon.metrics_file: the text last written there (rewritten only when it changes), the
+  // counts of reconcilers a reload replaced (the counters stay monotonic), the duration of
+  // the last reconcile after a network event.
+  std::string lastMetrics_, lastMetricsPath_;
+  bool metricsWarned_ = false;
+  MetricsCounters countersBefore_;
+  std::optional<std::chrono::nanoseconds> lastReconcile_;
+  bool inNetChange_ = false;
 };
 
 }  // namespace ipopsec

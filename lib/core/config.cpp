@@ -1115,6 +1115,15 @@ class ConfigParser {
                             }
                             absolutePath(it, cfg_.daemon.rememberDir);
                           }},
+                         {"metrics_file",
+                          [this](const Item& it) {
+                            // "" (the default) writes no metrics.
+                            if (it.node.IsScalar() && it.node.Scalar().empty()) {
+                              cfg_.daemon.metricsFile.clear();
+                              return;
+                            }
+                            absolutePath(it, cfg_.daemon.metricsFile);
+                          }},
                          {"log_level",
                           [this](const Item& it) {
                             if (auto v = oneOf(it, {"trace", "debug", "info", "warn", "error"}))
@@ -1225,6 +1234,8 @@ class ConfigParser {
     for (const char* f : {Config::Daemon::kStateFile, Config::Daemon::kIpopUpFile})
       writes.push_back({norm(cfg_.daemon.stateDir + "/" + f), std::string("daemon.state_dir's ") + f,
                         "daemon.state_dir"});
+    if (!cfg_.daemon.metricsFile.empty())
+      writes.push_back({norm(cfg_.daemon.metricsFile), "daemon.metrics_file", "daemon.metrics_file"});
     auto certFile = [&](const std::string& name, const char* key) {
       bool relative = name.front() != '/';
       reads.push_back({norm(relative ? cfg_.racoon.certificateDir + "/" + name : name),

@@ -144,6 +144,9 @@ struct Config {
     static constexpr const char* kRememberFile = "auto-ranges";
     std::string rememberDir = "/var/lib/ipop-ipsec";
     std::string logLevel = "info";  // trace debug info warn error
+    // Prometheus text format (core/metrics.hpp) for node_exporter's textfile collector,
+    // rewritten atomically whenever its content changes. "" = off.
+    std::string metricsFile;
   } daemon;
 
   // Warnings worth repeating at every load (e.g. the legacy proposal).

@@ -437,10 +437,12 @@ void Reconciler::startRestart() {
     scheduler_.finished(!ec, clock_.now());
     status_.restartFailures = scheduler_.consecutiveFailures();
     if (ec) {
+      ++status_.ikeRestartFailuresTotal;
       status_.lastRestartResult = "failed: " + (detail.empty() ? ec.message() : detail);
       emit(Severity::error, "restart", ranges,
            ikeName(cfg_) + " restart failed: " + (detail.empty() ? ec.message() : detail) + "; retrying with backoff");
     } else {
+      ++status_.ikeRestartsTotal;
       status_.lastRestart = wall_();
       status_.lastRestartResult = "done";
       emit(Severity::info, "restart", ranges, ikeName(cfg_) + " restarted");
@@ -461,12 +463,14 @@ void Reconciler::startReload() {
     scheduler_.finished(!ec, clock_.now());
     status_.restartFailures = scheduler_.consecutiveFailures();
     if (ec) {
+      ++status_.ikeRestartFailuresTotal;
       status_.lastRestartResult = "reload failed: " + (detail.empty() ? ec.message() : detail);
       emit(Severity::error, "reload", ranges,
            "loading the IKE configuration failed: " + (detail.empty() ? ec.message() : detail) + "; restarting " +
                ikeName(cfg_) + " instead");
     } else {
       ++status_.reloads;
+      ++status_.ikeReloadsTotal;
       emit(Severity::info, "reload", ranges, "IKE configuration loaded");
       if (auto fe = policies_.flushLarval(status_.desired.ranges))
         emit(Severity::warning, "flush-larval", ranges, "cannot remove stale larval states: " + fe.message());

@@ -6,6 +6,7 @@
 // coalesced by a RestartScheduler and run when the daemon's timer reaches deadline().
 // Pure logic over the ports: no syscalls, no Asio.
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -39,6 +40,11 @@ struct NodeStatus {
   std::string lastError;
   int restartFailures = 0;
   int reloads = 0;  // successful reloads of the IKE configuration (no restart)
+  // Monotonic, for the metrics (restartFailures above is consecutive and resets): completed
+  // IKE restarts, failed IKE actions (restart or reload), successful reloads.
+  std::uint64_t ikeRestartsTotal = 0;
+  std::uint64_t ikeRestartFailuresTotal = 0;
+  std::uint64_t ikeReloadsTotal = 0;
   bool healthy() const;  // protected and nothing wrong
 };
 

@@ -66,7 +66,8 @@ class DaemonFixture : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  void writeConfig(const std::string& protect, const std::string& extra = "") {
+  // `extra`: more sections after daemon:; `daemonExtra`: more keys under daemon: (indented).
+  void writeConfig(const std::string& protect, const std::string& extra = "", const std::string& daemonExtra = "") {
     std::ofstream(dir_ / "ipop-ipsecd.yaml")
         << "ipop:\n  interface: ipop\n"
         << "protect:\n" << protect
@@ -75,7 +76,7 @@ class DaemonFixture : public ::testing::Test {
         << "racoon:\n  config: " << (dir_ / "racoon.conf").string() << "\n  spd_file: "
         << (dir_ / "ipsec-tools.conf").string() << "\n  certificate_dir: " << (dir_ / "certs").string() << "\n"
         << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  remember_dir: " << (dir_ / "lib").string() << "\n  log_level: debug\n"
-        << extra;
+        << daemonExtra << extra;
   }
 
   void startDaemon() {

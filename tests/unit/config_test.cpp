@@ -232,6 +232,7 @@ TEST(ConfigDefaults, AMinimalFileGivesTheHeaderDefaults) {
   EXPECT_EQ(c.xfrm.bypassPriority, d.xfrm.bypassPriority);
   EXPECT_EQ(c.daemon.stateDir, "/run/ipop-ipsec");
   EXPECT_EQ(c.daemon.logLevel, "info");
+  EXPECT_EQ(c.daemon.metricsFile, "");  // off
   EXPECT_THAT(c.warnings, IsEmpty());
 }
 
@@ -369,6 +370,7 @@ TEST(ConfigExample, ParsesAndGivesTheDocumentedDefaults) {
   EXPECT_EQ(c.xfrm.bypassPriority, d.xfrm.bypassPriority);
   EXPECT_EQ(c.daemon.stateDir, d.daemon.stateDir);
   EXPECT_EQ(c.daemon.logLevel, d.daemon.logLevel);
+  EXPECT_EQ(c.daemon.metricsFile, d.daemon.metricsFile);
   EXPECT_THAT(c.warnings, IsEmpty());
 }
 
@@ -865,6 +867,20 @@ TEST(ConfigDaemon, LogLevel) {
   EXPECT_EQ(parse("daemon:\n  log_level: trace\n").daemon.logLevel, "trace");
   EXPECT_THAT(issuesOf("daemon:\n  log_level: warning\n"),
               ElementsAre(IsIssue("daemon.log_level", 2, 14, "did you mean 'warn'?")));
+}
+
+TEST(ConfigDaemon, MetricsFileIsAnAbsolutePathOrEmptyForOff) {
+  EXPECT_EQ(parse("daemon:\n  metrics_file: /var/lib/prometheus/node-exporter/ipop-ipsec.prom\n").daemon.metricsFile,
+            "/var/lib/prometheus/node-exporter/ipop-ipsec.prom");
+  EXPECT_EQ(parse("daemon:\n  metrics_file: \"\"\n").daemon.metricsFile, "");
+  EXPECT_THAT(issuesOf("daemon:\n  metrics_file: ipop-ipsec.prom\n"),
+              ElementsAre(IsIssue("daemon.metrics_file", 2, 17, "must be an absolute path")));
+  EXPECT_THAT(issuesOf("daemon:\n  metrics_file: [a]\n"), ElementsAre(IsIssue("daemon.metrics_file", 2, 17, "")));
+  // Another file the daemon writes or reads is refused, as for every output.
+  EXPECT_THAT(issuesOf("daemon:\n  metrics_file: /run/ipop-ipsec/state.json\n"),
+              ElementsAre(IsIssue("daemon.metrics_file", 2, 17, "(daemon.metrics_file) is also daemon.state_dir's state.json")));
+  EXPECT_THAT(issuesOf("daemon:\n  metrics_file: /etc/racoon/certs/host-key.pem\n"),
+              ElementsAre(IsIssue("daemon.metrics_file", 2, 17, "a file the daemon reads")));
 }
 
 // --- hostile input -----------------------------------------------------------------------------

@@ -1,0 +1,114 @@
+#include "core/metrics.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <vector>
+
+#include "core/desired.hpp"
+
+namespace ipopsec {
+namespace {
+
+void family(std::string& out, const char* name, const char* type, const char* help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void sample(std::string& out, const char* name, const std::string& value, const std::string& labels = "") {
+  out += name;
+  if (!labels.empty()) out += "{" + labels + "}";
+  out += ' ';
+  out += value;
+  out += '\n';
+}
+
+std::string seconds(std::chrono::nanoseconds d) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, std::chrono::duration<double>(d).count(), std::chars_format::fixed, 6);
+  return std::string(buf, r.ptr);
+}
+
+}  // namespace
+
+std::string escapeLabelValue(const std::string& v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
+  }
+  return out;
+}
+
+std::string renderMetrics(const NodeStatus& st, const Config& cfg, const MetricsCounters& counters,
+                          std::optional<std::chrono::nanoseconds> lastReconcile) {
+  const Desired& d = st.desired;
+  std::string out;
+  auto b = [](bool v) { return std::string(v ? "1" : "0"); };
+
+  family(out, "ipopsec_info", "gauge", "The daemon's version, IKE backend and IPOP interface (always 1).");
+  sample(out, "ipopsec_info", "1",
+         "version=\"" + escapeLabelValue(IPOPSEC_VERSION) + "\",backend=\"" +
+             (cfg.ike.backend == IkeBackend::racoon ? "racoon" : "strongswan") + "\",interface=\"" +
+             escapeLabelValue(cfg.ipop.interface) + "\"");
+
+  family(out, "ipopsec_healthy", "gauge",
+         "1 when IPOP is up, the kernel holds exactly the wanted policies and nothing is wrong (ipop-ipsecd status).");
+  sample(out, "ipopsec_healthy", b(st.healthy()));
+
+  family(out, "ipopsec_ipop_up", "gauge", "1 when the tap exists, is up and has an address inside the protected ranges.");
+  sample(out, "ipopsec_ipop_up", b(d.ipopUp));
+
+  // Every range the daemon wants or the kernel holds policies of: a range that lost its
+  // protection shows as 0 instead of disappearing.
+  std::vector<Cidr> ranges = d.ranges;
+  for (const auto& r : rangesOf(st.kernelPolicies)) ranges.push_back(r);
+  for (const auto& r : st.protectedRanges) ranges.push_back(r);
+  std::sort(ranges.begin(), ranges.end());
+  ranges.erase(std::unique(ranges.begin(), ranges.end()), ranges.end());
+  family(out, "ipopsec_range_protected", "gauge",
+         "1 when the kernel holds both protect policies (in and out) of the range; every range desired or in the kernel.");
+  for (const auto& r : ranges) {
+    bool on = std::find(st.protectedRanges.begin(), st.protectedRanges.end(), r) != st.protectedRanges.end();
+    sample(out, "ipopsec_range_protected", b(on), "range=\"" + escapeLabelValue(r.str()) + "\"");
+  }
+
+  family(out, "ipopsec_policies_installed", "gauge", "XFRM policies owned by the daemon (its priorities) in the kernel.");
+  sample(out, "ipopsec_policies_installed", std::to_string(st.kernelPolicies.size()));
+
+  family(out, "ipopsec_ike_restarts_total", "counter", "Completed restarts of the IKE daemon.");
+  sample(out, "ipopsec_ike_restarts_total", std::to_string(counters.ikeRestarts));
+  family(out, "ipopsec_ike_restart_failures_total", "counter", "Failed IKE restarts and configuration reloads.");
+  sample(out, "ipopsec_ike_restart_failures_total", std::to_string(counters.ikeRestartFailures));
+  family(out, "ipopsec_ike_reloads_total", "counter",
+         "Successful reloads of the IKE configuration without a restart (strongswan.load_command).");
+  sample(out, "ipopsec_ike_reloads_total", std::to_string(counters.ikeReloads));
+
+  if (d.certExpiry) {
+    family(out, "ipopsec_certificate_expiry_timestamp_seconds", "gauge",
+           "When the host certificate expires (notAfter), in seconds since the Unix epoch.");
+    auto s = std::chrono::duration_cast<std::chrono::seconds>(d.certExpiry->time_since_epoch()).count();
+    sample(out, "ipopsec_certificate_expiry_timestamp_seconds", std::to_string(s));
+  }
+  if (lastReconcile) {
+    family(out, "ipopsec_last_reconcile_duration_seconds", "gauge",
+           "How long the last reconcile after a network event took.");
+    sample(out, "ipopsec_last_reconcile_duration_seconds", seconds(*lastReconcile));
+  }
+  return out;
+}
+
+}  // namespace ipopsec
