@@ -415,6 +415,7 @@ void Daemon::reload() {
 
 void Daemon::shutdown(int sig) {
   stopping_ = true;
+  reconciler_->flushRemembered();
   spdlog::info("{}: stopping; policies stay in the kernel (fail closed)", sig == SIGINT ? "SIGINT" : "SIGTERM");
   notifier_->stopping();
   monitor_->stop();

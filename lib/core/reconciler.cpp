@@ -74,11 +74,34 @@ void Reconciler::remember() {
       any = true;
     }
   if (!any) return;
-  std::string path = cfg_.daemon.rememberDir + "/" + Config::Daemon::kRememberFile, have;
-  if (!files_.read(path, have) && have == want) return;
+  const std::string path = cfg_.daemon.rememberDir + "/" + Config::Daemon::kRememberFile;
+  if (!remembered_ || rememberedPath_ != path) {
+    std::string have;
+    remembered_ = files_.read(path, have) ? std::string() : have;
+    rememberedPath_ = path;
+  }
+  if (*remembered_ == want) {
+    rememberAt_.reset();
+    return;
+  }
+  // A persistent, fsync'ed file that only the next start reads: written once the ranges
+  // have been stable for a moment, not at every change of a flapping tap (which would put
+  // an fsync between two reactions). Coalesce the expensive, not the cheap.
+  if (pendingRemember_ != want) {
+    pendingRemember_ = want;
+    rememberAt_ = clock_.now() + kRememberDelay;
+  }
+}
+
+void Reconciler::flushRemembered() {
+  if (!rememberAt_) return;
+  rememberAt_.reset();
   // Not an error of the node's protection: only the next start's head start is at stake.
-  if (auto ec = files_.write(path, want, 0644))
-    emit(Severity::warning, "write", "", "cannot remember the auto ranges in " + path + ": " + ec.message());
+  if (auto ec = files_.write(rememberedPath_, pendingRemember_, 0644)) {
+    emit(Severity::warning, "write", "", "cannot remember the auto ranges in " + rememberedPath_ + ": " + ec.message());
+    return;
+  }
+  remembered_ = pendingRemember_;
 }
 
 void Reconciler::emit(Severity s, std::string action, std::string range, std::string message) {
@@ -140,6 +163,14 @@ std::string Reconciler::conflictAdvice(const Policy& wanted) const {
 
 bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& current) {
   PolicyDiff diff = diffPolicies(current, d.policies);
+  // What stops plaintext first: protect out (the node's own sends), then protect in, then
+  // the rest (bypasses, fwd). Every one of them still goes in before anything goes out.
+  auto rank = [](const Policy& p) {
+    if (p.action != PolicyAction::protect) return 3;
+    return p.dir == Direction::out ? 0 : p.dir == Direction::in ? 1 : 2;
+  };
+  std::stable_sort(diff.add.begin(), diff.add.end(),
+                   [&](const Policy& a, const Policy& b) { return rank(a) < rank(b); });
   bool ok = true;
   std::size_t installed = 0, removed = 0;
   // Make before break: every new policy goes in before any old one goes out.
@@ -412,11 +443,13 @@ void Reconciler::reconcile(const NetSnapshot& net) {
 std::optional<Clock::time_point> Reconciler::deadline() const {
   auto r = scheduler_.deadline();
   if (retryAt_ && (!r || *retryAt_ < *r)) r = retryAt_;
+  if (rememberAt_ && (!r || *rememberAt_ < *r)) r = rememberAt_;
   return r;
 }
 
 void Reconciler::onTimer(const NetSnapshot& net) {
   auto now = clock_.now();
+  if (rememberAt_ && now >= *rememberAt_) flushRemembered();
   if (retryAt_ && now >= *retryAt_) {
     retryAt_.reset();
     reconcile(net);

@@ -70,6 +70,8 @@ class Reconciler {
   // held from the start until the tap has an address. Provisional: unlike ranges in force,
   // they yield to an underlay conflict (a node rebooted into a LAN that overlaps them).
   void assumeRemembered(std::vector<Cidr> ranges);
+  // Writes the remembered auto ranges now if a write is pending (the daemon stops).
+  void flushRemembered();
 
   // The certificate files changed (inotify) or may have (resync): inspect them again at the
   // next reconcile. In between, the last inspection is reused (the verdict, which depends on
@@ -140,6 +142,10 @@ class Reconciler {
   bool ipopSeen_ = false, tapLinkUp_ = false, tapCameUp_ = false;
   int tapIndex_ = 0;
   void remember();
+  static constexpr std::chrono::milliseconds kRememberDelay{1000};
+  std::optional<std::string> remembered_;  // the remember file's content as last read or written
+  std::string rememberedPath_, pendingRemember_;
+  std::optional<Clock::time_point> rememberAt_;
   std::string conflictAdvice(const Policy& wanted) const;
   std::string lastWaiting_;
   std::vector<std::string> lastCertProblems_, lastCertWarnings_;

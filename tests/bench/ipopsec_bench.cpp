@@ -467,7 +467,12 @@ void benchIdle() {
       }
       DaemonProcess daemon;
       daemon.start(g_binary, w.config("  ranges: auto\n"), w.dir / "daemon.log", env);
-      if (!waitUntil([&] { return w.restarts() == 1 && w.state().find("\"healthy\": true") != std::string::npos; }, 20s))
+      // Settled: restarted, healthy, and the auto range remembered (written 1 s after the
+      // range is stable: a one-time write, not idle cost).
+      if (!waitUntil([&] {
+            return w.restarts() == 1 && w.state().find("\"healthy\": true") != std::string::npos &&
+                   fs::exists(w.dir / "lib" / "auto-ranges");
+          }, 20s))
         throw std::runtime_error("daemon did not settle");
       std::this_thread::sleep_for(500ms);
       auto drainPings = [&] {

@@ -261,13 +261,32 @@ TEST_F(FailClosedTest, RememberedAutoRangeIsInstalledBeforeTheTapExistsAndRewrit
   net.links[7] = link(7, "ipop", true, {"10.50.0.16/16"});
   r->reconcile(net);
   EXPECT_EQ(policies.log.size(), log) << "the tap came back in the remembered range: no policy change";
+  EXPECT_EQ(files.files.count("/lib/auto-ranges"), 0u) << "written once stable, not in the reaction";
+  ASSERT_TRUE(r->deadline());
+  clock.advance(2s);
+  r->onTimer(net);
   ASSERT_EQ(files.files.count("/lib/auto-ranges"), 1u);
   EXPECT_NE(files.files["/lib/auto-ranges"].find("\n10.50.0.0/16\n"), std::string::npos);
   // Moved: the new range replaces it, make-before-break, and is remembered.
   net.links[7].addresses = {C("10.60.0.16/16")};
   r->reconcile(net);
   EXPECT_EQ(inKernel(), std::vector<Cidr>{C("10.60.0.0/16")});
+  clock.advance(2s);
+  r->onTimer(net);
   EXPECT_NE(files.files["/lib/auto-ranges"].find("\n10.60.0.0/16\n"), std::string::npos);
+  // A flapping tap: nothing written while it flaps, the last range once it settles.
+  int writes = files.writes;
+  for (int i = 0; i < 20; ++i) {
+    net.links[7].addresses = {C(i % 2 ? "10.60.0.16/16" : "10.70.0.16/16")};
+    r->reconcile(net);
+    clock.advance(100ms);
+    r->onTimer(net);
+  }
+  int flapWrites = files.writes - writes;
+  clock.advance(2s);
+  r->onTimer(net);
+  EXPECT_NE(files.files["/lib/auto-ranges"].find("\n10.60.0.0/16\n"), std::string::npos);
+  EXPECT_LE(files.writes - writes, flapWrites + 1);
 }
 
 // A node rebooted into a LAN that overlaps the remembered range: the LAN wins (the range was
