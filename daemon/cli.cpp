@@ -290,27 +290,6 @@ int cmdFlush(const std::string& path) {
 
 // --- status ------------------------------------------------------------------------------
 
-// A JSON string literal.
-std::string jsonString(const std::string& s) {
-  std::string o = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          o += buf;
-        } else {
-          o += static_cast<char>(c);
-        }
-    }
-  }
-  return o + "\"";
-}
 
 // A strict RFC 8259 check of the state file's text, so that `status --json` never passes on
 // something that only yaml-cpp (which parsed it) accepts. Depth-bounded; no allocation.

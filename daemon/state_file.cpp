@@ -11,9 +11,8 @@
 #include <yaml-cpp/yaml.h>
 
 namespace ipopsec {
-namespace {
 
-std::string quote(const std::string& s) {
+std::string jsonString(const std::string& s) {
   std::string o = "\"";
   for (unsigned char c : s) {
     switch (c) {
@@ -34,10 +33,12 @@ std::string quote(const std::string& s) {
   return o + "\"";
 }
 
+namespace {
+
 template <class T, class F>
 std::string list(const std::vector<T>& v, F f) {
   std::string o = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) o += (i ? ", " : "") + quote(f(v[i]));
+  for (std::size_t i = 0; i < v.size(); ++i) o += (i ? ", " : "") + jsonString(f(v[i]));
   return o + "]";
 }
 
@@ -58,13 +59,13 @@ std::string stateJson(const Config& cfg, const Reconciler& r, const std::string&
   const auto& d = st.desired;
   std::vector<std::string> addrs;
   std::string o = "{\n";
-  o += "  \"status\": " + quote(status) + ",\n";
+  o += "  \"status\": " + jsonString(status) + ",\n";
   o += "  \"healthy\": " + std::string(st.healthy() && reloadRefused.empty() ? "true" : "false") + ",\n";
-  o += "  \"reload_refused\": " + quote(reloadRefused) + ",\n";
-  o += "  \"interface\": " + quote(cfg.ipop.interface) + ",\n";
-  o += "  \"tap_state\": " + quote(d.tapState) + ",\n";
+  o += "  \"reload_refused\": " + jsonString(reloadRefused) + ",\n";
+  o += "  \"interface\": " + jsonString(cfg.ipop.interface) + ",\n";
+  o += "  \"tap_state\": " + jsonString(d.tapState) + ",\n";
   o += "  \"ipop_up\": " + std::string(d.ipopUp ? "true" : "false") + ",\n";
-  o += "  \"local_address\": " + quote(d.localAddress ? d.localAddress->str() : "") + ",\n";
+  o += "  \"local_address\": " + jsonString(d.localAddress ? d.localAddress->str() : "") + ",\n";
   o += "  \"ranges\": " + list(d.ranges, [](const Cidr& c) { return c.str(); }) + ",\n";
   o += "  \"ranges_held\": " + std::string(d.heldRanges ? "true" : "false") + ",\n";
   o += "  \"refused\": " + list(d.refused, [](const std::string& s) { return s; }) + ",\n";
@@ -84,17 +85,17 @@ std::string stateJson(const Config& cfg, const Reconciler& r, const std::string&
   }
   o += "  \"policies_exact\": " + std::string(st.policiesExact ? "true" : "false") + ",\n";
   o += "  \"certificates_usable\": " + std::string(d.certsUsable ? "true" : "false") + ",\n";
-  o += "  \"certificate_expiry\": " + quote(d.certExpiry ? iso(*d.certExpiry) : "") + ",\n";
+  o += "  \"certificate_expiry\": " + jsonString(d.certExpiry ? iso(*d.certExpiry) : "") + ",\n";
   o += "  \"certificate_problems\": " + list(d.certProblems, [](const std::string& s) { return s; }) + ",\n";
   o += "  \"certificate_warnings\": " + list(d.certWarnings, [](const std::string& s) { return s; }) + ",\n";
-  o += "  \"ike_backend\": " + quote(cfg.ike.backend == IkeBackend::racoon ? "racoon" : "strongswan") + ",\n";
-  o += "  \"ike_unit\": " + quote(cfg.ike.unit) + ",\n";
-  o += "  \"ike_unit_state\": " + quote(ikeUnitState) + ",\n";
-  o += "  \"last_restart\": " + quote(st.lastRestart ? iso(*st.lastRestart) : "") + ",\n";
-  o += "  \"last_restart_result\": " + quote(st.lastRestartResult) + ",\n";
+  o += "  \"ike_backend\": " + jsonString(cfg.ike.backend == IkeBackend::racoon ? "racoon" : "strongswan") + ",\n";
+  o += "  \"ike_unit\": " + jsonString(cfg.ike.unit) + ",\n";
+  o += "  \"ike_unit_state\": " + jsonString(ikeUnitState) + ",\n";
+  o += "  \"last_restart\": " + jsonString(st.lastRestart ? iso(*st.lastRestart) : "") + ",\n";
+  o += "  \"last_restart_result\": " + jsonString(st.lastRestartResult) + ",\n";
   o += "  \"restart_failures\": " + std::to_string(st.restartFailures) + ",\n";
-  o += "  \"last_error\": " + quote(st.lastError) + ",\n";
-  o += "  \"ike_inputs\": " + quote(r.scheduler().startedInputs().value_or("")) + ",\n";
+  o += "  \"last_error\": " + jsonString(st.lastError) + ",\n";
+  o += "  \"ike_inputs\": " + jsonString(r.scheduler().startedInputs().value_or("")) + ",\n";
   o += "  \"pid\": " + std::to_string(::getpid()) + ",\n";
   o += "  \"written_at\": " +
        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(

@@ -14,6 +14,9 @@ namespace ipopsec {
 
 // `status`: the STATUS= line (the reconciler's, with what the daemon adds); `reloadRefused`:
 // why the last reload was refused, "" when it was not.
+// A JSON string literal (quotes, backslash, control characters escaped).
+std::string jsonString(const std::string& s);
+
 std::string stateJson(const Config& cfg, const Reconciler& r, const std::string& ikeUnitState, const std::string& status,
                       const std::string& reloadRefused);
 
