@@ -31,6 +31,7 @@
 #include "os/file_store.hpp"
 #include "os/logging.hpp"
 #include "os/pki.hpp"
+#include "os/unit_manager.hpp"
 #include "os/xfrm.hpp"
 
 namespace po = boost::program_options;
@@ -136,6 +137,13 @@ int cmdCheck(const std::string& path) {
   auto cfg = load(path);
   if (!cfg) return kExitConfig;
   for (const auto& w : cfg->warnings) std::cout << path << ": warning: " << w << "\n";
+  if (cfg->ike.control == IkeControl::systemd) {
+    // The IKE unit must exist (racoon is not packaged on Debian 12): asked over D-Bus when
+    // systemd runs; without a bus the state is "unknown" and nothing is said.
+    boost::asio::io_context io;
+    SystemdUnitManager unit(io, cfg->ike.unit, std::chrono::milliseconds(2000));
+    if (unit.state() == "not-found") std::cout << "warning: " << unitdetail::notInstalled(cfg->ike.unit) << "\n";
+  }
   // The same inspection and judgement as the daemon's, before every IKE restart.
   OpenSslInspector inspector;
   CertFacts facts = inspector.inspect(certPath(*cfg, cfg->racoon.caCert), certPath(*cfg, cfg->racoon.hostCert),
