@@ -71,6 +71,7 @@ Daemon::Daemon(boost::asio::io_context& io, std::string configPath, Config cfg)
       timer_(io),
       watchdog_(io),
       resync_(io),
+      statusLog_(io),
       signals_(io, SIGHUP, SIGTERM, SIGINT) {}
 
 Daemon::~Daemon() = default;
@@ -268,9 +269,15 @@ void Daemon::onChange() {
     notifier_->status(shortLine);
     lastShortStatus_ = shortLine;
   }
-  if (line != lastStatus_) {
-    spdlog::info("status: {}", line);
-    lastStatus_ = line;
+  // The journal's status line: one per change that lasts, not one per step of a change
+  // (a reconcile, the restart it starts at once and its completion come within milliseconds).
+  if (line != lastStatus_ && !statusLogArmed_) {
+    statusLogArmed_ = true;
+    statusLog_.expires_after(std::chrono::milliseconds(100));
+    statusLog_.async_wait([this](boost::system::error_code ec) {
+      statusLogArmed_ = false;
+      if (!ec) logStatus();
+    });
   }
   // The IKE unit's state is a D-Bus round trip: ask after each restart result and at
   // every resync, not at every reconcile.
@@ -311,6 +318,14 @@ void Daemon::writeMetrics() {
   metricsWarned_ = false;
   lastMetrics_ = std::move(text);
   lastMetricsPath_ = path;
+}
+
+void Daemon::logStatus() {
+  std::string line = reconciler_->statusLine();
+  if (!reloadRefused_.empty()) line += "; RELOAD REFUSED, running config kept: " + reloadRefused_;
+  if (line == lastStatus_) return;
+  spdlog::info("status: {}", line);
+  lastStatus_ = line;
 }
 
 void Daemon::armTimer() {
@@ -416,6 +431,8 @@ void Daemon::reload() {
 void Daemon::shutdown(int sig) {
   stopping_ = true;
   reconciler_->flushRemembered();
+  statusLog_.cancel();
+  logStatus();
   spdlog::info("{}: stopping; policies stay in the kernel (fail closed)", sig == SIGINT ? "SIGINT" : "SIGTERM");
   notifier_->stopping();
   monitor_->stop();

@@ -69,7 +69,9 @@ class Daemon {
   std::unique_ptr<InotifyWatch> certWatch_;
   std::vector<std::string> certDirs_;
   std::unique_ptr<Reconciler> reconciler_;
-  boost::asio::steady_timer timer_, watchdog_, resync_;
+  boost::asio::steady_timer timer_, watchdog_, resync_, statusLog_;
+  bool statusLogArmed_ = false;
+  void logStatus();
   boost::asio::signal_set signals_;
   bool ready_ = false;
   bool stopping_ = false;

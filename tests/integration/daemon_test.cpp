@@ -297,3 +297,31 @@ TEST_F(DaemonTest, ReloadAppliesTheLogLevelAndRefusesAStateDirChangeByName) {
 }
 
 }  // namespace
+
+namespace {
+
+// Issue 12: one journal status line per change, not one per step of it (the reconcile, the
+// IKE start it triggers at once, that start's completion: milliseconds apart).
+TEST_F(DaemonTest, OneStatusLinePerChange) {
+  writeConfig("  ranges: auto\n");
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return stateHas("\"tap_state\": \"absent\""); }));
+  auto statusLines = [&] {
+    std::string log = readFile(dir_ / "daemon.log");
+    int n = 0;
+    for (auto p = log.find(" status: "); p != std::string::npos; p = log.find(" status: ", p + 1)) ++n;
+    return n;
+  };
+  ASSERT_TRUE(waitFor([&] { return statusLines() >= 1; }));
+  int before = statusLines();
+  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  ASSERT_TRUE(waitFor([&] { return restarts() == 1 && stateHas("\"last_restart_result\": \"done\""); }));
+  ASSERT_TRUE(waitFor([&] { return statusLines() > before; }));
+  std::this_thread::sleep_for(300ms);  // past the 100 ms coalescing window: any further line is out
+  int lines = statusLines() - before;
+  std::cout << "status lines for tap up + IKE start: " << lines << "\n";
+  EXPECT_LE(lines, 2) << readFile(dir_ / "daemon.log");
+  EXPECT_NE(readFile(dir_ / "daemon.log").rfind("restarted"), std::string::npos);
+}
+
+}  // namespace
