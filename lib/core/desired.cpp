@@ -53,7 +53,9 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
         if (familyEnabled(cfg, a.family()) && !isLinkLocal(a)) candidates.push_back(a.network());
     if (candidates.empty()) {
       candidates = previousRanges;  // hold: fail closed while the tap has no address
-      candidates.insert(candidates.end(), remembered.begin(), remembered.end());
+      // The remembered ranges stand in only when nothing is in force (a node that rebooted:
+      // no policies left); otherwise what the kernel protects is what this run holds.
+      if (candidates.empty()) candidates = remembered;
       d.heldRanges = !candidates.empty();
     }
   } else {

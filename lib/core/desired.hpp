@@ -60,8 +60,8 @@ struct Desired {
 // they are held while the tap carries no address, so no protected range ever loses its
 // policies because IPOP went down or restarted.
 // `remembered`: with `ranges: auto`, ranges an earlier run derived from the tap (persisted
-// across reboots): held like previousRanges while the tap has no address, but provisional:
-// the underlay check still refuses them (they are not protection in force).
+// across reboots): held while the tap has no address and nothing else is in force (a node
+// that rebooted), but provisional: the underlay check still refuses them.
 Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFiles& certs,
                        const std::vector<Cidr>& previousRanges, const std::vector<Cidr>& remembered = {});
 
