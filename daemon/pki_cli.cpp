@@ -25,10 +25,20 @@ const char* kIssueUsage =
     "                             --out DIR [--force]\n"
     "           a node's certificate for its VPN address: host-cert.pem, host-key.pem (0600) and\n"
     "           cacert.pem in --out; copy them to racoon.certificate_dir (/etc/racoon/certs)\n";
+const char* kRequestUsage =
+    "usage: ipop-ipsecd pki request --ip ADDRESS [--dns NAME] [--key rsa|ec] --out DIR [--force]\n"
+    "           on the node: its private key host-key.pem (0600), which never leaves the node, and\n"
+    "           a certificate request host.csr in --out; send host.csr to the CA ('pki sign')\n";
+const char* kSignUsage =
+    "usage: ipop-ipsecd pki sign --ca-dir DIR --csr FILE [--days N] [--backend racoon|strongswan]\n"
+    "                            --out DIR [--force]\n"
+    "           on the CA: checks a node's request (signature, subjectAltName, key strength) and\n"
+    "           issues its certificate as 'pki issue' does: host-cert.pem and cacert.pem in --out\n";
 const char* kKeyNote =
     "Keys are RSA 3072 by default: racoon signs with RSA only. EC (P-256) keys suit the strongswan backend.\n";
-const std::string kPkiUsage = std::string(kInitCaUsage) + "      " + (kIssueUsage + 6) + kKeyNote +
-                              "'ipop-ipsecd pki init-ca --help', 'ipop-ipsecd pki issue --help': their options.\n";
+const std::string kPkiUsage = std::string(kInitCaUsage) + "      " + (kIssueUsage + 6) + "      " +
+                              (kRequestUsage + 6) + "      " + (kSignUsage + 6) + kKeyNote +
+                              "'ipop-ipsecd pki SUBCOMMAND --help' (init-ca, issue, request, sign): its options.\n";
 
 // Every error line has this one form, on stderr (as in cli.cpp).
 std::ostream& error() { return std::cerr << "error: "; }
@@ -49,7 +59,7 @@ void printWritten(const std::vector<std::string>& files) {
 
 int runPkiCli(int argc, char** argv) {
   if (argc < 1) {
-    error() << "ipop-ipsecd pki: a subcommand is required: init-ca or issue ('ipop-ipsecd pki --help')\n";
+    error() << "ipop-ipsecd pki: a subcommand is required: init-ca, issue, request or sign ('ipop-ipsecd pki --help')\n";
     return kExitUsage;
   }
   std::string sub = argv[0];
@@ -72,6 +82,20 @@ int runPkiCli(int argc, char** argv) {
         "key", po::value<std::string>()->default_value("rsa"), "rsa (3072 bits) or ec (P-256)")(
         "out", po::value<std::string>()->required(), "where to write host-cert.pem, host-key.pem, cacert.pem")(
         "force", "replace existing files in --out")("help,h", "show help");
+  } else if (sub == "request") {
+    opts.add_options()(
+        "ip", po::value<std::vector<std::string>>()->composing(), "the node's VPN address (subjectAltName IP)")(
+        "dns", po::value<std::vector<std::string>>()->composing(), "a DNS name (subjectAltName DNS)")(
+        "key", po::value<std::string>()->default_value("rsa"), "rsa (3072 bits) or ec (P-256)")(
+        "out", po::value<std::string>()->required(), "where to write host-key.pem and host.csr")(
+        "force", "replace existing files in --out")("help,h", "show help");
+  } else if (sub == "sign") {
+    opts.add_options()("ca-dir", po::value<std::string>()->required(), "the CA directory (pki init-ca)")(
+        "csr", po::value<std::string>()->required(), "the node's request (host.csr from pki request)")(
+        "days", po::value<int>()->default_value(365), "validity in days")(
+        "backend", po::value<std::string>(), "racoon (RSA keys only) or strongswan")(
+        "out", po::value<std::string>()->required(), "where to write host-cert.pem and cacert.pem")(
+        "force", "replace an existing host-cert.pem in --out")("help,h", "show help");
   } else {
     error() << "ipop-ipsecd pki: unknown subcommand '" << sub << "' ('ipop-ipsecd pki --help' lists them)\n";
     return kExitUsage;
@@ -81,7 +105,12 @@ int runPkiCli(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
     po::store(po::command_line_parser(args).options(opts).run(), vm);
     if (vm.count("help")) {
-      std::cout << (sub == "init-ca" ? kInitCaUsage : kIssueUsage) << kKeyNote << "\n" << opts;
+      std::cout << (sub == "init-ca" ? kInitCaUsage
+                    : sub == "issue" ? kIssueUsage
+                    : sub == "request" ? kRequestUsage
+                                       : kSignUsage)
+                << kKeyNote << "\n"
+                << opts;
       return kExitOk;
     }
     po::notify(vm);
@@ -103,6 +132,40 @@ int runPkiCli(int argc, char** argv) {
                 << "keep " << req.dir << "/ca-key.pem secret and off the VPN nodes\n";
       if (req.key == KeyKind::ec)
         std::cout << "note: an EC CA can only sign for the strongswan backend's peers; racoon needs RSA\n";
+    } else if (sub == "request") {
+      NodeRequest req;
+      if (vm.count("ip")) req.ips = vm["ip"].as<std::vector<std::string>>();
+      if (vm.count("dns")) req.dns = vm["dns"].as<std::vector<std::string>>();
+      req.key = keyKind(vm["key"].as<std::string>());
+      req.outDir = vm["out"].as<std::string>();
+      req.force = vm.count("force") > 0;
+      printWritten(makeRequest(req));
+      std::cout << "next: send " << req.outDir << "/host.csr (only that file) to the CA, which runs\n"
+                << "      ipop-ipsecd pki sign --ca-dir <CA dir> --csr host.csr --out <dir>\n"
+                << "      and sends back host-cert.pem and cacert.pem; keep host-key.pem on this node\n";
+      if (req.key == KeyKind::ec) std::cout << "note: racoon signs with RSA only; an EC key suits the strongswan backend\n";
+    } else if (sub == "sign") {
+      SignRequest req;
+      req.caDir = vm["ca-dir"].as<std::string>();
+      req.csrPath = vm["csr"].as<std::string>();
+      req.days = vm["days"].as<int>();
+      req.outDir = vm["out"].as<std::string>();
+      req.force = vm.count("force") > 0;
+      if (vm.count("backend")) {
+        const auto& b = vm["backend"].as<std::string>();
+        if (b != "racoon" && b != "strongswan") throw po::error("--backend must be racoon or strongswan, got '" + b + "'");
+        req.rsaOnly = b == "racoon";
+      }
+      SignResult r = signRequest(req);
+      std::string names;
+      for (const auto& ip : r.ips) names += (names.empty() ? "" : ", ") + std::string("IP:") + ip;
+      for (const auto& d : r.dns) names += (names.empty() ? "" : ", ") + std::string("DNS:") + d;
+      std::cout << "certified " << names << " (" << r.key << ") from " << req.csrPath << "\n";
+      printWritten(r.files);
+      std::cout << "next: send host-cert.pem and cacert.pem back to the node; with host-key.pem they go in its\n"
+                << "      racoon.certificate_dir (default /etc/racoon/certs); then run 'ipop-ipsecd check' there\n";
+      if (r.key.rfind("EC", 0) == 0)
+        std::cout << "note: racoon signs with RSA only; an EC key suits the strongswan backend\n";
     } else {
       HostRequest req;
       req.caDir = vm["ca-dir"].as<std::string>();

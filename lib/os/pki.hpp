@@ -97,4 +97,41 @@ struct HostRequest {
 // CA's certificate). Returns the files written.
 std::vector<std::string> issueHost(const HostRequest& req);
 
+// --- enrollment: the node's private key never leaves the node ---------------------------
+
+// A PKCS#10 request (PEM) signed by `key`, subject CN = the first DNS name (else the first
+// IP), asking for the subjectAltName IP:/DNS: as an extension. Throws PkiError.
+std::string makeRequestPem(EVP_PKEY* key, const std::vector<std::string>& ips, const std::vector<std::string>& dns);
+
+struct NodeRequest {               // `ipop-ipsecd pki request`, on the node
+  std::string outDir;              // created when missing (0755)
+  std::vector<std::string> ips;    // at least one IP or DNS name
+  std::vector<std::string> dns;
+  KeyKind key = KeyKind::rsa;
+  bool force = false;              // overwrite existing host-key.pem / host.csr
+};
+// Writes OUT/host-key.pem (0600) and OUT/host.csr (0644, no private material). Returns the
+// files written.
+std::vector<std::string> makeRequest(const NodeRequest& req);
+
+struct SignRequest {               // `ipop-ipsecd pki sign`, on the CA machine
+  std::string caDir;               // made by initCa
+  std::string csrPath;             // the node's host.csr
+  std::string outDir;              // created when missing (0755)
+  int days = 365;
+  bool rsaOnly = false;            // --backend racoon: refuse EC keys
+  bool force = false;              // overwrite an existing host-cert.pem
+};
+struct SignResult {
+  std::vector<std::string> files;  // OUT/host-cert.pem, OUT/cacert.pem
+  std::vector<std::string> ips, dns;  // what the certificate certifies (the request's subjectAltName)
+  std::string key;                 // "RSA 3072 bits", "EC prime256v1"
+};
+// Checks the request (PEM CSR, no private key in the file, its self-signature verifies,
+// a subjectAltName of IP/DNS names, RSA >= 2048 or EC P-256/384/521, RSA only when
+// rsaOnly) and issues the certificate exactly as issueHost does, for the request's key.
+// Writes OUT/host-cert.pem (0644) and OUT/cacert.pem (0644). Throws PkiError naming the
+// file and the reason.
+SignResult signRequest(const SignRequest& req);
+
 }  // namespace ipopsec
