@@ -353,7 +353,17 @@ void Reconciler::reconcile(const NetSnapshot& net) {
         for (const auto& a : tap->addresses)
           std::erase_if(provisional_, [&](const Cidr& r) { return r.contains(a.address); });
       if (!cfg_.protect.autoRanges) provisional_.clear();
+      // In force: what the kernel protects and what this daemon committed to. A remembered
+      // range whose policies were already in the kernel when this run began is in force (a
+      // daemon restart, not a reboot); one this run installed from the file stays provisional
+      // until the tap confirms it.
       std::vector<Cidr> inForce = rangesOf(current);
+      if (!provisionalChecked_) {
+        std::erase_if(provisional_, [&](const Cidr& r) {
+          return std::binary_search(inForce.begin(), inForce.end(), r);
+        });
+        provisionalChecked_ = true;
+      }
       inForce.insert(inForce.end(), committed_.begin(), committed_.end());
       std::sort(inForce.begin(), inForce.end());
       inForce.erase(std::unique(inForce.begin(), inForce.end()), inForce.end());

@@ -139,6 +139,7 @@ class Reconciler {
   // its back (a flush) do not end that: such a range is restored, never refused as new.
   std::vector<Cidr> committed_;
   std::vector<Cidr> provisional_;  // remembered ranges the tap has not confirmed yet
+  bool provisionalChecked_ = false;  // the first reconcile compared them with the kernel
   bool ipopSeen_ = false, tapLinkUp_ = false, tapCameUp_ = false;
   int tapIndex_ = 0;
   void remember();

@@ -332,3 +332,37 @@ TEST_F(FailClosedTest, ARememberedRangeTheTapDidNotConfirmIsNotHeldLater) {
 }
 
 }  // namespace
+
+namespace {
+
+// A daemon restart (not a reboot) with the tap gone: the remembered range's policies are
+// still in the kernel, so it is protection in force and a conflict does not remove it.
+TEST_F(FailClosedTest, ARememberedRangeAlreadyInTheKernelAtStartIsInForce) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"10.50.0.16/16"});
+  r->reconcile(net);
+  ASSERT_EQ(inKernel(), std::vector<Cidr>{C("10.50.0.0/16")});
+  net.links.erase(7);  // tap gone
+  net.links[9] = link(9, "docker0", true, {"10.50.200.1/24"});  // and a conflict
+  make(cfg());  // the daemon restarts
+  r->assumeRemembered({C("10.50.0.0/16")});
+  r->reconcile(net);
+  r->reconcile(net);
+  EXPECT_EQ(inKernel(), std::vector<Cidr>{C("10.50.0.0/16")});
+  EXPECT_FALSE(r->status().desired.conflicts.empty());
+}
+
+// A reboot: the remembered range was installed by this run; the LAN that comes up later
+// inside it wins (it was never confirmed on this boot).
+TEST_F(FailClosedTest, ARememberedRangeInstalledByThisRunYieldsToALanThatAppearsLater) {
+  make(cfg());
+  net.links.erase(2);  // eth0 has no address yet (early boot)
+  r->assumeRemembered({C("192.168.0.0/16")});
+  r->reconcile(net);
+  ASSERT_EQ(inKernel(), std::vector<Cidr>{C("192.168.0.0/16")});
+  net.links[2] = link(2, "eth0", true, {"192.168.1.5/24"});  // DHCP on the LAN
+  r->reconcile(net);
+  EXPECT_TRUE(policies.all().empty()) << "the LAN must not be cut off by a range never confirmed";
+}
+
+}  // namespace
