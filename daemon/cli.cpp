@@ -14,9 +14,8 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string_view>
 
@@ -262,21 +261,27 @@ int cmdRender(const std::string& path, const std::string& address, const std::st
   return kExitOk;
 }
 
+// The daemon records in its state file every priority its policies carry (an earlier
+// backend or configuration may have used others): those are its own too.
+void ownRecordedPriorities(XfrmPolicyTable& table, const Config& cfg, const SavedState* saved) {
+  if (saved && !saved->ownedPriorities.empty())
+    table.setPriorities(cfg.xfrm.protectPriority, cfg.xfrm.bypassPriority, saved->ownedPriorities);
+}
+
+// The daemon's state file, parsed; null when absent or not a state file.
+std::unique_ptr<SavedState> readSavedState(const Config& cfg) {
+  std::string text, err;
+  if (AtomicFileStore().read(cfg.daemon.stateDir + "/" + Config::Daemon::kStateFile, text)) return nullptr;
+  auto s = parseState(text, &err);
+  return s ? std::make_unique<SavedState>(std::move(*s)) : nullptr;
+}
+
 int cmdFlush(const std::string& path) {
   auto cfg = load(path);
   if (!cfg) return kExitConfig;
   try {
     XfrmPolicyTable table(cfg->xfrm.protectPriority, cfg->xfrm.bypassPriority);
-    // The daemon records every priority its policies carry (an earlier backend or
-    // configuration may have used others): those are its own too.
-    {
-      std::ifstream in(cfg->daemon.stateDir + "/state.json");
-      std::stringstream text;
-      text << in.rdbuf();
-      std::string err;
-      if (auto saved = parseState(text.str(), &err); saved && !saved->ownedPriorities.empty())
-        table.setPriorities(cfg->xfrm.protectPriority, cfg->xfrm.bypassPriority, saved->ownedPriorities);
-    }
+    ownRecordedPriorities(table, *cfg, readSavedState(*cfg).get());
     std::vector<Policy> owned;
     if (auto ec = table.list(owned)) {
       error() << "cannot list policies: " << ec.message() << "\n";
@@ -487,16 +492,7 @@ int cmdStatus(const std::string& path, bool json) {
   std::string kernelNote;
   try {
     XfrmPolicyTable table(cfg->xfrm.protectPriority, cfg->xfrm.bypassPriority);
-    // The daemon records every priority its policies carry (an earlier backend or
-    // configuration may have used others): those are its own too.
-    {
-      std::ifstream in(cfg->daemon.stateDir + "/state.json");
-      std::stringstream text;
-      text << in.rdbuf();
-      std::string err;
-      if (auto saved = parseState(text.str(), &err); saved && !saved->ownedPriorities.empty())
-        table.setPriorities(cfg->xfrm.protectPriority, cfg->xfrm.bypassPriority, saved->ownedPriorities);
-    }
+    ownRecordedPriorities(table, *cfg, &*s);
     std::vector<Policy> owned;
     if (auto ec = table.list(owned)) {
       kernelOk = false;

@@ -261,8 +261,7 @@ void Daemon::onPolicyEvent(const std::string& what) {
 }
 
 void Daemon::onChange() {
-  std::string line = reconciler_->statusLine();
-  if (!reloadRefused_.empty()) line += "; RELOAD REFUSED, running config kept: " + reloadRefused_;
+  std::string line = statusLine();
   // STATUS= is one short line (systemctl status); the journal and state.json get the details.
   std::string shortLine = reconciler_->shortStatus(reloadRefused_.empty() ? "" : "RELOAD REFUSED: " + reloadRefused_);
   if (shortLine != lastShortStatus_) {
@@ -320,9 +319,14 @@ void Daemon::writeMetrics() {
   lastMetricsPath_ = path;
 }
 
-void Daemon::logStatus() {
+std::string Daemon::statusLine() const {
   std::string line = reconciler_->statusLine();
   if (!reloadRefused_.empty()) line += "; RELOAD REFUSED, running config kept: " + reloadRefused_;
+  return line;
+}
+
+void Daemon::logStatus() {
+  std::string line = statusLine();
   if (line == lastStatus_) return;
   spdlog::info("status: {}", line);
   lastStatus_ = line;

@@ -72,6 +72,8 @@ class Daemon {
   boost::asio::steady_timer timer_, watchdog_, resync_, statusLog_;
   bool statusLogArmed_ = false;
   void logStatus();
+  // The reconciler's status line, with a refused reload (journal, state.json).
+  std::string statusLine() const;
   boost::asio::signal_set signals_;
   bool ready_ = false;
   bool stopping_ = false;
