@@ -4,8 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "core/reconciler.hpp"
-#include "fakes.hpp"
+#include "reconciler_fixture.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -13,56 +12,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-Cidr C(const char* s) { return *Cidr::parse(s); }
-
-LinkState link(int idx, const std::string& name, bool up, std::vector<const char*> addrs) {
-  LinkState l;
-  l.index = idx;
-  l.name = name;
-  l.up = up;
-  l.running = up;
-  for (auto a : addrs) l.addresses.push_back(C(a));
-  return l;
-}
-
-struct FailClosedTest : ::testing::Test {
-  Config cfg() {
-    Config c;
-    c.racoon.certificateDir = "/certs";
-    return c;
-  }
-  void SetUp() override {
-    files.files["/certs/cacert.pem"] = "CA";
-    files.files["/certs/host-cert.pem"] = "CERT";
-    files.files["/certs/host-key.pem"] = "KEY";
-    net.links[1] = link(1, "lo", true, {"127.0.0.1/8"});
-    net.links[2] = link(2, "eth0", true, {"192.168.1.5/24"});
-  }
-  void make(Config c) {
-    r = std::make_unique<Reconciler>(std::move(c), policies, files, certs, unit, clock,
-                                     [this](const Event& e) { events.push_back(e); });
-  }
-  std::vector<Cidr> inKernel() { return protectedRanges(policies.all()); }
-  bool hasEvent(Severity s, const std::string& needle) {
-    for (const auto& e : events)
-      if (e.severity == s && e.message.find(needle) != std::string::npos) return true;
-    return false;
-  }
-  bool anyEvent(const std::string& needle) {
-    for (const auto& e : events)
-      if (e.message.find(needle) != std::string::npos) return true;
-    return false;
-  }
-
-  FakePolicyTable policies;
-  FakeFileStore files;
-  FakeCertificateInspector certs{files};
-  FakeUnitManager unit;
-  FakeClock clock;
-  NetSnapshot net;
-  std::vector<Event> events;
-  std::unique_ptr<Reconciler> r;
-};
+struct FailClosedTest : ReconcilerFixture {};
 
 // 1a: another interface gets an address inside the protected range (docker0).
 TEST_F(FailClosedTest, AnotherInterfaceInsideAProtectedAutoRangeKeepsItsPolicies) {
