@@ -163,10 +163,9 @@ int Daemon::run() {
     }
     if (!files_->read(statePath(cfg_), text))
       if (auto saved = parseState(text, &err); saved && !saved->ownedPriorities.empty()) {
-        std::vector<Cidr> was;
-        for (const auto& r : saved->protectedRanges)
-          if (auto c = Cidr::parse(r)) was.push_back(*c);
-        reconciler_->assumeProtected(was);
+        // (The state file's protected_ranges are not taken as in force: a predecessor killed
+        // between moving its policies and writing the state file leaves a range there that it
+        // had already given up; what is in force at start is what the kernel holds.)
         // Policies an earlier configuration installed at other priorities are still this
         // daemon's: owned, so that they are migrated (replaced in place) and not refused as
         // foreign. Recorded in the state file at every change.
