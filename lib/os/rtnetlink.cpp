@@ -1,7 +1,6 @@
 #include "os/rtnetlink.hpp"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <net/if.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,17 +17,13 @@
 #include <cstring>
 #include <optional>
 
+#include "os/netlink.hpp"
+
 namespace ipopsec::rtnl {
 namespace {
 
-using Bytes = std::span<const std::uint8_t>;
-
-template <class T>
-T load(Bytes b) {  // caller checked b.size() >= sizeof(T); memcpy: no alignment assumption
-  T v;
-  std::memcpy(&v, b.data(), sizeof(T));
-  return v;
-}
+using netlink::Bytes;
+using netlink::load;
 
 std::string typeName(std::uint16_t type) {
   switch (type) {
@@ -44,28 +39,13 @@ std::string typeName(std::uint16_t type) {
   }
 }
 
-struct Attr {
-  std::uint16_t type;
-  Bytes data;
-};
-
-// Splits `b` into attributes. Returns an error text when one is malformed (length shorter
-// than its header or running past the end); trailing padding (< 4 bytes) is tolerated.
-std::optional<std::string> parseAttrs(Bytes b, std::vector<Attr>& out) {
-  std::size_t off = 0;
-  while (off < b.size() && b.size() - off >= sizeof(rtattr)) {
-    auto a = load<rtattr>(b.subspan(off));
-    if (a.rta_len < sizeof(rtattr))
-      return "attribute " + std::to_string(a.rta_type) + " has length " + std::to_string(a.rta_len) +
-             " (< " + std::to_string(sizeof(rtattr)) + ")";
-    if (a.rta_len > b.size() - off)
-      return "attribute " + std::to_string(a.rta_type) + " has length " + std::to_string(a.rta_len) +
-             " but only " + std::to_string(b.size() - off) + " bytes remain";
-    out.push_back(Attr{static_cast<std::uint16_t>(a.rta_type & NLA_TYPE_MASK),
-                       b.subspan(off + RTA_LENGTH(0), a.rta_len - RTA_LENGTH(0))});
-    off += RTA_ALIGN(a.rta_len);
-  }
-  return std::nullopt;
+// All attributes of `b` (the netlink layer's walk), or why they are malformed.
+std::optional<std::string> parseAttrs(Bytes b, std::vector<netlink::Attribute>& out) {
+  netlink::Attributes walk(b);
+  netlink::Attribute a;
+  while (walk.next(a)) out.push_back(a);
+  if (walk.error().empty()) return std::nullopt;
+  return walk.error();
 }
 
 class Applier {
@@ -74,32 +54,16 @@ class Applier {
 
   // Walks the messages; stops at a header that can't be trusted.
   void run(Bytes buf) {
-    std::size_t off = 0;
+    netlink::Messages walk(buf);
+    netlink::Message m;
     std::size_t n = 0;
-    while (off < buf.size()) {
+    while (walk.next(m)) {
       ++n;
-      std::size_t remain = buf.size() - off;
-      if (remain < sizeof(nlmsghdr)) {
-        skip(n, "", std::to_string(remain) + " trailing bytes, shorter than a netlink header");
-        return;
-      }
-      auto h = load<nlmsghdr>(buf.subspan(off));
-      if (h.nlmsg_len < sizeof(nlmsghdr)) {
-        skip(n, typeName(h.nlmsg_type), "nlmsg_len " + std::to_string(h.nlmsg_len) +
-                                            " is shorter than the header; rest of the datagram dropped");
-        return;
-      }
-      if (h.nlmsg_len > remain) {
-        skip(n, typeName(h.nlmsg_type), "nlmsg_len " + std::to_string(h.nlmsg_len) + " exceeds the " +
-                                            std::to_string(remain) + " bytes left; truncated");
-        return;
-      }
       ++r_.messages;
-      if (h.nlmsg_flags & NLM_F_DUMP_INTR) r_.dumpInterrupted = true;
-      Bytes payload = buf.subspan(off + NLMSG_HDRLEN, h.nlmsg_len - NLMSG_HDRLEN);
-      one(n, h, payload);
-      off += std::min<std::size_t>(NLMSG_ALIGN(h.nlmsg_len), remain);
+      if (m.header.nlmsg_flags & NLM_F_DUMP_INTR) r_.dumpInterrupted = true;
+      one(n, m);
     }
+    if (!walk.error().empty()) skip(n + 1, walk.errorType() ? typeName(*walk.errorType()) : "", walk.error());
   }
 
  private:
@@ -109,30 +73,30 @@ class Applier {
     r_.skipped.push_back(line + ": " + why);
   }
 
-  void one(std::size_t n, const nlmsghdr& h, Bytes p) {
-    switch (h.nlmsg_type) {
-      case NLMSG_NOOP: return;
-      case NLMSG_OVERRUN: r_.overrun = true; return;
-      case NLMSG_DONE:
-        r_.sawDone = true;
+  void one(std::size_t n, const netlink::Message& m) {
+    const nlmsghdr& h = m.header;
+    const Bytes p = m.payload;
+    const auto c = netlink::classify(m);
+    switch (c.kind) {
+      case netlink::Kind::noop:
+      case netlink::Kind::ack: return;  // 0 in an NLMSG_ERROR is an ACK
+      case netlink::Kind::overrun: r_.overrun = true; return;
+      case netlink::Kind::done:
         // A dump's DONE carries the dump's final status (negative errno on failure).
-        if (p.size() >= sizeof(int)) {
-          int status = load<int>(p);
-          if (status < 0) {
-            r_.sawError = true;
-            r_.errorCode = status == INT32_MIN ? EINVAL : -status;
-          }
-        }
-        return;
-      case NLMSG_ERROR: {
-        if (p.size() < sizeof(int)) return skip(n, "NLMSG_ERROR", "payload shorter than the error code");
-        int err = load<int>(p);
-        if (err != 0) {  // 0 is an ACK
+        r_.sawDone = true;
+        if (c.error != 0) {
           r_.sawError = true;
-          r_.errorCode = err == INT32_MIN ? EINVAL : (err < 0 ? -err : err);
+          r_.errorCode = c.error;
         }
         return;
-      }
+      case netlink::Kind::error:
+        r_.sawError = true;
+        r_.errorCode = c.error;
+        if (c.truncated) skip(n, "NLMSG_ERROR", "payload shorter than the error code");
+        return;
+      case netlink::Kind::data: break;
+    }
+    switch (h.nlmsg_type) {
       case RTM_NEWLINK:
       case RTM_DELLINK: return link(n, h, p);
       case RTM_NEWADDR:
@@ -162,15 +126,14 @@ class Applier {
     if (ifi.ifi_family == AF_BRIDGE) return;  // bridge-port notification, not a link change
     if (ifi.ifi_index <= 0) return skip(n, type, "invalid ifindex " + std::to_string(ifi.ifi_index));
 
-    std::vector<Attr> attrs;
-    std::size_t at = std::min<std::size_t>(NLMSG_ALIGN(sizeof(ifinfomsg)), p.size());
-    if (auto err = parseAttrs(p.subspan(at), attrs)) return skip(n, type, *err);
+    std::vector<netlink::Attribute> attrs;
+    if (auto err = parseAttrs(netlink::attributesAfter(p, sizeof(ifinfomsg)), attrs)) return skip(n, type, *err);
 
     std::optional<std::string> name;
     for (const auto& a : attrs) {
       if (a.type != IFLA_IFNAME) continue;
-      const auto* s = reinterpret_cast<const char*>(a.data.data());
-      std::size_t len = a.data.size();
+      const auto* s = reinterpret_cast<const char*>(a.payload.data());
+      std::size_t len = a.payload.size();
       const void* nul = len ? std::memchr(s, '\0', std::min<std::size_t>(len, IFNAMSIZ)) : nullptr;
       if (!nul)
         return skip(n, type, "IFLA_IFNAME of " + std::to_string(len) + " bytes has no NUL within " +
@@ -217,18 +180,17 @@ class Applier {
       return skip(n, type, "invalid ifindex " + std::to_string(ifa.ifa_index));
     const int index = static_cast<int>(ifa.ifa_index);
 
-    std::vector<Attr> attrs;
-    std::size_t at = std::min<std::size_t>(NLMSG_ALIGN(sizeof(ifaddrmsg)), p.size());
-    if (auto err = parseAttrs(p.subspan(at), attrs)) return skip(n, type, *err);
+    std::vector<netlink::Attribute> attrs;
+    if (auto err = parseAttrs(netlink::attributesAfter(p, sizeof(ifaddrmsg)), attrs)) return skip(n, type, *err);
 
     std::optional<Bytes> local, address;
     for (const auto& a : attrs) {
       if (a.type != IFA_LOCAL && a.type != IFA_ADDRESS) continue;
       const char* an = a.type == IFA_LOCAL ? "IFA_LOCAL" : "IFA_ADDRESS";
-      if (a.data.size() != want)
-        return skip(n, type, std::string(an) + " has " + std::to_string(a.data.size()) + " bytes, want " +
+      if (a.payload.size() != want)
+        return skip(n, type, std::string(an) + " has " + std::to_string(a.payload.size()) + " bytes, want " +
                                  std::to_string(want) + " for " + famName);
-      (a.type == IFA_LOCAL ? local : address) = a.data;
+      (a.type == IFA_LOCAL ? local : address) = a.payload;
     }
     // IFA_LOCAL is the interface's own address; on point-to-point links IFA_ADDRESS is the peer.
     std::optional<Bytes> chosen = local ? local : address;
@@ -283,8 +245,6 @@ namespace {
 constexpr std::size_t kBufferBytes = 64 * 1024;
 constexpr int kMaxDatagramsPerWakeup = 4096;  // bounds one drain so onChange can't starve
 constexpr unsigned kImmediateRetries = 3;     // re-dumps in a row before backing off
-
-std::error_code lastError() { return {errno, std::system_category()}; }
 
 }  // namespace
 
@@ -349,24 +309,15 @@ std::error_code NetlinkLinkMonitor::openSocket() {
   boost::system::error_code ec;
   ++generation_;
   socket_.close(ec);
-  socket_.open(boost::asio::generic::raw_protocol(AF_NETLINK, NETLINK_ROUTE), ec);
+  netlink::SocketOptions o;
+  o.protocol = NETLINK_ROUTE;
+  o.groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+  o.receiveBufferBytes = options_.receiveBufferBytes;
+  netlink::Socket s;
+  if (auto err = s.open(o)) return err;
+  socket_.assign(boost::asio::generic::raw_protocol(AF_NETLINK, NETLINK_ROUTE), s.fd(), ec);
   if (ec) return {ec.value(), std::system_category()};
-  const int fd = socket_.native_handle();
-  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) return lastError();
-
-  if (options_.receiveBufferBytes > 0) {
-    int size = options_.receiveBufferBytes;
-    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0 &&
-        ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size) != 0)
-      return lastError();
-  }
-  // NETLINK_NO_ENOBUFS stays off: an overflow must be reported so that we re-dump.
-
-  sockaddr_nl sa{};
-  sa.nl_family = AF_NETLINK;
-  sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
-  socket_.bind(boost::asio::generic::raw_protocol::endpoint(&sa, sizeof sa), ec);
-  if (ec) return {ec.value(), std::system_category()};
+  s.release();  // the Asio socket owns it now
   socket_.non_blocking(true, ec);
   if (ec) return {ec.value(), std::system_category()};
   return {};
@@ -374,23 +325,9 @@ std::error_code NetlinkLinkMonitor::openSocket() {
 
 std::error_code NetlinkLinkMonitor::requestDump(std::uint16_t type) {
   // Header + the family struct of the request (AF_UNSPEC: all families).
-  alignas(nlmsghdr) std::uint8_t req[NLMSG_SPACE(sizeof(ifinfomsg))]{};
-  const std::size_t body = type == RTM_GETLINK ? sizeof(ifinfomsg) : sizeof(ifaddrmsg);
-  nlmsghdr h{};
-  h.nlmsg_len = static_cast<std::uint32_t>(NLMSG_LENGTH(body));
-  h.nlmsg_type = type;
-  h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  h.nlmsg_seq = ++seq_;
-  std::memcpy(req, &h, sizeof h);  // the family byte after it stays 0 = AF_UNSPEC
-
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  while (true) {
-    ssize_t n = ::sendto(socket_.native_handle(), req, h.nlmsg_len, 0,
-                         reinterpret_cast<const sockaddr*>(&kernel), sizeof kernel);
-    if (n >= 0) return {};
-    if (errno != EINTR) return lastError();
-  }
+  netlink::MessageBuilder b(type, NLM_F_REQUEST | NLM_F_DUMP, ++seq_);
+  const auto req = type == RTM_GETLINK ? b.put(ifinfomsg{}).finish() : b.put(ifaddrmsg{}).finish();
+  return netlink::sendToKernel(socket_.native_handle(), req);
 }
 
 void NetlinkLinkMonitor::beginDump() {
@@ -485,43 +422,33 @@ void NetlinkLinkMonitor::onReadable() {
   bool dumpCompleted = false;
 
   for (int i = 0; i < kMaxDatagramsPerWakeup; ++i) {
-    sockaddr_nl from{};
-    iovec iov{buffer_.data(), buffer_.size()};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof from;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    ssize_t n = ::recvmsg(socket_.native_handle(), &msg, MSG_DONTWAIT);
-    if (n < 0) {
-      const int err = errno;
-      if (err == EINTR) continue;
+    netlink::Datagram d;
+    if (auto ec = netlink::receive(socket_.native_handle(), buffer_, d, true)) {
+      const int err = ec.value();
       if (err == EAGAIN || err == EWOULDBLOCK) break;
       if (err == ENOBUFS) {
         restartDump("receive queue overflowed (ENOBUFS), the kernel dropped events");
       } else {
-        restartDump("recv failed: " + std::error_code(err, std::system_category()).message() +
-                    "; reopening the socket");
+        restartDump("recv failed: " + ec.message() + "; reopening the socket");
       }
       return;
     }
-    if (msg.msg_flags & MSG_TRUNC) {
+    if (d.truncated) {
       restartDump("a datagram larger than " + std::to_string(buffer_.size()) +
                   " bytes was truncated");
       return;
     }
-    if (msg.msg_namelen < sizeof(sockaddr_nl) || from.nl_family != AF_NETLINK || from.nl_pid != 0) {
+    if (!d.fromKernel) {
       ++skipped_;
-      logSkipped("ignored a datagram of " + std::to_string(n) + " bytes from port id " +
-                 std::to_string(from.nl_pid) + " (not the kernel)");
+      logSkipped("ignored a datagram of " + std::to_string(d.size) + " bytes from port id " +
+                 std::to_string(d.port) + " (not the kernel)");
       continue;
     }
     ++datagrams_;
 
     const bool following = phase_ == Phase::following;
     NetSnapshot& target = following ? snapshot_ : building_;
-    auto r = rtnl::applyMessages(std::span<const std::uint8_t>(buffer_.data(), static_cast<std::size_t>(n)),
-                                 target);
+    auto r = rtnl::applyMessages(std::span<const std::uint8_t>(buffer_.data(), d.size), target);
     for (const auto& line : r.skipped) {
       ++skipped_;
       logSkipped("skipped " + line);

@@ -53,8 +53,8 @@ inline constexpr std::size_t kMaxLinks = 4096;
 
 struct ParseResult {
   bool sawDone = false;          // NLMSG_DONE (end of a dump) was in the buffer
-  bool sawError = false;         // NLMSG_ERROR with a non-zero code, or a DONE carrying an error
-  int errorCode = 0;             // positive errno of that error
+  bool sawError = false;         // NLMSG_ERROR with a non-zero (or unreadable) code, or a DONE carrying an error
+  int errorCode = 0;             // positive errno of that error (netlink::kernelErrno: EPROTO when impossible)
   bool overrun = false;          // NLMSG_OVERRUN
   bool dumpInterrupted = false;  // some message carried NLM_F_DUMP_INTR
   bool changed = false;          // `snap` was modified

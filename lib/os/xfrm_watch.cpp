@@ -1,6 +1,5 @@
 #include "os/xfrm_watch.hpp"
 
-#include <fcntl.h>
 #include <linux/netlink.h>
 #include <linux/xfrm.h>
 #include <sys/socket.h>
@@ -10,19 +9,17 @@
 
 #include <boost/asio/post.hpp>
 
+#include "os/netlink.hpp"
+
 namespace ipopsec {
 
 namespace xfrm {
 
 void countPolicyEvents(std::span<const std::uint8_t> buf, std::uint32_t ownPortId, PolicyEvents& out) {
-  std::size_t off = 0;
-  while (buf.size() - off >= sizeof(nlmsghdr)) {
-    nlmsghdr h{};
-    std::memcpy(&h, buf.data() + off, sizeof h);
-    if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > buf.size() - off) {
-      ++out.malformed;
-      return;
-    }
+  netlink::Messages walk(buf);
+  netlink::Message m;
+  while (walk.next(m)) {
+    const nlmsghdr& h = m.header;
     const char* what = nullptr;
     switch (h.nlmsg_type) {
       case XFRM_MSG_NEWPOLICY:
@@ -32,18 +29,16 @@ void countPolicyEvents(std::span<const std::uint8_t> buf, std::uint32_t ownPortI
       case XFRM_MSG_POLEXPIRE: what = "expire"; break;
       default: break;  // not a policy event (the group carries only these)
     }
-    if (what) {
-      // Expiry is the kernel's own doing (port id 0 like any kernel-made event); a
-      // request's notification carries the requester's port id.
-      if (h.nlmsg_pid == ownPortId && ownPortId != 0 && h.nlmsg_type != XFRM_MSG_POLEXPIRE) {
-        ++out.own;
-      } else {
-        if (out.foreign++ == 0) out.firstForeign = what;
-      }
+    if (!what) continue;
+    // Expiry is the kernel's own doing (port id 0 like any kernel-made event); a
+    // request's notification carries the requester's port id.
+    if (h.nlmsg_pid == ownPortId && ownPortId != 0 && h.nlmsg_type != XFRM_MSG_POLEXPIRE) {
+      ++out.own;
+    } else {
+      if (out.foreign++ == 0) out.firstForeign = what;
     }
-    off += NLMSG_ALIGN(h.nlmsg_len);
-    if (off > buf.size()) break;
   }
+  if (!walk.error().empty()) ++out.malformed;
 }
 
 }  // namespace xfrm
@@ -60,17 +55,15 @@ XfrmPolicyWatch::~XfrmPolicyWatch() { stop(); }
 void XfrmPolicyWatch::start(std::uint32_t ownPortId, OnChange onChange) {
   ownPortId_ = ownPortId;
   onChange_ = std::move(onChange);
-  boost::system::error_code ec;
-  socket_.open(boost::asio::generic::raw_protocol(AF_NETLINK, NETLINK_XFRM), ec);
-  if (ec) throw std::system_error(ec.value(), std::system_category(), "socket(NETLINK_XFRM)");
-  const int fd = socket_.native_handle();
-  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) throw std::system_error(errno, std::system_category(), "fcntl");
   // NETLINK_NO_ENOBUFS stays off: an overflow must be reported, then everything is re-read.
-  sockaddr_nl sa{};
-  sa.nl_family = AF_NETLINK;
-  sa.nl_groups = XFRMGRP_POLICY;
-  socket_.bind(boost::asio::generic::raw_protocol::endpoint(&sa, sizeof sa), ec);
-  if (ec) throw std::system_error(ec.value(), std::system_category(), "bind(NETLINK_XFRM, XFRMNLGRP_POLICY)");
+  netlink::Socket sock;
+  std::string what;
+  if (auto ec = sock.open({.protocol = NETLINK_XFRM, .groups = XFRMGRP_POLICY}, &what))
+    throw std::system_error(ec, what + " (XFRMNLGRP_POLICY)");
+  boost::system::error_code ec;
+  socket_.assign(boost::asio::generic::raw_protocol(AF_NETLINK, NETLINK_XFRM), sock.fd(), ec);
+  if (ec) throw std::system_error(ec.value(), std::system_category(), "assigning the NETLINK_XFRM socket");
+  sock.release();  // the Asio socket owns it now
   socket_.non_blocking(true, ec);
   stopped_ = false;
   receive();
@@ -94,20 +87,16 @@ void XfrmPolicyWatch::onReadable() {
   xfrm::PolicyEvents events;
   bool overflow = false;
   for (int i = 0; i < kMaxDatagramsPerWakeup; ++i) {
-    sockaddr_nl from{};
-    socklen_t fromLen = sizeof from;
-    ssize_t n = ::recvfrom(socket_.native_handle(), buffer_.data(), buffer_.size(), MSG_DONTWAIT,
-                           reinterpret_cast<sockaddr*>(&from), &fromLen);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == ENOBUFS) {
+    netlink::Datagram d;
+    if (auto ec = netlink::receive(socket_.native_handle(), buffer_, d, true)) {
+      if (ec.value() == ENOBUFS) {
         overflow = true;
         continue;  // the queue was reset; read on
       }
       break;  // EAGAIN: drained
     }
-    if (from.nl_pid != 0) continue;  // only the kernel sends policy events
-    xfrm::countPolicyEvents({buffer_.data(), static_cast<std::size_t>(n)}, ownPortId_, events);
+    if (!d.fromKernel) continue;  // only the kernel sends policy events
+    xfrm::countPolicyEvents({buffer_.data(), d.size}, ownPortId_, events);
   }
   if (overflow)
     onChange_("the XFRM event queue overflowed (events lost)");

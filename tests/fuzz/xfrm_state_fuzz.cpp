@@ -1,11 +1,12 @@
-// Fuzz target: the XFRM state dump decoder (xfrm::decodeStateDump), used by flushLarval.
+// Fuzz target: the XFRM state dump decoder (xfrm::decodeStateDump), used by listStates,
+// flushLarval and removeStates.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <span>
 #include <vector>
 
-#include "os/xfrm.hpp"
+#include "os/xfrm_codec.hpp"
 
 using namespace ipopsec;
 
@@ -16,6 +17,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto r = xfrm::decodeStateDump(std::span<const std::uint8_t>(buf.data(), buf.size()), seq);
   if (r.states.size() > xfrm::kMaxEntries) std::abort();
   if (r.skipped.size() > xfrm::kMaxSkipped) std::abort();
-  for (const auto& s : r.states) (void)s.larval();
+  for (const auto& s : r.states) {
+    if (s.larval() && s.keyed) std::abort();  // larval means no keys
+    (void)s.acquirePending();
+    (void)xfrm::describe(s);
+    if (s.src.family != s.dst.family) std::abort();
+  }
   return 0;
 }

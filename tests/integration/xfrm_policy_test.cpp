@@ -411,9 +411,9 @@ class AcquireListener {
 };
 
 std::size_t larvalCount(XfrmPolicyTable& t) {
-  std::vector<xfrm::StateInfo> states;
+  std::vector<XfrmStateInfo> states;
   EXPECT_FALSE(t.listStates(states));
-  return static_cast<std::size_t>(std::count_if(states.begin(), states.end(), [](const auto& s) { return s.larval(); }));
+  return static_cast<std::size_t>(std::count_if(states.begin(), states.end(), [](const auto& s) { return s.acquirePending(); }));
 }
 
 TEST_F(XfrmPolicyTest, PlaintextIsBlockedAcquireIsRaisedAndLarvalStateFlushed) {
@@ -483,6 +483,61 @@ TEST_F(XfrmPolicyTest, PlaintextIsBlockedAcquireIsRaisedAndLarvalStateFlushed) {
   ASSERT_FALSE(table_->flushLarval({cidr("10.254.0.0/16")}));
   EXPECT_TRUE(echoes(udp.fd, "after", 5000));
   EXPECT_THAT(owned(), ::testing::IsEmpty());
+}
+
+// The read-only SAD dump. `ip xfrm state allocspi` makes states on any kernel (they have an
+// SPI and no keys: larval); keyed ones need the kernel's ESP, checked in the next test.
+TEST_F(XfrmPolicyTest, ListStatesReportsEverySaAndChangesNothing) {
+  std::vector<XfrmStateInfo> states;
+  ASSERT_FALSE(table_->listStates(states));
+  EXPECT_TRUE(states.empty());
+  sh("ip xfrm state allocspi src 10.254.0.1 dst 10.254.0.2 proto esp mode transport reqid 7 min 0x1000 max 0x1000");
+  sh("ip xfrm state allocspi src fd50::1 dst fd50::2 proto esp mode tunnel reqid 9 min 0x2000 max 0x2000");
+  sh("ip xfrm state allocspi src 10.254.0.1 dst 10.254.0.3 proto ah mode transport min 0x3000 max 0x3000");
+  const std::string before = sh("ip xfrm state");
+
+  ASSERT_FALSE(table_->listStates(states));
+  ASSERT_EQ(states.size(), 3U);
+  std::sort(states.begin(), states.end(), [](const auto& a, const auto& b) { return a.spi < b.spi; });
+  std::vector<std::string> lines;
+  for (const auto& st : states) lines.push_back(xfrm::describe(st));
+  EXPECT_THAT(lines, ::testing::ElementsAre("esp spi 0x00001000 10.254.0.1 -> 10.254.0.2 transport reqid 7 larval",
+                                            "esp spi 0x00002000 fd50::1 -> fd50::2 tunnel reqid 9 larval",
+                                            "ah spi 0x00003000 10.254.0.1 -> 10.254.0.3 transport reqid 0 larval"));
+  EXPECT_EQ(states[0].proto, IPPROTO_ESP);
+  EXPECT_EQ(states[0].mode, XFRM_MODE_TRANSPORT);
+  EXPECT_EQ(states[1].mode, XFRM_MODE_TUNNEL);
+  EXPECT_EQ(states[2].proto, IPPROTO_AH);
+  for (const auto& st : states) {
+    EXPECT_FALSE(st.keyed);
+    EXPECT_FALSE(st.acquirePending()) << "an allocated SPI is not an acquire waiting for one";
+  }
+  EXPECT_EQ(sh("ip xfrm state"), before);
+
+  // flushLarval deletes only acquire placeholders (spi 0): these stay.
+  std::size_t removed = 99;
+  ASSERT_FALSE(table_->flushLarval({cidr("10.254.0.0/16"), cidr("fd50::/64")}, &removed));
+  EXPECT_EQ(removed, 0U);
+  EXPECT_EQ(sh("ip xfrm state"), before);
+}
+
+TEST_F(XfrmPolicyTest, ListStatesTellsAKeyedSaFromALarvalOne) {
+  std::string out;
+  if (test::shStatus("ip xfrm state add src 10.254.0.1 dst 10.254.0.2 proto esp spi 0x4000 reqid 4 mode transport "
+                     "enc 'cbc(aes)' 0x00112233445566778899aabbccddeeff",
+                     &out) != 0) {
+    ASSERT_THAT(out, HasSubstr("Requested type not found")) << "ip xfrm state add failed for another reason";
+    GTEST_SKIP() << "this kernel has no ESP (xfrm type esp4): keyed SAs cannot be added";
+  }
+  sh("ip xfrm state allocspi src 10.254.0.1 dst 10.254.0.3 proto esp mode transport min 0x5000 max 0x5000");
+  std::vector<XfrmStateInfo> states;
+  ASSERT_FALSE(table_->listStates(states));
+  ASSERT_EQ(states.size(), 2U);
+  std::sort(states.begin(), states.end(), [](const auto& a, const auto& b) { return a.spi < b.spi; });
+  EXPECT_EQ(xfrm::describe(states[0]), "esp spi 0x00004000 10.254.0.1 -> 10.254.0.2 transport reqid 4");
+  EXPECT_TRUE(states[0].keyed);
+  EXPECT_FALSE(states[0].larval());
+  EXPECT_TRUE(states[1].larval());
 }
 
 }  // namespace

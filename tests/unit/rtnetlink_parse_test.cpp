@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <random>
 #include <string>
@@ -351,11 +352,34 @@ TEST(RtnetlinkParse, NlmsgError) {
   r = applyBuf(ack.bytes(), snap);
   EXPECT_FALSE(r.sawError);
 
-  Builder shortErr;  // NLMSG_ERROR without room for the code
+  // NLMSG_ERROR without room for the code: an error whose code is unknown (EPROTO, the
+  // netlink layer's one mapping), and a line saying why.
+  Builder shortErr;
   shortErr.begin(NLMSG_ERROR).end();
   r = applyBuf(shortErr.bytes(), snap);
-  EXPECT_FALSE(r.sawError);
+  EXPECT_TRUE(r.sawError);
+  EXPECT_EQ(r.errorCode, EPROTO);
   EXPECT_EQ(r.skipped.size(), 1U);
+}
+
+// Codes the kernel never sends (INT_MIN, positive, beyond MAX_ERRNO) are EPROTO, in an
+// NLMSG_ERROR and in a DONE's status alike.
+TEST(RtnetlinkParse, ImpossibleErrorCodesAreProtocolErrors) {
+  for (int code : {INT_MIN, 5, -5000}) {
+    SCOPED_TRACE(code);
+    Builder e;
+    error(e, code);
+    NetSnapshot snap;
+    auto r = applyBuf(e.bytes(), snap);
+    EXPECT_TRUE(r.sawError);
+    EXPECT_EQ(r.errorCode, EPROTO);
+    Builder d;
+    done(d, code);
+    r = applyBuf(d.bytes(), snap);
+    EXPECT_TRUE(r.sawDone);
+    EXPECT_TRUE(r.sawError);
+    EXPECT_EQ(r.errorCode, EPROTO);
+  }
 }
 
 TEST(RtnetlinkParse, OverrunIsReported) {

@@ -1,4 +1,4 @@
-// Encoding and decoding of XFRM policy messages (no socket, no root).
+// Encoding and decoding of XFRM policy messages (no socket, no root). States: xfrm_state_test.cpp.
 #include "os/xfrm.hpp"
 
 #include <arpa/inet.h>
@@ -13,10 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "unit/netlink_bytes.hpp"
+
 namespace ipopsec {
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
+using namespace test;  // Bytes, message, attr, done, ... (unit/netlink_bytes.hpp)
 
 constexpr std::uint32_t kProtect = 250000;
 constexpr std::uint32_t kBypass = 1000;
@@ -60,42 +62,6 @@ Policy ndBypass(Direction d, std::uint8_t type) {
 // The payload after the netlink header.
 Bytes payloadOf(const Bytes& msg) { return Bytes(msg.begin() + NLMSG_HDRLEN, msg.end()); }
 
-nlmsghdr headerOf(const Bytes& msg) {
-  nlmsghdr h{};
-  std::memcpy(&h, msg.data(), sizeof h);
-  return h;
-}
-
-Bytes message(std::uint16_t type, std::uint16_t flags, std::uint32_t seq, const Bytes& payload) {
-  nlmsghdr h{};
-  h.nlmsg_len = static_cast<std::uint32_t>(NLMSG_HDRLEN + payload.size());
-  h.nlmsg_type = type;
-  h.nlmsg_flags = flags;
-  h.nlmsg_seq = seq;
-  Bytes b(NLMSG_HDRLEN, 0);
-  std::memcpy(b.data(), &h, sizeof h);
-  b.insert(b.end(), payload.begin(), payload.end());
-  b.resize(NLMSG_ALIGN(b.size()), 0);
-  return b;
-}
-
-template <class T>
-Bytes bytesOf(const T& v) {
-  Bytes b(sizeof v);
-  std::memcpy(b.data(), &v, sizeof v);
-  return b;
-}
-
-Bytes attr(std::uint16_t type, const Bytes& data) {
-  nlattr a{};
-  a.nla_len = static_cast<std::uint16_t>(NLA_HDRLEN + data.size());
-  a.nla_type = type;
-  Bytes b = bytesOf(a);
-  b.insert(b.end(), data.begin(), data.end());
-  b.resize(NLA_ALIGN(b.size()), 0);
-  return b;
-}
-
 // A dump entry as the kernel sends it: the request encoding, retyped NEWPOLICY, multi.
 Bytes dumpEntry(const Policy& p, std::uint32_t seq, std::uint32_t index = 0) {
   Bytes m = xfrm::encodePolicy(p, XFRM_MSG_NEWPOLICY, seq);
@@ -107,14 +73,6 @@ Bytes dumpEntry(const Policy& p, std::uint32_t seq, std::uint32_t index = 0) {
   info.index = index;
   std::memcpy(m.data() + NLMSG_HDRLEN, &info, sizeof info);
   return m;
-}
-
-Bytes done(std::uint32_t seq) { return message(NLMSG_DONE, NLM_F_MULTI, seq, bytesOf(0)); }
-
-Bytes concat(std::initializer_list<Bytes> parts) {
-  Bytes b;
-  for (const auto& p : parts) b.insert(b.end(), p.begin(), p.end());
-  return b;
 }
 
 xfrm_userpolicy_info infoOf(const Bytes& msg) {
@@ -543,72 +501,6 @@ TEST(XfrmDecode, SkippedReasonsAreBounded) {
   auto r = xfrm::decodePolicyDump(buf, kOwned);
   EXPECT_EQ(r.skipped.size(), xfrm::kMaxSkipped);
   EXPECT_EQ(r.skippedCount, xfrm::kMaxSkipped * 3);
-}
-
-// ---------------------------------------------------------------------------------------
-// State dumps (flushLarval).
-
-Bytes stateMessage(const char* src, const char* dst, std::uint8_t proto, std::uint32_t spi, std::uint32_t seq,
-                   std::uint32_t nlseq = 0) {
-  xfrm_usersa_info sa{};
-  auto s = IpAddress::parse(src);
-  auto d = IpAddress::parse(dst);
-  sa.family = s->family == Family::v4 ? AF_INET : AF_INET6;
-  std::memcpy(&sa.saddr, s->bytes.data(), static_cast<std::size_t>(s->byteLength()));
-  std::memcpy(&sa.id.daddr, d->bytes.data(), static_cast<std::size_t>(d->byteLength()));
-  sa.id.proto = proto;
-  sa.id.spi = htonl(spi);
-  sa.seq = seq;
-  sa.mode = XFRM_MODE_TRANSPORT;
-  return message(XFRM_MSG_NEWSA, NLM_F_MULTI, nlseq, bytesOf(sa));
-}
-
-TEST(XfrmStates, LarvalOnesAreRecognised) {
-  Bytes buf = concat({stateMessage("10.254.0.1", "10.254.0.2", IPPROTO_ESP, 0, 17, 4),
-                      stateMessage("10.254.0.1", "10.254.0.3", IPPROTO_ESP, 0xc0001234, 18, 4),
-                      stateMessage("fd50::1", "fd50::2", IPPROTO_ESP, 0, 19, 4),
-                      stateMessage("10.254.0.1", "10.254.0.4", IPPROTO_AH, 0, 20, 4), done(4)});
-  auto r = xfrm::decodeStateDump(buf, 4);
-  EXPECT_TRUE(r.done);
-  ASSERT_EQ(r.states.size(), 4U);
-  EXPECT_TRUE(r.states[0].larval());
-  EXPECT_EQ(r.states[0].src.str(), "10.254.0.1");
-  EXPECT_EQ(r.states[0].dst.str(), "10.254.0.2");
-  EXPECT_EQ(r.states[0].seq, 17U);
-  EXPECT_FALSE(r.states[1].larval());
-  EXPECT_EQ(r.states[1].spi, 0xc0001234U);
-  EXPECT_TRUE(r.states[2].larval());
-  EXPECT_EQ(r.states[2].dst.str(), "fd50::2");
-  EXPECT_FALSE(r.states[3].larval());
-}
-
-TEST(XfrmStates, TruncatedAndGarbage) {
-  Bytes full = concat({stateMessage("10.254.0.1", "10.254.0.2", IPPROTO_ESP, 0, 17),
-                       stateMessage("10.254.0.1", "10.254.0.3", IPPROTO_ESP, 0, 18), done(0)});
-  for (std::size_t cut = 0; cut <= full.size(); ++cut) {
-    Bytes part(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(cut));
-    auto r = xfrm::decodeStateDump(part);
-    EXPECT_LE(r.states.size(), 2U);
-    EXPECT_EQ(r.done, cut == full.size());
-  }
-  std::mt19937 rng(99);
-  for (int iter = 0; iter < 2000; ++iter) {
-    Bytes buf = full;
-    buf[rng() % buf.size()] = static_cast<std::uint8_t>(rng());
-    buf[rng() % buf.size()] = static_cast<std::uint8_t>(rng());
-    auto r = xfrm::decodeStateDump(buf);
-    EXPECT_LE(r.states.size(), 2U);
-    for (const auto& s : r.states) EXPECT_EQ(s.src.family, s.dst.family);
-  }
-  Bytes bad = stateMessage("10.254.0.1", "10.254.0.2", IPPROTO_ESP, 0, 1);
-  xfrm_usersa_info sa{};
-  std::memcpy(&sa, bad.data() + NLMSG_HDRLEN, sizeof sa);
-  sa.family = 77;
-  std::memcpy(bad.data() + NLMSG_HDRLEN, &sa, sizeof sa);
-  auto r = xfrm::decodeStateDump(bad);
-  EXPECT_TRUE(r.states.empty());
-  ASSERT_EQ(r.skipped.size(), 1U);
-  EXPECT_NE(r.skipped[0].find("family 77"), std::string::npos);
 }
 
 TEST(XfrmDescribe, ReadableLine) {
