@@ -42,16 +42,21 @@ std::string list(const std::vector<T>& v, F f) {
   return o + "]";
 }
 
-std::string iso(std::chrono::system_clock::time_point t) {
-  auto tt = std::chrono::system_clock::to_time_t(t);
+// Unix seconds as RFC 3339 UTC (no detour through a nanosecond time_point, which would
+// overflow beyond the year 2262).
+std::string rfc3339Seconds(std::time_t tt) {
   std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (!gmtime_r(&tt, &tm)) return "";
+  char buf[64];
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) return "";
   return buf;
 }
 
 }  // namespace
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  return rfc3339Seconds(std::chrono::system_clock::to_time_t(t));
+}
 
 std::string stateJson(const Config& cfg, const Reconciler& r, const std::string& ikeUnitState, const std::string& status,
                       const std::string& reloadRefused) {
@@ -59,11 +64,12 @@ std::string stateJson(const Config& cfg, const Reconciler& r, const std::string&
   const auto& d = st.desired;
   std::vector<std::string> addrs;
   std::string o = "{\n";
+  o += "  \"schema_version\": " + std::to_string(kStateSchemaVersion) + ",\n";
   o += "  \"status\": " + jsonString(status) + ",\n";
   o += "  \"healthy\": " + std::string(st.healthy() && reloadRefused.empty() ? "true" : "false") + ",\n";
   o += "  \"reload_refused\": " + jsonString(reloadRefused) + ",\n";
   o += "  \"interface\": " + jsonString(cfg.ipop.interface) + ",\n";
-  o += "  \"tap_state\": " + jsonString(d.tapState) + ",\n";
+  o += "  \"tap_state\": " + jsonString(toString(d.tapState)) + ",\n";
   o += "  \"ipop_up\": " + std::string(d.ipopUp ? "true" : "false") + ",\n";
   o += "  \"local_address\": " + jsonString(d.localAddress ? d.localAddress->str() : "") + ",\n";
   o += "  \"ranges\": " + list(d.ranges, [](const Cidr& c) { return c.str(); }) + ",\n";
@@ -85,21 +91,19 @@ std::string stateJson(const Config& cfg, const Reconciler& r, const std::string&
   }
   o += "  \"policies_exact\": " + std::string(st.policiesExact ? "true" : "false") + ",\n";
   o += "  \"certificates_usable\": " + std::string(d.certsUsable ? "true" : "false") + ",\n";
-  o += "  \"certificate_expiry\": " + jsonString(d.certExpiry ? iso(*d.certExpiry) : "") + ",\n";
+  o += "  \"certificate_expiry\": " + jsonString(d.certExpiry ? rfc3339(*d.certExpiry) : "") + ",\n";
   o += "  \"certificate_problems\": " + list(d.certProblems, [](const std::string& s) { return s; }) + ",\n";
   o += "  \"certificate_warnings\": " + list(d.certWarnings, [](const std::string& s) { return s; }) + ",\n";
   o += "  \"ike_backend\": " + jsonString(cfg.ike.backend == IkeBackend::racoon ? "racoon" : "strongswan") + ",\n";
   o += "  \"ike_unit\": " + jsonString(cfg.ike.unit) + ",\n";
   o += "  \"ike_unit_state\": " + jsonString(ikeUnitState) + ",\n";
-  o += "  \"last_restart\": " + jsonString(st.lastRestart ? iso(*st.lastRestart) : "") + ",\n";
+  o += "  \"last_restart\": " + jsonString(st.lastRestart ? rfc3339(*st.lastRestart) : "") + ",\n";
   o += "  \"last_restart_result\": " + jsonString(st.lastRestartResult) + ",\n";
   o += "  \"restart_failures\": " + std::to_string(st.restartFailures) + ",\n";
   o += "  \"last_error\": " + jsonString(st.lastError) + ",\n";
   o += "  \"ike_inputs\": " + jsonString(r.scheduler().startedInputs().value_or("")) + ",\n";
   o += "  \"pid\": " + std::to_string(::getpid()) + ",\n";
-  o += "  \"written_at\": " +
-       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count()) + "\n";
+  o += "  \"written_at\": " + jsonString(rfc3339(std::chrono::system_clock::now())) + "\n";
   o += "}\n";
   return o;
 }
@@ -109,6 +113,12 @@ std::optional<SavedState> parseState(const std::string& text, std::string* error
     YAML::Node n = YAML::Load(text);  // JSON is YAML
     if (!n.IsMap()) throw std::runtime_error("not an object");
     SavedState s;
+    if (n["schema_version"]) {
+      s.schemaVersion = n["schema_version"].as<int>();
+      if (s.schemaVersion < 1 || s.schemaVersion > kStateSchemaVersion)
+        throw std::runtime_error("schema_version " + std::to_string(s.schemaVersion) + " is not one this ipop-ipsecd reads (1.." +
+                                 std::to_string(kStateSchemaVersion) + ")");
+    }
     auto str = [&](const char* k) { return n[k] ? n[k].as<std::string>() : std::string(); };
     auto strs = [&](const char* k) {
       std::vector<std::string> v;
@@ -139,7 +149,16 @@ std::optional<SavedState> parseState(const std::string& text, std::string* error
     s.ikeUnit = str("ike_unit");
     s.ikeUnitState = str("ike_unit_state");
     s.ikeInputs = str("ike_inputs");
-    s.writtenAt = n["written_at"] ? n["written_at"].as<long long>() : 0;
+    if (n["written_at"]) {
+      if (s.schemaVersion == 0) {
+        // Earlier releases wrote unix seconds.
+        auto secs = n["written_at"].as<long long>();
+        if (secs < 0 || secs > 253402300799LL) throw std::runtime_error("written_at out of range");
+        s.writtenAt = rfc3339Seconds(static_cast<std::time_t>(secs));
+      } else {
+        s.writtenAt = n["written_at"].as<std::string>();
+      }
+    }
     s.pid = n["pid"] ? n["pid"].as<int>() : 0;
     return s;
   } catch (const std::exception& e) {

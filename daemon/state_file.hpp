@@ -3,6 +3,7 @@
 // read by `ipop-ipsecd status` and by the daemon itself at start (to know which inputs
 // the running IKE daemon was last started with).
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -16,6 +17,14 @@ namespace ipopsec {
 // why the last reload was refused, "" when it was not.
 // A JSON string literal (quotes, backslash, control characters escaped).
 std::string jsonString(const std::string& s);
+
+// The file's layout version, its "schema_version" key (the first one). Files of earlier
+// releases have none (read as 0); parseState refuses a newer version than this one.
+inline constexpr int kStateSchemaVersion = 1;
+
+// Every time in the file (certificate_expiry, last_restart, written_at) is RFC 3339 in UTC
+// with whole seconds: "2026-12-01T16:19:25Z".
+std::string rfc3339(std::chrono::system_clock::time_point t);
 
 std::string stateJson(const Config& cfg, const Reconciler& r, const std::string& ikeUnitState, const std::string& status,
                       const std::string& reloadRefused);
@@ -35,15 +44,16 @@ struct SavedState {
   std::string lastError;
   std::string reloadRefused;
   bool certificatesUsable = false;
-  std::string certificateExpiry;  // the host certificate's notAfter, ISO 8601 UTC; "" when unknown
+  std::string certificateExpiry;  // the host certificate's notAfter, RFC 3339 UTC; "" when unknown
   std::vector<std::string> certificateProblems;
   std::vector<std::string> certificateWarnings;
-  std::string lastRestart;
+  std::string lastRestart;        // RFC 3339 UTC; "" before the first restart
   std::string lastRestartResult;
   std::string ikeUnit;
   std::string ikeUnitState;
   std::string ikeInputs;
-  long long writtenAt = 0;       // unix seconds
+  int schemaVersion = 0;         // 0: a file of a release before schema_version existed
+  std::string writtenAt;         // RFC 3339 UTC (an earlier release's unix seconds are converted)
   int pid = 0;
 };
 

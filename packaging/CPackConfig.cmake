@@ -12,6 +12,17 @@ add_custom_command(OUTPUT ${_ipopsec_man}
   COMMENT "Compressing the man page ipop-ipsecd(8)" VERBATIM)
 add_custom_target(ipopsec_manpage ALL DEPENDS ${_ipopsec_man})
 install(FILES ${_ipopsec_man} DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
+# ipop-ipsecd.yaml(5), the config file's every key, likewise.
+set(_ipopsec_man5 ${CMAKE_BINARY_DIR}/packaging/ipop-ipsecd.yaml.5.gz)
+add_custom_command(OUTPUT ${_ipopsec_man5}
+  COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/packaging
+  COMMAND ${IPOPSEC_GZIP} -9nc ${CMAKE_SOURCE_DIR}/docs/ipop-ipsecd.yaml.5 > ${_ipopsec_man5}
+  DEPENDS ${CMAKE_SOURCE_DIR}/docs/ipop-ipsecd.yaml.5
+  COMMENT "Compressing the man page ipop-ipsecd.yaml(5)" VERBATIM)
+add_custom_target(ipopsec_manpage5 ALL DEPENDS ${_ipopsec_man5})
+install(FILES ${_ipopsec_man5} DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
+# The example config, every key with its default (also the sample in /etc/ipop-ipsec).
+install(FILES ${CMAKE_SOURCE_DIR}/config/ipop-ipsecd.yaml DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
 # --- changelog (a native package's /usr/share/doc/PACKAGE/changelog.gz), gzip'd likewise ---
 set(_ipopsec_changelog ${CMAKE_BINARY_DIR}/packaging/changelog.gz)
@@ -28,10 +39,11 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME ipop-ipsec)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "ipop-ipsec")
-# The project has no public contact address yet: set one when building a package to
-# publish (lintian reports bogus-mail-host for the default).
-set(IPOPSEC_DEB_MAINTAINER "ipop-ipsec maintainers <root@localhost>" CACHE STRING
-    "Maintainer field of the Debian package")
+set(_ipopsec_maintainer "ipop-ipsec developers <ipop-ipsec@lists.example.org>")
+set(IPOPSEC_DEB_MAINTAINER "${_ipopsec_maintainer}" CACHE STRING "Maintainer field of the Debian package")
+if(IPOPSEC_DEB_MAINTAINER STREQUAL "ipop-ipsec maintainers <root@localhost>")  # an earlier default
+  set_property(CACHE IPOPSEC_DEB_MAINTAINER PROPERTY VALUE "${_ipopsec_maintainer}")
+endif()
 set(CPACK_PACKAGE_CONTACT "${IPOPSEC_DEB_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "IPsec (ESP transport, X.509) over an IPOP GroupVPN")
 set(CPACK_PACKAGE_DESCRIPTION

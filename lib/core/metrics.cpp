@@ -54,23 +54,24 @@ std::string escapeLabelValue(const std::string& v) {
 }
 
 std::string renderMetrics(const NodeStatus& st, const Config& cfg, const MetricsCounters& counters,
-                          std::optional<std::chrono::nanoseconds> lastReconcile) {
+                          std::optional<std::chrono::nanoseconds> lastReconcile,
+                          const std::optional<std::vector<RangeSas>>& sas) {
   const Desired& d = st.desired;
   std::string out;
   auto b = [](bool v) { return std::string(v ? "1" : "0"); };
 
-  family(out, "ipopsec_info", "gauge", "The daemon's version, IKE backend and IPOP interface (always 1).");
-  sample(out, "ipopsec_info", "1",
+  family(out, "ipop_ipsec_info", "gauge", "The daemon's version, IKE backend and IPOP interface (always 1).");
+  sample(out, "ipop_ipsec_info", "1",
          "version=\"" + escapeLabelValue(IPOPSEC_VERSION) + "\",backend=\"" +
              (cfg.ike.backend == IkeBackend::racoon ? "racoon" : "strongswan") + "\",interface=\"" +
              escapeLabelValue(cfg.ipop.interface) + "\"");
 
-  family(out, "ipopsec_healthy", "gauge",
+  family(out, "ipop_ipsec_healthy", "gauge",
          "1 when IPOP is up, the kernel holds exactly the wanted policies and nothing is wrong (ipop-ipsecd status).");
-  sample(out, "ipopsec_healthy", b(st.healthy()));
+  sample(out, "ipop_ipsec_healthy", b(st.healthy()));
 
-  family(out, "ipopsec_ipop_up", "gauge", "1 when the tap exists, is up and has an address inside the protected ranges.");
-  sample(out, "ipopsec_ipop_up", b(d.ipopUp));
+  family(out, "ipop_ipsec_ipop_up", "gauge", "1 when the tap exists, is up and has an address inside the protected ranges.");
+  sample(out, "ipop_ipsec_ipop_up", b(d.ipopUp));
 
   // Every range the daemon wants or the kernel holds policies of: a range that lost its
   // protection shows as 0 instead of disappearing.
@@ -79,34 +80,57 @@ std::string renderMetrics(const NodeStatus& st, const Config& cfg, const Metrics
   for (const auto& r : st.protectedRanges) ranges.push_back(r);
   std::sort(ranges.begin(), ranges.end());
   ranges.erase(std::unique(ranges.begin(), ranges.end()), ranges.end());
-  family(out, "ipopsec_range_protected", "gauge",
+  family(out, "ipop_ipsec_range_protected", "gauge",
          "1 when the kernel holds both protect policies (in and out) of the range; every range desired or in the kernel.");
   for (const auto& r : ranges) {
     bool on = std::find(st.protectedRanges.begin(), st.protectedRanges.end(), r) != st.protectedRanges.end();
-    sample(out, "ipopsec_range_protected", b(on), "range=\"" + escapeLabelValue(r.str()) + "\"");
+    sample(out, "ipop_ipsec_range_protected", b(on), "range=\"" + escapeLabelValue(r.str()) + "\"");
   }
 
-  family(out, "ipopsec_policies_installed", "gauge", "XFRM policies owned by the daemon (its priorities) in the kernel.");
-  sample(out, "ipopsec_policies_installed", std::to_string(st.kernelPolicies.size()));
+  family(out, "ipop_ipsec_policies_installed", "gauge", "XFRM policies owned by the daemon (its priorities) in the kernel.");
+  sample(out, "ipop_ipsec_policies_installed", std::to_string(st.kernelPolicies.size()));
 
-  family(out, "ipopsec_ike_restarts_total", "counter", "Completed restarts of the IKE daemon.");
-  sample(out, "ipopsec_ike_restarts_total", std::to_string(counters.ikeRestarts));
-  family(out, "ipopsec_ike_restart_failures_total", "counter", "Failed IKE restarts and configuration reloads.");
-  sample(out, "ipopsec_ike_restart_failures_total", std::to_string(counters.ikeRestartFailures));
-  family(out, "ipopsec_ike_reloads_total", "counter",
+  family(out, "ipop_ipsec_ike_restarts_total", "counter", "Completed restarts of the IKE daemon.");
+  sample(out, "ipop_ipsec_ike_restarts_total", std::to_string(counters.ikeRestarts));
+  family(out, "ipop_ipsec_ike_restart_failures_total", "counter", "Failed IKE restarts and configuration reloads.");
+  sample(out, "ipop_ipsec_ike_restart_failures_total", std::to_string(counters.ikeRestartFailures));
+  family(out, "ipop_ipsec_ike_reloads_total", "counter",
          "Successful reloads of the IKE configuration without a restart (strongswan.load_command).");
-  sample(out, "ipopsec_ike_reloads_total", std::to_string(counters.ikeReloads));
+  sample(out, "ipop_ipsec_ike_reloads_total", std::to_string(counters.ikeReloads));
 
   if (d.certExpiry) {
-    family(out, "ipopsec_certificate_expiry_timestamp_seconds", "gauge",
+    family(out, "ipop_ipsec_certificate_expiry_timestamp_seconds", "gauge",
            "When the host certificate expires (notAfter), in seconds since the Unix epoch.");
     auto s = std::chrono::duration_cast<std::chrono::seconds>(d.certExpiry->time_since_epoch()).count();
-    sample(out, "ipopsec_certificate_expiry_timestamp_seconds", std::to_string(s));
+    sample(out, "ipop_ipsec_certificate_expiry_timestamp_seconds", std::to_string(s));
   }
   if (lastReconcile) {
-    family(out, "ipopsec_last_reconcile_duration_seconds", "gauge",
+    family(out, "ipop_ipsec_last_reconcile_duration_seconds", "gauge",
            "How long the last reconcile after a network event took.");
-    sample(out, "ipopsec_last_reconcile_duration_seconds", seconds(*lastReconcile));
+    sample(out, "ipop_ipsec_last_reconcile_duration_seconds", seconds(*lastReconcile));
+  }
+  if (st.lastChangeReaction) {
+    family(out, "ipop_ipsec_last_change_reaction_seconds", "gauge",
+           "Reaction time of the last change of the kernel's policies: from the start of the reconcile the event "
+           "caused to the kernel holding the change.");
+    sample(out, "ipop_ipsec_last_change_reaction_seconds", seconds(*st.lastChangeReaction));
+  }
+  if (st.lastChange) {
+    family(out, "ipop_ipsec_last_change_timestamp_seconds", "gauge",
+           "When the daemon last changed the kernel's policies, in seconds since the Unix epoch.");
+    auto s = std::chrono::duration_cast<std::chrono::seconds>(st.lastChange->time_since_epoch()).count();
+    sample(out, "ipop_ipsec_last_change_timestamp_seconds", std::to_string(s));
+  }
+  if (sas && !sas->empty()) {
+    std::vector<RangeSas> rs = *sas;
+    std::sort(rs.begin(), rs.end(), [](const RangeSas& a, const RangeSas& b) { return a.range < b.range; });
+    family(out, "ipop_ipsec_range_sas", "gauge", "ESP SAs of the protected range in the kernel (XFRM SAD).");
+    for (const auto& r : rs)
+      sample(out, "ipop_ipsec_range_sas", std::to_string(r.sas), "range=\"" + escapeLabelValue(r.range.str()) + "\"");
+    family(out, "ipop_ipsec_range_sa_peers", "gauge",
+           "Distinct peers the ESP SAs of the protected range in the kernel are with.");
+    for (const auto& r : rs)
+      sample(out, "ipop_ipsec_range_sa_peers", std::to_string(r.peers), "range=\"" + escapeLabelValue(r.range.str()) + "\"");
   }
   return out;
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/config.hpp"
 #include "core/reconciler.hpp"
@@ -20,12 +21,24 @@ struct MetricsCounters {
   std::uint64_t ikeReloads = 0;
 };
 
-// Families, each with # HELP and # TYPE, all named ipopsec_*: info, healthy, ipop_up,
+// The ESP SAs the kernel holds for one protected range (the daemon fills these from its
+// XFRM SA dump): how many, and with how many distinct peers.
+struct RangeSas {
+  Cidr range;
+  std::size_t sas = 0;
+  std::size_t peers = 0;
+};
+
+// Families, each with # HELP and # TYPE, all named ipop_ipsec_*: info, healthy, ipop_up,
 // range_protected{range} (every range desired or with policies in the kernel),
 // policies_installed, the three IKE counters, certificate_expiry_timestamp_seconds (when the
-// host certificate's expiry is known) and last_reconcile_duration_seconds (when measured).
+// host certificate's expiry is known), last_reconcile_duration_seconds (when measured),
+// last_change_reaction_seconds and last_change_timestamp_seconds (once a reconcile changed
+// the kernel's policies), and range_sas{range} / range_sa_peers{range} when `sas` is given
+// (nullopt: the SAs were not read, the two families are left out).
 std::string renderMetrics(const NodeStatus& status, const Config& cfg, const MetricsCounters& counters,
-                          std::optional<std::chrono::nanoseconds> lastReconcile = std::nullopt);
+                          std::optional<std::chrono::nanoseconds> lastReconcile = std::nullopt,
+                          const std::optional<std::vector<RangeSas>>& sas = std::nullopt);
 
 // A label value as the text format quotes it: backslash, double quote and newline escaped.
 std::string escapeLabelValue(const std::string& v);

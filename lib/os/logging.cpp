@@ -10,6 +10,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -21,13 +22,17 @@ namespace {
 
 constexpr const char* kStderrPattern = "%Y-%m-%d %H:%M:%S.%e %^%l%$ %v";
 
-void sendToJournal(const std::vector<std::string>& fields) {
+void sdJournalSend(const std::vector<std::string>& fields) {
   std::vector<iovec> iov;
   iov.reserve(fields.size());
   for (const auto& f : fields) iov.push_back({const_cast<char*>(f.data()), f.size()});
   // The journal is best effort: if journald is gone there is nowhere to report it.
   (void)::sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
 }
+
+std::atomic<JournalSend> journalSend{sdJournalSend};
+
+void sendToJournal(const std::vector<std::string>& fields) { journalSend.load()(fields); }
 
 // Sends every spdlog record to journald as MESSAGE/PRIORITY/SYSLOG_IDENTIFIER (journald
 // adds the timestamp, pid and unit itself). logEvent() finds it among the default
@@ -112,6 +117,23 @@ std::string formatFields(const LogFields& f) {
   return out;
 }
 
+const char* messageIdFor(const std::string& action, spdlog::level::level_enum lvl, const std::string& message) {
+  using spdlog::level::level_enum;
+  const bool problem = lvl == level_enum::warn || lvl == level_enum::err || lvl == level_enum::critical;
+  if (action == "policies") return message_id::kPoliciesChanged;
+  if (action == "restart") {
+    if (problem) return message_id::kIkeRestartFailed;
+    // The reconciler says "restarting UNIT" when it begins and "UNIT restarted" when done.
+    if (lvl == level_enum::info && message.rfind("restarting ", 0) != 0) return message_id::kIkeRestarted;
+    return "";
+  }
+  if (action == "refuse-reload") return message_id::kReloadRefused;
+  if (action == "certificates" && problem) return message_id::kCertificateProblem;
+  if (action == "conflict") return message_id::kConflictHeld;
+  if (action == "refuse") return message_id::kRangeRefused;
+  return "";
+}
+
 std::vector<std::string> journalFields(spdlog::level::level_enum lvl, const LogFields& f,
                                        const std::string& message) {
   // sd_journal_sendv copes with newlines and any byte in a value (it switches to the
@@ -124,6 +146,7 @@ std::vector<std::string> journalFields(spdlog::level::level_enum lvl, const LogF
   if (!f.range.empty()) out.push_back("IPOPSEC_RANGE=" + f.range);
   if (!f.unit.empty()) out.push_back("IPOPSEC_UNIT=" + f.unit);
   if (!f.action.empty()) out.push_back("IPOPSEC_ACTION=" + f.action);
+  if (const char* id = messageIdFor(f.action, lvl, message); *id) out.push_back(std::string("MESSAGE_ID=") + id);
   return out;
 }
 
@@ -142,15 +165,9 @@ void setupLogging(const std::string& level, bool journal) {
   spdlog::set_default_logger(std::move(logger));
 }
 
-bool journalStreamIsStderr() {
-  const char* e = std::getenv("JOURNAL_STREAM");
-  if (!e) return false;
-  unsigned long long dev = 0, ino = 0;
-  if (std::sscanf(e, "%llu:%llu", &dev, &ino) != 2) return false;
-  struct stat st {};
-  if (::fstat(STDERR_FILENO, &st) != 0) return false;
-  return static_cast<unsigned long long>(st.st_dev) == dev && static_cast<unsigned long long>(st.st_ino) == ino;
-}
+bool runBySystemd() { return std::getenv("JOURNAL_STREAM") != nullptr || std::getenv("INVOCATION_ID") != nullptr; }
+
+JournalSend setJournalSend(JournalSend send) { return journalSend.exchange(send); }
 
 void logEvent(spdlog::level::level_enum lvl, const LogFields& fields, const std::string& message) {
   auto logger = spdlog::default_logger();

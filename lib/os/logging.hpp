@@ -27,18 +27,43 @@ struct LogFields {
 
 inline constexpr const char* kSyslogIdentifier = "ipop-ipsecd";
 
+// journald MESSAGE_ID= of the key events, 128-bit ids that never change once published:
+// `journalctl MESSAGE_ID=...` finds them, and systemd/ipop-ipsec.catalog (installed in
+// /usr/lib/systemd/catalog) explains each one in `journalctl -x`.
+namespace message_id {
+inline constexpr const char* kPoliciesChanged = "4ccd12982419451ab62d72ae9076a2cb";
+inline constexpr const char* kIkeRestarted = "8a025b010ef6457db5db6bf28266009f";
+inline constexpr const char* kIkeRestartFailed = "8af5599230a54f0f918eaf21f37d5485";
+inline constexpr const char* kReloadRefused = "f5c33688d1d547ac866ff433a792405e";
+inline constexpr const char* kCertificateProblem = "07f03062d179434482ea6a09d92b5643";
+inline constexpr const char* kConflictHeld = "bd91aeb16368456c9ba29579978e8356";
+inline constexpr const char* kRangeRefused = "0b8418125b8147b68b35894886909da9";
+}  // namespace message_id
+
+// The MESSAGE_ID of an event, from its kind (LogFields::action, IPOPSEC_ACTION) and level;
+// "" for events without one. "policies" -> policies changed; "restart" -> IKE restarted
+// (info, the completion: not "restarting ...") or IKE restart failed (error);
+// "refuse-reload" -> reload refused; "certificates" at warning or error -> certificate
+// problem; "conflict" -> conflict held; "refuse" -> range refused.
+const char* messageIdFor(const std::string& action, spdlog::level::level_enum lvl, const std::string& message);
+
 // "trace", "debug", "info", "warn" (or "warning"), "error", "critical", "off".
 // Throws LoggingError naming the bad value and the accepted ones.
 spdlog::level::level_enum parseLogLevel(const std::string& level);
 
 // Replaces spdlog's default logger. journal == true: every record goes to journald
-// (MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=ipop-ipsecd); the caller decides, e.g. with
-// journalStreamIsStderr() or sd_booted(). Otherwise: stderr, one concise line per record.
+// (MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=ipop-ipsecd); the daemon decides with
+// runBySystemd(). Otherwise: stderr, one concise line per record.
 void setupLogging(const std::string& level, bool journal);
 
-// True when stderr is connected to journald (systemd sets JOURNAL_STREAM to the
-// device:inode of the stream it gave the service).
-bool journalStreamIsStderr();
+// True when systemd runs this process as a service: it sets JOURNAL_STREAM (stdout/stderr
+// connected to journald) or INVOCATION_ID (every unit), both absent in a terminal.
+bool runBySystemd();
+
+// Where journal records go: sd_journal_sendv(3), unless a test replaced it. Returns the
+// previous sender.
+using JournalSend = void (*)(const std::vector<std::string>& fields);
+JournalSend setJournalSend(JournalSend send);
 
 // Logs `message` with the non-empty `fields` through the default logger, respecting its
 // level. Journal mode: one journal entry with IPOPSEC_INTERFACE / IPOPSEC_RANGE /
@@ -49,7 +74,8 @@ void logEvent(spdlog::level::level_enum lvl, const LogFields& fields, const std:
 // " interface=ipop range=172.31.0.0/16" (leading space per field; values with spaces,
 // quotes, '=' or control characters are double-quoted with \" \\ \n \t escapes).
 std::string formatFields(const LogFields& fields);
-// "MESSAGE=...", "PRIORITY=6", "SYSLOG_IDENTIFIER=ipop-ipsecd", "IPOPSEC_...=..." in that order.
+// "MESSAGE=...", "PRIORITY=6", "SYSLOG_IDENTIFIER=ipop-ipsecd", "IPOPSEC_...=..." in that
+// order, then "MESSAGE_ID=..." when the event has one (messageIdFor).
 std::vector<std::string> journalFields(spdlog::level::level_enum lvl, const LogFields& fields,
                                        const std::string& message);
 // syslog priority of a spdlog level (trace/debug 7, info 6, warn 4, error 3, critical 2).

@@ -59,25 +59,25 @@ TEST_F(MetricsDaemonTest, FileSaysTheRangeIsProtectedAndHealthyAndIsReplacedAtom
     reader.request_stop();
     if (reader.joinable()) reader.join();
   };
-  auto metrics = [&] { return readFile(prom); };
+  auto metrics = [&] { return slurp(prom); };
   auto says = [&](const std::string& s) { return metrics().find(s) != std::string::npos; };
 
   startDaemon();
   // A fixed range is protected before IPOP exists; the node is not healthy yet.
-  ASSERT_TRUE(waitFor([&] { return says("ipopsec_ipop_up 0\n"); })) << metrics();
-  EXPECT_THAT(metrics(), HasSubstr("ipopsec_range_protected{range=\"10.254.0.0/16\"} 1\n"));
-  EXPECT_THAT(metrics(), HasSubstr("ipopsec_healthy 0\n"));
-  EXPECT_THAT(metrics(), HasSubstr("ipopsec_policies_installed 4\n"));
+  ASSERT_TRUE(waitFor([&] { return says("ipop_ipsec_ipop_up 0\n"); })) << metrics();
+  EXPECT_THAT(metrics(), HasSubstr("ipop_ipsec_range_protected{range=\"10.254.0.0/16\"} 1\n"));
+  EXPECT_THAT(metrics(), HasSubstr("ipop_ipsec_healthy 0\n"));
+  EXPECT_THAT(metrics(), HasSubstr("ipop_ipsec_policies_installed 4\n"));
 
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
-  ASSERT_TRUE(waitFor([&] { return says("ipopsec_healthy 1\n") && says("ipopsec_ike_restarts_total 1\n"); }))
+  ASSERT_TRUE(waitFor([&] { return says("ipop_ipsec_healthy 1\n") && says("ipop_ipsec_ike_restarts_total 1\n"); }))
       << metrics();
   std::string text = metrics();
-  EXPECT_THAT(text, HasSubstr("ipopsec_ipop_up 1\n"));
-  EXPECT_THAT(text, HasSubstr("ipopsec_range_protected{range=\"10.254.0.0/16\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("ipopsec_ike_restart_failures_total 0\n"));
-  EXPECT_THAT(text, HasSubstr("ipopsec_certificate_expiry_timestamp_seconds "));
-  EXPECT_THAT(text, HasSubstr("ipopsec_last_reconcile_duration_seconds "));
+  EXPECT_THAT(text, HasSubstr("ipop_ipsec_ipop_up 1\n"));
+  EXPECT_THAT(text, HasSubstr("ipop_ipsec_range_protected{range=\"10.254.0.0/16\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("ipop_ipsec_ike_restart_failures_total 0\n"));
+  EXPECT_THAT(text, HasSubstr("ipop_ipsec_certificate_expiry_timestamp_seconds "));
+  EXPECT_THAT(text, HasSubstr("ipop_ipsec_last_reconcile_duration_seconds "));
   EXPECT_THAT(checkPrometheusText(text), IsEmpty()) << text;
 
   // Churn: every reconcile that changes the content rewrites the file.
@@ -88,7 +88,7 @@ TEST_F(MetricsDaemonTest, FileSaysTheRangeIsProtectedAndHealthyAndIsReplacedAtom
   EXPECT_EQ(emptyReads.load(), 0) << "the file was seen empty: not replaced atomically";
   EXPECT_EQ(invalidReads.load(), 0) << "first invalid read:\n" << firstInvalid;
   EXPECT_GE(inodeChanges, 2) << "each change must be a new file renamed over the old one";
-  EXPECT_TRUE(says("ipopsec_healthy 1\n")) << metrics();
+  EXPECT_TRUE(says("ipop_ipsec_healthy 1\n")) << metrics();
 
   struct stat sb {};
   ASSERT_EQ(::stat(prom.c_str(), &sb), 0);

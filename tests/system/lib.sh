@@ -130,6 +130,7 @@ sys_setup() {
   # Keep the boot small and quick: units of the host that have nothing to do with the test.
   local u
   for u in postgresql.service strongswan-starter.service ipsec.service e2scrub_reap.service \
+           prometheus.service prometheus-node-exporter.service \
            apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer fstrim.timer; do
     ln -sf /dev/null "$ROOT/etc/systemd/system/$u"
   done

@@ -40,6 +40,9 @@ sed -i 's|^  bypass_priority: 1000|  bypass_priority: 900|' "$ROOT/etc/ipop-ipse
 check "the installed config now sets bypass_priority 900" grep -qx '  bypass_priority: 900' "$ROOT/etc/ipop-ipsec/ipop-ipsecd.yaml"
 check "ipop-ipsecd check passes on the installed config + test certs" sys_run ipop-ipsecd check
 check "the man page is installed" sys_run test -f /usr/share/man/man8/ipop-ipsecd.8.gz
+check "ipop-ipsecd.yaml(5) is installed" sys_run test -f /usr/share/man/man5/ipop-ipsecd.yaml.5.gz
+check "postinst loaded the journal catalog (journalctl --list-catalog)" \
+  sys_run sh -c "journalctl --list-catalog | grep -q 'ipop-ipsecd refused to reload its configuration'"
 check "systemctl start ipop-ipsecd succeeds" sys_run systemctl start ipop-ipsecd.service
 has_policy() { grep -q "src 10.254.0.0/16 dst 10.254.0.0/16" <<<"$(sys_run ip xfrm policy)"; }
 sys_wait "policies for 10.254.0.0/16" 20 has_policy

@@ -9,6 +9,7 @@
 
 #include "core/policy.hpp"
 #include "unit/prometheus_text.hpp"
+#include "unit/reconciler_fixture.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -41,52 +42,52 @@ TEST(Metrics, ExactTextForASmallStatus) {
   st.desired.certExpiry = std::chrono::system_clock::time_point(std::chrono::seconds(1893456000));
   std::string text = renderMetrics(st, cfg, MetricsCounters{2, 1, 0}, 1234us);
   EXPECT_EQ(text,
-            "# HELP ipopsec_info The daemon's version, IKE backend and IPOP interface (always 1).\n"
-            "# TYPE ipopsec_info gauge\n"
-            "ipopsec_info{version=\"" IPOPSEC_VERSION "\",backend=\"racoon\",interface=\"ipop\"} 1\n"
-            "# HELP ipopsec_healthy 1 when IPOP is up, the kernel holds exactly the wanted policies and nothing is "
+            "# HELP ipop_ipsec_info The daemon's version, IKE backend and IPOP interface (always 1).\n"
+            "# TYPE ipop_ipsec_info gauge\n"
+            "ipop_ipsec_info{version=\"" IPOPSEC_VERSION "\",backend=\"racoon\",interface=\"ipop\"} 1\n"
+            "# HELP ipop_ipsec_healthy 1 when IPOP is up, the kernel holds exactly the wanted policies and nothing is "
             "wrong (ipop-ipsecd status).\n"
-            "# TYPE ipopsec_healthy gauge\n"
-            "ipopsec_healthy 1\n"
-            "# HELP ipopsec_ipop_up 1 when the tap exists, is up and has an address inside the protected ranges.\n"
-            "# TYPE ipopsec_ipop_up gauge\n"
-            "ipopsec_ipop_up 1\n"
-            "# HELP ipopsec_range_protected 1 when the kernel holds both protect policies (in and out) of the range; "
+            "# TYPE ipop_ipsec_healthy gauge\n"
+            "ipop_ipsec_healthy 1\n"
+            "# HELP ipop_ipsec_ipop_up 1 when the tap exists, is up and has an address inside the protected ranges.\n"
+            "# TYPE ipop_ipsec_ipop_up gauge\n"
+            "ipop_ipsec_ipop_up 1\n"
+            "# HELP ipop_ipsec_range_protected 1 when the kernel holds both protect policies (in and out) of the range; "
             "every range desired or in the kernel.\n"
-            "# TYPE ipopsec_range_protected gauge\n"
-            "ipopsec_range_protected{range=\"10.254.0.0/16\"} 1\n"
-            "# HELP ipopsec_policies_installed XFRM policies owned by the daemon (its priorities) in the kernel.\n"
-            "# TYPE ipopsec_policies_installed gauge\n"
-            "ipopsec_policies_installed 4\n"
-            "# HELP ipopsec_ike_restarts_total Completed restarts of the IKE daemon.\n"
-            "# TYPE ipopsec_ike_restarts_total counter\n"
-            "ipopsec_ike_restarts_total 2\n"
-            "# HELP ipopsec_ike_restart_failures_total Failed IKE restarts and configuration reloads.\n"
-            "# TYPE ipopsec_ike_restart_failures_total counter\n"
-            "ipopsec_ike_restart_failures_total 1\n"
-            "# HELP ipopsec_ike_reloads_total Successful reloads of the IKE configuration without a restart "
+            "# TYPE ipop_ipsec_range_protected gauge\n"
+            "ipop_ipsec_range_protected{range=\"10.254.0.0/16\"} 1\n"
+            "# HELP ipop_ipsec_policies_installed XFRM policies owned by the daemon (its priorities) in the kernel.\n"
+            "# TYPE ipop_ipsec_policies_installed gauge\n"
+            "ipop_ipsec_policies_installed 4\n"
+            "# HELP ipop_ipsec_ike_restarts_total Completed restarts of the IKE daemon.\n"
+            "# TYPE ipop_ipsec_ike_restarts_total counter\n"
+            "ipop_ipsec_ike_restarts_total 2\n"
+            "# HELP ipop_ipsec_ike_restart_failures_total Failed IKE restarts and configuration reloads.\n"
+            "# TYPE ipop_ipsec_ike_restart_failures_total counter\n"
+            "ipop_ipsec_ike_restart_failures_total 1\n"
+            "# HELP ipop_ipsec_ike_reloads_total Successful reloads of the IKE configuration without a restart "
             "(strongswan.load_command).\n"
-            "# TYPE ipopsec_ike_reloads_total counter\n"
-            "ipopsec_ike_reloads_total 0\n"
-            "# HELP ipopsec_certificate_expiry_timestamp_seconds When the host certificate expires (notAfter), in "
+            "# TYPE ipop_ipsec_ike_reloads_total counter\n"
+            "ipop_ipsec_ike_reloads_total 0\n"
+            "# HELP ipop_ipsec_certificate_expiry_timestamp_seconds When the host certificate expires (notAfter), in "
             "seconds since the Unix epoch.\n"
-            "# TYPE ipopsec_certificate_expiry_timestamp_seconds gauge\n"
-            "ipopsec_certificate_expiry_timestamp_seconds 1893456000\n"
-            "# HELP ipopsec_last_reconcile_duration_seconds How long the last reconcile after a network event took.\n"
-            "# TYPE ipopsec_last_reconcile_duration_seconds gauge\n"
-            "ipopsec_last_reconcile_duration_seconds 0.001234\n");
+            "# TYPE ipop_ipsec_certificate_expiry_timestamp_seconds gauge\n"
+            "ipop_ipsec_certificate_expiry_timestamp_seconds 1893456000\n"
+            "# HELP ipop_ipsec_last_reconcile_duration_seconds How long the last reconcile after a network event took.\n"
+            "# TYPE ipop_ipsec_last_reconcile_duration_seconds gauge\n"
+            "ipop_ipsec_last_reconcile_duration_seconds 0.001234\n");
   EXPECT_THAT(checkPrometheusText(text), IsEmpty());
 }
 
 TEST(Metrics, UnknownExpiryAndUnmeasuredReconcileAreOmitted) {
   Config cfg;
   std::string text = renderMetrics(NodeStatus{}, cfg, {});
-  EXPECT_THAT(text, Not(HasSubstr("ipopsec_certificate_expiry_timestamp_seconds")));
-  EXPECT_THAT(text, Not(HasSubstr("ipopsec_last_reconcile_duration_seconds")));
-  EXPECT_THAT(text, HasSubstr("\nipopsec_healthy 0\n"));
-  EXPECT_THAT(text, HasSubstr("\nipopsec_ipop_up 0\n"));
-  EXPECT_THAT(text, HasSubstr("\nipopsec_policies_installed 0\n"));
-  EXPECT_THAT(text, Not(HasSubstr("ipopsec_range_protected{")));
+  EXPECT_THAT(text, Not(HasSubstr("ipop_ipsec_certificate_expiry_timestamp_seconds")));
+  EXPECT_THAT(text, Not(HasSubstr("ipop_ipsec_last_reconcile_duration_seconds")));
+  EXPECT_THAT(text, HasSubstr("\nipop_ipsec_healthy 0\n"));
+  EXPECT_THAT(text, HasSubstr("\nipop_ipsec_ipop_up 0\n"));
+  EXPECT_THAT(text, HasSubstr("\nipop_ipsec_policies_installed 0\n"));
+  EXPECT_THAT(text, Not(HasSubstr("ipop_ipsec_range_protected{")));
   EXPECT_THAT(checkPrometheusText(text), IsEmpty());
 }
 
@@ -100,11 +101,65 @@ TEST(Metrics, EveryRangeDesiredOrInTheKernelHasASample) {
   for (const auto& p : half)
     if (p.dir == Direction::out) st.kernelPolicies.push_back(p);
   std::string text = renderMetrics(st, cfg, {});
-  EXPECT_THAT(text, HasSubstr("ipopsec_range_protected{range=\"10.9.0.0/16\"} 0\n"
-                              "ipopsec_range_protected{range=\"10.254.0.0/16\"} 1\n"
-                              "ipopsec_range_protected{range=\"fd00:1::/64\"} 0\n"));
-  EXPECT_THAT(text, HasSubstr("\nipopsec_policies_installed 6\n"));  // 4 + the two out policies of 10.9.0.0/16
+  EXPECT_THAT(text, HasSubstr("ipop_ipsec_range_protected{range=\"10.9.0.0/16\"} 0\n"
+                              "ipop_ipsec_range_protected{range=\"10.254.0.0/16\"} 1\n"
+                              "ipop_ipsec_range_protected{range=\"fd00:1::/64\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("\nipop_ipsec_policies_installed 6\n"));  // 4 + the two out policies of 10.9.0.0/16
   EXPECT_THAT(checkPrometheusText(text), IsEmpty());
+}
+
+TEST(Metrics, LastChangeAndSasOfTheRanges) {
+  Config cfg;
+  NodeStatus st = protectedNode(cfg);
+  std::string before = renderMetrics(st, cfg, {}, std::nullopt, std::vector<RangeSas>{});
+  EXPECT_THAT(before, Not(HasSubstr("ipop_ipsec_last_change_")));  // no change yet
+  EXPECT_THAT(before, Not(HasSubstr("ipop_ipsec_range_sas")));     // no range with SAs reported
+  st.lastChangeReaction = 1500us;
+  st.lastChange = std::chrono::system_clock::time_point(std::chrono::seconds(1764600000));
+  std::vector<RangeSas> sas{{cidr("fd00:1::/64"), 0, 0}, {cidr("10.254.0.0/16"), 4, 2}};
+  std::string text = renderMetrics(st, cfg, {}, std::nullopt, sas);
+  EXPECT_THAT(text, HasSubstr("# TYPE ipop_ipsec_last_change_reaction_seconds gauge\n"
+                              "ipop_ipsec_last_change_reaction_seconds 0.001500\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE ipop_ipsec_last_change_timestamp_seconds gauge\n"
+                              "ipop_ipsec_last_change_timestamp_seconds 1764600000\n"));
+  // Sorted by range, one sample per range in each family.
+  EXPECT_THAT(text, HasSubstr("# TYPE ipop_ipsec_range_sas gauge\n"
+                              "ipop_ipsec_range_sas{range=\"10.254.0.0/16\"} 4\n"
+                              "ipop_ipsec_range_sas{range=\"fd00:1::/64\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE ipop_ipsec_range_sa_peers gauge\n"
+                              "ipop_ipsec_range_sa_peers{range=\"10.254.0.0/16\"} 2\n"
+                              "ipop_ipsec_range_sa_peers{range=\"fd00:1::/64\"} 0\n"));
+  EXPECT_THAT(checkPrometheusText(text), IsEmpty()) << text;
+}
+
+// The reconciler records when it last changed the kernel's policies (and how long that took
+// from the start of its reconcile): set by a change, kept by a reconcile that changes nothing.
+struct MetricsReconcilerTest : ReconcilerFixture {};
+
+TEST_F(MetricsReconcilerTest, LastChangeIsRecordedOnlyWhenThePoliciesChange) {
+  auto c = cfg();
+  c.protect.autoRanges = false;
+  c.protect.ranges = {C("172.31.0.0/16")};
+  auto wall = std::chrono::system_clock::time_point(std::chrono::seconds(1764600000));
+  r = std::make_unique<Reconciler>(c, policies, files, certs, unit, clock, [this](const Event& e) { events.push_back(e); },
+                                   [&wall] { return wall; });
+  EXPECT_FALSE(r->status().lastChange);
+  EXPECT_FALSE(r->status().lastChangeReaction);
+  r->reconcile(net);
+  ASSERT_TRUE(r->status().lastChange);
+  EXPECT_EQ(*r->status().lastChange, wall);
+  ASSERT_TRUE(r->status().lastChangeReaction);
+  EXPECT_EQ(*r->status().lastChangeReaction, std::chrono::nanoseconds(0));  // the fake clock stood still
+  auto first = wall;
+  wall += std::chrono::seconds(60);
+  r->reconcile(net);  // nothing to change
+  EXPECT_EQ(*r->status().lastChange, first);
+  policies.installed.clear();  // someone flushed them: the next reconcile puts them back
+  r->reconcile(net);
+  EXPECT_EQ(*r->status().lastChange, wall);
+  std::string text = renderMetrics(r->status(), c, {});
+  EXPECT_THAT(text, HasSubstr("\nipop_ipsec_last_change_timestamp_seconds 1764600060\n"));
+  EXPECT_THAT(text, HasSubstr("\nipop_ipsec_last_change_reaction_seconds 0.000000\n"));
 }
 
 TEST(Metrics, LabelValuesAreEscaped) {
@@ -117,7 +172,7 @@ TEST(Metrics, LabelValuesAreEscaped) {
   cfg.ike.backend = IkeBackend::strongswan;
   std::string text = renderMetrics(protectedNode(cfg), cfg, {}, 1s);
   EXPECT_THAT(text, HasSubstr(",backend=\"strongswan\",interface=\"ta\\\"p\\\\0\\n\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("\nipopsec_last_reconcile_duration_seconds 1.000000\n"));
+  EXPECT_THAT(text, HasSubstr("\nipop_ipsec_last_reconcile_duration_seconds 1.000000\n"));
   EXPECT_THAT(checkPrometheusText(text), IsEmpty());
 }
 
@@ -144,8 +199,8 @@ TEST(Metrics, EveryOutputIsValidTextFormat) {
         // Everything is ours.
         std::istringstream in(text);
         for (std::string line; std::getline(in, line);)
-          EXPECT_TRUE(line.rfind("ipopsec_", 0) == 0 || line.rfind("# HELP ipopsec_", 0) == 0 ||
-                      line.rfind("# TYPE ipopsec_", 0) == 0)
+          EXPECT_TRUE(line.rfind("ipop_ipsec_", 0) == 0 || line.rfind("# HELP ipop_ipsec_", 0) == 0 ||
+                      line.rfind("# TYPE ipop_ipsec_", 0) == 0)
               << line;
         ++n;
       }

@@ -1,0 +1,110 @@
+// The state file (/run/ipop-ipsec/state.json): it starts with its schema version, every
+// time in it is RFC 3339 UTC, it reads back, a file of an earlier release (no version, unix
+// seconds) still reads, and a newer schema is refused with a reason.
+
+#include "daemon/state_file.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "unit/reconciler_fixture.hpp"
+
+using namespace ipopsec;
+using namespace ipopsec::test;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+namespace {
+
+const std::regex kRfc3339Utc("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z");
+
+// The string value of a top-level key of the written JSON, found textually (the file's
+// own format: one key per line).
+std::string rawValue(const std::string& json, const std::string& key) {
+  auto at = json.find("\n  \"" + key + "\": ");
+  if (at == std::string::npos) return "<absent>";
+  at = json.find(": ", at) + 2;
+  return json.substr(at, json.find('\n', at) - at);
+}
+
+struct StateFileTest : ReconcilerFixture {};
+
+TEST_F(StateFileTest, SchemaVersionFirstAndEveryTimeInRfc3339Utc) {
+  // Now, whole seconds (the fake certificates are valid around the real time).
+  auto wall = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  r = std::make_unique<Reconciler>(cfg(), policies, files, certs, unit, clock, [this](const Event& e) { events.push_back(e); },
+                                   [&wall] { return wall; });
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  r->onTimer(net);  // the first start has no quiet period
+  ASSERT_EQ(unit.restarts, 1);
+  unit.complete();
+  ASSERT_TRUE(r->status().lastRestart);
+  ASSERT_TRUE(r->status().desired.certExpiry);
+
+  std::string json = stateJson(cfg(), *r, "active", r->statusLine(), "");
+  EXPECT_THAT(json, StartsWith("{\n  \"schema_version\": 1,\n"));
+  EXPECT_EQ(rawValue(json, "last_restart"), "\"" + rfc3339(wall) + "\",");
+  for (const char* key : {"certificate_expiry", "last_restart", "written_at"}) {
+    std::string v = rawValue(json, key);
+    ASSERT_GE(v.size(), 2u) << key;
+    v = v.substr(1, v.find('"', 1) - 1);
+    EXPECT_TRUE(std::regex_match(v, kRfc3339Utc)) << key << ": " << v;
+  }
+  EXPECT_EQ(rawValue(json, "certificate_expiry"),
+            "\"" + rfc3339(*r->status().desired.certExpiry) + "\",");
+
+  std::string err;
+  auto s = parseState(json, &err);
+  ASSERT_TRUE(s) << err;
+  EXPECT_EQ(s->schemaVersion, kStateSchemaVersion);
+  EXPECT_EQ(s->lastRestart, rfc3339(wall));
+  EXPECT_TRUE(std::regex_match(s->writtenAt, kRfc3339Utc)) << s->writtenAt;
+  EXPECT_TRUE(std::regex_match(s->certificateExpiry, kRfc3339Utc)) << s->certificateExpiry;
+  EXPECT_EQ(s->pid, static_cast<int>(::getpid()));
+}
+
+TEST(StateFile, Rfc3339) {
+  EXPECT_EQ(rfc3339(std::chrono::system_clock::time_point{}), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(rfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(1893456000))), "2030-01-01T00:00:00Z");
+  // Sub-second parts are cut, never rounded up into the next second.
+  EXPECT_EQ(rfc3339(std::chrono::system_clock::time_point(std::chrono::milliseconds(1893455999999))),
+            "2029-12-31T23:59:59Z");
+}
+
+TEST(StateFile, AFileOfAnEarlierReleaseStillReads) {
+  // No schema_version, written_at in unix seconds (what releases before it wrote).
+  std::string err;
+  auto s = parseState("{\"status\": \"x\", \"pid\": 42, \"written_at\": 1764600000}", &err);
+  ASSERT_TRUE(s) << err;
+  EXPECT_EQ(s->schemaVersion, 0);
+  EXPECT_EQ(s->writtenAt, "2025-12-01T14:40:00Z");
+  EXPECT_EQ(s->pid, 42);
+}
+
+// Found by the state_file fuzz target: a legacy written_at past the year 2262 overflowed a
+// nanosecond time_point (tests/fuzz/regressions/state_file_written_at_overflow.json).
+TEST(StateFile, ALegacyTimeFarInTheFutureIsConvertedWithoutOverflow) {
+  std::string err;
+  auto s = parseState("{\"written_at\": 17642281601}", &err);
+  ASSERT_TRUE(s) << err;
+  EXPECT_EQ(s->writtenAt, "2529-01-23T01:46:41Z");
+}
+
+TEST(StateFile, UnknownSchemaVersionsAreRefusedWithAReason) {
+  for (const char* text : {"{\"schema_version\": 2, \"pid\": 1}", "{\"schema_version\": 0, \"pid\": 1}",
+                           "{\"schema_version\": -5}"}) {
+    std::string err;
+    EXPECT_FALSE(parseState(text, &err)) << text;
+    EXPECT_THAT(err, HasSubstr("schema_version")) << text;
+  }
+  std::string err;
+  EXPECT_FALSE(parseState("{\"schema_version\": \"one\"}", &err));
+  EXPECT_FALSE(err.empty());
+  EXPECT_FALSE(parseState("{\"written_at\": 99999999999999}", &err));  // no year 5138 in a legacy file
+  EXPECT_THAT(err, HasSubstr("written_at"));
+}
+
+}  // namespace
