@@ -3,8 +3,10 @@
 # preloaded; on hosts whose XSAVE area fits UML's buffer it passes through, on hosts with a
 # larger one (Intel Xeon with AMX) it is what lets linux.uml 6.1 boot at all.
 #   uml_prepare WORK            modprobe wrapper over /usr/lib/uml/modules, the shim
-#   uml_boot WORK INIT SECONDS  boot with INIT as init, console in WORK/console.log;
-#                               sets uml_pid (the caller waits for it and cleans up)
+#   uml_boot WORK INIT SECONDS [MEM]
+#                               boot with INIT as init and MEM of guest memory (768M),
+#                               console in WORK/console.log; sets uml_pid (the caller
+#                               waits for it and cleans up)
 
 uml_prepare() {
   local work=$1 src
@@ -22,8 +24,8 @@ uml_prepare() {
 }
 
 uml_boot() {
-  local work=$1 init=$2 seconds=$3
-  LD_PRELOAD=$work/xstate_shim.so timeout --kill-after=10 "$seconds" /usr/bin/linux.uml mem=768M \
+  local work=$1 init=$2 seconds=$3 mem=${4:-768M}
+  LD_PRELOAD=$work/xstate_shim.so timeout --kill-after=10 "$seconds" /usr/bin/linux.uml mem="$mem" \
     root=/dev/root rootfstype=hostfs rootflags=/ rw init="$init" con=null con0=null,fd:1 \
     >"$work/console.log" 2>&1 </dev/null &
   uml_pid=$!

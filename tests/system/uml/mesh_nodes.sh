@@ -1,0 +1,237 @@
+# The two phases of the mesh benchmark's guest (sourced by tests/system/uml/mesh_guest.sh,
+# which defines N, J, W, BIN, UML, addr, in_ns, tap_up, readdress, the probes and the checks).
+# Each phase starts from nodes without taps, SAs or policies and leaves them so.
+
+# static_swanctl DIR RANGE ME PEER_INDEX...: the anchor's swanctl folder: one connection per
+# peer, written for the final addresses, the same proposals, certificates and trap-on-demand
+# as the daemon renders (its defaults: lib/core/render_swanctl.cpp).
+static_swanctl() {
+  local dir=$1 r=$2 me=$3 j peer pki=$W/pki/n$4
+  shift 4
+  mkdir -p "$dir/conf.d" "$dir/x509" "$dir/x509ca" "$dir/private"
+  cp "$pki/host-cert.pem" "$dir/x509/host.pem"
+  cp "$pki/cacert.pem" "$dir/x509ca/ca.pem"
+  cp "$pki/host-key.pem" "$dir/private/host.pem"
+  chmod 700 "$dir/private"
+  echo 'include conf.d/*.conf' >"$dir/swanctl.conf"
+  {
+    echo "connections {"
+    for j in "$@"; do
+      peer=$(addr "$r" "$j")
+      cat <<EOF
+  peer-n$j {
+    version = 2
+    local_addrs = $me
+    remote_addrs = $peer
+    proposals = aes256-sha256-modp2048
+    dpd_delay = 30s
+    mobike = no
+    encap = no
+    local {
+      auth = pubkey
+      certs = host.pem
+    }
+    remote {
+      auth = pubkey
+      id = %any
+      cacerts = ca.pem
+    }
+    children {
+      peer-n$j {
+        mode = transport
+        local_ts = $me/32
+        remote_ts = $peer/32
+        esp_proposals = aes256-sha256-modp2048,aes128-sha256-modp2048
+        start_action = trap
+        dpd_action = clear
+        close_action = none
+      }
+    }
+  }
+EOF
+    done
+    echo "}"
+  } >"$dir/conf.d/static.conf"
+}
+
+# others I LAST: the node indexes 1..LAST without I
+others() { seq 1 "$2" | grep -vx "$1"; }
+
+charon_start() { # charon_start I NODE_DIR RUN_DIR: charon_restart.sh, in the background
+  mkdir -p "$3"
+  in_ns "$1" /bin/bash "$UML/charon_restart.sh" "$2" "$3" "$W/gate" >>"$2/restart.out" 2>&1 &
+}
+
+# teardown NODE_DIRS...: daemons and charons stopped by PID, taps gone, SAs and policies flushed
+teardown() {
+  local d pid i k
+  for d in "$@"; do
+    for pid in $(cat "$d/daemon.pid" "$d/charon.pid" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null; done
+  done
+  for d in "$@"; do
+    for pid in $(cat "$d/daemon.pid" "$d/charon.pid" 2>/dev/null); do
+      for ((k = 0; k < 100; k++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null
+    done
+  done
+  for i in $(seq 1 "$J"); do
+    ip link del "v$i" 2>/dev/null
+    in_ns "$i" ip xfrm state flush
+    in_ns "$i" ip xfrm policy flush
+  done
+  rm -rf /run/mesh
+}
+
+warm_up() { # one charon start and stop (page cache of the guest), outside the timings
+  local d=$W/warm
+  mkdir -p "$d/swanctl/conf.d"
+  echo 'include conf.d/*.conf' >"$d/swanctl/swanctl.conf"
+  strongswan_conf "$d" /run/mesh/warm
+  mkdir -p /run/mesh/warm
+  in_ns 1 /bin/bash "$UML/charon_restart.sh" "$d" /run/mesh/warm "$W/gate" >"$d/restart.out" 2>&1 ||
+    fatal "charon does not start in the guest: $(tail -3 "$d/restart.out")"
+  "$BIN" --version >/dev/null 2>&1
+  teardown "$d"
+  ok "warm-up: charon started and stopped once"
+}
+
+counts() { # counts DIRS...: "charon starts / config loads" per node, for the log
+  local d out=
+  for d in "$@"; do
+    out+=" ${d##*/}:$(cat "$d/charon-starts.log" 2>/dev/null | wc -l)/$(cat "$d/daemon.log" 2>/dev/null | grep -c 'IKE configuration loaded')"
+  done
+  echo "$out"
+}
+
+daemon_phase() {
+  local round=$1 i d run t0 restart load dirs=()
+  say "== round $round, daemon: every node runs ipop-ipsecd, which starts and reloads its charon"
+  for i in $(seq 1 "$J"); do
+    d=$W/r$round/d$i run=/run/mesh/d$i
+    dirs+=("$d")
+    mkdir -p "$d/swanctl/conf.d" "$d/swanctl/x509ca" "$d/swanctl/x509" "$d/swanctl/private" "$run"
+    chmod 700 "$d/swanctl/private"
+    echo 'include conf.d/*.conf' >"$d/swanctl/swanctl.conf"
+    strongswan_conf "$d" "$run"
+    restart="[/bin/bash, $UML/charon_restart.sh, $d, $run, $W/gate]"
+    load="[/usr/bin/env, SWANCTL_DIR=$d/swanctl, /usr/sbin/swanctl, --load-all, --noprompt, --uri, \"unix://$run/charon.vici\"]"
+    if ((PATCH_REQID)); then
+      restart="[/bin/bash, $UML/mesh_reqid.sh, restart, $d, $run, $W/gate]"
+      load="[/bin/bash, $UML/mesh_reqid.sh, load, $d, $run]"
+    fi
+    cat >"$d/ipop-ipsecd.yaml" <<EOF
+# mesh node $i (tests/system/uml/mesh_guest.sh); IKE timings: the daemon's defaults
+ipop:
+  interface: ipop
+protect:
+  ranges: [$RANGE_A, $RANGE_B]
+ike:
+  backend: strongswan
+  control: command
+  restart_command: $restart
+  restart_timeout: 90s
+racoon:
+  certificate_dir: $W/pki/n$i
+strongswan:
+  swanctl_dir: $d/swanctl
+  config: $d/swanctl/conf.d/ipop-ipsec.conf
+  load_command: $load
+  dpd_delay: 30
+daemon:
+  state_dir: $run/state
+  remember_dir: $run/lib
+  log_level: info
+EOF
+    # Not through in_ns (a function: $! would be a subshell's): ip netns exec execs the daemon.
+    ip netns exec "n$i" "$BIN" --config "$d/ipop-ipsecd.yaml" >"$d/daemon.log" 2>&1 &
+    echo $! >"$d/daemon.pid"
+  done
+  for i in $(seq 1 "$J"); do
+    for ((k = 0; k < 200; k++)); do
+      (($(in_ns "$i" ip xfrm policy | grep -c "priority $PRIO") >= 4)) && break
+      sleep 0.1
+    done
+    (($(in_ns "$i" ip xfrm policy | grep -c "priority $PRIO") >= 4)) ||
+      fatal "n$i: ipop-ipsecd installed no fail-closed policies for both ranges: $(tail -3 "$W/r$round/d$i/daemon.log")"
+  done
+  ok "daemons running, fail-closed policies for $RANGE_A and $RANGE_B in on every node"
+
+  probes_mesh "d$round-a" A
+  probe_ready "d$round-a"
+  for i in $(seq 1 "$N"); do tap_up "$i" "$(addr A "$i")"; done
+  t0=$(now)
+  probe_go "d$round-a"
+  run_probes "d$round-a" daemon a "$round" "$t0" $(seq 1 "$N")
+  say "charon starts/config loads per node:$(counts "${dirs[@]}")"
+
+  probes_mesh "d$round-b" B
+  probe_ready "d$round-b"
+  for i in $(seq 1 "$N"); do readdress "$i" "$(addr A "$i")" "$(addr B "$i")"; done
+  t0=$(now)
+  probe_go "d$round-b"
+  run_probes "d$round-b" daemon b "$round" "$t0" $(seq 1 "$N")
+  say "charon starts/config loads per node:$(counts "${dirs[@]}")"
+
+  probes_join "d$round-c"
+  probe_ready "d$round-c"
+  tap_up "$J" "$(addr B "$J")"
+  t0=$(now)
+  probe_go "d$round-c"
+  run_probes "d$round-c" daemon c "$round" "$t0" $(seq 1 "$J")
+  say "charon starts/config loads per node:$(counts "${dirs[@]}")"
+  say "guest memory in use with $J daemons and charons: $(free -m | awk '/^Mem/ {print $3}') MiB of $(free -m | awk '/^Mem/ {print $2}')"
+  teardown "${dirs[@]}"
+}
+
+anchor_phase() {
+  local round=$1 i d r t0 dirs=()
+  say "== round $round, anchor: no daemon; charon started (or its config loaded) by hand at the ideal moment, static configs"
+  for i in $(seq 1 "$J"); do
+    d=$W/r$round/s$i
+    dirs+=("$d")
+    mkdir -p "$d"
+    strongswan_conf "$d" "/run/mesh/s$i"
+    if ((i < J)); then
+      static_swanctl "$d/swanctl" A "$(addr A "$i")" "$i" $(others "$i" "$N")
+      static_swanctl "$d/swanctl-B" B "$(addr B "$i")" "$i" $(others "$i" "$J")
+    else
+      static_swanctl "$d/swanctl" B "$(addr B "$i")" "$i" $(others "$i" "$J")
+    fi
+    # The same fail-closed policies as the daemon's, set by hand: no plaintext before charon.
+    for r in "$RANGE_A" "$RANGE_B"; do
+      for dir in in out; do
+        in_ns "$i" ip xfrm policy add src "$r" dst "$r" dir "$dir" priority "$PRIO" tmpl proto esp mode transport
+      done
+    done
+  done
+
+  probes_mesh "s$round-a" A
+  probe_ready "s$round-a"
+  for i in $(seq 1 "$N"); do
+    tap_up "$i" "$(addr A "$i")"
+    ((i == N)) && t0=$(now)
+    charon_start "$i" "$W/r$round/s$i" "/run/mesh/s$i"
+  done
+  probe_go "s$round-a"
+  run_probes "s$round-a" anchor a "$round" "$t0" $(seq 1 "$N")
+
+  probes_mesh "s$round-b" B
+  probe_ready "s$round-b"
+  for i in $(seq 1 "$N"); do
+    readdress "$i" "$(addr A "$i")" "$(addr B "$i")"
+    ((i == N)) && t0=$(now)
+    in_ns "$i" /usr/bin/env "SWANCTL_DIR=$W/r$round/s$i/swanctl-B" /usr/sbin/swanctl --load-all --noprompt \
+      --uri "unix:///run/mesh/s$i/charon.vici" >>"$W/r$round/s$i/restart.out" 2>&1 &
+  done
+  probe_go "s$round-b"
+  run_probes "s$round-b" anchor b "$round" "$t0" $(seq 1 "$N")
+
+  probes_join "s$round-c"
+  probe_ready "s$round-c"
+  tap_up "$J" "$(addr B "$J")"
+  t0=$(now)
+  charon_start "$J" "$W/r$round/s$J" "/run/mesh/s$J"
+  probe_go "s$round-c"
+  run_probes "s$round-c" anchor c "$round" "$t0" $(seq 1 "$J")
+  teardown "${dirs[@]}"
+}
