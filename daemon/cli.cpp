@@ -25,17 +25,38 @@
 #include "core/certs.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/pki_cli.hpp"
-#include "daemon/state_file.hpp"
+#include "daemon/status_cli.hpp"
 #include "os/config_loader.hpp"
 #include "os/file_store.hpp"
 #include "os/logging.hpp"
-#include "os/pki.hpp"
+#include "os/cert_inspector.hpp"
 #include "os/unit_manager.hpp"
 #include "os/xfrm.hpp"
 
 namespace po = boost::program_options;
 
 namespace ipopsec {
+
+namespace cli {
+
+// Every error line of the command line tool has this one form, on stderr.
+std::ostream& error() { return std::cerr << "error: "; }
+
+// Loads the config, printing every issue (the first also into `firstIssue`). Returns nullopt
+// after printing.
+std::optional<Config> load(const std::string& path, std::string* firstIssue) {
+  try {
+    return loadConfig(path);
+  } catch (const ConfigError& e) {
+    if (firstIssue && !e.issues().empty()) *firstIssue = e.issues().front().str();
+    for (const auto& issue : e.issues()) error() << issue.str() << "\n";
+    error() << e.issues().size() << (e.issues().size() == 1 ? " error" : " errors") << " in " << path << "\n";
+    return std::nullopt;
+  }
+}
+
+}  // namespace cli
+
 namespace {
 
 constexpr const char* kDefaultConfig = "/etc/ipop-ipsec/ipop-ipsecd.yaml";
@@ -81,11 +102,13 @@ po::options_description commandOptions(const std::string& command) {
 std::string commandHelp(const std::string& command) {
   if (command == "check")
     return "usage: ipop-ipsecd check [--config FILE]\n"
-           "Validates the config (every error with file:line:column and key path) and checks the\n"
-           "certificate files it names (racoon.certificate_dir), as the daemon does before it\n"
-           "starts the IKE daemon. Prints \"ok\" when all is fine.\n"
+           "Validates the config (every error with file:line:column and key path), renders the\n"
+           "files the daemon would write from it (as render does, for an address in each range),\n"
+           "and checks the certificate files it names (racoon.certificate_dir), as the daemon\n"
+           "does before it starts the IKE daemon. Prints \"ok\" when all is fine.\n"
            "Exit status: 0 ok; 1 the config is valid but the certificate files are missing or\n"
-           "unusable; 78 the config does not validate; 64 bad command line.\n";
+           "unusable; 78 the config does not validate or its files cannot be rendered; 64 bad\n"
+           "command line.\n";
   if (command == "render")
     return "usage: ipop-ipsecd render [--config FILE] --address CIDR --output-dir DIR\n"
            "Writes into DIR every file the daemon would write for a tap with the address CIDR,\n"
@@ -112,30 +135,48 @@ std::string commandHelp(const std::string& command) {
   return std::string(kUsage) + "\nThe daemon (no command) runs in the foreground, as systemd runs it.\n";
 }
 
-// Every error line of the command line tool has this one form, on stderr.
-std::ostream& error() { return std::cerr << "error: "; }
+using cli::error;
+using cli::load;
 
-// Loads the config, printing every issue (the first also into `firstIssue`). Returns nullopt
-// after printing.
-std::optional<Config> load(const std::string& path, std::string* firstIssue = nullptr) {
+// The network `render` and `check` compute the desired state on: the tap up with these
+// addresses.
+NetSnapshot tapWith(const Config& cfg, const std::vector<Cidr>& addresses) {
+  NetSnapshot net;
+  LinkState tap;
+  tap.index = 1;
+  tap.name = cfg.ipop.interface;
+  tap.up = tap.running = true;
+  tap.addresses = addresses;
+  net.links[1] = tap;
+  return net;
+}
+
+// The daemon's path from config to files (computeDesired and the renderers), as `render`
+// runs it; nullopt after printing why the renderer refused the config.
+std::optional<Desired> desiredOn(const Config& cfg, const NetSnapshot& net) {
   try {
-    return loadConfig(path);
-  } catch (const ConfigError& e) {
-    if (firstIssue && !e.issues().empty()) *firstIssue = e.issues().front().str();
-    for (const auto& issue : e.issues()) error() << issue.str() << "\n";
-    error() << e.issues().size() << (e.issues().size() == 1 ? " error" : " errors") << " in " << path << "\n";
+    return computeDesired(cfg, net, CertFiles{}, {});
+  } catch (const RenderError& e) {
+    error() << "the config validates, but its files cannot be rendered: " << e.what() << "\n";
     return std::nullopt;
   }
 }
 
-std::string certPath(const Config& cfg, const std::string& name) {
-  return name.front() == '/' ? name : cfg.racoon.certificateDir + "/" + name;
+// `check` renders with an address in each explicit range (with `ranges: auto`, one from
+// the documentation ranges of RFC 5737 / RFC 3849), so that a config that passes `check`
+// can always be rendered.
+std::vector<Cidr> sampleAddresses(const Config& cfg) {
+  if (!cfg.protect.autoRanges) return cfg.protect.ranges;
+  std::vector<Cidr> out{*Cidr::parse("192.0.2.1/24")};
+  if (cfg.protect.ipv6) out.push_back(*Cidr::parse("2001:db8::1/64"));
+  return out;
 }
 
 int cmdCheck(const std::string& path) {
   auto cfg = load(path);
   if (!cfg) return kExitConfig;
   for (const auto& w : cfg->warnings) std::cout << path << ": warning: " << w << "\n";
+  if (!desiredOn(*cfg, tapWith(*cfg, sampleAddresses(*cfg)))) return kExitConfig;
   if (cfg->ike.control == IkeControl::systemd) {
     // The IKE unit must exist (racoon is not packaged on Debian 12): asked over D-Bus when
     // systemd runs; without a bus the state is "unknown" and nothing is said.
@@ -145,15 +186,17 @@ int cmdCheck(const std::string& path) {
   }
   // The same inspection and judgement as the daemon's, before every IKE restart.
   OpenSslInspector inspector;
-  CertFacts facts = inspector.inspect(certPath(*cfg, cfg->racoon.caCert), certPath(*cfg, cfg->racoon.hostCert),
-                                      certPath(*cfg, cfg->racoon.hostKey));
+  CertFacts facts = inspector.inspect(certificatePath(*cfg, cfg->racoon.caCert),
+                                      certificatePath(*cfg, cfg->racoon.hostCert),
+                                      certificatePath(*cfg, cfg->racoon.hostKey),
+                                      cfg->racoon.crl.empty() ? "" : certificatePath(*cfg, cfg->racoon.crl));
   CertVerdict verdict = judgeCertificates(facts, certPolicyFor(*cfg), std::chrono::system_clock::now());
   if (cfg->ike.backend == IkeBackend::racoon && facts.ca.loadError.empty()) {
     // racoon's CA lookup files, as the daemon judges them (an operator's entry for another CA).
     std::vector<std::string> hashes;
     for (const auto& ca : facts.caCerts) hashes.push_back(ca.subjectHash);
     HashFilePlan plan = planHashFiles(facts.caCerts, inspector.hashFiles(cfg->racoon.certificateDir, hashes),
-                                      cfg->racoon.certificateDir, certPath(*cfg, cfg->racoon.caCert));
+                                      cfg->racoon.certificateDir, certificatePath(*cfg, cfg->racoon.caCert));
     verdict.errors.insert(verdict.errors.end(), plan.problems.begin(), plan.problems.end());
     if (!plan.problems.empty()) verdict.usable = false;
   }
@@ -236,14 +279,9 @@ int cmdRender(const std::string& path, const std::string& address, const std::st
     error() << "--output-dir '" << outDir << "': " << why << "\n";
     return rc;
   }
-  NetSnapshot net;
-  LinkState tap;
-  tap.index = 1;
-  tap.name = cfg->ipop.interface;
-  tap.up = tap.running = true;
-  tap.addresses = {*cidr};
-  net.links[1] = tap;
-  Desired d = computeDesired(*cfg, net, CertFiles{}, {});
+  auto desired = desiredOn(*cfg, tapWith(*cfg, {*cidr}));
+  if (!desired) return kExitConfig;
+  const Desired& d = *desired;
   for (const auto& r : d.refused) std::cerr << "warning: " << r << "\n";
   AtomicFileStore fs;
   std::string policies;
@@ -261,296 +299,8 @@ int cmdRender(const std::string& path, const std::string& address, const std::st
   return kExitOk;
 }
 
-// The daemon records in its state file every priority its policies carry (an earlier
-// backend or configuration may have used others): those are its own too.
-void ownRecordedPriorities(XfrmPolicyTable& table, const Config& cfg, const SavedState* saved) {
-  if (saved && !saved->ownedPriorities.empty())
-    table.setPriorities(cfg.xfrm.protectPriority, cfg.xfrm.bypassPriority, saved->ownedPriorities);
-}
-
-// The daemon's state file, parsed; null when absent or not a state file.
-std::unique_ptr<SavedState> readSavedState(const Config& cfg) {
-  std::string text, err;
-  if (AtomicFileStore().read(cfg.daemon.stateDir + "/" + Config::Daemon::kStateFile, text)) return nullptr;
-  auto s = parseState(text, &err);
-  return s ? std::make_unique<SavedState>(std::move(*s)) : nullptr;
-}
-
-int cmdFlush(const std::string& path) {
-  auto cfg = load(path);
-  if (!cfg) return kExitConfig;
-  try {
-    XfrmPolicyTable table(cfg->xfrm.protectPriority, cfg->xfrm.bypassPriority);
-    ownRecordedPriorities(table, *cfg, readSavedState(*cfg).get());
-    std::vector<Policy> owned;
-    if (auto ec = table.list(owned)) {
-      error() << "cannot list policies: " << ec.message() << "\n";
-      return kExitFailure;
-    }
-    int failed = 0;
-    for (const auto& p : owned)
-      if (auto ec = table.remove(p)) {
-        error() << "cannot remove " << p.str() << ": " << ec.message() << "\n";
-        ++failed;
-      }
-    std::cout << "removed " << owned.size() - static_cast<std::size_t>(failed) << " policies\n";
-    return failed ? kExitFailure : kExitOk;
-  } catch (const std::exception& e) {
-    error() << "cannot open the kernel's XFRM interface: " << e.what() << "\n";
-    return kExitFailure;
-  }
-}
-
-// --- status ------------------------------------------------------------------------------
-
-
-// A strict RFC 8259 check of the state file's text, so that `status --json` never passes on
-// something that only yaml-cpp (which parsed it) accepts. Depth-bounded; no allocation.
-class JsonCheck {
- public:
-  explicit JsonCheck(std::string_view s) : s_(s) {}
-  // True when the whole text is one JSON object (surrounding whitespace allowed).
-  bool isObject() {
-    space();
-    if (i_ >= s_.size() || s_[i_] != '{') return false;
-    if (!value(0)) return false;
-    space();
-    return i_ == s_.size();
-  }
-
- private:
-  static constexpr int kMaxDepth = 64;
-  void space() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
-  }
-  bool literal(std::string_view w) {
-    if (s_.substr(i_, w.size()) != w) return false;
-    i_ += w.size();
-    return true;
-  }
-  bool digits() {
-    std::size_t start = i_;
-    while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
-    return i_ > start;
-  }
-  bool number() {
-    if (i_ < s_.size() && s_[i_] == '-') ++i_;
-    if (i_ < s_.size() && s_[i_] == '0')
-      ++i_;
-    else if (!digits())
-      return false;
-    if (i_ < s_.size() && s_[i_] == '.' && (++i_, !digits())) return false;
-    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
-      ++i_;
-      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
-      if (!digits()) return false;
-    }
-    return true;
-  }
-  bool string() {
-    if (i_ >= s_.size() || s_[i_] != '"') return false;
-    for (++i_; i_ < s_.size(); ++i_) {
-      auto c = static_cast<unsigned char>(s_[i_]);
-      if (c == '"') {
-        ++i_;
-        return true;
-      }
-      if (c < 0x20) return false;
-      if (c != '\\') continue;
-      if (++i_ >= s_.size()) return false;
-      char e = s_[i_];
-      if (e == 'u') {
-        for (int k = 0; k < 4; ++k)
-          if (++i_ >= s_.size() || !std::isxdigit(static_cast<unsigned char>(s_[i_]))) return false;
-      } else if (std::string_view("\"\\/bfnrt").find(e) == std::string_view::npos) {
-        return false;
-      }
-    }
-    return false;
-  }
-  bool value(int depth) {
-    space();
-    if (i_ >= s_.size() || depth > kMaxDepth) return false;
-    char c = s_[i_];
-    if (c == '"') return string();
-    if (c == 't') return literal("true");
-    if (c == 'f') return literal("false");
-    if (c == 'n') return literal("null");
-    if (c != '{' && c != '[') return number();
-    const char close = c == '{' ? '}' : ']';
-    ++i_;
-    space();
-    if (i_ < s_.size() && s_[i_] == close) {
-      ++i_;
-      return true;
-    }
-    for (;;) {
-      if (close == '}') {
-        space();
-        if (!string()) return false;
-        space();
-        if (i_ >= s_.size() || s_[i_++] != ':') return false;
-      }
-      if (!value(depth + 1)) return false;
-      space();
-      if (i_ >= s_.size()) return false;
-      if (s_[i_] == close) {
-        ++i_;
-        return true;
-      }
-      if (s_[i_++] != ',') return false;
-    }
-  }
-  std::string_view s_;
-  std::size_t i_ = 0;
-};
-
-// What `status` concluded. With --json it is printed as one object whatever the exit code:
-// the verdict keys below first, then (when the state file could be read) every key of the
-// daemon's state file, unchanged.
-struct StatusVerdict {
-  std::optional<bool> running;  // nullopt: unknown (no config, unreadable state file)
-  bool protectedOk = false;      // exit code 0
-  std::string reason;            // why not, "" when protected
-  std::optional<bool> kernelVerified;
-  std::string kernelNote;
-  std::string stateFile;
-  int pid = 0;
-};
-
-void printStatusJson(const StatusVerdict& v, int exitCode, const std::string& stateText) {
-  auto opt = [](const std::optional<bool>& b) { return b ? (*b ? "true" : "false") : "null"; };
-  std::string o = "{\n";
-  o += "  \"running\": " + std::string(opt(v.running)) + ",\n";
-  o += "  \"protected\": " + std::string(v.protectedOk ? "true" : "false") + ",\n";
-  o += "  \"reason\": " + jsonString(v.reason) + ",\n";
-  o += "  \"exit_code\": " + std::to_string(exitCode) + ",\n";
-  o += "  \"kernel_verified\": " + std::string(opt(v.kernelVerified)) + ",\n";
-  o += "  \"kernel_note\": " + jsonString(v.kernelNote) + ",\n";
-  o += "  \"state_file\": " + jsonString(v.stateFile);
-  if (!stateText.empty()) {
-    // Splice the daemon's object in: everything after its opening brace.
-    auto open = stateText.find('{');
-    auto rest = std::string_view(stateText).substr(open + 1);
-    auto firstKey = rest.find_first_not_of(" \t\r\n");
-    if (rest[firstKey] == '}')
-      o += "\n}\n";
-    else
-      o += ",\n" + std::string(rest.substr(rest.find_first_not_of("\r\n")));
-    if (o.back() != '\n') o += "\n";
-  } else {
-    o += "\n}\n";
-  }
-  std::cout << o;
-}
-
-// kill(pid, 0) tells whether the process exists: EPERM means it does, but belongs to
-// another user (the daemon runs as root, `status` often does not).
-bool processExists(int pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
-
-constexpr int kExitNotHealthy = 2;
-constexpr int kExitNoState = 3;
-
-int cmdStatus(const std::string& path, bool json) {
-  StatusVerdict v;
-  auto finish = [&](int code, const std::string& stateText = {}) {
-    if (json) printStatusJson(v, code, stateText);
-    return code;
-  };
-  std::string issue;
-  auto cfg = load(path, &issue);
-  if (!cfg) {
-    v.reason = "cannot load the config (so the state directory is unknown): " + issue;
-    return finish(kExitConfig);
-  }
-  std::string file = cfg->daemon.stateDir + "/" + Config::Daemon::kStateFile, text, err;
-  v.stateFile = file;
-  AtomicFileStore fs;
-  if (auto ec = fs.read(file, text)) {
-    if (ec == std::errc::no_such_file_or_directory) {
-      v.running = false;
-      v.reason = "no state file " + file + " (ipop-ipsecd is not running, or has not started yet)";
-      if (!json) std::cout << "daemon not running: no state file " << file << "\n";
-    } else {
-      v.reason = "cannot read " + file + ": " + ec.message();
-      if (!json) error() << file << ": " << ec.message() << " (is ipop-ipsecd running?)\n";
-    }
-    return finish(kExitNoState);
-  }
-  auto s = parseState(text, &err);
-  if (s && !JsonCheck(text).isObject()) err = "not valid JSON";
-  if (!s || !err.empty()) {
-    v.reason = file + " is not a state file: " + err;
-    if (!json) error() << file << ": not a state file: " << err << "\n";
-    return finish(kExitNoState);
-  }
-  v.pid = s->pid;
-  const bool alive = processExists(s->pid);
-  v.running = alive;
-  // Check against the kernel, not only against what the daemon remembers.
-  bool kernelOk = true;
-  std::string kernelNote;
-  try {
-    XfrmPolicyTable table(cfg->xfrm.protectPriority, cfg->xfrm.bypassPriority);
-    ownRecordedPriorities(table, *cfg, &*s);
-    std::vector<Policy> owned;
-    if (auto ec = table.list(owned)) {
-      kernelOk = false;
-      kernelNote = "cannot read the kernel's policies: " + ec.message() +
-                   (ec == std::errc::operation_not_permitted ? " (run status as root)" : "");
-    } else {
-      std::vector<std::string> now;
-      for (const auto& p : owned) now.push_back(p.str());
-      std::sort(now.begin(), now.end());
-      auto want = s->policies;
-      std::sort(want.begin(), want.end());
-      if (now != want) {
-        kernelOk = false;
-        kernelNote = "kernel has " + std::to_string(now.size()) + " owned policies, daemon reported " +
-                     std::to_string(want.size());
-      }
-    }
-  } catch (const std::exception& e) {
-    kernelOk = false;
-    kernelNote = std::string("cannot open XFRM: ") + e.what();
-  }
-  v.kernelVerified = kernelOk;
-  v.kernelNote = kernelNote;
-  bool healthy = s->healthy && kernelOk && alive;
-  v.protectedOk = healthy;
-  if (!alive)
-    v.reason = "daemon not running (pid " + std::to_string(s->pid) + " from the state file is gone)";
-  else if (!kernelOk)
-    v.reason = kernelNote;
-  else if (!s->healthy)
-    v.reason = s->status.empty() ? "the daemon reports it is not healthy" : s->status;
-  if (json) return finish(healthy ? kExitOk : kExitNotHealthy, text);
-
-  if (!alive) std::cout << "daemon not running (pid " << s->pid << " from " << file << " is gone); last state:\n";
-  std::cout << "status:     " << s->status << "\n";
-  std::cout << "tap:        " << s->tapState << (s->addresses.empty() ? "" : " " + s->addresses.front()) << "\n";
-  std::string ranges;
-  for (const auto& r : s->ranges) ranges += (ranges.empty() ? "" : ", ") + r;
-  std::cout << "ranges:     " << (ranges.empty() ? "(none)" : ranges) << "\n";
-  std::cout << "policies:   " << s->policies.size() << (kernelOk ? " (verified in the kernel)" : "") << "\n";
-  for (const auto& p : s->policies) std::cout << "            " << p << "\n";
-  std::cout << "ike:        " << s->ikeUnit << ", last restart " << (s->lastRestart.empty() ? "never" : s->lastRestart)
-            << (s->lastRestartResult.empty() ? "" : " (" + s->lastRestartResult + ")") << "\n";
-  for (const auto& r : s->refused) std::cout << "refused:    " << r << "\n";
-  if (!s->certificateExpiry.empty() || !s->certificatesUsable)
-    std::cout << "certs:      " << (s->certificatesUsable ? "usable" : "NOT usable")
-              << (s->certificateExpiry.empty() ? "" : ", host certificate valid until " + s->certificateExpiry) << "\n";
-  for (const auto& p : s->certificateProblems) std::cout << "            error: " << p << "\n";
-  for (const auto& w : s->certificateWarnings) std::cout << "            warning: " << w << "\n";
-  if (!s->lastError.empty()) std::cout << "error:      " << s->lastError << "\n";
-  if (!kernelOk) std::cout << "kernel:     " << kernelNote << "\n";
-  std::cout << "daemon:     " << (alive ? "running" : "not running") << " (pid " << s->pid << ")\n";
-  std::cout << "health:     " << (healthy ? "protected" : "NOT healthy") << "\n";
-  return healthy ? kExitOk : kExitNotHealthy;
-}
-
 int cmdRun(const std::string& path) {
-  bool journal = std::getenv("JOURNAL_STREAM") != nullptr || std::getenv("INVOCATION_ID") != nullptr;
+  bool journal = runBySystemd();
   Config cfg;
   try {
     cfg = loadConfig(path);
@@ -591,9 +341,7 @@ int runCli(int argc, char** argv) {
     error() << name << ": " << e.what() << " ('" << name << " --help' lists the options)\n";
     // `status --json` answers in JSON whatever happens, a bad command line included.
     if (command == "status" && std::find(argv + first, argv + argc, std::string_view("--json")) != argv + argc) {
-      StatusVerdict v;
-      v.reason = std::string("bad command line: ") + e.what();
-      printStatusJson(v, kExitUsage, "");
+      printStatusJsonUsageError(std::string("bad command line: ") + e.what());
     }
     return kExitUsage;
   }
@@ -619,3 +367,4 @@ int runCli(int argc, char** argv) {
 }
 
 }  // namespace ipopsec
+

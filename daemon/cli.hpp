@@ -2,6 +2,12 @@
 // The command line: a thin layer over the daemon and the core (Kea style: `check`
 // shares the code path of a real load).
 
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "core/config.hpp"
+
 namespace ipopsec {
 
 // Exit codes (sysexits.h where one fits).
@@ -11,5 +17,14 @@ constexpr int kExitUsage = 64;   // EX_USAGE
 constexpr int kExitConfig = 78;  // EX_CONFIG
 
 int runCli(int argc, char** argv);
+
+// Shared by the commands (cli.cpp, status_cli.cpp).
+namespace cli {
+// Every error line of the command line tool has this one form, on stderr.
+std::ostream& error();
+// Loads the config, printing every issue (the first also into `firstIssue`). Returns nullopt
+// after printing.
+std::optional<Config> load(const std::string& path, std::string* firstIssue = nullptr);
+}  // namespace cli
 
 }  // namespace ipopsec

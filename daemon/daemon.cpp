@@ -18,7 +18,7 @@
 #include "os/inotify_watch.hpp"
 #include "os/logging.hpp"
 #include "os/notifier.hpp"
-#include "os/pki.hpp"
+#include "os/cert_inspector.hpp"
 #include "os/rtnetlink.hpp"
 #include "os/unit_manager.hpp"
 #include "os/xfrm.hpp"
@@ -52,11 +52,11 @@ std::string statePath(const Config& cfg) { return cfg.daemon.stateDir + "/state.
 // any file configured by absolute path).
 std::vector<std::string> certificateDirs(const Config& cfg) {
   std::vector<std::string> dirs{cfg.racoon.certificateDir};
-  for (const auto* name : {&cfg.racoon.caCert, &cfg.racoon.hostCert, &cfg.racoon.hostKey})
-    if (!name->empty() && name->front() == '/') {
-      auto slash = name->find_last_of('/');
-      dirs.push_back(slash == 0 ? "/" : name->substr(0, slash));
-    }
+  for (const auto* name : {&cfg.racoon.caCert, &cfg.racoon.hostCert, &cfg.racoon.hostKey}) {
+    const std::string path = certificatePath(cfg, *name);
+    auto slash = path.find_last_of('/');
+    dirs.push_back(slash == 0 ? "/" : path.substr(0, slash));
+  }
   std::sort(dirs.begin(), dirs.end());
   dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
   return dirs;
@@ -418,7 +418,8 @@ void Daemon::reload() {
     reloadRefused_.clear();
     reconciler_->reconcile(monitor_->snapshot());
   } catch (const ConfigError& e) {
-    for (const auto& issue : e.issues()) spdlog::error("reload refused: {}", issue.str());
+    for (const auto& issue : e.issues())
+      logEvent(spdlog::level::err, LogFields{cfg_.ipop.interface, "", "", "refuse-reload"}, "reload refused: " + issue.str());
     std::string first = e.issues().empty() ? std::string("invalid config") : e.issues().front().str();
     // Kept in STATUS=, status and state.json until a reload succeeds: a refusal must not be
     // forgotten at the next status change.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "daemon/cli.hpp"
+#include "os/crl.hpp"
 #include "os/pki.hpp"
 
 namespace po = boost::program_options;
@@ -34,11 +35,21 @@ const char* kSignUsage =
     "                            --out DIR [--force]\n"
     "           on the CA: checks a node's request (signature, subjectAltName, key strength) and\n"
     "           issues its certificate as 'pki issue' does: host-cert.pem and cacert.pem in --out\n";
+const char* kRevokeUsage =
+    "usage: ipop-ipsecd pki revoke --ca-dir DIR (--cert FILE | --serial HEX) [--reason REASON]\n"
+    "           on the CA: records the revocation of a node's certificate in DIR/revoked.txt;\n"
+    "           'pki crl' publishes it\n";
+const char* kCrlUsage =
+    "usage: ipop-ipsecd pki crl --ca-dir DIR --out FILE [--days N]\n"
+    "           on the CA: the signed revocation list of every revoked certificate, valid N days\n"
+    "           (default 30); copy it to every node (racoon.crl) before it is out of date\n";
 const char* kKeyNote =
     "Keys are RSA 3072 by default: racoon signs with RSA only. EC (P-256) keys suit the strongswan backend.\n";
 const std::string kPkiUsage = std::string(kInitCaUsage) + "      " + (kIssueUsage + 6) + "      " +
-                              (kRequestUsage + 6) + "      " + (kSignUsage + 6) + kKeyNote +
-                              "'ipop-ipsecd pki SUBCOMMAND --help' (init-ca, issue, request, sign): its options.\n";
+                              (kRequestUsage + 6) + "      " + (kSignUsage + 6) + "      " + (kRevokeUsage + 6) +
+                              "      " + (kCrlUsage + 6) + kKeyNote +
+                              "'ipop-ipsecd pki SUBCOMMAND --help' (init-ca, issue, request, sign, revoke, crl): its "
+                              "options.\n";
 
 // Every error line has this one form, on stderr (as in cli.cpp).
 std::ostream& error() { return std::cerr << "error: "; }
@@ -59,7 +70,8 @@ void printWritten(const std::vector<std::string>& files) {
 
 int runPkiCli(int argc, char** argv) {
   if (argc < 1) {
-    error() << "ipop-ipsecd pki: a subcommand is required: init-ca, issue, request or sign ('ipop-ipsecd pki --help')\n";
+    error() << "ipop-ipsecd pki: a subcommand is required: init-ca, issue, request, sign, revoke or crl "
+               "('ipop-ipsecd pki --help')\n";
     return kExitUsage;
   }
   std::string sub = argv[0];
@@ -96,6 +108,17 @@ int runPkiCli(int argc, char** argv) {
         "backend", po::value<std::string>(), "racoon (RSA keys only) or strongswan")(
         "out", po::value<std::string>()->required(), "where to write host-cert.pem and cacert.pem")(
         "force", "replace an existing host-cert.pem in --out")("help,h", "show help");
+  } else if (sub == "revoke") {
+    std::string reasons;
+    for (const auto& r : revocationReasons()) reasons += (reasons.empty() ? "" : ", ") + r;
+    opts.add_options()("ca-dir", po::value<std::string>()->required(), "the CA directory (pki init-ca)")(
+        "cert", po::value<std::string>(), "the certificate to revoke (a node's host-cert.pem)")(
+        "serial", po::value<std::string>(), "or its serial number, in hex")(
+        "reason", po::value<std::string>()->default_value("unspecified"), reasons.c_str())("help,h", "show help");
+  } else if (sub == "crl") {
+    opts.add_options()("ca-dir", po::value<std::string>()->required(), "the CA directory (pki init-ca)")(
+        "out", po::value<std::string>()->required(), "the CRL file to write")(
+        "days", po::value<int>()->default_value(30), "until its nextUpdate, in days")("help,h", "show help");
   } else {
     error() << "ipop-ipsecd pki: unknown subcommand '" << sub << "' ('ipop-ipsecd pki --help' lists them)\n";
     return kExitUsage;
@@ -108,8 +131,10 @@ int runPkiCli(int argc, char** argv) {
       std::cout << (sub == "init-ca" ? kInitCaUsage
                     : sub == "issue" ? kIssueUsage
                     : sub == "request" ? kRequestUsage
+                    : sub == "revoke" ? kRevokeUsage
+                    : sub == "crl" ? kCrlUsage
                                        : kSignUsage)
-                << kKeyNote << "\n"
+                << (sub == "revoke" || sub == "crl" ? "" : kKeyNote) << "\n"
                 << opts;
       return kExitOk;
     }
@@ -144,6 +169,26 @@ int runPkiCli(int argc, char** argv) {
                 << "      ipop-ipsecd pki sign --ca-dir <CA dir> --csr host.csr --out <dir>\n"
                 << "      and sends back host-cert.pem and cacert.pem; keep host-key.pem on this node\n";
       if (req.key == KeyKind::ec) std::cout << "note: racoon signs with RSA only; an EC key suits the strongswan backend\n";
+    } else if (sub == "revoke") {
+      RevokeRequest req;
+      req.caDir = vm["ca-dir"].as<std::string>();
+      if (vm.count("cert")) req.certPath = vm["cert"].as<std::string>();
+      if (vm.count("serial")) req.serial = vm["serial"].as<std::string>();
+      req.reason = vm["reason"].as<std::string>();
+      Revocation r = revokeCertificate(req);
+      std::cout << "revoked serial " << r.serial << " (" << r.reason << ") in " << req.caDir << "/revoked.txt\n"
+                << "next: ipop-ipsecd pki crl --ca-dir " << req.caDir << " --out crl.pem, and copy crl.pem to every "
+                << "node (racoon.crl)\n";
+    } else if (sub == "crl") {
+      CrlRequest req;
+      req.caDir = vm["ca-dir"].as<std::string>();
+      req.outPath = vm["out"].as<std::string>();
+      req.days = vm["days"].as<int>();
+      CrlResult r = makeCrl(req);
+      std::cout << "wrote " << req.outPath << ": CRL number " << r.number << ", " << r.entries << " revoked "
+                << (r.entries == 1 ? "certificate" : "certificates") << ", next update " << formatUtc(r.nextUpdate)
+                << "\nnext: copy it to every node's racoon.certificate_dir and set racoon.crl to its name; make a "
+                   "new one before the next update\n";
     } else if (sub == "sign") {
       SignRequest req;
       req.caDir = vm["ca-dir"].as<std::string>();

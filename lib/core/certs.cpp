@@ -163,6 +163,38 @@ CertVerdict judgeCertificates(const CertFacts& f, const CertPolicy& policy, Wall
     errors.push_back(keyName + " does not match " + certName +
                      ": the key belongs to another certificate; install the key issued with this certificate");
 
+  // 6. The CRL: the IKE daemon enforces it, so it must be the CA's, current, and must not
+  // revoke this node itself (an IKE daemon restarted onto it could reach no peer).
+  if (f.crl) {
+    const CrlFacts& crl = *f.crl;
+    const std::string crlName = baseName(crl.file.path);
+    if (!crl.file.loadError.empty()) {
+      errors.push_back(crl.file.path + " " + crl.file.loadError +
+                       ": install the CRL made with `ipop-ipsecd pki crl`, or remove racoon.crl from the config");
+    } else {
+      if (!crl.signatureChecked)
+        errors.push_back(crlName + " is issued by " + crl.issuer + ", not by the CA in " + caName +
+                         ": install the CRL of this GroupVPN's CA (ipop-ipsecd pki crl)");
+      else if (!crl.signedByCa)
+        errors.push_back(crlName + "'s signature does not verify with the key of " + caName +
+                         ": it is forged or damaged; make it again with `ipop-ipsecd pki crl`");
+      if (crl.nextUpdate && now >= *crl.nextUpdate)
+        errors.push_back(crlName + " is out of date since " + formatUtc(*crl.nextUpdate) +
+                         " (its nextUpdate): make a new one (ipop-ipsecd pki crl) and copy it to " + crl.file.path);
+      else if (crl.nextUpdate && daysBetween(now, *crl.nextUpdate) < policy.expiryWarningDays) {
+        auto days = daysBetween(now, *crl.nextUpdate);
+        warnings.push_back(crlName + " must be renewed by " + formatUtc(*crl.nextUpdate) + " (in " +
+                           std::to_string(days) + (days == 1 ? " day" : " days") +
+                           "): make a new one (ipop-ipsecd pki crl) and copy it to " + crl.file.path);
+      }
+      if (!f.hostSerial.empty() &&
+          std::find(crl.revokedSerials.begin(), crl.revokedSerials.end(), f.hostSerial) != crl.revokedSerials.end())
+        errors.push_back("this node's certificate " + certName + " (serial " + f.hostSerial + ") is REVOKED by " +
+                         crlName + ": no peer will accept it; the IKE daemon is not restarted onto it. Enroll this "
+                         "node again (ipop-ipsecd pki request / pki sign) if it should stay in the GroupVPN");
+    }
+  }
+
   bool complete = f.ca.loadError.empty() && f.cert.loadError.empty() && f.key.loadError.empty() && f.hostCert &&
                   !f.caCerts.empty() && f.chainChecked && f.keyMatchesCert.has_value();
   if (errors.empty() && !complete)

@@ -55,8 +55,21 @@ struct CertInfo {
   std::string pem;          // this certificate alone, PEM
 };
 
+// The CRL file (racoon.crl), as far as the checks need it.
+struct CrlFacts {
+  CertFileFacts file;          // loadError also when the file holds no CRL
+  std::string issuer;          // RFC 2253
+  bool signatureChecked = false;  // a CA certificate with the CRL's issuer name was found and tried
+  bool signedByCa = false;     // its signature verifies with that certificate's key
+  WallTime lastUpdate{};
+  std::optional<WallTime> nextUpdate;
+  std::vector<std::string> revokedSerials;  // upper-case hex, as `openssl crl -text` shows them
+};
+
 struct CertFacts {
   CertFileFacts ca, cert, key;
+  std::optional<CrlFacts> crl;     // nullopt when no CRL is configured
+  std::string hostSerial;          // the host certificate's serial, upper-case hex
   std::vector<CertInfo> caCerts;   // every certificate in the CA file (several allowed)
   std::optional<CertInfo> hostCert;  // the first certificate of the host certificate file
   KeyType keyType = KeyType::none;   // the private key, when loaded
@@ -65,7 +78,7 @@ struct CertFacts {
   bool chainChecked = false;   // X509_verify_cert ran (host certificate and CA file loaded)
   bool chainOk = false;        // the host certificate chains to the CA file (time not checked here)
   std::string chainError;      // OpenSSL's reason when !chainOk, e.g. "unable to get local issuer certificate"
-  std::string fingerprint;     // of the three files' bytes
+  std::string fingerprint;     // of the files' bytes (the CRL's too)
 };
 
 struct CertPolicy {

@@ -1,7 +1,9 @@
 #pragma once
 // The daemon's configuration: the typed result of parsing and validating
-// /etc/ipop-ipsec/ipop-ipsecd.yaml. Every default lives in this header (the member
-// initialisers below) and nowhere else; config/ipop-ipsecd.yaml documents each key.
+// /etc/ipop-ipsec/ipop-ipsecd.yaml. Every default lives in this header and nowhere else:
+// the member initialisers below, and kBackendDefaults for the keys whose default follows
+// ike.backend (the initialisers hold its racoon row). config/ipop-ipsecd.yaml documents
+// each key. The parser is config.cpp; the schema per section config_schema_*.cpp.
 
 #include <chrono>
 #include <cstdint>
@@ -41,6 +43,24 @@ class ConfigError : public std::runtime_error {
   std::vector<ConfigIssue> issues_;
 };
 
+// The defaults that follow ike.backend, one row per backend: parseConfig applies the
+// backend's row to each of these keys the file does not set.
+struct BackendDefaults {
+  IkeBackend backend;
+  const char* unit;               // ike.unit
+  std::uint32_t protectPriority;  // xfrm.protect_priority
+};
+// strongSwan: charon's trap policies sit at up to 400000 and must win over the daemon's,
+// or the kernel's ACQUIREs carry no reqid and charon ignores them ("trap not found, unable
+// to acquire reqid 0", seen with 5.9.8).
+inline constexpr BackendDefaults kBackendDefaults[] = {
+    {IkeBackend::racoon, "racoon.service", 250000},
+    {IkeBackend::strongswan, "strongswan.service", 500000},
+};
+constexpr const BackendDefaults& backendDefaults(IkeBackend b) {
+  return b == IkeBackend::racoon ? kBackendDefaults[0] : kBackendDefaults[1];
+}
+
 struct Phase1Proposal {
   std::string encryption = "aes 256";  // racoon names: "aes 256", "aes 128", "3des", "camellia 256"
   std::string hash = "sha256";         // sha1 sha256 sha384 sha512
@@ -76,7 +96,7 @@ struct Config {
   struct Ike {
     IkeBackend backend = IkeBackend::racoon;
     IkeControl control = IkeControl::systemd;
-    std::string unit = "racoon.service";      // default follows backend: strongswan -> "strongswan.service"
+    std::string unit = backendDefaults(IkeBackend::racoon).unit;  // default follows backend
     std::vector<std::string> restartCommand;  // argv; required when control == command
     std::chrono::milliseconds quietPeriod{2000};   // coalesce restarts: wait this long after the last change
     std::chrono::milliseconds minInterval{10000};  // at most one restart per interval
@@ -90,6 +110,10 @@ struct Config {
     std::string caCert = "cacert.pem";     // file names inside certificateDir
     std::string hostCert = "host-cert.pem";
     std::string hostKey = "host-key.pem";
+    // The GroupVPN CA's revocation list (`ipop-ipsecd pki crl`), a file name inside
+    // certificateDir or an absolute path; "" = none. Checked like the certificates and
+    // handed to the IKE daemon (racoon: <CA hash>.r0; strongSwan: x509crl/).
+    std::string crl;
     bool listenOnTap = false;              // render listen { isakmp <tap address> [500]; }
     int dpdDelay = 20;                     // seconds; 0 disables DPD
     bool natTraversal = false;
@@ -116,13 +140,10 @@ struct Config {
     // Kernel XFRM priorities (lower value wins). The daemon owns exactly the policies
     // that carry one of these two priorities. The protect priority sits below
     // strongSwan's own policies so charon's SAs take precedence.
-    std::uint32_t protectPriority = 250000;
+    std::uint32_t protectPriority = backendDefaults(IkeBackend::racoon).protectPriority;  // follows backend
     std::uint32_t bypassPriority = 1000;
-    // With ike.backend: strongswan the protect priority defaults to this instead (derived,
-    // like ike.unit): charon's trap policies sit at up to 400000 and must win over the
-    // daemon's, or the kernel's ACQUIREs carry no reqid and charon ignores them
-    // ("trap not found, unable to acquire reqid 0", seen with 5.9.8).
-    static constexpr std::uint32_t kStrongswanProtectPriority = 500000;
+    static constexpr std::uint32_t kStrongswanProtectPriority =
+        backendDefaults(IkeBackend::strongswan).protectPriority;
     static constexpr std::uint32_t kCharonLowestPriority = 400000;  // charon's routed (trap) policy for 0/0
   } xfrm;
 
@@ -160,5 +181,9 @@ Config parseConfig(const std::string& text, const std::string& name);
 
 // The seed's proposals (3des, sha1, modp1024, hmac_sha1, deflate).
 Config::Proposals legacyProposals();
+
+// Where a certificate file named by racoon.ca_cert, host_cert or host_key is: inside
+// racoon.certificate_dir unless the name is an absolute path.
+std::string certificatePath(const Config& cfg, const std::string& name);
 
 }  // namespace ipopsec

@@ -19,6 +19,16 @@ bool isLinkLocal(const Cidr& c) {
 
 }  // namespace
 
+const char* toString(TapState s) {
+  switch (s) {
+    case TapState::absent: return "absent";
+    case TapState::down: return "down";
+    case TapState::noAddress: return "no address";
+    case TapState::up: return "up";
+  }
+  return "?";
+}
+
 std::string fingerprint(const std::string& data) {
   std::uint64_t h = 1469598103934665603ULL;
   for (unsigned char c : data) {
@@ -121,18 +131,18 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
 
   // Tap state and "IPOP is up".
   if (!tap) {
-    d.tapState = "absent";
+    d.tapState = TapState::absent;
   } else if (!tap->up) {
-    d.tapState = "down";
+    d.tapState = TapState::down;
   } else {
-    d.tapState = "no address";
+    d.tapState = TapState::noAddress;
     for (const auto& a : tap->addresses) {
       // protect.ipv6 only limits what `auto` derives; explicit ranges say it themselves.
       if ((cfg.protect.autoRanges && !familyEnabled(cfg, a.family())) || isLinkLocal(a)) continue;
       bool inside = std::any_of(d.ranges.begin(), d.ranges.end(), [&](const Cidr& r) { return r.contains(a.address); });
       if (inside) {
         d.localAddress = a.address;
-        d.tapState = "up";
+        d.tapState = TapState::up;
         break;
       }
     }
@@ -154,11 +164,18 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
     // planHashFiles' decision (in readCerts): none where an operator's entry (c_rehash's
     // symlink to cacert.pem, a bundle, a copy) already holds the CA certificate; an entry
     // the daemon does not own is never written to.
-    std::string caPath = cfg.racoon.caCert.front() == '/' ? cfg.racoon.caCert
-                                                          : cfg.racoon.certificateDir + "/" + cfg.racoon.caCert;
+    std::string caPath = certificatePath(cfg, cfg.racoon.caCert);
     for (const auto& [path, pem] : certs.caHashCopies)
       d.files.push_back(RenderedFile{path,
                                      std::string(kHashCopyMarker) + " of " + caPath + " (rewritten by ipop-ipsecd)\n" + pem,
+                                     0644});
+    // The CRL where racoon looks for it (X509_LOOKUP_hash_dir: <issuer hash>.r0), only a
+    // usable set's: a CRL that revokes this node or is not the CA's is never handed over.
+    if (certs.usable() && certs.crl && !certs.crlHashPath.empty())
+      d.files.push_back(RenderedFile{certs.crlHashPath,
+                                     std::string(kHashCopyMarker) + " of " +
+                                         certificatePath(cfg, cfg.racoon.crl) + " (rewritten by ipop-ipsecd)\n" +
+                                         *certs.crl,
                                      0644});
   }
   if (cfg.ike.backend == IkeBackend::strongswan) {
@@ -175,6 +192,9 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
     bool copy = certs.usable();
     d.files = renderStrongswanBackend(meshes, cfg, copy ? certs.ca : std::nullopt, copy ? certs.cert : std::nullopt,
                                       copy ? certs.key : std::nullopt);
+    // charon loads CRLs from swanctl's x509crl/ (swanctl --load-creds, part of --load-all).
+    if (copy && certs.crl)
+      d.files.push_back(RenderedFile{cfg.strongswan.swanctlDir + "/" + kSwanctlCrlFile, *certs.crl, 0644});
   }
   for (const auto& path : certs.ownedHashCopies)
     if (std::none_of(d.files.begin(), d.files.end(), [&](const RenderedFile& f) { return f.path == path; }))
@@ -188,12 +208,13 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
   std::string inputs;
   for (const auto& f : d.files)
     if (f.path != cfg.racoon.spdFile) inputs += f.path + "=" + fingerprint(f.content) + ";";
-  inputs += "|" + fingerprint(certs.ca.value_or("")) + fingerprint(certs.cert.value_or("")) +
-            fingerprint(certs.key.value_or(""));
+  // A new CRL restarts the IKE daemon (strongSwan too, not a reload): SAs already set up
+  // with a node it revokes must end now, not at their next rekey.
+  const std::string certPrints = fingerprint(certs.ca.value_or("")) + fingerprint(certs.cert.value_or("")) +
+                                 fingerprint(certs.key.value_or("")) + (certs.crl ? fingerprint(*certs.crl) : "");
+  inputs += "|" + certPrints;
   d.ikeInputs = inputs;
-  if (cfg.ike.backend == IkeBackend::strongswan)
-    d.ikeRestartInputs = fingerprint(certs.ca.value_or("")) + fingerprint(certs.cert.value_or("")) +
-                         fingerprint(certs.key.value_or(""));
+  if (cfg.ike.backend == IkeBackend::strongswan) d.ikeRestartInputs = certPrints;
   return d;
 }
 
@@ -213,11 +234,11 @@ std::string describe(const Config& cfg, const Desired& d, const std::vector<Cidr
   std::string ranges;
   for (const auto& r : inKernel) ranges += (ranges.empty() ? "" : ", ") + r.str();
   std::string s;
-  if (d.tapState == "absent")
+  if (d.tapState == TapState::absent)
     s = "waiting for '" + cfg.ipop.interface + "'";
-  else if (d.tapState == "down")
+  else if (d.tapState == TapState::down)
     s = "'" + cfg.ipop.interface + "' is down";
-  else if (d.tapState == "no address")
+  else if (d.tapState == TapState::noAddress)
     s = "'" + cfg.ipop.interface + "' has no address in the protected ranges";
   else
     s = "'" + cfg.ipop.interface + "' up at " + d.localAddress->str();

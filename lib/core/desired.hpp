@@ -18,6 +18,10 @@ namespace ipopsec {
 struct CertFiles {
   // Content of cacert.pem, host-cert.pem, host-key.pem; nullopt when missing/unreadable.
   std::optional<std::string> ca, cert, key;
+  // The CRL's content when one is configured and loaded (racoon.crl); it is an IKE input.
+  std::optional<std::string> crl;
+  // racoon finds a CA's CRL as <certificate_dir>/<CA subject hash>.r0: that path, when a CRL is used.
+  std::string crlHashPath;
   std::vector<std::string> problems;  // human lines; empty when usable
   std::vector<std::string> warnings;  // e.g. expiring soon; usable nevertheless
   std::optional<std::chrono::system_clock::time_point> expiry;  // the host certificate's notAfter
@@ -31,11 +35,15 @@ struct CertFiles {
   bool usable() const { return ca && cert && key && problems.empty(); }
 };
 
+// Where the tap stands, as the status line, the state file ("tap_state") and `status` say it.
+enum class TapState { absent, down, noAddress, up };
+const char* toString(TapState s);  // "absent", "down", "no address", "up"
+
 struct Desired {
   // "IPOP is up": the tap exists, is up, and carries an address inside the protected
   // ranges (with `auto`: any address of an enabled family).
   bool ipopUp = false;
-  std::string tapState;                   // "absent", "down", "no address", "up"
+  TapState tapState = TapState::absent;
   std::optional<IpAddress> localAddress;  // the tap's address inside the ranges
   std::vector<Cidr> ranges;               // ranges whose policies are installed
   bool heldRanges = false;                // auto: tap has no address; last ranges held (fail closed)

@@ -90,7 +90,9 @@ class CertificateInspector {
   virtual ~CertificateInspector() = default;
   // `ca`, `cert`, `key`: the CA file, the host certificate and its private key. Never
   // throws for bad files: every problem is a CertFileFacts::loadError.
-  virtual CertFacts inspect(const std::string& ca, const std::string& cert, const std::string& key) = 0;
+  // `crl`: the revocation list's path, "" when none is configured (CertFacts::crl nullopt).
+  virtual CertFacts inspect(const std::string& ca, const std::string& cert, const std::string& key,
+                            const std::string& crl) = 0;
   // Every entry of `dir` named like an OpenSSL hash-directory file (<8 hex digits>.<n>):
   // symlinks (c_rehash's) are described and read through, never written; regular files
   // whose first line is kHashCopyMarker are the daemon's own copies (owned). The

@@ -19,11 +19,6 @@ std::string ikeName(const Config& cfg) {
   return cfg.ike.unit;
 }
 
-std::string certPath(const Config& cfg, const std::string& name) {
-  if (!name.empty() && name.front() == '/') return name;
-  return cfg.racoon.certificateDir + "/" + name;
-}
-
 }  // namespace
 
 bool NodeStatus::healthy() const {
@@ -113,11 +108,13 @@ void Reconciler::changed() {
 }
 
 CertFiles Reconciler::readCerts() {
-  // One read of the three files: what is judged is exactly what the IKE inputs
+  // One read of the files: what is judged is exactly what the IKE inputs
   // fingerprint and what the backends copy.
   if (certsStale_) {
-    certFacts_ = certs_.inspect(certPath(cfg_, cfg_.racoon.caCert), certPath(cfg_, cfg_.racoon.hostCert),
-                                certPath(cfg_, cfg_.racoon.hostKey));
+    certFacts_ = certs_.inspect(certificatePath(cfg_, cfg_.racoon.caCert),
+                                certificatePath(cfg_, cfg_.racoon.hostCert),
+                                certificatePath(cfg_, cfg_.racoon.hostKey),
+                                cfg_.racoon.crl.empty() ? "" : certificatePath(cfg_, cfg_.racoon.crl));
     certHashFiles_.clear();
     if (cfg_.ike.backend == IkeBackend::racoon) {
       std::vector<std::string> hashes;
@@ -133,6 +130,15 @@ CertFiles Reconciler::readCerts() {
   if (facts.ca.loadError.empty()) c.ca = facts.ca.content;
   if (facts.cert.loadError.empty()) c.cert = facts.cert.content;
   if (facts.key.loadError.empty()) c.key = facts.key.content;
+  if (facts.crl && facts.crl->file.loadError.empty()) {
+    c.crl = facts.crl->file.content;
+    // racoon looks a CRL up by its issuer's subject hash: the CA's.
+    for (const auto& ca : facts.caCerts)
+      if (!ca.subjectHash.empty() && ca.subject == facts.crl->issuer) {
+        c.crlHashPath = cfg_.racoon.certificateDir + "/" + ca.subjectHash + ".r0";
+        break;
+      }
+  }
   c.problems = std::move(verdict.errors);
   c.warnings = std::move(verdict.warnings);
   c.expiry = verdict.expiry;
@@ -140,7 +146,7 @@ CertFiles Reconciler::readCerts() {
     // racoon's CA lookup: c_rehash's symlink (or an operator's copy) holding the CA is used
     // as it is; an entry for another CA blocks the IKE daemon like any certificate problem.
     HashFilePlan plan = planHashFiles(facts.caCerts, certHashFiles_, cfg_.racoon.certificateDir,
-                                      certPath(cfg_, cfg_.racoon.caCert));
+                                      certificatePath(cfg_, cfg_.racoon.caCert));
     c.caHashCopies = std::move(plan.copies);
     c.problems.insert(c.problems.end(), plan.problems.begin(), plan.problems.end());
   }
@@ -208,6 +214,10 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
     after = current;  // unknown: claim nothing new
   } else {
     status_.kernelPolicies = after;
+  }
+  if (installed + removed > 0) {
+    status_.lastChangeReaction = clock_.now() - reconcileStart_;
+    status_.lastChange = wall_();
   }
   std::vector<Cidr> before = protectedRanges(current), now = protectedRanges(after);
   if (!diff.empty()) {
@@ -321,6 +331,7 @@ bool Reconciler::applyIpopUpFlag(const Desired& d) {
 }
 
 void Reconciler::reconcile(const NetSnapshot& net) {
+  reconcileStart_ = clock_.now();
   status_.lastError.clear();
   std::vector<Policy> current;
   if (auto ec = policies_.list(current)) {
@@ -526,11 +537,11 @@ std::string Reconciler::shortStatus(const std::string& extra) const {
   const Desired& d = status_.desired;
   const std::string& tap = cfg_.ipop.interface;
   std::string s;
-  if (d.tapState == "absent")
+  if (d.tapState == TapState::absent)
     s = "waiting for '" + tap + "'";
-  else if (d.tapState == "down")
+  else if (d.tapState == TapState::down)
     s = "'" + tap + "' down";
-  else if (d.tapState == "no address")
+  else if (d.tapState == TapState::noAddress)
     s = "'" + tap + "' has no address in range";
   else
     s = "'" + tap + "' up at " + (d.localAddress ? d.localAddress->str() : std::string("?"));

@@ -45,6 +45,10 @@ struct NodeStatus {
   std::uint64_t ikeRestartsTotal = 0;
   std::uint64_t ikeRestartFailuresTotal = 0;
   std::uint64_t ikeReloadsTotal = 0;
+  // The last reconcile that changed the kernel's policies: from its start (right after the
+  // event that caused it) to the kernel holding the change, and when that was (wall clock).
+  std::optional<std::chrono::nanoseconds> lastChangeReaction;
+  std::optional<std::chrono::system_clock::time_point> lastChange;
   bool healthy() const;  // protected and nothing wrong
 };
 
@@ -53,8 +57,10 @@ class Reconciler {
   using EventSink = std::function<void(const Event&)>;
   using WallClock = std::function<std::chrono::system_clock::time_point()>;
 
-  // `certs` reads the certificate files at every reconcile; judgeCertificates() decides
-  // whether the IKE daemon may run on them (never restarted onto an unusable set).
+  // `certs` reads the certificate files at the first reconcile and again only after
+  // certificatesChanged(), setConfig(), or a reconcile that found the certificate
+  // directory changed under it; judgeCertificates() decides at every reconcile whether the
+  // IKE daemon may run on them (never restarted onto an unusable set).
   Reconciler(Config cfg, PolicyTable& policies, FileStore& files, CertificateInspector& certs, UnitManager& unit,
              Clock& clock, EventSink events, WallClock wall = [] { return std::chrono::system_clock::now(); });
 
@@ -130,6 +136,7 @@ class Reconciler {
   RestartScheduler scheduler_;
   NodeStatus status_;
   std::optional<Clock::time_point> retryAt_;
+  Clock::time_point reconcileStart_{};  // for status_.lastChangeReaction
   int applyFailures_ = 0;
   std::vector<std::string> lastRefused_, lastConflicts_;
   // The owned policies the kernel held after the last apply: one of them missing at the next

@@ -51,6 +51,7 @@ struct SwanctlMesh {
 inline constexpr const char* kSwanctlCaFile = "x509ca/ipop-ipsec-ca.pem";
 inline constexpr const char* kSwanctlCertFile = "x509/ipop-ipsec-host.pem";
 inline constexpr const char* kSwanctlKeyFile = "private/ipop-ipsec-host.pem";
+inline constexpr const char* kSwanctlCrlFile = "x509crl/ipop-ipsec.crl.pem";  // racoon.crl, when configured
 
 // The connection (and child) name for a range: "ipop-ipsec-172-31-0-0-16".
 std::string swanctlConnectionName(const Cidr& range);

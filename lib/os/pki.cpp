@@ -1,12 +1,8 @@
 #include "os/pki.hpp"
 
 #include <arpa/inet.h>
-#include <dirent.h>
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
@@ -15,331 +11,19 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
-#include <cctype>
-#include <cerrno>
-#include <cstring>
-#include <ctime>
 #include <filesystem>
 
-#include "core/desired.hpp"  // fingerprint()
 #include "os/file_store.hpp"
 
 namespace ipopsec {
 namespace {
 
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct StoreDeleter {
-  void operator()(X509_STORE* s) const { X509_STORE_free(s); }
-};
-struct StoreCtxDeleter {
-  void operator()(X509_STORE_CTX* c) const { X509_STORE_CTX_free(c); }
-};
 struct BnDeleter {
   void operator()(BIGNUM* b) const { BN_free(b); }
 };
 struct ExtDeleter {
   void operator()(X509_EXTENSION* e) const { X509_EXTENSION_free(e); }
 };
-struct GeneralNamesDeleter {
-  void operator()(GENERAL_NAMES* g) const { GENERAL_NAMES_free(g); }
-};
-struct EkuDeleter {
-  void operator()(EXTENDED_KEY_USAGE* e) const { EXTENDED_KEY_USAGE_free(e); }
-};
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-// The last OpenSSL error as a reason, and the queue emptied (it is thread-local state
-// that would otherwise leak into the next, unrelated call).
-std::string opensslError(const std::string& fallback = "unknown OpenSSL error") {
-  unsigned long last = 0, e;
-  while ((e = ERR_get_error()) != 0) last = e;
-  if (!last) return fallback;
-  const char* reason = ERR_reason_error_string(last);
-  if (reason) return reason;
-  char buf[256];
-  ERR_error_string_n(last, buf, sizeof buf);
-  return buf;
-}
-
-BioPtr memBio(const std::string& s) {
-  return BioPtr(BIO_new_mem_buf(s.data(), static_cast<int>(s.size())));
-}
-
-// Never prompt for a passphrase (the daemon has no terminal; a prompt would hang `check`).
-int noPassphrase(char*, int, int, void*) { return -1; }
-
-WallTime toWall(const ASN1_TIME* t) {
-  std::tm tm{};
-  if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return {};
-  return std::chrono::system_clock::from_time_t(::timegm(&tm));
-}
-
-std::string nameLine(const X509_NAME* name) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253) < 0) return "";
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<std::size_t>(n));
-}
-
-KeyType keyTypeOf(const EVP_PKEY* k) {
-  if (!k) return KeyType::none;
-  switch (EVP_PKEY_get_base_id(k)) {
-    case EVP_PKEY_RSA:
-    case EVP_PKEY_RSA_PSS: return KeyType::rsa;
-    case EVP_PKEY_EC: return KeyType::ec;
-    case EVP_PKEY_ED25519: return KeyType::ed25519;
-    case EVP_PKEY_ED448: return KeyType::ed448;
-    case EVP_PKEY_DSA: return KeyType::dsa;
-    default: return KeyType::other;
-  }
-}
-
-std::vector<std::string> subjectAltNames(X509* x) {
-  std::vector<std::string> out;
-  std::unique_ptr<GENERAL_NAMES, GeneralNamesDeleter> names(
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr)));
-  if (!names) return out;
-  for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
-    const GENERAL_NAME* g = sk_GENERAL_NAME_value(names.get(), i);
-    if (g->type == GEN_IPADD) {
-      const ASN1_OCTET_STRING* ip = g->d.iPAddress;
-      char buf[INET6_ADDRSTRLEN] = {};
-      int len = ASN1_STRING_length(ip);
-      const unsigned char* data = ASN1_STRING_get0_data(ip);
-      if (len == 4 && ::inet_ntop(AF_INET, data, buf, sizeof buf))
-        out.push_back(std::string("IP:") + buf);
-      else if (len == 16 && ::inet_ntop(AF_INET6, data, buf, sizeof buf))
-        out.push_back(std::string("IP:") + buf);
-      else
-        out.push_back("IP:(malformed)");
-    } else if (g->type == GEN_DNS || g->type == GEN_EMAIL || g->type == GEN_URI) {
-      const ASN1_IA5STRING* s = g->type == GEN_DNS ? g->d.dNSName : g->type == GEN_EMAIL ? g->d.rfc822Name : g->d.uniformResourceIdentifier;
-      std::string v(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), static_cast<std::size_t>(ASN1_STRING_length(s)));
-      out.push_back((g->type == GEN_DNS ? "DNS:" : g->type == GEN_EMAIL ? "email:" : "URI:") + v);
-    } else if (g->type == GEN_DIRNAME) {
-      out.push_back("DirName:" + nameLine(g->d.directoryName));
-    } else {
-      out.push_back("other");
-    }
-  }
-  return out;
-}
-
-CertInfo infoOf(X509* x) {
-  CertInfo c;
-  c.subject = nameLine(X509_get_subject_name(x));
-  c.issuer = nameLine(X509_get_issuer_name(x));
-  c.notBefore = toWall(X509_get0_notBefore(x));
-  c.notAfter = toWall(X509_get0_notAfter(x));
-  c.subjectAltNames = subjectAltNames(x);
-  const EVP_PKEY* pub = X509_get0_pubkey(x);
-  c.keyType = keyTypeOf(pub);
-  c.keyBits = pub ? EVP_PKEY_get_bits(pub) : 0;
-  int sigNid = X509_get_signature_nid(x);
-  c.signatureAlgorithm = sigNid != NID_undef ? OBJ_nid2ln(sigNid) : "unknown";
-  int mdNid = NID_undef, pkNid = NID_undef;
-  if (OBJ_find_sigid_algs(sigNid, &mdNid, &pkNid) && mdNid != NID_undef) {
-    const char* sn = OBJ_nid2sn(mdNid);
-    c.signatureDigest = sn ? sn : "";
-  }
-  std::uint32_t flags = X509_get_extension_flags(x);  // also caches the extensions
-  c.isCa = (flags & EXFLAG_CA) != 0;
-  c.hasKeyUsage = (flags & EXFLAG_KUSAGE) != 0;
-  c.keyUsageDigitalSignature = (X509_get_key_usage(x) & KU_DIGITAL_SIGNATURE) != 0;
-  std::unique_ptr<EXTENDED_KEY_USAGE, EkuDeleter> eku(
-      static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(x, NID_ext_key_usage, nullptr, nullptr)));
-  if (eku)
-    for (int i = 0; i < sk_ASN1_OBJECT_num(eku.get()); ++i) {
-      int nid = OBJ_obj2nid(sk_ASN1_OBJECT_value(eku.get(), i));
-      c.extendedKeyUsage.push_back(nid != NID_undef ? OBJ_nid2sn(nid) : "unknown");
-    }
-  char hash[16];
-  std::snprintf(hash, sizeof hash, "%08lx", X509_subject_name_hash(x));
-  c.subjectHash = hash;
-  c.pem = certificatePem(x);
-  ERR_clear_error();
-  return c;
-}
-
-// Reads one file: what is at the path, its mode and owner, its bytes.
-CertFileFacts readFile(const std::string& path) {
-  CertFileFacts f;
-  f.path = path;
-  struct stat lst{};
-  if (::lstat(path.c_str(), &lst) != 0) {
-    int e = errno;
-    f.loadError = e == ENOENT ? "does not exist"
-                  : e == ENOTDIR ? "does not exist (a part of the path is not a directory)"
-                                 : std::string("cannot be examined: ") + std::strerror(e);
-    return f;
-  }
-  f.present = true;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) {
-    int e = errno;
-    if (e == ELOOP)
-      f.loadError = "is a symlink loop (the symlink leads back to itself)";
-    else if (e == ENOENT && S_ISLNK(lst.st_mode))
-      f.loadError = "is a dangling symlink (its target does not exist)";
-    else
-      f.loadError = std::string("cannot be opened: ") + std::strerror(e);
-    return f;
-  }
-  Fd guard(fd);
-  struct stat st{};
-  if (::fstat(fd, &st) != 0) {
-    f.loadError = std::string("cannot be examined: ") + std::strerror(errno);
-    return f;
-  }
-  if (S_ISDIR(st.st_mode)) {
-    f.loadError = "is a directory, not a file";
-    return f;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    f.loadError = "is not a regular file";
-    return f;
-  }
-  f.statKnown = true;
-  f.mode = st.st_mode & 07777;
-  f.uid = st.st_uid;
-  if (static_cast<std::size_t>(st.st_size) > OpenSslInspector::kMaxFileSize) {
-    f.loadError = "is too large (" + std::to_string(st.st_size) + " bytes) for a certificate file";
-    return f;
-  }
-  std::string data;
-  char buf[8192];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      f.loadError = std::string("cannot be read: ") + std::strerror(errno);
-      return f;
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<std::size_t>(n));
-    if (data.size() > OpenSslInspector::kMaxFileSize) {
-      f.loadError = "is too large for a certificate file";
-      return f;
-    }
-  }
-  if (data.empty()) f.loadError = "is empty";
-  f.content = std::move(data);
-  return f;
-}
-
-// The PEM block labels in `text` ("CERTIFICATE", "PRIVATE KEY", ...). Sets `error` for
-// text that is not PEM at all, or a block without its END line (a truncated copy).
-std::vector<std::string> pemLabels(const std::string& text, std::string& error) {
-  std::vector<std::string> labels;
-  std::size_t pos = 0;
-  const std::string begin = "-----BEGIN ", dashes = "-----";
-  while (pos < text.size()) {
-    std::size_t eol = text.find('\n', pos);
-    std::string line = text.substr(pos, eol == std::string::npos ? std::string::npos : eol - pos);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    pos = eol == std::string::npos ? text.size() : eol + 1;
-    if (line.rfind(begin, 0) != 0 || line.size() < begin.size() + dashes.size() ||
-        line.compare(line.size() - dashes.size(), dashes.size(), dashes) != 0)
-      continue;
-    std::string label = line.substr(begin.size(), line.size() - begin.size() - dashes.size());
-    std::string end = "-----END " + label + "-----";
-    std::size_t at = text.find(end, pos);
-    if (at == std::string::npos) {
-      error = "is a truncated PEM file: '" + line + "' has no END line";
-      return labels;
-    }
-    labels.push_back(label);
-    pos = at + end.size();
-  }
-  if (labels.empty())
-    error = "is not a PEM file (no '-----BEGIN' line): garbage, or a DER file (convert it: openssl x509 -inform DER "
-            "-outform PEM)";
-  return labels;
-}
-
-std::string describeLabels(const std::vector<std::string>& labels) {
-  std::string s;
-  for (const auto& l : labels) s += (s.empty() ? "" : ", ") + l;
-  return s;
-}
-
-bool isCertLabel(const std::string& l) { return l == "CERTIFICATE" || l == "TRUSTED CERTIFICATE" || l == "X509 CERTIFICATE"; }
-
-// Every certificate of a loaded PEM file; sets f.loadError when there is none or one is damaged.
-std::vector<X509Ptr> loadCertificates(CertFileFacts& f) {
-  std::vector<X509Ptr> out;
-  if (!f.loadError.empty()) return out;
-  std::string err;
-  auto labels = pemLabels(f.content, err);
-  if (!err.empty()) {
-    f.loadError = err;
-    return out;
-  }
-  auto n = std::count_if(labels.begin(), labels.end(), isCertLabel);
-  if (n == 0) {
-    f.loadError = "holds no certificate (found " + describeLabels(labels) + ")";
-    return out;
-  }
-  auto bio = memBio(f.content);
-  for (long i = 0; i < n; ++i) {
-    X509* x = PEM_read_bio_X509(bio.get(), nullptr, noPassphrase, nullptr);
-    if (!x) {
-      f.loadError = "holds a damaged certificate (PEM block " + std::to_string(i + 1) + "): " + opensslError();
-      out.clear();
-      return out;
-    }
-    out.emplace_back(x);
-  }
-  ERR_clear_error();
-  return out;
-}
-
-EvpPkeyPtr loadKey(CertFileFacts& f) {
-  if (!f.loadError.empty()) return nullptr;
-  std::string err;
-  auto labels = pemLabels(f.content, err);
-  if (!err.empty()) {
-    f.loadError = err;
-    return nullptr;
-  }
-  bool encrypted = f.content.find("Proc-Type: 4,ENCRYPTED") != std::string::npos ||
-                   std::find(labels.begin(), labels.end(), "ENCRYPTED PRIVATE KEY") != labels.end();
-  if (encrypted) {
-    f.loadError = "is encrypted with a passphrase, which racoon cannot use: decrypt it (openssl pkey -in FILE -out "
-                  "FILE) and keep it mode 0600";
-    return nullptr;
-  }
-  if (std::none_of(labels.begin(), labels.end(),
-                   [](const std::string& l) { return l.find("PRIVATE KEY") != std::string::npos; })) {
-    f.loadError = "holds no private key (found " + describeLabels(labels) + ")";
-    return nullptr;
-  }
-  auto bio = memBio(f.content);
-  EVP_PKEY* k = PEM_read_bio_PrivateKey(bio.get(), nullptr, noPassphrase, nullptr);
-  if (!k) {
-    f.loadError = "holds a damaged private key: " + opensslError();
-    return nullptr;
-  }
-  ERR_clear_error();
-  return EvpPkeyPtr(k);
-}
 
 std::string readAll(const std::string& path, const std::string& what) {
   AtomicFileStore fs;
@@ -384,102 +68,6 @@ bool isIp(const std::string& s) {
 }
 
 }  // namespace
-
-// --- inspection -------------------------------------------------------------------------
-
-CertFacts OpenSslInspector::inspect(const std::string& ca, const std::string& cert, const std::string& key) {
-  CertFacts f;
-  f.ca = readFile(ca);
-  f.cert = readFile(cert);
-  f.key = readFile(key);
-  f.fingerprint = fingerprint(f.ca.content) + fingerprint(f.cert.content) + fingerprint(f.key.content);
-
-  auto caCerts = loadCertificates(f.ca);
-  for (auto& c : caCerts) f.caCerts.push_back(infoOf(c.get()));
-  auto hostCerts = loadCertificates(f.cert);
-  if (!hostCerts.empty()) f.hostCert = infoOf(hostCerts.front().get());
-  auto pkey = loadKey(f.key);
-  if (pkey) {
-    f.keyType = keyTypeOf(pkey.get());
-    f.keyBits = EVP_PKEY_get_bits(pkey.get());
-  }
-  if (pkey && !hostCerts.empty()) {
-    f.keyMatchesCert = EVP_PKEY_eq(X509_get0_pubkey(hostCerts.front().get()), pkey.get()) == 1;
-    ERR_clear_error();
-  }
-
-  if (!caCerts.empty() && !hostCerts.empty()) {
-    // Time validity is decided in core (judgeCertificates, with the daemon's clock), so
-    // the chain is verified without time checks. No purpose is imposed: IKE has no
-    // OpenSSL purpose, and the certificate's keyUsage/extendedKeyUsage are judged in core.
-    std::unique_ptr<X509_STORE, StoreDeleter> store(X509_STORE_new());
-    std::unique_ptr<X509_STORE_CTX, StoreCtxDeleter> ctx(X509_STORE_CTX_new());
-    if (store && ctx) {
-      for (auto& c : caCerts) X509_STORE_add_cert(store.get(), c.get());
-      // Further certificates in host-cert.pem (intermediates) may help build the chain.
-      STACK_OF(X509)* untrusted = sk_X509_new_null();
-      for (std::size_t i = 1; i < hostCerts.size(); ++i) sk_X509_push(untrusted, hostCerts[i].get());
-      if (X509_STORE_CTX_init(ctx.get(), store.get(), hostCerts.front().get(), untrusted) == 1) {
-        X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(ctx.get()), X509_V_FLAG_NO_CHECK_TIME);
-        f.chainChecked = true;
-        f.chainOk = X509_verify_cert(ctx.get()) == 1;
-        if (!f.chainOk) f.chainError = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
-      }
-      sk_X509_free(untrusted);
-    }
-    ERR_clear_error();
-  }
-  return f;
-}
-
-std::vector<HashFileFacts> OpenSslInspector::hashFiles(const std::string& dir, const std::vector<std::string>& hashes) {
-  std::vector<HashFileFacts> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    auto dot = name.find('.');
-    if (dot != 8 || name.size() < 10) continue;
-    bool ok = std::all_of(name.begin(), name.begin() + 8, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }) &&
-              std::all_of(name.begin() + 9, name.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (!ok) continue;
-    HashFileFacts h;
-    h.path = dir + "/" + name;
-    h.hash = name.substr(0, 8);
-    std::string digits = name.substr(9);
-    // OpenSSL looks up "<hash>.%d": a leading zero or a huge number is never one of its slots.
-    if (digits.size() <= 6 && (digits.size() == 1 || digits[0] != '0')) h.index = std::stoi(digits);
-    struct stat lst{};
-    if (::lstat(h.path.c_str(), &lst) != 0) continue;  // gone since readdir
-    h.symlink = S_ISLNK(lst.st_mode);
-    if (h.symlink) {
-      char buf[4096];
-      ssize_t n = ::readlink(h.path.c_str(), buf, sizeof buf - 1);
-      h.target = n >= 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string("?");
-    } else if (S_ISREG(lst.st_mode)) {
-      // The daemon's own copy: a regular file (never a symlink's target) with the marker.
-      int fd = ::open(h.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-      if (fd >= 0) {
-        Fd guard(fd);
-        std::string head(kHashCopyMarker.size(), '\0');
-        h.owned = ::read(fd, head.data(), head.size()) == static_cast<ssize_t>(head.size()) && head == kHashCopyMarker;
-      }
-    }
-    if (!h.owned && std::find(hashes.begin(), hashes.end(), h.hash) != hashes.end()) {
-      // Read through a symlink (only ever read): what racoon would find there.
-      CertFileFacts f = readFile(h.path);
-      struct stat st{};
-      h.dangling = h.symlink && ::stat(h.path.c_str(), &st) != 0 && errno == ENOENT;
-      auto certs = loadCertificates(f);
-      h.loadError = f.loadError;
-      for (auto& c : certs) h.certs.push_back(infoOf(c.get()));
-    }
-    out.push_back(std::move(h));
-  }
-  ::closedir(d);
-  std::sort(out.begin(), out.end(), [](const HashFileFacts& a, const HashFileFacts& b) { return a.path < b.path; });
-  return out;
-}
 
 // --- issuance ---------------------------------------------------------------------------
 
@@ -540,13 +128,6 @@ X509Ptr makeCertificate(const CertSpec& spec, EVP_PKEY* subjectKey, X509* issuer
   return x;
 }
 
-std::string certificatePem(X509* cert) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) throw PkiError("cannot encode the certificate: " + opensslError());
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<std::size_t>(n));
-}
 
 std::string privateKeyPem(EVP_PKEY* key) {
   BioPtr bio(BIO_new(BIO_s_mem()));
@@ -613,13 +194,7 @@ void checkDays(int days) {
   if (days < 1 || days > 36500) throw PkiError("--days must be from 1 to 36500");
 }
 
-// A CA directory made by initCa, loaded and checked (key matches, CA:TRUE, not expired).
-struct LoadedCa {
-  std::string certPath, pem;
-  X509Ptr cert;
-  EvpPkeyPtr key;
-  CertInfo info;
-};
+}  // namespace
 
 LoadedCa loadCa(const std::string& caDir) {
   std::error_code ec;
@@ -655,6 +230,8 @@ LoadedCa loadCa(const std::string& caDir) {
     throw PkiError("the CA " + ca.certPath + " expired on " + formatUtc(ca.info.notAfter) + ": create a new CA");
   return ca;
 }
+
+namespace {
 
 // Refuses to overwrite `files` (unless force) and a cacert.pem that is not this CA's.
 void checkOverwrite(const std::vector<std::string>& files, const std::string& outCa, const std::string& caPem,
@@ -833,7 +410,7 @@ SignResult signRequest(const SignRequest& req) {
   // The request: read, parsed, its signature, its names, its key.
   const std::string& path = req.csrPath;
   std::string text = readAll(path, "the certificate request");
-  if (text.size() > OpenSslInspector::kMaxFileSize) throw PkiError(path + " is too large for a certificate request");
+  if (text.size() > kMaxPemFileSize) throw PkiError(path + " is too large for a certificate request");
   std::string pemError;
   auto labels = pemLabels(text, pemError);
   if (std::any_of(labels.begin(), labels.end(),

@@ -1,50 +1,16 @@
 #pragma once
-// OpenSSL 3 adapters for certificates: the CertificateInspector that reads and parses
-// cacert.pem / host-cert.pem / host-key.pem into plain facts (every judgement is core's,
-// core/certs.hpp), and the issuance behind `ipop-ipsecd pki` (a GroupVPN CA, node
-// certificates). No shelling out to `openssl`; every OpenSSL handle is owned by a
-// unique_ptr with its free function.
-
-#include <openssl/evp.h>
-#include <openssl/x509.h>
+// The issuance behind `ipop-ipsecd pki` over OpenSSL 3: a GroupVPN CA, node certificates,
+// and enrollment (a request made on the node, signed on the CA machine). No shelling out
+// to `openssl`. The daemon's certificate inspector is cert_inspector.hpp; what both use,
+// openssl_support.hpp.
 
 #include <chrono>
-#include <memory>
-#include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "core/ports.hpp"
+#include "os/openssl_support.hpp"
 
 namespace ipopsec {
-
-struct X509Deleter {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct EvpPkeyDeleter {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Deleter>;
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyDeleter>;
-
-class OpenSslInspector final : public CertificateInspector {
- public:
-  // Files larger than this are refused ("is too large"): no certificate set is near it.
-  static constexpr std::size_t kMaxFileSize = 1024 * 1024;
-
-  CertFacts inspect(const std::string& ca, const std::string& cert, const std::string& key) override;
-  std::vector<HashFileFacts> hashFiles(const std::string& dir, const std::vector<std::string>& hashes) override;
-};
-
-// --- issuance ---------------------------------------------------------------------------
-
-// A problem that stops `pki` (missing or wrong CA directory, a file that would be
-// overwritten, an OpenSSL failure); the message says what and how to fix it.
-class PkiError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 enum class KeyKind { rsa, ec };
 
@@ -68,8 +34,7 @@ struct CertSpec {
 // (issuerKey = subjectKey). Random 159-bit serial, SKI/AKI. Throws PkiError.
 X509Ptr makeCertificate(const CertSpec& spec, EVP_PKEY* subjectKey, X509* issuer, EVP_PKEY* issuerKey);
 
-std::string certificatePem(X509* cert);
-std::string privateKeyPem(EVP_PKEY* key);  // PKCS#8, unencrypted
+std::string privateKeyPem(EVP_PKEY* key);  // certificatePem: openssl_support.hpp  // PKCS#8, unencrypted
 // Parses the first certificate / private key of a PEM text; throws PkiError.
 X509Ptr parseCertificatePem(const std::string& pem);
 EvpPkeyPtr parsePrivateKeyPem(const std::string& pem);
@@ -93,6 +58,16 @@ struct HostRequest {
   KeyKind key = KeyKind::rsa;
   bool force = false;              // overwrite existing host-key.pem / host-cert.pem
 };
+// A CA directory made by initCa (cacert.pem, ca-key.pem), loaded and checked: the key
+// matches, CA:TRUE, not expired. Throws PkiError naming the file and the fix.
+struct LoadedCa {
+  std::string certPath, pem;
+  X509Ptr cert;
+  EvpPkeyPtr key;
+  CertInfo info;
+};
+LoadedCa loadCa(const std::string& caDir);
+
 // Writes OUT/host-key.pem (0600), OUT/host-cert.pem (0644) and OUT/cacert.pem (0644, the
 // CA's certificate). Returns the files written.
 std::vector<std::string> issueHost(const HostRequest& req);

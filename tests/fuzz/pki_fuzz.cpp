@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/certs.hpp"
+#include "os/cert_inspector.hpp"
 #include "os/pki.hpp"
 
 using namespace ipopsec;

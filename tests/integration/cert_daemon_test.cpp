@@ -4,9 +4,7 @@
 // (cp over the old files, or an editor's write-and-rename) is seen through inotify and
 // restarts it exactly once, well before the 30 s resync could have noticed.
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,6 +16,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "integration/fault_support.hpp"
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
 
@@ -29,22 +28,6 @@ using ::testing::Not;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string readFile(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-int countLines(const fs::path& p) {
-  std::ifstream in(p);
-  std::string line;
-  int n = 0;
-  while (std::getline(in, line))
-    if (!line.empty()) ++n;
-  return n;
-}
 
 // Far below the daemon's 30 s resync: a change seen within this was seen through inotify.
 constexpr auto kEventDriven = 8s;
@@ -64,7 +47,7 @@ class CertDaemonTest : public ::testing::Test {
   }
   void TearDown() override {
     stopDaemon();
-    if (HasFailure() && fs::exists(dir_ / "daemon.log")) std::cerr << "--- daemon log:\n" << readFile(dir_ / "daemon.log");
+    if (HasFailure() && fs::exists(dir_ / "daemon.log")) std::cerr << "--- daemon log:\n" << slurp(dir_ / "daemon.log");
     fs::remove_all(dir_);
   }
 
@@ -78,42 +61,22 @@ class CertDaemonTest : public ::testing::Test {
         << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  remember_dir: " << (dir_ / "lib").string() << "\n  log_level: debug\n";
   }
   void tapUp() { sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop"); }
-  void startDaemon() {
-    pid_ = ::fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      int fd = ::open((dir_ / "daemon.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::execl(IPOPSEC_BINARY, "ipop-ipsecd", "--config", (dir_ / "ipop-ipsecd.yaml").c_str(), nullptr);
-      ::_exit(127);
-    }
-  }
-  void stopDaemon() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
+  void startDaemon() { daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log"); }
+  void stopDaemon() { daemon_.stop(SIGTERM); }
   template <class F>
   bool waitFor(F pred, std::chrono::milliseconds timeout = 10s) {
-    auto end = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < end) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(5ms);
-    }
-    return pred();
+    return waitUntil(pred, timeout, 5ms);
   }
-  int restarts() { return countLines(dir_ / "restarts.log"); }
-  std::string state() { return readFile(dir_ / "run" / "state.json"); }
+  int restarts() { return countLinesIn(dir_ / "restarts.log"); }
+  std::string state() { return slurp(dir_ / "run" / "state.json"); }
   bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
-  std::string log() { return readFile(dir_ / "daemon.log"); }
+  std::string log() { return slurp(dir_ / "daemon.log"); }
   // Long enough for a restart to have happened (quiet period + minimum interval + slack):
   // used only to show that none does.
   void quietSpell() { std::this_thread::sleep_for(1500ms); }
 
   fs::path dir_;
-  pid_t pid_ = -1;
+  DaemonProcess daemon_;
   TestCa ca_;
 };
 
@@ -238,7 +201,7 @@ std::string subjectHash(const fs::path& cert) {
 }
 
 bool isDaemonCopy(const fs::path& p) {
-  return !fs::is_symlink(p) && readFile(p).rfind(std::string(kHashCopyMarker), 0) == 0;
+  return !fs::is_symlink(p) && slurp(p).rfind(std::string(kHashCopyMarker), 0) == 0;
 }
 
 TEST_F(CertDaemonTest, RehashedCertificateDirectoryIsUsedAsItIsAndTheIkeDaemonStartsOnce) {
@@ -268,7 +231,7 @@ TEST_F(CertDaemonTest, RehashedCertificateDirectoryIsUsedAsItIsAndTheIkeDaemonSt
   // The link is the operator's: neither written through nor replaced; cacert.pem untouched.
   EXPECT_TRUE(fs::is_symlink(link));
   EXPECT_EQ(fs::read_symlink(link), "cacert.pem");
-  EXPECT_EQ(readFile(dir_ / "certs" / "cacert.pem"), certificatePem(ca_.cert.get()));
+  EXPECT_EQ(slurp(dir_ / "certs" / "cacert.pem"), certificatePem(ca_.cert.get()));
   EXPECT_THAT(log(), Not(HasSubstr("cannot write")));
   EXPECT_THAT(log(), Not(HasSubstr("usable again"))) << "they never were unusable";
   EXPECT_THAT(sh("openssl verify -CApath " + (dir_ / "certs").string() + " " + (dir_ / "certs" / "host-cert.pem").string()),
@@ -301,7 +264,7 @@ TEST_F(CertDaemonTest, HandMadeSymlinksToABundleAndToAFileOutsideTheDirectoryAre
       << out;
   EXPECT_TRUE(fs::is_symlink(dir_ / "certs" / (h1 + ".0")));
   EXPECT_TRUE(fs::is_symlink(dir_ / "certs" / (h2 + ".0")));
-  EXPECT_EQ(readFile(dir_ / "outside" / "second.pem"), secondPem) << "a link's target is only ever read";
+  EXPECT_EQ(slurp(dir_ / "outside" / "second.pem"), secondPem) << "a link's target is only ever read";
   for (const auto& e : fs::directory_iterator(dir_ / "certs"))
     EXPECT_FALSE(isDaemonCopy(e.path())) << e.path() << ": nothing to write, the links serve racoon";
 }
@@ -335,7 +298,7 @@ TEST_F(CertDaemonTest, AnotherCasFileUnderTheCaHashIsReportedWithTheFixAndNothin
   EXPECT_EQ(shStatus(std::string(IPOPSEC_BINARY) + " check --config " + (dir_ / "ipop-ipsecd.yaml").string(), &out), 1)
       << out;
   EXPECT_THAT(out, HasSubstr("error: " + problem));
-  EXPECT_EQ(readFile(file), oldPem) << "an operator's file is never written over";
+  EXPECT_EQ(slurp(file), oldPem) << "an operator's file is never written over";
   EXPECT_THAT(sh("ip xfrm policy"), HasSubstr("10.254.0.0/16")) << "fail closed";
 
   // The operator removes it: seen through inotify, the daemon writes its own copy and

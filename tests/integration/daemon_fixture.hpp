@@ -2,7 +2,8 @@
 // The whole daemon (the real binary) on the real kernel, in a private network namespace
 // per test: a real tap, real rtnetlink events, real XFRM policies. IKE control is
 // `command`: a script that records each restart and the tap's addresses at that moment.
-// Shared by the daemon's integration tests.
+// Shared by the daemon's integration tests; the process and file helpers are
+// fault_support.hpp's.
 
 #include <fcntl.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 
 #include <gtest/gtest.h>
 
+#include "integration/fault_support.hpp"
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
 #include "os/xfrm.hpp"
@@ -27,22 +29,6 @@ namespace ipopsec::test {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-
-inline std::string readFile(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-inline int countLines(const fs::path& p) {
-  std::ifstream in(p);
-  std::string line;
-  int n = 0;
-  while (std::getline(in, line))
-    if (!line.empty()) ++n;
-  return n;
-}
 
 class DaemonFixture : public ::testing::Test {
  protected:
@@ -62,7 +48,7 @@ class DaemonFixture : public ::testing::Test {
   }
   void TearDown() override {
     stopDaemon(SIGTERM);
-    if (HasFailure() && fs::exists(dir_ / "daemon.log")) std::cerr << "--- daemon log:\n" << readFile(dir_ / "daemon.log");
+    if (HasFailure() && fs::exists(dir_ / "daemon.log")) std::cerr << "--- daemon log:\n" << slurp(dir_ / "daemon.log");
     fs::remove_all(dir_);
   }
 
@@ -79,35 +65,14 @@ class DaemonFixture : public ::testing::Test {
         << daemonExtra << extra;
   }
 
-  void startDaemon() {
-    pid_ = ::fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      int fd = ::open((dir_ / "daemon.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::execl(IPOPSEC_BINARY, "ipop-ipsecd", "--config", (dir_ / "ipop-ipsecd.yaml").c_str(), nullptr);
-      ::_exit(127);
-    }
-  }
-  int stopDaemon(int sig) {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, sig);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
+  void startDaemon() { daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log"); }
+  // Sends `sig` and reaps the daemon; its wait status (-1 when none ran).
+  int stopDaemon(int sig) { return daemon_.stop(sig); }
 
   // Waits (bounded) for a condition that a real event makes true.
   template <class F>
   bool waitFor(F pred, std::chrono::milliseconds timeout = 10s) {
-    auto end = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < end) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(5ms);
-    }
-    return pred();
+    return waitUntil(pred, timeout, 5ms);
   }
 
   std::vector<Policy> owned(std::uint32_t protect = 250000, std::uint32_t bypass = 1000) {
@@ -127,12 +92,12 @@ class DaemonFixture : public ::testing::Test {
     auto r = protectedRanges();
     return r == std::vector<Cidr>{*Cidr::parse(range)};
   }
-  int restarts() { return countLines(dir_ / "restarts.log"); }
-  std::string state() { return readFile(dir_ / "run" / "state.json"); }
+  int restarts() { return countLinesIn(dir_ / "restarts.log"); }
+  std::string state() { return slurp(dir_ / "run" / "state.json"); }
   bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
 
   fs::path dir_;
-  pid_t pid_ = -1;
+  DaemonProcess daemon_;
 };
 
 }  // namespace ipopsec::test

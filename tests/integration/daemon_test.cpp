@@ -43,11 +43,11 @@ TEST_F(DaemonTest, TapCreatedAfterStartGetsPoliciesAndOneRestartAfterTheAddressE
   EXPECT_NE(xfrm.find("dir in priority 250000"), std::string::npos) << xfrm;
   EXPECT_NE(xfrm.find("proto esp reqid 0 mode transport"), std::string::npos) << xfrm;
   ASSERT_TRUE(waitFor([&] { return restarts() == 1; }));
-  EXPECT_NE(readFile(dir_ / "restarts.log").find("10.254.0.16/16"), std::string::npos)
+  EXPECT_NE(slurp(dir_ / "restarts.log").find("10.254.0.16/16"), std::string::npos)
       << "the IKE daemon must be restarted only once the tap has its address";
   ASSERT_TRUE(waitFor([&] { return stateHas("\"last_restart_result\": \"done\""); }));
-  EXPECT_NE(readFile(dir_ / "racoon.conf").find("remote anonymous"), std::string::npos);
-  EXPECT_NE(readFile(dir_ / "ipsec-tools.conf").find("10.254.0.0/16 10.254.0.0/16"), std::string::npos);
+  EXPECT_NE(slurp(dir_ / "racoon.conf").find("remote anonymous"), std::string::npos);
+  EXPECT_NE(slurp(dir_ / "ipsec-tools.conf").find("10.254.0.0/16 10.254.0.0/16"), std::string::npos);
   // Duplicate events (same address re-added, link set up again): no further restart.
   shStatus("ip addr add 10.254.0.16/16 dev ipop");
   sh("ip link set ipop up");
@@ -82,8 +82,8 @@ TEST_F(DaemonTest, AddressMovedToAnotherRangeNeverLeavesTheRangeWithoutPolicies)
   ASSERT_TRUE(moved);
   EXPECT_GT(samples.load(), 10);
   EXPECT_EQ(empty.load(), 0) << "a moment without any protect policy was observed";
-  ASSERT_TRUE(waitFor([&] { return readFile(dir_ / "ipsec-tools.conf").find("10.77.0.0/16") != std::string::npos; }));
-  EXPECT_EQ(readFile(dir_ / "ipsec-tools.conf").find("10.254.0.0/16"), std::string::npos);
+  ASSERT_TRUE(waitFor([&] { return slurp(dir_ / "ipsec-tools.conf").find("10.77.0.0/16") != std::string::npos; }));
+  EXPECT_EQ(slurp(dir_ / "ipsec-tools.conf").find("10.254.0.0/16"), std::string::npos);
   // racoon.conf is byte-identical (no listen): racoon learns the new policies over PF_KEY,
   // so no restart tears down the SAs it already has. An absence: observed over one whole
   // coalescing window (quiet period 300 ms + min interval 1 s).
@@ -94,7 +94,7 @@ TEST_F(DaemonTest, AddressMovedToAnotherRangeNeverLeavesTheRangeWithoutPolicies)
 TEST_F(DaemonTest, AddressMovedWithListenOnTapRestartsTheIkeDaemonOnceMore) {
   writeConfig("  ranges: auto\n", "");
   {
-    std::string text = readFile(dir_ / "ipop-ipsecd.yaml");
+    std::string text = slurp(dir_ / "ipop-ipsecd.yaml");
     text.replace(text.find("racoon:\n"), 8, "racoon:\n  listen_on_tap: true\n");
     std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
   }
@@ -103,7 +103,7 @@ TEST_F(DaemonTest, AddressMovedWithListenOnTapRestartsTheIkeDaemonOnceMore) {
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
   sh("ip addr add 10.77.0.16/16 dev ipop && ip addr del 10.254.0.16/16 dev ipop");
   ASSERT_TRUE(waitFor([&] { return restarts() == 2; }));
-  EXPECT_NE(readFile(dir_ / "racoon.conf").find("10.77.0.16"), std::string::npos);
+  EXPECT_NE(slurp(dir_ / "racoon.conf").find("10.77.0.16"), std::string::npos);
 }
 
 TEST_F(DaemonTest, TapDeletedAndRecreatedSeveralAddressesAndRestartOnlyWhileUp) {
@@ -166,8 +166,8 @@ TEST_F(DaemonTest, PlaintextToTheRangeIsDroppedAndAnAcquireIsRaised) {
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16"); }));
   EXPECT_NE(shStatus("ping -c1 -W1 10.254.0.17"), 0) << "plaintext must not leave once the policies are in";
-  EXPECT_TRUE(waitFor([&] { return readFile(acquireLog).find("acquire proto esp") != std::string::npos; }))
-      << readFile(acquireLog);
+  EXPECT_TRUE(waitFor([&] { return slurp(acquireLog).find("acquire proto esp") != std::string::npos; }))
+      << slurp(acquireLog);
   ::kill(peer, SIGKILL);
   ::waitpid(peer, nullptr, 0);
 }
@@ -182,7 +182,7 @@ TEST_F(DaemonTest, SigkillAndRestartKeepsPoliciesWithoutDuplicatesOrExtraRestart
   stopDaemon(SIGKILL);
   EXPECT_EQ(owned(), before) << "policies survive the daemon's death";
   startDaemon();
-  ASSERT_TRUE(waitFor([&] { return stateHas("\"pid\": " + std::to_string(pid_)); }));
+  ASSERT_TRUE(waitFor([&] { return stateHas("\"pid\": " + std::to_string(daemon_.pid())); }));
   std::this_thread::sleep_for(1500ms);
   auto after = owned();
   EXPECT_EQ(after, before) << "adopted, no duplicates";
@@ -198,20 +198,20 @@ TEST_F(DaemonTest, ReloadWithANewRestartCommandWhileARestartRunsIsSafe) {
   std::ofstream(dir_ / "slow.sh") << "#!/bin/sh\necho started >> " << (dir_ / "slow.log").string() << "\nsleep 2\n";
   fs::permissions(dir_ / "slow.sh", fs::perms::owner_all);
   writeConfig("  ranges: auto\n");
-  std::string text = readFile(dir_ / "ipop-ipsecd.yaml");
+  std::string text = slurp(dir_ / "ipop-ipsecd.yaml");
   text.replace(text.find("restart.sh"), std::string("restart.sh").size(), "slow.sh");
   std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
   startDaemon();
-  ASSERT_TRUE(waitFor([&] { return countLines(dir_ / "slow.log") == 1; })) << "the slow restart is running";
+  ASSERT_TRUE(waitFor([&] { return countLinesIn(dir_ / "slow.log") == 1; })) << "the slow restart is running";
   writeConfig("  ranges: auto\n");  // back to restart.sh
-  ::kill(pid_, SIGHUP);
+  ::kill(daemon_.pid(), SIGHUP);
   ASSERT_TRUE(waitFor([&] { return restarts() == 1; })) << "the new command restarts the IKE daemon";
   std::this_thread::sleep_for(2500ms);  // past the old command's end: its completion must go nowhere
-  ASSERT_EQ(::kill(pid_, 0), 0) << "the daemon survived";
+  ASSERT_EQ(::kill(daemon_.pid(), 0), 0) << "the daemon survived";
   sh("ip link set ipop down && ip link set ipop up");  // IPOP comes up again: a restart is due
   ASSERT_TRUE(waitFor([&] { return restarts() == 2; })) << "and still works";
-  EXPECT_EQ(countLines(dir_ / "slow.log"), 1);
+  EXPECT_EQ(countLinesIn(dir_ / "slow.log"), 1);
 }
 
 TEST_F(DaemonTest, SighupWithBrokenConfigKeepsTheOldOneAndSigtermKeepsPolicies) {
@@ -220,13 +220,13 @@ TEST_F(DaemonTest, SighupWithBrokenConfigKeepsTheOldOneAndSigtermKeepsPolicies) 
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16"); }));
   // A broken config: the running one stays.
   std::ofstream(dir_ / "ipop-ipsecd.yaml", std::ios::app) << "protect_typo: 1\n";
-  ::kill(pid_, SIGHUP);
-  ASSERT_TRUE(waitFor([&] { return readFile(dir_ / "daemon.log").find("reload refused") != std::string::npos; }));
-  EXPECT_NE(readFile(dir_ / "daemon.log").find("protect_typo"), std::string::npos);
+  ::kill(daemon_.pid(), SIGHUP);
+  ASSERT_TRUE(waitFor([&] { return slurp(dir_ / "daemon.log").find("reload refused") != std::string::npos; }));
+  EXPECT_NE(slurp(dir_ / "daemon.log").find("protect_typo"), std::string::npos);
   EXPECT_TRUE(protects("10.254.0.0/16"));
   // A good new config is applied.
   writeConfig("  ranges: [10.77.0.0/16]\n");
-  ::kill(pid_, SIGHUP);
+  ::kill(daemon_.pid(), SIGHUP);
   ASSERT_TRUE(waitFor([&] { return protects("10.77.0.0/16"); }));
   int status = stopDaemon(SIGTERM);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
@@ -243,7 +243,7 @@ TEST_F(DaemonTest, RangeCoveringTheLanIsRefusedAndSaidInStatus) {
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return stateHas("REFUSED"); }));
   EXPECT_TRUE(owned().empty());
-  EXPECT_NE(readFile(dir_ / "daemon.log").find("192.168.0.0/16 covers 192.168.1.5/24 on 'eth0'"), std::string::npos);
+  EXPECT_NE(slurp(dir_ / "daemon.log").find("192.168.0.0/16 covers 192.168.1.5/24 on 'eth0'"), std::string::npos);
   std::string out;
   EXPECT_NE(shStatus(std::string(IPOPSEC_BINARY) + " status --config " + (dir_ / "ipop-ipsecd.yaml").string(), &out), 0);
   EXPECT_NE(out.find("refused"), std::string::npos) << out;
@@ -252,12 +252,10 @@ TEST_F(DaemonTest, RangeCoveringTheLanIsRefusedAndSaidInStatus) {
 TEST_F(DaemonTest, BadConfigAtStartExitsWithExConfigNamingTheProblem) {
   writeConfig("  ranges: [172.31.0.0/33]\n");
   startDaemon();
-  int status = 0;
-  ::waitpid(pid_, &status, 0);
-  pid_ = -1;
+  int status = daemon_.wait();
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 78);
-  EXPECT_NE(readFile(dir_ / "daemon.log").find("protect.ranges[0]"), std::string::npos) << readFile(dir_ / "daemon.log");
+  EXPECT_NE(slurp(dir_ / "daemon.log").find("protect.ranges[0]"), std::string::npos) << slurp(dir_ / "daemon.log");
 }
 
 }  // namespace
@@ -272,17 +270,17 @@ TEST_F(DaemonTest, ReloadAppliesTheLogLevelAndRefusesAStateDirChangeByName) {
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
   auto debugLines = [&] {
-    std::string log = readFile(dir_ / "daemon.log");
+    std::string log = slurp(dir_ / "daemon.log");
     int n = 0;
     for (auto p = log.find(" debug "); p != std::string::npos; p = log.find(" debug ", p + 1)) ++n;
     return n;
   };
   ASSERT_GT(debugLines(), 0);
-  std::string text = readFile(dir_ / "ipop-ipsecd.yaml");
+  std::string text = slurp(dir_ / "ipop-ipsecd.yaml");
   text.replace(text.find("log_level: debug"), 16, "log_level: warn");
   std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
-  ::kill(pid_, SIGHUP);
-  ASSERT_TRUE(waitFor([&] { return readFile(dir_ / "daemon.log").find("log level is now warn") != std::string::npos; }));
+  ::kill(daemon_.pid(), SIGHUP);
+  ASSERT_TRUE(waitFor([&] { return slurp(dir_ / "daemon.log").find("log level is now warn") != std::string::npos; }));
   int before = debugLines();
   sh("ip addr add 10.254.0.99/16 dev ipop && ip addr del 10.254.0.99/16 dev ipop");
   ASSERT_TRUE(waitFor([&] { return stateHas("10.254.0.16"); }));
@@ -290,9 +288,9 @@ TEST_F(DaemonTest, ReloadAppliesTheLogLevelAndRefusesAStateDirChangeByName) {
   // state_dir: refused by name, the running config kept, the refusal kept in state.json.
   text.replace(text.find((dir_ / "run").string()), (dir_ / "run").string().size(), (dir_ / "run2").string());
   std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
-  ::kill(pid_, SIGHUP);
+  ::kill(daemon_.pid(), SIGHUP);
   ASSERT_TRUE(waitFor([&] { return stateHas("\"reload_refused\": \"") && stateHas("daemon.state_dir"); })) << state();
-  EXPECT_NE(readFile(dir_ / "daemon.log").find("daemon.state_dir: cannot change on reload"), std::string::npos);
+  EXPECT_NE(slurp(dir_ / "daemon.log").find("daemon.state_dir: cannot change on reload"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir_ / "run2" / "state.json"));
 }
 
@@ -307,7 +305,7 @@ TEST_F(DaemonTest, OneStatusLinePerChange) {
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return stateHas("\"tap_state\": \"absent\""); }));
   auto statusLines = [&] {
-    std::string log = readFile(dir_ / "daemon.log");
+    std::string log = slurp(dir_ / "daemon.log");
     int n = 0;
     for (auto p = log.find(" status: "); p != std::string::npos; p = log.find(" status: ", p + 1)) ++n;
     return n;
@@ -320,8 +318,8 @@ TEST_F(DaemonTest, OneStatusLinePerChange) {
   std::this_thread::sleep_for(300ms);  // past the 100 ms coalescing window: any further line is out
   int lines = statusLines() - before;
   std::cout << "status lines for tap up + IKE start: " << lines << "\n";
-  EXPECT_LE(lines, 2) << readFile(dir_ / "daemon.log");
-  EXPECT_NE(readFile(dir_ / "daemon.log").rfind("restarted"), std::string::npos);
+  EXPECT_LE(lines, 2) << slurp(dir_ / "daemon.log");
+  EXPECT_NE(slurp(dir_ / "daemon.log").rfind("restarted"), std::string::npos);
 }
 
 }  // namespace

@@ -16,7 +16,7 @@ namespace {
 
 class FailClosedDaemonTest : public DaemonFixture {
  protected:
-  std::string log() { return readFile(dir_ / "daemon.log"); }
+  std::string log() { return slurp(dir_ / "daemon.log"); }
   bool logHas(const std::string& s) { return log().find(s) != std::string::npos; }
   void tapUp(const char* addr) {
     sh(std::string("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add ") + addr + " dev ipop");
@@ -69,7 +69,7 @@ TEST_F(FailClosedDaemonTest, ReloadToARefusedRangeKeepsTheRangeInForce) {
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("172.31.0.0/16"); }));
   writeConfig("  ranges: [0.0.0.0/0]\n");
-  ::kill(pid_, SIGHUP);
+  ::kill(daemon_.pid(), SIGHUP);
   ASSERT_TRUE(waitFor([&] { return stateHas("REFUSED"); }));
   EXPECT_TRUE(protects("172.31.0.0/16"));
   EXPECT_FALSE(logHas("no longer protecting"));
@@ -131,13 +131,13 @@ TEST_F(FailClosedDaemonTest, BackendSwitchMigratesThePriorityMakeBeforeBreak) {
   ASSERT_TRUE(waitFor([&] { return stateHas("\"owned_priorities\": [1000, 500000]"); }));
   // And on reload, back to 250000.
   writeConfig("  ranges: [172.31.0.0/16]\n", "xfrm:\n  protect_priority: 250000\n");
-  ::kill(pid_, SIGHUP);
+  ::kill(daemon_.pid(), SIGHUP);
   ASSERT_TRUE(waitFor([&] { return protectAt(500000) == 0 && protectAt(250000) == 4; })) << sh("ip xfrm policy");
   EXPECT_FALSE(logHas("kernel refused"));
   // flush removes the daemon's policies at every priority it recorded: here the daemon
   // stopped at 500000 and the config says 250000 again when the operator flushes.
   writeConfig("  ranges: [172.31.0.0/16]\n", "xfrm:\n  protect_priority: 500000\n");
-  ::kill(pid_, SIGHUP);
+  ::kill(daemon_.pid(), SIGHUP);
   ASSERT_TRUE(waitFor([&] { return protectAt(500000) == 4 && stateHas("\"owned_priorities\": [1000, 500000]"); }));
   stopDaemon(SIGTERM);
   writeConfig("  ranges: [172.31.0.0/16]\n");
@@ -210,7 +210,7 @@ TEST_F(FailClosedDaemonTest, AutoRangeFromTheLastRunIsProtectedBeforeTheTapRetur
   tapUp("10.50.0.16/16");
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.50.0.0/16") && fs::exists(dir_ / "lib" / "auto-ranges"); }));
-  EXPECT_NE(readFile(dir_ / "lib" / "auto-ranges").find("10.50.0.0/16"), std::string::npos);
+  EXPECT_NE(slurp(dir_ / "lib" / "auto-ranges").find("10.50.0.0/16"), std::string::npos);
   stopDaemon(SIGTERM);
   // The reboot: no tap, no policies, no /run state.
   sh("ip link del ipop && ip xfrm policy flush");

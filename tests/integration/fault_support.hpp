@@ -162,6 +162,16 @@ class DaemonProcess {
     pid_ = -1;
     return status;
   }
+  // Waits until the process exits by itself and reaps it; returns its wait status (-1 when
+  // none ran).
+  int wait() {
+    if (pid_ <= 0) return -1;
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    exitStatus_ = status;
+    pid_ = -1;
+    return status;
+  }
   // True while the process has not exited (reaps it when it has).
   bool alive() {
     if (pid_ <= 0) return false;

@@ -165,9 +165,9 @@ class HuntTest : public DaemonFixture {
           listed_ = next;
           trail_.push_back(next ? "SIGHUP explicit ranges" : "SIGHUP auto");
         }
-        ::kill(pid_, SIGHUP);
+        ::kill(daemon_.pid(), SIGHUP);
         // The reload is applied when the state file says so; the invariant then uses the new config.
-        waitFor([&] { return readFile(dir_ / "daemon.log").rfind("reload") != std::string::npos; }, 2s);
+        waitFor([&] { return slurp(dir_ / "daemon.log").rfind("reload") != std::string::npos; }, 2s);
         break;
       }
       case 10: {

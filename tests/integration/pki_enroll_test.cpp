@@ -19,6 +19,7 @@
 #include "core/certs.hpp"
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
+#include "os/cert_inspector.hpp"
 #include "os/pki.hpp"
 
 using namespace ipopsec;

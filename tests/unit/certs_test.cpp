@@ -7,8 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/reconciler.hpp"
-#include "fakes.hpp"
+#include "reconciler_fixture.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -312,35 +311,12 @@ TEST(FormatUtc, IsIsoLikeAndUtc) {
 
 // --- the Reconciler with the fake inspector -------------------------------------------------
 
-LinkState tapLink() {
-  LinkState l;
-  l.index = 7;
-  l.name = "ipop";
-  l.up = l.running = true;
-  l.addresses = {*Cidr::parse("172.31.0.16/16")};
-  return l;
-}
-
-struct CertReconcileTest : ::testing::Test {
+// The shared Reconciler fixture (reconciler_fixture.hpp) with the tap up in 172.31.0.0/16.
+struct CertReconcileTest : ReconcilerFixture {
   void SetUp() override {
-    files.files["/certs/cacert.pem"] = "CA";
-    files.files["/certs/host-cert.pem"] = "CERT";
-    files.files["/certs/host-key.pem"] = "KEY";
-    Config c;
-    c.racoon.certificateDir = "/certs";
-    r = std::make_unique<Reconciler>(c, policies, files, certs, unit, clock,
-                                     [this](const Event& e) { events.push_back(e); });
-    net.links[7] = tapLink();
-  }
-  void runFor(std::chrono::steady_clock::duration span) {
-    auto end = clock.now() + span;
-    while (true) {
-      auto d = r->deadline();
-      if (!d || *d > end) break;
-      if (*d > clock.now()) clock.now_ = *d;
-      r->onTimer(net);
-    }
-    clock.now_ = end;
+    ReconcilerFixture::SetUp();
+    make(cfg());
+    net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
   }
   int count(Severity s, const std::string& needle) {
     int n = 0;
@@ -349,15 +325,6 @@ struct CertReconcileTest : ::testing::Test {
     return n;
   }
   static void expire(CertFacts& f) { f.hostCert->notAfter = std::chrono::system_clock::now() - kDay; }
-
-  FakePolicyTable policies;
-  FakeFileStore files;
-  FakeCertificateInspector certs{files};
-  FakeUnitManager unit;
-  FakeClock clock;
-  NetSnapshot net;
-  std::vector<Event> events;
-  std::unique_ptr<Reconciler> r;
 };
 
 TEST_F(CertReconcileTest, AnInvalidSetNeverStartsTheIkeDaemonAndIsReportedOnce) {
@@ -453,11 +420,10 @@ TEST_F(CertReconcileTest, TwoCaCertificatesWithCollidingHashesGetDotZeroAndDotOn
 }
 
 TEST_F(CertReconcileTest, StrongswanBackendWritesNoRacoonHashCopy) {
-  Config c;
-  c.racoon.certificateDir = "/certs";
+  Config c = cfg();
   c.ike.backend = IkeBackend::strongswan;
   c.ike.unit = "strongswan.service";
-  r = std::make_unique<Reconciler>(c, policies, files, certs, unit, clock, [](const Event&) {});
+  make(c);
   r->reconcile(net);
   EXPECT_FALSE(files.files.count("/certs/1a2b3c4d.0"));
 }

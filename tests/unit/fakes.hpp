@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <sstream>
 #include <system_error>
 
 #include "core/ports.hpp"
@@ -138,7 +139,10 @@ class FakeUnitManager final : public UnitManager {
 class FakeCertificateInspector final : public CertificateInspector {
  public:
   explicit FakeCertificateInspector(FakeFileStore& files) : files_(files) {}
-  CertFacts inspect(const std::string& ca, const std::string& cert, const std::string& key) override {
+  // A CRL file here is the CA's (signed, next update in 60 days); each of its lines
+  // "revoked: SERIAL" revokes that serial. The host certificate's serial is 1000.
+  CertFacts inspect(const std::string& ca, const std::string& cert, const std::string& key,
+                    const std::string& crl) override {
     ++inspections;
     CertFacts f;
     auto load = [&](CertFileFacts& file, const std::string& path) {
@@ -190,6 +194,22 @@ class FakeCertificateInspector final : public CertificateInspector {
     if (f.hostCert && f.key.loadError.empty()) f.keyMatchesCert = true;
     if (f.hostCert && !f.caCerts.empty()) f.chainChecked = f.chainOk = true;
     f.fingerprint = f.ca.content + "|" + f.cert.content + "|" + f.key.content;
+    if (f.hostCert) f.hostSerial = "1000";
+    if (!crl.empty()) {
+      CrlFacts c;
+      load(c.file, crl);
+      if (c.file.loadError.empty()) {
+        c.issuer = "CN=GroupVPN CA";
+        c.signatureChecked = c.signedByCa = true;
+        c.lastUpdate = now;
+        c.nextUpdate = now + std::chrono::hours(24 * 60);
+        std::istringstream in(c.file.content);
+        for (std::string line; std::getline(in, line);)
+          if (line.rfind("revoked: ", 0) == 0) c.revokedSerials.push_back(line.substr(9));
+      }
+      f.fingerprint += "|" + c.file.content;
+      f.crl = c;
+    }
     if (tweak) tweak(f);
     return f;
   }

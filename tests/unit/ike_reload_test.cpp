@@ -1,14 +1,14 @@
 // The strongSwan backend in the pure core: what computeDesired renders for it, and the
-// cheap "reload" step (swanctl --load-all) next to the IKE daemon's restart, in the
-// RestartScheduler and the Reconciler, with fakes and a fake clock. The racoon
-// behaviour (every change restarts) is covered by reconciler_test.cpp and must not move.
+// cheap "reload" step (swanctl --load-all) next to the IKE daemon's restart in the
+// Reconciler, with fakes and a fake clock (the RestartScheduler's own tests:
+// restart_scheduler_test.cpp). The racoon behaviour (every change restarts) is covered by
+// reconciler_test.cpp and must not move.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/reconciler.hpp"
 #include "core/render_swanctl.hpp"
-#include "fakes.hpp"
+#include "reconciler_fixture.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -18,116 +18,7 @@ using ::testing::Not;
 
 namespace {
 
-Cidr C(const char* s) { return *Cidr::parse(s); }
-
-using TP = RestartScheduler::time_point;
-TP at(std::chrono::milliseconds ms) { return TP(std::chrono::seconds(1000)) + ms; }
-
-// --- RestartScheduler ------------------------------------------------------------------
-TEST(RestartSchedulerReload, OnlyTheReloadablePartChangedGivesAReloadWithoutTheMinInterval) {
-  RestartScheduler s(2s, 10s);
-  s.observe(true, "certs1|conf1", "certs1", at(0ms));
-  ASSERT_TRUE(s.pending());
-  EXPECT_EQ(s.pendingAction(), IkeAction::restart) << "nothing runs yet: the first step is a restart";
-  ASSERT_TRUE(s.due(at(2000ms)));
-  s.begin(at(2000ms));
-  EXPECT_EQ(s.inFlightAction(), IkeAction::restart);
-  s.finished(true, at(3000ms));
-
-  // The configuration changes 1 s later: a reload, after the quiet period only (not at
-  // lastStart + min_interval = 12 s).
-  s.observe(true, "certs1|conf2", "certs1", at(4000ms));
-  EXPECT_EQ(s.pendingAction(), IkeAction::reload);
-  ASSERT_TRUE(s.deadline());
-  EXPECT_EQ(*s.deadline(), at(6000ms));
-  s.begin(at(6000ms));
-  EXPECT_EQ(s.inFlightAction(), IkeAction::reload);
-  s.finished(true, at(6100ms));
-  EXPECT_EQ(s.startedInputs(), std::optional<std::string>("certs1|conf2"));
-  EXPECT_FALSE(s.pending());
-  // The same inputs again: nothing to do.
-  s.observe(true, "certs1|conf2", "certs1", at(7000ms));
-  EXPECT_FALSE(s.pending());
-}
-
-TEST(RestartSchedulerReload, CertificatesChangedGivesARestartWithTheMinInterval) {
-  RestartScheduler s(2s, 10s);
-  s.observe(true, "certs1|conf1", "certs1", at(0ms));
-  s.begin(at(2000ms));
-  s.finished(true, at(2500ms));
-  s.observe(true, "certs2|conf1", "certs2", at(3000ms));
-  EXPECT_EQ(s.pendingAction(), IkeAction::restart);
-  ASSERT_TRUE(s.deadline());
-  EXPECT_EQ(*s.deadline(), at(12000ms)) << "restarts keep their minimum interval";
-}
-
-TEST(RestartSchedulerReload, AFailedReloadIsRetriedAsARestart) {
-  RestartScheduler s(2s, 10s);
-  s.observe(true, "c|a", "c", at(0ms));
-  s.begin(at(2000ms));
-  s.finished(true, at(2100ms));
-  s.observe(true, "c|b", "c", at(3000ms));
-  ASSERT_EQ(s.pendingAction(), IkeAction::reload);
-  s.begin(at(5000ms));
-  s.finished(false, at(5100ms));  // swanctl could not reach charon: it may not run
-  ASSERT_TRUE(s.pending());
-  EXPECT_EQ(s.pendingAction(), IkeAction::restart);
-  EXPECT_EQ(s.consecutiveFailures(), 1);
-  ASSERT_TRUE(s.deadline());
-  s.begin(*s.deadline());
-  EXPECT_EQ(s.inFlightAction(), IkeAction::restart);
-  s.finished(true, *s.deadline() + 1s);
-  // Back to normal: the next configuration change is a reload again.
-  s.observe(true, "c|d", "c", at(60000ms));
-  EXPECT_EQ(s.pendingAction(), IkeAction::reload);
-}
-
-TEST(RestartSchedulerReload, FlappingConfigurationGivesOneReload) {
-  RestartScheduler s(2s, 10s);
-  s.observe(true, "c|a", "c", at(0ms));
-  s.begin(at(2000ms));
-  s.finished(true, at(2100ms));
-  int reloads = 0;
-  auto t = at(3000ms);
-  for (int i = 0; i < 1000; ++i) {
-    s.observe(true, i % 2 ? "c|a" : "c|b", "c", t);
-    t += 1ms;
-    if (s.due(t)) ++reloads;
-  }
-  s.observe(true, "c|b", "c", t);
-  EXPECT_EQ(reloads, 0) << "the quiet period coalesces";
-  ASSERT_TRUE(s.deadline());
-  EXPECT_EQ(*s.deadline(), t + 2s);
-  EXPECT_EQ(s.pendingAction(), IkeAction::reload);
-}
-
-TEST(RestartSchedulerReload, NeverWhileNotReadyAndUnknownRestartPartMeansRestart) {
-  RestartScheduler s(2s, 10s);
-  s.observe(false, "c|a", "c", at(0ms));
-  EXPECT_FALSE(s.pending());
-  // A daemon restarted while charon ran remembers the inputs but not their restart part.
-  s.assumeStarted("c|a");
-  s.observe(true, "c|b", "c", at(1000ms));
-  EXPECT_EQ(s.pendingAction(), IkeAction::restart);
-  // The racoon overload never reloads.
-  RestartScheduler r(2s, 10s);
-  r.observe(true, "a", at(0ms));
-  r.begin(at(2000ms));
-  r.finished(true, at(2100ms));
-  r.observe(true, "b", at(3000ms));
-  EXPECT_EQ(r.pendingAction(), IkeAction::restart);
-}
-
 // --- computeDesired with backend strongswan ---------------------------------------------
-LinkState link(int idx, const std::string& name, bool up, std::vector<const char*> addrs) {
-  LinkState l;
-  l.index = idx;
-  l.name = name;
-  l.up = l.running = up;
-  for (auto a : addrs) l.addresses.push_back(C(a));
-  return l;
-}
-
 Config swanConfig() {
   Config c;
   c.sourceFile = "/etc/ipop-ipsec/ipop-ipsecd.yaml";
@@ -205,39 +96,15 @@ TEST(StrongswanDesired, UnusableCertificatesAreNotCopiedAndTapDownHasNoConnectio
 }
 
 // --- Reconciler: reload through the reloader, restart through the unit ------------------
-struct ReloadTest : ::testing::Test {
+// The shared Reconciler fixture (reconciler_fixture.hpp) with backend strongswan and a
+// second fake unit manager for `swanctl --load-all`.
+struct ReloadTest : ReconcilerFixture {
   void SetUp() override {
-    files.files["/certs/cacert.pem"] = "CA";
-    files.files["/certs/host-cert.pem"] = "CERT";
-    files.files["/certs/host-key.pem"] = "KEY";
-    net.links[2] = link(2, "eth0", true, {"192.168.1.5/24"});
-    r = std::make_unique<Reconciler>(swanConfig(), policies, files, certs, unit, clock,
-                                     [this](const Event& e) { events.push_back(e); });
+    ReconcilerFixture::SetUp();
+    make(swanConfig());
     r->setReloader(&reloader);
   }
-  void runFor(std::chrono::steady_clock::duration span) {
-    auto end = clock.now() + span;
-    while (true) {
-      auto d = r->deadline();
-      if (!d || *d > end) break;
-      if (*d > clock.now()) clock.now_ = *d;
-      r->onTimer(net);
-    }
-    clock.now_ = end;
-  }
-  bool hasEvent(const std::string& action, const std::string& needle) {
-    for (const auto& e : events)
-      if (e.action == action && e.message.find(needle) != std::string::npos) return true;
-    return false;
-  }
-  FakePolicyTable policies;
-  FakeFileStore files;
-  FakeCertificateInspector certs{files};
-  FakeUnitManager unit, reloader;
-  FakeClock clock;
-  NetSnapshot net;
-  std::vector<Event> events;
-  std::unique_ptr<Reconciler> r;
+  FakeUnitManager reloader;
 };
 
 TEST_F(ReloadTest, FirstStartRestartsThenAReaddressedTapIsAReload) {

@@ -4,11 +4,12 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
-#include <sys/stat.h>
-
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -123,34 +124,66 @@ TEST(SetupLogging, StderrModeSetsLevelAndRejectsBadLevel) {
   spdlog::set_default_logger(previous);
 }
 
-TEST(SetupLogging, JournalModeRoutesLogEventToTheJournalSink) {
-  // Without journald the datagrams go nowhere; this checks it neither throws nor
-  // falls back to the stream path.
-  auto previous = spdlog::default_logger();
-  setupLogging("debug", true);
-  EXPECT_EQ(spdlog::default_logger()->level(), spdlog::level::debug);
-  EXPECT_NO_THROW(logEvent(spdlog::level::info, {"ipop", "172.31.0.0/16", "", ""}, "journal test"));
-  EXPECT_NO_THROW(spdlog::info("plain record {}", 1));
-  spdlog::set_default_logger(previous);
+// What the journal sink sends, captured in place of sd_journal_sendv.
+std::vector<std::vector<std::string>> journalRecords;
+void captureJournal(const std::vector<std::string>& fields) { journalRecords.push_back(fields); }
+
+bool hasField(const std::vector<std::string>& record, const std::string& field) {
+  return std::find(record.begin(), record.end(), field) != record.end();
 }
 
-TEST(JournalStream, OnlyMatchesWhenStderrIsThatStream) {
-  const char* old = std::getenv("JOURNAL_STREAM");
-  std::string saved = old ? old : "";
+TEST(SetupLogging, JournalModeRoutesLogEventToTheJournalSink) {
+  auto previous = spdlog::default_logger();
+  journalRecords.clear();
+  JournalSend real = setJournalSend(captureJournal);
+  setupLogging("debug", true);
+  EXPECT_EQ(spdlog::default_logger()->level(), spdlog::level::debug);
+  logEvent(spdlog::level::warn, {"ipop", "172.31.0.0/16", "racoon.service", "install-policy"}, "journal test");
+  spdlog::info("plain record {}", 1);
+  logEvent(spdlog::level::trace, {"ipop", "", "", ""}, "below the level");  // filtered out
+  setJournalSend(real);
+  spdlog::set_default_logger(previous);
+
+  ASSERT_EQ(journalRecords.size(), 2U) << "one entry per record at or above the level, nothing on stderr's path";
+  const auto& event = journalRecords[0];
+  EXPECT_TRUE(hasField(event, "MESSAGE=journal test"));
+  EXPECT_TRUE(hasField(event, "PRIORITY=4"));
+  EXPECT_TRUE(hasField(event, "SYSLOG_IDENTIFIER=ipop-ipsecd"));
+  EXPECT_TRUE(hasField(event, "IPOPSEC_INTERFACE=ipop"));
+  EXPECT_TRUE(hasField(event, "IPOPSEC_RANGE=172.31.0.0/16"));
+  EXPECT_TRUE(hasField(event, "IPOPSEC_UNIT=racoon.service"));
+  EXPECT_TRUE(hasField(event, "IPOPSEC_ACTION=install-policy"));
+  const auto& plain = journalRecords[1];
+  EXPECT_TRUE(hasField(plain, "MESSAGE=plain record 1"));
+  EXPECT_TRUE(hasField(plain, "PRIORITY=6"));
+  EXPECT_TRUE(std::none_of(plain.begin(), plain.end(),
+                           [](const std::string& f) { return f.rfind("IPOPSEC_", 0) == 0; }))
+      << "a plain record carries no event fields";
+}
+
+// The check the daemon makes (cli.cpp) to choose the journal: run by systemd.
+TEST(RunBySystemd, JournalStreamOrInvocationIdMeansSystemd) {
+  struct Saved {
+    const char* name;
+    std::optional<std::string> value;
+  };
+  std::vector<Saved> saved;
+  for (const char* name : {"JOURNAL_STREAM", "INVOCATION_ID"}) {
+    const char* v = std::getenv(name);
+    saved.push_back({name, v ? std::optional<std::string>(v) : std::nullopt});
+    ::unsetenv(name);
+  }
+  EXPECT_FALSE(runBySystemd()) << "a terminal: stderr";
+  ::setenv("JOURNAL_STREAM", "8:12345", 1);
+  EXPECT_TRUE(runBySystemd());
   ::unsetenv("JOURNAL_STREAM");
-  EXPECT_FALSE(journalStreamIsStderr());
-  ::setenv("JOURNAL_STREAM", "garbage", 1);
-  EXPECT_FALSE(journalStreamIsStderr());
-  ::setenv("JOURNAL_STREAM", "1:1", 1);
-  EXPECT_FALSE(journalStreamIsStderr());
-  struct stat st {};
-  ASSERT_EQ(::fstat(2, &st), 0);
-  ::setenv("JOURNAL_STREAM", (std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino)).c_str(), 1);
-  EXPECT_TRUE(journalStreamIsStderr());
-  if (old) {
-    ::setenv("JOURNAL_STREAM", saved.c_str(), 1);
-  } else {
-    ::unsetenv("JOURNAL_STREAM");
+  ::setenv("INVOCATION_ID", "0123456789abcdef0123456789abcdef", 1);
+  EXPECT_TRUE(runBySystemd()) << "a unit whose stderr is not the journal still logs to it";
+  for (const auto& s : saved) {
+    if (s.value)
+      ::setenv(s.name, s.value->c_str(), 1);
+    else
+      ::unsetenv(s.name);
   }
 }
 

@@ -114,20 +114,26 @@ TEST_F(NotifierTest, StatusCannotInjectOtherAssignments) {
   EXPECT_TRUE(nothingPending());
 }
 
-TEST(NotifierNoSocket, EverythingIsANoOp) {
-  ScopedEnv env("NOTIFY_SOCKET");
-  env.unset();
-  SdNotifier n;
-  EXPECT_NO_THROW(n.ready());
-  EXPECT_NO_THROW(n.reloading());
-  EXPECT_NO_THROW(n.status("x"));
-  EXPECT_NO_THROW(n.watchdog());
-  EXPECT_NO_THROW(n.stopping());
-  env.set("/nonexistent/notify");  // a socket that does not exist: still harmless
-  EXPECT_NO_THROW(n.ready());
+// Not run by systemd (no NOTIFY_SOCKET): every call sends nothing, throws nothing, and
+// leaves the environment alone; with the socket back, the same notifier sends again.
+TEST_F(NotifierTest, WithoutNotifySocketNothingIsSent) {
+  env_.unset();
+  EXPECT_NO_THROW(notifier_.ready());
+  EXPECT_NO_THROW(notifier_.reloading());
+  EXPECT_NO_THROW(notifier_.status("x"));
+  EXPECT_NO_THROW(notifier_.watchdog());
+  EXPECT_NO_THROW(notifier_.stopping());
+  EXPECT_EQ(std::getenv("NOTIFY_SOCKET"), nullptr);
+  EXPECT_TRUE(nothingPending()) << "a datagram reached the socket without NOTIFY_SOCKET";
+  env_.set(dir_ + "/nonexistent");  // a socket that does not exist: still harmless
+  EXPECT_NO_THROW(notifier_.ready());
   // The notifier leaves the environment alone (sd_notify's unset_environment = 0).
   ASSERT_NE(std::getenv("NOTIFY_SOCKET"), nullptr);
-  EXPECT_STREQ(std::getenv("NOTIFY_SOCKET"), "/nonexistent/notify");
+  EXPECT_EQ(std::string(std::getenv("NOTIFY_SOCKET")), dir_ + "/nonexistent");
+  EXPECT_TRUE(nothingPending());
+  env_.set(dir_ + "/notify");
+  notifier_.ready();
+  EXPECT_EQ(receive(), "READY=1");
 }
 
 TEST(NotifierWatchdog, IntervalFromTheEnvironment) {

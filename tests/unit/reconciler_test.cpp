@@ -23,7 +23,7 @@ TEST_F(ReconcilerTest, ConfiguredRangeIsProtectedBeforeIpopIsUpButIkeIsNotStarte
   r->reconcile(net);
   EXPECT_EQ(protectedRanges(), std::vector<Cidr>{C("172.31.0.0/16")});
   EXPECT_FALSE(r->status().desired.ipopUp);
-  EXPECT_EQ(r->status().desired.tapState, "absent");
+  EXPECT_EQ(r->status().desired.tapState, TapState::absent);
   EXPECT_TRUE(r->status().policiesExact);
   runFor(60s);
   EXPECT_EQ(unit.restarts, 0);
@@ -63,7 +63,7 @@ TEST_F(ReconcilerTest, NeverStartsIkeWhileIpopIsDown) {
   r->reconcile(net);
   runFor(60s);
   EXPECT_EQ(unit.restarts, 0);
-  EXPECT_EQ(r->status().desired.tapState, "down");
+  EXPECT_EQ(r->status().desired.tapState, TapState::down);
   EXPECT_FALSE(files.files.count("/run/ipop-ipsec/ipop-up"));
   // Up: started at once. Down again: never restarted while down.
   net.links[7].up = true;

@@ -1,0 +1,19 @@
+#pragma once
+// Whether a value can stand inside a double-quoted string of racoon.conf or swanctl.conf:
+// the one check behind the config validator (yaml_reader.cpp) and the renderers
+// (render.cpp), so that a value the config accepts always renders.
+
+#include <string>
+#include <string_view>
+
+namespace ipopsec {
+
+bool isControlChar(char c);  // < 0x20 or DEL
+bool hasControlChar(std::string_view s);
+
+// Why `s` cannot be written as a quoted string ("contains a control character", "contains
+// '\"', which ..."); "" when it can. racoon's lexer reads a string as "[^"]*" with no
+// escape; a backslash is refused too, as swanctl.conf would read it as one.
+std::string unquotableReason(std::string_view s);
+
+}  // namespace ipopsec

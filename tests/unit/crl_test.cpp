@@ -1,0 +1,204 @@
+// The revocation list (racoon.crl): its judgement (core/certs.cpp) with hand-made facts, and
+// what the Reconciler does with it over fakes: handed to racoon as <CA hash>.r0 and to
+// strongSwan in x509crl/, a new CRL restarts the IKE daemon (SAs with a revoked peer end
+// now, not at their rekey), a CRL that revokes this node never starts it.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/certs.hpp"
+#include "core/render_swanctl.hpp"
+#include "reconciler_fixture.hpp"
+
+using namespace ipopsec;
+using namespace ipopsec::test;
+using namespace std::chrono_literals;
+using ::testing::AllOf;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+namespace {
+
+constexpr auto kDay = std::chrono::hours(24);
+const WallTime kNow = std::chrono::system_clock::from_time_t(1780272000);  // 2026-06-01
+
+CertFileFacts file(const std::string& path, unsigned mode = 0644) {
+  CertFileFacts f;
+  f.path = path;
+  f.present = true;
+  f.statKnown = true;
+  f.mode = mode;
+  f.content = "PEM";
+  return f;
+}
+
+CertFacts withCrl() {
+  CertFacts f;
+  f.ca = file("/c/cacert.pem");
+  f.cert = file("/c/host-cert.pem");
+  f.key = file("/c/host-key.pem", 0600);
+  CertInfo ca;
+  ca.subject = ca.issuer = "CN=GroupVPN CA";
+  ca.notBefore = kNow - 100 * kDay;
+  ca.notAfter = kNow + 3000 * kDay;
+  ca.keyType = KeyType::rsa;
+  ca.keyBits = 3072;
+  ca.isCa = true;
+  f.caCerts = {ca};
+  CertInfo host;
+  host.subject = "CN=10.254.0.16";
+  host.issuer = "CN=GroupVPN CA";
+  host.notBefore = kNow - 10 * kDay;
+  host.notAfter = kNow + 300 * kDay;
+  host.subjectAltNames = {"IP:10.254.0.16"};
+  host.keyType = KeyType::rsa;
+  host.keyBits = 3072;
+  f.hostCert = host;
+  f.hostSerial = "1A2B";
+  f.keyType = KeyType::rsa;
+  f.keyBits = 3072;
+  f.keyMatchesCert = true;
+  f.chainChecked = f.chainOk = true;
+  CrlFacts crl;
+  crl.file = file("/c/crl.pem");
+  crl.issuer = "CN=GroupVPN CA";
+  crl.signatureChecked = crl.signedByCa = true;
+  crl.lastUpdate = kNow - kDay;
+  crl.nextUpdate = kNow + 60 * kDay;
+  crl.revokedSerials = {"0F", "77"};
+  f.crl = crl;
+  return f;
+}
+
+CertVerdict judge(const CertFacts& f) { return judgeCertificates(f, CertPolicy{}, kNow); }
+
+TEST(JudgeCrl, ACurrentCrlOfTheCaThatDoesNotRevokeThisNodeIsFine) {
+  auto v = judge(withCrl());
+  EXPECT_TRUE(v.usable);
+  EXPECT_THAT(v.errors, IsEmpty());
+  EXPECT_THAT(v.warnings, IsEmpty());
+}
+
+TEST(JudgeCrl, ThisNodesOwnCertificateRevokedIsRefusedLoudly) {
+  auto f = withCrl();
+  f.crl->revokedSerials.push_back("1A2B");
+  auto v = judge(f);
+  EXPECT_FALSE(v.usable);
+  EXPECT_THAT(v.errors, Contains(AllOf(HasSubstr("host-cert.pem (serial 1A2B) is REVOKED by crl.pem"),
+                                       HasSubstr("the IKE daemon is not restarted onto it"))));
+}
+
+TEST(JudgeCrl, AnotherCasOrAForgedCrlIsRefused) {
+  auto f = withCrl();
+  f.crl->signatureChecked = f.crl->signedByCa = false;
+  f.crl->issuer = "CN=Other CA";
+  auto v = judge(f);
+  EXPECT_FALSE(v.usable);
+  EXPECT_THAT(v.errors, Contains(HasSubstr("crl.pem is issued by CN=Other CA, not by the CA in cacert.pem")));
+  f = withCrl();
+  f.crl->signedByCa = false;
+  v = judge(f);
+  EXPECT_FALSE(v.usable);
+  EXPECT_THAT(v.errors, Contains(HasSubstr("crl.pem's signature does not verify with the key of cacert.pem")));
+}
+
+TEST(JudgeCrl, OutOfDateIsRefusedAndSoonIsWarnedLikeCertificateExpiry) {
+  auto f = withCrl();
+  f.crl->nextUpdate = kNow - kDay;
+  auto v = judge(f);
+  EXPECT_FALSE(v.usable);
+  EXPECT_THAT(v.errors, Contains(HasSubstr("crl.pem is out of date since 2026-05-31")));
+  f = withCrl();
+  f.crl->nextUpdate = kNow + 5 * kDay;
+  v = judge(f);
+  EXPECT_TRUE(v.usable);
+  EXPECT_THAT(v.warnings, Contains(HasSubstr("crl.pem must be renewed by 2026-06-06 00:00:00 UTC (in 5 days)")));
+}
+
+TEST(JudgeCrl, AnUnreadableCrlNamesThePathAndTheFix) {
+  auto f = withCrl();
+  f.crl->file.loadError = "does not exist";
+  auto v = judge(f);
+  EXPECT_FALSE(v.usable);
+  EXPECT_THAT(v.errors, Contains(HasSubstr("/c/crl.pem does not exist: install the CRL made with `ipop-ipsecd pki crl`")));
+}
+
+// --- the Reconciler with a CRL ----------------------------------------------------------
+
+struct CrlReconcileTest : ReconcilerFixture {
+  Config crlConfig(IkeBackend backend = IkeBackend::racoon) {
+    Config c = cfg();
+    c.racoon.crl = "crl.pem";
+    c.ike.backend = backend;
+    if (backend == IkeBackend::strongswan) c.ike.unit = "strongswan.service";
+    return c;
+  }
+  void up() {
+    net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+    r->reconcile(net);
+    runFor(3s);
+  }
+};
+
+TEST_F(CrlReconcileTest, RacoonFindsTheCrlAsTheCasHashDotR0) {
+  files.files["/certs/crl.pem"] = "CRL v1";
+  make(crlConfig());
+  up();
+  ASSERT_EQ(unit.restarts, 1);
+  const std::string hashR0 = "/certs/" + certs.caHash + ".r0";
+  ASSERT_TRUE(files.files.count(hashR0)) << "racoon looks CRLs up as <issuer hash>.r0";
+  EXPECT_THAT(files.files[hashR0], HasSubstr("CRL v1"));
+  EXPECT_THAT(files.files[hashR0], HasSubstr(kHashCopyMarker));
+}
+
+TEST_F(CrlReconcileTest, ANewCrlRestartsTheIkeDaemonOnce) {
+  files.files["/certs/crl.pem"] = "CRL v1";
+  make(crlConfig());
+  up();
+  unit.complete();
+  files.files["/certs/crl.pem"] = "CRL v2\nrevoked: 0F";  // a peer revoked
+  r->certificatesChanged();
+  r->reconcile(net);
+  runFor(30s);
+  EXPECT_EQ(unit.restarts, 2) << "SAs with the revoked peer end now";
+  unit.complete();
+  runFor(60s);
+  EXPECT_EQ(unit.restarts, 2);
+}
+
+TEST_F(CrlReconcileTest, WithStrongSwanTheCrlGoesToX509crlAndANewOneIsARestartNotAReload) {
+  unit.reloadable = true;
+  files.files["/certs/crl.pem"] = "CRL v1";
+  make(crlConfig(IkeBackend::strongswan));
+  up();
+  ASSERT_EQ(unit.restarts, 1);
+  unit.complete();
+  EXPECT_EQ(files.files["/etc/swanctl/" + std::string(kSwanctlCrlFile)], "CRL v1");
+  files.files["/certs/crl.pem"] = "CRL v2\nrevoked: 0F";
+  r->certificatesChanged();
+  r->reconcile(net);
+  runFor(30s);
+  EXPECT_EQ(unit.restarts, 2) << "a reload (swanctl --load-all) would keep the SAs with the revoked peer";
+  EXPECT_EQ(unit.reloads, 0);
+}
+
+TEST_F(CrlReconcileTest, ACrlThatRevokesThisNodeNeverStartsTheIkeDaemonAndIsNotHandedOver) {
+  files.files["/certs/crl.pem"] = "CRL\nrevoked: 1000";  // the fake host certificate's serial
+  make(crlConfig());
+  up();
+  EXPECT_EQ(unit.restarts, 0);
+  EXPECT_FALSE(r->status().desired.certsUsable);
+  EXPECT_THAT(r->statusLine(), HasSubstr("REVOKED"));
+  EXPECT_FALSE(files.files.count("/certs/" + certs.caHash + ".r0"));
+  EXPECT_FALSE(policies.all().empty()) << "the policies stay: no plaintext either (fail closed)";
+}
+
+TEST_F(CrlReconcileTest, WithoutACrlConfiguredNothingChanges) {
+  make(cfg());
+  up();
+  EXPECT_EQ(unit.restarts, 1);
+  for (const auto& [path, content] : files.files) EXPECT_EQ(path.find(".r0"), std::string::npos) << path;
+}
+
+}  // namespace

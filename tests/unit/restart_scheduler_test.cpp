@@ -1,0 +1,208 @@
+// RestartScheduler (core/restart_scheduler.hpp) on its own, with clock values: the quiet
+// period, the minimum interval, the backoff after failures, IPOP coming up, and the cheap
+// reload next to the restart. Its use by the Reconciler: reconciler_test.cpp and
+// ike_reload_test.cpp.
+
+#include "core/restart_scheduler.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+using namespace ipopsec;
+using namespace std::chrono_literals;
+
+namespace {
+
+using TP = RestartScheduler::time_point;
+TP at(std::chrono::milliseconds ms) { return TP(std::chrono::seconds(1000)) + ms; }
+
+// --- strongSwan: reload next to restart ---------------------------------------------------
+TEST(RestartSchedulerReload, OnlyTheReloadablePartChangedGivesAReloadWithoutTheMinInterval) {
+  RestartScheduler s(2s, 10s);
+  s.observe(true, "certs1|conf1", "certs1", at(0ms));
+  ASSERT_TRUE(s.pending());
+  EXPECT_EQ(s.pendingAction(), IkeAction::restart) << "nothing runs yet: the first step is a restart";
+  ASSERT_TRUE(s.due(at(2000ms)));
+  s.begin(at(2000ms));
+  EXPECT_EQ(s.inFlightAction(), IkeAction::restart);
+  s.finished(true, at(3000ms));
+
+  // The configuration changes 1 s later: a reload, after the quiet period only (not at
+  // lastStart + min_interval = 12 s).
+  s.observe(true, "certs1|conf2", "certs1", at(4000ms));
+  EXPECT_EQ(s.pendingAction(), IkeAction::reload);
+  ASSERT_TRUE(s.deadline());
+  EXPECT_EQ(*s.deadline(), at(6000ms));
+  s.begin(at(6000ms));
+  EXPECT_EQ(s.inFlightAction(), IkeAction::reload);
+  s.finished(true, at(6100ms));
+  EXPECT_EQ(s.startedInputs(), std::optional<std::string>("certs1|conf2"));
+  EXPECT_FALSE(s.pending());
+  // The same inputs again: nothing to do.
+  s.observe(true, "certs1|conf2", "certs1", at(7000ms));
+  EXPECT_FALSE(s.pending());
+}
+
+TEST(RestartSchedulerReload, CertificatesChangedGivesARestartWithTheMinInterval) {
+  RestartScheduler s(2s, 10s);
+  s.observe(true, "certs1|conf1", "certs1", at(0ms));
+  s.begin(at(2000ms));
+  s.finished(true, at(2500ms));
+  s.observe(true, "certs2|conf1", "certs2", at(3000ms));
+  EXPECT_EQ(s.pendingAction(), IkeAction::restart);
+  ASSERT_TRUE(s.deadline());
+  EXPECT_EQ(*s.deadline(), at(12000ms)) << "restarts keep their minimum interval";
+}
+
+TEST(RestartSchedulerReload, AFailedReloadIsRetriedAsARestart) {
+  RestartScheduler s(2s, 10s);
+  s.observe(true, "c|a", "c", at(0ms));
+  s.begin(at(2000ms));
+  s.finished(true, at(2100ms));
+  s.observe(true, "c|b", "c", at(3000ms));
+  ASSERT_EQ(s.pendingAction(), IkeAction::reload);
+  s.begin(at(5000ms));
+  s.finished(false, at(5100ms));  // swanctl could not reach charon: it may not run
+  ASSERT_TRUE(s.pending());
+  EXPECT_EQ(s.pendingAction(), IkeAction::restart);
+  EXPECT_EQ(s.consecutiveFailures(), 1);
+  ASSERT_TRUE(s.deadline());
+  s.begin(*s.deadline());
+  EXPECT_EQ(s.inFlightAction(), IkeAction::restart);
+  s.finished(true, *s.deadline() + 1s);
+  // Back to normal: the next configuration change is a reload again.
+  s.observe(true, "c|d", "c", at(60000ms));
+  EXPECT_EQ(s.pendingAction(), IkeAction::reload);
+}
+
+TEST(RestartSchedulerReload, FlappingConfigurationGivesOneReload) {
+  RestartScheduler s(2s, 10s);
+  s.observe(true, "c|a", "c", at(0ms));
+  s.begin(at(2000ms));
+  s.finished(true, at(2100ms));
+  int reloads = 0;
+  auto t = at(3000ms);
+  for (int i = 0; i < 1000; ++i) {
+    s.observe(true, i % 2 ? "c|a" : "c|b", "c", t);
+    t += 1ms;
+    if (s.due(t)) ++reloads;
+  }
+  s.observe(true, "c|b", "c", t);
+  EXPECT_EQ(reloads, 0) << "the quiet period coalesces";
+  ASSERT_TRUE(s.deadline());
+  EXPECT_EQ(*s.deadline(), t + 2s);
+  EXPECT_EQ(s.pendingAction(), IkeAction::reload);
+}
+
+TEST(RestartSchedulerReload, NeverWhileNotReadyAndUnknownRestartPartMeansRestart) {
+  RestartScheduler s(2s, 10s);
+  s.observe(false, "c|a", "c", at(0ms));
+  EXPECT_FALSE(s.pending());
+  // A daemon restarted while charon ran remembers the inputs but not their restart part.
+  s.assumeStarted("c|a");
+  s.observe(true, "c|b", "c", at(1000ms));
+  EXPECT_EQ(s.pendingAction(), IkeAction::restart);
+  // The racoon overload never reloads.
+  RestartScheduler r(2s, 10s);
+  r.observe(true, "a", at(0ms));
+  r.begin(at(2000ms));
+  r.finished(true, at(2100ms));
+  r.observe(true, "b", at(3000ms));
+  EXPECT_EQ(r.pendingAction(), IkeAction::restart);
+}
+
+
+// --- racoon: every change is a restart ------------------------------------------------------
+TEST(RestartScheduler, NothingIsPendingWhileNotReady) {
+  RestartScheduler s(2s, 10s);
+  s.observe(false, "a", at(0ms));
+  EXPECT_FALSE(s.pending());
+  EXPECT_FALSE(s.deadline());
+  EXPECT_FALSE(s.due(at(60000ms)));
+}
+
+TEST(RestartScheduler, TheFirstStartIsImmediateLaterChangesWaitForTheQuietPeriod) {
+  RestartScheduler s(2s, 10s);
+  s.observe(true, "a", at(0ms));
+  ASSERT_TRUE(s.deadline());
+  EXPECT_EQ(*s.deadline(), at(0ms)) << "nothing started yet: no quiet period";
+  ASSERT_TRUE(s.due(at(0ms)));
+  s.begin(at(0ms));
+  EXPECT_TRUE(s.inFlight());
+  EXPECT_FALSE(s.deadline()) << "no deadline while a restart is in flight";
+  s.finished(true, at(500ms));
+  EXPECT_EQ(s.startedInputs(), std::optional<std::string>("a"));
+  EXPECT_EQ(s.lastStart(), std::optional<RestartScheduler::time_point>(at(0ms)));
+  // A change 20 s later: after the quiet period (2 s) from the change.
+  s.observe(true, "b", at(20000ms));
+  ASSERT_TRUE(s.deadline());
+  EXPECT_EQ(*s.deadline(), at(22000ms));
+  EXPECT_FALSE(s.due(at(21999ms)));
+  EXPECT_TRUE(s.due(at(22000ms)));
+  EXPECT_EQ(s.pendingAction(), IkeAction::restart);
+}
+
+TEST(RestartScheduler, TheMinimumIntervalSeparatesTwoRestarts) {
+  RestartScheduler s(2s, 10s);
+  s.observe(true, "a", at(0ms));
+  s.begin(at(0ms));
+  s.finished(true, at(100ms));
+  s.observe(true, "b", at(1000ms));
+  ASSERT_TRUE(s.deadline());
+  EXPECT_EQ(*s.deadline(), at(10000ms)) << "lastStart + min_interval, later than the quiet period's 3 s";
+}
+
+TEST(RestartScheduler, FailuresBackOffExponentiallyUpToTheMaximum) {
+  RestartScheduler s(1s, 1s, 8s);
+  s.observe(true, "a", at(0ms));
+  auto t = at(0ms);
+  std::optional<RestartScheduler::time_point> previous;
+  std::vector<std::chrono::milliseconds> gaps;
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(s.deadline()) << i;
+    t = std::max(t, *s.deadline());
+    ASSERT_TRUE(s.due(t));
+    if (previous) gaps.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(t - *previous));
+    previous = t;
+    s.begin(t);
+    s.finished(false, t);
+    EXPECT_EQ(s.consecutiveFailures(), i + 1);
+    EXPECT_TRUE(s.pending()) << "a failed restart is retried";
+  }
+  for (std::size_t i = 1; i < gaps.size(); ++i) EXPECT_GE(gaps[i], gaps[i - 1]) << "the backoff never shrinks";
+  EXPECT_LE(gaps.back(), 8s) << "bounded by maxBackoff";
+  EXPECT_GT(gaps.back(), gaps.front()) << "it grows";
+  s.begin(t + 8s);
+  s.finished(true, t + 9s);
+  EXPECT_EQ(s.consecutiveFailures(), 0);
+  EXPECT_FALSE(s.pending());
+}
+
+TEST(RestartScheduler, IpopComingUpRestartsAtOnceEvenWithTheSameInputs) {
+  RestartScheduler s(2s, 10s);
+  s.observe(true, "a", at(0ms));
+  s.begin(at(0ms));
+  s.finished(true, at(100ms));
+  s.observe(true, "a", at(30000ms));
+  EXPECT_FALSE(s.pending()) << "same inputs: nothing to do";
+  s.ipopCameUp();
+  s.observe(true, "a", at(30000ms));
+  ASSERT_TRUE(s.deadline());
+  EXPECT_EQ(*s.deadline(), at(30000ms)) << "no quiet period after IPOP came up";
+}
+
+TEST(RestartScheduler, AssumeStartedAvoidsARestartForTheSameInputs) {
+  RestartScheduler s(2s, 10s);
+  s.assumeStarted("a");
+  s.observe(true, "a", at(0ms));
+  EXPECT_FALSE(s.pending());
+  s.observe(true, "b", at(1000ms));
+  EXPECT_TRUE(s.pending());
+}
+
+}  // namespace
