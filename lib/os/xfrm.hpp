@@ -153,7 +153,9 @@ class XfrmPolicyTable final : public PolicyTable {
 
   // New configured priorities; `earlier`: priorities of this daemon's own policies from an
   // earlier configuration, owned until they are gone from the kernel.
-  void setPriorities(std::uint32_t protectPriority, std::uint32_t bypassPriority, std::vector<std::uint32_t> earlier);
+  void setPriorities(std::uint32_t protectPriority, std::uint32_t bypassPriority,
+                     std::vector<std::uint32_t> earlier) override;
+  std::vector<std::uint32_t> earlierPriorities() const override { return owned_.earlier; }
   const xfrm::Owned& owned() const { return owned_; }
 
   std::error_code list(std::vector<Policy>& out) override;    // dump, keep only owned ones

@@ -353,7 +353,7 @@ struct CertReconcileTest : ::testing::Test {
   FakePolicyTable policies;
   FakeFileStore files;
   FakeCertificateInspector certs{files};
-  FakeUnitManager unit;
+  FakeIkeController unit;
   FakeClock clock;
   NetSnapshot net;
   std::vector<Event> events;

@@ -204,7 +204,7 @@ TEST(StrongswanDesired, UnusableCertificatesAreNotCopiedAndTapDownHasNoConnectio
   EXPECT_THAT(d.files[0].content, Not(HasSubstr("remote_addrs")));
 }
 
-// --- Reconciler: reload through the reloader, restart through the unit ------------------
+// --- Reconciler: reload or restart through the one IKE controller ------------------------
 struct ReloadTest : ::testing::Test {
   void SetUp() override {
     files.files["/certs/cacert.pem"] = "CA";
@@ -213,7 +213,7 @@ struct ReloadTest : ::testing::Test {
     net.links[2] = link(2, "eth0", true, {"192.168.1.5/24"});
     r = std::make_unique<Reconciler>(swanConfig(), policies, files, certs, unit, clock,
                                      [this](const Event& e) { events.push_back(e); });
-    r->setReloader(&reloader);
+    unit.reloadable = true;  // strongswan.load_command
   }
   void runFor(std::chrono::steady_clock::duration span) {
     auto end = clock.now() + span;
@@ -233,7 +233,7 @@ struct ReloadTest : ::testing::Test {
   FakePolicyTable policies;
   FakeFileStore files;
   FakeCertificateInspector certs{files};
-  FakeUnitManager unit, reloader;
+  FakeIkeController unit;
   FakeClock clock;
   NetSnapshot net;
   std::vector<Event> events;
@@ -245,7 +245,7 @@ TEST_F(ReloadTest, FirstStartRestartsThenAReaddressedTapIsAReload) {
   r->reconcile(net);
   runFor(3s);
   ASSERT_EQ(unit.restarts, 1) << "charon is not running yet: restart (start) it";
-  EXPECT_EQ(reloader.restarts, 0);
+  EXPECT_EQ(unit.reloads, 0);
   unit.complete();
 
   // IPOP's DHCP moves the node inside the range: the swanctl config changes.
@@ -253,14 +253,14 @@ TEST_F(ReloadTest, FirstStartRestartsThenAReaddressedTapIsAReload) {
   r->reconcile(net);
   EXPECT_THAT(files.files["/etc/swanctl/conf.d/ipop-ipsec.conf"], HasSubstr("local_addrs = 172.31.0.99"));
   runFor(3s);  // the quiet period, well within min_interval (10 s) of the restart
-  ASSERT_EQ(reloader.restarts, 1) << "only the configuration changed: swanctl --load-all";
+  ASSERT_EQ(unit.reloads, 1) << "only the configuration changed: swanctl --load-all";
   EXPECT_EQ(unit.restarts, 1) << "charon keeps running";
-  reloader.complete();
+  unit.complete();
   EXPECT_EQ(r->status().reloads, 1);
   EXPECT_TRUE(hasEvent("reload", "IKE configuration loaded"));
   EXPECT_EQ(policies.larvalFlushes.size(), 2u) << "stale larval states dropped after the restart and the reload";
   runFor(60s);
-  EXPECT_EQ(unit.restarts + reloader.restarts, 2) << "nothing more to do";
+  EXPECT_EQ(unit.restarts + unit.reloads, 2) << "nothing more to do";
 }
 
 TEST_F(ReloadTest, RenewedCertificatesRestartCharon) {
@@ -274,7 +274,7 @@ TEST_F(ReloadTest, RenewedCertificatesRestartCharon) {
   EXPECT_EQ(files.files["/etc/swanctl/x509/ipop-ipsec-host.pem"], "RENEWED");
   runFor(30s);
   EXPECT_EQ(unit.restarts, 2);
-  EXPECT_EQ(reloader.restarts, 0);
+  EXPECT_EQ(unit.reloads, 0);
 }
 
 TEST_F(ReloadTest, AFailedReloadFallsBackToARestart) {
@@ -285,8 +285,8 @@ TEST_F(ReloadTest, AFailedReloadFallsBackToARestart) {
   net.links[7] = link(7, "ipop", true, {"172.31.0.99/16"});
   r->reconcile(net);
   runFor(3s);
-  ASSERT_EQ(reloader.restarts, 1);
-  reloader.complete(std::make_error_code(std::errc::connection_refused), "connecting to vici failed");
+  ASSERT_EQ(unit.reloads, 1);
+  unit.complete(std::make_error_code(std::errc::connection_refused), "connecting to vici failed");
   EXPECT_TRUE(hasEvent("reload", "connecting to vici failed"));
   EXPECT_THAT(r->statusLine(), HasSubstr("reload failed"));
   runFor(30s);
@@ -296,7 +296,7 @@ TEST_F(ReloadTest, AFailedReloadFallsBackToARestart) {
 }
 
 TEST_F(ReloadTest, WithoutAReloaderEveryChangeRestarts) {
-  r->setReloader(nullptr);
+  unit.reloadable = false;  // no strongswan.load_command
   net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
   r->reconcile(net);
   runFor(3s);
@@ -305,7 +305,7 @@ TEST_F(ReloadTest, WithoutAReloaderEveryChangeRestarts) {
   r->reconcile(net);
   runFor(30s);
   EXPECT_EQ(unit.restarts, 2);
-  EXPECT_EQ(reloader.restarts, 0);
+  EXPECT_EQ(unit.reloads, 0);
 }
 
 TEST_F(ReloadTest, NothingIsLoadedOrStartedWhileIpopIsDown) {
@@ -317,7 +317,7 @@ TEST_F(ReloadTest, NothingIsLoadedOrStartedWhileIpopIsDown) {
   r->reconcile(net);
   runFor(60s);
   EXPECT_EQ(unit.restarts, 1);
-  EXPECT_EQ(reloader.restarts, 0);
+  EXPECT_EQ(unit.reloads, 0);
   // The daemon's policies stay (fail closed) while the tap is down.
   EXPECT_EQ(rangesOf(policies.all()), std::vector<Cidr>{C("172.31.0.0/16")});
 }
