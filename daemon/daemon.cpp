@@ -74,7 +74,8 @@ void Daemon::log(const Event& e) {
   f.interface = cfg_.ipop.interface;
   f.range = e.range;
   f.action = e.action;
-  if (e.action == "restart" || e.action == "reload") f.unit = ports_.ike->name();
+  // UNIT= names a systemd unit only: with ike.control: command the message names the command.
+  if ((e.action == "restart" || e.action == "reload") && cfg_.ike.control == IkeControl::systemd) f.unit = cfg_.ike.unit;
   logEvent(toSpd(e.severity), f, e.message);
 }
 
