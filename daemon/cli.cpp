@@ -1,5 +1,6 @@
 #include "daemon/cli.hpp"
 
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,7 +31,7 @@
 #include "os/file_store.hpp"
 #include "os/logging.hpp"
 #include "os/cert_inspector.hpp"
-#include "os/unit_manager.hpp"
+#include "os/systemd_unit.hpp"
 #include "os/xfrm.hpp"
 
 namespace po = boost::program_options;
@@ -181,7 +182,7 @@ int cmdCheck(const std::string& path) {
     // The IKE unit must exist (racoon is not packaged on Debian 12): asked over D-Bus when
     // systemd runs; without a bus the state is "unknown" and nothing is said.
     boost::asio::io_context io;
-    SystemdUnitManager unit(io, cfg->ike.unit, std::chrono::milliseconds(2000));
+    SystemdUnit unit(io, cfg->ike.unit, std::chrono::milliseconds(2000));
     if (unit.state() == "not-found") std::cout << "warning: " << unitdetail::notInstalled(cfg->ike.unit) << "\n";
   }
   // The same inspection and judgement as the daemon's, before every IKE restart.
@@ -312,7 +313,14 @@ int cmdRun(const std::string& path) {
   }
   setupLogging(cfg.daemon.logLevel, journal);
   boost::asio::io_context io;
-  Daemon daemon(io, path, std::move(cfg));
+  DaemonPorts ports;
+  try {
+    ports = realPorts(io, cfg);
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot open the kernel's XFRM interface: {} (needs CAP_NET_ADMIN)", e.what());
+    return 1;
+  }
+  Daemon daemon(io, path, std::move(cfg), std::move(ports));
   return daemon.run();
 }
 

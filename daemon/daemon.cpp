@@ -12,17 +12,9 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/state_file.hpp"
-#include "os/clock.hpp"
 #include "os/config_loader.hpp"
 #include "os/file_store.hpp"
-#include "os/inotify_watch.hpp"
 #include "os/logging.hpp"
-#include "os/notifier.hpp"
-#include "os/cert_inspector.hpp"
-#include "os/rtnetlink.hpp"
-#include "os/unit_manager.hpp"
-#include "os/xfrm.hpp"
-#include "os/xfrm_watch.hpp"
 
 namespace ipopsec {
 namespace {
@@ -64,10 +56,11 @@ std::vector<std::string> certificateDirs(const Config& cfg) {
 
 }  // namespace
 
-Daemon::Daemon(boost::asio::io_context& io, std::string configPath, Config cfg)
+Daemon::Daemon(boost::asio::io_context& io, std::string configPath, Config cfg, DaemonPorts ports)
     : io_(io),
       configPath_(std::move(configPath)),
       cfg_(std::move(cfg)),
+      ports_(std::move(ports)),
       timer_(io),
       watchdog_(io),
       resync_(io),
@@ -76,22 +69,24 @@ Daemon::Daemon(boost::asio::io_context& io, std::string configPath, Config cfg)
 
 Daemon::~Daemon() = default;
 
-std::unique_ptr<UnitManager> Daemon::makeUnitManager(const Config& cfg) {
-  if (cfg.ike.control == IkeControl::command)
-    return std::make_unique<CommandUnitManager>(io_, cfg.ike.restartCommand, cfg.ike.restartTimeout);
-  return std::make_unique<SystemdUnitManager>(io_, cfg.ike.unit, cfg.ike.restartTimeout);
-}
-
 void Daemon::log(const Event& e) {
   LogFields f;
   f.interface = cfg_.ipop.interface;
   f.range = e.range;
   f.action = e.action;
-  if (e.action == "restart") f.unit = cfg_.ike.unit;
+  // UNIT= names a systemd unit only: with ike.control: command the message names the command.
+  if ((e.action == "restart" || e.action == "reload") && cfg_.ike.control == IkeControl::systemd) f.unit = cfg_.ike.unit;
   logEvent(toSpd(e.severity), f, e.message);
 }
 
 int Daemon::run() {
+  if (int rc = start()) return rc;
+  waitSignals();
+  io_.run();
+  return 0;
+}
+
+int Daemon::start() {
   for (const auto& w : cfg_.warnings) spdlog::warn("{}: {}", configPath_, w);
 
   if (::mkdir(cfg_.daemon.stateDir.c_str(), 0755) != 0 && errno != EEXIST)
@@ -107,91 +102,13 @@ int Daemon::run() {
     removeStaleTemps(slash == 0 ? "/" : cfg_.daemon.metricsFile.substr(0, slash));
   }
 
-  try {
-    policies_ = std::make_unique<XfrmPolicyTable>(cfg_.xfrm.protectPriority, cfg_.xfrm.bypassPriority);
-  } catch (const std::exception& e) {
-    spdlog::critical("cannot open the kernel's XFRM interface: {} (needs CAP_NET_ADMIN)", e.what());
-    return 1;
-  }
-  files_ = std::make_unique<AtomicFileStore>();
-  unit_ = makeUnitManager(cfg_);
-  notifier_ = std::make_unique<SdNotifier>();
-  clock_ = std::make_unique<SteadyClock>();
-  certs_ = std::make_unique<OpenSslInspector>();
-  monitor_ = std::make_unique<NetlinkLinkMonitor>(io_);
-  policyWatch_ = std::make_unique<XfrmPolicyWatch>(io_);
-  monitor_->setLogger([](const std::string& line) { spdlog::warn("netlink: {}", line); });
-
-  reconciler_ = std::make_unique<Reconciler>(cfg_, *policies_, *files_, *certs_, *unit_, *clock_,
-                                             [this](const Event& e) { log(e); });
+  reconciler_ = std::make_unique<Reconciler>(cfg_, *ports_.policies, *ports_.files, *ports_.certs, *ports_.ike,
+                                             *ports_.clock, [this](const Event& e) { log(e); });
   reconciler_->setOnChange([this] { onChange(); });
-  wireReloader(true);
   watchCertificates();
+  adoptRunningState();
 
-  // The IKE daemon may still be running from before a daemon restart: if the inputs it
-  // was started with are remembered, don't restart it for nothing.
-  {
-    std::string text, err;
-    if (cfg_.protect.autoRanges && !cfg_.daemon.rememberDir.empty()) {
-      // The ranges the tap gave before (persistent, also across a reboot): their policies go
-      // in at the first reconcile, before the tap has its address. A bad line is named and
-      // skipped; the file is rewritten once the tap confirms a range.
-      std::string path = cfg_.daemon.rememberDir + "/" + Config::Daemon::kRememberFile, saved;
-      if (!files_->read(path, saved)) {
-        std::vector<Cidr> ranges;
-        std::istringstream in(saved);
-        int n = 0;
-        for (std::string line; std::getline(in, line);) {
-          ++n;
-          if (line.empty() || line[0] == '#') continue;
-          std::string why;
-          auto c = Cidr::parse(line, &why);
-          if (!c)
-            spdlog::warn("{}:{}: not a range ({}); ignored", path, n, why);
-          else if (c->family() == Family::v6 && !cfg_.protect.ipv6)
-            continue;
-          else
-            ranges.push_back(c->network());
-        }
-        if (!ranges.empty()) {
-          std::string list;
-          for (const auto& r : ranges) list += (list.empty() ? "" : ", ") + r.str();
-          spdlog::info("holding {} from the last run ({}) until the tap has its address", list, path);
-          reconciler_->assumeRemembered(ranges);
-        }
-      }
-    }
-    if (!files_->read(statePath(cfg_), text))
-      if (auto saved = parseState(text, &err); saved && !saved->ownedPriorities.empty()) {
-        // (The state file's protected_ranges are not taken as in force: a predecessor killed
-        // between moving its policies and writing the state file leaves a range there that it
-        // had already given up; what is in force at start is what the kernel holds.)
-        // Policies an earlier configuration installed at other priorities are still this
-        // daemon's: owned, so that they are migrated (replaced in place) and not refused as
-        // foreign. Recorded in the state file at every change.
-        policies_->setPriorities(cfg_.xfrm.protectPriority, cfg_.xfrm.bypassPriority, saved->ownedPriorities);
-        if (!policies_->owned().earlier.empty()) {
-          std::string list;
-          for (auto e : policies_->owned().earlier) list += (list.empty() ? "" : ", ") + std::to_string(e);
-          spdlog::info("policies at priority {} are this daemon's from an earlier configuration: they are moved to "
-                       "{}/{}", list, cfg_.xfrm.protectPriority, cfg_.xfrm.bypassPriority);
-        }
-      }
-    if (!files_->read(statePath(cfg_), text))
-      if (auto saved = parseState(text, &err); saved && !saved->ikeInputs.empty()) {
-        // ... but only if it IS running: stopping ipop-ipsecd, or its crash, also stops the
-        // IKE daemon's unit (StopPropagatedFrom= in the unit's drop-in), which must then be
-        // started again once IPOP is up. With control: command there is nothing to ask.
-        std::string ike = cfg_.ike.control == IkeControl::systemd ? unit_->state() : std::string("active");
-        if (ike == "active" || ike == "reloading")
-          reconciler_->assumeIkeStarted(saved->ikeInputs);
-        else
-          spdlog::info("{} is {}: it will be (re)started once IPOP is up", cfg_.ike.unit, ike);
-      }
-  }
-
-  waitSignals();
-  if (auto wd = notifier_->watchdogInterval()) {
+  if (auto wd = ports_.notifier->watchdogInterval()) {
     spdlog::info("watchdog every {} ms", std::chrono::duration_cast<std::chrono::milliseconds>(*wd).count());
     watchdogTick();
   }
@@ -200,46 +117,89 @@ int Daemon::run() {
                cfg_.ike.backend == IkeBackend::racoon ? "racoon" : "strongswan",
                cfg_.ike.control == IkeControl::systemd ? "systemd " + cfg_.ike.unit : std::string("command"));
   try {
-    policyWatch_->start(policies_->portId(), [this](const std::string& what) { onPolicyEvent(what); });
+    ports_.policyWatch->start([this](const std::string& what) { onPolicyEvent(what); });
   } catch (const std::exception& e) {
     spdlog::critical("cannot follow the kernel's XFRM policy events: {}", e.what());
     return 1;
   }
   try {
-    monitor_->start([this] { onNetChange(); });
+    ports_.links->start([this] { onNetChange(); });
   } catch (const std::exception& e) {
     spdlog::critical("cannot watch the network over rtnetlink: {}", e.what());
     return 1;
   }
-  io_.run();
   return 0;
 }
 
-// strongSwan re-reads its configuration with swanctl --load-all: a change that needs no
-// restart runs strongswan.load_command (through a CommandUnitManager) instead.
-// `newReconciler`: the reconciler was rebuilt, so a load in flight must not complete into
-// the old one: the old manager is destroyed, which cancels it. Otherwise a manager whose
-// argv changed is retired (kept alive) so that a load in flight still completes.
-void Daemon::wireReloader(bool newReconciler) {
-  bool wanted = cfg_.ike.backend == IkeBackend::strongswan && !cfg_.strongswan.loadCommand.empty();
-  if (reloader_ && (newReconciler || !wanted || reloaderArgv_ != cfg_.strongswan.loadCommand)) {
-    if (newReconciler)
-      reloader_.reset();
-    else
-      retiredUnits_.push_back(std::move(reloader_));
+// What this daemon's predecessor left: the auto ranges it remembered, the priorities its
+// policies carry, and the inputs the IKE daemon still runs with.
+void Daemon::adoptRunningState() {
+  std::string text, err;
+  if (cfg_.protect.autoRanges && !cfg_.daemon.rememberDir.empty()) {
+    // The ranges the tap gave before (persistent, also across a reboot): their policies go
+    // in at the first reconcile, before the tap has its address. A bad line is named and
+    // skipped; the file is rewritten once the tap confirms a range.
+    std::string path = cfg_.daemon.rememberDir + "/" + Config::Daemon::kRememberFile, saved;
+    if (!ports_.files->read(path, saved)) {
+      std::vector<Cidr> ranges;
+      std::istringstream in(saved);
+      int n = 0;
+      for (std::string line; std::getline(in, line);) {
+        ++n;
+        if (line.empty() || line[0] == '#') continue;
+        std::string why;
+        auto c = Cidr::parse(line, &why);
+        if (!c)
+          spdlog::warn("{}:{}: not a range ({}); ignored", path, n, why);
+        else if (c->family() == Family::v6 && !cfg_.protect.ipv6)
+          continue;
+        else
+          ranges.push_back(c->network());
+      }
+      if (!ranges.empty()) {
+        std::string list;
+        for (const auto& r : ranges) list += (list.empty() ? "" : ", ") + r.str();
+        spdlog::info("holding {} from the last run ({}) until the tap has its address", list, path);
+        reconciler_->assumeRemembered(ranges);
+      }
+    }
   }
-  if (wanted && !reloader_) {
-    reloader_ = std::make_unique<CommandUnitManager>(io_, cfg_.strongswan.loadCommand, cfg_.ike.restartTimeout);
-    reloaderArgv_ = cfg_.strongswan.loadCommand;
-  }
-  reconciler_->setReloader(reloader_.get());
+  if (!ports_.files->read(statePath(cfg_), text))
+    if (auto saved = parseState(text, &err); saved && !saved->ownedPriorities.empty()) {
+      // (The state file's protected_ranges are not taken as in force: a predecessor killed
+      // between moving its policies and writing the state file leaves a range there that it
+      // had already given up; what is in force at start is what the kernel holds.)
+      // Policies an earlier configuration installed at other priorities are still this
+      // daemon's: owned, so that they are migrated (replaced in place) and not refused as
+      // foreign. Recorded in the state file at every change.
+      ports_.policies->setPriorities(cfg_.xfrm.protectPriority, cfg_.xfrm.bypassPriority, saved->ownedPriorities);
+      if (!ports_.policies->earlierPriorities().empty()) {
+        std::string list;
+        for (auto e : ports_.policies->earlierPriorities()) list += (list.empty() ? "" : ", ") + std::to_string(e);
+        spdlog::info("policies at priority {} are this daemon's from an earlier configuration: they are moved to "
+                     "{}/{}", list, cfg_.xfrm.protectPriority, cfg_.xfrm.bypassPriority);
+      }
+    }
+  // The IKE daemon may still be running from before a daemon restart: if the inputs it
+  // was started with are remembered, don't restart it for nothing...
+  if (!ports_.files->read(statePath(cfg_), text))
+    if (auto saved = parseState(text, &err); saved && !saved->ikeInputs.empty()) {
+      // ... but only if it IS running: stopping ipop-ipsecd, or its crash, also stops the
+      // IKE daemon's unit (StopPropagatedFrom= in the unit's drop-in), which must then be
+      // started again once IPOP is up. With control: command there is nothing to ask.
+      std::string ike = cfg_.ike.control == IkeControl::systemd ? ports_.ike->state() : std::string("active");
+      if (ike == "active" || ike == "reloading")
+        reconciler_->assumeIkeStarted(saved->ikeInputs);
+      else
+        spdlog::info("{} is {}: it will be (re)started once IPOP is up", ports_.ike->name(), ike);
+    }
 }
 
 void Daemon::onNetChange() {
   if (stopping_) return;
   auto t0 = std::chrono::steady_clock::now();
   inNetChange_ = true;  // the metrics are written once, below, with this reconcile's duration
-  reconciler_->reconcile(monitor_->snapshot());
+  reconciler_->reconcile(ports_.links->snapshot());
   inNetChange_ = false;
   lastReconcile_ = std::chrono::steady_clock::now() - t0;
   spdlog::debug("reconciled in {} us", std::chrono::duration_cast<std::chrono::microseconds>(*lastReconcile_).count());
@@ -249,14 +209,14 @@ void Daemon::onNetChange() {
   writeMetrics();
   if (!ready_) {
     ready_ = true;
-    notifier_->ready();
+    ports_.notifier->ready();
   }
 }
 
 void Daemon::onPolicyEvent(const std::string& what) {
   if (stopping_ || !ready_) return;  // the first reconcile reads the kernel anyway
   spdlog::debug("xfrm: {}; reconciling", what);
-  reconciler_->reconcile(monitor_->snapshot());
+  reconciler_->reconcile(ports_.links->snapshot());
 }
 
 void Daemon::onChange() {
@@ -264,7 +224,7 @@ void Daemon::onChange() {
   // STATUS= is one short line (systemctl status); the journal and state.json get the details.
   std::string shortLine = reconciler_->shortStatus(reloadRefused_.empty() ? "" : "RELOAD REFUSED: " + reloadRefused_);
   if (shortLine != lastShortStatus_) {
-    notifier_->status(shortLine);
+    ports_.notifier->status(shortLine);
     lastShortStatus_ = shortLine;
   }
   // The journal's status line: one per change that lasts, not one per step of a change
@@ -283,13 +243,13 @@ void Daemon::onChange() {
   if (st.lastRestartResult != lastRestartResult_ || st.restartFailures != lastRestartFailures_) {
     lastRestartResult_ = st.lastRestartResult;
     lastRestartFailures_ = st.restartFailures;
-    ikeState_ = unit_->state();
+    ikeState_ = ports_.ike->state();
   }
   std::string json = stateJson(cfg_, *reconciler_, ikeState_, line, reloadRefused_);
   // Write only when something but the timestamp changed.
   auto strip = [](const std::string& s) { return s.substr(0, s.find("\"pid\"")); };
   if (strip(json) != strip(lastStateJson_)) {
-    if (auto ec = files_->write(statePath(cfg_), json, 0644))
+    if (auto ec = ports_.files->write(statePath(cfg_), json, 0644))
       spdlog::warn("cannot write {}: {}", statePath(cfg_), ec.message());
     lastStateJson_ = json;
   }
@@ -301,13 +261,26 @@ void Daemon::writeMetrics() {
   const std::string& path = cfg_.daemon.metricsFile;
   if (path.empty()) return;
   const auto& st = reconciler_->status();
-  MetricsCounters c = countersBefore_;
+  MetricsCounters c;
   c.ikeRestarts += st.ikeRestartsTotal;
   c.ikeRestartFailures += st.ikeRestartFailuresTotal;
   c.ikeReloads += st.ikeReloadsTotal;
-  std::string text = renderMetrics(st, cfg_, c, lastReconcile_);
+  // The SAs of each protected range, from the kernel's SAD (an IKE daemon's work, which
+  // sends no event the daemon follows: current at each change and at every resync).
+  std::optional<std::vector<RangeSas>> sas;
+  std::vector<SaFact> facts;
+  if (!ports_.policies->listSas(facts)) {
+    std::vector<IpAddress> local;
+    if (st.desired.localAddress) local.push_back(*st.desired.localAddress);
+    sas.emplace();
+    for (const auto& r : st.protectedRanges) {
+      SaSummary sum = summarizeSas(facts, {r}, local);
+      sas->push_back(RangeSas{r, sum.esp, sum.peers.size()});
+    }
+  }
+  std::string text = renderMetrics(st, cfg_, c, lastReconcile_, sas);
   if (path == lastMetricsPath_ && text == lastMetrics_) return;
-  if (auto ec = files_->write(path, text, 0644)) {
+  if (auto ec = ports_.files->write(path, text, 0644)) {
     // Said once until a write succeeds; the next change tries again.
     if (!metricsWarned_) spdlog::warn("cannot write {} (daemon.metrics_file): {}", path, ec.message());
     metricsWarned_ = true;
@@ -340,7 +313,7 @@ void Daemon::armTimer() {
   timer_.expires_at(*d);
   timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || stopping_) return;
-    reconciler_->onTimer(monitor_->snapshot());
+    reconciler_->onTimer(ports_.links->snapshot());
     armTimer();
   });
 }
@@ -358,7 +331,7 @@ void Daemon::waitSignals() {
 }
 
 void Daemon::reload() {
-  notifier_->reloading();
+  ports_.notifier->reloading();
   spdlog::info("reloading {}", configPath_);
   try {
     Config next = loadConfig(configPath_);
@@ -379,44 +352,23 @@ void Daemon::reload() {
       // The old priorities stay owned until their policies are gone: the next reconcile
       // replaces each policy in place at its new priority (make before break), and the
       // state file then records only the priorities still in use.
-      auto earlier = policies_->owned().earlier;
+      auto earlier = ports_.policies->earlierPriorities();
       earlier.push_back(cfg_.xfrm.protectPriority);
       earlier.push_back(cfg_.xfrm.bypassPriority);
-      policies_->setPriorities(next.xfrm.protectPriority, next.xfrm.bypassPriority, earlier);
+      ports_.policies->setPriorities(next.xfrm.protectPriority, next.xfrm.bypassPriority, earlier);
       spdlog::info("policy priorities change from {}/{} to {}/{}: moving this daemon's policies", cfg_.xfrm.protectPriority,
                    cfg_.xfrm.bypassPriority, next.xfrm.protectPriority, next.xfrm.bypassPriority);
     }
-    bool unitChanged = next.ike.control != cfg_.ike.control || next.ike.unit != cfg_.ike.unit ||
-                       next.ike.restartCommand != cfg_.ike.restartCommand ||
-                       next.ike.restartTimeout != cfg_.ike.restartTimeout;
     cfg_ = next;
-    if (unitChanged) {
-      // The reconciler keeps a reference to its unit manager: build a new pair. The old
-      // manager is destroyed after the old reconciler: that cancels a restart still in
-      // flight on it, whose completion would otherwise call into the destroyed reconciler
-      // (the new reconciler restarts the IKE daemon itself if its inputs call for it).
-      auto oldUnit = std::move(unit_);
-      unit_ = makeUnitManager(cfg_);
-      auto started = reconciler_->scheduler().startedInputs();
-      auto inForce = reconciler_->status().protectedRanges;
-      countersBefore_.ikeRestarts += reconciler_->status().ikeRestartsTotal;
-      countersBefore_.ikeRestartFailures += reconciler_->status().ikeRestartFailuresTotal;
-      countersBefore_.ikeReloads += reconciler_->status().ikeReloadsTotal;
-      reconciler_ = std::make_unique<Reconciler>(cfg_, *policies_, *files_, *certs_, *unit_, *clock_,
-                                                 [this](const Event& e) { log(e); });
-      reconciler_->assumeProtected(inForce);
-      reconciler_->setOnChange([this] { onChange(); });
-      oldUnit.reset();
-      wireReloader(true);
-      if (started) reconciler_->assumeIkeStarted(*started);
-    } else {
-      reconciler_->setConfig(cfg_);
-      wireReloader(false);  // strongswan.load_command may have changed
-    }
+    // One reconciler and one IKE controller for the daemon's lifetime: a changed ike.control,
+    // ike.unit, ike.restart_command, ike.restart_timeout or strongswan.load_command swaps only
+    // the controller's runner (an action in flight on the old one is cut short and run again).
+    ports_.ike->reconfigure(cfg_);
+    reconciler_->setConfig(cfg_);
     if (certificateDirs(cfg_) != certDirs_) watchCertificates();
     spdlog::info("reloaded {}", configPath_);
     reloadRefused_.clear();
-    reconciler_->reconcile(monitor_->snapshot());
+    reconciler_->reconcile(ports_.links->snapshot());
   } catch (const ConfigError& e) {
     for (const auto& issue : e.issues())
       logEvent(spdlog::level::err, LogFields{cfg_.ipop.interface, "", "", "refuse-reload"}, "reload refused: " + issue.str());
@@ -424,11 +376,11 @@ void Daemon::reload() {
     // Kept in STATUS=, status and state.json until a reload succeeds: a refusal must not be
     // forgotten at the next status change.
     reloadRefused_ = first;
-    notifier_->ready();
+    ports_.notifier->ready();
     onChange();
     return;
   }
-  notifier_->ready();
+  ports_.notifier->ready();
   onChange();
 }
 
@@ -438,9 +390,9 @@ void Daemon::shutdown(int sig) {
   statusLog_.cancel();
   logStatus();
   spdlog::info("{}: stopping; policies stay in the kernel (fail closed)", sig == SIGINT ? "SIGINT" : "SIGTERM");
-  notifier_->stopping();
-  monitor_->stop();
-  policyWatch_->stop();
+  ports_.notifier->stopping();
+  ports_.links->stop();
+  ports_.policyWatch->stop();
   timer_.cancel();
   watchdog_.cancel();
   resync_.cancel();
@@ -449,9 +401,9 @@ void Daemon::shutdown(int sig) {
 }
 
 void Daemon::watchdogTick() {
-  auto wd = notifier_->watchdogInterval();
+  auto wd = ports_.notifier->watchdogInterval();
   if (!wd || stopping_) return;
-  notifier_->watchdog();
+  ports_.notifier->watchdog();
   watchdog_.expires_after(*wd / 2);
   watchdog_.async_wait([this](boost::system::error_code ec) {
     if (!ec) watchdogTick();
@@ -460,14 +412,13 @@ void Daemon::watchdogTick() {
 
 void Daemon::watchCertificates() {
   certDirs_ = certificateDirs(cfg_);
-  if (!certWatch_) certWatch_ = std::make_unique<InotifyWatch>(io_);
-  if (auto ec = certWatch_->watch(certDirs_, [this] { onCertificatesChanged(); })) {
+  if (auto ec = ports_.certWatch->watch(certDirs_, [this] { onCertificatesChanged(); })) {
     // Not fatal: the resync timer still re-reads the certificates.
     spdlog::warn("cannot watch the certificate directory with inotify: {}; certificate changes are seen at the "
                  "next resync", ec.message());
     return;
   }
-  auto watched = certWatch_->watchedPaths();
+  auto watched = ports_.certWatch->watchedPaths();
   for (std::size_t i = 0; i < certDirs_.size() && i < watched.size(); ++i)
     if (watched[i] != certDirs_[i])
       spdlog::warn("certificate directory {} does not exist yet; watching {} until it appears", certDirs_[i],
@@ -478,18 +429,18 @@ void Daemon::onCertificatesChanged() {
   reconciler_->certificatesChanged();
   if (stopping_ || !ready_) return;  // before the first dump, the first reconcile reads them anyway
   spdlog::debug("certificate directory changed; re-checking the certificates");
-  reconciler_->reconcile(monitor_->snapshot());
+  reconciler_->reconcile(ports_.links->snapshot());
 }
 
 void Daemon::resyncTick() {
   resync_.expires_after(kResyncInterval);
   resync_.async_wait([this](boost::system::error_code ec) {
     if (ec || stopping_) return;
-    if (certWatch_) certWatch_->rearm();
+    ports_.certWatch->rearm();
     if (ready_) {
-      ikeState_ = unit_->state();
+      ikeState_ = ports_.ike->state();
       reconciler_->certificatesChanged();  // a change inotify could not see (e.g. a remount)
-      reconciler_->reconcile(monitor_->snapshot());
+      reconciler_->reconcile(ports_.links->snapshot());
     }
     resyncTick();
   });

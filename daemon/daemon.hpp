@@ -1,7 +1,7 @@
 #pragma once
-// The composition root: one io_context, one thread. Owns the adapters, wires the
-// link monitor's events, signals and timers to the Reconciler, and tells systemd
-// where it stands.
+// The composition root: one io_context, one thread. Owns the ports, wires the link
+// monitor's events, the policy and certificate watches, signals and timers to the one
+// Reconciler, and tells systemd where it stands.
 
 #include <utility>  // before any Asio header (Boost 1.74 + g++ 12)
 
@@ -19,61 +19,67 @@
 
 namespace ipopsec {
 
-class NetlinkLinkMonitor;
-class XfrmPolicyTable;
-class XfrmPolicyWatch;
-class AtomicFileStore;
-class SdNotifier;
-class SteadyClock;
-class OpenSslInspector;
-class InotifyWatch;
+// Every side effect of the daemon, behind the ports of lib/core/ports.hpp: the real adapters
+// (realPorts) in production, the fakes of tests/unit/fakes.hpp in the daemon's unit tests.
+struct DaemonPorts {
+  std::unique_ptr<LinkMonitor> links;
+  std::unique_ptr<PolicyTable> policies;
+  std::unique_ptr<PolicyWatch> policyWatch;
+  std::unique_ptr<FileStore> files;
+  std::unique_ptr<IkeController> ike;
+  std::unique_ptr<Notifier> notifier;
+  std::unique_ptr<Clock> clock;
+  std::unique_ptr<CertificateInspector> certs;
+  std::unique_ptr<DirectoryWatch> certWatch;
+};
+
+// The real adapters (lib/os) for `cfg`. Throws std::system_error when the kernel's XFRM
+// interface cannot be opened (no CAP_NET_ADMIN).
+DaemonPorts realPorts(boost::asio::io_context& io, const Config& cfg);
 
 class Daemon {
  public:
-  Daemon(boost::asio::io_context& io, std::string configPath, Config cfg);
+  Daemon(boost::asio::io_context& io, std::string configPath, Config cfg, DaemonPorts ports);
   ~Daemon();
-  // Runs until SIGTERM/SIGINT. Returns the process exit code.
+  // Sets up and starts following the ports' events; 0, or the exit code of a start that
+  // failed (the reason is logged). The io_context runs the rest.
+  int start();
+  // start(), then runs the io_context until SIGTERM/SIGINT. Returns the process exit code.
   int run();
+  // What SIGHUP does: load, validate and apply the config file (or refuse it, keeping the
+  // running config).
+  void reload();
+  // What SIGTERM/SIGINT does: stop following events; the policies stay in the kernel.
+  void shutdown(int signal);
+
+  const Reconciler& reconciler() const { return *reconciler_; }
+  const Config& config() const { return cfg_; }
+  // The reconciler's status line, with a refused reload (journal, state.json).
+  std::string statusLine() const;
 
  private:
-  std::unique_ptr<UnitManager> makeUnitManager(const Config& cfg);
-  void wireReloader(bool newReconciler);
   void onNetChange();
   void onPolicyEvent(const std::string& what);
   void onChange();
   void writeMetrics();
   void armTimer();
-  void reload();
-  void shutdown(int signal);
   void watchdogTick();
   void resyncTick();
   void waitSignals();
   void log(const Event& e);
   void watchCertificates();
   void onCertificatesChanged();
+  void adoptRunningState();
+  void logStatus();
 
   boost::asio::io_context& io_;
   std::string configPath_;
   Config cfg_;
-  std::unique_ptr<NetlinkLinkMonitor> monitor_;
-  std::unique_ptr<XfrmPolicyTable> policies_;
-  std::unique_ptr<XfrmPolicyWatch> policyWatch_;
-  std::unique_ptr<AtomicFileStore> files_;
-  std::unique_ptr<UnitManager> unit_;
-  std::unique_ptr<UnitManager> reloader_;  // strongswan.load_command; null with racoon
-  std::vector<std::string> reloaderArgv_;
-  std::vector<std::unique_ptr<UnitManager>> retiredUnits_;  // kept alive until exit (a job may be in flight)
-  std::unique_ptr<SdNotifier> notifier_;
-  std::unique_ptr<SteadyClock> clock_;
-  std::unique_ptr<OpenSslInspector> certs_;
-  std::unique_ptr<InotifyWatch> certWatch_;
+  DaemonPorts ports_;
   std::vector<std::string> certDirs_;
   std::unique_ptr<Reconciler> reconciler_;
   boost::asio::steady_timer timer_, watchdog_, resync_, statusLog_;
   bool statusLogArmed_ = false;
-  void logStatus();
-  // The reconciler's status line, with a refused reload (journal, state.json).
-  std::string statusLine() const;
   boost::asio::signal_set signals_;
   bool ready_ = false;
   bool stopping_ = false;
@@ -84,11 +90,9 @@ class Daemon {
   std::string lastRestartResult_;
   int lastRestartFailures_ = 0;
   // daemon.metrics_file: the text last written there (rewritten only when it changes), the
-  // counts of reconcilers a reload replaced (the counters stay monotonic), the duration of
-  // the last reconcile after a network event.
+  // duration of the last reconcile after a network event.
   std::string lastMetrics_, lastMetricsPath_;
   bool metricsWarned_ = false;
-  MetricsCounters countersBefore_;
   std::optional<std::chrono::nanoseconds> lastReconcile_;
   bool inNetChange_ = false;
 };

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/sa_summary.hpp"
 #include "daemon/cli.hpp"
 #include "daemon/state_file.hpp"
 #include "os/file_store.hpp"
@@ -185,6 +186,7 @@ struct StatusVerdict {
   std::string kernelNote;
   std::string stateFile;
   int pid = 0;
+  std::optional<SaSummary> sas;  // the kernel's SAD for the protected ranges; nullopt: unreadable
 };
 
 void printStatusJson(const StatusVerdict& v, int exitCode, const std::string& stateText) {
@@ -196,7 +198,15 @@ void printStatusJson(const StatusVerdict& v, int exitCode, const std::string& st
   o += "  \"exit_code\": " + std::to_string(exitCode) + ",\n";
   o += "  \"kernel_verified\": " + std::string(opt(v.kernelVerified)) + ",\n";
   o += "  \"kernel_note\": " + jsonString(v.kernelNote) + ",\n";
-  o += "  \"state_file\": " + jsonString(v.stateFile);
+  o += "  \"state_file\": " + jsonString(v.stateFile) + ",\n";
+  if (v.sas) {
+    std::string peers;
+    for (const auto& p : v.sas->peers) peers += (peers.empty() ? "" : ", ") + jsonString(p.str());
+    o += "  \"esp_sas\": " + std::to_string(v.sas->esp) + ",\n  \"esp_peers\": [" + peers + "],\n";
+    o += "  \"larval_sas\": " + std::to_string(v.sas->larval);
+  } else {
+    o += "  \"esp_sas\": null,\n  \"esp_peers\": null,\n  \"larval_sas\": null";
+  }
   if (!stateText.empty()) {
     // Splice the daemon's object in: everything after its opening brace.
     auto open = stateText.find('{');
@@ -281,6 +291,20 @@ int cmdStatus(const std::string& path, bool json) {
                      std::to_string(want.size());
       }
     }
+    // The SAs: "protected" is the policies; "encrypted, with whom" is the SAD.
+    std::vector<SaFact> facts;
+    if (!table.listSas(facts)) {
+      std::vector<Cidr> ranges;
+      for (const auto& r : s->ranges)
+        if (auto c = Cidr::parse(r)) ranges.push_back(*c);
+      std::vector<IpAddress> local;
+      for (const auto& a : s->addresses)
+        if (auto c = Cidr::parse(a))
+          local.push_back(c->address);
+        else if (auto ip = IpAddress::parse(a))
+          local.push_back(*ip);
+      v.sas = summarizeSas(facts, ranges, local);
+    }
   } catch (const std::exception& e) {
     kernelOk = false;
     kernelNote = std::string("cannot open XFRM: ") + e.what();
@@ -305,6 +329,7 @@ int cmdStatus(const std::string& path, bool json) {
   std::cout << "ranges:     " << (ranges.empty() ? "(none)" : ranges) << "\n";
   std::cout << "policies:   " << s->policies.size() << (kernelOk ? " (verified in the kernel)" : "") << "\n";
   for (const auto& p : s->policies) std::cout << "            " << p << "\n";
+  std::cout << "ipsec SAs:  " << (v.sas ? v.sas->str() : std::string("unknown (cannot read the kernel's SAs)")) << "\n";
   std::cout << "ike:        " << s->ikeUnit << ", last restart " << (s->lastRestart.empty() ? "never" : s->lastRestart)
             << (s->lastRestartResult.empty() ? "" : " (" + s->lastRestartResult + ")") << "\n";
   for (const auto& r : s->refused) std::cout << "refused:    " << r << "\n";

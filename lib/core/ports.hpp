@@ -1,9 +1,12 @@
 #pragma once
 // The daemon's side effects, each behind one small interface named after its intent.
-// Exactly one real adapter each lives in lib/os/; fakes for unit tests live in
-// tests/unit/fakes.hpp. No OS, Asio or systemd headers here.
+// The real adapters live in lib/os/ (IkeController's composes a systemd or command runner
+// for restarts with a command for reloads); the fakes in tests/unit/fakes.hpp. The daemon
+// (daemon/daemon.cpp) is built on these interfaces only, so its wiring is unit-tested with
+// the fakes. No OS, Asio or systemd headers here.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -11,8 +14,11 @@
 #include <vector>
 
 #include "core/certs.hpp"
+#include "core/config.hpp"
 #include "core/net_state.hpp"
 #include "core/policy.hpp"
+#include "core/restart_scheduler.hpp"
+#include "core/sa_summary.hpp"
 
 namespace ipopsec {
 
@@ -48,6 +54,39 @@ class PolicyTable {
   // Deletes every ESP SA (keyed or larval) between two addresses of one of these ranges:
   // a range that stops being protected leaves no stale SA behind. `removed`: how many.
   virtual std::error_code removeStates(const std::vector<Cidr>& ranges, std::size_t& removed) = 0;
+  // The priorities that make a policy the daemon's: the configured pair, and `earlier`
+  // ones (an earlier configuration's), owned until their policies are gone from the kernel.
+  virtual void setPriorities(std::uint32_t protectPriority, std::uint32_t bypassPriority,
+                             std::vector<std::uint32_t> earlier) = 0;
+  virtual std::vector<std::uint32_t> earlierPriorities() const = 0;
+  // Every SA in the kernel's SAD, as plain facts (read-only; for status and metrics).
+  virtual std::error_code listSas(std::vector<SaFact>& out) = 0;
+};
+
+// Follows the kernel's policy changes made by anyone but the daemon's own PolicyTable (an
+// operator's `ip xfrm policy flush`, another tool, expiry). `onChange(what)` runs on the
+// daemon's io_context once per batch that held such a change.
+class PolicyWatch {
+ public:
+  using OnChange = std::function<void(const std::string& what)>;
+  virtual ~PolicyWatch() = default;
+  // Throws std::system_error when it cannot follow the kernel's events.
+  virtual void start(OnChange onChange) = 0;
+  virtual void stop() = 0;
+};
+
+// Says "something in these directories changed" (the certificate files), after a burst of
+// changes is over. A directory that does not exist yet is watched through its nearest
+// existing ancestor.
+class DirectoryWatch {
+ public:
+  virtual ~DirectoryWatch() = default;
+  // Replaces the watched set. An error only when nothing can be watched at all.
+  virtual std::error_code watch(std::vector<std::string> dirs, std::function<void()> onChange) = 0;
+  // Tries again the directories that were missing.
+  virtual void rearm() = 0;
+  // The path actually watched for each directory ("" when none).
+  virtual std::vector<std::string> watchedPaths() const = 0;
 };
 
 // Files the daemon renders. write() is atomic (temp, fsync, rename, fsync dir).
@@ -61,15 +100,33 @@ class FileStore {
   virtual std::error_code remove(const std::string& path) = 0;
 };
 
-// (Re)starts the IKE daemon. Asynchronous: `done` runs on the daemon's io_context when
-// the restart finished (systemd job result "done") or failed, with a human detail.
-class UnitManager {
+// The IKE daemon (racoon or strongSwan's charon), as the node controls it: restart it,
+// make it re-read its configuration (strongSwan's `swanctl --load-all`), ask its state,
+// and wait until it really listens for IKE. One stable object for the daemon's lifetime: a
+// reload that changes how the IKE daemon is controlled reconfigures it in place.
+class IkeController {
  public:
-  virtual ~UnitManager() = default;
   using Done = std::function<void(std::error_code, const std::string& detail)>;
-  virtual void restart(Done done) = 0;
-  // "active", "inactive", "failed", ... or "unknown"; for status output.
+  virtual ~IkeController() = default;
+  // What is run, as the operator configured it, for logs and status: the unit
+  // ("racoon.service") or the command ("ike.restart_command /usr/local/sbin/ike-restart").
+  virtual std::string name() const = 0;
+  // Whether the reload action exists; without it every change is a restart.
+  virtual bool canReload() const = 0;
+  // Runs `action`. Asynchronous: `done` runs on the daemon's io_context (never inside
+  // run()) when it finished or failed, with a human detail. At most one action in flight:
+  // a second run() completes with std::errc::operation_in_progress. An action cut short by
+  // reconfigure() completes with std::errc::operation_canceled.
+  virtual void run(IkeAction action, Done done) = 0;
+  // "active", "inactive", "failed", "not-found", ... or "unknown"; for status output.
   virtual std::string state() = 0;
+  // Calls `then(true)` once the IKE daemon listens for IKE (UDP port 500 bound in this
+  // network namespace), or `then(false)` when it did not within the restart timeout. On
+  // the io_context; a later call replaces an earlier wait (which is then not called).
+  virtual void whenListening(std::function<void(bool listening)> then) = 0;
+  // A reload changed how the IKE daemon is controlled (ike.control, ike.unit,
+  // ike.restart_command, ike.restart_timeout, strongswan.load_command): applied in place.
+  virtual void reconfigure(const Config& cfg) = 0;
 };
 
 // Tells the service manager where the daemon stands (sd_notify).
@@ -81,6 +138,8 @@ class Notifier {
   virtual void stopping() = 0;
   virtual void status(const std::string& line) = 0;
   virtual void watchdog() = 0;
+  // The service manager's watchdog period (ping at half of it), or nullopt when it is off.
+  virtual std::optional<std::chrono::microseconds> watchdogInterval() const = 0;
 };
 
 // Reads and parses the certificate files (OpenSSL in the real adapter) and reports plain

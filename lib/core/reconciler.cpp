@@ -12,13 +12,6 @@ std::string join(const std::vector<Cidr>& ranges) {
   return s;
 }
 
-// What (re)starts the IKE daemon, as the operator configured it: the unit, or the command.
-std::string ikeName(const Config& cfg) {
-  if (cfg.ike.control == IkeControl::command && !cfg.ike.restartCommand.empty())
-    return "the IKE daemon (ike.restart_command " + cfg.ike.restartCommand.front() + ")";
-  return cfg.ike.unit;
-}
-
 }  // namespace
 
 bool NodeStatus::healthy() const {
@@ -27,12 +20,12 @@ bool NodeStatus::healthy() const {
 }
 
 Reconciler::Reconciler(Config cfg, PolicyTable& policies, FileStore& files, CertificateInspector& certs,
-                       UnitManager& unit, Clock& clock, EventSink events, WallClock wall)
+                       IkeController& ike, Clock& clock, EventSink events, WallClock wall)
     : cfg_(std::move(cfg)),
       policies_(policies),
       files_(files),
       certs_(certs),
-      unit_(unit),
+      ike_(ike),
       clock_(clock),
       events_(std::move(events)),
       wall_(std::move(wall)),
@@ -415,7 +408,7 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     bool filesOk = applyFiles(d);
     std::string waiting;
     if (d.ipopUp && !d.certsUsable)
-      waiting = "not starting " + ikeName(cfg_) + ": " + (certs.problems.empty() ? "certificates unusable" : certs.problems.front());
+      waiting = "not starting " + ike_.name() + ": " + (certs.problems.empty() ? "certificates unusable" : certs.problems.front());
     if (waiting != lastWaiting_ && !waiting.empty()) emit(Severity::warning, "certificates", join(d.ranges), waiting);
     lastWaiting_ = waiting;
     // The IKE daemon's unit drop-in has ConditionPathExists on this flag: racoon or charon
@@ -445,7 +438,7 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     status_.desired = std::move(d);
     remember();
     bool ready = status_.desired.ipopUp && policiesOk && filesOk && flagOk && status_.desired.certsUsable;
-    if (status_.desired.ikeRestartInputs && reloader_)
+    if (status_.desired.ikeRestartInputs && ike_.canReload())
       scheduler_.observe(ready, status_.desired.ikeInputs, *status_.desired.ikeRestartInputs, clock_.now());
     else
       scheduler_.observe(ready, status_.desired.ikeInputs, clock_.now());
@@ -476,61 +469,76 @@ void Reconciler::onTimer(const NetSnapshot& net) {
     reconcile(net);
     now = clock_.now();
   }
-  if (scheduler_.due(now)) startRestart();
+  if (scheduler_.due(now)) startIkeAction();
 }
 
-void Reconciler::startRestart() {
-  if (scheduler_.pendingAction() == IkeAction::reload && reloader_) {
-    startReload();
+void Reconciler::startIkeAction() {
+  IkeAction action = scheduler_.pendingAction();
+  if (action == IkeAction::reload && !ike_.canReload()) action = IkeAction::restart;
+  scheduler_.begin(clock_.now());
+  std::string ranges = join(status_.desired.ranges);
+  if (action == IkeAction::reload)
+    emit(Severity::info, "reload", ranges, "loading the changed IKE configuration (" + ike_.name() + " keeps running)");
+  else
+    emit(Severity::info, "restart", ranges, "restarting " + ike_.name());
+  ike_.run(action, [this, action, ranges](std::error_code ec, const std::string& detail) {
+    afterIkeAction(action, ec, detail, ranges);
+  });
+}
+
+void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std::string& detail,
+                                const std::string& ranges) {
+  const bool reload = action == IkeAction::reload;
+  const char* what = reload ? "reload" : "restart";
+  const std::string why = detail.empty() ? ec.message() : detail;
+  if (ec == std::errc::operation_canceled) {
+    // A reload of this daemon's config changed how the IKE daemon is controlled while the
+    // action ran: not a failure of the IKE daemon; the new control runs it again.
+    scheduler_.cancelled();
+    emit(Severity::info, what, ranges, std::string("the IKE ") + what + " was cut short (" + why +
+                                           "); running it again with " + ike_.name());
+    changed();
     return;
   }
-  scheduler_.begin(clock_.now());
-  std::string ranges = join(status_.desired.ranges);
-  emit(Severity::info, "restart", ranges, "restarting " + ikeName(cfg_));
-  unit_.restart([this, ranges](std::error_code ec, const std::string& detail) {
-    scheduler_.finished(!ec, clock_.now());
-    status_.restartFailures = scheduler_.consecutiveFailures();
-    if (ec) {
-      ++status_.ikeRestartFailuresTotal;
-      status_.lastRestartResult = "failed: " + (detail.empty() ? ec.message() : detail);
-      emit(Severity::error, "restart", ranges,
-           ikeName(cfg_) + " restart failed: " + (detail.empty() ? ec.message() : detail) + "; retrying with backoff");
+  scheduler_.finished(!ec, clock_.now());
+  status_.restartFailures = scheduler_.consecutiveFailures();
+  if (ec) {
+    ++status_.ikeRestartFailuresTotal;
+    if (reload) {
+      status_.lastRestartResult = "reload failed: " + why;
+      emit(Severity::error, what, ranges,
+           "loading the IKE configuration failed: " + why + "; restarting " + ike_.name() + " instead");
     } else {
-      ++status_.ikeRestartsTotal;
-      status_.lastRestart = wall_();
-      status_.lastRestartResult = "done";
-      emit(Severity::info, "restart", ranges, ikeName(cfg_) + " restarted");
-      // A packet that raced the restart left a larval state that would stall its
-      // peer for ~30 s: drop those so the next packet triggers a fresh ACQUIRE.
-      if (auto fe = policies_.flushLarval(status_.desired.ranges))
-        emit(Severity::warning, "flush-larval", ranges, "cannot remove stale larval states: " + fe.message());
+      status_.lastRestartResult = "failed: " + why;
+      emit(Severity::error, what, ranges, ike_.name() + " restart failed: " + why + "; retrying with backoff");
     }
     changed();
+    return;
+  }
+  if (reload) {
+    ++status_.reloads;
+    ++status_.ikeReloadsTotal;
+    emit(Severity::info, what, ranges, "IKE configuration loaded");
+  } else {
+    ++status_.ikeRestartsTotal;
+    status_.lastRestart = wall_();
+    status_.lastRestartResult = "done";
+    emit(Severity::info, what, ranges, ike_.name() + " restarted");
+  }
+  // A packet that raced the restart left a larval state that would stall its peer for
+  // ~30 s: drop those so that the next packet triggers a fresh ACQUIRE. Only once the IKE
+  // daemon listens: a unit reports "started" before its IKE socket is bound, and a packet
+  // in between would leave a larval state again.
+  ike_.whenListening([this, ranges](bool listening) {
+    if (!listening)
+      emit(Severity::warning, "flush-larval", ranges,
+           ike_.name() + " does not listen on UDP port 500 yet; removing stale larval states anyway");
+    if (auto fe = policies_.flushLarval(status_.desired.ranges))
+      emit(Severity::warning, "flush-larval", ranges, "cannot remove stale larval states: " + fe.message());
+    else
+      emit(Severity::debug, "flush-larval", ranges, "removed stale larval states (" + ike_.name() + " listens)");
   });
-}
-
-void Reconciler::startReload() {
-  scheduler_.begin(clock_.now());
-  std::string ranges = join(status_.desired.ranges);
-  emit(Severity::info, "reload", ranges, "loading the changed IKE configuration (" + ikeName(cfg_) + " keeps running)");
-  reloader_->restart([this, ranges](std::error_code ec, const std::string& detail) {
-    scheduler_.finished(!ec, clock_.now());
-    status_.restartFailures = scheduler_.consecutiveFailures();
-    if (ec) {
-      ++status_.ikeRestartFailuresTotal;
-      status_.lastRestartResult = "reload failed: " + (detail.empty() ? ec.message() : detail);
-      emit(Severity::error, "reload", ranges,
-           "loading the IKE configuration failed: " + (detail.empty() ? ec.message() : detail) + "; restarting " +
-               ikeName(cfg_) + " instead");
-    } else {
-      ++status_.reloads;
-      ++status_.ikeReloadsTotal;
-      emit(Severity::info, "reload", ranges, "IKE configuration loaded");
-      if (auto fe = policies_.flushLarval(status_.desired.ranges))
-        emit(Severity::warning, "flush-larval", ranges, "cannot remove stale larval states: " + fe.message());
-    }
-    changed();
-  });
+  changed();
 }
 
 std::string Reconciler::shortStatus(const std::string& extra) const {
@@ -577,11 +585,11 @@ std::string Reconciler::statusLine() const {
     gmtime_r(&t, &tm);
     char buf[32];
     std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
-    s += ", " + ikeName(cfg_) + " restarted " + buf + " UTC";
+    s += ", " + ike_.name() + " restarted " + buf + " UTC";
   } else if (scheduler_.inFlight()) {
-    s += ", restarting " + ikeName(cfg_);
+    s += ", restarting " + ike_.name();
   } else if (status_.desired.ipopUp && scheduler_.pending()) {
-    s += ", " + ikeName(cfg_) + " restart pending";
+    s += ", " + ike_.name() + " restart pending";
   }
   if (status_.restartFailures) s += "; restart failing (" + status_.lastRestartResult + ")";
   if (!lastWaiting_.empty())

@@ -61,7 +61,7 @@ class Reconciler {
   // certificatesChanged(), setConfig(), or a reconcile that found the certificate
   // directory changed under it; judgeCertificates() decides at every reconcile whether the
   // IKE daemon may run on them (never restarted onto an unusable set).
-  Reconciler(Config cfg, PolicyTable& policies, FileStore& files, CertificateInspector& certs, UnitManager& unit,
+  Reconciler(Config cfg, PolicyTable& policies, FileStore& files, CertificateInspector& certs, IkeController& ike,
              Clock& clock, EventSink events, WallClock wall = [] { return std::chrono::system_clock::now(); });
 
   // A new, already validated config (SIGHUP). Applied by the next reconcile().
@@ -96,10 +96,6 @@ class Reconciler {
   // Called after every change of status (reconcile, restart finished): the daemon re-arms
   // its timer, updates STATUS= and the state file.
   void setOnChange(std::function<void()> f) { onChange_ = std::move(f); }
-  // The cheap step for an IKE daemon that can re-read its configuration (strongSwan:
-  // runs strongswan.load_command through the UnitManager interface). Without one, every
-  // change restarts the IKE daemon. Not owned; must outlive the reconciler.
-  void setReloader(UnitManager* reloader) { reloader_ = reloader; }
 
   const NodeStatus& status() const { return status_; }
   std::string statusLine() const;
@@ -119,8 +115,10 @@ class Reconciler {
   bool applyPolicies(const Desired& d, const std::vector<Policy>& current);
   bool applyFiles(const Desired& d);
   bool applyIpopUpFlag(const Desired& d);
-  void startRestart();
-  void startReload();
+  // Runs the IKE action the scheduler asks for (restart, or reload when the controller
+  // can), then removes stale larval states once the IKE daemon listens.
+  void startIkeAction();
+  void afterIkeAction(IkeAction action, std::error_code ec, const std::string& detail, const std::string& ranges);
   void emit(Severity s, std::string action, std::string range, std::string message);
   void changed();
 
@@ -128,8 +126,7 @@ class Reconciler {
   PolicyTable& policies_;
   FileStore& files_;
   CertificateInspector& certs_;
-  UnitManager& unit_;
-  UnitManager* reloader_ = nullptr;
+  IkeController& ike_;
   Clock& clock_;
   EventSink events_;
   WallClock wall_;

@@ -97,4 +97,17 @@ void RestartScheduler::finished(bool ok, time_point now) {
   if (pending_ == started_) pending_.reset();
 }
 
+void RestartScheduler::cancelled() {
+  if (!inFlight_) return;
+  if (!pending_) {
+    pending_ = inFlight_;
+    pendingRestart_ = inFlightRestart_;
+  }
+  started_.reset();
+  startedRestart_.reset();
+  immediate_ = true;
+  inFlight_.reset();
+  inFlightRestart_.reset();
+}
+
 }  // namespace ipopsec

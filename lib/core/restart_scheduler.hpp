@@ -61,6 +61,10 @@ class RestartScheduler {
   bool due(time_point now) const;
   void begin(time_point now);
   void finished(bool ok, time_point now);
+  // The step in flight was cut short (the IKE control was reconfigured): not a failure.
+  // What the IKE daemon now runs with is unknown, so a restart is pending at once (the
+  // minimum interval still applies).
+  void cancelled();
 
   bool pending() const { return pending_.has_value(); }
   bool inFlight() const { return inFlight_.has_value(); }

@@ -24,9 +24,11 @@
 #include <system_error>
 #include <vector>
 
+#include "core/ports.hpp"
+
 namespace ipopsec {
 
-class InotifyWatch {
+class InotifyWatch final : public DirectoryWatch {
  public:
   // Quiet time after the last event before onChange runs, and the longest a steady
   // stream of events may postpone it.
@@ -34,21 +36,21 @@ class InotifyWatch {
   static constexpr std::chrono::milliseconds kMaxDelay{2000};
 
   explicit InotifyWatch(boost::asio::io_context& io, std::chrono::milliseconds debounce = kDefaultDebounce);
-  ~InotifyWatch();
+  ~InotifyWatch() override;
   InotifyWatch(const InotifyWatch&) = delete;
   InotifyWatch& operator=(const InotifyWatch&) = delete;
 
   // Watches `dirs` (absolute paths) and calls `onChange` on the io_context after a burst
   // of changes in any of them. Replaces a previous set (also used on reload). Errors:
   // inotify_init1's (EMFILE, ENOSYS...); a directory that can't be watched is not one.
-  std::error_code watch(std::vector<std::string> dirs, std::function<void()> onChange);
+  std::error_code watch(std::vector<std::string> dirs, std::function<void()> onChange) override;
   // Re-tries directories that are not watched themselves yet (missing at the last try).
-  void rearm();
+  void rearm() override;
   void stop();
 
   // The path actually watched for each requested directory: itself, or while it is
   // missing its nearest existing ancestor ("" when not even "/" could be watched).
-  std::vector<std::string> watchedPaths() const;
+  std::vector<std::string> watchedPaths() const override;
   bool watchingAll() const;
 
  private:

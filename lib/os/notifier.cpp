@@ -38,7 +38,7 @@ void SdNotifier::status(const std::string& line) {
 
 void SdNotifier::watchdog() { notify("WATCHDOG=1"); }
 
-std::optional<std::chrono::microseconds> SdNotifier::watchdogInterval() {
+std::optional<std::chrono::microseconds> SdNotifier::watchdogInterval() const {
   std::uint64_t usec = 0;
   if (::sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
     return std::chrono::microseconds(static_cast<std::chrono::microseconds::rep>(usec));

@@ -21,7 +21,7 @@ class SdNotifier final : public Notifier {
 
   // The service's WatchdogSec= (WATCHDOG_USEC for this process), or nullopt when the
   // watchdog is off. Ping at half of it.
-  static std::optional<std::chrono::microseconds> watchdogInterval();
+  std::optional<std::chrono::microseconds> watchdogInterval() const override;
 };
 
 }  // namespace ipopsec

@@ -197,4 +197,12 @@ std::error_code XfrmPolicyTable::deleteStates(const std::vector<Cidr>& ranges, b
   return first;
 }
 
+std::error_code XfrmPolicyTable::listSas(std::vector<SaFact>& out) {
+  std::vector<XfrmStateInfo> states;
+  if (auto ec = listStates(states)) return ec;
+  out.clear();
+  for (const auto& st : states) out.push_back({st.src, st.dst, st.proto == IPPROTO_ESP, st.larval()});
+  return {};
+}
+
 }  // namespace ipopsec

@@ -65,7 +65,9 @@ class XfrmPolicyTable final : public PolicyTable {
 
   // New configured priorities; `earlier`: priorities of this daemon's own policies from an
   // earlier configuration, owned until they are gone from the kernel.
-  void setPriorities(std::uint32_t protectPriority, std::uint32_t bypassPriority, std::vector<std::uint32_t> earlier);
+  void setPriorities(std::uint32_t protectPriority, std::uint32_t bypassPriority,
+                     std::vector<std::uint32_t> earlier) override;
+  std::vector<std::uint32_t> earlierPriorities() const override { return owned_.earlier; }
   const xfrm::Owned& owned() const { return owned_; }
 
   std::error_code list(std::vector<Policy>& out) override;    // dump, keep only owned ones
@@ -82,6 +84,8 @@ class XfrmPolicyTable final : public PolicyTable {
   std::error_code listAll(std::vector<Policy>& out, std::vector<std::string>* unparsed = nullptr);
   // Every SA in the kernel, larval ones included (read-only: `ipop-ipsecd status`, tests).
   std::error_code listStates(std::vector<XfrmStateInfo>& out);
+  // The same, as the core's plain facts.
+  std::error_code listSas(std::vector<SaFact>& out) override;
 
   // The kernel's extended-ack text of the last failed request ("" when none was given).
   const std::string& lastKernelMessage() const { return lastMessage_; }

@@ -238,7 +238,7 @@ struct HashFileReconcileTest : ::testing::Test {
   FakePolicyTable policies;
   FakeFileStore files;
   FakeCertificateInspector certs{files};
-  FakeUnitManager unit;
+  FakeIkeController unit;
   FakeClock clock;
   NetSnapshot net;
   std::vector<Event> events;

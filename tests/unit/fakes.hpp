@@ -52,6 +52,19 @@ class FakePolicyTable final : public PolicyTable {
     return {};
   }
   std::vector<std::vector<Cidr>> stateRemovals;
+  void setPriorities(std::uint32_t protectPriority, std::uint32_t bypassPriority,
+                     std::vector<std::uint32_t> earlier) override {
+    priorities = {protectPriority, bypassPriority};
+    earlier_ = std::move(earlier);
+  }
+  std::vector<std::uint32_t> earlierPriorities() const override { return earlier_; }
+  std::error_code listSas(std::vector<SaFact>& out) override {
+    out = sas;
+    return {};
+  }
+  std::vector<SaFact> sas;  // what the fake SAD holds
+  std::pair<std::uint32_t, std::uint32_t> priorities{250000, 250001};
+  std::vector<std::uint32_t> earlier_;
   std::optional<Policy> conflict;  // reported for every refusal when set
   std::vector<Policy> all() const {
     std::vector<Policy> v;
@@ -116,21 +129,52 @@ class FakeFileStore final : public FileStore {
   std::vector<std::string> written, removed;
 };
 
-// Restarts complete only when the test says so (complete()), like a real systemd job.
-class FakeUnitManager final : public UnitManager {
+// IKE actions complete only when the test says so (complete()), like a real systemd job.
+// The IKE daemon listens at once unless `listening` is false; then listen() releases the
+// waits.
+class FakeIkeController final : public IkeController {
  public:
-  void restart(Done done) override {
-    ++restarts;
+  std::string name() const override { return unitName; }
+  bool canReload() const override { return reloadable; }
+  void run(IkeAction action, Done done) override {
+    ++(action == IkeAction::reload ? reloads : restarts);
+    actions.push_back(action);
     pending.push_back(std::move(done));
   }
-  std::string state() override { return "active"; }
+  std::string state() override { return unitState; }
+  void whenListening(std::function<void(bool)> then) override {
+    ++listenWaits;
+    listenThen = std::move(then);
+    if (listening) listen(true);
+  }
+  void reconfigure(const Config& cfg) override {
+    ++reconfigures;
+    unitName = cfg.ike.unit;
+    reloadable = cfg.ike.backend == IkeBackend::strongswan && !cfg.strongswan.loadCommand.empty();
+    // Like the real one: an action in flight on a replaced runner is cut short.
+    if (cancelOnReconfigure)
+      while (!pending.empty()) complete(std::make_error_code(std::errc::operation_canceled), "reconfigured");
+  }
   void complete(std::error_code ec = {}, const std::string& detail = "") {
     auto d = std::move(pending.front());
     pending.erase(pending.begin());
     d(ec, detail);
   }
-  int restarts = 0;
+  void listen(bool ok = true) {
+    if (!listenThen) return;
+    auto t = std::move(listenThen);
+    listenThen = nullptr;
+    t(ok);
+  }
+  std::string unitName = "racoon.service";
+  std::string unitState = "active";
+  bool reloadable = false;
+  bool listening = true;
+  bool cancelOnReconfigure = false;
+  int restarts = 0, reloads = 0, listenWaits = 0, reconfigures = 0;
+  std::vector<IkeAction> actions;
   std::vector<Done> pending;
+  std::function<void(bool)> listenThen;
 };
 
 // Certificates as a well-issued set would look, read from a FakeFileStore: a file present
@@ -291,8 +335,64 @@ class FakeNotifier final : public Notifier {
   void stopping() override { log.push_back("STOPPING=1"); }
   void status(const std::string& line) override { log.push_back("STATUS=" + line); }
   void watchdog() override { ++watchdogs; }
+  std::optional<std::chrono::microseconds> watchdogInterval() const override { return watchdogPeriod; }
+  std::optional<std::chrono::microseconds> watchdogPeriod;
   std::vector<std::string> log;
   int watchdogs = 0;
+};
+
+// Links and addresses as the test sets them; change() tells the daemon, like a drained
+// batch of rtnetlink messages.
+class FakeLinkMonitor final : public LinkMonitor {
+ public:
+  void start(std::function<void()> onChange) override {
+    started = true;
+    onChange_ = std::move(onChange);
+    onChange_();  // after the initial dump
+  }
+  void stop() override { started = false; }
+  const NetSnapshot& snapshot() const override { return net; }
+  void change() {
+    if (started && onChange_) onChange_();
+  }
+  NetSnapshot net;
+  bool started = false;
+
+ private:
+  std::function<void()> onChange_;
+};
+
+class FakePolicyWatch final : public PolicyWatch {
+ public:
+  void start(OnChange onChange) override { onChange_ = std::move(onChange); }
+  void stop() override { onChange_ = nullptr; }
+  // Another process changed the kernel's policies.
+  void foreignChange(const std::string& what) {
+    if (onChange_) onChange_(what);
+  }
+
+ private:
+  OnChange onChange_;
+};
+
+class FakeDirectoryWatch final : public DirectoryWatch {
+ public:
+  std::error_code watch(std::vector<std::string> d, std::function<void()> onChange) override {
+    dirs = std::move(d);
+    onChange_ = std::move(onChange);
+    ++watches;
+    return {};
+  }
+  void rearm() override {}
+  std::vector<std::string> watchedPaths() const override { return dirs; }
+  void changed() {
+    if (onChange_) onChange_();
+  }
+  std::vector<std::string> dirs;
+  int watches = 0;
+
+ private:
+  std::function<void()> onChange_;
 };
 
 }  // namespace ipopsec::test

@@ -95,16 +95,15 @@ TEST(StrongswanDesired, UnusableCertificatesAreNotCopiedAndTapDownHasNoConnectio
   EXPECT_THAT(d.files[0].content, Not(HasSubstr("remote_addrs")));
 }
 
-// --- Reconciler: reload through the reloader, restart through the unit ------------------
-// The shared Reconciler fixture (reconciler_fixture.hpp) with backend strongswan and a
-// second fake unit manager for `swanctl --load-all`.
+// --- Reconciler: reload or restart through the one IKE controller ------------------------
+// The shared Reconciler fixture (reconciler_fixture.hpp) with backend strongswan and an IKE
+// controller that can reload (`swanctl --load-all`).
 struct ReloadTest : ReconcilerFixture {
   void SetUp() override {
     ReconcilerFixture::SetUp();
     make(swanConfig());
-    r->setReloader(&reloader);
+    unit.reloadable = true;  // strongswan.load_command
   }
-  FakeUnitManager reloader;
 };
 
 TEST_F(ReloadTest, FirstStartRestartsThenAReaddressedTapIsAReload) {
@@ -112,7 +111,7 @@ TEST_F(ReloadTest, FirstStartRestartsThenAReaddressedTapIsAReload) {
   r->reconcile(net);
   runFor(3s);
   ASSERT_EQ(unit.restarts, 1) << "charon is not running yet: restart (start) it";
-  EXPECT_EQ(reloader.restarts, 0);
+  EXPECT_EQ(unit.reloads, 0);
   unit.complete();
 
   // IPOP's DHCP moves the node inside the range: the swanctl config changes.
@@ -120,14 +119,14 @@ TEST_F(ReloadTest, FirstStartRestartsThenAReaddressedTapIsAReload) {
   r->reconcile(net);
   EXPECT_THAT(files.files["/etc/swanctl/conf.d/ipop-ipsec.conf"], HasSubstr("local_addrs = 172.31.0.99"));
   runFor(3s);  // the quiet period, well within min_interval (10 s) of the restart
-  ASSERT_EQ(reloader.restarts, 1) << "only the configuration changed: swanctl --load-all";
+  ASSERT_EQ(unit.reloads, 1) << "only the configuration changed: swanctl --load-all";
   EXPECT_EQ(unit.restarts, 1) << "charon keeps running";
-  reloader.complete();
+  unit.complete();
   EXPECT_EQ(r->status().reloads, 1);
   EXPECT_TRUE(hasEvent("reload", "IKE configuration loaded"));
   EXPECT_EQ(policies.larvalFlushes.size(), 2u) << "stale larval states dropped after the restart and the reload";
   runFor(60s);
-  EXPECT_EQ(unit.restarts + reloader.restarts, 2) << "nothing more to do";
+  EXPECT_EQ(unit.restarts + unit.reloads, 2) << "nothing more to do";
 }
 
 TEST_F(ReloadTest, RenewedCertificatesRestartCharon) {
@@ -141,7 +140,7 @@ TEST_F(ReloadTest, RenewedCertificatesRestartCharon) {
   EXPECT_EQ(files.files["/etc/swanctl/x509/ipop-ipsec-host.pem"], "RENEWED");
   runFor(30s);
   EXPECT_EQ(unit.restarts, 2);
-  EXPECT_EQ(reloader.restarts, 0);
+  EXPECT_EQ(unit.reloads, 0);
 }
 
 TEST_F(ReloadTest, AFailedReloadFallsBackToARestart) {
@@ -152,8 +151,8 @@ TEST_F(ReloadTest, AFailedReloadFallsBackToARestart) {
   net.links[7] = link(7, "ipop", true, {"172.31.0.99/16"});
   r->reconcile(net);
   runFor(3s);
-  ASSERT_EQ(reloader.restarts, 1);
-  reloader.complete(std::make_error_code(std::errc::connection_refused), "connecting to vici failed");
+  ASSERT_EQ(unit.reloads, 1);
+  unit.complete(std::make_error_code(std::errc::connection_refused), "connecting to vici failed");
   EXPECT_TRUE(hasEvent("reload", "connecting to vici failed"));
   EXPECT_THAT(r->statusLine(), HasSubstr("reload failed"));
   runFor(30s);
@@ -163,7 +162,7 @@ TEST_F(ReloadTest, AFailedReloadFallsBackToARestart) {
 }
 
 TEST_F(ReloadTest, WithoutAReloaderEveryChangeRestarts) {
-  r->setReloader(nullptr);
+  unit.reloadable = false;  // no strongswan.load_command
   net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
   r->reconcile(net);
   runFor(3s);
@@ -172,7 +171,7 @@ TEST_F(ReloadTest, WithoutAReloaderEveryChangeRestarts) {
   r->reconcile(net);
   runFor(30s);
   EXPECT_EQ(unit.restarts, 2);
-  EXPECT_EQ(reloader.restarts, 0);
+  EXPECT_EQ(unit.reloads, 0);
 }
 
 TEST_F(ReloadTest, NothingIsLoadedOrStartedWhileIpopIsDown) {
@@ -184,7 +183,7 @@ TEST_F(ReloadTest, NothingIsLoadedOrStartedWhileIpopIsDown) {
   r->reconcile(net);
   runFor(60s);
   EXPECT_EQ(unit.restarts, 1);
-  EXPECT_EQ(reloader.restarts, 0);
+  EXPECT_EQ(unit.reloads, 0);
   // The daemon's policies stay (fail closed) while the tap is down.
   EXPECT_EQ(rangesOf(policies.all()), std::vector<Cidr>{C("172.31.0.0/16")});
 }

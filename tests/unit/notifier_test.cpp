@@ -141,22 +141,22 @@ TEST(NotifierWatchdog, IntervalFromTheEnvironment) {
   ScopedEnv pid("WATCHDOG_PID");
   usec.unset();
   pid.unset();
-  EXPECT_FALSE(SdNotifier::watchdogInterval());
+  EXPECT_FALSE(SdNotifier().watchdogInterval());
 
   usec.set("3000000");
   pid.set(std::to_string(::getpid()));
-  auto interval = SdNotifier::watchdogInterval();
+  auto interval = SdNotifier().watchdogInterval();
   ASSERT_TRUE(interval);
   EXPECT_EQ(*interval, 3s);
 
   // Meant for another process: off for us.
   pid.set(std::to_string(::getpid() + 1));
-  EXPECT_FALSE(SdNotifier::watchdogInterval());
+  EXPECT_FALSE(SdNotifier().watchdogInterval());
 
   pid.set(std::to_string(::getpid()));
   for (const char* bad : {"", "abc", "-5", "0", "18446744073709551616"}) {
     usec.set(bad);
-    EXPECT_FALSE(SdNotifier::watchdogInterval()) << "WATCHDOG_USEC=" << bad;
+    EXPECT_FALSE(SdNotifier().watchdogInterval()) << "WATCHDOG_USEC=" << bad;
   }
 }
 

@@ -79,7 +79,7 @@ struct ReconcilerFixture : ::testing::Test {
   FakePolicyTable policies;
   FakeFileStore files;
   FakeCertificateInspector certs{files};
-  FakeUnitManager unit;
+  FakeIkeController unit;
   FakeClock clock;
   NetSnapshot net;
   std::vector<Event> events;

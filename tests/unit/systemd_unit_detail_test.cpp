@@ -1,11 +1,11 @@
-// The one-line details SystemdUnitManager reports (unitdetail::*), as pure functions: the
+// The one-line details SystemdUnit reports (unitdetail::*), as pure functions: the
 // text an operator reads in the journal and `status` when the IKE unit can't be restarted.
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "os/unit_manager.hpp"
+#include "os/systemd_unit.hpp"
 
 namespace ipopsec {
 namespace {

@@ -1,5 +1,5 @@
-// The unit managers against real processes: CommandUnitManager runs real commands;
-// SystemdUnitManager talks to a private dbus-daemon on which this test plays systemd
+// The IKE runners against real processes: CommandRunner runs real commands;
+// SystemdUnit talks to a private dbus-daemon on which this test plays systemd
 // (org.freedesktop.systemd1: RestartUnit, Subscribe, LoadUnit, JobRemoved, ActiveState),
 // and to no bus at all.
 
@@ -37,7 +37,8 @@
 #include <vector>
 
 #include "integration/netns.hpp"
-#include "os/unit_manager.hpp"
+#include "os/command_runner.hpp"
+#include "os/systemd_unit.hpp"
 
 extern char** environ;
 
@@ -53,7 +54,7 @@ struct Outcome {
   std::string detail;
 };
 
-UnitManager::Done recordInto(Outcome& o) {
+IkeRunner::Done recordInto(Outcome& o) {
   return [&o](std::error_code ec, const std::string& detail) {
     ++o.calls;
     o.ec = ec;
@@ -109,7 +110,7 @@ class TempDir {
   std::string path_;
 };
 
-class UnitManagerTest : public ::testing::Test {
+class IkeRunnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (test::isRoot()) test::enterFreshNetns();
@@ -118,13 +119,13 @@ class UnitManagerTest : public ::testing::Test {
   boost::asio::io_context io_;
 };
 
-// --- CommandUnitManager ---------------------------------------------------------------
+// --- CommandRunner ---------------------------------------------------------------
 
-TEST_F(UnitManagerTest, CommandTrueSucceeds) {
-  CommandUnitManager m(io_, {"/bin/true"}, 5s);
+TEST_F(IkeRunnerTest, CommandTrueSucceeds) {
+  CommandRunner m(io_, {"/bin/true"}, 5s);
   EXPECT_EQ(m.state(), "unknown");
   Outcome o;
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   EXPECT_EQ(o.calls, 0) << "done must not run inside restart()";
   EXPECT_EQ(m.state(), "activating");
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
@@ -134,17 +135,17 @@ TEST_F(UnitManagerTest, CommandTrueSucceeds) {
   EXPECT_TRUE(noChildren());
 }
 
-TEST_F(UnitManagerTest, CommandFalseFails) {
-  CommandUnitManager m(io_, {"/bin/false"}, 5s);
+TEST_F(IkeRunnerTest, CommandFalseFails) {
+  CommandRunner m(io_, {"/bin/false"}, 5s);
   Outcome o;
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
   EXPECT_EQ(o.ec, UnitErrc::commandFailed);
   EXPECT_EQ(o.detail, "exited with status 1");
   EXPECT_EQ(m.state(), "failed");
 }
 
-TEST_F(UnitManagerTest, CommandOutputLastLineIsInTheDetail) {
+TEST_F(IkeRunnerTest, CommandOutputLastLineIsInTheDetail) {
   TempDir dir;
   std::string script = dir.path() + "/restart-racoon";
   {
@@ -152,28 +153,28 @@ TEST_F(UnitManagerTest, CommandOutputLastLineIsInTheDetail) {
     out << "#!/bin/sh\necho 'Restarting racoon'\necho 'racoon: failed to parse configuration' >&2\n\nexit 3\n";
   }
   ::chmod(script.c_str(), 0755);
-  CommandUnitManager m(io_, {script}, 5s);
+  CommandRunner m(io_, {script}, 5s);
   Outcome o;
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
   EXPECT_EQ(o.ec, UnitErrc::commandFailed);
   EXPECT_EQ(o.detail, "exited with status 3: racoon: failed to parse configuration");
 }
 
-TEST_F(UnitManagerTest, CommandArgumentsArePassedWithoutAShell) {
+TEST_F(IkeRunnerTest, CommandArgumentsArePassedWithoutAShell) {
   // PATH lookup for a bare name; an argument with shell metacharacters stays literal.
-  CommandUnitManager m(io_, {"printf", "%s\\n", "a; exit 7 $(false)"}, 5s);
+  CommandRunner m(io_, {"printf", "%s\\n", "a; exit 7 $(false)"}, 5s);
   Outcome o;
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
   EXPECT_FALSE(o.ec) << o.detail;
   EXPECT_EQ(o.detail, "a; exit 7 $(false)");
 }
 
-TEST_F(UnitManagerTest, CommandMissingBinaryIsAClearError) {
-  CommandUnitManager m(io_, {"/nonexistent/ipopsec-restart"}, 5s);
+TEST_F(IkeRunnerTest, CommandMissingBinaryIsAClearError) {
+  CommandRunner m(io_, {"/nonexistent/ipopsec-restart"}, 5s);
   Outcome o;
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
   EXPECT_EQ(o.ec, std::errc::no_such_file_or_directory);
   EXPECT_NE(o.detail.find("cannot run '/nonexistent/ipopsec-restart'"), std::string::npos) << o.detail;
@@ -181,26 +182,26 @@ TEST_F(UnitManagerTest, CommandMissingBinaryIsAClearError) {
   EXPECT_TRUE(noChildren());
 }
 
-TEST_F(UnitManagerTest, EmptyCommandIsRejectedAtConstruction) {
-  EXPECT_THROW(CommandUnitManager(io_, {}, 5s), std::invalid_argument);
-  EXPECT_THROW(CommandUnitManager(io_, {""}, 5s), std::invalid_argument);
+TEST_F(IkeRunnerTest, EmptyCommandIsRejectedAtConstruction) {
+  EXPECT_THROW(CommandRunner(io_, {}, 5s), std::invalid_argument);
+  EXPECT_THROW(CommandRunner(io_, {""}, 5s), std::invalid_argument);
 }
 
-TEST_F(UnitManagerTest, CommandKilledBySignalFails) {
-  CommandUnitManager m(io_, {"/bin/sh", "-c", "echo dying; kill -9 $$"}, 5s);
+TEST_F(IkeRunnerTest, CommandKilledBySignalFails) {
+  CommandRunner m(io_, {"/bin/sh", "-c", "echo dying; kill -9 $$"}, 5s);
   Outcome o;
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
   EXPECT_EQ(o.ec, UnitErrc::commandFailed);
   EXPECT_EQ(o.detail.rfind("killed by signal 9", 0), 0U) << o.detail;
   EXPECT_NE(o.detail.find(": dying"), std::string::npos) << o.detail;
 }
 
-TEST_F(UnitManagerTest, CommandHangIsKilledAtTheTimeoutAndReaped) {
-  CommandUnitManager m(io_, {"/bin/sleep", "30"}, 200ms);
+TEST_F(IkeRunnerTest, CommandHangIsKilledAtTheTimeoutAndReaped) {
+  CommandRunner m(io_, {"/bin/sleep", "30"}, 200ms);
   Outcome o;
   auto start = Clock::now();
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 10s));
   auto elapsed = Clock::now() - start;
   EXPECT_EQ(o.ec, std::errc::timed_out);
@@ -211,13 +212,13 @@ TEST_F(UnitManagerTest, CommandHangIsKilledAtTheTimeoutAndReaped) {
   EXPECT_TRUE(noChildren());
 }
 
-TEST_F(UnitManagerTest, CommandIgnoringSigtermIsKilledAfterTheGrace) {
+TEST_F(IkeRunnerTest, CommandIgnoringSigtermIsKilledAfterTheGrace) {
   // The shell ignores TERM, and so do its children (ignored dispositions are inherited).
-  CommandUnitManager m(io_, {"/bin/sh", "-c", "trap '' TERM; echo stubborn; while :; do sleep 0.05; done"}, 200ms,
+  CommandRunner m(io_, {"/bin/sh", "-c", "trap '' TERM; echo stubborn; while :; do sleep 0.05; done"}, 200ms,
                        300ms);
   Outcome o;
   auto start = Clock::now();
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 10s));
   auto elapsed = Clock::now() - start;
   EXPECT_EQ(o.ec, std::errc::timed_out);
@@ -227,7 +228,7 @@ TEST_F(UnitManagerTest, CommandIgnoringSigtermIsKilledAfterTheGrace) {
   EXPECT_TRUE(noChildren());
 }
 
-TEST_F(UnitManagerTest, CommandDoesNotInheritBlockedSignals) {
+TEST_F(IkeRunnerTest, CommandDoesNotInheritBlockedSignals) {
   // A daemon that blocks SIGTERM (signalfd style) must not hand that mask to the command,
   // or the timeout's SIGTERM would not stop it.
   sigset_t term;
@@ -235,10 +236,10 @@ TEST_F(UnitManagerTest, CommandDoesNotInheritBlockedSignals) {
   sigemptyset(&term);
   sigaddset(&term, SIGTERM);
   ASSERT_EQ(::sigprocmask(SIG_BLOCK, &term, &old), 0);
-  CommandUnitManager m(io_, {"/bin/sleep", "30"}, 200ms, 20s);
+  CommandRunner m(io_, {"/bin/sleep", "30"}, 200ms, 20s);
   Outcome o;
   auto start = Clock::now();
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   bool finished = runUntil(io_, [&] { return o.calls > 0; }, 10s);
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
   ASSERT_TRUE(finished);
@@ -247,44 +248,44 @@ TEST_F(UnitManagerTest, CommandDoesNotInheritBlockedSignals) {
   EXPECT_LT(Clock::now() - start, 5s);
 }
 
-TEST_F(UnitManagerTest, CommandStdinIsDevNull) {
-  CommandUnitManager m(io_, {"/bin/sh", "-c", "cat; echo stdin-closed"}, 5s);
+TEST_F(IkeRunnerTest, CommandStdinIsDevNull) {
+  CommandRunner m(io_, {"/bin/sh", "-c", "cat; echo stdin-closed"}, 5s);
   Outcome o;
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
   EXPECT_FALSE(o.ec) << o.detail;
   EXPECT_EQ(o.detail, "stdin-closed");
 }
 
-TEST_F(UnitManagerTest, CommandLargeOutputDoesNotBlockAndIsBounded) {
+TEST_F(IkeRunnerTest, CommandLargeOutputDoesNotBlockAndIsBounded) {
   // 1 MB through a 64 KiB pipe: the command would block for ever if nobody read it.
-  CommandUnitManager m(io_, {"/bin/sh", "-c", "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo tail-line"}, 10s);
+  CommandRunner m(io_, {"/bin/sh", "-c", "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo tail-line"}, 10s);
   Outcome o;
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 10s));
   EXPECT_FALSE(o.ec) << o.ec.message();
   EXPECT_EQ(o.detail, "tail-line");
 }
 
-TEST_F(UnitManagerTest, CommandThatLeavesADaemonHoldingItsOutputCompletes) {
+TEST_F(IkeRunnerTest, CommandThatLeavesADaemonHoldingItsOutputCompletes) {
   // Like an init script starting a daemon that keeps the script's stdout: completion
   // follows the command's exit, not the end of its output.
-  CommandUnitManager m(io_, {"/bin/sh", "-c", "sleep 3 & echo started-daemon"}, 10s);
+  CommandRunner m(io_, {"/bin/sh", "-c", "sleep 3 & echo started-daemon"}, 10s);
   Outcome o;
   auto start = Clock::now();
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 10s));
   EXPECT_LT(Clock::now() - start, 2s);
   EXPECT_FALSE(o.ec) << o.detail;
   EXPECT_EQ(o.detail, "started-daemon");
 }
 
-TEST_F(UnitManagerTest, CommandSecondRestartWhileRunningIsRefused) {
-  CommandUnitManager m(io_, {"/bin/sh", "-c", "sleep 0.3; echo first"}, 5s);
+TEST_F(IkeRunnerTest, CommandSecondRestartWhileRunningIsRefused) {
+  CommandRunner m(io_, {"/bin/sh", "-c", "sleep 0.3; echo first"}, 5s);
   Outcome first;
   Outcome second;
-  m.restart(recordInto(first));
-  m.restart(recordInto(second));
+  m.run(recordInto(first));
+  m.run(recordInto(second));
   ASSERT_TRUE(runUntil(io_, [&] { return first.calls > 0 && second.calls > 0; }, 5s));
   EXPECT_EQ(second.ec, std::errc::operation_in_progress);
   EXPECT_FALSE(first.ec) << first.detail;
@@ -294,32 +295,32 @@ TEST_F(UnitManagerTest, CommandSecondRestartWhileRunningIsRefused) {
 
   // Afterwards a restart runs again.
   Outcome third;
-  m.restart(recordInto(third));
+  m.run(recordInto(third));
   ASSERT_TRUE(runUntil(io_, [&] { return third.calls > 0; }, 5s));
   EXPECT_FALSE(third.ec);
 }
 
-TEST_F(UnitManagerTest, CommandManySequentialRestartsLeakNoDescriptors) {
-  CommandUnitManager m(io_, {"/bin/sh", "-c", "echo ok"}, 5s);
+TEST_F(IkeRunnerTest, CommandManySequentialRestartsLeakNoDescriptors) {
+  CommandRunner m(io_, {"/bin/sh", "-c", "echo ok"}, 5s);
   // One warm-up run: Asio's reactor opens its epoll/eventfd descriptors lazily.
   Outcome warm;
-  m.restart(recordInto(warm));
+  m.run(recordInto(warm));
   ASSERT_TRUE(runUntil(io_, [&] { return warm.calls > 0; }, 5s));
   int before = countOpenFds();
   for (int i = 0; i < 50; ++i) {
     Outcome o;
-    m.restart(recordInto(o));
+    m.run(recordInto(o));
     ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s)) << "run " << i;
     ASSERT_FALSE(o.ec) << o.detail;
   }
   // Failures (missing binary, timeout) release theirs too.
-  CommandUnitManager missing(io_, {"/nonexistent/x"}, 5s);
-  CommandUnitManager hang(io_, {"/bin/sleep", "30"}, 50ms);
+  CommandRunner missing(io_, {"/nonexistent/x"}, 5s);
+  CommandRunner hang(io_, {"/bin/sleep", "30"}, 50ms);
   for (int i = 0; i < 5; ++i) {
     Outcome a;
     Outcome b;
-    missing.restart(recordInto(a));
-    hang.restart(recordInto(b));
+    missing.run(recordInto(a));
+    hang.run(recordInto(b));
     ASSERT_TRUE(runUntil(io_, [&] { return a.calls > 0 && b.calls > 0; }, 5s));
     ASSERT_TRUE(a.ec);
     ASSERT_EQ(b.ec, std::errc::timed_out);
@@ -328,11 +329,11 @@ TEST_F(UnitManagerTest, CommandManySequentialRestartsLeakNoDescriptors) {
   EXPECT_TRUE(noChildren());
 }
 
-TEST_F(UnitManagerTest, DestroyingTheManagerKillsTheCommandAndDropsDone) {
+TEST_F(IkeRunnerTest, DestroyingTheManagerKillsTheCommandAndDropsDone) {
   Outcome o;
   {
-    CommandUnitManager m(io_, {"/bin/sleep", "30"}, 60s);
-    m.restart(recordInto(o));
+    CommandRunner m(io_, {"/bin/sleep", "30"}, 60s);
+    m.run(recordInto(o));
     io_.poll();
   }
   EXPECT_TRUE(noChildren());
@@ -341,7 +342,7 @@ TEST_F(UnitManagerTest, DestroyingTheManagerKillsTheCommandAndDropsDone) {
   EXPECT_EQ(o.calls, 0);
 }
 
-// --- SystemdUnitManager without systemd -----------------------------------------------
+// --- SystemdUnit without systemd -----------------------------------------------
 
 class EnvGuard {
  public:
@@ -364,12 +365,12 @@ class EnvGuard {
   std::optional<std::string> old_;
 };
 
-TEST_F(UnitManagerTest, SystemdWithoutABusFailsCleanlyAndRetries) {
+TEST_F(IkeRunnerTest, SystemdWithoutABusFailsCleanlyAndRetries) {
   EnvGuard env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/ipopsec-system-bus");
-  SystemdUnitManager m(io_, "racoon.service", 2s);
+  SystemdUnit m(io_, "racoon.service", 2s);
   for (int i = 0; i < 3; ++i) {
     Outcome o;
-    m.restart(recordInto(o));
+    m.run(recordInto(o));
     EXPECT_EQ(o.calls, 0) << "done must not run inside restart()";
     ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
     EXPECT_TRUE(o.ec);
@@ -379,11 +380,11 @@ TEST_F(UnitManagerTest, SystemdWithoutABusFailsCleanlyAndRetries) {
   EXPECT_EQ(m.state(), "unknown");
 }
 
-TEST_F(UnitManagerTest, SystemdWithGarbageBusAddressFailsCleanly) {
+TEST_F(IkeRunnerTest, SystemdWithGarbageBusAddressFailsCleanly) {
   EnvGuard env("DBUS_SYSTEM_BUS_ADDRESS", "this is not an address");
-  SystemdUnitManager m(io_, "racoon.service", 2s);
+  SystemdUnit m(io_, "racoon.service", 2s);
   Outcome o;
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
   EXPECT_TRUE(o.ec);
   EXPECT_EQ(m.state(), "unknown");
@@ -391,7 +392,7 @@ TEST_F(UnitManagerTest, SystemdWithGarbageBusAddressFailsCleanly) {
 
 // A bus socket that accepts connections and never speaks: restart() must end with
 // timed_out at the deadline, and state() must give up within its own bound.
-TEST_F(UnitManagerTest, SystemdSilentBusTimesOut) {
+TEST_F(IkeRunnerTest, SystemdSilentBusTimesOut) {
   TempDir dir;
   std::string path = dir.path() + "/bus";
   int lfd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -408,10 +409,10 @@ TEST_F(UnitManagerTest, SystemdSilentBusTimesOut) {
 
   EnvGuard env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=" + path);
   {
-    SystemdUnitManager m(io_, "racoon.service", 300ms);
+    SystemdUnit m(io_, "racoon.service", 300ms);
     Outcome o;
     auto start = Clock::now();
-    m.restart(recordInto(o));
+    m.run(recordInto(o));
     ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
     EXPECT_EQ(o.ec, std::errc::timed_out) << o.ec.message() << ": " << o.detail;
     EXPECT_GE(Clock::now() - start, 300ms);
@@ -421,7 +422,7 @@ TEST_F(UnitManagerTest, SystemdSilentBusTimesOut) {
   }
 }
 
-// --- SystemdUnitManager against a fake systemd on a private dbus-daemon ----------------
+// --- SystemdUnit against a fake systemd on a private dbus-daemon ----------------
 
 class PrivateBus {
  public:
@@ -669,10 +670,10 @@ const sd_bus_vtable FakeSystemd::kUnitVtable[] = {
     SD_BUS_PROPERTY("LoadState", "s", &FakeSystemd::getLoadState, 0, 0),
     SD_BUS_VTABLE_END};
 
-class SystemdFakeTest : public UnitManagerTest {
+class SystemdFakeTest : public IkeRunnerTest {
  protected:
   void SetUp() override {
-    UnitManagerTest::SetUp();
+    IkeRunnerTest::SetUp();
     if (::access("/usr/bin/dbus-daemon", X_OK) != 0) GTEST_SKIP() << "dbus-daemon is not installed";
     bus_.emplace();
     env_.emplace("DBUS_SYSTEM_BUS_ADDRESS", bus_->address());
@@ -687,10 +688,10 @@ class SystemdFakeTest : public UnitManagerTest {
 
 TEST_F(SystemdFakeTest, RestartCompletesWhenItsJobIsDone) {
   FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::jobDone, "done");
-  SystemdUnitManager m(io_, "racoon.service", 5s);
+  SystemdUnit m(io_, "racoon.service", 5s);
   for (int i = 0; i < 3; ++i) {
     Outcome o;
-    m.restart(recordInto(o));
+    m.run(recordInto(o));
     ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s)) << "restart " << i;
     EXPECT_FALSE(o.ec) << o.ec.message() << ": " << o.detail;
     EXPECT_NE(o.detail.find("done"), std::string::npos) << o.detail;
@@ -702,9 +703,9 @@ TEST_F(SystemdFakeTest, RestartCompletesWhenItsJobIsDone) {
 
 TEST_F(SystemdFakeTest, JobSignalBeforeTheReplyIsNotLost) {
   FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::signalFirst, "done");
-  SystemdUnitManager m(io_, "racoon.service", 5s);
+  SystemdUnit m(io_, "racoon.service", 5s);
   Outcome o;
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
   EXPECT_FALSE(o.ec) << o.detail;
 }
@@ -713,9 +714,9 @@ TEST_F(SystemdFakeTest, FailedJobIsAnErrorWithTheResult) {
   for (const char* result : {"dependency", "failed", "timeout", "canceled", "skipped"}) {
     SCOPED_TRACE(result);
     FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::jobDone, result);
-    SystemdUnitManager m(io_, "racoon.service", 5s);
+    SystemdUnit m(io_, "racoon.service", 5s);
     Outcome o;
-    m.restart(recordInto(o));
+    m.run(recordInto(o));
     ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
     EXPECT_EQ(o.ec, UnitErrc::jobFailed);
     EXPECT_EQ(o.detail.rfind("restart of racoon.service failed: job result '" + std::string(result) + "' (", 0), 0U)
@@ -732,9 +733,9 @@ TEST_F(SystemdFakeTest, FailedJobIsAnErrorWithTheResult) {
 // whose LoadState is "not-found".
 TEST_F(SystemdFakeTest, MissingRacoonUnitSaysItIsNotInstalledWithTheDebianHint) {
   FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::methodError, "done", "not-found");
-  SystemdUnitManager m(io_, "racoon.service", 5s);
+  SystemdUnit m(io_, "racoon.service", 5s);
   Outcome o;
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
   EXPECT_EQ(o.ec, UnitErrc::callFailed);
   EXPECT_EQ(o.detail,
@@ -745,9 +746,9 @@ TEST_F(SystemdFakeTest, MissingRacoonUnitSaysItIsNotInstalledWithTheDebianHint) 
 
 TEST_F(SystemdFakeTest, MissingOtherUnitIsNotInstalledWithoutTheRacoonHint) {
   FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::methodError);
-  SystemdUnitManager m(io_, "nope.service", 5s);
+  SystemdUnit m(io_, "nope.service", 5s);
   Outcome o;
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
   EXPECT_EQ(o.ec, UnitErrc::callFailed);
   EXPECT_EQ(o.detail, "nope.service is not installed (no such unit)");
@@ -756,9 +757,9 @@ TEST_F(SystemdFakeTest, MissingOtherUnitIsNotInstalledWithoutTheRacoonHint) {
 
 TEST_F(SystemdFakeTest, OtherMethodErrorIsReportedByNameOnOneLine) {
   FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::accessDenied);
-  SystemdUnitManager m(io_, "racoon.service", 5s);
+  SystemdUnit m(io_, "racoon.service", 5s);
   Outcome o;
-  m.restart(recordInto(o));
+  m.run(recordInto(o));
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
   EXPECT_EQ(o.ec, UnitErrc::callFailed);
   EXPECT_EQ(o.detail,
@@ -769,12 +770,12 @@ TEST_F(SystemdFakeTest, OtherMethodErrorIsReportedByNameOnOneLine) {
 
 TEST_F(SystemdFakeTest, NoJobResultTimesOutAndASecondRestartIsRefusedMeanwhile) {
   FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::silent);
-  SystemdUnitManager m(io_, "racoon.service", 300ms);
+  SystemdUnit m(io_, "racoon.service", 300ms);
   Outcome first;
   Outcome second;
   auto start = Clock::now();
-  m.restart(recordInto(first));
-  m.restart(recordInto(second));
+  m.run(recordInto(first));
+  m.run(recordInto(second));
   ASSERT_TRUE(runUntil(io_, [&] { return first.calls > 0 && second.calls > 0; }, 5s));
   EXPECT_EQ(second.ec, std::errc::operation_in_progress);
   EXPECT_EQ(first.ec, std::errc::timed_out) << first.detail;
@@ -785,11 +786,11 @@ TEST_F(SystemdFakeTest, NoJobResultTimesOutAndASecondRestartIsRefusedMeanwhile) 
 }
 
 TEST_F(SystemdFakeTest, LostBusFailsTheRestartAndTheNextOneReconnects) {
-  SystemdUnitManager m(io_, "racoon.service", 5s);
+  SystemdUnit m(io_, "racoon.service", 5s);
   {
     FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::jobDone, "done");
     Outcome o;
-    m.restart(recordInto(o));
+    m.run(recordInto(o));
     ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
     ASSERT_FALSE(o.ec) << o.detail;
   }
@@ -801,7 +802,7 @@ TEST_F(SystemdFakeTest, LostBusFailsTheRestartAndTheNextOneReconnects) {
   Outcome again;
   for (int attempt = 0; attempt < 3 && (again.calls == 0 || again.ec); ++attempt) {
     again = {};
-    m.restart(recordInto(again));
+    m.run(recordInto(again));
     ASSERT_TRUE(runUntil(io_, [&] { return again.calls > 0; }, 5s));
   }
   EXPECT_FALSE(again.ec) << again.detail;

@@ -1,0 +1,52 @@
+// The real adapters behind the daemon's ports (lib/os): the only place that names them.
+
+#include "daemon/daemon.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "os/clock.hpp"
+#include "os/file_store.hpp"
+#include "os/ike_control.hpp"
+#include "os/inotify_watch.hpp"
+#include "os/notifier.hpp"
+#include "os/cert_inspector.hpp"
+#include "os/rtnetlink.hpp"
+#include "os/xfrm.hpp"
+#include "os/xfrm_watch.hpp"
+
+namespace ipopsec {
+namespace {
+
+// XfrmPolicyWatch ignores the changes the daemon's own XfrmPolicyTable makes, told apart
+// by the netlink port id the kernel stamps on each notification.
+class OwnPolicyWatch final : public PolicyWatch {
+ public:
+  OwnPolicyWatch(boost::asio::io_context& io, std::uint32_t ownPortId) : watch_(io), ownPortId_(ownPortId) {}
+  void start(OnChange onChange) override { watch_.start(ownPortId_, std::move(onChange)); }
+  void stop() override { watch_.stop(); }
+
+ private:
+  XfrmPolicyWatch watch_;
+  std::uint32_t ownPortId_;
+};
+
+}  // namespace
+
+DaemonPorts realPorts(boost::asio::io_context& io, const Config& cfg) {
+  DaemonPorts p;
+  auto table = std::make_unique<XfrmPolicyTable>(cfg.xfrm.protectPriority, cfg.xfrm.bypassPriority);
+  p.policyWatch = std::make_unique<OwnPolicyWatch>(io, table->portId());
+  p.policies = std::move(table);
+  auto monitor = std::make_unique<NetlinkLinkMonitor>(io);
+  monitor->setLogger([](const std::string& line) { spdlog::warn("netlink: {}", line); });
+  p.links = std::move(monitor);
+  p.files = std::make_unique<AtomicFileStore>();
+  p.ike = std::make_unique<IkeDaemonControl>(io, cfg);
+  p.notifier = std::make_unique<SdNotifier>();
+  p.clock = std::make_unique<SteadyClock>();
+  p.certs = std::make_unique<OpenSslInspector>();
+  p.certWatch = std::make_unique<InotifyWatch>(io);
+  return p;
+}
+
+}  // namespace ipopsec

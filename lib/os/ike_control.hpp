@@ -1,0 +1,75 @@
+#pragma once
+// The real IkeController: restarts the IKE daemon through systemd (SystemdUnit) or a
+// command (CommandRunner), reloads strongSwan's configuration with
+// strongswan.load_command (CommandRunner), and tells when the IKE daemon listens (UDP
+// port 500 bound in this network namespace, asked over sock_diag).
+//
+// One object for the daemon's lifetime: reconfigure() swaps only the runners whose
+// settings changed; an action in flight on a swapped runner completes with
+// std::errc::operation_canceled (the Reconciler then runs it again on the new one).
+
+#include <utility>  // before any boost/asio header (Boost 1.74 + g++12)
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/ports.hpp"
+#include "os/ike_runner.hpp"
+
+namespace ipopsec {
+
+class IkeDaemonControl final : public IkeController {
+ public:
+  // The UDP port an IKE daemon listens on.
+  static constexpr std::uint16_t kIkePort = 500;
+  // How often whenListening() asks the kernel (a bind sends no event).
+  static constexpr std::chrono::milliseconds kListenPoll{10};
+
+  IkeDaemonControl(boost::asio::io_context& io, const Config& cfg);
+  ~IkeDaemonControl() override;
+  IkeDaemonControl(const IkeDaemonControl&) = delete;
+  IkeDaemonControl& operator=(const IkeDaemonControl&) = delete;
+
+  std::string name() const override;
+  bool canReload() const override { return reloader_ != nullptr; }
+  void run(IkeAction action, Done done) override;
+  std::string state() override;
+  void whenListening(std::function<void(bool listening)> then) override;
+  void reconfigure(const Config& cfg) override;
+
+  // The settings that decide the runners, as a config gives them.
+  struct Settings {
+    IkeControl control = IkeControl::systemd;
+    std::string unit;
+    std::vector<std::string> restartCommand, loadCommand;  // loadCommand empty: no reload
+    std::chrono::milliseconds timeout{0};
+    static Settings of(const Config& cfg);
+    bool sameRestarter(const Settings& o) const;
+    bool sameReloader(const Settings& o) const;
+  };
+
+ private:
+  std::unique_ptr<IkeRunner> makeRestarter() const;
+  std::unique_ptr<IkeRunner> makeReloader() const;
+  void cancelInFlight(const std::string& why);
+  void pollListening(std::uint64_t gen);
+
+  boost::asio::io_context& io_;
+  Settings settings_;
+  std::unique_ptr<IkeRunner> restarter_, reloader_;
+  // The action in flight: its done, and which runner runs it.
+  Done inFlight_;
+  IkeRunner* inFlightOn_ = nullptr;
+  std::uint64_t generation_ = 0;  // completions of a cancelled action are dropped
+  boost::asio::steady_timer listenTimer_;
+  std::function<void(bool)> listenThen_;
+  std::chrono::steady_clock::time_point listenUntil_;
+  std::uint64_t listenGen_ = 0;
+};
+
+}  // namespace ipopsec

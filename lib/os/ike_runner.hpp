@@ -1,0 +1,40 @@
+#pragma once
+// What runs one IKE action (a restart, or a reload): systemd (SystemdUnit, sd-bus) or an
+// operator-given command (CommandRunner). IkeDaemonControl (ike_control.hpp) composes them
+// into the IkeController port.
+//
+// Every runner completes `done` on the io_context (never inside run() itself), allows at
+// most one action in flight (a second run() completes at once with
+// std::errc::operation_in_progress), and bounds every wait by its timeout
+// (std::errc::timed_out). Destroying a runner with an action in flight cancels it: its
+// `done` is not called.
+
+#include <string>
+#include <system_error>
+#include <type_traits>
+
+#include "core/ports.hpp"
+
+namespace ipopsec {
+
+// Failures of the unit itself (the detail string says more).
+enum class UnitErrc {
+  jobFailed = 1,  // systemd finished the restart job with a result other than "done"
+  callFailed,     // the RestartUnit call itself failed (no such unit, access denied, ...)
+  commandFailed,  // the restart command exited non-zero or was killed by a signal
+};
+const std::error_category& unitCategory();
+std::error_code make_error_code(UnitErrc e);
+
+class IkeRunner {
+ public:
+  using Done = IkeController::Done;
+  virtual ~IkeRunner() = default;
+  virtual void run(Done done) = 0;
+  virtual std::string state() = 0;
+};
+
+}  // namespace ipopsec
+
+template <>
+struct std::is_error_code_enum<ipopsec::UnitErrc> : std::true_type {};

@@ -1,0 +1,78 @@
+// After an IKE restart, the stale larval states go only once the IKE daemon really listens
+// (UDP port 500 bound in the node's namespace), not when the restart command (or systemd's
+// job) finishes: a packet between the two would otherwise leave a larval state that stalls
+// its peer for ~30 s. The real binary, the real kernel; the "IKE daemon" binds port 500
+// when the test says so.
+
+#include <sys/stat.h>
+
+#include "integration/daemon_fixture.hpp"
+
+namespace ipopsec::test {
+namespace {
+
+class IkeListenTest : public DaemonFixture {
+ protected:
+  std::size_t larvalStates() {
+    XfrmPolicyTable t(250000, 1000);
+    std::vector<xfrm::StateInfo> states;
+    EXPECT_FALSE(t.listStates(states));
+    return static_cast<std::size_t>(std::count_if(states.begin(), states.end(), [](const auto& s) { return s.larval(); }));
+  }
+  void TearDown() override {
+    // The stand-in IKE daemon, stopped by its pid.
+    std::string pid = slurp(dir_ / "binder.pid");
+    if (!pid.empty()) {
+      if (!fs::exists(dir_ / "bound")) std::ofstream(dir_ / "go.fifo") << "go\n";  // unblock, then stop
+      ::kill(std::stoi(pid), SIGKILL);
+    }
+    if (monitor_ > 0) {
+      ::kill(monitor_, SIGKILL);
+      ::waitpid(monitor_, nullptr, 0);
+    }
+    DaemonFixture::TearDown();
+  }
+  pid_t monitor_ = -1;
+};
+
+TEST_F(IkeListenTest, LarvalStatesAreRemovedOnceTheIkeDaemonListensNotWhenItsRestartReturns) {
+  writeConfig("  ranges: [10.254.0.0/16]\n");
+  ASSERT_EQ(::mkfifo((dir_ / "go.fifo").c_str(), 0600), 0);
+  // The restart: a packet races the IKE daemon's start (the kernel makes a larval state for
+  // it), and the IKE daemon binds its port only later, when the test writes to go.fifo.
+  std::ofstream(dir_ / "restart.sh")
+      << "#!/bin/sh\n"
+      << "echo restart >> " << (dir_ / "restarts.log").string() << "\n"
+      << "ping -c1 -W1 10.254.0.17 >/dev/null 2>&1\n"
+      << "( read x < " << (dir_ / "go.fifo").string() << "; exec python3 -c \"import socket, time; "
+      << "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 500)); "
+      << "open('" << (dir_ / "bound").string() << "', 'w').close(); time.sleep(600)\" ) </dev/null >/dev/null 2>&1 &\n"
+      << "echo $! > " << (dir_ / "binder.pid").string() << "\n";
+  // A key manager must be listening for the kernel to keep a larval state (here: ip's).
+  monitor_ = ::fork();
+  ASSERT_GE(monitor_, 0);
+  if (monitor_ == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::execlp("ip", "ip", "xfrm", "monitor", "acquire", nullptr);
+    ::_exit(127);
+  }
+  sh("ip link add ipop type veth peer name peer0 && ip link set peer0 up");
+  sh("ip addr add 10.254.0.16/16 dev ipop && ip link set ipop up");
+  startDaemon();
+  ASSERT_TRUE(waitFor([&] { return slurp(dir_ / "daemon.log").find(" restarted") != std::string::npos; }))
+      << "the restart command returned";
+  ASSERT_TRUE(fs::exists(dir_ / "binder.pid"));
+  EXPECT_GE(larvalStates(), 1u) << "the packet that raced the start left a larval state";
+  // The restart has returned, the IKE daemon does not listen yet: the larval state stays
+  // (removing it now would let the next packet make another one before the daemon listens).
+  EXPECT_FALSE(waitFor([&] { return larvalStates() == 0; }, 500ms))
+      << "larval states were removed before the IKE daemon listened";
+  std::ofstream(dir_ / "go.fifo") << "go\n";
+  ASSERT_TRUE(waitFor([&] { return fs::exists(dir_ / "bound"); })) << "the stand-in IKE daemon bound UDP 500";
+  EXPECT_TRUE(waitFor([&] { return larvalStates() == 0; }, 3s)) << "removed once it listens";
+  EXPECT_TRUE(waitFor([&] { return slurp(dir_ / "daemon.log").find("removed stale larval states") != std::string::npos; }));
+}
+
+}  // namespace
+}  // namespace ipopsec::test

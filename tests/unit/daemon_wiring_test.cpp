@@ -1,0 +1,380 @@
+// The daemon's wiring (daemon/daemon.cpp) on fake ports, without root: what each event,
+// SIGHUP (reload()) and SIGTERM (shutdown()) does to the link monitor, the policy table, the
+// IKE controller, the notifier and the certificate watch. The real adapters are tested on
+// their own (tests/integration) and the whole binary by the integration and system tests.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "daemon/daemon.hpp"
+#include "fakes.hpp"
+#include "os/clock.hpp"
+#include "reconciler_fixture.hpp"
+
+namespace ipopsec::test {
+namespace {
+
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+struct DaemonWiringTest : ::testing::Test {
+  void SetUp() override {
+    dir = fs::temp_directory_path() / ("ipopsec-wiring-" + std::to_string(::getpid()) + "-" +
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir);
+    fs::create_directories(dir / "run");
+    configPath = (dir / "ipop-ipsecd.yaml").string();
+    writeConfig();
+  }
+  void TearDown() override {
+    daemon.reset();
+    fs::remove_all(dir);
+  }
+
+  // The keys every test shares; `ike`, `extra` and `xfrm` vary.
+  void writeConfig(const std::string& ike = "  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n",
+                   const std::string& extra = "", const std::string& daemonExtra = "",
+                   const std::string& racoonExtra = "", const std::string& protectExtra = "") {
+    std::ofstream(configPath) << "ipop:\n  interface: ipop\nprotect:\n  ranges: auto\n" << protectExtra
+                              << "ike:\n" << ike << "  quiet_period: 1ms\n  min_interval: 1ms\n"
+                              << "racoon:\n  config: /etc/racoon/racoon.conf\n  spd_file: /etc/ipsec-tools.conf\n"
+                              << "  certificate_dir: /certs\n" << racoonExtra
+                              << "daemon:\n  state_dir: " << (dir / "run").string()
+                              << "\n  remember_dir: \"\"\n"
+                              << daemonExtra << extra;
+  }
+
+  void start() {
+    DaemonPorts p;
+    auto fileStore = std::make_unique<FakeFileStore>();
+    files = fileStore.get();
+    files->files["/certs/cacert.pem"] = "CA";
+    files->files["/certs/host-cert.pem"] = "CERT";
+    files->files["/certs/host-key.pem"] = "KEY";
+    auto inspector = std::make_unique<FakeCertificateInspector>(*files);
+    auto linkMonitor = std::make_unique<FakeLinkMonitor>();
+    links = linkMonitor.get();
+    links->net.links[1] = link(1, "lo", true, {"127.0.0.1/8"});
+    links->net.links[2] = link(2, "eth0", true, {"192.168.1.5/24"});
+    auto table = std::make_unique<FakePolicyTable>();
+    policies = table.get();
+    auto watch = std::make_unique<FakePolicyWatch>();
+    policyWatch = watch.get();
+    auto controller = std::make_unique<FakeIkeController>();
+    ike = controller.get();
+    auto notify = std::make_unique<FakeNotifier>();
+    notifier = notify.get();
+    notifier->watchdogPeriod = watchdogPeriod;
+    auto certWatch = std::make_unique<FakeDirectoryWatch>();
+    dirWatch = certWatch.get();
+    p.files = std::move(fileStore);
+    p.certs = std::move(inspector);
+    p.links = std::move(linkMonitor);
+    p.policies = std::move(table);
+    p.policyWatch = std::move(watch);
+    p.ike = std::move(controller);
+    p.notifier = std::move(notify);
+    p.certWatch = std::move(certWatch);
+    p.clock = std::make_unique<SteadyClock>();  // real time: the daemon's timers are real
+    daemon = std::make_unique<Daemon>(io, configPath, loadConfig(), std::move(p));
+    ASSERT_EQ(daemon->start(), 0);
+  }
+  Config loadConfig();
+
+  // Runs the io_context until `pred` holds (the events it waits for are the daemon's own
+  // timers and posted completions), at most `timeout`.
+  template <class F>
+  bool runUntil(F pred, std::chrono::milliseconds timeout = 2000ms) {
+    auto end = std::chrono::steady_clock::now() + timeout;
+    while (!pred() && std::chrono::steady_clock::now() < end) {
+      io.restart();
+      io.run_one_for(10ms);
+    }
+    return pred();
+  }
+  void tapUp(const char* address = "172.31.0.16/16") {
+    links->net.links[7] = link(7, "ipop", true, {address});
+    links->change();
+  }
+  bool protecting(const char* range) {
+    auto r = ipopsec::protectedRanges(policies->all());
+    return std::find(r.begin(), r.end(), C(range)) != r.end();
+  }
+  bool notified(const std::string& needle) {
+    return std::any_of(notifier->log.begin(), notifier->log.end(),
+                       [&](const std::string& l) { return l.find(needle) != std::string::npos; });
+  }
+
+  std::optional<std::chrono::microseconds> watchdogPeriod;  // WatchdogSec= as the notifier reports it
+  fs::path dir;
+  std::string configPath;
+  boost::asio::io_context io;
+  std::unique_ptr<Daemon> daemon;
+  FakeFileStore* files = nullptr;
+  FakeLinkMonitor* links = nullptr;
+  FakePolicyTable* policies = nullptr;
+  FakePolicyWatch* policyWatch = nullptr;
+  FakeIkeController* ike = nullptr;
+  FakeNotifier* notifier = nullptr;
+  FakeDirectoryWatch* dirWatch = nullptr;
+};
+
+}  // namespace
+}  // namespace ipopsec::test
+
+#include "os/config_loader.hpp"
+
+namespace ipopsec::test {
+namespace {
+
+Config DaemonWiringTest::loadConfig() { return ipopsec::loadConfig(configPath); }
+
+TEST_F(DaemonWiringTest, StartsOnThePortsProtectsTheTapAndStartsTheIkeDaemonOnce) {
+  start();
+  EXPECT_TRUE(links->started);
+  EXPECT_EQ(dirWatch->dirs, std::vector<std::string>{"/certs"}) << "the certificate directory is watched";
+  ASSERT_TRUE(notified("READY=1")) << "ready after the first reconcile";
+  tapUp();
+  EXPECT_TRUE(protecting("172.31.0.0/16")) << "the policies go in within the event, no timer";
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; })) << "IPOP came up: the IKE daemon is started";
+  ike->complete();
+  EXPECT_EQ(ike->listenWaits, 1) << "the larval states are removed once the IKE daemon listens";
+  EXPECT_EQ(policies->larvalFlushes.size(), 1u);
+  runUntil([] { return false; }, 50ms);
+  EXPECT_EQ(ike->restarts, 1) << "nothing else to do";
+  EXPECT_TRUE(notified("STATUS='ipop' up at 172.31.0.16; protecting 172.31.0.0/16"));
+  ASSERT_TRUE(files->files.count((dir / "run/state.json").string()));
+  EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("172.31.0.0/16"));
+}
+
+TEST_F(DaemonWiringTest, LarvalStatesWaitUntilTheIkeDaemonListens) {
+  start();
+  ike->listening = false;
+  tapUp();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
+  ike->complete();
+  EXPECT_TRUE(policies->larvalFlushes.empty()) << "restarted, but not listening yet: a flush now would be too early";
+  ike->listen(true);
+  EXPECT_EQ(policies->larvalFlushes.size(), 1u);
+}
+
+TEST_F(DaemonWiringTest, AnExternalPolicyDeletionIsRepairedByTheWatchEvent) {
+  start();
+  tapUp();
+  ASSERT_TRUE(protecting("172.31.0.0/16"));
+  policies->installed.clear();  // `ip xfrm policy flush`
+  policyWatch->foreignChange("flush");
+  EXPECT_TRUE(protecting("172.31.0.0/16")) << "repaired within the event";
+}
+
+TEST_F(DaemonWiringTest, ACertificateChangeIsReadAgainAndRestartsTheIkeDaemon) {
+  start();
+  tapUp();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
+  ike->complete();
+  files->files["/certs/host-cert.pem"] = "RENEWED";
+  dirWatch->changed();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 2; })) << "a renewed certificate restarts the IKE daemon";
+}
+
+TEST_F(DaemonWiringTest, ACertificateChangeDuringARestartRestartsOnceMoreAfterIt) {
+  start();
+  tapUp();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
+  // The restart is still running when the certificate is renewed.
+  files->files["/certs/host-cert.pem"] = "RENEWED";
+  dirWatch->changed();
+  runUntil([] { return false; }, 50ms);
+  EXPECT_EQ(ike->restarts, 1) << "one action at a time";
+  ike->complete();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 2; })) << "the restart in flight carried the old certificate";
+  ike->complete();
+  runUntil([] { return false; }, 50ms);
+  EXPECT_EQ(ike->restarts, 2);
+}
+
+// Every kind of key a reload may change, and how the running daemon shows it applied.
+struct KeyChange {
+  const char* name;
+  std::string ike, extra, daemonExtra, racoonExtra, protectExtra;
+  std::function<bool(const Config&)> applied;
+  std::function<bool()> shown = [] { return true; };  // what the change does on the ports
+};
+
+TEST_F(DaemonWiringTest, ReloadAppliesEveryKindOfKeyChangeOnTheSameReconcilerAndController) {
+  const std::string cmd = "  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n";
+  const std::string metrics = (dir / "m.prom").string();
+  const std::vector<KeyChange> changes = {
+      {"log level", cmd, "", "  log_level: debug\n", "", "",
+       [](const Config& c) { return c.daemon.logLevel == "debug"; }},
+      {"restart command", "  backend: racoon\n  control: command\n  restart_command: [/bin/echo, x]\n", "", "", "", "",
+       [](const Config& c) { return c.ike.restartCommand.size() == 2; }},
+      {"restart timeout", cmd + "  restart_timeout: 5s\n", "", "", "", "",
+       [](const Config& c) { return c.ike.restartTimeout == 5s; }},
+      {"systemd control", "  backend: racoon\n  control: systemd\n  unit: racoon.service\n", "", "", "", "",
+       [](const Config& c) { return c.ike.control == IkeControl::systemd; }},
+      {"listen on tap", cmd, "", "", "  listen_on_tap: true\n", "",
+       [](const Config& c) { return c.racoon.listenOnTap; },
+       [&] { return files->files["/etc/racoon/racoon.conf"].find("isakmp 172.31.0.16 [500]") != std::string::npos; }},
+      {"exclusions", cmd, "", "", "", "  exclude: [172.31.9.0/24]\n",
+       [](const Config& c) { return c.protect.exclude.size() == 1; },
+       [&] {
+         return std::any_of(policies->installed.begin(), policies->installed.end(),
+                            [](const auto& kv) { return kv.second.sel.dst == C("172.31.9.0/24"); });
+       }},
+      {"proposals", cmd, "proposals:\n  phase1:\n    hash: sha512\n", "", "", "",
+       [](const Config& c) { return c.proposals.phase1.hash == "sha512"; }},
+      {"certificate checks", cmd, "certificates:\n  expiry_warning_days: 10\n", "", "", "",
+       [](const Config& c) { return c.certificates.expiryWarningDays == 10; }},
+      {"metrics file", cmd, "", "  metrics_file: " + metrics + "\n", "", "",
+       [&](const Config& c) { return c.daemon.metricsFile == metrics; },
+       [&] { return files->files.count(metrics) == 1; }},
+  };
+  start();
+  tapUp();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
+  ike->complete();
+  const Reconciler* before = &daemon->reconciler();
+  int n = 0;
+  for (const auto& c : changes) {
+    SCOPED_TRACE(c.name);
+    writeConfig(c.ike, c.extra, c.daemonExtra, c.racoonExtra, c.protectExtra);
+    notifier->log.clear();
+    daemon->reload();
+    ++n;
+    ASSERT_FALSE(notifier->log.empty());
+    EXPECT_EQ(notifier->log.front(), "RELOADING=1");
+    EXPECT_TRUE(notified("READY=1"));
+    EXPECT_THAT(daemon->statusLine(), ::testing::Not(HasSubstr("RELOAD REFUSED")));
+    EXPECT_TRUE(c.applied(daemon->config())) << "the running config has the new value";
+    EXPECT_TRUE(c.applied(daemon->reconciler().config())) << "and the reconciler works with it";
+    EXPECT_TRUE(c.shown()) << "and its effect is on the ports";
+    EXPECT_EQ(&daemon->reconciler(), before) << "one reconciler for the daemon's lifetime";
+    EXPECT_EQ(ike->reconfigures, n) << "the IKE controller sees every reload (it swaps only what changed)";
+    EXPECT_TRUE(protecting("172.31.0.0/16")) << "protection is never interrupted by a reload";
+  }
+}
+
+TEST_F(DaemonWiringTest, ReloadMovesThePoliciesToNewPriorities) {
+  start();
+  tapUp();
+  writeConfig("  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n",
+              "xfrm:\n  protect_priority: 300000\n  bypass_priority: 1200\n");
+  daemon->reload();
+  EXPECT_EQ(policies->priorities, (std::pair<std::uint32_t, std::uint32_t>{300000, 1200}));
+  const auto earlier = policies->earlierPriorities();
+  EXPECT_NE(std::find(earlier.begin(), earlier.end(), 250000u), earlier.end())
+      << "the old priorities stay the daemon's until their policies are moved";
+  EXPECT_TRUE(protecting("172.31.0.0/16"));
+}
+
+TEST_F(DaemonWiringTest, ABrokenConfigOrAStateDirChangeIsRefusedAndTheRunningConfigKept) {
+  start();
+  tapUp();
+  std::ofstream(configPath) << "ipop:\n  interface: [oops\n";
+  daemon->reload();
+  EXPECT_THAT(daemon->statusLine(), HasSubstr("RELOAD REFUSED"));
+  EXPECT_EQ(daemon->config().ipop.interface, "ipop");
+  EXPECT_TRUE(notified("READY=1")) << "a refused reload still ends the reloading state";
+  EXPECT_TRUE(notified("RELOAD REFUSED"));
+
+  writeConfig("  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n", "",
+              "");
+  std::string text;
+  {
+    std::ifstream in(configPath);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto at = text.find((dir / "run").string());
+  text.replace(at, (dir / "run").string().size(), (dir / "elsewhere").string());
+  std::ofstream(configPath) << text;
+  daemon->reload();
+  EXPECT_THAT(daemon->statusLine(), HasSubstr("daemon.state_dir"));
+  EXPECT_EQ(daemon->config().daemon.stateDir, (dir / "run").string());
+
+  writeConfig();
+  daemon->reload();
+  EXPECT_THAT(daemon->statusLine(), ::testing::Not(HasSubstr("RELOAD REFUSED"))) << "a good reload clears it";
+}
+
+TEST_F(DaemonWiringTest, SwitchingTheBackendOnReloadRendersStrongSwanAndRestartsTheNewUnit) {
+  start();
+  tapUp();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
+  ike->complete();
+  ASSERT_TRUE(files->files.count("/etc/racoon/racoon.conf"));
+  writeConfig("  backend: strongswan\n  control: systemd\n  unit: strongswan.service\n",
+              "strongswan:\n  swanctl_dir: /swanctl\n  config: /swanctl/conf.d/ipop-ipsec.conf\n");
+  daemon->reload();
+  EXPECT_EQ(ike->unitName, "strongswan.service") << "the controller now runs the other backend's unit";
+  EXPECT_TRUE(ike->reloadable) << "strongSwan reloads with swanctl --load-all";
+  EXPECT_TRUE(files->files.count("/swanctl/conf.d/ipop-ipsec.conf")) << "swanctl config rendered";
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 2; })) << "charon is started on its new inputs";
+  EXPECT_EQ(ike->actions.back(), IkeAction::restart) << "a reload cannot start a daemon that never ran";
+  EXPECT_TRUE(protecting("172.31.0.0/16"));
+}
+
+TEST_F(DaemonWiringTest, ARestartInFlightDuringAReloadIsRunAgainOnTheNewControlNotCountedAsAFailure) {
+  start();
+  ike->cancelOnReconfigure = true;
+  tapUp();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
+  ASSERT_EQ(ike->pending.size(), 1u) << "the restart is still running";
+  writeConfig("  backend: racoon\n  control: command\n  restart_command: [/bin/echo, new]\n");
+  daemon->reload();  // cuts the restart short (operation_canceled)
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 2; })) << "run again on the new restart command";
+  EXPECT_EQ(daemon->reconciler().status().restartFailures, 0);
+  EXPECT_EQ(daemon->reconciler().status().ikeRestartFailuresTotal, 0u);
+  ike->complete();
+  EXPECT_EQ(daemon->reconciler().status().ikeRestartsTotal, 1u);
+}
+
+TEST_F(DaemonWiringTest, ShutdownStopsFollowingAndKeepsThePolicies) {
+  start();
+  tapUp();
+  daemon->shutdown(SIGTERM);
+  EXPECT_TRUE(notified("STOPPING=1"));
+  EXPECT_FALSE(links->started);
+  EXPECT_TRUE(protecting("172.31.0.0/16")) << "fail closed: SIGTERM leaves the policies in the kernel";
+  tapUp("172.31.0.99/16");
+  EXPECT_EQ(ike->restarts, 0);
+}
+
+TEST_F(DaemonWiringTest, TheMetricsFileCountsTheEspSasAndPeersOfEachProtectedRange) {
+  const std::string metrics = (dir / "m.prom").string();
+  writeConfig("  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n", "",
+              "  metrics_file: " + metrics + "\n");
+  start();
+  auto ip = [](const char* s) { return *IpAddress::parse(s); };
+  policies->sas = {{ip("172.31.0.16"), ip("172.31.0.17"), true, false},
+                   {ip("172.31.0.17"), ip("172.31.0.16"), true, false},
+                   {ip("172.31.0.16"), ip("172.31.0.18"), true, false},
+                   {ip("172.31.0.16"), ip("172.31.0.19"), true, true},     // larval: not counted
+                   {ip("192.168.1.5"), ip("192.168.1.9"), true, false}};  // the underlay
+  tapUp();
+  const std::string text = files->files[metrics];
+  EXPECT_THAT(text, HasSubstr("ipop_ipsec_range_sas{range=\"172.31.0.0/16\"} 3\n")) << text;
+  EXPECT_THAT(text, HasSubstr("ipop_ipsec_range_sa_peers{range=\"172.31.0.0/16\"} 2\n")) << text;
+}
+
+TEST_F(DaemonWiringTest, TheWatchdogIsPingedAtHalfItsPeriodOnlyWhenAskedFor) {
+  start();
+  runUntil([] { return false; }, 30ms);
+  EXPECT_EQ(notifier->watchdogs, 0) << "no WatchdogSec=, no pings";
+  daemon.reset();
+  watchdogPeriod = std::chrono::microseconds(20000);
+  start();
+  EXPECT_TRUE(runUntil([&] { return notifier->watchdogs >= 3; })) << "pinged every 10 ms";
+}
+
+}  // namespace
+}  // namespace ipopsec::test
