@@ -113,8 +113,19 @@ std::string renderSwanctlConf(const std::vector<SwanctlMesh>& meshes, const Conf
   out += "connections {\n";
   if (sorted.empty()) out += t1 + "# IPOP's tap has no address in a protected range yet.\n";
   bool first = true;
+  std::vector<std::uint32_t> reqids;
   for (const auto& m : sorted) {
     const std::string name = swanctlConnectionName(m.range);
+    // A fixed reqid per range child: when two nodes trigger each other at the same moment,
+    // charon makes two CHILD_SAs for the pair, and the inbound policy names only one
+    // reqid; without a shared one the packets of the other SA are dropped
+    // (XfrmInTmplMismatch) and the pair stays dark. Stable per range (FNV-1a of its text,
+    // in 16384..32767, above the reqids charon allocates itself from 1), unique in the file.
+    std::uint32_t h = 2166136261u;
+    for (unsigned char c : m.range.str()) h = (h ^ c) * 16777619u;
+    std::uint32_t reqid = 16384 + h % 16384;
+    while (std::find(reqids.begin(), reqids.end(), reqid) != reqids.end()) reqid = 16384 + (reqid - 16384 + 1) % 16384;
+    reqids.push_back(reqid);
     if (!first) out += "\n";
     first = false;
     out += t1 + name + " {\n";
@@ -139,6 +150,7 @@ std::string renderSwanctlConf(const std::vector<SwanctlMesh>& meshes, const Conf
     out += t2 + "children {\n";
     out += t3 + name + " {\n";
     out += t4 + "mode = transport\n";
+    out += t4 + "reqid = " + std::to_string(reqid) + "\n";
     out += t4 + "local_ts = " + hostPrefix(m.local) + "\n";
     out += t4 + "remote_ts = " + m.range.str() + "\n";
     out += t4 + "esp_proposals = " + esp + "\n";

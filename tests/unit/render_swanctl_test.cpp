@@ -95,7 +95,7 @@ bool parseSwanctl(const std::string& text, Section& root, std::string& error) {
 const std::set<std::string> kConnKeys{"version", "local_addrs", "remote_addrs", "proposals", "rekey_time",
                                       "dpd_delay", "mobike", "encap", "reauth_time", "unique", "send_cert"};
 const std::set<std::string> kAuthKeys{"auth", "certs", "id", "cacerts"};
-const std::set<std::string> kChildKeys{"mode", "local_ts", "remote_ts", "esp_proposals", "rekey_time",
+const std::set<std::string> kChildKeys{"mode", "reqid", "local_ts", "remote_ts", "esp_proposals", "rekey_time",
                                        "start_action", "dpd_action", "close_action"};
 
 // Checks the structure of a rendered file and returns the connections section.
@@ -122,6 +122,30 @@ Section checkStructure(const std::string& text) {
       for (const auto& [k, v] : child.values) EXPECT_TRUE(kChildKeys.count(k)) << cname << ": unknown key " << k;
   }
   return conns;
+}
+
+// Both ends of a pair triggering at once make two CHILD_SAs; the inbound policy names one
+// reqid, so the child's reqid is fixed (shared by both SAs): stable per range, distinct
+// between ranges, above charon's own allocations (from 1).
+TEST(RenderSwanctl, EachRangeChildHasAFixedReqidStableAndDistinct) {
+  Config cfg;
+  cfg.ike.backend = IkeBackend::strongswan;
+  auto reqidOf = [](const std::string& text, const std::string& name) {
+    auto at = text.find("        " + name + " {");
+    auto r = text.find("reqid = ", at);
+    return std::stoul(text.substr(r + 8));
+  };
+  SwanctlMesh a{*Cidr::parse("10.1.0.0/16"), *IpAddress::parse("10.1.0.5")};
+  SwanctlMesh b{*Cidr::parse("10.2.0.0/24"), *IpAddress::parse("10.2.0.5")};
+  const std::string both = renderSwanctlConf({a, b}, cfg), one = renderSwanctlConf({a}, cfg);
+  auto ra = reqidOf(both, swanctlConnectionName(a.range)), rb = reqidOf(both, swanctlConnectionName(b.range));
+  EXPECT_NE(ra, rb);
+  EXPECT_GE(ra, 16384u);
+  EXPECT_LT(ra, 32768u);
+  EXPECT_EQ(reqidOf(one, swanctlConnectionName(a.range)), ra) << "the same range keeps its reqid";
+  SwanctlMesh moved{a.range, *IpAddress::parse("10.1.0.99")};
+  EXPECT_EQ(reqidOf(renderSwanctlConf({moved}, cfg), swanctlConnectionName(a.range)), ra)
+      << "a new address in the range does not change it";
 }
 
 // --- golden cases -------------------------------------------------------------------
