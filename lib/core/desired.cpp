@@ -204,7 +204,7 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
   // ranges or the address as such (racoon learns policies over PF_KEY and addresses over
   // netlink; a range change that leaves racoon.conf byte-identical needs no restart), and
   // not ipsec-tools.conf (the daemon installs the policies itself; racoon never reads it).
-  // IPOP coming up is a reason of its own (Reconciler: RestartScheduler::ipopCameUp).
+  // IPOP coming up is a reason of its own (Reconciler: IkeScheduler::ipopCameUp).
   std::string inputs;
   for (const auto& f : d.files)
     if (f.path != cfg.racoon.spdFile) inputs += f.path + "=" + fingerprint(f.content) + ";";

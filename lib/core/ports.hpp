@@ -17,7 +17,7 @@
 #include "core/config.hpp"
 #include "core/net_state.hpp"
 #include "core/policy.hpp"
-#include "core/restart_scheduler.hpp"
+#include "core/ike_scheduler.hpp"
 #include "core/sa_summary.hpp"
 
 namespace ipopsec {

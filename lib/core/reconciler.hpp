@@ -3,7 +3,7 @@
 // recomputes the desired state from what it observes now, diffs it against the kernel
 // and the files, and applies the difference idempotently (make-before-break, never
 // removing a policy because of an error). The IKE restart - the only expensive step - is
-// coalesced by a RestartScheduler and run when the daemon's timer reaches deadline().
+// coalesced by a IkeScheduler and run when the daemon's timer reaches deadline().
 // Pure logic over the ports: no syscalls, no Asio.
 
 #include <cstdint>
@@ -14,7 +14,7 @@
 
 #include "core/desired.hpp"
 #include "core/ports.hpp"
-#include "core/restart_scheduler.hpp"
+#include "core/ike_scheduler.hpp"
 
 namespace ipopsec {
 
@@ -105,7 +105,7 @@ class Reconciler {
   // `ipop-ipsecd status` and state.json.
   static constexpr std::size_t kShortStatusMax = 120;
   std::string shortStatus(const std::string& extra = "") const;
-  const RestartScheduler& scheduler() const { return scheduler_; }
+  const IkeScheduler& scheduler() const { return scheduler_; }
 
  private:
   CertFiles readCerts();
@@ -130,7 +130,7 @@ class Reconciler {
   Clock& clock_;
   EventSink events_;
   WallClock wall_;
-  RestartScheduler scheduler_;
+  IkeScheduler scheduler_;
   NodeStatus status_;
   std::optional<Clock::time_point> retryAt_;
   Clock::time_point reconcileStart_{};  // for status_.lastChangeReaction

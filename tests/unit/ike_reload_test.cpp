@@ -1,7 +1,7 @@
 // The strongSwan backend in the pure core: what computeDesired renders for it, and the
 // cheap "reload" step (swanctl --load-all) next to the IKE daemon's restart in the
-// Reconciler, with fakes and a fake clock (the RestartScheduler's own tests:
-// restart_scheduler_test.cpp). The racoon behaviour (every change restarts) is covered by
+// Reconciler, with fakes and a fake clock (the IkeScheduler's own tests:
+// ike_scheduler_test.cpp). The racoon behaviour (every change restarts) is covered by
 // reconciler_test.cpp and must not move.
 
 #include <gmock/gmock.h>

@@ -1,9 +1,9 @@
-// RestartScheduler (core/restart_scheduler.hpp) on its own, with clock values: the quiet
+// IkeScheduler (core/ike_scheduler.hpp) on its own, with clock values: the quiet
 // period, the minimum interval, the backoff after failures, IPOP coming up, and the cheap
 // reload next to the restart. Its use by the Reconciler: reconciler_test.cpp and
 // ike_reload_test.cpp.
 
-#include "core/restart_scheduler.hpp"
+#include "core/ike_scheduler.hpp"
 
 #include <gtest/gtest.h>
 
@@ -18,12 +18,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using TP = RestartScheduler::time_point;
+using TP = IkeScheduler::time_point;
 TP at(std::chrono::milliseconds ms) { return TP(std::chrono::seconds(1000)) + ms; }
 
 // --- strongSwan: reload next to restart ---------------------------------------------------
-TEST(RestartSchedulerReload, OnlyTheReloadablePartChangedGivesAReloadWithoutTheMinInterval) {
-  RestartScheduler s(2s, 10s);
+TEST(IkeSchedulerReload, OnlyTheReloadablePartChangedGivesAReloadWithoutTheMinInterval) {
+  IkeScheduler s(2s, 10s);
   s.observe(true, "certs1|conf1", "certs1", at(0ms));
   ASSERT_TRUE(s.pending());
   EXPECT_EQ(s.pendingAction(), IkeAction::restart) << "nothing runs yet: the first step is a restart";
@@ -48,8 +48,8 @@ TEST(RestartSchedulerReload, OnlyTheReloadablePartChangedGivesAReloadWithoutTheM
   EXPECT_FALSE(s.pending());
 }
 
-TEST(RestartSchedulerReload, CertificatesChangedGivesARestartWithTheMinInterval) {
-  RestartScheduler s(2s, 10s);
+TEST(IkeSchedulerReload, CertificatesChangedGivesARestartWithTheMinInterval) {
+  IkeScheduler s(2s, 10s);
   s.observe(true, "certs1|conf1", "certs1", at(0ms));
   s.begin(at(2000ms));
   s.finished(true, at(2500ms));
@@ -59,8 +59,8 @@ TEST(RestartSchedulerReload, CertificatesChangedGivesARestartWithTheMinInterval)
   EXPECT_EQ(*s.deadline(), at(12000ms)) << "restarts keep their minimum interval";
 }
 
-TEST(RestartSchedulerReload, AFailedReloadIsRetriedAsARestart) {
-  RestartScheduler s(2s, 10s);
+TEST(IkeSchedulerReload, AFailedReloadIsRetriedAsARestart) {
+  IkeScheduler s(2s, 10s);
   s.observe(true, "c|a", "c", at(0ms));
   s.begin(at(2000ms));
   s.finished(true, at(2100ms));
@@ -80,8 +80,8 @@ TEST(RestartSchedulerReload, AFailedReloadIsRetriedAsARestart) {
   EXPECT_EQ(s.pendingAction(), IkeAction::reload);
 }
 
-TEST(RestartSchedulerReload, FlappingConfigurationGivesOneReload) {
-  RestartScheduler s(2s, 10s);
+TEST(IkeSchedulerReload, FlappingConfigurationGivesOneReload) {
+  IkeScheduler s(2s, 10s);
   s.observe(true, "c|a", "c", at(0ms));
   s.begin(at(2000ms));
   s.finished(true, at(2100ms));
@@ -99,8 +99,8 @@ TEST(RestartSchedulerReload, FlappingConfigurationGivesOneReload) {
   EXPECT_EQ(s.pendingAction(), IkeAction::reload);
 }
 
-TEST(RestartSchedulerReload, NeverWhileNotReadyAndUnknownRestartPartMeansRestart) {
-  RestartScheduler s(2s, 10s);
+TEST(IkeSchedulerReload, NeverWhileNotReadyAndUnknownRestartPartMeansRestart) {
+  IkeScheduler s(2s, 10s);
   s.observe(false, "c|a", "c", at(0ms));
   EXPECT_FALSE(s.pending());
   // A daemon restarted while charon ran remembers the inputs but not their restart part.
@@ -108,7 +108,7 @@ TEST(RestartSchedulerReload, NeverWhileNotReadyAndUnknownRestartPartMeansRestart
   s.observe(true, "c|b", "c", at(1000ms));
   EXPECT_EQ(s.pendingAction(), IkeAction::restart);
   // The racoon overload never reloads.
-  RestartScheduler r(2s, 10s);
+  IkeScheduler r(2s, 10s);
   r.observe(true, "a", at(0ms));
   r.begin(at(2000ms));
   r.finished(true, at(2100ms));
@@ -118,16 +118,16 @@ TEST(RestartSchedulerReload, NeverWhileNotReadyAndUnknownRestartPartMeansRestart
 
 
 // --- racoon: every change is a restart ------------------------------------------------------
-TEST(RestartScheduler, NothingIsPendingWhileNotReady) {
-  RestartScheduler s(2s, 10s);
+TEST(IkeScheduler, NothingIsPendingWhileNotReady) {
+  IkeScheduler s(2s, 10s);
   s.observe(false, "a", at(0ms));
   EXPECT_FALSE(s.pending());
   EXPECT_FALSE(s.deadline());
   EXPECT_FALSE(s.due(at(60000ms)));
 }
 
-TEST(RestartScheduler, TheFirstStartIsImmediateLaterChangesWaitForTheQuietPeriod) {
-  RestartScheduler s(2s, 10s);
+TEST(IkeScheduler, TheFirstStartIsImmediateLaterChangesWaitForTheQuietPeriod) {
+  IkeScheduler s(2s, 10s);
   s.observe(true, "a", at(0ms));
   ASSERT_TRUE(s.deadline());
   EXPECT_EQ(*s.deadline(), at(0ms)) << "nothing started yet: no quiet period";
@@ -137,7 +137,7 @@ TEST(RestartScheduler, TheFirstStartIsImmediateLaterChangesWaitForTheQuietPeriod
   EXPECT_FALSE(s.deadline()) << "no deadline while a restart is in flight";
   s.finished(true, at(500ms));
   EXPECT_EQ(s.startedInputs(), std::optional<std::string>("a"));
-  EXPECT_EQ(s.lastStart(), std::optional<RestartScheduler::time_point>(at(0ms)));
+  EXPECT_EQ(s.lastStart(), std::optional<IkeScheduler::time_point>(at(0ms)));
   // A change 20 s later: after the quiet period (2 s) from the change.
   s.observe(true, "b", at(20000ms));
   ASSERT_TRUE(s.deadline());
@@ -147,8 +147,8 @@ TEST(RestartScheduler, TheFirstStartIsImmediateLaterChangesWaitForTheQuietPeriod
   EXPECT_EQ(s.pendingAction(), IkeAction::restart);
 }
 
-TEST(RestartScheduler, TheMinimumIntervalSeparatesTwoRestarts) {
-  RestartScheduler s(2s, 10s);
+TEST(IkeScheduler, TheMinimumIntervalSeparatesTwoRestarts) {
+  IkeScheduler s(2s, 10s);
   s.observe(true, "a", at(0ms));
   s.begin(at(0ms));
   s.finished(true, at(100ms));
@@ -157,11 +157,11 @@ TEST(RestartScheduler, TheMinimumIntervalSeparatesTwoRestarts) {
   EXPECT_EQ(*s.deadline(), at(10000ms)) << "lastStart + min_interval, later than the quiet period's 3 s";
 }
 
-TEST(RestartScheduler, FailuresBackOffExponentiallyUpToTheMaximum) {
-  RestartScheduler s(1s, 1s, 8s);
+TEST(IkeScheduler, FailuresBackOffExponentiallyUpToTheMaximum) {
+  IkeScheduler s(1s, 1s, 8s);
   s.observe(true, "a", at(0ms));
   auto t = at(0ms);
-  std::optional<RestartScheduler::time_point> previous;
+  std::optional<IkeScheduler::time_point> previous;
   std::vector<std::chrono::milliseconds> gaps;
   for (int i = 0; i < 6; ++i) {
     ASSERT_TRUE(s.deadline()) << i;
@@ -183,8 +183,8 @@ TEST(RestartScheduler, FailuresBackOffExponentiallyUpToTheMaximum) {
   EXPECT_FALSE(s.pending());
 }
 
-TEST(RestartScheduler, IpopComingUpRestartsAtOnceEvenWithTheSameInputs) {
-  RestartScheduler s(2s, 10s);
+TEST(IkeScheduler, IpopComingUpRestartsAtOnceEvenWithTheSameInputs) {
+  IkeScheduler s(2s, 10s);
   s.observe(true, "a", at(0ms));
   s.begin(at(0ms));
   s.finished(true, at(100ms));
@@ -196,13 +196,43 @@ TEST(RestartScheduler, IpopComingUpRestartsAtOnceEvenWithTheSameInputs) {
   EXPECT_EQ(*s.deadline(), at(30000ms)) << "no quiet period after IPOP came up";
 }
 
-TEST(RestartScheduler, AssumeStartedAvoidsARestartForTheSameInputs) {
-  RestartScheduler s(2s, 10s);
+TEST(IkeScheduler, AssumeStartedAvoidsARestartForTheSameInputs) {
+  IkeScheduler s(2s, 10s);
   s.assumeStarted("a");
   s.observe(true, "a", at(0ms));
   EXPECT_FALSE(s.pending());
   s.observe(true, "b", at(1000ms));
   EXPECT_TRUE(s.pending());
+}
+
+}  // namespace
+
+namespace {
+
+// A reload of ipop-ipsecd's own config that changes how the IKE daemon is controlled cuts
+// the action in flight short (IkeController::reconfigure): not a failure, and a restart is
+// due again at once on the new control (the minimum interval still bounds it).
+TEST(IkeSchedulerCancel, ACutShortActionIsPendingAgainAsARestartWithoutCountingAFailure) {
+  IkeScheduler s(2s, 10s);
+  s.observe(true, "certs1|conf1", "certs1", at(0ms));
+  s.begin(at(0ms));
+  s.finished(true, at(500ms));
+  s.observe(true, "certs1|conf2", "certs1", at(20000ms));
+  ASSERT_TRUE(s.due(at(22000ms)));
+  s.begin(at(22000ms));
+  ASSERT_EQ(s.inFlightAction(), IkeAction::reload);
+  s.cancelled();
+  EXPECT_FALSE(s.inFlight());
+  EXPECT_EQ(s.consecutiveFailures(), 0);
+  ASSERT_TRUE(s.pending());
+  EXPECT_EQ(s.pendingAction(), IkeAction::restart) << "what the IKE daemon runs with is unknown now";
+  ASSERT_TRUE(s.deadline());
+  EXPECT_LE(*s.deadline(), at(22000ms)) << "no quiet period: at once";
+  s.begin(at(22000ms));
+  s.finished(true, at(22500ms));
+  EXPECT_FALSE(s.pending());
+  s.cancelled();  // nothing in flight: no effect
+  EXPECT_FALSE(s.pending());
 }
 
 }  // namespace

@@ -1,18 +1,18 @@
-#include "core/restart_scheduler.hpp"
+#include "core/ike_scheduler.hpp"
 
 #include <algorithm>
 
 namespace ipopsec {
 
-RestartScheduler::RestartScheduler(duration quietPeriod, duration minInterval, duration maxBackoff)
+IkeScheduler::IkeScheduler(duration quietPeriod, duration minInterval, duration maxBackoff)
     : quiet_(quietPeriod), minInterval_(minInterval), maxBackoff_(maxBackoff) {}
 
-void RestartScheduler::setTiming(duration quietPeriod, duration minInterval) {
+void IkeScheduler::setTiming(duration quietPeriod, duration minInterval) {
   quiet_ = quietPeriod;
   minInterval_ = minInterval;
 }
 
-void RestartScheduler::observe(bool ready, const std::string& inputs, time_point now) {
+void IkeScheduler::observe(bool ready, const std::string& inputs, time_point now) {
   pendingRestart_.reset();
   if (!ready) {
     // Never (re)start while IPOP is down or the node isn't fully applied. What changes
@@ -34,19 +34,19 @@ void RestartScheduler::observe(bool ready, const std::string& inputs, time_point
   }
 }
 
-void RestartScheduler::observe(bool ready, const std::string& inputs, const std::string& restartInputs,
+void IkeScheduler::observe(bool ready, const std::string& inputs, const std::string& restartInputs,
                                time_point now) {
   observe(ready, inputs, now);
   if (pending_) pendingRestart_ = restartInputs;
 }
 
-IkeAction RestartScheduler::pendingAction() const {
+IkeAction IkeScheduler::pendingAction() const {
   if (forceRestart_ || !started_ || !startedRestart_ || !pendingRestart_ || *pendingRestart_ != *startedRestart_)
     return IkeAction::restart;
   return IkeAction::reload;
 }
 
-std::optional<RestartScheduler::time_point> RestartScheduler::deadline() const {
+std::optional<IkeScheduler::time_point> IkeScheduler::deadline() const {
   if (!pending_ || inFlight_) return std::nullopt;
   // The first start, and the start after IPOP came up, happen as soon as everything is
   // ready; the quiet period coalesces the changes after that.
@@ -56,12 +56,12 @@ std::optional<RestartScheduler::time_point> RestartScheduler::deadline() const {
   return t;
 }
 
-bool RestartScheduler::due(time_point now) const {
+bool IkeScheduler::due(time_point now) const {
   auto d = deadline();
   return d && now >= *d;
 }
 
-void RestartScheduler::begin(time_point now) {
+void IkeScheduler::begin(time_point now) {
   inFlightAction_ = pendingAction();
   inFlight_ = pending_;
   inFlightRestart_ = pendingRestart_;
@@ -70,7 +70,7 @@ void RestartScheduler::begin(time_point now) {
   if (inFlightAction_ == IkeAction::restart) lastStart_ = now;  // the minimum interval is between restarts
 }
 
-void RestartScheduler::finished(bool ok, time_point now) {
+void IkeScheduler::finished(bool ok, time_point now) {
   if (!inFlight_) return;
   if (ok) {
     immediate_ = false;
@@ -97,7 +97,7 @@ void RestartScheduler::finished(bool ok, time_point now) {
   if (pending_ == started_) pending_.reset();
 }
 
-void RestartScheduler::cancelled() {
+void IkeScheduler::cancelled() {
   if (!inFlight_) return;
   if (!pending_) {
     pending_ = inFlight_;

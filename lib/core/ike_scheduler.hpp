@@ -1,5 +1,6 @@
 #pragma once
-// When to (re)start the IKE daemon: pure decision logic, driven by a clock value.
+// When to run an IKE action (restart the IKE daemon, or reload its configuration): pure
+// decision logic, driven by a clock value.
 // Coalesces the expensive step only: a quiet period after the last change of what the
 // IKE daemon depends on, a minimum interval between two restarts, and exponential
 // backoff after a failed restart. Never restarts while IPOP is down.
@@ -15,12 +16,12 @@ namespace ipopsec {
 // configuration) - the cheap reload (swanctl --load-all).
 enum class IkeAction { restart, reload };
 
-class RestartScheduler {
+class IkeScheduler {
  public:
   using time_point = std::chrono::steady_clock::time_point;
   using duration = std::chrono::steady_clock::duration;
 
-  RestartScheduler(duration quietPeriod, duration minInterval, duration maxBackoff = std::chrono::minutes(5));
+  IkeScheduler(duration quietPeriod, duration minInterval, duration maxBackoff = std::chrono::minutes(5));
   void setTiming(duration quietPeriod, duration minInterval);
 
   // After every reconcile. `inputs` is a canonical fingerprint of everything the IKE
