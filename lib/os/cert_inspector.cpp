@@ -19,6 +19,7 @@
 #include "core/desired.hpp"  // fingerprint()
 #include "os/crl.hpp"
 #include "os/openssl_support.hpp"
+#include "os/unique_fd.hpp"
 
 namespace ipopsec {
 namespace {
@@ -28,20 +29,6 @@ struct StoreDeleter {
 };
 struct StoreCtxDeleter {
   void operator()(X509_STORE_CTX* c) const { X509_STORE_CTX_free(c); }
-};
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
 };
 
 // Reads one file: what is at the path, its mode and owner, its bytes.
@@ -68,7 +55,7 @@ CertFileFacts readFile(const std::string& path) {
       f.loadError = std::string("cannot be opened: ") + std::strerror(e);
     return f;
   }
-  Fd guard(fd);
+  UniqueFd guard(fd);
   struct stat st{};
   if (::fstat(fd, &st) != 0) {
     f.loadError = std::string("cannot be examined: ") + std::strerror(errno);
@@ -260,7 +247,7 @@ std::vector<HashFileFacts> OpenSslInspector::hashFiles(const std::string& dir, c
       // The daemon's own copy: a regular file (never a symlink's target) with the marker.
       int fd = ::open(h.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
       if (fd >= 0) {
-        Fd guard(fd);
+        UniqueFd guard(fd);
         std::string head(kHashCopyMarker.size(), '\0');
         h.owned = ::read(fd, head.data(), head.size()) == static_cast<ssize_t>(head.size()) && head == kHashCopyMarker;
       }

@@ -25,14 +25,6 @@ extern char** environ;
 
 namespace ipopsec {
 
-namespace {
-
-std::error_code errnoCode(int e) { return {e, std::generic_category()}; }
-
-std::string errnoText(int e) { return std::generic_category().message(e); }
-
-}  // namespace
-
 // --- CommandRunner ----------------------------------------------------------
 
 namespace {

@@ -26,6 +26,10 @@ enum class UnitErrc {
 const std::error_category& unitCategory();
 std::error_code make_error_code(UnitErrc e);
 
+// errno as an error_code, and as text: how the runners report a failed system call.
+inline std::error_code errnoCode(int e) { return {e, std::generic_category()}; }
+inline std::string errnoText(int e) { return std::generic_category().message(e); }
+
 class IkeRunner {
  public:
   using Done = IkeController::Done;

@@ -4,9 +4,12 @@
 // its peer for ~30 s. The real binary, the real kernel; the "IKE daemon" binds port 500
 // when the test says so.
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "integration/daemon_fixture.hpp"
+#include "os/sock_diag.hpp"
 
 namespace ipopsec::test {
 namespace {
@@ -72,6 +75,33 @@ TEST_F(IkeListenTest, LarvalStatesAreRemovedOnceTheIkeDaemonListensNotWhenItsRes
   ASSERT_TRUE(waitFor([&] { return fs::exists(dir_ / "bound"); })) << "the stand-in IKE daemon bound UDP 500";
   EXPECT_TRUE(waitFor([&] { return larvalStates() == 0; }, 3s)) << "removed once it listens";
   EXPECT_TRUE(waitFor([&] { return slurp(dir_ / "daemon.log").find("removed stale larval states") != std::string::npos; }));
+}
+
+// The question behind the wait, on its own: a UDP socket bound to port 500 in this
+// namespace (IPv4 or IPv6), and nothing else, answers yes.
+TEST_F(IkeListenTest, UdpPortBoundSeesABindInThisNamespaceOnly) {
+  bool bound = true;
+  ASSERT_FALSE(udpPortBound(500, bound));
+  EXPECT_FALSE(bound) << "a fresh namespace has nothing on UDP 500";
+  int other = ::socket(AF_INET, SOCK_DGRAM, 0), v6 = ::socket(AF_INET6, SOCK_DGRAM, 0);
+  ASSERT_GE(other, 0);
+  ASSERT_GE(v6, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(4500);
+  ASSERT_EQ(::bind(other, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_FALSE(udpPortBound(500, bound));
+  EXPECT_FALSE(bound) << "4500 is not 500";
+  sockaddr_in6 b{};
+  b.sin6_family = AF_INET6;
+  b.sin6_port = htons(500);
+  ASSERT_EQ(::bind(v6, reinterpret_cast<sockaddr*>(&b), sizeof b), 0);
+  ASSERT_FALSE(udpPortBound(500, bound));
+  EXPECT_TRUE(bound) << "an IPv6 socket on 500 counts";
+  ::close(other);
+  ::close(v6);
+  ASSERT_FALSE(udpPortBound(500, bound));
+  EXPECT_FALSE(bound) << "closed again";
 }
 
 }  // namespace
