@@ -1,22 +1,13 @@
 #include "core/reconciler.hpp"
 
 #include <algorithm>
-#include <ctime>
 
 namespace ipopsec {
-namespace {
 
-std::string join(const std::vector<Cidr>& ranges) {
+std::string joinRanges(const std::vector<Cidr>& ranges) {
   std::string s;
   for (const auto& r : ranges) s += (s.empty() ? "" : ",") + r.str();
   return s;
-}
-
-}  // namespace
-
-bool NodeStatus::healthy() const {
-  return desired.ipopUp && policiesExact && desired.refused.empty() && desired.conflicts.empty() && lastError.empty() &&
-         restartFailures == 0 && desired.certsUsable;
 }
 
 Reconciler::Reconciler(Config cfg, PolicyTable& policies, FileStore& files, CertificateInspector& certs,
@@ -220,8 +211,8 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
     std::string msg = "policies: " + std::to_string(installed) + " of " + std::to_string(diff.add.size()) +
                       " installed, " + std::to_string(removed) + " of " + std::to_string(diff.remove.size()) +
                       " removed";
-    if (!gained.empty()) msg += "; now protecting " + join(gained);
-    if (!lost.empty()) msg += "; no longer protecting " + join(lost);
+    if (!gained.empty()) msg += "; now protecting " + joinRanges(gained);
+    if (!lost.empty()) msg += "; no longer protecting " + joinRanges(lost);
     // The SAs of a range no longer protected go too (never those of a range that stays,
     // nor of one nested in a range still protected).
     std::erase_if(lost, [&](const Cidr& r) {
@@ -230,15 +221,15 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
     if (!lost.empty()) {
       std::size_t n = 0;
       if (auto ec = policies_.removeStates(lost, n))
-        emit(Severity::warning, "remove", join(lost), "cannot remove the SAs of " + join(lost) + ": " + ec.message());
+        emit(Severity::warning, "remove", joinRanges(lost), "cannot remove the SAs of " + joinRanges(lost) + ": " + ec.message());
       else if (n)
         msg += "; removed " + std::to_string(n) + " SA(s) of it";
     }
     std::vector<Cidr> missing;
     for (const auto& r : d.ranges)
       if (!std::binary_search(now.begin(), now.end(), r)) missing.push_back(r);
-    if (!missing.empty()) msg += "; NOT protecting " + join(missing) + " (the kernel does not hold its policies)";
-    emit(ok ? Severity::info : Severity::error, "policies", join(d.ranges), msg);
+    if (!missing.empty()) msg += "; NOT protecting " + joinRanges(missing) + " (the kernel does not hold its policies)";
+    emit(ok ? Severity::info : Severity::error, "policies", joinRanges(d.ranges), msg);
   }
   status_.protectedRanges = now;
   {
@@ -279,9 +270,9 @@ bool Reconciler::applyFiles(const Desired& d) {
         status_.lastError = "cannot write " + f.path + ": it is a symlink now, which ipop-ipsecd never writes through";
         certsStale_ = true;
       }
-      emit(Severity::error, "write", join(d.ranges), status_.lastError);
+      emit(Severity::error, "write", joinRanges(d.ranges), status_.lastError);
     } else {
-      emit(Severity::info, "write", join(d.ranges), "wrote " + f.path);
+      emit(Severity::info, "write", joinRanges(d.ranges), "wrote " + f.path);
     }
   }
   for (const auto& path : d.staleFiles) {
@@ -295,9 +286,9 @@ bool Reconciler::applyFiles(const Desired& d) {
     if (auto ec = files_.remove(path)) {
       ok = false;
       status_.lastError = "cannot remove " + path + ": " + ec.message();
-      emit(Severity::error, "write", join(d.ranges), status_.lastError);
+      emit(Severity::error, "write", joinRanges(d.ranges), status_.lastError);
     } else {
-      emit(Severity::info, "write", join(d.ranges), "removed stale " + path);
+      emit(Severity::info, "write", joinRanges(d.ranges), "removed stale " + path);
     }
   }
   return ok;
@@ -345,7 +336,7 @@ void Reconciler::reconcile(const NetSnapshot& net) {
       std::string list;
       for (std::size_t i = 0; i < gone.size() && i < 4; ++i) list += (i ? "; " : "") + gone[i].str();
       if (gone.size() > 4) list += "; and " + std::to_string(gone.size() - 4) + " more";
-      emit(Severity::warning, "observe", join(rangesOf(gone)),
+      emit(Severity::warning, "observe", joinRanges(rangesOf(gone)),
            std::to_string(gone.size()) + " of this daemon's policies were removed from the kernel by another process (" +
                list + "); putting back what is still wanted");
     }
@@ -409,7 +400,7 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     std::string waiting;
     if (d.ipopUp && !d.certsUsable)
       waiting = "not starting " + ike_.name() + ": " + (certs.problems.empty() ? "certificates unusable" : certs.problems.front());
-    if (waiting != lastWaiting_ && !waiting.empty()) emit(Severity::warning, "certificates", join(d.ranges), waiting);
+    if (waiting != lastWaiting_ && !waiting.empty()) emit(Severity::warning, "certificates", joinRanges(d.ranges), waiting);
     lastWaiting_ = waiting;
     // The IKE daemon's unit drop-in has ConditionPathExists on this flag: racoon or charon
     // started by anyone else (boot, an operator) before IPOP is up is skipped.
@@ -470,139 +461,6 @@ void Reconciler::onTimer(const NetSnapshot& net) {
     now = clock_.now();
   }
   if (scheduler_.due(now)) startIkeAction();
-}
-
-void Reconciler::startIkeAction() {
-  IkeAction action = scheduler_.pendingAction();
-  if (action == IkeAction::reload && !ike_.canReload()) action = IkeAction::restart;
-  scheduler_.begin(clock_.now());
-  std::string ranges = join(status_.desired.ranges);
-  if (action == IkeAction::reload)
-    emit(Severity::info, "reload", ranges, "loading the changed IKE configuration (" + ike_.name() + " keeps running)");
-  else
-    emit(Severity::info, "restart", ranges, "restarting " + ike_.name());
-  ike_.run(action, [this, action, ranges](std::error_code ec, const std::string& detail) {
-    afterIkeAction(action, ec, detail, ranges);
-  });
-}
-
-void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std::string& detail,
-                                const std::string& ranges) {
-  const bool reload = action == IkeAction::reload;
-  const char* what = reload ? "reload" : "restart";
-  const std::string why = detail.empty() ? ec.message() : detail;
-  if (ec == std::errc::operation_canceled) {
-    // A reload of this daemon's config changed how the IKE daemon is controlled while the
-    // action ran: not a failure of the IKE daemon; the new control runs it again.
-    scheduler_.cancelled();
-    emit(Severity::info, what, ranges, std::string("the IKE ") + what + " was cut short (" + why +
-                                           "); running it again with " + ike_.name());
-    changed();
-    return;
-  }
-  scheduler_.finished(!ec, clock_.now());
-  status_.restartFailures = scheduler_.consecutiveFailures();
-  if (ec) {
-    ++status_.ikeRestartFailuresTotal;
-    if (reload) {
-      status_.lastRestartResult = "reload failed: " + why;
-      emit(Severity::error, what, ranges,
-           "loading the IKE configuration failed: " + why + "; restarting " + ike_.name() + " instead");
-    } else {
-      status_.lastRestartResult = "failed: " + why;
-      emit(Severity::error, what, ranges, ike_.name() + " restart failed: " + why + "; retrying with backoff");
-    }
-    changed();
-    return;
-  }
-  if (reload) {
-    ++status_.reloads;
-    ++status_.ikeReloadsTotal;
-    emit(Severity::info, what, ranges, "IKE configuration loaded");
-  } else {
-    ++status_.ikeRestartsTotal;
-    status_.lastRestart = wall_();
-    status_.lastRestartResult = "done";
-    emit(Severity::info, what, ranges, ike_.name() + " restarted");
-  }
-  // A packet that raced the restart left a larval state that would stall its peer for
-  // ~30 s: drop those so that the next packet triggers a fresh ACQUIRE. Only once the IKE
-  // daemon listens: a unit reports "started" before its IKE socket is bound, and a packet
-  // in between would leave a larval state again.
-  ike_.whenListening([this, ranges](bool listening) {
-    if (!listening)
-      emit(Severity::warning, "flush-larval", ranges,
-           ike_.name() + " does not listen on UDP port 500 yet; removing stale larval states anyway");
-    if (auto fe = policies_.flushLarval(status_.desired.ranges))
-      emit(Severity::warning, "flush-larval", ranges, "cannot remove stale larval states: " + fe.message());
-    else
-      emit(Severity::debug, "flush-larval", ranges, "removed stale larval states (" + ike_.name() + " listens)");
-  });
-  changed();
-}
-
-std::string Reconciler::shortStatus(const std::string& extra) const {
-  const Desired& d = status_.desired;
-  const std::string& tap = cfg_.ipop.interface;
-  std::string s;
-  if (d.tapState == TapState::absent)
-    s = "waiting for '" + tap + "'";
-  else if (d.tapState == TapState::down)
-    s = "'" + tap + "' down";
-  else if (d.tapState == TapState::noAddress)
-    s = "'" + tap + "' has no address in range";
-  else
-    s = "'" + tap + "' up at " + (d.localAddress ? d.localAddress->str() : std::string("?"));
-  const auto& in = status_.protectedRanges;
-  if (in.empty())
-    s += "; nothing protected";
-  else if (in.size() <= 2)
-    s += "; protecting " + join(in);
-  else
-    s += "; protecting " + std::to_string(in.size()) + " ranges";
-  std::vector<std::string> problems;
-  if (!extra.empty()) problems.push_back(extra);
-  std::size_t missing = 0;
-  for (const auto& r : d.ranges)
-    if (!std::binary_search(in.begin(), in.end(), r)) ++missing;
-  if (missing) problems.push_back("NOT protecting " + std::to_string(missing) + " range(s)");
-  if (!d.conflicts.empty()) problems.push_back("CONFLICT");
-  if (!d.refused.empty()) problems.push_back("REFUSED");
-  if (!d.certProblems.empty()) problems.push_back("certificate problem");
-  if (status_.restartFailures) problems.push_back("IKE restart failing");
-  if (!status_.lastError.empty()) problems.push_back("ERROR");
-  for (const auto& p : problems) s += "; " + p;
-  if (!problems.empty()) s += " (ipop-ipsecd status)";
-  if (s.size() > kShortStatusMax) s = s.substr(0, kShortStatusMax - 3) + "...";
-  return s;
-}
-
-std::string Reconciler::statusLine() const {
-  std::string s = describe(cfg_, status_.desired, status_.protectedRanges);
-  if (status_.lastRestart) {
-    auto t = std::chrono::system_clock::to_time_t(*status_.lastRestart);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
-    s += ", " + ike_.name() + " restarted " + buf + " UTC";
-  } else if (scheduler_.inFlight()) {
-    s += ", restarting " + ike_.name();
-  } else if (status_.desired.ipopUp && scheduler_.pending()) {
-    s += ", " + ike_.name() + " restart pending";
-  }
-  if (status_.restartFailures) s += "; restart failing (" + status_.lastRestartResult + ")";
-  if (!lastWaiting_.empty())
-    s += "; " + lastWaiting_;
-  else if (!status_.desired.certProblems.empty())
-    s += "; certificate problem: " + status_.desired.certProblems.front();
-  if (!status_.desired.certWarnings.empty()) {
-    // The short form ("host-cert.pem expires on ... (in 12 days)"); the log has the fix.
-    const std::string& w = status_.desired.certWarnings.front();
-    s += "; certificate warning: " + w.substr(0, w.find(": "));
-  }
-  if (!status_.lastError.empty()) s += "; ERROR " + status_.lastError;
-  return s;
 }
 
 }  // namespace ipopsec

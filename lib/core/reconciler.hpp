@@ -20,6 +20,9 @@ namespace ipopsec {
 
 enum class Severity { debug, info, warning, error };
 
+// "10.254.0.0/16,10.253.0.0/16": ranges as the events and the status line name them.
+std::string joinRanges(const std::vector<Cidr>& ranges);
+
 // Something worth telling the operator; the daemon logs it (with the fields as
 // structured journal fields).
 struct Event {
