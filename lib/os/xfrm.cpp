@@ -117,7 +117,7 @@ std::error_code XfrmPolicyTable::install(const Policy& p) {
     return ec;
   }
   if (found && !owned_.owns(current.policy.priority)) {
-    lastMessage_ = "a foreign policy holds this id: " + xfrm::describe(current.policy);
+    lastMessage_ = "a foreign policy holds this id: " + current.policy.str();
     lastConflict_ = current.policy;
     return std::make_error_code(std::errc::file_exists);
   }

@@ -318,18 +318,6 @@ PolicyOutcome decodePolicyPayload(Bytes payload, const Owned& owned) {
 }
 }  // namespace
 
-std::string describe(const Policy& p) {
-  std::string s = std::string(toString(p.dir)) + " " + p.sel.src.str() + " -> " + p.sel.dst.str();
-  if (p.sel.proto != 0) s += " proto " + std::to_string(p.sel.proto);
-  if (p.sel.hasIcmpType) s += " type " + std::to_string(p.sel.icmpType);
-  if (p.action == PolicyAction::protect)
-    s += p.level == PolicyLevel::use ? " esp/transport/use" : " esp/transport/require";
-  else
-    s += " bypass";
-  s += " prio " + std::to_string(p.priority);
-  return s;
-}
-
 std::string validatePolicy(const Policy& p) {
   if (p.sel.src.family() != p.sel.dst.family()) return "source and destination are of different families";
   if (p.sel.src.prefix < 0 || p.sel.dst.prefix < 0 || p.sel.src.prefix > 255 || p.sel.dst.prefix > 255)

@@ -123,10 +123,6 @@ struct StateDecodeResult {
 // a reason.
 StateDecodeResult decodeStateDump(std::span<const std::uint8_t> buf, std::uint32_t seq = 0);
 
-// "out 10.254.0.0/16 -> 10.254.0.0/16 esp/transport/require prio 250000" (no dependency
-// on the core's Policy::str, so diagnostics work on their own).
-std::string describe(const Policy& p);
-
 }  // namespace xfrm
 
 }  // namespace ipopsec

@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (r.skipped.size() > xfrm::kMaxSkipped) std::abort();
   if (r.skippedCount < r.skipped.size()) std::abort();
   for (const auto& p : r.policies) {
-    (void)xfrm::describe(p);
+    (void)p.str();
     if (xfrm::validatePolicy(p).empty()) {
       auto msg = xfrm::encodePolicy(p, 25 /* XFRM_MSG_UPDPOLICY */, 1);
       // What we would send back must decode to the same policy id.

@@ -240,7 +240,7 @@ TEST_F(XfrmPolicyTest, Ipv6RangeAndNeighbourDiscoveryBypass) {
     want.push_back(ndBypass(Direction::out, t));
     want.push_back(ndBypass(Direction::in, t));
   }
-  for (const auto& p : want) ASSERT_FALSE(table_->install(p)) << xfrm::describe(p);
+  for (const auto& p : want) ASSERT_FALSE(table_->install(p)) << p.str();
   const std::string ip = sh("ip xfrm policy");
   EXPECT_THAT(block(ip, "src fd50::/64 dst fd50::/64 proto ipv6-icmp type 135 \n\tdir out"),
               HasSubstr("dir out priority 1000 ptype main"))

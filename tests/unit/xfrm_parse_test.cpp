@@ -206,7 +206,7 @@ TEST_P(XfrmRoundTrip, DecodesToTheSamePolicy) {
   EXPECT_EQ(r.error, 0);
   EXPECT_TRUE(r.skipped.empty()) << r.skipped.front();
   ASSERT_EQ(r.policies.size(), 1U);
-  EXPECT_EQ(r.policies[0], p) << xfrm::describe(r.policies[0]) << " vs " << xfrm::describe(p);
+  EXPECT_EQ(r.policies[0], p) << r.policies[0].str() << " vs " << p.str();
   EXPECT_TRUE(r.details[0].exact);
   EXPECT_EQ(r.details[0].index, 77U);
 }
@@ -503,10 +503,11 @@ TEST(XfrmDecode, SkippedReasonsAreBounded) {
   EXPECT_EQ(r.skippedCount, xfrm::kMaxSkipped * 3);
 }
 
+// Decoded policies are named in diagnostics with the core's one policy-to-text.
 TEST(XfrmDescribe, ReadableLine) {
-  EXPECT_EQ(xfrm::describe(protect(Direction::out, "10.254.0.0/16", "10.254.0.0/16")),
+  EXPECT_EQ(protect(Direction::out, "10.254.0.0/16", "10.254.0.0/16").str(),
             "out 10.254.0.0/16 -> 10.254.0.0/16 esp/transport/require prio 250000");
-  EXPECT_EQ(xfrm::describe(ndBypass(Direction::in, 135)), "in fd50::/64 -> fd50::/64 proto 58 type 135 bypass prio 1000");
+  EXPECT_EQ(ndBypass(Direction::in, 135).str(), "in fd50::/64 -> fd50::/64 proto 58 type 135 bypass prio 1000");
 }
 
 }  // namespace
