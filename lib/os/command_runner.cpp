@@ -38,29 +38,22 @@ std::string lastLine(const std::string& out) {
   return out.substr(start, end - start + 1);
 }
 
-class SpawnActions {
+// A posix_spawn object (file actions, attributes), initialised and destroyed with its scope.
+template <class T, int (*Init)(T*), int (*Destroy)(T*)>
+class SpawnObject {
  public:
-  SpawnActions() { posix_spawn_file_actions_init(&fa_); }
-  ~SpawnActions() { posix_spawn_file_actions_destroy(&fa_); }
-  SpawnActions(const SpawnActions&) = delete;
-  SpawnActions& operator=(const SpawnActions&) = delete;
-  posix_spawn_file_actions_t* get() { return &fa_; }
+  SpawnObject() { Init(&obj_); }
+  ~SpawnObject() { Destroy(&obj_); }
+  SpawnObject(const SpawnObject&) = delete;
+  SpawnObject& operator=(const SpawnObject&) = delete;
+  T* get() { return &obj_; }
 
  private:
-  posix_spawn_file_actions_t fa_;
+  T obj_;
 };
-
-class SpawnAttr {
- public:
-  SpawnAttr() { posix_spawnattr_init(&attr_); }
-  ~SpawnAttr() { posix_spawnattr_destroy(&attr_); }
-  SpawnAttr(const SpawnAttr&) = delete;
-  SpawnAttr& operator=(const SpawnAttr&) = delete;
-  posix_spawnattr_t* get() { return &attr_; }
-
- private:
-  posix_spawnattr_t attr_;
-};
+using SpawnActions =
+    SpawnObject<posix_spawn_file_actions_t, posix_spawn_file_actions_init, posix_spawn_file_actions_destroy>;
+using SpawnAttr = SpawnObject<posix_spawnattr_t, posix_spawnattr_init, posix_spawnattr_destroy>;
 
 void closeFd(int& fd) {
   if (fd >= 0) ::close(fd);
