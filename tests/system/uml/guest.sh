@@ -259,6 +259,20 @@ for i in $(seq 1 $N); do
   ((acq <= 10 * (N - 1))) || fail "n$i saw $acq ACQUIREs: an ACQUIRE storm"
 done
 in_ns 1 ip xfrm policy | grep -E '^src|priority' | paste - - | sed 's/^/      /'
+# `ipop-ipsecd status` tells "protected" from "encrypted, with whom": the keyed ESP SAs of
+# the range in the SAD and their peers, in the text and in --json.
+for i in $(seq 1 $N); do
+  in_ns "$i" "$BIN" status --config "$W/n$i/ipop-ipsecd.yaml" >"$W/n$i/status.out" 2>&1 || true
+  in_ns "$i" "$BIN" status --json --config "$W/n$i/ipop-ipsecd.yaml" >"$W/n$i/status.json" 2>&1 || true
+  line=$(grep '^ipsec SAs:' "$W/n$i/status.out" || true)
+  [[ $i == 1 ]] && sed 's/^/      status: /' "$W/n$i/status.out"
+  if grep -q "^ipsec SAs:  $((2 * (N - 1))) ESP SAs with $((N - 1)) peers (" "$W/n$i/status.out" &&
+    grep -q "\"esp_sas\": $((2 * (N - 1)))," "$W/n$i/status.json"; then
+    ok "n$i: status says $line"
+  else
+    fail "n$i: status does not count its $((2 * (N - 1))) ESP SAs with $((N - 1)) peers: '$line'"
+  fi
+done
 
 # --- a late joiner: time from its tap coming up to ESP with every node ----------------
 CUR[4]=$(addr_of 4)
