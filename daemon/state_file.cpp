@@ -95,7 +95,13 @@ std::string stateJson(const Config& cfg, const Reconciler& r, const std::string&
   o += "  \"certificate_problems\": " + list(d.certProblems, [](const std::string& s) { return s; }) + ",\n";
   o += "  \"certificate_warnings\": " + list(d.certWarnings, [](const std::string& s) { return s; }) + ",\n";
   o += "  \"ike_backend\": " + jsonString(cfg.ike.backend == IkeBackend::racoon ? "racoon" : "strongswan") + ",\n";
-  o += "  \"ike_unit\": " + jsonString(cfg.ike.unit) + ",\n";
+  // What restarts the IKE daemon, as the operator configured it: the unit, or with
+  // ike.control: command the command (not a unit that is not used).
+  o += "  \"ike_unit\": " +
+       jsonString(cfg.ike.control == IkeControl::command && !cfg.ike.restartCommand.empty()
+                      ? "ike.restart_command " + cfg.ike.restartCommand.front()
+                      : cfg.ike.unit) +
+       ",\n";
   o += "  \"ike_unit_state\": " + jsonString(ikeUnitState) + ",\n";
   o += "  \"last_restart\": " + jsonString(st.lastRestart ? rfc3339(*st.lastRestart) : "") + ",\n";
   o += "  \"last_restart_result\": " + jsonString(st.lastRestartResult) + ",\n";

@@ -35,6 +35,8 @@ TEST_F(StatusSasTest, StatusSaysWhenNothingIsEncryptedAndCountsPendingNegotiatio
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && stateHas("\"healthy\": true"); }));
   std::string text = status();
   EXPECT_NE(text.find("ipsec SAs:  no ESP SA\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("ike:        ike.restart_command " + (dir_ / "restart.sh").string()), std::string::npos)
+      << "with ike.control: command, status names the command, not a unit it does not use\n" << text;
   EXPECT_NE(status("--json").find("\"esp_sas\": 0,"), std::string::npos);
 
   // A key manager listening (ip's), a packet into the range: the kernel makes a larval SA.
