@@ -130,7 +130,11 @@ void IkeDaemonControl::whenListening(std::function<void(bool listening)> then) {
   listenTimer_.cancel();
   // Asked at once (the IKE daemon usually listens before its unit's job finishes), then
   // every kListenPoll: the kernel announces no bind.
-  boost::asio::post(io_, [this, gen = ++listenGen_] { pollListening(gen); });
+  // Posted, not called: `then` never runs inside whenListening(). The weak token keeps a
+  // post that outlives this object from touching it.
+  boost::asio::post(io_, [this, alive = std::weak_ptr<int>(alive_), gen = ++listenGen_] {
+    if (!alive.expired()) pollListening(gen);
+  });
 }
 
 void IkeDaemonControl::pollListening(std::uint64_t gen) {

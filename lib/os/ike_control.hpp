@@ -70,6 +70,7 @@ class IkeDaemonControl final : public IkeController {
   std::function<void(bool)> listenThen_;
   std::chrono::steady_clock::time_point listenUntil_;
   std::uint64_t listenGen_ = 0;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // see whenListening()
 };
 
 }  // namespace ipopsec

@@ -38,6 +38,7 @@
 
 #include "integration/netns.hpp"
 #include "os/command_runner.hpp"
+#include "os/ike_control.hpp"
 #include "os/systemd_unit.hpp"
 
 extern char** environ;
@@ -118,6 +119,72 @@ class IkeRunnerTest : public ::testing::Test {
   }
   boost::asio::io_context io_;
 };
+
+// --- IkeDaemonControl: the port over the runners ------------------------------------
+
+Config commandConfig(std::vector<std::string> restart, std::vector<std::string> load = {}) {
+  Config c;
+  c.ike.control = IkeControl::command;
+  c.ike.restartCommand = std::move(restart);
+  c.ike.restartTimeout = 5000ms;
+  if (!load.empty()) {
+    c.ike.backend = IkeBackend::strongswan;
+    c.strongswan.loadCommand = std::move(load);
+  }
+  return c;
+}
+
+TEST_F(IkeRunnerTest, ControlRunsRestartAndReloadOnTheirOwnRunnersAndNamesWhatItRuns) {
+  IkeDaemonControl ike(io_, commandConfig({"/bin/true"}, {"/bin/false"}));
+  EXPECT_EQ(ike.name(), "the IKE daemon (ike.restart_command /bin/true)");
+  ASSERT_TRUE(ike.canReload());
+  Outcome restart, reload;
+  ike.run(IkeAction::restart, recordInto(restart));
+  ASSERT_TRUE(runUntil(io_, [&] { return restart.calls == 1; }, 5s));
+  EXPECT_FALSE(restart.ec) << restart.detail;
+  ike.run(IkeAction::reload, recordInto(reload));
+  ASSERT_TRUE(runUntil(io_, [&] { return reload.calls == 1; }, 5s));
+  EXPECT_TRUE(reload.ec) << "the reload ran strongswan.load_command (/bin/false), not the restart command";
+  Config racoon;
+  racoon.ike.unit = "racoon.service";
+  IkeDaemonControl systemd(io_, racoon);
+  EXPECT_EQ(systemd.name(), "racoon.service");
+  EXPECT_FALSE(systemd.canReload());
+}
+
+TEST_F(IkeRunnerTest, ReconfigureCutsAnActionOnAReplacedRunnerShortAndStopsItsCommand) {
+  TempDir dir;
+  const std::string pidFile = dir.path() + "/pid";
+  IkeDaemonControl ike(io_, commandConfig({"/bin/sh", "-c", "echo $$ > " + pidFile + "; exec sleep 30"}));
+  Outcome first;
+  ike.run(IkeAction::restart, recordInto(first));
+  // The command started (it wrote its pid): polled, since no io_context event says so.
+  for (auto end = Clock::now() + 5s; !(std::filesystem::exists(pidFile) && std::filesystem::file_size(pidFile) > 0);) {
+    ASSERT_LT(Clock::now(), end) << "the restart command did not start";
+    io_.restart();
+    io_.run_for(10ms);
+  }
+  Outcome busy;
+  ike.run(IkeAction::restart, recordInto(busy));
+  ASSERT_TRUE(runUntil(io_, [&] { return busy.calls == 1; }, 5s));
+  EXPECT_EQ(busy.ec, std::errc::operation_in_progress) << "one action at a time";
+
+  // The same restart command: nothing in flight is touched.
+  ike.reconfigure(commandConfig({"/bin/sh", "-c", "echo $$ > " + pidFile + "; exec sleep 30"}));
+  io_.restart();
+  io_.run_for(100ms);
+  EXPECT_EQ(first.calls, 0);
+
+  ike.reconfigure(commandConfig({"/bin/true"}));
+  ASSERT_TRUE(runUntil(io_, [&] { return first.calls == 1; }, 5s));
+  EXPECT_EQ(first.ec, std::errc::operation_canceled);
+  EXPECT_EQ(ike.name(), "the IKE daemon (ike.restart_command /bin/true)");
+  EXPECT_TRUE(runUntil(io_, [] { return noChildren(); }, 5s)) << "the old command was stopped and reaped";
+  Outcome again;
+  ike.run(IkeAction::restart, recordInto(again));
+  ASSERT_TRUE(runUntil(io_, [&] { return again.calls == 1; }, 5s));
+  EXPECT_FALSE(again.ec) << again.detail;
+}
 
 // --- CommandRunner ---------------------------------------------------------------
 
