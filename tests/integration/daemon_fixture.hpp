@@ -47,6 +47,11 @@ class DaemonFixture : public ::testing::Test {
     sh("ip link add eth0 type veth peer name lan0 && ip addr add 192.168.1.5/24 dev eth0 && ip link set eth0 up");
   }
   void TearDown() override {
+    if (acquireMonitor_ > 0) {
+      ::kill(acquireMonitor_, SIGKILL);
+      ::waitpid(acquireMonitor_, nullptr, 0);
+      acquireMonitor_ = -1;
+    }
     stopDaemon(SIGTERM);
     if (HasFailure() && fs::exists(dir_ / "daemon.log")) std::cerr << "--- daemon log:\n" << slurp(dir_ / "daemon.log");
     fs::remove_all(dir_);
@@ -96,8 +101,23 @@ class DaemonFixture : public ::testing::Test {
   std::string state() { return slurp(dir_ / "run" / "state.json"); }
   bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
 
+  // A key manager listening for ACQUIREs (`ip xfrm monitor acquire`), so that the kernel
+  // keeps the larval state a packet into a protected range makes; stopped by its pid in
+  // TearDown.
+  void startAcquireMonitor() {
+    acquireMonitor_ = ::fork();
+    ASSERT_GE(acquireMonitor_, 0);
+    if (acquireMonitor_ == 0) {
+      int null = ::open("/dev/null", O_WRONLY);
+      ::dup2(null, 1);
+      ::execlp("ip", "ip", "xfrm", "monitor", "acquire", nullptr);
+      ::_exit(127);
+    }
+  }
+
   fs::path dir_;
   DaemonProcess daemon_;
+  pid_t acquireMonitor_ = -1;
 };
 
 }  // namespace ipopsec::test

@@ -29,13 +29,8 @@ class IkeListenTest : public DaemonFixture {
       if (!fs::exists(dir_ / "bound")) std::ofstream(dir_ / "go.fifo") << "go\n";  // unblock, then stop
       ::kill(std::stoi(pid), SIGKILL);
     }
-    if (monitor_ > 0) {
-      ::kill(monitor_, SIGKILL);
-      ::waitpid(monitor_, nullptr, 0);
-    }
     DaemonFixture::TearDown();
   }
-  pid_t monitor_ = -1;
 };
 
 TEST_F(IkeListenTest, LarvalStatesAreRemovedOnceTheIkeDaemonListensNotWhenItsRestartReturns) {
@@ -52,14 +47,7 @@ TEST_F(IkeListenTest, LarvalStatesAreRemovedOnceTheIkeDaemonListensNotWhenItsRes
       << "open('" << (dir_ / "bound").string() << "', 'w').close(); time.sleep(600)\" ) </dev/null >/dev/null 2>&1 &\n"
       << "echo $! > " << (dir_ / "binder.pid").string() << "\n";
   // A key manager must be listening for the kernel to keep a larval state (here: ip's).
-  monitor_ = ::fork();
-  ASSERT_GE(monitor_, 0);
-  if (monitor_ == 0) {
-    int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, 1);
-    ::execlp("ip", "ip", "xfrm", "monitor", "acquire", nullptr);
-    ::_exit(127);
-  }
+  startAcquireMonitor();
   sh("ip link add ipop type veth peer name peer0 && ip link set peer0 up");
   sh("ip addr add 10.254.0.16/16 dev ipop && ip link set ipop up");
   startDaemon();

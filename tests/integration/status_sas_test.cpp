@@ -14,14 +14,6 @@ class StatusSasTest : public DaemonFixture {
     shStatus(std::string(IPOPSEC_BINARY) + " status --config " + (dir_ / "ipop-ipsecd.yaml").string() + " " + args, &out);
     return out;
   }
-  void TearDown() override {
-    if (monitor_ > 0) {
-      ::kill(monitor_, SIGKILL);
-      ::waitpid(monitor_, nullptr, 0);
-    }
-    DaemonFixture::TearDown();
-  }
-  pid_t monitor_ = -1;
 };
 
 // This host's kernel has no ESP type (keyed SAs cannot be added here): the keyed count is
@@ -40,14 +32,7 @@ TEST_F(StatusSasTest, StatusSaysWhenNothingIsEncryptedAndCountsPendingNegotiatio
   EXPECT_NE(status("--json").find("\"esp_sas\": 0,"), std::string::npos);
 
   // A key manager listening (ip's), a packet into the range: the kernel makes a larval SA.
-  monitor_ = ::fork();
-  ASSERT_GE(monitor_, 0);
-  if (monitor_ == 0) {
-    int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, 1);
-    ::execlp("ip", "ip", "xfrm", "monitor", "acquire", nullptr);
-    ::_exit(127);
-  }
+  startAcquireMonitor();
   ASSERT_TRUE(waitFor([&] {
     shStatus("ping -c1 -W1 10.254.0.17");
     return status().find("1 larval") != std::string::npos;
