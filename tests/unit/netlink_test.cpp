@@ -185,7 +185,10 @@ TEST(NetlinkMessages, EveryTruncationIsEitherACleanBoundaryOrOneError) {
 
 TEST(NetlinkAttributes, TypesMaskedPayloadsExactUnpaddedLastAttributeAccepted) {
   Buf storage = test::concat({attr(XFRMA_SRCADDR | NLA_F_NESTED, Buf(16, 9)), attr(XFRMA_IF_ID, code(4)), attr(99, Buf{7})});
-  storage.resize(storage.size() - 3);  // the last attribute's padding is missing
+  // The last attribute's padding is missing. (erase, not resize(size() - 3): g++ 12 at -O1
+  // with the sanitizers cannot prove size() >= 3 and warns of a huge memset.)
+  ASSERT_GE(storage.size(), 3U);
+  storage.erase(storage.end() - 3, storage.end());
   netlink::Attributes walk(storage);
   netlink::Attribute a;
   std::vector<std::pair<std::uint16_t, std::size_t>> seen;
