@@ -24,12 +24,6 @@
 namespace ipopsec {
 namespace {
 
-struct StoreDeleter {
-  void operator()(X509_STORE* s) const { X509_STORE_free(s); }
-};
-struct StoreCtxDeleter {
-  void operator()(X509_STORE_CTX* c) const { X509_STORE_CTX_free(c); }
-};
 
 // Reads one file: what is at the path, its mode and owner, its bytes.
 CertFileFacts readFile(const std::string& path) {
@@ -199,8 +193,8 @@ CertFacts OpenSslInspector::inspect(const std::string& ca, const std::string& ce
     // Time validity is decided in core (judgeCertificates, with the daemon's clock), so
     // the chain is verified without time checks. No purpose is imposed: IKE has no
     // OpenSSL purpose, and the certificate's keyUsage/extendedKeyUsage are judged in core.
-    std::unique_ptr<X509_STORE, StoreDeleter> store(X509_STORE_new());
-    std::unique_ptr<X509_STORE_CTX, StoreCtxDeleter> ctx(X509_STORE_CTX_new());
+    CHandle<X509_STORE, X509_STORE_free> store(X509_STORE_new());
+    CHandle<X509_STORE_CTX, X509_STORE_CTX_free> ctx(X509_STORE_CTX_new());
     if (store && ctx) {
       for (auto& c : caCerts) X509_STORE_add_cert(store.get(), c.get());
       // Further certificates in host-cert.pem (intermediates) may help build the chain.

@@ -74,15 +74,8 @@ class CommandRunner::Impl : public std::enable_shared_from_this<Impl> {
   // Kills and reaps a running command; its done is dropped.
   void shutdown() {
     done_ = nullptr;
-    if (pid_ > 0) {
-      ::kill(-pid_, SIGKILL);
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-      }
-      pid_ = -1;
-    }
-    cleanup();
+    shutdownChild();
+    cleanup();  // also without a child: timers and descriptors of a finished run
   }
 
   std::string state() const { return state_; }

@@ -17,22 +17,7 @@
 namespace ipopsec {
 namespace {
 
-struct CrlDeleter {
-  void operator()(X509_CRL* c) const { X509_CRL_free(c); }
-};
-struct BnDeleter {
-  void operator()(BIGNUM* b) const { BN_free(b); }
-};
-struct Asn1IntDeleter {
-  void operator()(ASN1_INTEGER* i) const { ASN1_INTEGER_free(i); }
-};
-struct Asn1TimeDeleter {
-  void operator()(ASN1_TIME* t) const { ASN1_TIME_free(t); }
-};
-struct Asn1EnumDeleter {
-  void operator()(ASN1_ENUMERATED* e) const { ASN1_ENUMERATED_free(e); }
-};
-using CrlPtr = std::unique_ptr<X509_CRL, CrlDeleter>;
+using CrlPtr = CHandle<X509_CRL, X509_CRL_free>;
 
 const std::vector<std::pair<std::string, int>>& reasonCodes() {
   static const std::vector<std::pair<std::string, int>> codes = {
@@ -66,8 +51,8 @@ std::string normalSerial(std::string hex) {
   if (hex.empty() || !std::all_of(hex.begin(), hex.end(), [](unsigned char c) { return std::isxdigit(c); }) ||
       hex.size() > 40 || BN_hex2bn(&raw, hex.c_str()) == 0)
     throw PkiError("'" + hex + "' is not a certificate serial number (hexadecimal, as `openssl x509 -serial` shows it)");
-  std::unique_ptr<BIGNUM, BnDeleter> bn(raw);
-  std::unique_ptr<ASN1_INTEGER, Asn1IntDeleter> i(BN_to_ASN1_INTEGER(bn.get(), nullptr));
+  CHandle<BIGNUM, BN_free> bn(raw);
+  CHandle<ASN1_INTEGER, ASN1_INTEGER_free> i(BN_to_ASN1_INTEGER(bn.get(), nullptr));
   return serialHex(i.get());
 }
 
@@ -75,7 +60,7 @@ std::string normalSerial(std::string hex) {
 
 std::string serialHex(const ASN1_INTEGER* serial) {
   if (!serial) return "";
-  std::unique_ptr<BIGNUM, BnDeleter> bn(ASN1_INTEGER_to_BN(serial, nullptr));
+  CHandle<BIGNUM, BN_free> bn(ASN1_INTEGER_to_BN(serial, nullptr));
   if (!bn) return "";
   char* hex = BN_bn2hex(bn.get());
   std::string out = hex ? hex : "";
@@ -222,8 +207,8 @@ CrlResult makeCrl(const CrlRequest& req) {
   result.nextUpdate = now + std::chrono::hours(24) * req.days;
 
   CrlPtr crl(X509_CRL_new());
-  std::unique_ptr<ASN1_TIME, Asn1TimeDeleter> lastUpdate(ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(now)));
-  std::unique_ptr<ASN1_TIME, Asn1TimeDeleter> nextUpdate(
+  CHandle<ASN1_TIME, ASN1_TIME_free> lastUpdate(ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(now)));
+  CHandle<ASN1_TIME, ASN1_TIME_free> nextUpdate(
       ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(result.nextUpdate)));
   if (!crl || !lastUpdate || !nextUpdate || X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2) != 1 ||
       X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(ca.cert.get())) != 1 ||
@@ -234,10 +219,10 @@ CrlResult makeCrl(const CrlRequest& req) {
     X509_REVOKED* entry = X509_REVOKED_new();
     BIGNUM* raw = nullptr;
     BN_hex2bn(&raw, r.serial.c_str());
-    std::unique_ptr<BIGNUM, BnDeleter> bn(raw);
-    std::unique_ptr<ASN1_INTEGER, Asn1IntDeleter> serial(bn ? BN_to_ASN1_INTEGER(bn.get(), nullptr) : nullptr);
-    std::unique_ptr<ASN1_TIME, Asn1TimeDeleter> when(ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(r.when)));
-    std::unique_ptr<ASN1_ENUMERATED, Asn1EnumDeleter> reason(ASN1_ENUMERATED_new());
+    CHandle<BIGNUM, BN_free> bn(raw);
+    CHandle<ASN1_INTEGER, ASN1_INTEGER_free> serial(bn ? BN_to_ASN1_INTEGER(bn.get(), nullptr) : nullptr);
+    CHandle<ASN1_TIME, ASN1_TIME_free> when(ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(r.when)));
+    CHandle<ASN1_ENUMERATED, ASN1_ENUMERATED_free> reason(ASN1_ENUMERATED_new());
     int code = CRL_REASON_UNSPECIFIED;
     for (const auto& [name, c] : reasonCodes())
       if (name == r.reason) code = c;
@@ -251,7 +236,7 @@ CrlResult makeCrl(const CrlRequest& req) {
     ++result.entries;
   }
   X509_CRL_sort(crl.get());
-  std::unique_ptr<ASN1_INTEGER, Asn1IntDeleter> number(ASN1_INTEGER_new());
+  CHandle<ASN1_INTEGER, ASN1_INTEGER_free> number(ASN1_INTEGER_new());
   if (!number || ASN1_INTEGER_set(number.get(), result.number) != 1 ||
       X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, 0) != 1 ||
       X509_CRL_sign(crl.get(), ca.key.get(), EVP_sha256()) <= 0)

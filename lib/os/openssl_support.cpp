@@ -13,13 +13,10 @@
 namespace ipopsec {
 namespace {
 
-struct EkuDeleter {
-  void operator()(EXTENDED_KEY_USAGE* e) const { EXTENDED_KEY_USAGE_free(e); }
-};
 
 std::vector<std::string> subjectAltNames(X509* x) {
   std::vector<std::string> out;
-  std::unique_ptr<GENERAL_NAMES, GeneralNamesDeleter> names(
+  GeneralNamesPtr names(
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr)));
   if (!names) return out;
   for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
@@ -116,7 +113,7 @@ CertInfo infoOf(X509* x) {
   c.isCa = (flags & EXFLAG_CA) != 0;
   c.hasKeyUsage = (flags & EXFLAG_KUSAGE) != 0;
   c.keyUsageDigitalSignature = (X509_get_key_usage(x) & KU_DIGITAL_SIGNATURE) != 0;
-  std::unique_ptr<EXTENDED_KEY_USAGE, EkuDeleter> eku(
+  CHandle<EXTENDED_KEY_USAGE, EXTENDED_KEY_USAGE_free> eku(
       static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(x, NID_ext_key_usage, nullptr, nullptr)));
   if (eku)
     for (int i = 0; i < sk_ASN1_OBJECT_num(eku.get()); ++i) {

@@ -16,24 +16,14 @@
 #include <vector>
 
 #include "core/ports.hpp"
+#include "os/c_handle.hpp"
 
 namespace ipopsec {
 
-struct X509Deleter {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct EvpPkeyDeleter {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct GeneralNamesDeleter {
-  void operator()(GENERAL_NAMES* g) const { GENERAL_NAMES_free(g); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Deleter>;
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyDeleter>;
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+using X509Ptr = CHandle<X509, X509_free>;
+using EvpPkeyPtr = CHandle<EVP_PKEY, EVP_PKEY_free>;
+using BioPtr = CHandle<BIO, BIO_free>;
+using GeneralNamesPtr = CHandle<GENERAL_NAMES, GENERAL_NAMES_free>;
 
 // PEM files larger than this are refused ("is too large"): no certificate set or request
 // is near it.

@@ -18,12 +18,6 @@
 namespace ipopsec {
 namespace {
 
-struct BnDeleter {
-  void operator()(BIGNUM* b) const { BN_free(b); }
-};
-struct ExtDeleter {
-  void operator()(X509_EXTENSION* e) const { X509_EXTENSION_free(e); }
-};
 
 std::string readAll(const std::string& path, const std::string& what) {
   AtomicFileStore fs;
@@ -52,7 +46,7 @@ bool exists(const std::string& path) {
 }
 
 void addExt(X509* x, X509V3_CTX* ctx, int nid, const std::string& value) {
-  std::unique_ptr<X509_EXTENSION, ExtDeleter> ext(X509V3_EXT_nconf_nid(nullptr, ctx, nid, value.c_str()));
+  CHandle<X509_EXTENSION, X509_EXTENSION_free> ext(X509V3_EXT_nconf_nid(nullptr, ctx, nid, value.c_str()));
   if (!ext || X509_add_ext(x, ext.get(), -1) != 1)
     throw PkiError(std::string("cannot add the ") + OBJ_nid2sn(nid) + " extension '" + value + "': " + opensslError());
 }
@@ -82,7 +76,7 @@ X509Ptr makeCertificate(const CertSpec& spec, EVP_PKEY* subjectKey, X509* issuer
   if (!x) throw PkiError("cannot allocate a certificate: " + opensslError());
   if (!issuer) issuerKey = subjectKey;
   X509_set_version(x.get(), X509_VERSION_3);
-  std::unique_ptr<BIGNUM, BnDeleter> serial(BN_new());
+  CHandle<BIGNUM, BN_free> serial(BN_new());
   if (!serial || BN_rand(serial.get(), 159, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) != 1 ||
       !BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(x.get())))
     throw PkiError("cannot make a random serial number: " + opensslError());
@@ -262,16 +256,13 @@ X509Ptr issueNodeCertificate(const LoadedCa& ca, EVP_PKEY* subjectKey, const std
   return makeCertificate(spec, subjectKey, ca.cert.get(), ca.key.get());
 }
 
-struct ReqDeleter {
-  void operator()(X509_REQ* r) const { X509_REQ_free(r); }
-};
-using ReqPtr = std::unique_ptr<X509_REQ, ReqDeleter>;
+using ReqPtr = CHandle<X509_REQ, X509_REQ_free>;
 
 // The subjectAltName a request asks for (IP and DNS entries); throws for any other kind.
 void requestedNames(X509_REQ* req, const std::string& path, std::vector<std::string>& ips,
                     std::vector<std::string>& dns) {
   STACK_OF(X509_EXTENSION)* exts = X509_REQ_get_extensions(req);
-  std::unique_ptr<GENERAL_NAMES, GeneralNamesDeleter> names(
+  GeneralNamesPtr names(
       exts ? static_cast<GENERAL_NAMES*>(X509V3_get_d2i(exts, NID_subject_alt_name, nullptr, nullptr)) : nullptr);
   if (exts) sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
   ERR_clear_error();

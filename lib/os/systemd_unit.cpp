@@ -1,5 +1,7 @@
 #include "os/systemd_unit.hpp"
 
+#include "os/c_handle.hpp"
+
 
 #include <fcntl.h>
 #include <poll.h>
@@ -97,18 +99,9 @@ constexpr std::size_t kMaxEarlyJobs = 16;
 
 // Close without flushing: sd_bus_flush() blocks (for up to the 90 s authentication
 // timeout on a bus that never answered), and nothing queued is worth that.
-struct BusCloser {
-  void operator()(sd_bus* b) const { sd_bus_close_unref(b); }
-};
-struct SlotUnref {
-  void operator()(sd_bus_slot* s) const { sd_bus_slot_unref(s); }
-};
-struct MessageUnref {
-  void operator()(sd_bus_message* m) const { sd_bus_message_unref(m); }
-};
-using BusPtr = std::unique_ptr<sd_bus, BusCloser>;
-using SlotPtr = std::unique_ptr<sd_bus_slot, SlotUnref>;
-using MessagePtr = std::unique_ptr<sd_bus_message, MessageUnref>;
+using BusPtr = CHandle<sd_bus, sd_bus_close_unref>;
+using SlotPtr = CHandle<sd_bus_slot, sd_bus_slot_unref>;
+using MessagePtr = CHandle<sd_bus_message, sd_bus_message_unref>;
 
 class BusError {
  public:
