@@ -85,9 +85,12 @@ daemon:
 EOF
 
 # --- the daemon and node_exporter in the namespace --------------------------------------------
-in_ns "$BIN" --config "$WORK/ipop-ipsecd.yaml" >"$WORK/daemon.log" 2>&1 &
+# Started with `ip netns exec` directly (it execs the program), not through the in_ns
+# function: then $! is the program's own pid, which cleanup stops and waits for (through a
+# function, $! would be a subshell's, and the program would outlive the test).
+ip netns exec "$NS" "$BIN" --config "$WORK/ipop-ipsecd.yaml" >"$WORK/daemon.log" 2>&1 &
 DAEMON_PID=$!
-in_ns prometheus-node-exporter --web.listen-address=127.0.0.1:9100 --collector.disable-defaults \
+ip netns exec "$NS" prometheus-node-exporter --web.listen-address=127.0.0.1:9100 --collector.disable-defaults \
   --collector.textfile --collector.textfile.directory="$WORK/textfile" >"$WORK/exporter.log" 2>&1 &
 EXPORTER_PID=$!
 
