@@ -22,6 +22,9 @@ struct CertFiles {
   std::optional<std::string> crl;
   // racoon finds a CA's CRL as <certificate_dir>/<CA subject hash>.r0: that path, when a CRL is used.
   std::string crlHashPath;
+  // <CA hash>.r0 files in the certificate directory that the daemon wrote (its marker line):
+  // removed when no CRL is handed to racoon any more.
+  std::vector<std::string> ownedCrlCopies;
   std::vector<std::string> problems;  // human lines; empty when usable
   std::vector<std::string> warnings;  // e.g. expiring soon; usable nevertheless
   std::optional<std::chrono::system_clock::time_point> expiry;  // the host certificate's notAfter
@@ -58,6 +61,10 @@ struct Desired {
   std::vector<std::string> certProblems, certWarnings;
   std::optional<std::chrono::system_clock::time_point> certExpiry;
   std::vector<std::string> staleFiles;  // files the daemon wrote earlier and no longer wants (removed)
+  // Files at paths only the daemon writes (named after it) that it no longer wants: removed
+  // whatever they hold (absent is fine). The CRL copy in swanctl's x509crl/ once racoon.crl
+  // is gone from the config: charon would go on enforcing an old list.
+  std::vector<std::string> staleOwnFiles;
   std::string ikeInputs;  // fingerprint of everything the IKE daemon depends on
   // The part of ikeInputs whose change needs the IKE daemon restarted; nullopt when every
   // change does (racoon). strongSwan: the certificates; the rest is applied by a reload.

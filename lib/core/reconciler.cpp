@@ -100,6 +100,15 @@ CertFiles Reconciler::readCerts() {
                                 certificatePath(cfg_, cfg_.racoon.hostKey),
                                 cfg_.racoon.crl.empty() ? "" : certificatePath(cfg_, cfg_.racoon.crl));
     certHashFiles_.clear();
+    crlCopies_.clear();
+    if (cfg_.ike.backend == IkeBackend::racoon)
+      for (const auto& ca : certFacts_.caCerts) {
+        // The daemon's own <CA hash>.r0 (its marker line), removed once no CRL is handed over.
+        std::string path = cfg_.racoon.certificateDir + "/" + ca.subjectHash + ".r0", content;
+        if (!ca.subjectHash.empty() && !files_.read(path, content) &&
+            content.rfind(std::string(kHashCopyMarker), 0) == 0)
+          crlCopies_.push_back(path);
+      }
     if (cfg_.ike.backend == IkeBackend::racoon) {
       std::vector<std::string> hashes;
       for (const auto& ca : certFacts_.caCerts)
@@ -136,6 +145,7 @@ CertFiles Reconciler::readCerts() {
   }
   for (const auto& e : certHashFiles_)
     if (e.owned) c.ownedHashCopies.push_back(e.path);
+  c.ownedCrlCopies = crlCopies_;
   return c;
 }
 
@@ -273,6 +283,17 @@ bool Reconciler::applyFiles(const Desired& d) {
       emit(Severity::error, "write", joinRanges(d.ranges), status_.lastError);
     } else {
       emit(Severity::info, "write", joinRanges(d.ranges), "wrote " + f.path);
+    }
+  }
+  for (const auto& path : d.staleOwnFiles) {
+    std::string current;
+    if (files_.read(path, current)) continue;  // already absent (or unreadable: left alone)
+    if (auto ec = files_.remove(path)) {
+      ok = false;
+      status_.lastError = "cannot remove " + path + ": " + ec.message();
+      emit(Severity::error, "write", joinRanges(d.ranges), status_.lastError);
+    } else {
+      emit(Severity::info, "write", joinRanges(d.ranges), "removed " + path + " (no longer wanted)");
     }
   }
   for (const auto& path : d.staleFiles) {

@@ -194,6 +194,40 @@ TEST_F(CrlReconcileTest, ACrlThatRevokesThisNodeNeverStartsTheIkeDaemonAndIsNotH
   EXPECT_FALSE(policies.all().empty()) << "the policies stay: no plaintext either (fail closed)";
 }
 
+// racoon.crl removed from the config (a reload): the daemon's copies go, so that neither
+// racoon nor charon keeps enforcing an old list (which, once past its next update, would
+// make them refuse every peer).
+TEST_F(CrlReconcileTest, ACrlRemovedFromTheConfigLeavesNoCopyBehind) {
+  files.files["/certs/crl.pem"] = "CRL v1";
+  make(crlConfig());
+  up();
+  const std::string hashR0 = "/certs/" + certs.caHash + ".r0";
+  ASSERT_TRUE(files.files.count(hashR0));
+  files.files["/certs/" + certs.caHash + ".r1"] = "an operator's file";
+  r->setConfig(cfg());  // no racoon.crl
+  r->reconcile(net);
+  EXPECT_FALSE(files.files.count(hashR0)) << "racoon's copy is removed";
+  EXPECT_TRUE(files.files.count("/certs/" + certs.caHash + ".r1")) << "an operator's file is never touched";
+  EXPECT_TRUE(files.files.count("/certs/crl.pem")) << "the operator's CRL file itself stays";
+}
+
+TEST_F(CrlReconcileTest, WithStrongSwanACrlRemovedFromTheConfigIsRemovedFromX509crl) {
+  unit.reloadable = true;
+  files.files["/certs/crl.pem"] = "CRL v1";
+  make(crlConfig(IkeBackend::strongswan));
+  up();
+  const std::string copy = "/etc/swanctl/" + std::string(kSwanctlCrlFile);
+  ASSERT_TRUE(files.files.count(copy));
+  Config c = crlConfig(IkeBackend::strongswan);
+  c.racoon.crl.clear();
+  r->setConfig(c);
+  r->reconcile(net);
+  EXPECT_FALSE(files.files.count(copy));
+  EXPECT_TRUE(r->status().lastError.empty()) << r->status().lastError;
+  r->reconcile(net);  // nothing left to remove: no error either
+  EXPECT_TRUE(r->status().lastError.empty()) << r->status().lastError;
+}
+
 TEST_F(CrlReconcileTest, WithoutACrlConfiguredNothingChanges) {
   make(cfg());
   up();
