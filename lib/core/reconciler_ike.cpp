@@ -73,7 +73,8 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
     if (auto fe = policies_.flushLarval(status_.desired.ranges))
       emit(Severity::warning, "flush-larval", ranges, "cannot remove stale larval states: " + fe.message());
     else
-      emit(Severity::debug, "flush-larval", ranges, "removed stale larval states (" + ike_.name() + " listens)");
+      emit(Severity::debug, "flush-larval", ranges,
+           "removed stale larval states (" + ike_.name() + (listening ? " listens)" : " not listening yet)"));
   });
   changed();
 }
