@@ -233,8 +233,11 @@ void Daemon::onChange() {
     statusLogArmed_ = true;
     statusLog_.expires_after(std::chrono::milliseconds(100));
     statusLog_.async_wait([this](boost::system::error_code ec) {
+      // Aborted (shutdown, or this Daemon destroyed while the io_context lives on): touch
+      // nothing of it. shutdown() writes the last status line itself.
+      if (ec) return;
       statusLogArmed_ = false;
-      if (!ec) logStatus();
+      logStatus();
     });
   }
   // The IKE unit's state is a D-Bus round trip: ask after each restart result and at
