@@ -193,16 +193,15 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
     d.files = renderStrongswanBackend(meshes, cfg, copy ? certs.ca : std::nullopt, copy ? certs.cert : std::nullopt,
                                       copy ? certs.key : std::nullopt);
     // charon loads CRLs from swanctl's x509crl/ (swanctl --load-creds, part of --load-all).
-    // Without a usable CRL the daemon's copy goes: charon must not keep an old list.
-    const std::string crlCopy = cfg.strongswan.swanctlDir + "/" + kSwanctlCrlFile;
     if (copy && certs.crl)
-      d.files.push_back(RenderedFile{crlCopy, *certs.crl, 0644});
-    else
-      d.staleOwnFiles.push_back(crlCopy);
+      d.files.push_back(RenderedFile{cfg.strongswan.swanctlDir + "/" + kSwanctlCrlFile, *certs.crl, 0644});
   }
+  // Without a usable CRL the daemon's copies go: no IKE daemon may keep enforcing an old list.
+  // racoon's <hash>.r0 is removed only while it still holds the marker (staleFiles); the
+  // x509crl/ file is the daemon's by its name (staleOwnFiles).
   for (const auto& path : certs.ownedCrlCopies)
     if (std::none_of(d.files.begin(), d.files.end(), [&](const RenderedFile& f) { return f.path == path; }))
-      d.staleFiles.push_back(path);
+      (cfg.ike.backend == IkeBackend::strongswan ? d.staleOwnFiles : d.staleFiles).push_back(path);
   for (const auto& path : certs.ownedHashCopies)
     if (std::none_of(d.files.begin(), d.files.end(), [&](const RenderedFile& f) { return f.path == path; }))
       d.staleFiles.push_back(path);

@@ -22,8 +22,8 @@ struct CertFiles {
   std::optional<std::string> crl;
   // racoon finds a CA's CRL as <certificate_dir>/<CA subject hash>.r0: that path, when a CRL is used.
   std::string crlHashPath;
-  // <CA hash>.r0 files in the certificate directory that the daemon wrote (its marker line):
-  // removed when no CRL is handed to racoon any more.
+  // The daemon's CRL copies found on disk (racoon: <CA hash>.r0 with its marker line;
+  // strongSwan: its x509crl/ file): removed when no CRL is handed over any more.
   std::vector<std::string> ownedCrlCopies;
   std::vector<std::string> problems;  // human lines; empty when usable
   std::vector<std::string> warnings;  // e.g. expiring soon; usable nevertheless

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/render_swanctl.hpp"
+
 namespace ipopsec {
 
 std::string joinRanges(const std::vector<Cidr>& ranges) {
@@ -100,19 +102,25 @@ CertFiles Reconciler::readCerts() {
                                 certificatePath(cfg_, cfg_.racoon.hostKey),
                                 cfg_.racoon.crl.empty() ? "" : certificatePath(cfg_, cfg_.racoon.crl));
     certHashFiles_.clear();
+    // The daemon's own CRL copies now on disk, removed once no CRL is handed over: looked
+    // for here, when the certificates are read again (a reload, an inotify event), not at
+    // every reconcile. racoon: <CA hash>.r0 with the daemon's marker line; strongSwan: its
+    // file in x509crl/ (a name only the daemon writes).
     crlCopies_.clear();
-    if (cfg_.ike.backend == IkeBackend::racoon)
-      for (const auto& ca : certFacts_.caCerts) {
-        // The daemon's own <CA hash>.r0 (its marker line), removed once no CRL is handed over.
-        std::string path = cfg_.racoon.certificateDir + "/" + ca.subjectHash + ".r0", content;
-        if (!ca.subjectHash.empty() && !files_.read(path, content) &&
-            content.rfind(std::string(kHashCopyMarker), 0) == 0)
-          crlCopies_.push_back(path);
-      }
+    std::string content;
+    if (cfg_.ike.backend == IkeBackend::strongswan) {
+      std::string path = cfg_.strongswan.swanctlDir + "/" + kSwanctlCrlFile;
+      if (!files_.read(path, content)) crlCopies_.push_back(path);
+    }
     if (cfg_.ike.backend == IkeBackend::racoon) {
       std::vector<std::string> hashes;
-      for (const auto& ca : certFacts_.caCerts)
-        if (!ca.subjectHash.empty()) hashes.push_back(ca.subjectHash);
+      for (const auto& ca : certFacts_.caCerts) {
+        if (ca.subjectHash.empty()) continue;
+        hashes.push_back(ca.subjectHash);
+        std::string path = cfg_.racoon.certificateDir + "/" + ca.subjectHash + ".r0";
+        if (!files_.read(path, content) && content.rfind(std::string(kHashCopyMarker), 0) == 0)
+          crlCopies_.push_back(path);
+      }
       certHashFiles_ = certs_.hashFiles(cfg_.racoon.certificateDir, hashes);
     }
     certsStale_ = false;

@@ -114,8 +114,8 @@ class Reconciler {
   CertFiles readCerts();
   bool certsStale_ = true;
   CertFacts certFacts_;
-  std::vector<HashFileFacts> certHashFiles_;
-  std::vector<std::string> crlCopies_;  // the daemon's own <CA hash>.r0 files (racoon)  // racoon's <hash>.<n> entries of the certificate directory
+  std::vector<HashFileFacts> certHashFiles_;  // racoon's <hash>.<n> entries of the certificate directory
+  std::vector<std::string> crlCopies_;       // the daemon's own CRL copies on disk (CertFiles::ownedCrlCopies)
   bool applyPolicies(const Desired& d, const std::vector<Policy>& current);
   bool applyFiles(const Desired& d);
   bool applyIpopUpFlag(const Desired& d);
