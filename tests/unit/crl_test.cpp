@@ -8,6 +8,7 @@
 
 #include "core/certs.hpp"
 #include "core/render_swanctl.hpp"
+#include "cert_facts.hpp"
 #include "reconciler_fixture.hpp"
 
 using namespace ipopsec;
@@ -20,48 +21,12 @@ using ::testing::IsEmpty;
 
 namespace {
 
-constexpr auto kDay = std::chrono::hours(24);
-const WallTime kNow = std::chrono::system_clock::from_time_t(1780272000);  // 2026-06-01
-
-CertFileFacts file(const std::string& path, unsigned mode = 0644) {
-  CertFileFacts f;
-  f.path = path;
-  f.present = true;
-  f.statKnown = true;
-  f.mode = mode;
-  f.content = "PEM";
-  return f;
-}
-
+// A well-issued set (cert_facts.hpp) with a current CRL of its CA that revokes two others.
 CertFacts withCrl() {
-  CertFacts f;
-  f.ca = file("/c/cacert.pem");
-  f.cert = file("/c/host-cert.pem");
-  f.key = file("/c/host-key.pem", 0600);
-  CertInfo ca;
-  ca.subject = ca.issuer = "CN=GroupVPN CA";
-  ca.notBefore = kNow - 100 * kDay;
-  ca.notAfter = kNow + 3000 * kDay;
-  ca.keyType = KeyType::rsa;
-  ca.keyBits = 3072;
-  ca.isCa = true;
-  f.caCerts = {ca};
-  CertInfo host;
-  host.subject = "CN=10.254.0.16";
-  host.issuer = "CN=GroupVPN CA";
-  host.notBefore = kNow - 10 * kDay;
-  host.notAfter = kNow + 300 * kDay;
-  host.subjectAltNames = {"IP:10.254.0.16"};
-  host.keyType = KeyType::rsa;
-  host.keyBits = 3072;
-  f.hostCert = host;
+  CertFacts f = good();
   f.hostSerial = "1A2B";
-  f.keyType = KeyType::rsa;
-  f.keyBits = 3072;
-  f.keyMatchesCert = true;
-  f.chainChecked = f.chainOk = true;
   CrlFacts crl;
-  crl.file = file("/c/crl.pem");
+  crl.file = file("/etc/racoon/certs/crl.pem");
   crl.issuer = "CN=GroupVPN CA";
   crl.signatureChecked = crl.signedByCa = true;
   crl.lastUpdate = kNow - kDay;
@@ -121,7 +86,7 @@ TEST(JudgeCrl, AnUnreadableCrlNamesThePathAndTheFix) {
   f.crl->file.loadError = "does not exist";
   auto v = judge(f);
   EXPECT_FALSE(v.usable);
-  EXPECT_THAT(v.errors, Contains(HasSubstr("/c/crl.pem does not exist: install the CRL made with `ipop-ipsecd pki crl`")));
+  EXPECT_THAT(v.errors, Contains(HasSubstr("/etc/racoon/certs/crl.pem does not exist: install the CRL made with `ipop-ipsecd pki crl`")));
 }
 
 // --- the Reconciler with a CRL ----------------------------------------------------------
