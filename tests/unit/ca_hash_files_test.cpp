@@ -14,6 +14,7 @@
 #include "core/certs.hpp"
 #include "core/reconciler.hpp"
 #include "fakes.hpp"
+#include "reconciler_fixture.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -198,26 +199,11 @@ LinkState tapLink() {
   return l;
 }
 
-struct HashFileReconcileTest : ::testing::Test {
+struct HashFileReconcileTest : ReconcilerFixture {
   void SetUp() override {
-    files.files["/certs/cacert.pem"] = "CA";
-    files.files["/certs/host-cert.pem"] = "CERT";
-    files.files["/certs/host-key.pem"] = "KEY";
-    Config c;
-    c.racoon.certificateDir = "/certs";
-    r = std::make_unique<Reconciler>(c, policies, files, certs, unit, clock,
-                                     [this](const Event& e) { events.push_back(e); });
+    ReconcilerFixture::SetUp();
+    make(cfg());
     net.links[7] = tapLink();
-  }
-  void runFor(std::chrono::steady_clock::duration span) {
-    auto end = clock.now() + span;
-    while (true) {
-      auto d = r->deadline();
-      if (!d || *d > end) break;
-      if (*d > clock.now()) clock.now_ = *d;
-      r->onTimer(net);
-    }
-    clock.now_ = end;
   }
   int count(Severity s, const std::string& needle) {
     int n = 0;
@@ -235,14 +221,7 @@ struct HashFileReconcileTest : ::testing::Test {
     return std::find(files.removed.begin(), files.removed.end(), path) != files.removed.end();
   }
 
-  FakePolicyTable policies;
-  FakeFileStore files;
-  FakeCertificateInspector certs{files};
-  FakeIkeController unit;
-  FakeClock clock;
-  NetSnapshot net;
-  std::vector<Event> events;
-  std::unique_ptr<Reconciler> r;
+
 };
 
 TEST_F(HashFileReconcileTest, RehashedDirectoryStartsTheIkeDaemonOnceWithNoWriteThroughTheSymlink) {
