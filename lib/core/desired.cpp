@@ -50,8 +50,8 @@ std::vector<Cidr> rangesOf(const std::vector<Policy>& policies) {
   return out;
 }
 
-Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFiles& certs,
-                       const std::vector<Cidr>& previousRanges, const std::vector<Cidr>& remembered) {
+Desired desiredPolicies(const Config& cfg, const NetSnapshot& net, const std::vector<Cidr>& previousRanges,
+                        const std::vector<Cidr>& remembered) {
   Desired d;
   const LinkState* tap = net.byName(cfg.ipop.interface);
 
@@ -150,6 +150,11 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
   d.ipopUp = d.localAddress.has_value();
 
   d.policies = buildPolicies(d.ranges, cfg);
+  return d;
+}
+
+void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, const CertFiles& certs) {
+  const LinkState* tap = net.byName(cfg.ipop.interface);
   d.certsUsable = certs.usable();
   d.certProblems = certs.problems;
   d.certWarnings = certs.warnings;
@@ -221,6 +226,12 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
   inputs += "|" + certPrints;
   d.ikeInputs = inputs;
   if (cfg.ike.backend == IkeBackend::strongswan) d.ikeRestartInputs = certPrints;
+}
+
+Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFiles& certs,
+                       const std::vector<Cidr>& previousRanges, const std::vector<Cidr>& remembered) {
+  Desired d = desiredPolicies(cfg, net, previousRanges, remembered);
+  addDesiredFiles(d, cfg, net, certs);
   return d;
 }
 

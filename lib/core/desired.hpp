@@ -79,6 +79,13 @@ struct Desired {
 // that rebooted), but provisional: the underlay check still refuses them.
 Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFiles& certs,
                        const std::vector<Cidr>& previousRanges, const std::vector<Cidr>& remembered = {});
+// computeDesired in two steps, so that the reaction path puts the policies in before it
+// reads certificates or renders a file: desiredPolicies gives the ranges, the tap's state
+// and the policies; addDesiredFiles adds the certificates' verdict, the IKE daemon's files
+// and its inputs to that result.
+Desired desiredPolicies(const Config& cfg, const NetSnapshot& net, const std::vector<Cidr>& previousRanges,
+                        const std::vector<Cidr>& remembered = {});
+void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, const CertFiles& certs);
 
 // The ranges a set of owned policies protects (their protect `out` selectors).
 std::vector<Cidr> rangesOf(const std::vector<Policy>& policies);

@@ -37,6 +37,13 @@ class LinkMonitor {
 
 // The kernel's security policy database, restricted to the policies the daemon owns
 // (those carrying one of the configured priorities).
+// The outcome of installing one policy; when refused because a foreign policy holds its id
+// (dir + selector), that policy as the kernel reported it.
+struct InstallResult {
+  std::error_code ec;
+  std::optional<Policy> conflict;
+};
+
 class PolicyTable {
  public:
   virtual ~PolicyTable() = default;
@@ -44,6 +51,16 @@ class PolicyTable {
   virtual std::error_code list(std::vector<Policy>& out) = 0;
   // Adds the policy, or replaces the one with the same id (dir + selector).
   virtual std::error_code install(const Policy& p) = 0;
+  // install() for each policy, in order; the real table hands the kernel all of them in one
+  // batch (one system call on the reaction path instead of two round trips per policy).
+  virtual std::vector<InstallResult> installAll(const std::vector<Policy>& ps) {
+    std::vector<InstallResult> results;
+    for (const auto& p : ps) {
+      auto ec = install(p);
+      results.push_back({ec, ec ? lastConflict() : std::nullopt});
+    }
+    return results;
+  }
   virtual std::error_code remove(const Policy& p) = 0;
   // Deletes larval (ACQUIRE-created, not yet keyed) states between addresses of
   // these ranges, so that a packet that raced the IKE daemon's start does not stall.

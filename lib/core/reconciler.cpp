@@ -157,8 +157,7 @@ CertFiles Reconciler::readCerts() {
   return c;
 }
 
-std::string Reconciler::conflictAdvice(const Policy& wanted) const {
-  auto other = policies_.lastConflict();
+std::string Reconciler::conflictAdvice(const Policy& wanted, const std::optional<Policy>& other) const {
   if (!other) return "";
   std::string s = "; the kernel already holds " + other->str() + " with the same selector, which is not this daemon's";
   if (other->priority == 250000 || other->priority == 500000)
@@ -181,11 +180,16 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
                    [&](const Policy& a, const Policy& b) { return rank(a) < rank(b); });
   bool ok = true;
   std::size_t installed = 0, removed = 0;
-  // Make before break: every new policy goes in before any old one goes out.
-  for (const auto& p : diff.add) {
-    if (auto ec = policies_.install(p)) {
+  // Make before break: every new policy goes in before any old one goes out. One batch:
+  // the kernel takes them in this order.
+  const std::vector<InstallResult> results = policies_.installAll(diff.add);
+  for (std::size_t i = 0; i < diff.add.size(); ++i) {
+    const Policy& p = diff.add[i];
+    const std::error_code ec = i < results.size() ? results[i].ec : std::make_error_code(std::errc::io_error);
+    if (ec) {
       ok = false;
-      status_.lastError = "kernel refused policy " + p.str() + ": " + ec.message() + conflictAdvice(p);
+      status_.lastError = "kernel refused policy " + p.str() + ": " + ec.message() +
+                          conflictAdvice(p, i < results.size() ? results[i].conflict : std::nullopt);
       emit(Severity::error, "install", p.sel.dst.str(), status_.lastError);
     } else {
       ++installed;
@@ -369,7 +373,6 @@ void Reconciler::reconcile(const NetSnapshot& net) {
            std::to_string(gone.size()) + " of this daemon's policies were removed from the kernel by another process (" +
                list + "); putting back what is still wanted");
     }
-    CertFiles certs = readCerts();
     Desired d;
     try {
       // The tap confirms a remembered range once it has an address in it.
@@ -394,7 +397,9 @@ void Reconciler::reconcile(const NetSnapshot& net) {
       std::erase_if(inForce, [&](const Cidr& r) {
         return std::binary_search(provisional_.begin(), provisional_.end(), r);
       });
-      d = computeDesired(cfg_, net, certs, inForce, provisional_);
+      // The policies first: the reaction to an address change is their installation, before
+      // any certificate is judged or file rendered (those follow, below).
+      d = desiredPolicies(cfg_, net, inForce, provisional_);
       // Remembered ranges stand in only until the tap gives ranges of its own: from then on
       // the tap's addresses decide (a remembered range it did not confirm goes, make before
       // break, like any range the tap no longer has).
@@ -402,6 +407,25 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     } catch (const std::exception& e) {
       // Validation should make this impossible; if it happens, change nothing.
       status_.lastError = std::string("cannot compute the desired state: ") + e.what();
+      emit(Severity::error, "render", "", status_.lastError);
+      changed();
+      return;
+    }
+    if (d.refused != lastRefused_) {
+      for (const auto& r : d.refused) emit(Severity::error, "refuse", "", r);
+      lastRefused_ = d.refused;
+    }
+    if (d.conflicts != lastConflicts_) {
+      for (const auto& c : d.conflicts) emit(Severity::warning, "conflict", "", c);
+      lastConflicts_ = d.conflicts;
+    }
+    bool policiesOk = applyPolicies(d, current);
+    CertFiles certs = readCerts();
+    try {
+      addDesiredFiles(d, cfg_, net, certs);
+    } catch (const std::exception& e) {
+      // Validation should make this impossible; if it happens, no file is touched.
+      status_.lastError = std::string("cannot compute the desired files: ") + e.what();
       emit(Severity::error, "render", "", status_.lastError);
       changed();
       return;
@@ -416,15 +440,6 @@ void Reconciler::reconcile(const NetSnapshot& net) {
       for (const auto& w : certs.warnings) emit(Severity::warning, "certificates", "", w);
       lastCertWarnings_ = certs.warnings;
     }
-    if (d.refused != lastRefused_) {
-      for (const auto& r : d.refused) emit(Severity::error, "refuse", "", r);
-      lastRefused_ = d.refused;
-    }
-    if (d.conflicts != lastConflicts_) {
-      for (const auto& c : d.conflicts) emit(Severity::warning, "conflict", "", c);
-      lastConflicts_ = d.conflicts;
-    }
-    bool policiesOk = applyPolicies(d, current);
     bool filesOk = applyFiles(d);
     std::string waiting;
     if (d.ipopUp && !d.certsUsable)

@@ -155,7 +155,7 @@ class Reconciler {
   std::optional<std::string> remembered_;  // the remember file's content as last read or written
   std::string rememberedPath_, pendingRemember_;
   std::optional<Clock::time_point> rememberAt_;
-  std::string conflictAdvice(const Policy& wanted) const;
+  std::string conflictAdvice(const Policy& wanted, const std::optional<Policy>& other) const;
   std::string lastWaiting_;
   std::vector<std::string> lastCertProblems_, lastCertWarnings_;
   std::function<void()> onChange_;

@@ -278,7 +278,8 @@ std::error_code AtomicFileStore::read(const std::string& path, std::string& cont
 
   std::string out;
   out.reserve(static_cast<std::size_t>(st.st_size));
-  std::array<char, 65536> buf{};
+  // Not zero-filled: 64 KiB of memset per read was most of a reconcile's CPU time (callgrind).
+  std::array<char, 65536> buf;  // NOLINT(cppcoreguidelines-pro-type-member-init): read() fills it
   for (;;) {
     ssize_t n = ::read(fd.get(), buf.data(), buf.size());
     if (n < 0) {

@@ -338,6 +338,65 @@ std::error_code Requester::request(std::vector<std::uint8_t> req, std::vector<st
   });
 }
 
+std::vector<Requester::BatchResult> Requester::requestAll(std::vector<std::vector<std::uint8_t>> requests) {
+  lastMessage_.clear();
+  std::vector<BatchResult> results(requests.size());
+  if (requests.empty()) return results;
+  const std::uint32_t port = socket_.portId();
+  std::vector<std::uint8_t> batch;
+  std::vector<std::uint32_t> seqs;
+  for (auto& req : requests) {
+    if (req.size() < sizeof(nlmsghdr)) {
+      for (auto& r : results) r.ec = std::make_error_code(std::errc::invalid_argument);
+      return results;
+    }
+    const std::uint32_t seq = nextSeq();
+    std::memcpy(req.data() + offsetof(nlmsghdr, nlmsg_seq), &seq, sizeof seq);
+    std::memcpy(req.data() + offsetof(nlmsghdr, nlmsg_pid), &port, sizeof port);
+    seqs.push_back(seq);
+    batch.insert(batch.end(), req.begin(), req.end());
+    batch.resize(NLMSG_ALIGN(batch.size()), 0);
+  }
+  auto failAll = [&](std::error_code ec, std::vector<bool>* answered) {
+    for (std::size_t i = 0; i < results.size(); ++i)
+      if (!answered || !(*answered)[i]) results[i].ec = ec;
+  };
+  if (auto ec = sendToKernel(socket_.fd(), batch)) {
+    failAll(ec, nullptr);
+    return results;
+  }
+  std::vector<bool> answered(requests.size(), false);
+  std::size_t open = requests.size();
+  while (open > 0) {
+    Datagram d;
+    if (auto ec = receiveFromKernel(d)) {
+      failAll(ec, &answered);
+      return results;
+    }
+    Messages walk(Bytes(rxbuf_.data(), d.size));
+    Message m;
+    while (walk.next(m)) {
+      // The seqs are consecutive except where they wrapped past 0: look each one up.
+      auto it = std::find(seqs.begin(), seqs.end(), m.header.nlmsg_seq);
+      if (it == seqs.end()) continue;  // stale: a reply to an earlier request that timed out
+      const std::size_t i = static_cast<std::size_t>(it - seqs.begin());
+      const Control c = classify(m);
+      if (answered[i] || (c.kind != Kind::ack && c.kind != Kind::error)) continue;
+      answered[i] = true;
+      --open;
+      if (c.kind == Kind::error) {
+        results[i].ec = sysError(c.error);
+        results[i].message = extackMessage(m);
+      }
+    }
+    if (!walk.error().empty()) {
+      failAll(std::make_error_code(std::errc::bad_message), &answered);
+      return results;
+    }
+  }
+  return results;
+}
+
 std::error_code Requester::dumpOnce(std::uint16_t type, Bytes body, std::vector<std::uint8_t>& out,
                                     bool& interrupted) {
   out.clear();

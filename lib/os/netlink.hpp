@@ -203,6 +203,16 @@ class Requester {
   // framing bad_message.
   std::error_code request(std::vector<std::uint8_t> request, std::vector<std::uint8_t>* replies);
 
+  // Several requests (each with NLM_F_ACK, no reply but the ack expected) in one datagram:
+  // the kernel handles them in order and acks each. `results[i]` is request i's outcome
+  // as request() gives it, `messages[i]` its extended-ack text. A lost ack is timed_out for
+  // every request still unanswered; a failed send fails them all.
+  struct BatchResult {
+    std::error_code ec;
+    std::string message;
+  };
+  std::vector<BatchResult> requestAll(std::vector<std::vector<std::uint8_t>> requests);
+
   // Dumps `type` (NLM_F_REQUEST | NLM_F_DUMP, `body` as the payload): `out` gets the
   // messages of the dump (its sequence number only), NLMSG_DONE included. A dump the kernel
   // marks NLM_F_DUMP_INTR (the table changed meanwhile) is started again, at most

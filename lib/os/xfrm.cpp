@@ -124,6 +124,33 @@ std::error_code XfrmPolicyTable::install(const Policy& p) {
   return transact(xfrm::encodePolicy(p, XFRM_MSG_UPDPOLICY, 0), nullptr);
 }
 
+std::vector<InstallResult> XfrmPolicyTable::installAll(const std::vector<Policy>& ps) {
+  std::vector<InstallResult> results(ps.size());
+  std::vector<std::size_t> sent;
+  std::vector<std::vector<std::uint8_t>> batch;
+  for (std::size_t i = 0; i < ps.size(); ++i) {
+    if (auto ec = validate(ps[i])) {
+      results[i].ec = ec;
+      continue;
+    }
+    sent.push_back(i);
+    batch.push_back(xfrm::encodePolicy(ps[i], XFRM_MSG_NEWPOLICY, 0));
+  }
+  auto acks = nl_.requestAll(std::move(batch));
+  for (std::size_t k = 0; k < sent.size(); ++k) {
+    const std::size_t i = sent[k];
+    results[i].ec = acks[k].ec;
+    if (acks[k].ec == std::errc::file_exists) {
+      // Something holds this id already: ours is replaced, a foreign one is refused.
+      results[i].ec = install(ps[i]);
+      if (results[i].ec == std::errc::file_exists) results[i].conflict = lastConflict_;
+    } else if (acks[k].ec) {
+      lastMessage_ = acks[k].message;
+    }
+  }
+  return results;
+}
+
 std::error_code XfrmPolicyTable::remove(const Policy& p) {
   if (auto ec = validate(p)) return ec;
   bool found = false;

@@ -72,6 +72,9 @@ class XfrmPolicyTable final : public PolicyTable {
 
   std::error_code list(std::vector<Policy>& out) override;    // dump, keep only owned ones
   std::error_code install(const Policy& p) override;          // XFRM_MSG_UPDPOLICY (add or replace)
+  // XFRM_MSG_NEWPOLICY for all in one batch (adds what no policy holds yet: nothing is
+  // replaced); an id already held goes through install() (ours: replaced; foreign: refused).
+  std::vector<InstallResult> installAll(const std::vector<Policy>& ps) override;
   std::error_code remove(const Policy& p) override;           // by id; absent -> success
   std::error_code flushLarval(const std::vector<Cidr>& ranges) override;
   std::optional<Policy> lastConflict() const override { return lastConflict_; }

@@ -264,22 +264,23 @@ PolicyOutcome decodePolicyPayload(Bytes payload, const Owned& owned) {
     return r;
   }
   p.priority = info.priority;
-  const std::string where = describeId(p);
+  // Named only when something is said about it (every policy of every dump goes through here).
+  auto where = [&p] { return describeId(p); };
   // A different identity namespace from the one the daemon manages.
   if (attrs.policyType && *attrs.policyType != XFRM_POLICY_TYPE_MAIN) {
-    r.skipReason = where + ": sub policy type " + std::to_string(*attrs.policyType);
+    r.skipReason = where() + ": sub policy type " + std::to_string(*attrs.policyType);
     return r;
   }
   if (attrs.mark && attrs.mark->m != 0) {
-    r.skipReason = where + ": has a mark";
+    r.skipReason = where() + ": has a mark";
     return r;
   }
   if (attrs.ifId != 0) {
-    r.skipReason = where + ": has interface id " + std::to_string(attrs.ifId);
+    r.skipReason = where() + ": has interface id " + std::to_string(attrs.ifId);
     return r;
   }
   if (attrs.secCtx) {
-    r.skipReason = where + ": has a security context";
+    r.skipReason = where() + ": has a security context";
     return r;
   }
 
@@ -302,7 +303,7 @@ PolicyOutcome decodePolicyPayload(Bytes payload, const Owned& owned) {
     p.level = ntmpl == 1 && allOptional ? PolicyLevel::use : PolicyLevel::require;
   } else {
     d.exact = false;
-    d.note = where + ": " + diff;
+    d.note = where() + ": " + diff;
     if (owned.owns(info.priority)) {
       // The shape the daemon never installs at this priority: it differs from any desired
       // policy with this id, so the reconciler replaces (or removes) it.

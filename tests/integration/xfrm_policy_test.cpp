@@ -212,6 +212,51 @@ TEST_F(XfrmPolicyTest, ForeignPoliciesAreNotListedAndNeverTouched) {
   EXPECT_EQ(sh("ip xfrm policy"), before);
 }
 
+// installAll: one batch of NEWPOLICY messages; an id already held goes through install().
+// New ones are added, ours is replaced in place, a foreign one with the same id is refused
+// (with the kernel's picture of it) and left as it was, an invalid one fails alone, and the
+// kernel's answer for each lands in its own slot.
+TEST_F(XfrmPolicyTest, InstallAllAddsReplacesOursAndRefusesForeignEachInItsSlot) {
+  sh("ip xfrm policy add src 10.254.7.0/24 dst 10.254.7.0/24 dir in priority 100 tmpl proto esp mode transport");
+  const Policy ours = protect(Direction::out, "10.254.0.0/16", "10.254.0.0/16");
+  ASSERT_FALSE(table_->install(ours));
+  const std::string foreignBefore = block(sh("ip xfrm policy"), "src 10.254.7.0/24 dst 10.254.7.0/24 \n\tdir in");
+  ASSERT_FALSE(foreignBefore.empty());
+
+  Policy invalid = protect(Direction::fwd, "10.254.0.0/16", "10.254.0.0/16");
+  invalid.sel.dst = cidr("fd50::/64");  // families differ: never sent
+  const std::vector<Policy> batch{
+      protect(Direction::out, "10.254.0.0/16", "10.254.0.0/16", PolicyLevel::use),  // ours: replaced
+      protect(Direction::in, "10.254.0.0/16", "10.254.0.0/16"),                      // new
+      protect(Direction::in, "10.254.7.0/24", "10.254.7.0/24"),                      // foreign id: refused
+      invalid,
+      protect(Direction::fwd, "10.254.0.0/16", "10.254.0.0/16"),  // new, after two failures
+  };
+  auto results = table_->installAll(batch);
+  ASSERT_EQ(results.size(), batch.size());
+  EXPECT_FALSE(results[0].ec) << results[0].ec.message();
+  EXPECT_FALSE(results[1].ec) << results[1].ec.message();
+  EXPECT_EQ(results[2].ec, std::errc::file_exists) << results[2].ec.message();
+  ASSERT_TRUE(results[2].conflict.has_value());
+  EXPECT_EQ(results[2].conflict->priority, 100U);
+  EXPECT_EQ(results[3].ec, std::errc::invalid_argument) << results[3].ec.message();
+  EXPECT_FALSE(results[4].ec) << results[4].ec.message();
+  EXPECT_FALSE(results[0].conflict || results[1].conflict || results[4].conflict);
+
+  EXPECT_THAT(owned(), UnorderedElementsAreArray({batch[0], batch[1], batch[4]}));
+  const std::string ip = sh("ip xfrm policy");
+  EXPECT_EQ(count(ip, "src 10.254.0.0/16 dst 10.254.0.0/16 \n\tdir out"), 1U) << ip;
+  EXPECT_THAT(block(ip, "src 10.254.0.0/16 dst 10.254.0.0/16 \n\tdir out"), HasSubstr("level use"));
+  EXPECT_EQ(block(ip, "src 10.254.7.0/24 dst 10.254.7.0/24 \n\tdir in"), foreignBefore) << "the foreign policy is untouched";
+
+  // Again: every id is held by now, all of ours: each goes through install(), no error.
+  results = table_->installAll({batch[0], batch[1], batch[4]});
+  ASSERT_EQ(results.size(), 3U);
+  for (const auto& r : results) EXPECT_FALSE(r.ec) << r.ec.message();
+  EXPECT_EQ(count(sh("ip xfrm policy"), "priority 250000"), 3U);
+  EXPECT_TRUE(table_->installAll({}).empty());
+}
+
 TEST_F(XfrmPolicyTest, OddShapesAtOwnedPriorityAreListedSoTheyGetReplaced) {
   // Tunnel mode at the protect priority: listed, but never equal to what the daemon wants.
   sh("ip xfrm policy add src 10.254.0.0/16 dst 10.254.0.0/16 dir out priority 250000 "
