@@ -29,8 +29,12 @@ void IkeScheduler::observe(bool ready, const std::string& inputs, time_point now
     return;
   }
   if (pending_ != inputs) {
+    // The first change after a calm spell (nothing pending, nothing under way, no change or
+    // step for a whole quiet period): a reload of it runs at once (see deadline()).
+    if (!pending_ && (!lastActivity_ || now - *lastActivity_ >= quiet_)) leading_ = true;
     pending_ = inputs;
     pendingSince_ = now;  // every real change restarts the quiet period
+    lastActivity_ = now;
   }
 }
 
@@ -50,7 +54,10 @@ std::optional<IkeScheduler::time_point> IkeScheduler::deadline() const {
   if (!pending_ || inFlight_) return std::nullopt;
   // The first start, and the start after IPOP came up, happen as soon as everything is
   // ready; the quiet period coalesces the changes after that.
-  time_point t = (immediate_ || !started_) ? pendingSince_ : pendingSince_ + quiet_;
+  // So does a reload after a calm spell: it tears nothing down, and the quiet period is for
+  // a burst, which the changes right after it make (they wait for the quiet period again).
+  const bool atOnce = immediate_ || !started_ || (leading_ && pendingAction() == IkeAction::reload);
+  time_point t = atOnce ? pendingSince_ : pendingSince_ + quiet_;
   if (lastStart_ && pendingAction() == IkeAction::restart) t = std::max(t, *lastStart_ + minInterval_);
   if (backoffUntil_) t = std::max(t, *backoffUntil_);
   return t;
@@ -67,11 +74,14 @@ void IkeScheduler::begin(time_point now) {
   inFlightRestart_ = pendingRestart_;
   pending_.reset();
   pendingRestart_.reset();
+  leading_ = false;
+  lastActivity_ = now;
   if (inFlightAction_ == IkeAction::restart) lastStart_ = now;  // the minimum interval is between restarts
 }
 
 void IkeScheduler::finished(bool ok, time_point now) {
   if (!inFlight_) return;
+  lastActivity_ = now;
   if (ok) {
     immediate_ = false;
     started_ = inFlight_;

@@ -3,7 +3,9 @@
 // decision logic, driven by a clock value.
 // Coalesces the expensive step only: a quiet period after the last change of what the
 // IKE daemon depends on, a minimum interval between two restarts, and exponential
-// backoff after a failed restart. Never restarts while IPOP is down.
+// backoff after a failed restart. Never restarts while IPOP is down. What needs no waiting
+// does not wait: the first start, the start after IPOP came up, and a reload for the first
+// change after a calm spell (a quiet period without changes or steps) run at once.
 
 #include <chrono>
 #include <optional>
@@ -90,6 +92,9 @@ class IkeScheduler {
   // The pending start is the first one (nothing started yet) or follows IPOP coming up:
   // no quiet period.
   bool immediate_ = false;
+  // The pending change came after a calm spell: a reload of it needs no quiet period.
+  bool leading_ = false;
+  std::optional<time_point> lastActivity_;  // last change of the inputs, or step begun or ended
 };
 
 }  // namespace ipopsec

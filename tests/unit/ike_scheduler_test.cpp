@@ -99,6 +99,45 @@ TEST(IkeSchedulerReload, FlappingConfigurationGivesOneReload) {
   EXPECT_EQ(s.pendingAction(), IkeAction::reload);
 }
 
+// A reload for the first change after a calm spell runs at once: the quiet period is for a
+// burst, and the changes right after it (the rest of the burst) wait for it again. A restart
+// after a calm spell still waits (it tears down every SA).
+TEST(IkeSchedulerReload, TheFirstChangeAfterACalmSpellIsReloadedAtOnceTheRestOfTheBurstWaits) {
+  IkeScheduler s(2s, 10s);
+  s.observe(true, "c|a", "c", at(0ms));
+  s.begin(at(0ms));
+  s.finished(true, at(1000ms));
+  // 1.5 s after the start finished: not calm yet, the quiet period applies.
+  s.observe(true, "c|b", "c", at(2500ms));
+  ASSERT_EQ(s.pendingAction(), IkeAction::reload);
+  EXPECT_EQ(*s.deadline(), at(4500ms));
+  s.begin(at(4500ms));
+  s.finished(true, at(4600ms));
+  // 20 s of calm, then a change (a DHCP renewal, a range change): reloaded at once.
+  s.observe(true, "c|c", "c", at(24600ms));
+  ASSERT_TRUE(s.deadline());
+  EXPECT_EQ(*s.deadline(), at(24600ms)) << "a calm spell: no quiet period";
+  EXPECT_TRUE(s.due(at(24600ms)));
+  // A second change of the same instant (address deleted, then added) before the timer
+  // fired: still one step, at once, with the latest inputs.
+  s.observe(true, "c|d", "c", at(24600ms));
+  EXPECT_EQ(*s.deadline(), at(24600ms));
+  s.begin(at(24600ms));
+  s.finished(true, at(24700ms));
+  EXPECT_EQ(s.startedInputs(), std::optional<std::string>("c|d"));
+  // The burst goes on: the next change waits for the quiet period after it.
+  s.observe(true, "c|e", "c", at(25000ms));
+  EXPECT_EQ(*s.deadline(), at(27000ms)) << "right after a step: coalesced";
+  s.observe(true, "c|f", "c", at(26000ms));
+  EXPECT_EQ(*s.deadline(), at(28000ms));
+  s.begin(at(28000ms));
+  s.finished(true, at(28100ms));
+  // A restart (certificates) after a calm spell keeps its quiet period.
+  s.observe(true, "d|f", "d", at(60000ms));
+  ASSERT_EQ(s.pendingAction(), IkeAction::restart);
+  EXPECT_EQ(*s.deadline(), at(62000ms)) << "a restart tears SAs down: always coalesced";
+}
+
 TEST(IkeSchedulerReload, NeverWhileNotReadyAndUnknownRestartPartMeansRestart) {
   IkeScheduler s(2s, 10s);
   s.observe(false, "c|a", "c", at(0ms));
