@@ -117,7 +117,8 @@ int Daemon::start() {
                cfg_.ike.backend == IkeBackend::racoon ? "racoon" : "strongswan",
                cfg_.ike.control == IkeControl::systemd ? "systemd " + cfg_.ike.unit : std::string("command"));
   try {
-    ports_.policyWatch->start([this](const std::string& what) { onPolicyEvent(what); });
+    ports_.policyWatch->start([this](const std::string& what) { onPolicyEvent(what); },
+                              [this](const Policy& changed) { return policyConcernsUs(changed); });
   } catch (const std::exception& e) {
     spdlog::critical("cannot follow the kernel's XFRM policy events: {}", e.what());
     return 1;
@@ -211,6 +212,20 @@ void Daemon::onNetChange() {
     ready_ = true;
     ports_.notifier->ready();
   }
+}
+
+// A change by another process matters when it touched a policy at one of the daemon's
+// priorities (its own, deleted or expired), or one with the id (dir + selector) of a policy
+// the daemon wants or holds: the kernel's id ignores the priority, so such an add replaced
+// the daemon's policy. Everything else (charon's per-SA and trap policies) is left alone.
+bool Daemon::policyConcernsUs(const Policy& changed) const {
+  if (changed.priority == cfg_.xfrm.protectPriority || changed.priority == cfg_.xfrm.bypassPriority) return true;
+  for (auto e : ports_.policies->earlierPriorities())
+    if (changed.priority == e) return true;
+  auto sameId = [&](const Policy& p) { return p.dir == changed.dir && p.sel == changed.sel; };
+  const auto& st = reconciler_->status();
+  return std::any_of(st.desired.policies.begin(), st.desired.policies.end(), sameId) ||
+         std::any_of(st.kernelPolicies.begin(), st.kernelPolicies.end(), sameId);
 }
 
 void Daemon::onPolicyEvent(const std::string& what) {

@@ -60,6 +60,7 @@ class Daemon {
  private:
   void onNetChange();
   void onPolicyEvent(const std::string& what);
+  bool policyConcernsUs(const Policy& changed) const;
   void onChange();
   void writeMetrics();
   void armTimer();

@@ -22,7 +22,9 @@ namespace {
 class OwnPolicyWatch final : public PolicyWatch {
  public:
   OwnPolicyWatch(boost::asio::io_context& io, std::uint32_t ownPortId) : watch_(io), ownPortId_(ownPortId) {}
-  void start(OnChange onChange) override { watch_.start(ownPortId_, std::move(onChange)); }
+  void start(OnChange onChange, Concerns concerns) override {
+    watch_.start(ownPortId_, std::move(onChange), std::move(concerns));
+  }
   void stop() override { watch_.stop(); }
 
  private:

@@ -82,13 +82,17 @@ class PolicyTable {
 
 // Follows the kernel's policy changes made by anyone but the daemon's own PolicyTable (an
 // operator's `ip xfrm policy flush`, another tool, expiry). `onChange(what)` runs on the
-// daemon's io_context once per batch that held such a change.
+// daemon's io_context once per batch that held such a change and `concerns` accepted (it
+// sees the changed policy's id and priority); a flush, a lost event or a change whose
+// policy cannot be read always counts. The IKE daemon's own policies, added and removed
+// with every SA, are no reason to re-read the kernel.
 class PolicyWatch {
  public:
   using OnChange = std::function<void(const std::string& what)>;
+  using Concerns = std::function<bool(const Policy& changed)>;
   virtual ~PolicyWatch() = default;
   // Throws std::system_error when it cannot follow the kernel's events.
-  virtual void start(OnChange onChange) = 0;
+  virtual void start(OnChange onChange, Concerns concerns) = 0;
   virtual void stop() = 0;
 };
 

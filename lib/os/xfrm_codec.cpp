@@ -355,6 +355,32 @@ std::vector<std::uint8_t> encodePolicyId(const Policy& p, std::uint16_t type, st
   return m.finish();
 }
 
+std::optional<Policy> policyOfEvent(const std::uint16_t type, std::span<const std::uint8_t> payload) {
+  std::optional<xfrm_userpolicy_info> info;
+  if (type == XFRM_MSG_NEWPOLICY || type == XFRM_MSG_UPDPOLICY) {
+    if (payload.size() >= sizeof(xfrm_userpolicy_info)) info = netlink::load<xfrm_userpolicy_info>(payload);
+  } else if (type == XFRM_MSG_POLEXPIRE) {
+    if (payload.size() >= sizeof(xfrm_user_polexpire)) info = netlink::load<xfrm_user_polexpire>(payload).pol;
+  } else if (type == XFRM_MSG_DELPOLICY && payload.size() >= sizeof(xfrm_userpolicy_id)) {
+    netlink::Attributes attrs(netlink::attributesAfter(payload, sizeof(xfrm_userpolicy_id)));
+    netlink::Attribute a;
+    while (attrs.next(a))
+      if (a.type == XFRMA_POLICY && a.payload.size() >= sizeof(xfrm_userpolicy_info))
+        info = netlink::load<xfrm_userpolicy_info>(a.payload);
+  }
+  if (!info) return std::nullopt;
+  Policy p;
+  switch (info->dir) {
+    case XFRM_POLICY_IN: p.dir = Direction::in; break;
+    case XFRM_POLICY_OUT: p.dir = Direction::out; break;
+    case XFRM_POLICY_FWD: p.dir = Direction::fwd; break;
+    default: return std::nullopt;
+  }
+  if (!decodeSelector(info->sel, p.sel).empty()) return std::nullopt;
+  p.priority = info->priority;
+  return p;
+}
+
 DecodeResult decodePolicyDump(std::span<const std::uint8_t> buf, const Owned& owned, std::uint32_t seq) {
   DecodeResult res;
   walkEntries(buf, seq, res, XFRM_MSG_NEWPOLICY, "XFRM_MSG_NEWPOLICY", res.policies, [&](Bytes payload) {

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -74,6 +75,13 @@ struct DecodeResult {
 // whose nlmsg_seq differs from `seq` are ignored when `seq` != 0. Malformed input is
 // skipped with a reason, never a crash. `owned` only steers how inexact shapes are
 // reported (see the header comment); no policy is filtered out here.
+// The policy a policy event (XFRMNLGRP_POLICY) is about: its id (dir + selector) and
+// priority, from the message's xfrm_userpolicy_info (NEWPOLICY/UPDPOLICY: the payload;
+// DELPOLICY: the XFRMA_POLICY attribute; POLEXPIRE: the xfrm_user_polexpire). nullopt when
+// the message carries none it can read, or a selector no Policy can express (ports, an
+// ifindex: never the daemon's, nor the id of one of its policies).
+std::optional<Policy> policyOfEvent(const std::uint16_t type, std::span<const std::uint8_t> payload);
+
 DecodeResult decodePolicyDump(std::span<const std::uint8_t> buf, const Owned& owned,
                               std::uint32_t seq = 0);
 

@@ -10,12 +10,14 @@
 #include <boost/asio/post.hpp>
 
 #include "os/netlink.hpp"
+#include "os/xfrm_codec.hpp"
 
 namespace ipopsec {
 
 namespace xfrm {
 
-void countPolicyEvents(std::span<const std::uint8_t> buf, std::uint32_t ownPortId, PolicyEvents& out) {
+void countPolicyEvents(std::span<const std::uint8_t> buf, std::uint32_t ownPortId, PolicyEvents& out,
+                       const PolicyConcerns& concerns) {
   netlink::Messages walk(buf);
   netlink::Message m;
   while (walk.next(m)) {
@@ -34,6 +36,13 @@ void countPolicyEvents(std::span<const std::uint8_t> buf, std::uint32_t ownPortI
     // request's notification carries the requester's port id.
     if (h.nlmsg_pid == ownPortId && ownPortId != 0 && h.nlmsg_type != XFRM_MSG_POLEXPIRE) {
       ++out.own;
+    } else if (h.nlmsg_type != XFRM_MSG_FLUSHPOLICY && concerns) {
+      const std::optional<Policy> changed = policyOfEvent(h.nlmsg_type, m.payload);
+      if (changed && !concerns(*changed)) {
+        ++out.unrelated;
+      } else if (out.foreign++ == 0) {
+        out.firstForeign = what;
+      }
     } else {
       if (out.foreign++ == 0) out.firstForeign = what;
     }
@@ -52,8 +61,9 @@ XfrmPolicyWatch::XfrmPolicyWatch(boost::asio::io_context& io) : socket_(io), buf
 
 XfrmPolicyWatch::~XfrmPolicyWatch() { stop(); }
 
-void XfrmPolicyWatch::start(std::uint32_t ownPortId, OnChange onChange) {
+void XfrmPolicyWatch::start(std::uint32_t ownPortId, OnChange onChange, xfrm::PolicyConcerns concerns) {
   ownPortId_ = ownPortId;
+  concerns_ = std::move(concerns);
   onChange_ = std::move(onChange);
   // NETLINK_NO_ENOBUFS stays off: an overflow must be reported, then everything is re-read.
   netlink::Socket sock;
@@ -96,7 +106,7 @@ void XfrmPolicyWatch::onReadable() {
       break;  // EAGAIN: drained
     }
     if (!d.fromKernel) continue;  // only the kernel sends policy events
-    xfrm::countPolicyEvents({buffer_.data(), d.size}, ownPortId_, events);
+    xfrm::countPolicyEvents({buffer_.data(), d.size}, ownPortId_, events, concerns_);
   }
   if (overflow)
     onChange_("the XFRM event queue overflowed (events lost)");

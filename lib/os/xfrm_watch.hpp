@@ -22,20 +22,29 @@
 #include <system_error>
 #include <vector>
 
+#include "core/policy.hpp"
+
 namespace ipopsec {
 
 namespace xfrm {
 
 // What a batch of XFRMNLGRP_POLICY datagrams says.
 struct PolicyEvents {
-  std::size_t foreign = 0;    // changes made by others (or by the kernel: expiry)
+  std::size_t foreign = 0;    // changes made by others (or by the kernel: expiry) that concern the daemon
   std::size_t own = 0;        // changes the daemon's own socket made
+  std::size_t unrelated = 0;  // changes by others to policies that do not concern it (an IKE daemon's)
   std::size_t malformed = 0;  // messages that could not be walked
   std::string firstForeign;   // "flush", "delete", "add/replace", "expire" of the first foreign one
 };
 
-// Counts the policy events in `buf` (one datagram, possibly several messages).
-void countPolicyEvents(std::span<const std::uint8_t> buf, std::uint32_t ownPortId, PolicyEvents& out);
+// Whether a change of this policy (id and priority, xfrm::policyOfEvent) concerns the daemon.
+using PolicyConcerns = std::function<bool(const Policy& changed)>;
+
+// Counts the policy events in `buf` (one datagram, possibly several messages). A foreign
+// change counts as `foreign` unless `concerns` is set and says no about its policy; a flush,
+// or a change whose policy cannot be read, always counts.
+void countPolicyEvents(std::span<const std::uint8_t> buf, std::uint32_t ownPortId, PolicyEvents& out,
+                       const PolicyConcerns& concerns = nullptr);
 
 }  // namespace xfrm
 
@@ -50,7 +59,9 @@ class XfrmPolicyWatch {
   // Opens the socket and starts following; `onChange(what)` runs once per drained batch
   // that held a foreign change (or after an overflow). Throws std::system_error when the
   // socket cannot be opened or bound.
-  void start(std::uint32_t ownPortId, OnChange onChange);
+  // `concerns` (optional) leaves out the changes of policies that are none of the daemon's
+  // business: an IKE daemon installs and removes its own all the time.
+  void start(std::uint32_t ownPortId, OnChange onChange, xfrm::PolicyConcerns concerns = nullptr);
   void stop();
 
  private:
@@ -60,6 +71,7 @@ class XfrmPolicyWatch {
   boost::asio::generic::raw_protocol::socket socket_;
   std::uint32_t ownPortId_ = 0;
   OnChange onChange_;
+  xfrm::PolicyConcerns concerns_;
   std::vector<std::uint8_t> buffer_;
   bool stopped_ = true;
 };

@@ -72,6 +72,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   xfrm::PolicyEvents e;
   xfrm::countPolicyEvents(whole, own, e);
   check((e.foreign + e.own) <= messages);
+  // With a filter: every policy read out of an event is asked about; the counts still add up.
+  xfrm::PolicyEvents f;
+  std::size_t asked = 0;
+  xfrm::countPolicyEvents(whole, own, f, [&](const Policy& p) {
+    ++asked;
+    check(p.sel.src.family() == p.sel.dst.family());
+    return (p.priority & 1U) != 0;
+  });
+  check(f.own == e.own && f.malformed == e.malformed);
+  check(f.foreign + f.unrelated == e.foreign);
+  check(f.unrelated <= asked);
   check(e.malformed == (walk.error().empty() ? 0U : 1U));  // the walk stops at the first malformed message
   return 0;
 }

@@ -113,4 +113,39 @@ TEST_F(FaultPolicyTest, ForeignPolicyWithTheSameSelectorIsReportedOthersInstalle
   ASSERT_TRUE(waitUntil([&] { return countLinesIn(dir_ / "restarts.log") == 1; }));
 }
 
+// Another key manager at work (charon installs and removes per-SA and trap policies all the
+// time): none of that is a reason to re-read the kernel. One of the daemon's own policies
+// deleted, or replaced by one with its id, is: repaired at once. The events arrive in order,
+// so once the deletion was handled, the unrelated changes before it were seen and left out.
+TEST_F(FaultPolicyTest, AnotherKeyManagersPoliciesCauseNoReconcileTheDaemonsOwnDo) {
+  daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log");
+  ASSERT_TRUE(waitUntil([&] { return owned().size() == 11; })) << "all of its policies in";
+  ASSERT_TRUE(waitUntil([&] { return stateHas("\"healthy\": true"); })) << state();
+  auto reconcilesForEvents = [&] {
+    std::string log = slurp(dir_ / "daemon.log");
+    int n = 0;
+    for (auto p = log.find("debug xfrm: "); p != std::string::npos; p = log.find("debug xfrm: ", p + 1)) ++n;
+    return n;
+  };
+  const int before = reconcilesForEvents();
+  for (int i = 0; i < 20; ++i) {
+    const std::string peer = "10.254.1." + std::to_string(i + 1);
+    sh("ip xfrm policy add src 10.254.0.16/32 dst " + peer + "/32 dir out priority 2400 tmpl proto esp mode transport reqid 7");
+    sh("ip xfrm policy add src " + peer + "/32 dst 10.254.0.16/32 dir in priority 2400 tmpl proto esp mode transport reqid 7");
+  }
+  sh("ip xfrm policy add src 10.254.0.16/32 dst 10.254.0.0/16 dir out priority 2900 tmpl proto esp mode transport reqid 7");
+  for (int i = 0; i < 20; ++i)
+    sh("ip xfrm policy delete src 10.254.0.16/32 dst 10.254.1." + std::to_string(i + 1) + "/32 dir out");
+  // Now one of its own, deleted by an operator.
+  sh("ip xfrm policy delete src 10.254.0.0/16 dst 10.254.0.0/16 dir out");
+  ASSERT_TRUE(waitUntil([&] { return reconcilesForEvents() > before; })) << "the deletion of its own policy is seen";
+  ASSERT_TRUE(waitUntil([&] { return owned().size() == 11; })) << "and repaired";
+  std::string log = slurp(dir_ / "daemon.log");
+  EXPECT_EQ(reconcilesForEvents(), before + 1) << "one reconcile, for its own policy; none for the 61 others";
+  EXPECT_NE(log.find("1 policy change(s) by another process (first: delete)"), std::string::npos) << log;
+  EXPECT_NE(sh("ip xfrm policy show dir out src 10.254.0.16/32 dst 10.254.0.0/16").find("priority 2900"),
+            std::string::npos)
+      << "the other key manager's policies are left as they are";
+}
+
 }  // namespace

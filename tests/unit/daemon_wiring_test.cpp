@@ -176,6 +176,34 @@ TEST_F(DaemonWiringTest, AnExternalPolicyDeletionIsRepairedByTheWatchEvent) {
   EXPECT_TRUE(protecting("172.31.0.0/16")) << "repaired within the event";
 }
 
+// The IKE daemon's own policies come and go with every SA: no reason to re-read the kernel.
+// A change of one of the daemon's (by priority) or of one with its id (any priority: the
+// kernel's id ignores it) is; the watch asks the daemon which is which.
+TEST_F(DaemonWiringTest, PolicyChangesThatDoNotConcernTheDaemonCauseNoReconcile) {
+  start();
+  tapUp();
+  ASSERT_TRUE(protecting("172.31.0.0/16"));
+  Policy charon;
+  charon.dir = Direction::out;
+  charon.sel.src = *Cidr::parse("172.31.0.16/32");
+  charon.sel.dst = *Cidr::parse("172.31.0.17/32");
+  charon.action = PolicyAction::protect;
+  charon.priority = 2400;
+  Policy trap = charon;
+  trap.sel.dst = *Cidr::parse("172.31.0.0/16");
+  const int before = policies->lists;
+  EXPECT_FALSE(policyWatch->foreignChange("add/replace", charon));
+  EXPECT_FALSE(policyWatch->foreignChange("delete", trap));
+  EXPECT_EQ(policies->lists, before) << "no reconcile (no dump of the kernel's policies)";
+
+  const Policy ours = policies->all().front();
+  EXPECT_TRUE(policyWatch->foreignChange("delete", ours)) << "its own policy, deleted by someone else";
+  Policy sameId = ours;
+  sameId.priority = 7;
+  EXPECT_TRUE(policyWatch->foreignChange("add/replace", sameId)) << "the id of one of its policies: replaced it";
+  EXPECT_GT(policies->lists, before);
+}
+
 TEST_F(DaemonWiringTest, ACertificateChangeIsReadAgainAndRestartsTheIkeDaemon) {
   start();
   tapUp();

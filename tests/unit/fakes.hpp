@@ -364,15 +364,26 @@ class FakeLinkMonitor final : public LinkMonitor {
 
 class FakePolicyWatch final : public PolicyWatch {
  public:
-  void start(OnChange onChange) override { onChange_ = std::move(onChange); }
+  void start(OnChange onChange, Concerns concerns) override {
+    onChange_ = std::move(onChange);
+    concerns_ = std::move(concerns);
+  }
   void stop() override { onChange_ = nullptr; }
   // Another process changed the kernel's policies.
   void foreignChange(const std::string& what) {
     if (onChange_) onChange_(what);
   }
+  // Another process changed this policy: reported only when the daemon says it concerns it
+  // (as the real watch does). Returns whether it was reported.
+  bool foreignChange(const std::string& what, const Policy& changed) {
+    if (concerns_ && !concerns_(changed)) return false;
+    foreignChange(what);
+    return true;
+  }
 
  private:
   OnChange onChange_;
+  Concerns concerns_;
 };
 
 class FakeDirectoryWatch final : public DirectoryWatch {

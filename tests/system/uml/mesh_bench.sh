@@ -16,6 +16,7 @@
 # --one-way: only one node of each pair sends probes (one IKE initiator per pair); by default
 # both do at once, as real traffic does. --patch-reqid: an experiment (mesh_reqid.sh).
 # --markdown writes the results as a docs/performance.md section to FILE.
+# IPOPSEC_MESH_KEEP=1 keeps the work folder (every node's daemon and charon logs) for a look.
 set -euo pipefail
 bin=$(realpath "$1")
 build=$(realpath "$2")
@@ -60,7 +61,11 @@ cleanup() {
       echo "-- ${d#"$work"/}/charon.log"; grep -E 'IKE|CHD|CFG|KNL' "$d/charon.log" 2>/dev/null | tail -8
     done
   fi
-  rm -rf "$work"
+  if [[ -n ${IPOPSEC_MESH_KEEP:-} ]]; then
+    echo "mesh_bench: IPOPSEC_MESH_KEEP is set: the work folder (logs, capture) stays: $work"
+  else
+    rm -rf "$work"
+  fi
   exit "$rc"
 }
 trap cleanup EXIT
