@@ -62,6 +62,7 @@ CertPolicy certPolicyFor(const Config& cfg) {
   p.checkKeyOwner = cfg.certificates.checkKeyOwner;
   // ipsec-tools' racoon authenticates with rsasig only: an EC key cannot sign its IKE messages.
   p.rsaOnly = cfg.ike.backend == IkeBackend::racoon;
+  p.crlNeedsKeyId = cfg.ike.backend == IkeBackend::strongswan;
   return p;
 }
 
@@ -178,6 +179,14 @@ CertVerdict judgeCertificates(const CertFacts& f, const CertPolicy& policy, Wall
       else if (!crl.signedByCa)
         errors.push_back(crlName + "'s signature does not verify with the key of " + caName +
                          ": it is forged or damaged; make it again with `ipop-ipsecd pki crl`");
+      else if (policy.crlNeedsKeyId && !crl.authorityKeyIdIsCas)
+        // Fail closed: an operator who distributed this CRL believes the nodes in it are shut
+        // out, and strongSwan would accept them.
+        errors.push_back(crlName + (crl.hasAuthorityKeyId ? " names another key than " + caName + "'s in its authorityKeyIdentifier"
+                                                          : " has no authorityKeyIdentifier") +
+                         ": strongSwan looks a CRL up by it only, so it would load this one and never consult it "
+                         "(revoked nodes accepted); make it again with `ipop-ipsecd pki crl` (or `openssl ca -gencrl` with "
+                         "authorityKeyIdentifier=keyid:always in its crl_extensions)");
       if (crl.nextUpdate && now >= *crl.nextUpdate)
         errors.push_back(crlName + " is out of date since " + formatUtc(*crl.nextUpdate) +
                          " (its nextUpdate): make a new one (ipop-ipsecd pki crl) and copy it to " + crl.file.path);

@@ -61,6 +61,8 @@ struct CrlFacts {
   std::string issuer;          // RFC 2253
   bool signatureChecked = false;  // a CA certificate with the CRL's issuer name was found and tried
   bool signedByCa = false;     // its signature verifies with that certificate's key
+  bool hasAuthorityKeyId = false;    // it carries an authorityKeyIdentifier with a key id
+  bool authorityKeyIdIsCas = false;  // ... which is the SHA-1 of the signing CA's public key
   WallTime lastUpdate{};
   std::optional<WallTime> nextUpdate;
   std::vector<std::string> revokedSerials;  // upper-case hex, as `openssl crl -text` shows them
@@ -86,6 +88,9 @@ struct CertPolicy {
   WeakCertPolicy weak = WeakCertPolicy::warn;
   bool checkKeyOwner = true;  // the key file must belong to root (racoon refuses others)
   bool rsaOnly = false;       // the IKE daemon signs with RSA only (racoon)
+  // The IKE daemon finds a CRL by its authorityKeyIdentifier only (strongSwan): a CRL without
+  // the CA's key id there would be loaded and never consulted.
+  bool crlNeedsKeyId = false;
 };
 
 CertPolicy certPolicyFor(const Config& cfg);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <memory>
+#include <cstring>
 #include <sstream>
 
 #include "os/file_store.hpp"
@@ -88,11 +89,22 @@ CrlFacts describeCrl(CertFileFacts file, const std::vector<X509*>& caCerts) {
   f.issuer = nameLine(X509_CRL_get_issuer(crl.get()));
   f.lastUpdate = toWall(X509_CRL_get0_lastUpdate(crl.get()));
   if (const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get())) f.nextUpdate = toWall(next);
+  // authorityKeyIdentifier: strongSwan finds a certificate's CRL by it only (the SHA-1 of the
+  // issuer's public key); without it, or with another key's, the CRL is never consulted.
+  int critical = 0;
+  CHandle<AUTHORITY_KEYID, AUTHORITY_KEYID_free> akid(static_cast<AUTHORITY_KEYID*>(
+      X509_CRL_get_ext_d2i(crl.get(), NID_authority_key_identifier, &critical, nullptr)));
+  f.hasAuthorityKeyId = akid && akid->keyid && ASN1_STRING_length(akid->keyid) > 0;
   for (X509* ca : caCerts)
     if (X509_NAME_cmp(X509_get_subject_name(ca), X509_CRL_get_issuer(crl.get())) == 0) {
       f.signatureChecked = true;
       if (X509_CRL_verify(crl.get(), X509_get0_pubkey(ca)) == 1) {
         f.signedByCa = true;
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int mdLen = 0;
+        f.authorityKeyIdIsCas = f.hasAuthorityKeyId && X509_pubkey_digest(ca, EVP_sha1(), md, &mdLen) == 1 &&
+                                static_cast<int>(mdLen) == ASN1_STRING_length(akid->keyid) &&
+                                std::memcmp(md, ASN1_STRING_get0_data(akid->keyid), mdLen) == 0;
         break;
       }
     }
@@ -236,6 +248,26 @@ CrlResult makeCrl(const CrlRequest& req) {
     ++result.entries;
   }
   X509_CRL_sort(crl.get());
+  // authorityKeyIdentifier (RFC 5280 5.2.1: a CRL issuer MUST include it). strongSwan looks a
+  // certificate's CRL up only by it (the SHA-1 of the issuer's public key, which is what
+  // `pki init-ca` puts in the CA's subjectKeyIdentifier): a CRL without it is never used,
+  // charon logs "certificate status is not available" and accepts a revoked peer.
+  CHandle<AUTHORITY_KEYID, AUTHORITY_KEYID_free> akid(AUTHORITY_KEYID_new());
+  if (!akid) throw PkiError("cannot make the CRL: " + opensslError());
+  if (const ASN1_OCTET_STRING* ski = X509_get0_subject_key_id(ca.cert.get())) {
+    akid->keyid = ASN1_OCTET_STRING_dup(ski);
+  } else {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdLen = 0;
+    akid->keyid = ASN1_OCTET_STRING_new();
+    if (akid->keyid && (X509_pubkey_digest(ca.cert.get(), EVP_sha1(), md, &mdLen) != 1 ||
+                        ASN1_OCTET_STRING_set(akid->keyid, md, static_cast<int>(mdLen)) != 1)) {
+      ASN1_OCTET_STRING_free(akid->keyid);
+      akid->keyid = nullptr;
+    }
+  }
+  if (!akid->keyid || X509_CRL_add1_ext_i2d(crl.get(), NID_authority_key_identifier, akid.get(), 0, 0) != 1)
+    throw PkiError("cannot add the authorityKeyIdentifier to the CRL: " + opensslError());
   CHandle<ASN1_INTEGER, ASN1_INTEGER_free> number(ASN1_INTEGER_new());
   if (!number || ASN1_INTEGER_set(number.get(), result.number) != 1 ||
       X509_CRL_add1_ext_i2d(crl.get(), NID_crl_number, number.get(), 0, 0) != 1 ||

@@ -143,6 +143,41 @@ TEST_F(PkiCrlTest, AnotherCasCrlATamperedOneAndAnOutOfDateOneAreRefused) {
   EXPECT_THAT(f.crl->file.loadError, HasSubstr("holds no CRL (found CERTIFICATE)"));
 }
 
+// strongSwan looks a certificate's CRL up by the CRL's authorityKeyIdentifier only. `pki crl`
+// writes the CA's key id there (openssl shows it, the inspector finds it the CA's); a CRL made
+// by `openssl ca -gencrl` without crl_extensions has none: refused for strongSwan (it would
+// load it and never consult it), accepted for racoon (which finds it by the issuer's name).
+TEST_F(PkiCrlTest, TheCrlCarriesTheCasKeyIdentifierWithoutItStrongSwanRefusesIt) {
+  pki("crl --ca-dir " + ca() + " --out " + crl());
+  EXPECT_THAT(sh("openssl crl -in " + crl() + " -noout -text"), HasSubstr("X509v3 Authority Key Identifier"));
+  CertFacts mine = inspect("a", crl());
+  ASSERT_TRUE(mine.crl);
+  EXPECT_TRUE(mine.crl->hasAuthorityKeyId && mine.crl->authorityKeyIdIsCas);
+  CertPolicy swan;
+  swan.crlNeedsKeyId = true;
+  EXPECT_TRUE(judgeCertificates(mine, swan, std::chrono::system_clock::now()).usable);
+
+  const fs::path o = dir_ / "openssl-ca";
+  fs::create_directories(o);
+  std::ofstream(o / "index.txt").flush();
+  std::ofstream(o / "crlnumber") << "01\n";
+  std::ofstream(o / "ca.cnf") << "[ca]\ndefault_ca = g\n[g]\ndatabase = " << (o / "index.txt").string()
+                              << "\ncrlnumber = " << (o / "crlnumber").string()
+                              << "\ndefault_md = sha256\ndefault_crl_days = 30\n";
+  const std::string bare = (dir_ / "bare.pem").string();
+  sh("openssl ca -batch -config " + (o / "ca.cnf").string() + " -gencrl -keyfile " + ca() + "/ca-key.pem -cert " + ca() +
+     "/cacert.pem -out " + bare + " 2>&1");
+  EXPECT_THAT(sh("openssl crl -in " + bare + " -noout -text"), ::testing::Not(HasSubstr("Authority Key Identifier")));
+  CertFacts f = inspect("a", bare);
+  ASSERT_TRUE(f.crl);
+  EXPECT_TRUE(f.crl->signedByCa) << "a valid CRL of the CA";
+  EXPECT_FALSE(f.crl->hasAuthorityKeyId);
+  CertVerdict v = judgeCertificates(f, swan, std::chrono::system_clock::now());
+  EXPECT_FALSE(v.usable);
+  EXPECT_THAT(v.errors, Contains(HasSubstr("bare.pem has no authorityKeyIdentifier")));
+  EXPECT_TRUE(judgeCertificates(f, CertPolicy{}, std::chrono::system_clock::now()).usable) << "racoon: fine";
+}
+
 TEST_F(PkiCrlTest, BadRequestsGetClearErrorsAndChangeNothing) {
   std::string out;
   EXPECT_EQ(pkiStatus("revoke --ca-dir " + ca() + " --serial zz", &out), 1);

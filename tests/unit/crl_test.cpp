@@ -29,6 +29,7 @@ CertFacts withCrl() {
   crl.file = file("/etc/racoon/certs/crl.pem");
   crl.issuer = "CN=GroupVPN CA";
   crl.signatureChecked = crl.signedByCa = true;
+  crl.hasAuthorityKeyId = crl.authorityKeyIdIsCas = true;
   crl.lastUpdate = kNow - kDay;
   crl.nextUpdate = kNow + 60 * kDay;
   crl.revokedSerials = {"0F", "77"};
@@ -66,6 +67,28 @@ TEST(JudgeCrl, AnotherCasOrAForgedCrlIsRefused) {
   v = judge(f);
   EXPECT_FALSE(v.usable);
   EXPECT_THAT(v.errors, Contains(HasSubstr("crl.pem's signature does not verify with the key of cacert.pem")));
+}
+
+// strongSwan finds a certificate's CRL by the CRL's authorityKeyIdentifier only: without the
+// CA's key id there it would load the CRL and never consult it (revoked nodes accepted). That
+// is refused for strongSwan (fail closed, with the fix); racoon finds it by the issuer's name.
+TEST(JudgeCrl, WithoutTheCasKeyIdentifierStrongSwanWouldIgnoreItRefused) {
+  CertPolicy swan;
+  swan.crlNeedsKeyId = true;
+  auto f = withCrl();
+  f.crl->hasAuthorityKeyId = f.crl->authorityKeyIdIsCas = false;
+  auto v = judgeCertificates(f, swan, kNow);
+  EXPECT_FALSE(v.usable);
+  EXPECT_THAT(v.errors, Contains(AllOf(HasSubstr("crl.pem has no authorityKeyIdentifier"),
+                                       HasSubstr("never consult it (revoked nodes accepted)"),
+                                       HasSubstr("ipop-ipsecd pki crl"))));
+  f.crl->hasAuthorityKeyId = true;  // another key's id
+  v = judgeCertificates(f, swan, kNow);
+  EXPECT_FALSE(v.usable);
+  EXPECT_THAT(v.errors, Contains(HasSubstr("crl.pem names another key than cacert.pem's in its authorityKeyIdentifier")));
+  EXPECT_TRUE(judge(f).usable) << "racoon looks the CRL up by its issuer's name: no key id needed";
+  f.crl->authorityKeyIdIsCas = true;
+  EXPECT_TRUE(judgeCertificates(f, swan, kNow).usable);
 }
 
 TEST(JudgeCrl, OutOfDateIsRefusedAndSoonIsWarnedLikeCertificateExpiry) {

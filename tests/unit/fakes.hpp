@@ -245,6 +245,8 @@ class FakeCertificateInspector final : public CertificateInspector {
       if (c.file.loadError.empty()) {
         c.issuer = "CN=GroupVPN CA";
         c.signatureChecked = c.signedByCa = true;
+        // A CRL whose content says "no key id" lacks the authorityKeyIdentifier.
+        c.hasAuthorityKeyId = c.authorityKeyIdIsCas = c.file.content.find("no key id") == std::string::npos;
         c.lastUpdate = now;
         c.nextUpdate = now + std::chrono::hours(24 * 60);
         std::istringstream in(c.file.content);
