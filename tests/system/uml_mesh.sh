@@ -12,7 +12,22 @@
 #   - a late joiner, the time from its tap coming up to ESP with every node;
 #   - a node whose certificate comes from another CA is refused;
 #   - a node re-addressed inside the range (DHCP) is reached again without a manual step,
-#     by a reload (swanctl --load-all) and no charon restart; moved out, it is unreachable.
+#     by a reload (swanctl --load-all) and no charon restart; moved out, it is unreachable;
+#   - revocation (issue #14), the last phase: n1..n4 run with `racoon.crl: crl.pem` from
+#     the start, an empty CRL of the GroupVPN CA loaded in charon (so every check above
+#     also shows that a CRL without entries changes nothing for traffic). With n3 back in
+#     the range, the four meshed and pings running between n4 and every peer (and among
+#     n1..n3), the CA revokes n4 (`pki revoke`, `pki crl`) and the new CRL lands on n1..n4
+#     at T0 (a tmp file, then mv). Asserted: n1..n3 restart charon (inotify) and hold no SA
+#     with n4 within 40 s; no ESP from a good node to n4 later than 1 s after that node's
+#     restart (its cut-off), and from n4 to it at most a few stray packets that the good
+#     node drops (it set up no CHILD_SA with n4, from its charon log); the last ESP packet
+#     with n4 within 15 s of T0; n1..n3 reach each other over ESP again; each good node's
+#     charon logs "certificate was revoked" for n4; n4 reaches no peer and no peer reaches
+#     n4 (ping, UDP and TCP echo); n4 ends with no SA with them; n4's daemon logs that its
+#     own certificate "is REVOKED by crl.pem" and does not restart its charon; no plaintext
+#     to or from n4 on the overlay. Printed: "CRL landing -> last ESP packet with the
+#     revoked node" and "CRL landing -> ESP again ... between every pair of n1..n3".
 #   uml_mesh.sh IPOP_IPSECD BUILD_DIR
 # Certificates come from the project's own `ipop-ipsecd pki` (EC keys: the strongswan
 # backend takes them, and they keep the slow UML CPU's IKE exchanges short), or from the
@@ -71,6 +86,14 @@ if pki_cmd init-ca --dir "$pki/groupvpn" --name "GroupVPN CA" --days 2 --key ec 
   issue_pki n3 groupvpn 10.254.0.13 n3.groupvpn && issue_pki n4 groupvpn 10.254.0.14 n4.groupvpn &&
   issue_pki n9 other 10.254.0.99 intruder.groupvpn; then
   echo "uml_mesh: certificates issued with 'ipop-ipsecd pki' (EC P-256)"
+  # The GroupVPN CA's CRL, empty (no revocation yet): n1..n4 run with `racoon.crl: crl.pem`
+  # from the start; the guest's last phase revokes n4 and distributes a new one.
+  if pki_cmd crl --ca-dir "$pki/groupvpn" --out "$pki/groupvpn/crl.pem" --days 2; then
+    for i in 1 2 3 4; do cp "$pki/groupvpn/crl.pem" "$pki/n$i/crl.pem"; done
+    echo "uml_mesh: empty CRL made with 'ipop-ipsecd pki crl' for n1..n4"
+  else
+    echo "uml_mesh: 'ipop-ipsecd pki crl' failed ($(tail -1 "$pki/pki.log")): the revocation phase will fail"
+  fi
 else
   echo "uml_mesh: 'ipop-ipsecd pki' unavailable ($(tail -1 "$pki/pki.log")); using the openssl CLI"
   rm -rf "${pki:?}"/*

@@ -3,6 +3,10 @@
 # (network namespaces) on one simulated overlay segment (bridge br0; each node's port is
 # its tap `ipop`), each with its own ipop-ipsecd (backend strongswan) and charon-systemd.
 #   guest.sh WORK_DIR IPOP_IPSECD SOURCE_DIR
+# Phases, in order: fail-closed before IKE, mesh n1..n3 (ESP, TCP/UDP, SAs, status), late
+# joiner n4, intruder n9 (another CA), n3 re-addressed (DHCP) and moved out of the range,
+# and last the revocation of n4 (issue #14; see revocation_phase and uml_mesh.sh's header),
+# then the capture's verdict (ESP seen, no plaintext between range addresses).
 # Writes only inside WORK_DIR (the guest sees the host's / through hostfs) and its own
 # tmpfs /run and /tmp. Writes WORK_DIR/result (PASS or FAIL) and powers the guest off.
 set -u
@@ -69,8 +73,15 @@ grep -q listening "$W/tcpdump.err" || fatal "tcpdump does not capture on br0: $(
 
 # --- nodes ---------------------------------------------------------------------------
 # start_node I CERTDIR: namespace, strongswan.conf, daemon config, daemon (no tap yet).
+# The node's certificate directory is a copy of CERTDIR on the guest's tmpfs, as on a real
+# node's disk: inotify sees no change in a hostfs directory (UML 6.1's hostfs makes a new
+# inode at every lookup), so the daemon would see a new file only at its 30 s resync.
 start_node() {
-  local i=$1 certs=$2 d=$W/n$1 run=/run/mesh/n$1
+  local i=$1 d=$W/n$1 run=/run/mesh/n$1 crl= certs=/run/mesh/n$1/certs
+  mkdir -p "$certs"
+  cp -p "$2"/*.pem "$certs/"
+  # The GroupVPN CA's CRL (empty until the revocation phase), where the host put one.
+  [[ -e $certs/crl.pem ]] && crl='  crl: crl.pem'
   mkdir -p "$d/swanctl/conf.d" "$d/swanctl/x509ca" "$d/swanctl/x509" "$d/swanctl/private" "$run/state"
   chmod 700 "$d/swanctl/private"
   ip netns add "$(ns "$i")"
@@ -79,7 +90,7 @@ start_node() {
   cat >"$d/strongswan.conf" <<EOF
 charon {
   load_modular = no
-  load = random nonce openssl pem pkcs1 pkcs8 x509 constraints pubkey kernel-netlink socket-default vici updown hmac sha1 sha2 aes gcm kdf
+  load = random nonce openssl pem pkcs1 pkcs8 x509 revocation constraints pubkey kernel-netlink socket-default vici updown hmac sha1 sha2 aes gcm kdf
   install_routes = no
   retransmit_timeout = 2.0
   retransmit_tries = 3
@@ -115,6 +126,7 @@ ike:
   restart_timeout: 90s
 racoon:
   certificate_dir: $certs
+$crl
 strongswan:
   swanctl_dir: $d/swanctl
   config: $d/swanctl/conf.d/ipop-ipsec.conf
@@ -232,7 +244,13 @@ for j in $(seq 1 $N); do
   in_ns "$j" perl "$UML/echo.pl" tcp-server "${CUR[$j]}" 5001 >/dev/null 2>&1 &
   in_ns "$j" perl "$UML/echo.pl" udp-server "${CUR[$j]}" 5002 >/dev/null 2>&1 &
 done
-sleep 0.5
+# Until every server listens (perl starts slowly under UML: a fixed pause lost the race).
+for j in $(seq 1 $N); do
+  for ((k = 0; k < 100; k++)); do
+    [[ -n $(in_ns "$j" ss -Hltn 'sport = :5001') && -n $(in_ns "$j" ss -Hlun 'sport = :5002') ]] && break
+    sleep 0.1
+  done
+done
 xfail=0
 for a in $(seq 1 $N); do
   for b in $(seq 1 $N); do
@@ -340,6 +358,276 @@ grep -q 'remote_addrs' "$W/n3/swanctl/conf.d/ipop-ipsec.conf" &&
   fail "n3's swanctl configuration still has a mesh connection" ||
   ok "n3's swanctl configuration has no mesh connection any more"
 in_ns 3 ip xfrm policy | grep -q "priority $PRIO" && ok "n3 keeps its fail-closed policies for $RANGE"
+
+# --- revocation (issue #14): n4 is revoked, the new CRL lands on every node ------------
+# n1..n4 have run with `racoon.crl: crl.pem` from the start: an empty CRL of the GroupVPN
+# CA (`pki crl`, no entry) made by the host, so every phase above also shows that a CRL
+# without entries changes nothing for traffic. Here n3 comes back into the range (four
+# nodes), the CA revokes n4 (`pki revoke`, `pki crl`), and the new crl.pem lands on n1..n4
+# at T0 (a temporary file, then `mv`, as an operator or Ansible would). Each daemon sees it
+# by inotify; on n1..n3 it restarts charon (every SA of the node ends, also those among the
+# good nodes, which come back on demand); n4's daemon refuses a CRL that revokes n4 itself.
+# Traffic runs throughout: ping every 0.2 s from n4 to each peer and back, every 0.5 s
+# among n1..n3. The measured times are printed as TIME lines.
+revocation_phase() {
+  local ca=$W/pki/groupvpn a4 j i t0 serial bg=() ok_all line
+  local -A starts0 clog0 cut gone
+  if [[ ! -s /run/mesh/n4/certs/crl.pem || ! -s $ca/crl.pem ]]; then
+    fail "revocation: the host made no CRL with 'ipop-ipsecd pki crl' (see uml_mesh.sh's output): phase not run"
+    return
+  fi
+  say "== revocation: n3 back in the range, then n4 is revoked and the new CRL lands on n1..n4"
+  in_ns 3 ip addr del 10.99.0.33/16 dev ipop
+  CUR[3]=$(addr_of 3)
+  in_ns 3 ip addr add "${CUR[3]}/16" dev ipop
+  local t_back
+  t_back=$(now)
+  if wait_mesh 90 1 2 3 4; then
+    say "TIME n3 back in the range (${CUR[3]}) -> all 12 directed pairs of n1..n4 over ESP: $(elapsed "$t_back" "$(now)") s"
+  else
+    fail "revocation: the mesh n1..n4 did not converge within 90 s after n3 came back into the range"
+    return
+  fi
+  ok_all=1
+  for i in 1 2 3 4; do
+    if [[ -s $W/n$i/swanctl/x509crl/ipop-ipsec.crl.pem ]] &&
+      in_ns "$i" swanctl --list-certs --type x509_crl --uri "unix:///run/mesh/n$i/charon.vici" 2>&1 |
+      grep -q '^List of X.509 CRLs'; then :; else
+      fail "n$i: charon does not hold the GroupVPN CA's (empty) CRL"
+      ok_all=0
+    fi
+  done
+  ((ok_all)) && ok "n1..n4 run with the GroupVPN CA's empty CRL loaded in charon, and every pair reaches each other over ESP"
+
+  a4=${CUR[4]}
+  for j in 1 2 3; do
+    ip netns exec n4 ping -D -O -i 0.2 "${CUR[$j]}" >"$W/revoke-ping-4-$j.log" 2>&1 &
+    bg+=($!)
+    ip netns exec "n$j" ping -D -O -i 0.2 "$a4" >"$W/revoke-ping-$j-4.log" 2>&1 &
+    bg+=($!)
+    for i in 1 2 3; do # the good nodes among themselves, for the time until their ESP is back
+      [[ $i == "$j" ]] && continue
+      ip netns exec "n$j" ping -D -O -i 0.5 "${CUR[$i]}" >"$W/revoke-ping-$j-$i.log" 2>&1 &
+      bg+=($!)
+    done
+  done
+  local deadline=$((SECONDS + 15)) pending
+  while :; do
+    pending=0
+    for j in 1 2 3; do
+      grep -q 'bytes from' "$W/revoke-ping-4-$j.log" || pending=1
+      grep -q 'bytes from' "$W/revoke-ping-$j-4.log" || pending=1
+    done
+    ((pending == 0 || SECONDS >= deadline)) && break
+    sleep 0.2
+  done
+  ((pending == 0)) || fail "revocation: before the CRL, the pings between n4 and n1..n3 got no answer"
+
+  # The CA revokes n4 and makes the new CRL (the CA's work, before the landing).
+  if ! "$BIN" pki revoke --ca-dir "$ca" --cert "$W/pki/n4/host-cert.pem" --reason keyCompromise >"$W/revoke.log" 2>&1 ||
+    ! "$BIN" pki crl --ca-dir "$ca" --out "$ca/crl-revoked.pem" --days 2 >>"$W/revoke.log" 2>&1; then
+    fail "revocation: pki revoke / pki crl failed: $(tail -2 "$W/revoke.log")"
+    kill "${bg[@]}" 2>/dev/null
+    wait "${bg[@]}" 2>/dev/null
+    return
+  fi
+  serial=$(openssl x509 -noout -serial -in "$W/pki/n4/host-cert.pem" | cut -d= -f2)
+  sed 's/^/      pki: /' "$W/revoke.log"
+  openssl crl -noout -text -in "$ca/crl-revoked.pem" 2>/dev/null | grep -q "Serial Number: $serial" &&
+    ok "the new CRL lists n4's serial $serial" || fail "the new CRL does not list n4's serial $serial"
+  for i in 1 2 3 4; do
+    starts0[$i]=$(wc -l <"$W/n$i/charon-starts.log")
+    clog0[$i]=$(wc -l <"$W/n$i/charon.log")
+  done
+  # T0: the CRL lands, as an operator or Ansible would copy it: a temporary file, then mv.
+  t0=$(now)
+  for i in 1 2 3 4; do
+    cp "$ca/crl-revoked.pem" "/run/mesh/n$i/certs/.crl.pem.new"
+    mv -f "/run/mesh/n$i/certs/.crl.pem.new" "/run/mesh/n$i/certs/crl.pem"
+  done
+  say "T0: the new CRL landed on n1..n4 ($(elapsed "$t0" "$(now)") s for the four copies)"
+
+  # Each good node: its charon restarted (the start line is written after the old charon
+  # exited and took its SAs out of the kernel: the cut-off), and no SA with n4 is left.
+  deadline=$((SECONDS + 40))
+  for j in 1 2 3; do
+    while :; do
+      if (($(wc -l <"$W/n$j/charon-starts.log") > starts0[$j])) &&
+        ! keyed_sas "$j" | grep -q -w "$a4"; then
+        gone[$j]=$(now)
+        cut[$j]=$(sed -n "$((starts0[$j] + 1))p" "$W/n$j/charon-starts.log" | awk '{print $1}')
+        break
+      fi
+      ((SECONDS >= deadline)) && break
+      sleep 0.1
+    done
+    if [[ -n ${cut[$j]:-} ]]; then
+      say "n$j: charon restarted $(elapsed "$t0" "${cut[$j]}") s after T0; no SA with n4 seen at +$(elapsed "$t0" "${gone[$j]}") s"
+    else
+      fail "n$j: within 40 s of the CRL, charon was not restarted or an SA with n4 remains: $(keyed_sas "$j" | grep -w "$a4" | head -2 | tr '\n' ' ')"
+    fi
+  done
+  # n4's daemon refuses the CRL that revokes n4 itself, loudly, and keeps charon as it is.
+  deadline=$((SECONDS + 15))
+  until grep -q 'is REVOKED by crl.pem' "$W/n4/daemon.log" || ((SECONDS >= deadline)); do sleep 0.1; done
+  if line=$(grep -m1 'is REVOKED by crl.pem' "$W/n4/daemon.log"); then
+    ok "n4's daemon refuses the CRL that revokes n4 itself:"
+    echo "      ${line:0:300}"
+  else
+    fail "n4's daemon does not say that its own certificate is revoked: $(tail -2 "$W/n4/daemon.log")"
+  fi
+
+  # The good nodes reach each other over ESP again (their SAs went with the restarts).
+  if wait_mesh 60 1 2 3; then
+    ok "n1..n3 reach each other over ESP after the revocation (ping and SAs, $(elapsed "$t0" "$(now)") s after T0 with the test's one-pair-at-a-time probe)"
+  else
+    fail "n1..n3 do not reach each other over ESP within 60 s of the CRL landing"
+  fi
+  # The good nodes' charon refuses n4's certificate (their pings to n4 and n4's to them
+  # make new IKE_SAs be tried).
+  for j in 1 2 3; do
+    deadline=$((SECONDS + 45))
+    until tail -n +$((clog0[$j] + 1)) "$W/n$j/charon.log" | grep -q 'certificate was revoked' || ((SECONDS >= deadline)); do
+      sleep 0.2
+    done
+    if line=$(tail -n +$((clog0[$j] + 1)) "$W/n$j/charon.log" | grep -m1 'certificate was revoked'); then
+      ok "n$j's charon refuses n4's revoked certificate: ${line:0:160}"
+    else
+      fail "n$j's charon logged no refusal of n4's revoked certificate within 45 s of the mesh coming back"
+    fi
+  done
+  # n4 reaches no peer (ping, UDP, TCP), and no peer reaches n4: all probes in parallel.
+  local probes=() what=()
+  for j in 1 2 3; do
+    ip netns exec n4 ping -c1 -W2 "${CUR[$j]}" >/dev/null 2>&1 &
+    probes+=($!) what+=("ping n4->n$j")
+    ip netns exec n4 perl "$UML/echo.pl" udp-client "${CUR[$j]}" 5002 "revoked udp n4->n$j" >/dev/null 2>&1 &
+    probes+=($!) what+=("UDP echo n4->n$j")
+    ip netns exec n4 perl "$UML/echo.pl" tcp-client "${CUR[$j]}" 5001 "revoked tcp n4->n$j" >/dev/null 2>&1 &
+    probes+=($!) what+=("TCP echo n4->n$j")
+    ip netns exec "n$j" ping -c1 -W2 "$a4" >/dev/null 2>&1 &
+    probes+=($!) what+=("ping n$j->n4")
+  done
+  ok_all=1
+  for k in "${!probes[@]}"; do
+    if wait "${probes[$k]}"; then
+      fail "revocation: ${what[$k]} got through after the CRL"
+      ok_all=0
+    fi
+  done
+  ((ok_all)) && ok "n4 reaches no peer and no peer reaches n4 (ping, UDP and TCP echo all fail)"
+  local t_end
+  t_end=$(now)
+  kill "${bg[@]}" 2>/dev/null
+  wait "${bg[@]}" 2>/dev/null
+  for j in 1 2 3; do
+    keyed_sas "$j" | grep -q -w "$a4" && fail "n$j holds an SA with n4 at the end of the revocation phase"
+  done
+  # n4 is left with no SA: the good nodes' DELETEs (their charon stopping) and AUTH_FAILEDs
+  # removed every one it had (bounded: a refused IKE_AUTH may be in flight).
+  # (Only SAs with the peers' addresses count: one with n3's former address 10.254.0.33,
+  # left from the DHCP phase, waits for DPD, since no DELETE can reach an address gone.)
+  local peers=(-e "${CUR[1]}" -e "${CUR[2]}" -e "${CUR[3]}")
+  deadline=$((SECONDS + 15))
+  until [[ -z $(keyed_sas 4 | grep -w -F "${peers[@]}") ]] || ((SECONDS >= deadline)); do sleep 0.3; done
+  if [[ -z $(keyed_sas 4 | grep -w -F "${peers[@]}") ]]; then
+    ok "n4 holds no ESP SA with n1, n2 or n3$([[ -n $(keyed_sas 4) ]] && echo " (other: $(keyed_sas 4 | tr '\n' ';'))")"
+  else
+    fail "n4 still holds ESP SAs with its peers: $(keyed_sas 4 | grep -w -F "${peers[@]}" | tr '\n' ';')"
+  fi
+  if (($(wc -l <"$W/n4/charon-starts.log") == starts0[4])); then
+    ok "n4's charon was not restarted onto the CRL that revokes n4"
+  else
+    fail "n4's charon was restarted after the CRL that revokes n4"
+  fi
+
+  # What the overlay carried with n4 (the capture is written packet by packet), per good
+  # node n_j and direction, after T0:
+  #   - n_j -> n4: none later than 1 s after n_j's cut-off (a good node never encrypts for
+  #     the revoked node again);
+  #   - n4 -> n_j later than 1 s after the cut-off: "strays". IKEv2 lets a responder install
+  #     its CHILD_SA when it sends IKE_AUTH, before the initiator has checked its
+  #     certificate: when n_j initiates to n4 (its own pings), n4 holds an outbound SA until
+  #     n_j's AUTH_FAILED arrives, and a ping of n4's may leave on it. n_j never installed
+  #     the other half (asserted from its charon log), so the kernel drops them. A few are
+  #     tolerated and reported; a stale SA that n4 kept (a lost DELETE) would send 5 a second.
+  #   - the figure: the last ESP packet either way that n_j could still have accepted
+  #     (n_j -> n4, or n4 -> n_j before n_j's cut-off + 1 s).
+  local max=0 x lo li ns na
+  for j in 1 2 3; do
+    [[ -n ${cut[$j]:-} ]] || continue # failed above: no cut-off to measure from
+    # (a here-string: the guest has no /dev/fd for a process substitution)
+    read -r lo li ns na <<<"$(tcpdump -tt -n -r "$W/overlay.pcap" "esp and host $a4 and host ${CUR[$j]}" 2>/dev/null |
+      awk -v t0="$t0" -v c="${cut[$j]}" -v a4="$a4" '
+        $1 < t0 { next }
+        $3 == a4 && $1 <= c + 1 { li = $1 }
+        $3 == a4 && $1 > c + 1 { ns++ }
+        $3 != a4 { lo = $1; if ($1 > c + 1) na++ }
+        END { printf "%s %s %d %d\n", (lo == "" ? "-" : lo), (li == "" ? "-" : li), ns, na }')"
+    if [[ $lo == - && $li == - ]]; then
+      fail "no ESP between n4 and n$j after T0 in the capture: the traffic up to the cut-off is missing"
+      continue
+    fi
+    x=$(awk -v t0="$t0" -v a="$lo" -v b="$li" 'BEGIN { m = 0; if (a != "-") m = a; if (b != "-" && b > m) m = b; printf "%.2f", m - t0 }')
+    max=$(awk -v a="$max" -v b="$x" 'BEGIN { print (b > a) ? b : a }')
+    say "n4<->n$j: last ESP packet $x s after T0 (n$j's cut-off at $(elapsed "$t0" "${cut[$j]}") s); later than cut-off + 1 s: $na ESP n$j->n4, $ns ESP n4->n$j"
+    if ((na == 0)); then
+      ok "n$j sent no ESP to n4 after its cut-off ($(elapsed "${cut[$j]}" "$t_end") s of traffic to n4 observed)"
+    else
+      fail "n$j sent $na ESP packet(s) to n4 later than 1 s after its cut-off:"
+      tcpdump -tt -n -r "$W/overlay.pcap" "esp and src ${CUR[$j]} and dst $a4" 2>/dev/null |
+        awk -v c="${cut[$j]}" '$1 > c + 1' | head -5 | sed 's/^/      /'
+    fi
+    if tail -n +$((clog0[$j] + 1)) "$W/n$j/charon.log" | grep 'CHILD_SA .* established' | grep -q -F "$a4/32"; then
+      fail "n$j's charon established a CHILD_SA with n4 after the CRL landed:"
+      tail -n +$((clog0[$j] + 1)) "$W/n$j/charon.log" | grep 'CHILD_SA .* established' | grep -F "$a4/32" | head -2 | sed 's/^/      /'
+    elif ((ns == 0)); then
+      ok "n4 sent no ESP to n$j after n$j's cut-off, and n$j's charon set up no CHILD_SA with n4"
+    elif ((ns <= 10)); then
+      ok "n4 sent $ns stray ESP packet(s) to n$j after its cut-off, dropped: n$j's charon set up no CHILD_SA with n4 (n4's half of a refused IKE_AUTH)"
+      tcpdump -tt -n -r "$W/overlay.pcap" "esp and src $a4 and dst ${CUR[$j]}" 2>/dev/null |
+        awk -v c="${cut[$j]}" '$1 > c + 1' | head -3 | while read -r ts rest; do
+        echo "      $(date -d "@$ts" +%T.%6N) $rest"
+      done
+      grep -h -E 'IKE_AUTH response .* \[ IDr CERT AUTH|AUTH_FAILED' "$W/n4/charon.log" | tail -4 | sed 's/^/      n4 charon: /'
+    else
+      fail "n4 kept sending ESP to n$j after its cut-off: $ns packets (a stale SA on n4?)"
+      tcpdump -tt -n -r "$W/overlay.pcap" "esp and src $a4 and dst ${CUR[$j]}" 2>/dev/null |
+        awk -v c="${cut[$j]}" '$1 > c + 1' | head -5 | sed 's/^/      /'
+    fi
+  done
+  say "TIME CRL landing -> last ESP packet with the revoked node: $max s (max over n1..n3; traffic between n4 and every peer observed until $(elapsed "$t0" "$t_end") s)"
+  # The good nodes among themselves: each restart of charon dropped the node's SAs with the
+  # other good nodes too (a DELETE to each). Their ESP is back, in a direction, with the
+  # first ESP packet after both ends' restart (pings every 0.5 s each way).
+  local worst=0 a b c first missing=0
+  for a in 1 2 3; do
+    for b in 1 2 3; do
+      [[ $a == "$b" || -z ${cut[$a]:-} || -z ${cut[$b]:-} ]] && continue
+      c=$(awk -v x="${cut[$a]}" -v y="${cut[$b]}" 'BEGIN { printf "%.6f", (x > y) ? x : y }')
+      first=$(tcpdump -tt -n -r "$W/overlay.pcap" "esp and src ${CUR[$a]} and dst ${CUR[$b]}" 2>/dev/null |
+        awk -v c="$c" '$1 > c { print $1; exit }')
+      if [[ -z $first ]]; then
+        fail "no ESP n$a->n$b in the capture after both restarted"
+        missing=1
+        continue
+      fi
+      x=$(elapsed "$t0" "$first")
+      worst=$(awk -v a="$worst" -v b="$x" 'BEGIN { print (b > a) ? b : a }')
+    done
+  done
+  ((missing)) ||
+    say "TIME CRL landing -> ESP again in both directions between every pair of n1..n3: $worst s (first ESP packet each way after both ends' charon restarted)"
+  if awk -v m="$max" 'BEGIN { exit !(m <= 15) }'; then
+    ok "ESP with the revoked node ended on every peer within 15 s of the CRL landing ($max s)"
+  else
+    fail "ESP with the revoked node lasted $max s after the CRL landed (bound: 15 s)"
+  fi
+  x=$(tcpdump -n -r "$W/overlay.pcap" "host $a4 and (icmp or tcp or (udp and not port 500 and not port 4500))" 2>/dev/null | wc -l)
+  ((x == 0)) && ok "no plaintext to or from n4 on the overlay, before or after the revocation (fail closed)" ||
+    fail "$x plaintext packets to or from n4 on the overlay"
+}
+revocation_phase
 
 # --- what the overlay carried ----------------------------------------------------------
 sleep 0.5
