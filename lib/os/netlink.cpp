@@ -341,14 +341,30 @@ std::error_code Requester::request(std::vector<std::uint8_t> req, std::vector<st
 std::vector<Requester::BatchResult> Requester::requestAll(std::vector<std::vector<std::uint8_t>> requests) {
   lastMessage_.clear();
   std::vector<BatchResult> results(requests.size());
-  if (requests.empty()) return results;
+  // Datagrams of at most kBatchBytes: a netlink send larger than the socket's send buffer
+  // fails whole (EMSGSIZE), and the acks of a very large batch would overflow the receive
+  // buffer (ENOBUFS: acks lost). Each datagram's acks are read before the next is sent.
+  std::size_t first = 0;
+  while (first < requests.size()) {
+    std::size_t bytes = 0, last = first;
+    while (last < requests.size() && (last == first || bytes + NLMSG_ALIGN(requests[last].size()) <= kBatchBytes))
+      bytes += NLMSG_ALIGN(requests[last++].size());
+    sendBatch(requests, first, last, results);
+    first = last;
+  }
+  return results;
+}
+
+void Requester::sendBatch(std::vector<std::vector<std::uint8_t>>& requests, std::size_t first, std::size_t last,
+                          std::vector<BatchResult>& results) {
   const std::uint32_t port = socket_.portId();
   std::vector<std::uint8_t> batch;
   std::vector<std::uint32_t> seqs;
-  for (auto& req : requests) {
+  for (std::size_t i = first; i < last; ++i) {
+    auto& req = requests[i];
     if (req.size() < sizeof(nlmsghdr)) {
-      for (auto& r : results) r.ec = std::make_error_code(std::errc::invalid_argument);
-      return results;
+      for (std::size_t k = first; k < last; ++k) results[k].ec = std::make_error_code(std::errc::invalid_argument);
+      return;
     }
     const std::uint32_t seq = nextSeq();
     std::memcpy(req.data() + offsetof(nlmsghdr, nlmsg_seq), &seq, sizeof seq);
@@ -357,21 +373,21 @@ std::vector<Requester::BatchResult> Requester::requestAll(std::vector<std::vecto
     batch.insert(batch.end(), req.begin(), req.end());
     batch.resize(NLMSG_ALIGN(batch.size()), 0);
   }
-  auto failAll = [&](std::error_code ec, std::vector<bool>* answered) {
-    for (std::size_t i = 0; i < results.size(); ++i)
-      if (!answered || !(*answered)[i]) results[i].ec = ec;
+  std::vector<bool> answered(seqs.size(), false);
+  auto failOpen = [&](std::error_code ec) {
+    for (std::size_t k = 0; k < seqs.size(); ++k)
+      if (!answered[k]) results[first + k].ec = ec;
   };
   if (auto ec = sendToKernel(socket_.fd(), batch)) {
-    failAll(ec, nullptr);
-    return results;
+    failOpen(ec);
+    return;
   }
-  std::vector<bool> answered(requests.size(), false);
-  std::size_t open = requests.size();
+  std::size_t open = seqs.size();
   while (open > 0) {
     Datagram d;
     if (auto ec = receiveFromKernel(d)) {
-      failAll(ec, &answered);
-      return results;
+      failOpen(ec);
+      return;
     }
     Messages walk(Bytes(rxbuf_.data(), d.size));
     Message m;
@@ -379,22 +395,21 @@ std::vector<Requester::BatchResult> Requester::requestAll(std::vector<std::vecto
       // The seqs are consecutive except where they wrapped past 0: look each one up.
       auto it = std::find(seqs.begin(), seqs.end(), m.header.nlmsg_seq);
       if (it == seqs.end()) continue;  // stale: a reply to an earlier request that timed out
-      const std::size_t i = static_cast<std::size_t>(it - seqs.begin());
+      const std::size_t k = static_cast<std::size_t>(it - seqs.begin());
       const Control c = classify(m);
-      if (answered[i] || (c.kind != Kind::ack && c.kind != Kind::error)) continue;
-      answered[i] = true;
+      if (answered[k] || (c.kind != Kind::ack && c.kind != Kind::error)) continue;
+      answered[k] = true;
       --open;
       if (c.kind == Kind::error) {
-        results[i].ec = sysError(c.error);
-        results[i].message = extackMessage(m);
+        results[first + k].ec = sysError(c.error);
+        results[first + k].message = extackMessage(m);
       }
     }
     if (!walk.error().empty()) {
-      failAll(std::make_error_code(std::errc::bad_message), &answered);
-      return results;
+      failOpen(std::make_error_code(std::errc::bad_message));
+      return;
     }
   }
-  return results;
 }
 
 std::error_code Requester::dumpOnce(std::uint16_t type, Bytes body, std::vector<std::uint8_t>& out,

@@ -212,6 +212,7 @@ class Requester {
     std::string message;
   };
   std::vector<BatchResult> requestAll(std::vector<std::vector<std::uint8_t>> requests);
+  static constexpr std::size_t kBatchBytes = 32U * 1024U;  // one datagram of requestAll at most
 
   // Dumps `type` (NLM_F_REQUEST | NLM_F_DUMP, `body` as the payload): `out` gets the
   // messages of the dump (its sequence number only), NLMSG_DONE included. A dump the kernel
@@ -224,6 +225,9 @@ class Requester {
 
  private:
   std::uint32_t nextSeq();
+  // requestAll's datagram: requests [first, last), their outcomes into results[first, last).
+  void sendBatch(std::vector<std::vector<std::uint8_t>>& requests, std::size_t first, std::size_t last,
+                 std::vector<BatchResult>& results);
   std::error_code receiveFromKernel(Datagram& d);
   // Stamps a fresh seq and the port id into `request`, sends it, and hands every reply
   // message with that seq to `onReply` until it returns true; its error_code is the result.

@@ -257,6 +257,24 @@ TEST_F(XfrmPolicyTest, InstallAllAddsReplacesOursAndRefusesForeignEachInItsSlot)
   EXPECT_TRUE(table_->installAll({}).empty());
 }
 
+// Thousands at once (a node with many ranges, or after a flush): larger than one netlink
+// datagram may be (the socket's send buffer) and than the acks of one would fit in its
+// receive buffer, so installAll sends them in several; every one goes in and is answered.
+TEST_F(XfrmPolicyTest, InstallAllOfThousandsOfPoliciesSpansSeveralDatagrams) {
+  std::vector<Policy> many;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string net = "10." + std::to_string(100 + i / 250) + "." + std::to_string(i % 250) + ".0/24";
+    many.push_back(protect(i % 2 ? Direction::in : Direction::out, net.c_str(), net.c_str()));
+  }
+  ASSERT_GT(many.size() * 252, 4 * netlink::Requester::kBatchBytes);
+  auto results = table_->installAll(many);
+  ASSERT_EQ(results.size(), many.size());
+  std::size_t failed = 0;
+  for (const auto& r : results) failed += r.ec ? 1 : 0;
+  EXPECT_EQ(failed, 0u) << results.front().ec.message();
+  EXPECT_EQ(owned().size(), many.size());
+}
+
 TEST_F(XfrmPolicyTest, OddShapesAtOwnedPriorityAreListedSoTheyGetReplaced) {
   // Tunnel mode at the protect priority: listed, but never equal to what the daemon wants.
   sh("ip xfrm policy add src 10.254.0.0/16 dst 10.254.0.0/16 dir out priority 250000 "
