@@ -2,6 +2,7 @@
 // What the daemon observes of the node's network: every link and its addresses.
 // Filled by the LinkMonitor adapter (rtnetlink), read by the pure core.
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -16,8 +17,14 @@ struct LinkState {
   bool up = false;                   // IFF_UP (administratively up)
   bool running = false;              // IFF_RUNNING / IFF_LOWER_UP (carrier)
   std::vector<Cidr> addresses;       // address with its prefix, e.g. 172.31.0.16/16; sorted, unique
+  // How often the monitor saw the link go from down to up: a down and up that reach the
+  // daemon in one batch of events (one snapshot) still count as IPOP coming up again.
+  std::uint64_t upCount = 0;
 
-  bool operator==(const LinkState&) const = default;
+  // The same state now (the count is history, not state: a snapshot equals the kernel's).
+  bool operator==(const LinkState& o) const {
+    return index == o.index && name == o.name && up == o.up && running == o.running && addresses == o.addresses;
+  }
 };
 
 struct NetSnapshot {

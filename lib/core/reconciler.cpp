@@ -461,10 +461,12 @@ void Reconciler::reconcile(const NetSnapshot& net) {
       const LinkState* tap = net.byName(cfg_.ipop.interface);
       bool linkUp = tap && tap->up;
       int index = tap ? tap->index : 0;
-      if (ipopSeen_ && linkUp && (!tapLinkUp_ || index != tapIndex_)) tapCameUp_ = true;
+      std::uint64_t ups = tap ? tap->upCount : 0;
+      if (ipopSeen_ && linkUp && (!tapLinkUp_ || index != tapIndex_ || ups != tapUpCount_)) tapCameUp_ = true;
       ipopSeen_ = true;
       tapLinkUp_ = linkUp;
       tapIndex_ = index;
+      tapUpCount_ = ups;
       if (tapCameUp_ && d.ipopUp) {
         scheduler_.ipopCameUp();
         tapCameUp_ = false;

@@ -150,6 +150,7 @@ class Reconciler {
   bool provisionalChecked_ = false;  // the first reconcile compared them with the kernel
   bool ipopSeen_ = false, tapLinkUp_ = false, tapCameUp_ = false;
   int tapIndex_ = 0;
+  std::uint64_t tapUpCount_ = 0;  // LinkState::upCount at the last reconcile
   void remember();
   static constexpr std::chrono::milliseconds kRememberDelay{1000};
   std::optional<std::string> remembered_;  // the remember file's content as last read or written

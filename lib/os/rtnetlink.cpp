@@ -152,9 +152,10 @@ class Applier {
     LinkState before = *l;
     if (name) l->name = *name;
     l->up = (ifi.ifi_flags & static_cast<unsigned>(IFF_UP)) != 0;
+    if (l->up && !before.up) ++l->upCount;
     l->running = (ifi.ifi_flags & static_cast<unsigned>(IFF_RUNNING)) != 0 ||
                  (ifi.ifi_flags & static_cast<unsigned>(IFF_LOWER_UP)) != 0;
-    if (!(before == *l)) r_.changed = true;
+    if (!(before == *l) || before.upCount != l->upCount) r_.changed = true;
   }
 
   void address(std::size_t n, const nlmsghdr& h, Bytes p) {
@@ -482,6 +483,13 @@ void NetlinkLinkMonitor::onReadable() {
         return;
       }
       continue;
+    }
+    // A re-dump (after an overflow) starts each link's upCount afresh: carry the count on,
+    // so that only a real down -> up (seen now) counts as the link coming up again.
+    for (auto& [index, link] : building_.links) {
+      auto old = snapshot_.links.find(index);
+      if (old == snapshot_.links.end()) continue;
+      link.upCount = old->second.upCount + ((link.up && !old->second.up) ? 1 : 0);
     }
     snapshot_ = std::move(building_);
     building_ = NetSnapshot{};

@@ -410,6 +410,13 @@ TEST_F(ReconcilerTest, AddressDroppedAndReaddedOnAnUpTapIsNotIpopComingUp) {
   r->reconcile(net);
   runFor(30s);
   EXPECT_EQ(unit.restarts, 3) << "a re-created tap is IPOP coming up";
+  unit.complete();
+  // Down and up within one batch of events: the snapshot shows the tap up as before, but
+  // the monitor counted the link coming up again.
+  ++net.links[8].upCount;
+  r->reconcile(net);
+  runFor(30s);
+  EXPECT_EQ(unit.restarts, 4) << "a down and up seen in one batch is IPOP coming up too";
 }
 
 }  // namespace

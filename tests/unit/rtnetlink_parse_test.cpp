@@ -166,6 +166,28 @@ TEST(RtnetlinkParse, NewLinkAndIpv4Address) {
   EXPECT_THAT(l->addresses, testing::ElementsAre(cidr("10.254.3.7/16")));
 }
 
+// The link going down and up again: counted, also when both messages come in one batch
+// (the daemon sees one snapshot, with the tap up as before).
+TEST(RtnetlinkParse, DownAndUpInOneBatchIsCountedAsComingUp) {
+  Builder first;
+  newLink(first, 7, "ipop", kUpRunning);
+  NetSnapshot snap;
+  applyBuf(first.bytes(), snap);
+  ASSERT_TRUE(snap.byName("ipop"));
+  EXPECT_EQ(snap.byName("ipop")->upCount, 1U);
+  Builder flap;
+  newLink(flap, 7, "ipop", 0);
+  newLink(flap, 7, "ipop", kUpRunning);
+  auto r = applyBuf(flap.bytes(), snap);
+  EXPECT_TRUE(r.changed) << "same flags at the end, but the link came up again";
+  EXPECT_TRUE(snap.byName("ipop")->up);
+  EXPECT_EQ(snap.byName("ipop")->upCount, 2U);
+  Builder same;
+  newLink(same, 7, "ipop", kUpRunning);
+  EXPECT_FALSE(applyBuf(same.bytes(), snap).changed);
+  EXPECT_EQ(snap.byName("ipop")->upCount, 2U);
+}
+
 TEST(RtnetlinkParse, UpWithoutCarrierIsNotRunning) {
   Builder b;
   newLink(b, 3, "ipop", kUp);
