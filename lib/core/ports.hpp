@@ -35,8 +35,6 @@ class LinkMonitor {
   virtual const NetSnapshot& snapshot() const = 0;
 };
 
-// The kernel's security policy database, restricted to the policies the daemon owns
-// (those carrying one of the configured priorities).
 // The outcome of installing one policy; when refused because a foreign policy holds its id
 // (dir + selector), that policy as the kernel reported it.
 struct InstallResult {
@@ -44,6 +42,8 @@ struct InstallResult {
   std::optional<Policy> conflict;
 };
 
+// The kernel's security policy database, restricted to the policies the daemon owns
+// (those carrying one of the configured priorities).
 class PolicyTable {
  public:
   virtual ~PolicyTable() = default;

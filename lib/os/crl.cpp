@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cctype>
 #include <memory>
-#include <cstring>
 #include <sstream>
 
 #include "os/file_store.hpp"
@@ -19,6 +18,16 @@ namespace ipopsec {
 namespace {
 
 using CrlPtr = CHandle<X509_CRL, X509_CRL_free>;
+
+// The key identifier strongSwan matches a CRL's authorityKeyIdentifier against: the SHA-1 of
+// the CA's public key (RFC 5280 4.2.1.2 method 1, what `pki init-ca` puts in the CA's
+// subjectKeyIdentifier). "" when it cannot be computed.
+std::string keyId(X509* ca) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdLen = 0;
+  if (X509_pubkey_digest(ca, EVP_sha1(), md, &mdLen) != 1) return "";
+  return std::string(reinterpret_cast<const char*>(md), mdLen);
+}
 
 const std::vector<std::pair<std::string, int>>& reasonCodes() {
   static const std::vector<std::pair<std::string, int>> codes = {
@@ -100,11 +109,11 @@ CrlFacts describeCrl(CertFileFacts file, const std::vector<X509*>& caCerts) {
       f.signatureChecked = true;
       if (X509_CRL_verify(crl.get(), X509_get0_pubkey(ca)) == 1) {
         f.signedByCa = true;
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int mdLen = 0;
-        f.authorityKeyIdIsCas = f.hasAuthorityKeyId && X509_pubkey_digest(ca, EVP_sha1(), md, &mdLen) == 1 &&
-                                static_cast<int>(mdLen) == ASN1_STRING_length(akid->keyid) &&
-                                std::memcmp(md, ASN1_STRING_get0_data(akid->keyid), mdLen) == 0;
+        const std::string id = keyId(ca);
+        f.authorityKeyIdIsCas =
+            f.hasAuthorityKeyId && !id.empty() &&
+            id == std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(akid->keyid)),
+                              static_cast<std::size_t>(ASN1_STRING_length(akid->keyid)));
         break;
       }
     }
@@ -249,24 +258,16 @@ CrlResult makeCrl(const CrlRequest& req) {
   }
   X509_CRL_sort(crl.get());
   // authorityKeyIdentifier (RFC 5280 5.2.1: a CRL issuer MUST include it). strongSwan looks a
-  // certificate's CRL up only by it (the SHA-1 of the issuer's public key, which is what
-  // `pki init-ca` puts in the CA's subjectKeyIdentifier): a CRL without it is never used,
-  // charon logs "certificate status is not available" and accepts a revoked peer.
+  // certificate's CRL up only by it (keyId: the SHA-1 of the issuer's public key): a CRL
+  // without it is never used, charon logs "certificate status is not available" and accepts
+  // a revoked peer. The same keyId the inspector checks it against.
+  const std::string id = keyId(ca.cert.get());
   CHandle<AUTHORITY_KEYID, AUTHORITY_KEYID_free> akid(AUTHORITY_KEYID_new());
-  if (!akid) throw PkiError("cannot make the CRL: " + opensslError());
-  if (const ASN1_OCTET_STRING* ski = X509_get0_subject_key_id(ca.cert.get())) {
-    akid->keyid = ASN1_OCTET_STRING_dup(ski);
-  } else {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdLen = 0;
-    akid->keyid = ASN1_OCTET_STRING_new();
-    if (akid->keyid && (X509_pubkey_digest(ca.cert.get(), EVP_sha1(), md, &mdLen) != 1 ||
-                        ASN1_OCTET_STRING_set(akid->keyid, md, static_cast<int>(mdLen)) != 1)) {
-      ASN1_OCTET_STRING_free(akid->keyid);
-      akid->keyid = nullptr;
-    }
-  }
-  if (!akid->keyid || X509_CRL_add1_ext_i2d(crl.get(), NID_authority_key_identifier, akid.get(), 0, 0) != 1)
+  if (!akid || id.empty()) throw PkiError("cannot make the CRL: " + opensslError());
+  akid->keyid = ASN1_OCTET_STRING_new();
+  if (!akid->keyid ||
+      ASN1_OCTET_STRING_set(akid->keyid, reinterpret_cast<const unsigned char*>(id.data()), static_cast<int>(id.size())) != 1 ||
+      X509_CRL_add1_ext_i2d(crl.get(), NID_authority_key_identifier, akid.get(), 0, 0) != 1)
     throw PkiError("cannot add the authorityKeyIdentifier to the CRL: " + opensslError());
   CHandle<ASN1_INTEGER, ASN1_INTEGER_free> number(ASN1_INTEGER_new());
   if (!number || ASN1_INTEGER_set(number.get(), result.number) != 1 ||

@@ -203,10 +203,11 @@ class Requester {
   // framing bad_message.
   std::error_code request(std::vector<std::uint8_t> request, std::vector<std::uint8_t>* replies);
 
-  // Several requests (each with NLM_F_ACK, no reply but the ack expected) in one datagram:
-  // the kernel handles them in order and acks each. `results[i]` is request i's outcome
-  // as request() gives it, `messages[i]` its extended-ack text. A lost ack is timed_out for
-  // every request still unanswered; a failed send fails them all.
+  // Several requests (each with NLM_F_ACK, no reply but the ack expected), sent together in
+  // datagrams of at most kBatchBytes: the kernel handles them in order and acks each.
+  // `results[i]` is request i's outcome as request() gives it, with its extended-ack text.
+  // A lost ack is timed_out for every request of that datagram still unanswered; a failed
+  // send fails the whole datagram.
   struct BatchResult {
     std::error_code ec;
     std::string message;

@@ -155,7 +155,7 @@ class Applier {
     if (l->up && !before.up) ++l->upCount;
     l->running = (ifi.ifi_flags & static_cast<unsigned>(IFF_RUNNING)) != 0 ||
                  (ifi.ifi_flags & static_cast<unsigned>(IFF_LOWER_UP)) != 0;
-    if (!(before == *l) || before.upCount != l->upCount) r_.changed = true;
+    if (!(before == *l)) r_.changed = true;  // (a new upCount comes with `up` changing)
   }
 
   void address(std::size_t n, const nlmsghdr& h, Bytes p) {

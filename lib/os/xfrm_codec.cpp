@@ -236,6 +236,20 @@ struct PolicyOutcome {
   std::string skipReason;  // set when not decoded
 };
 
+// A policy's id (dir + selector) and priority into `p`; "" or why Policy can't express it.
+std::string decodeId(const xfrm_userpolicy_info& info, Policy& p) {
+  switch (info.dir) {
+    case XFRM_POLICY_IN: p.dir = Direction::in; break;
+    case XFRM_POLICY_OUT: p.dir = Direction::out; break;
+    case XFRM_POLICY_FWD: p.dir = Direction::fwd; break;
+    default: return "direction " + std::to_string(info.dir) + " is not in/out/fwd";
+  }
+  if (auto why = decodeSelector(info.sel, p.sel); !why.empty())
+    return std::string(toString(p.dir)) + " policy prio " + std::to_string(info.priority) + ": " + why;
+  p.priority = info.priority;
+  return "";
+}
+
 PolicyOutcome decodePolicyPayload(Bytes payload, const Owned& owned) {
   PolicyOutcome r;
   if (payload.size() < sizeof(xfrm_userpolicy_info)) {
@@ -253,17 +267,10 @@ PolicyOutcome decodePolicyPayload(Bytes payload, const Owned& owned) {
   DecodedPolicy d;
   d.index = info.index;
   Policy& p = d.policy;
-  switch (info.dir) {
-    case XFRM_POLICY_IN: p.dir = Direction::in; break;
-    case XFRM_POLICY_OUT: p.dir = Direction::out; break;
-    case XFRM_POLICY_FWD: p.dir = Direction::fwd; break;
-    default: r.skipReason = "direction " + std::to_string(info.dir) + " is not in/out/fwd"; return r;
-  }
-  if (auto why = decodeSelector(info.sel, p.sel); !why.empty()) {
-    r.skipReason = std::string(toString(p.dir)) + " policy prio " + std::to_string(info.priority) + ": " + why;
+  if (auto why = decodeId(info, p); !why.empty()) {
+    r.skipReason = why;
     return r;
   }
-  p.priority = info.priority;
   // Named only when something is said about it (every policy of every dump goes through here).
   auto where = [&p] { return describeId(p); };
   // A different identity namespace from the one the daemon manages.
@@ -368,16 +375,8 @@ std::optional<Policy> policyOfEvent(const std::uint16_t type, std::span<const st
       if (a.type == XFRMA_POLICY && a.payload.size() >= sizeof(xfrm_userpolicy_info))
         info = netlink::load<xfrm_userpolicy_info>(a.payload);
   }
-  if (!info) return std::nullopt;
   Policy p;
-  switch (info->dir) {
-    case XFRM_POLICY_IN: p.dir = Direction::in; break;
-    case XFRM_POLICY_OUT: p.dir = Direction::out; break;
-    case XFRM_POLICY_FWD: p.dir = Direction::fwd; break;
-    default: return std::nullopt;
-  }
-  if (!decodeSelector(info->sel, p.sel).empty()) return std::nullopt;
-  p.priority = info->priority;
+  if (!info || !decodeId(*info, p).empty()) return std::nullopt;
   return p;
 }
 

@@ -36,15 +36,14 @@ void countPolicyEvents(std::span<const std::uint8_t> buf, std::uint32_t ownPortI
     // request's notification carries the requester's port id.
     if (h.nlmsg_pid == ownPortId && ownPortId != 0 && h.nlmsg_type != XFRM_MSG_POLEXPIRE) {
       ++out.own;
-    } else if (h.nlmsg_type != XFRM_MSG_FLUSHPOLICY && concerns) {
-      const std::optional<Policy> changed = policyOfEvent(h.nlmsg_type, m.payload);
-      if (changed && !concerns(*changed)) {
-        ++out.unrelated;
-      } else if (out.foreign++ == 0) {
-        out.firstForeign = what;
-      }
     } else {
-      if (out.foreign++ == 0) out.firstForeign = what;
+      // A flush, or a change whose policy can't be read, always counts.
+      std::optional<Policy> changed;
+      if (concerns && h.nlmsg_type != XFRM_MSG_FLUSHPOLICY) changed = policyOfEvent(h.nlmsg_type, m.payload);
+      if (changed && !concerns(*changed))
+        ++out.unrelated;
+      else if (out.foreign++ == 0)
+        out.firstForeign = what;
     }
   }
   if (!walk.error().empty()) ++out.malformed;
