@@ -184,16 +184,20 @@ void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, cons
                                      0644});
   }
   if (cfg.ike.backend == IkeBackend::strongswan) {
-    // One mesh connection per range in which the tap has an address. The certificates
-    // are copied only when all three are usable: charon never loads a half-made set.
+    // One connection per protected range: trapping where the tap (up) has an address,
+    // responder-only elsewhere. The certificates are copied only when all three are
+    // usable: charon never loads a half-made set.
     std::vector<SwanctlMesh> meshes;
-    if (tap && tap->up)
-      for (const auto& r : d.ranges)
+    for (const auto& r : d.ranges) {
+      SwanctlMesh m{r, std::nullopt};
+      if (tap && tap->up)
         for (const auto& a : tap->addresses)
           if (!isLinkLocal(a) && r.contains(a.address)) {
-            meshes.push_back(SwanctlMesh{r, a.address});
+            m.local = a.address;
             break;
           }
+      meshes.push_back(m);
+    }
     bool copy = certs.usable();
     d.files = renderStrongswanBackend(meshes, cfg, copy ? certs.ca : std::nullopt, copy ? certs.cert : std::nullopt,
                                       copy ? certs.key : std::nullopt);

@@ -87,8 +87,8 @@ std::string renderSwanctlConf(const std::vector<SwanctlMesh>& meshes, const Conf
     if (sorted[i].range == sorted[i + 1].range)
       throw RenderError("range " + sorted[i].range.str() + " is given two local addresses");
   for (const auto& m : sorted) {
-    if (m.range.family() != m.local.family || !m.range.contains(m.local))
-      throw RenderError("local address " + m.local.str() + " is not inside " + m.range.str());
+    if (m.local && (m.range.family() != m.local->family || !m.range.contains(*m.local)))
+      throw RenderError("local address " + m.local->str() + " is not inside " + m.range.str());
   }
 
   const std::string ike = swanctlIkeProposal(cfg);
@@ -103,7 +103,9 @@ std::string renderSwanctlConf(const std::vector<SwanctlMesh>& meshes, const Conf
 # One IKEv2 connection per protected range: this node (the tap's address) with any
 # node of the range, certificates of the GroupVPN CA, ESP in transport mode, set up
 # on demand: charon's trap policy (local address <-> range) turns the first packet
-# to a node into an IKE_SA with that node. ipop-ipsecd's own policies stay
+# to a node into an IKE_SA with that node. A range without a tap address has a
+# responder-only connection (no trap), so peers reach a node moving into it at once.
+# ipop-ipsecd's own policies stay
 )";
   out += "# underneath, at XFRM priority " + std::to_string(cfg.xfrm.protectPriority) +
          " (charon's are lower, so they win),\n";
@@ -112,7 +114,7 @@ std::string renderSwanctlConf(const std::vector<SwanctlMesh>& meshes, const Conf
   out += "# " + std::to_string(cfg.xfrm.bypassPriority) + ", which win over charon's.\n";
   out += "\n";
   out += "connections {\n";
-  if (sorted.empty()) out += t1 + "# IPOP's tap has no address in a protected range yet.\n";
+  if (sorted.empty()) out += t1 + "# No protected range is known yet.\n";
   bool first = true;
   std::vector<std::uint32_t> reqids;
   for (const auto& m : sorted) {
@@ -131,7 +133,8 @@ std::string renderSwanctlConf(const std::vector<SwanctlMesh>& meshes, const Conf
     first = false;
     out += t1 + name + " {\n";
     out += t2 + "version = 2\n";
-    out += t2 + "local_addrs = " + m.local.str() + "\n";
+    if (!m.local) out += t2 + "# responder only: the tap has no address in this range (yet)\n";
+    out += t2 + "local_addrs = " + (m.local ? m.local->str() : m.range.str()) + "\n";
     out += t2 + "remote_addrs = " + m.range.str() + "\n";
     out += t2 + "proposals = " + ike + "\n";
     if (p1.lifetime.count() > 0) out += t2 + "rekey_time = " + seconds(p1.lifetime) + "\n";
@@ -147,11 +150,11 @@ std::string renderSwanctlConf(const std::vector<SwanctlMesh>& meshes, const Conf
     out += t3 + name + " {\n";
     out += t4 + "mode = transport\n";
     out += t4 + "reqid = " + std::to_string(reqid) + "\n";
-    out += t4 + "local_ts = " + hostPrefix(m.local) + "\n";
+    if (m.local) out += t4 + "local_ts = " + hostPrefix(*m.local) + "\n";
     out += t4 + "remote_ts = " + m.range.str() + "\n";
     out += t4 + "esp_proposals = " + esp + "\n";
     if (p2.lifetime.count() > 0) out += t4 + "rekey_time = " + seconds(p2.lifetime) + "\n";
-    out += t4 + "start_action = trap\n";
+    out += t4 + "start_action = " + (m.local ? "trap" : "none") + "\n";
     out += t4 + "dpd_action = clear\n";
     out += t4 + "close_action = none\n";
     out += t3 + "}\n";

@@ -4,8 +4,8 @@
 // byte-for-byte deterministic, like the racoon renderers (core/render.hpp).
 //
 // Decisions (the README's "The strongSwan backend" explains them for operators):
-//  - One connection per range R that holds a tap address A: local_addrs = A,
-//    remote_addrs = R, IKEv2, pubkey authentication with certificates. The local
+//  - One connection per protected range R. While the tap holds an address A in R:
+//    local_addrs = A, remote_addrs = R, IKEv2, pubkey authentication with certificates. The local
 //    identity is charon's default for a certificate, its subject DN; the remote one is
 //    %any constrained to certificates issued by the GroupVPN CA (remote.cacerts). A node
 //    that IPOP re-addresses keeps its identity.
@@ -16,6 +16,14 @@
 //    selectors the trap is A/32 <-> R; an ACQUIRE for A -> B (B in R) makes charon
 //    initiate to B itself, and the negotiated selectors narrow to A/32 <-> B/32, so the
 //    SA is host to host and transport mode is kept.
+//  - A protected range in which the tap has no address (yet) still gets its connection,
+//    as a responder only: local_addrs = R, local_ts left `dynamic` (the address a peer
+//    reached, which lies in R), start_action = none, so no trap and nothing initiated.
+//    When IPOP moves the node into R, peers that already moved can negotiate with it at
+//    once, before the daemon's reload turns the connection into the trapping one (an
+//    IKE_SA_INIT in that gap used to get NO_PROPOSAL_CHOSEN, and the peer's kernel then
+//    holds its larval state: no new attempt from that side for xfrm_acq_expires). No
+//    trap means no policy for R either: the daemon's own fail-closed policies stay alone.
 //  - Exclusions and IPv6 neighbour discovery are NOT pass children: the daemon's own
 //    bypass policies (xfrm.bypass_priority, 1000) take precedence over every policy
 //    charon installs (its trap and SA policies sit at about 100000..400000), so they
@@ -39,10 +47,11 @@
 
 namespace ipopsec {
 
-// One connection: a protected range and this node's address inside it.
+// One connection: a protected range and this node's address inside it, if it has one
+// (without: the responder-only connection).
 struct SwanctlMesh {
   Cidr range;
-  IpAddress local;
+  std::optional<IpAddress> local;
 
   bool operator==(const SwanctlMesh&) const = default;
 };
@@ -62,9 +71,9 @@ std::string swanctlConnectionName(const Cidr& range);
 std::string swanctlIkeProposal(const Config& cfg);
 std::string swanctlEspProposals(const Config& cfg);
 
-// The swanctl.conf fragment (strongswan.config). `meshes` may be empty (IPOP not up
-// yet): the file then holds an empty `connections` section, so a load removes what an
-// earlier one added. Sorted by range; the order of `meshes` does not matter.
+// The swanctl.conf fragment (strongswan.config). `meshes` may be empty (no protected
+// range known yet): the file then holds an empty `connections` section, so a load
+// removes what an earlier one added. Sorted by range; the order of `meshes` does not matter.
 // Throws RenderError.
 std::string renderSwanctlConf(const std::vector<SwanctlMesh>& meshes, const Config& cfg);
 

@@ -85,14 +85,35 @@ TEST(StrongswanDesired, ANewAddressChangesOnlyTheReloadablePartNewCertificatesTh
   EXPECT_FALSE(computeDesired(rc, net, goodCerts(), {}).ikeRestartInputs);
 }
 
-TEST(StrongswanDesired, UnusableCertificatesAreNotCopiedAndTapDownHasNoConnection) {
+TEST(StrongswanDesired, UnusableCertificatesAreNotCopiedAndTapDownTrapsNothing) {
   NetSnapshot net;
   net.links[7] = link(7, "ipop", false, {"172.31.0.16/16"});
   CertFiles bad = goodCerts();
   bad.problems.push_back("/certs/host-key.pem: does not exist");
   Desired d = computeDesired(swanConfig(), net, bad, {});
   ASSERT_EQ(d.files.size(), 1u) << "only the configuration";
-  EXPECT_THAT(d.files[0].content, Not(HasSubstr("remote_addrs")));
+  EXPECT_THAT(d.files[0].content, Not(HasSubstr("start_action = trap")));
+  EXPECT_THAT(d.files[0].content, HasSubstr("local_addrs = 172.31.0.0/16\n")) << "responder only";
+}
+
+// Two ranges, the tap in one: it traps there and only answers in the other; a move swaps
+// them (one file change, one reload), and a move inside a range changes only local_addrs/_ts.
+TEST(StrongswanDesired, EveryRangeHasAConnectionTheTapsOneTraps) {
+  Config cfg = swanConfig();
+  cfg.protect.autoRanges = false;
+  cfg.protect.ranges = {*Cidr::parse("172.31.0.0/16"), *Cidr::parse("10.253.0.0/16")};
+  NetSnapshot net;
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  const std::string a = fileAt(computeDesired(cfg, net, goodCerts(), {}), "/etc/swanctl/conf.d/ipop-ipsec.conf")->content;
+  EXPECT_THAT(a, HasSubstr("local_addrs = 172.31.0.16\n"));
+  EXPECT_THAT(a, HasSubstr("local_addrs = 10.253.0.0/16\n"));
+  EXPECT_THAT(a, HasSubstr("local_ts = 172.31.0.16/32\n"));
+  EXPECT_THAT(a, Not(HasSubstr("local_ts = 10.253")));
+  net.links[7] = link(7, "ipop", true, {"10.253.0.16/16"});
+  const std::string b = fileAt(computeDesired(cfg, net, goodCerts(), {}), "/etc/swanctl/conf.d/ipop-ipsec.conf")->content;
+  EXPECT_THAT(b, HasSubstr("local_addrs = 172.31.0.0/16\n"));
+  EXPECT_THAT(b, HasSubstr("local_ts = 10.253.0.16/32\n"));
+  EXPECT_THAT(b, Not(HasSubstr("local_ts = 172.31")));
 }
 
 // --- Reconciler: reload or restart through the one IKE controller ------------------------

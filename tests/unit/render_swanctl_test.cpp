@@ -183,6 +183,8 @@ std::vector<GoldenCase> goldenCases() {
     cases.push_back({"no_dpd_no_pfs", c, {{C("10.254.0.0/16"), A("10.254.3.7")}}});
   }
   cases.push_back({"waiting", baseConfig(), {}});
+  cases.push_back({"responder_only", baseConfig(),
+                   {{C("172.31.0.0/16"), A("172.31.0.16")}, {C("10.254.0.0/16"), std::nullopt}}});
   return cases;
 }
 
@@ -248,11 +250,39 @@ TEST(RenderSwanctl, IsDeterministicWhateverTheOrderOfTheMeshes) {
             "fd00::5/128");
 }
 
-TEST(RenderSwanctl, WithoutAddressTheFileHasNoConnections) {
+TEST(RenderSwanctl, WithoutRangesTheFileHasNoConnections) {
   std::string text = renderSwanctlConf({}, baseConfig());
   Section conns = checkStructure(text);
   EXPECT_TRUE(conns.sections.empty());
-  EXPECT_THAT(text, HasSubstr("no address in a protected range yet"));
+  EXPECT_THAT(text, HasSubstr("No protected range is known yet"));
+}
+
+// A range without a tap address answers peers (who may have moved into it first) but traps
+// nothing: no local_ts (dynamic: the address a peer reached), start_action none, and the
+// same reqid as when it traps, so SAs made by either shape share the inbound policy's reqid.
+TEST(RenderSwanctl, ARangeWithoutTapAddressIsResponderOnly) {
+  const SwanctlMesh here{C("10.254.0.0/16"), A("10.254.0.11")}, elsewhere{C("10.253.0.0/16"), std::nullopt};
+  Section conns = checkStructure(renderSwanctlConf({here, elsewhere}, baseConfig()));
+  ASSERT_EQ(conns.sections.size(), 2u);
+  const Section& r = conns.sections.at("ipop-ipsec-10-253-0-0-16");
+  EXPECT_EQ(r.values.at("local_addrs"), "10.253.0.0/16") << "only an address of the range is answered on";
+  EXPECT_EQ(r.values.at("remote_addrs"), "10.253.0.0/16");
+  const Section& rc = r.sections.at("children").sections.at("ipop-ipsec-10-253-0-0-16");
+  EXPECT_FALSE(rc.values.count("local_ts")) << "dynamic: the responder's own IKE address, host to host";
+  EXPECT_EQ(rc.values.at("remote_ts"), "10.253.0.0/16");
+  EXPECT_EQ(rc.values.at("start_action"), "none") << "no trap: it would be 0.0.0.0/0 <-> R with dynamic";
+  EXPECT_EQ(rc.values.at("mode"), "transport");
+  const Section& t = conns.sections.at("ipop-ipsec-10-254-0-0-16").sections.at("children").sections.at(
+      "ipop-ipsec-10-254-0-0-16");
+  EXPECT_EQ(t.values.at("start_action"), "trap");
+  EXPECT_EQ(t.values.at("local_ts"), "10.254.0.11/32");
+  // Moving into 10.253/16 keeps each range's reqid.
+  Section moved = checkStructure(
+      renderSwanctlConf({{C("10.254.0.0/16"), std::nullopt}, {C("10.253.0.0/16"), A("10.253.0.11")}}, baseConfig()));
+  for (const char* name : {"ipop-ipsec-10-253-0-0-16", "ipop-ipsec-10-254-0-0-16"})
+    EXPECT_EQ(moved.sections.at(name).sections.at("children").sections.at(name).values.at("reqid"),
+              conns.sections.at(name).sections.at("children").sections.at(name).values.at("reqid"))
+        << name;
 }
 
 TEST(RenderSwanctl, ConnectionNames) {
