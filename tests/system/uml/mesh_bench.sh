@@ -7,11 +7,12 @@
 #   a  last tap up -> every pair exchanging ESP          (N nodes come up in range A)
 #   b  range change on all nodes -> every pair again     (all N move to range B)
 #   c  one node joins the running mesh -> ESP with all   (node N+1, range B)
-# once with ipop-ipsecd on every node, and once for the anchor: charon started (or its
-# config loaded) by hand at the ideal moment with static configs for the final addresses.
+# once with ipop-ipsecd on every node, and twice for the anchors: charon started (or its
+# config loaded) by hand at the ideal moment with static configs for the final addresses,
+# one connection per peer ("anchor"), or ipop-ipsecd's own rendered files ("anchor_own").
 # It asserts every pair's ESP (answered probes, SA packet counters, the capture) and no
 # plaintext; the timings are printed, never asserted.
-#   mesh_bench.sh IPOP_IPSECD BUILD_DIR [--nodes N] [--rounds R] [--no-anchor] [--mem SIZE]
+#   mesh_bench.sh IPOP_IPSECD BUILD_DIR [--nodes N] [--rounds R] [--no-anchor | --peer-anchor-only] [--mem SIZE]
 #                 [--one-way] [--patch-reqid] [--markdown FILE]
 # --one-way: only one node of each pair sends probes (one IKE initiator per pair); by default
 # both do at once, as real traffic does. --patch-reqid: an experiment (mesh_reqid.sh).
@@ -22,12 +23,13 @@ bin=$(realpath "$1")
 build=$(realpath "$2")
 shift 2
 src=$(cd "$(dirname "$0")/../../.." && pwd)
-nodes=8 rounds=1 anchor=1 mem=512M markdown= ways=2 patch=0
+nodes=8 rounds=1 anchor=2 mem=512M markdown= ways=2 patch=0
 while (($#)); do
   case $1 in
     --nodes) nodes=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --no-anchor) anchor=0; shift ;;
+    --peer-anchor-only) anchor=1; shift ;;
     --one-way) ways=1; shift ;;
     --patch-reqid) patch=1; shift ;;
     --mem) mem=$2; shift 2 ;;
@@ -105,9 +107,9 @@ echo "----"
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 values() { awk -v p="$1" -v s="$2" '$1 == p && $2 == s { print $4 }' "$work/times" 2>/dev/null; }
 table() {
-  echo "| scenario | ipop-ipsecd s | anchor s | ratio | rounds (ipop-ipsecd / anchor) |"
-  echo "|---|---|---|---|---|"
-  local s what d a ratio
+  echo "| scenario | ipop-ipsecd s | anchor_own s | ratio | anchor s | ratio | rounds (ipop-ipsecd / anchor_own / anchor) |"
+  echo "|---|---|---|---|---|---|---|"
+  local s what d o a
   for s in a b c; do
     case $s in
       a) what="(a) last tap up -> all $((nodes * (nodes - 1) / 2)) pairs exchanging ESP" ;;
@@ -115,12 +117,12 @@ table() {
       c) what="(c) node $((nodes + 1)) joins -> ESP with all $nodes others" ;;
     esac
     d=$(values daemon $s | awk '$1 != "none"' | median)
+    o=$(values anchor_own $s | awk '$1 != "none"' | median)
     a=$(values anchor $s | awk '$1 != "none"' | median)
-    ratio=-
-    [[ $d != - && $a != - ]] && ratio=$(awk -v d="$d" -v a="$a" 'BEGIN { printf "%.2f", d / a }')
-    echo "| $what | $d | $a | $ratio | $(values daemon $s | paste -sd' ') / $(values anchor $s | paste -sd' ') |"
+    echo "| $what | $d | $o | $(ratio "$d" "$o") | $a | $(ratio "$d" "$a") | $(values daemon $s | paste -sd' ') / $(values anchor_own $s | paste -sd' ') / $(values anchor $s | paste -sd' ') |"
   done
 }
+ratio() { if [[ $1 != - && $2 != - ]]; then awk -v d="$1" -v a="$2" 'BEGIN { printf "%.2f", d / a }'; else echo -; fi; }
 echo
 echo "Mesh of N=$nodes nodes (+1 joiner) in one UML guest; seconds, median of $rounds round(s); goal: ratio <= 1.2"
 table
@@ -132,9 +134,12 @@ if [[ -n $markdown ]]; then
     echo "each a network namespace with its own charon (strongSwan $(dpkg-query -W -f '${Version}' strongswan-libcharon 2>/dev/null || echo '?'))"
     echo "on one overlay segment. ipop-ipsecd: every node runs the daemon (backend strongswan, ranges"
     echo "[10.254.0.0/16, 10.253.0.0/16], its default quiet period and interval), which starts and reloads charon."
-    echo "Anchor: no daemon; each node's charon is started (a, c) or its config loaded (b) by hand at the"
-    echo "ideal moment (as soon as its address is there), with a static swanctl config, one connection per"
-    echo "peer, written for the final addresses: the same proposals, certificates and trap-on-demand."
+    echo "Anchors: no daemon; each node's charon is started (a, c) or its config loaded (b) by hand at the"
+    echo "ideal moment (as soon as its address is there), with a static swanctl config written for the final"
+    echo "addresses. *anchor_own*: exactly the files ipop-ipsecd writes for that address (\`ipop-ipsecd render\`:"
+    echo "one connection per range, charon's trap covering the range), so it differs from the daemon only in"
+    echo "timing. *anchor*: one connection per peer (the peers' addresses known in advance, which a GroupVPN"
+    echo "node does not know), the same proposals, certificates and trap-on-demand."
     echo "Timed from the event (the last tap up, the last address change, the joiner's tap up) to the last"
     if ((ways == 2)); then
       echo "first answer of a UDP echo between every pair (every node probes all its peers every 100 ms, so both ends"
@@ -149,14 +154,14 @@ if [[ -n $markdown ]]; then
       echo "\`reqid\` added to its child (tests/system/uml/mesh_reqid.sh); without it, duplicate CHILD_SAs from"
       echo "both ends initiating at once get different reqids and a pair can stay dark (XfrmInTmplMismatch)."
     fi
-    echo "Same nodes, same run; median of $rounds round(s) (each round: the daemon, then the anchor)."
+    echo "Same nodes, same run; median of $rounds round(s) (each round: the daemon, then anchor, then anchor_own)."
     echo
     table
     echo
     echo "UML caveats: the whole mesh shares one host CPU through UML's ptrace-based system calls"
     echo "(every syscall, fork and exec costs far more than on real hosts, and the $((nodes + 1)) charons, daemons and"
     echo "probers take turns), so the absolute seconds are much larger than on real nodes; the ratios are what"
-    echo "this measures, both columns paying the same overhead. The guest ran $guest_s s in all."
+    echo "this measures, every column paying the same overhead. The guest ran $guest_s s in all."
   } >"$markdown"
 fi
 result=$(cat "$work/result" 2>/dev/null || echo none)

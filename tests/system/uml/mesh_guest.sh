@@ -1,12 +1,14 @@
 #!/bin/bash
 # The UML guest's init for the N-node mesh (tests/system/uml/mesh_bench.sh): N+1 nodes
 # (network namespaces n1..n<N+1>) on one overlay segment (bridge br0, each node's tap `ipop`
-# is a veth port), each with its own charon-systemd. Two phases on the same nodes:
+# is a veth port), each with its own charon-systemd. Three phases on the same nodes:
 #   daemon: every node runs ipop-ipsecd (backend strongswan, control command, ranges
 #           [A, B]), which starts/reloads its charon;
 #   anchor: no daemon; each node's charon is started (or its config loaded) by hand at the
 #           ideal moment, with a static swanctl config (one connection per peer) written for
 #           the final addresses: the best an operator with perfect timing can do.
+#   anchor_own: the same hand timing with ipop-ipsecd's own files for the final address
+#           (`ipop-ipsecd render`): what the daemon's timing alone costs.
 # Scenarios, each timed from its event to "every pair exchanging ESP":
 #   a  n1..nN come up in range A (timed from the last tap up)
 #   b  all N move to range B (timed from the last address change)
@@ -15,7 +17,8 @@
 # (UDP echo; only ESP can carry it: fail-closed policies on every node), then the ESP SAs'
 # packet counters (ip -s xfrm state) of every pair, both directions, are non-zero; a capture
 # on br0 must show ESP for every pair and no plaintext between range addresses.
-#   mesh_guest.sh WORK_DIR IPOP_IPSECD SCRIPTS_PARENT N ROUNDS ANCHOR(0|1) WAYS(1|2) PATCH_REQID(0|1)
+#   mesh_guest.sh WORK_DIR IPOP_IPSECD SCRIPTS_PARENT N ROUNDS ANCHOR(0|1|2) WAYS(1|2) PATCH_REQID(0|1)
+#   (ANCHOR 1: the per-peer anchor; 2: also the anchor with ipop-ipsecd's own rendered files)
 #   (scripts in SCRIPTS_PARENT/uml; PATCH_REQID: an experiment, see mesh_nodes.sh)
 # Writes WORK_DIR/times (PHASE SCENARIO ROUND SECONDS), WORK_DIR/result (PASS/FAIL), powers off.
 set -u
@@ -240,7 +243,8 @@ say "== mesh of $N nodes + 1 joiner, $ROUNDS round(s), anchor: $ANCHOR, probes: 
 warm_up
 for round in $(seq 1 "$ROUNDS"); do
   daemon_phase "$round"
-  ((ANCHOR)) && anchor_phase "$round"
+  ((ANCHOR >= 1)) && anchor_phase "$round" peers
+  ((ANCHOR >= 2)) && anchor_phase "$round" own
 done
 
 # --- what the overlay carried -------------------------------------------------------------

@@ -54,6 +54,51 @@ EOF
   } >"$dir/conf.d/static.conf"
 }
 
+# own_swanctl DIR ADDRESS I: the second anchor's swanctl folder: exactly the files
+# ipop-ipsecd would write for that final address (`ipop-ipsecd render`; the certificates
+# under the names it copies them to), so that anchor differs from the daemon only in timing.
+own_swanctl() {
+  local dir=$1 pki=$W/pki/n$3
+  mkdir -p "$dir/conf.d" "$dir/x509" "$dir/x509ca" "$dir/private" "$dir.render"
+  cp "$pki/host-cert.pem" "$dir/x509/ipop-ipsec-host.pem"
+  cp "$pki/cacert.pem" "$dir/x509ca/ipop-ipsec-ca.pem"
+  cp "$pki/host-key.pem" "$dir/private/ipop-ipsec-host.pem"
+  chmod 700 "$dir/private"
+  echo 'include conf.d/*.conf' >"$dir/swanctl.conf"
+  node_yaml "$dir.render/ipop-ipsecd.yaml" "$3" "$dir" "[/bin/true]" "[/bin/true]" /run/mesh/render
+  "$BIN" render --config "$dir.render/ipop-ipsecd.yaml" --address "$2/16" --output-dir "$dir.render" >/dev/null ||
+    fatal "ipop-ipsecd render failed for $2"
+  cp "$dir.render/ipop-ipsec.conf" "$dir/conf.d/ipop-ipsec.conf"
+}
+
+# node_yaml FILE I SWANCTL_DIR RESTART LOAD RUN_DIR: node I's ipop-ipsecd.yaml (IKE timings:
+# the daemon's defaults)
+node_yaml() {
+  cat >"$1" <<EOF
+# mesh node $2 (tests/system/uml/mesh_guest.sh); IKE timings: the daemon's defaults
+ipop:
+  interface: ipop
+protect:
+  ranges: [$RANGE_A, $RANGE_B]
+ike:
+  backend: strongswan
+  control: command
+  restart_command: $4
+  restart_timeout: 90s
+racoon:
+  certificate_dir: $W/pki/n$2
+strongswan:
+  swanctl_dir: $3
+  config: $3/conf.d/ipop-ipsec.conf
+  load_command: $5
+  dpd_delay: 30
+daemon:
+  state_dir: $6/state
+  remember_dir: $6/lib
+  log_level: info
+EOF
+}
+
 # others I LAST: the node indexes 1..LAST without I
 others() { seq 1 "$2" | grep -vx "$1"; }
 
@@ -91,8 +136,22 @@ warm_up() { # one charon start and stop (page cache of the guest), outside the t
   in_ns 1 /bin/bash "$UML/charon_restart.sh" "$d" /run/mesh/warm "$W/gate" >"$d/restart.out" 2>&1 ||
     fatal "charon does not start in the guest: $(tail -3 "$d/restart.out")"
   "$BIN" --version >/dev/null 2>&1
+  # The first ESP SA with these algorithms makes the kernel build its crypto instance
+  # (authenc(hmac(sha256),cbc(aes)), module requests through the guest's modprobe): seconds
+  # in UML, paid once per boot. Without this, charon's first SA installs in round 1 (the
+  # daemon's phase) waited for it and every pair of that scenario with them.
+  in_ns 1 ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x100 mode transport \
+    enc 'cbc(aes)' 0x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f \
+    auth-trunc 'hmac(sha256)' 0x000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f 128 ||
+    fatal "the guest kernel refuses an ESP SA with cbc(aes) and hmac(sha256)"
   teardown "$d"
-  ok "warm-up: charon started and stopped once"
+  ok "warm-up: charon started and stopped once, one ESP SA made and removed"
+}
+
+refusals() { # refusals DIRS...: IKE_SA_INITs the nodes' charons refused for want of a config
+  local d n=0
+  for d in "$@"; do n=$((n + $(cat "$d/charon.log" 2>/dev/null | grep -c 'sending NO_PROPOSAL_CHOSEN'))); done
+  echo "$n"
 }
 
 counts() { # counts DIRS...: "charon starts / config loads" per node, for the log
@@ -104,7 +163,7 @@ counts() { # counts DIRS...: "charon starts / config loads" per node, for the lo
 }
 
 daemon_phase() {
-  local round=$1 i d run t0 restart load dirs=()
+  local round=$1 i d run t0 restart load refused dirs=()
   say "== round $round, daemon: every node runs ipop-ipsecd, which starts and reloads its charon"
   for i in $(seq 1 "$J"); do
     d=$W/r$round/d$i run=/run/mesh/d$i
@@ -119,29 +178,7 @@ daemon_phase() {
       restart="[/bin/bash, $UML/mesh_reqid.sh, restart, $d, $run, $W/gate]"
       load="[/bin/bash, $UML/mesh_reqid.sh, load, $d, $run]"
     fi
-    cat >"$d/ipop-ipsecd.yaml" <<EOF
-# mesh node $i (tests/system/uml/mesh_guest.sh); IKE timings: the daemon's defaults
-ipop:
-  interface: ipop
-protect:
-  ranges: [$RANGE_A, $RANGE_B]
-ike:
-  backend: strongswan
-  control: command
-  restart_command: $restart
-  restart_timeout: 90s
-racoon:
-  certificate_dir: $W/pki/n$i
-strongswan:
-  swanctl_dir: $d/swanctl
-  config: $d/swanctl/conf.d/ipop-ipsec.conf
-  load_command: $load
-  dpd_delay: 30
-daemon:
-  state_dir: $run/state
-  remember_dir: $run/lib
-  log_level: info
-EOF
+    node_yaml "$d/ipop-ipsecd.yaml" "$i" "$d/swanctl" "$restart" "$load" "$run"
     # Not through in_ns (a function: $! would be a subshell's): ip netns exec execs the daemon.
     ip netns exec "n$i" "$BIN" --config "$d/ipop-ipsecd.yaml" >"$d/daemon.log" 2>&1 &
     echo $! >"$d/daemon.pid"
@@ -166,11 +203,17 @@ EOF
 
   probes_mesh "d$round-b" B
   probe_ready "d$round-b"
+  refused=$(refusals "${dirs[@]}")
   for i in $(seq 1 "$N"); do readdress "$i" "$(addr A "$i")" "$(addr B "$i")"; done
   t0=$(now)
   probe_go "d$round-b"
   run_probes "d$round-b" daemon b "$round" "$t0" $(seq 1 "$N")
   say "charon starts/config loads per node:$(counts "${dirs[@]}")"
+  # Every node had B's responder-only connection before it moved: a peer that moved first
+  # is answered, never refused, also before the node's own reload.
+  refused=$(($(refusals "${dirs[@]}") - refused))
+  ((refused == 0)) && ok "daemon b: no IKE_SA_INIT refused (NO_PROPOSAL_CHOSEN) while the nodes moved" ||
+    fail "daemon b: $refused IKE_SA_INIT(s) refused with NO_PROPOSAL_CHOSEN while the nodes moved to $RANGE_B"
 
   probes_join "d$round-c"
   probe_ready "d$round-c"
@@ -183,15 +226,25 @@ EOF
   teardown "${dirs[@]}"
 }
 
+# anchor_phase ROUND SHAPE: SHAPE peers (phase "anchor": one connection per peer) or own
+# (phase "anchor_own": ipop-ipsecd's own rendered files for the final address)
 anchor_phase() {
-  local round=$1 i d r t0 dirs=()
-  say "== round $round, anchor: no daemon; charon started (or its config loaded) by hand at the ideal moment, static configs"
+  local round=$1 shape=$2 i d r t0 dirs=() phase=anchor p=s
+  [[ $shape == own ]] && phase=anchor_own p=o
+  say "== round $round, $phase: no daemon; charon started (or its config loaded) by hand at the ideal moment, static configs ($shape)"
   for i in $(seq 1 "$J"); do
-    d=$W/r$round/s$i
+    d=$W/r$round/$p$i
     dirs+=("$d")
     mkdir -p "$d"
-    strongswan_conf "$d" "/run/mesh/s$i"
-    if ((i < J)); then
+    strongswan_conf "$d" "/run/mesh/$p$i"
+    if [[ $shape == own ]]; then
+      if ((i < J)); then
+        own_swanctl "$d/swanctl" "$(addr A "$i")" "$i"
+        own_swanctl "$d/swanctl-B" "$(addr B "$i")" "$i"
+      else
+        own_swanctl "$d/swanctl" "$(addr B "$i")" "$i"
+      fi
+    elif ((i < J)); then
       static_swanctl "$d/swanctl" A "$(addr A "$i")" "$i" $(others "$i" "$N")
       static_swanctl "$d/swanctl-B" B "$(addr B "$i")" "$i" $(others "$i" "$J")
     else
@@ -205,33 +258,33 @@ anchor_phase() {
     done
   done
 
-  probes_mesh "s$round-a" A
-  probe_ready "s$round-a"
+  probes_mesh "$p$round-a" A
+  probe_ready "$p$round-a"
   for i in $(seq 1 "$N"); do
     tap_up "$i" "$(addr A "$i")"
     ((i == N)) && t0=$(now)
-    charon_start "$i" "$W/r$round/s$i" "/run/mesh/s$i"
+    charon_start "$i" "$W/r$round/$p$i" "/run/mesh/$p$i"
   done
-  probe_go "s$round-a"
-  run_probes "s$round-a" anchor a "$round" "$t0" $(seq 1 "$N")
+  probe_go "$p$round-a"
+  run_probes "$p$round-a" "$phase" a "$round" "$t0" $(seq 1 "$N")
 
-  probes_mesh "s$round-b" B
-  probe_ready "s$round-b"
+  probes_mesh "$p$round-b" B
+  probe_ready "$p$round-b"
   for i in $(seq 1 "$N"); do
     readdress "$i" "$(addr A "$i")" "$(addr B "$i")"
     ((i == N)) && t0=$(now)
-    in_ns "$i" /usr/bin/env "SWANCTL_DIR=$W/r$round/s$i/swanctl-B" /usr/sbin/swanctl --load-all --noprompt \
-      --uri "unix:///run/mesh/s$i/charon.vici" >>"$W/r$round/s$i/restart.out" 2>&1 &
+    in_ns "$i" /usr/bin/env "SWANCTL_DIR=$W/r$round/$p$i/swanctl-B" /usr/sbin/swanctl --load-all --noprompt \
+      --uri "unix:///run/mesh/$p$i/charon.vici" >>"$W/r$round/$p$i/restart.out" 2>&1 &
   done
-  probe_go "s$round-b"
-  run_probes "s$round-b" anchor b "$round" "$t0" $(seq 1 "$N")
+  probe_go "$p$round-b"
+  run_probes "$p$round-b" "$phase" b "$round" "$t0" $(seq 1 "$N")
 
-  probes_join "s$round-c"
-  probe_ready "s$round-c"
+  probes_join "$p$round-c"
+  probe_ready "$p$round-c"
   tap_up "$J" "$(addr B "$J")"
   t0=$(now)
-  charon_start "$J" "$W/r$round/s$J" "/run/mesh/s$J"
-  probe_go "s$round-c"
-  run_probes "s$round-c" anchor c "$round" "$t0" $(seq 1 "$J")
+  charon_start "$J" "$W/r$round/$p$J" "/run/mesh/$p$J"
+  probe_go "$p$round-c"
+  run_probes "$p$round-c" "$phase" c "$round" "$t0" $(seq 1 "$J")
   teardown "${dirs[@]}"
 }
