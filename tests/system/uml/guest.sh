@@ -345,7 +345,7 @@ fi
 in_ns 3 ip addr del "${CUR[3]}/16" dev ipop
 in_ns 3 ip addr add 10.99.0.33/16 dev ipop
 for ((k = 0; k < 50; k++)); do
-  grep -q 'remote_addrs' "$W/n3/swanctl/conf.d/ipop-ipsec.conf" || break
+  grep -q 'start_action = trap' "$W/n3/swanctl/conf.d/ipop-ipsec.conf" || break
   sleep 0.1
 done
 sleep 1
@@ -354,9 +354,14 @@ if ping_ok 1 "${CUR[3]}" || ping_ok 3 "${CUR[1]}" || ping_ok 1 10.99.0.33; then
 else
   ok "n3 moved out of the range (10.99.0.33): no longer reachable from n1"
 fi
-grep -q 'remote_addrs' "$W/n3/swanctl/conf.d/ipop-ipsec.conf" &&
-  fail "n3's swanctl configuration still has a mesh connection" ||
-  ok "n3's swanctl configuration has no mesh connection any more"
+conf3=$W/n3/swanctl/conf.d/ipop-ipsec.conf
+if grep -q 'start_action = trap' "$conf3"; then
+  fail "n3's swanctl configuration still traps for $RANGE"
+elif grep -q "local_addrs = $RANGE\$" "$conf3" && grep -q 'start_action = none' "$conf3"; then
+  ok "n3's swanctl configuration keeps $RANGE as a responder-only connection (local_addrs = $RANGE, no trap)"
+else
+  fail "n3's swanctl configuration has no responder-only connection for $RANGE: $(grep -E 'local_addrs|start_action' "$conf3" | tr -s ' ' | paste -sd' ')"
+fi
 in_ns 3 ip xfrm policy | grep -q "priority $PRIO" && ok "n3 keeps its fail-closed policies for $RANGE"
 
 # --- revocation (issue #14): n4 is revoked, the new CRL lands on every node ------------
