@@ -118,7 +118,8 @@ int Daemon::start() {
                cfg_.ike.control == IkeControl::systemd ? "systemd " + cfg_.ike.unit : std::string("command"));
   try {
     ports_.policyWatch->start([this](const std::string& what) { onPolicyEvent(what); },
-                              [this](const Policy& changed) { return policyConcernsUs(changed); });
+                              [this](const Policy& changed) { return policyConcernsUs(changed); },
+                              [this] { onAcquire(); });
   } catch (const std::exception& e) {
     spdlog::critical("cannot follow the kernel's XFRM policy events: {}", e.what());
     return 1;
@@ -232,6 +233,12 @@ void Daemon::onPolicyEvent(const std::string& what) {
   if (stopping_ || !ready_) return;  // the first reconcile reads the kernel anyway
   spdlog::debug("xfrm: {}; reconciling", what);
   reconciler_->reconcile(ports_.links->snapshot());
+}
+
+void Daemon::onAcquire() {
+  if (stopping_ || !ready_) return;
+  reconciler_->acquired();
+  armTimer();
 }
 
 void Daemon::onChange() {

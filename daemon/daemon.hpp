@@ -60,6 +60,7 @@ class Daemon {
  private:
   void onNetChange();
   void onPolicyEvent(const std::string& what);
+  void onAcquire();  // the kernel's ACQUIRE: a larval state to ask again (ike.acquire_retry)
   bool policyConcernsUs(const Policy& changed) const;
   void onChange();
   void writeMetrics();

@@ -22,8 +22,8 @@ namespace {
 class OwnPolicyWatch final : public PolicyWatch {
  public:
   OwnPolicyWatch(boost::asio::io_context& io, std::uint32_t ownPortId) : watch_(io), ownPortId_(ownPortId) {}
-  void start(OnChange onChange, Concerns concerns) override {
-    watch_.start(ownPortId_, std::move(onChange), std::move(concerns));
+  void start(OnChange onChange, Concerns concerns, OnAcquire onAcquire) override {
+    watch_.start(ownPortId_, std::move(onChange), std::move(concerns), std::move(onAcquire));
   }
   void stop() override { watch_.stop(); }
 

@@ -101,6 +101,10 @@ struct Config {
     std::chrono::milliseconds quietPeriod{2000};   // coalesce restarts: wait this long after the last change
     std::chrono::milliseconds minInterval{10000};  // at most one restart per interval
     std::chrono::milliseconds restartTimeout{90000};
+    // After the kernel's ACQUIRE for a packet with no SA, remove the larval states in the
+    // ranges this long later (while the IKE daemon listens), so that a failed attempt is
+    // asked again by the next packet instead of after net.core.xfrm_acq_expires. 0 = off.
+    std::chrono::milliseconds acquireRetry{1000};
   } ike;
 
   struct Racoon {

@@ -153,6 +153,14 @@ void ike(Parse& p, const Item& section) {
                             [&p](const Item& it) {
                               if (auto d = p.r.duration(it)) p.cfg.ike.restartTimeout = *d;
                             }},
+                           {"acquire_retry",
+                            [&p](const Item& it) {
+                              // `off` (or 0) turns it off; otherwise a duration.
+                              if (it.node.IsScalar() && (it.node.Scalar() == "off" || it.node.Scalar() == "0"))
+                                p.cfg.ike.acquireRetry = std::chrono::milliseconds(0);
+                              else if (auto d = p.r.duration(it))
+                                p.cfg.ike.acquireRetry = *d;
+                            }},
                        });
 }
 

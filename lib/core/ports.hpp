@@ -90,9 +90,11 @@ class PolicyWatch {
  public:
   using OnChange = std::function<void(const std::string& what)>;
   using Concerns = std::function<bool(const Policy& changed)>;
+  using OnAcquire = std::function<void()>;
   virtual ~PolicyWatch() = default;
-  // Throws std::system_error when it cannot follow the kernel's events.
-  virtual void start(OnChange onChange, Concerns concerns) = 0;
+  // Throws std::system_error when it cannot follow the kernel's events. `onAcquire`, when
+  // set, runs after the kernel announced ACQUIREs (packets that found no SA).
+  virtual void start(OnChange onChange, Concerns concerns, OnAcquire onAcquire) = 0;
   virtual void stop() = 0;
 };
 

@@ -493,14 +493,30 @@ void Reconciler::reconcile(const NetSnapshot& net) {
 
 std::optional<Clock::time_point> Reconciler::deadline() const {
   auto r = scheduler_.deadline();
-  if (retryAt_ && (!r || *retryAt_ < *r)) r = retryAt_;
-  if (rememberAt_ && (!r || *rememberAt_ < *r)) r = rememberAt_;
+  for (const auto& at : {retryAt_, rememberAt_, larvalRetryAt_})
+    if (at && (!r || *at < *r)) r = at;
   return r;
+}
+
+void Reconciler::acquired() {
+  if (cfg_.ike.acquireRetry.count() <= 0 || larvalRetryAt_ || ikeActionUnderWay_) return;
+  larvalRetryAt_ = clock_.now() + cfg_.ike.acquireRetry;
 }
 
 void Reconciler::onTimer(const NetSnapshot& net) {
   auto now = clock_.now();
   if (rememberAt_ && now >= *rememberAt_) flushRemembered();
+  if (larvalRetryAt_ && now >= *larvalRetryAt_) {
+    larvalRetryAt_.reset();
+    if (!ikeActionUnderWay_ && !status_.desired.ranges.empty()) {
+      const std::string ranges = joinRanges(status_.desired.ranges);
+      if (auto ec = policies_.flushLarval(status_.desired.ranges))
+        emit(Severity::warning, "acquire-retry", ranges, "cannot remove larval states: " + ec.message());
+      else
+        emit(Severity::debug, "acquire-retry", ranges,
+             "removed the larval states of unanswered ACQUIREs: the next packet asks " + ike_.name() + " again");
+    }
+  }
   if (retryAt_ && now >= *retryAt_) {
     retryAt_.reset();
     reconcile(net);

@@ -96,6 +96,16 @@ class Reconciler {
   // `net` is the current snapshot (a retry reconciles).
   void onTimer(const NetSnapshot& net);
 
+  // The kernel announced an ACQUIRE (a packet found no SA and got a larval state). If the
+  // IKE daemon's attempt for it fails (a peer refusing while its own IKE daemon starts or
+  // reloads), that larval state stays for net.core.xfrm_acq_expires (charon sets 165 s)
+  // and no new attempt comes from this side. So, ike.acquire_retry after the first ACQUIRE
+  // not yet handled, the larval states in the ranges are removed (never while an IKE
+  // restart or reload is under way: that one removes them once the IKE daemon listens),
+  // and the next packet asks the IKE daemon again; one still negotiating ignores it
+  // (charon: "connection attempt pending"). The daemon re-arms its timer after this.
+  void acquired();
+
   // Called after every change of status (reconcile, restart finished): the daemon re-arms
   // its timer, updates STATUS= and the state file.
   void setOnChange(std::function<void()> f) { onChange_ = std::move(f); }
@@ -137,6 +147,8 @@ class Reconciler {
   IkeScheduler scheduler_;
   NodeStatus status_;
   std::optional<Clock::time_point> retryAt_;
+  std::optional<Clock::time_point> larvalRetryAt_;  // acquired(): remove larval states then
+  bool ikeActionUnderWay_ = false;  // from startIkeAction() until the IKE daemon listens (or failed)
   Clock::time_point reconcileStart_{};  // for status_.lastChangeReaction
   int applyFailures_ = 0;
   std::vector<std::string> lastRefused_, lastConflicts_;

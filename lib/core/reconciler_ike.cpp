@@ -13,6 +13,8 @@ void Reconciler::startIkeAction() {
   IkeAction action = scheduler_.pendingAction();
   if (action == IkeAction::reload && !ike_.canReload()) action = IkeAction::restart;
   scheduler_.begin(clock_.now());
+  ikeActionUnderWay_ = true;
+  larvalRetryAt_.reset();  // the action's own removal, once the IKE daemon listens, covers them
   std::string ranges = joinRanges(status_.desired.ranges);
   if (action == IkeAction::reload)
     emit(Severity::info, "reload", ranges, "loading the changed IKE configuration (" + ike_.name() + " keeps running)");
@@ -28,6 +30,7 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
   const bool reload = action == IkeAction::reload;
   const char* what = reload ? "reload" : "restart";
   const std::string why = detail.empty() ? ec.message() : detail;
+  ikeActionUnderWay_ = !ec;  // until the IKE daemon listens (below); a failed one is over
   if (ec == std::errc::operation_canceled) {
     // A reload of this daemon's config changed how the IKE daemon is controlled while the
     // action ran: not a failure of the IKE daemon; the new control runs it again.
@@ -67,6 +70,7 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
   // daemon listens: a unit reports "started" before its IKE socket is bound, and a packet
   // in between would leave a larval state again.
   ike_.whenListening([this, ranges](bool listening) {
+    ikeActionUnderWay_ = false;
     if (!listening)
       emit(Severity::warning, "flush-larval", ranges,
            ike_.name() + " does not listen on UDP port 500 yet; removing stale larval states anyway");

@@ -23,6 +23,10 @@ void countPolicyEvents(std::span<const std::uint8_t> buf, std::uint32_t ownPortI
   while (walk.next(m)) {
     const nlmsghdr& h = m.header;
     const char* what = nullptr;
+    if (h.nlmsg_type == XFRM_MSG_ACQUIRE) {
+      ++out.acquires;  // the kernel's (port id 0); nothing to reconcile
+      continue;
+    }
     switch (h.nlmsg_type) {
       case XFRM_MSG_NEWPOLICY:
       case XFRM_MSG_UPDPOLICY: what = "add/replace"; break;
@@ -60,15 +64,18 @@ XfrmPolicyWatch::XfrmPolicyWatch(boost::asio::io_context& io) : socket_(io), buf
 
 XfrmPolicyWatch::~XfrmPolicyWatch() { stop(); }
 
-void XfrmPolicyWatch::start(std::uint32_t ownPortId, OnChange onChange, xfrm::PolicyConcerns concerns) {
+void XfrmPolicyWatch::start(std::uint32_t ownPortId, OnChange onChange, xfrm::PolicyConcerns concerns,
+                            OnAcquire onAcquire) {
   ownPortId_ = ownPortId;
   concerns_ = std::move(concerns);
   onChange_ = std::move(onChange);
+  onAcquire_ = std::move(onAcquire);
+  const std::uint32_t groups = XFRMGRP_POLICY | (onAcquire_ ? XFRMGRP_ACQUIRE : 0u);
   // NETLINK_NO_ENOBUFS stays off: an overflow must be reported, then everything is re-read.
   netlink::Socket sock;
   std::string what;
-  if (auto ec = sock.open({.protocol = NETLINK_XFRM, .groups = XFRMGRP_POLICY}, &what))
-    throw std::system_error(ec, what + " (XFRMNLGRP_POLICY)");
+  if (auto ec = sock.open({.protocol = NETLINK_XFRM, .groups = groups}, &what))
+    throw std::system_error(ec, what + (onAcquire_ ? " (XFRMNLGRP_POLICY, XFRMNLGRP_ACQUIRE)" : " (XFRMNLGRP_POLICY)"));
   boost::system::error_code ec;
   socket_.assign(boost::asio::generic::raw_protocol(AF_NETLINK, NETLINK_XFRM), sock.fd(), ec);
   if (ec) throw std::system_error(ec.value(), std::system_category(), "assigning the NETLINK_XFRM socket");
@@ -104,9 +111,10 @@ void XfrmPolicyWatch::onReadable() {
       }
       break;  // EAGAIN: drained
     }
-    if (!d.fromKernel) continue;  // only the kernel sends policy events
+    if (!d.fromKernel) continue;  // only the kernel sends policy events and ACQUIREs
     xfrm::countPolicyEvents({buffer_.data(), d.size}, ownPortId_, events, concerns_);
   }
+  if (events.acquires > 0 && onAcquire_) onAcquire_();
   if (overflow)
     onChange_("the XFRM event queue overflowed (events lost)");
   else if (events.foreign > 0)

@@ -1,7 +1,10 @@
 #pragma once
 // Follows the kernel's XFRM policy events (XFRMNLGRP_POLICY) on the daemon's io_context:
 // a policy added, replaced, deleted, expired or a whole table flushed by anyone but the
-// daemon's own XFRM socket. Level-triggered like the link monitor: the callback only says
+// daemon's own XFRM socket. Optionally also the kernel's ACQUIREs (XFRMNLGRP_ACQUIRE: a
+// packet hit a policy with a template and no SA; the kernel made a larval state for it).
+// Listening for them makes the daemon one of the key managers the kernel asks: it keeps
+// its larval states even while no IKE daemon runs (traffic stays dropped either way). Level-triggered like the link monitor: the callback only says
 // "the policy database may have changed"; the daemon then reconciles, which re-reads the
 // kernel and repairs what is missing (an `ip xfrm policy flush` is undone in well under a
 // millisecond instead of at the next resync).
@@ -34,6 +37,7 @@ struct PolicyEvents {
   std::size_t own = 0;        // changes the daemon's own socket made
   std::size_t unrelated = 0;  // changes by others to policies that do not concern it (an IKE daemon's)
   std::size_t malformed = 0;  // messages that could not be walked
+  std::size_t acquires = 0;   // XFRM_MSG_ACQUIRE (only with the ACQUIRE group)
   std::string firstForeign;   // "flush", "delete", "add/replace", "expire" of the first foreign one
 };
 
@@ -51,6 +55,7 @@ void countPolicyEvents(std::span<const std::uint8_t> buf, std::uint32_t ownPortI
 class XfrmPolicyWatch {
  public:
   using OnChange = std::function<void(const std::string& what)>;
+  using OnAcquire = std::function<void()>;
   explicit XfrmPolicyWatch(boost::asio::io_context& io);
   ~XfrmPolicyWatch();
   XfrmPolicyWatch(const XfrmPolicyWatch&) = delete;
@@ -61,7 +66,10 @@ class XfrmPolicyWatch {
   // socket cannot be opened or bound.
   // `concerns` (optional) leaves out the changes of policies that are none of the daemon's
   // business: an IKE daemon installs and removes its own all the time.
-  void start(std::uint32_t ownPortId, OnChange onChange, xfrm::PolicyConcerns concerns = nullptr);
+  // `onAcquire` (optional) subscribes to the ACQUIREs too; it runs once per drained batch
+  // that held any.
+  void start(std::uint32_t ownPortId, OnChange onChange, xfrm::PolicyConcerns concerns = nullptr,
+             OnAcquire onAcquire = nullptr);
   void stop();
 
  private:
@@ -71,6 +79,7 @@ class XfrmPolicyWatch {
   boost::asio::generic::raw_protocol::socket socket_;
   std::uint32_t ownPortId_ = 0;
   OnChange onChange_;
+  OnAcquire onAcquire_;
   xfrm::PolicyConcerns concerns_;
   std::vector<std::uint8_t> buffer_;
   bool stopped_ = true;

@@ -58,12 +58,13 @@ class DaemonFixture : public ::testing::Test {
   }
 
   // `extra`: more sections after daemon:; `daemonExtra`: more keys under daemon: (indented).
-  void writeConfig(const std::string& protect, const std::string& extra = "", const std::string& daemonExtra = "") {
+  void writeConfig(const std::string& protect, const std::string& extra = "", const std::string& daemonExtra = "",
+                   const std::string& ikeExtra = "") {
     std::ofstream(dir_ / "ipop-ipsecd.yaml")
         << "ipop:\n  interface: ipop\n"
         << "protect:\n" << protect
         << "ike:\n  control: command\n  restart_command: [\"" << (dir_ / "restart.sh").string() << "\"]\n"
-        << "  quiet_period: 300ms\n  min_interval: 1s\n"
+        << "  quiet_period: 300ms\n  min_interval: 1s\n" << ikeExtra
         << "racoon:\n  config: " << (dir_ / "racoon.conf").string() << "\n  spd_file: "
         << (dir_ / "ipsec-tools.conf").string() << "\n  certificate_dir: " << (dir_ / "certs").string() << "\n"
         << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  remember_dir: " << (dir_ / "lib").string() << "\n  log_level: debug\n"

@@ -65,6 +65,58 @@ TEST_F(IkeListenTest, LarvalStatesAreRemovedOnceTheIkeDaemonListensNotWhenItsRes
   EXPECT_TRUE(waitFor([&] { return slurp(dir_ / "daemon.log").find("removed stale larval states") != std::string::npos; }));
 }
 
+// ike.acquire_retry on the real kernel: the daemon subscribes to the kernel's ACQUIREs
+// (it is then a key manager the kernel asks, so the larval state is kept with no other
+// listener), and the larval state of a packet nobody answered is gone acquire_retry later,
+// so the next packet would raise a fresh ACQUIRE. With `off` it stays.
+class AcquireRetryTest : public IkeListenTest {
+ protected:
+  // One UDP datagram to a range address, returning at once (ping would wait for a reply).
+  void sendOne() { sh("bash -c 'echo probe > /dev/udp/10.254.0.17/9' 2>/dev/null || true"); }
+  void startNode(const std::string& retry) {
+    writeConfig("  ranges: [10.254.0.0/16]\n", "", "", "  acquire_retry: " + retry + "\n");
+    // The stand-in IKE daemon listens at once (UDP 500): the restart's own removal is done.
+    std::ofstream(dir_ / "restart.sh")
+        << "#!/bin/sh\n"
+        << "( exec python3 -c \"import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+        << "s.bind(('0.0.0.0', 500)); open('" << (dir_ / "bound").string() << "', 'w').close(); time.sleep(600)\" ) "
+        << "</dev/null >/dev/null 2>&1 &\n"
+        << "echo $! > " << (dir_ / "binder.pid").string() << "\n";
+    ::chmod((dir_ / "restart.sh").c_str(), 0755);
+    sh("ip link add ipop type veth peer name peer0 && ip link set peer0 up");
+    sh("ip addr add 10.254.0.16/16 dev ipop && ip link set ipop up");
+    startDaemon();
+    ASSERT_TRUE(waitFor([&] { return slurp(dir_ / "daemon.log").find("removed stale larval states") != std::string::npos; }))
+        << "the restart's own removal, once the stand-in listens";
+  }
+};
+
+TEST_F(AcquireRetryTest, TheLarvalStateOfAnUnansweredAcquireIsRemovedAfterTheRetryDelay) {
+  startNode("300ms");
+  ASSERT_EQ(larvalStates(), 0u);
+  sendOne();  // no SA: the kernel asks its key managers
+  const auto sent = std::chrono::steady_clock::now();
+  ASSERT_TRUE(waitFor([&] { return larvalStates() >= 1; }, 2s))
+      << "the daemon listens for ACQUIREs, so the kernel keeps a larval state";
+  ASSERT_TRUE(waitFor([&] { return larvalStates() == 0; }, 5s)) << "removed after acquire_retry";
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, 250ms) << "not before the IKE daemon had its chance";
+  EXPECT_TRUE(waitFor([&] {
+    return slurp(dir_ / "daemon.log").find("removed the larval states of unanswered ACQUIREs") != std::string::npos;
+  }));
+  // A second packet: a fresh ACQUIRE, a fresh removal.
+  sendOne();
+  ASSERT_TRUE(waitFor([&] { return larvalStates() >= 1; }, 2s)) << "the next packet asks again";
+  EXPECT_TRUE(waitFor([&] { return larvalStates() == 0; }, 5s));
+}
+
+TEST_F(AcquireRetryTest, OffKeepsTheLarvalStateAsTheKernelMadeIt) {
+  startNode("off");
+  sendOne();
+  ASSERT_TRUE(waitFor([&] { return larvalStates() >= 1; }, 2s));
+  EXPECT_FALSE(waitFor([&] { return larvalStates() == 0; }, 1500ms)) << "acquire_retry: off removes nothing";
+  EXPECT_EQ(slurp(dir_ / "daemon.log").find("removed the larval states of unanswered ACQUIREs"), std::string::npos);
+}
+
 // The question behind the wait, on its own: a UDP socket bound to port 500 in this
 // namespace (IPv4 or IPv6), and nothing else, answers yes.
 TEST_F(IkeListenTest, UdpPortBoundSeesABindInThisNamespaceOnly) {

@@ -654,6 +654,11 @@ TEST(ConfigIke, Durations) {
   EXPECT_EQ(c.ike.restartTimeout, std::chrono::minutes(5));
   EXPECT_EQ(parse("ike:\n  restart_timeout: 8h\n").ike.restartTimeout, std::chrono::hours(8));
   EXPECT_EQ(parse("ike:\n  quiet_period: 3\n").ike.quietPeriod, std::chrono::seconds(3));  // bare = seconds
+  EXPECT_EQ(Config{}.ike.acquireRetry, std::chrono::seconds(1));
+  EXPECT_EQ(parse("ike:\n  acquire_retry: 250ms\n").ike.acquireRetry, std::chrono::milliseconds(250));
+  EXPECT_EQ(parse("ike:\n  acquire_retry: off\n").ike.acquireRetry.count(), 0);
+  EXPECT_EQ(parse("ike:\n  acquire_retry: 0\n").ike.acquireRetry.count(), 0);
+  EXPECT_THAT(issuesOf("ike:\n  acquire_retry: soon\n"), ElementsAre(IsIssue("ike.acquire_retry", 2, 18, "expected a duration")));
   // quiet_period above min_interval is allowed.
   EXPECT_EQ(parse("ike:\n  quiet_period: 20s\n  min_interval: 1s\n").ike.quietPeriod, std::chrono::seconds(20));
 }

@@ -167,6 +167,56 @@ TEST_F(DaemonWiringTest, LarvalStatesWaitUntilTheIkeDaemonListens) {
   EXPECT_EQ(policies->larvalFlushes.size(), 1u);
 }
 
+// An ACQUIRE (a packet that found no SA) leads to a removal of the larval states
+// ike.acquire_retry later, so that a failed IKE attempt is asked again by the next packet.
+TEST_F(DaemonWiringTest, AnAcquireRemovesTheLarvalStatesAfterTheRetryDelay) {
+  writeConfig("  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n  acquire_retry: 20ms\n");
+  start();
+  tapUp();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
+  ike->complete();
+  ASSERT_EQ(policies->larvalFlushes.size(), 1u) << "the restart's own removal, once the IKE daemon listens";
+  policyWatch->acquire();
+  policyWatch->acquire();  // a second one before the first is handled: one removal
+  EXPECT_TRUE(policies->larvalFlushes.size() == 1u) << "not at once: the IKE daemon gets its chance first";
+  ASSERT_TRUE(runUntil([&] { return policies->larvalFlushes.size() == 2u; })) << "removed after acquire_retry";
+  EXPECT_EQ(policies->larvalFlushes.back(), std::vector<Cidr>{*Cidr::parse("172.31.0.0/16")});
+  runUntil([] { return false; }, 60ms);
+  EXPECT_EQ(policies->larvalFlushes.size(), 2u) << "one removal per ACQUIRE burst, no loop";
+  policyWatch->acquire();
+  EXPECT_TRUE(runUntil([&] { return policies->larvalFlushes.size() == 3u; })) << "the next ACQUIRE arms it again";
+}
+
+TEST_F(DaemonWiringTest, AcquireRetryOffRemovesNothing) {
+  writeConfig("  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n  acquire_retry: off\n");
+  start();
+  tapUp();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
+  ike->complete();
+  ASSERT_EQ(policies->larvalFlushes.size(), 1u);
+  policyWatch->acquire();
+  runUntil([] { return false; }, 100ms);
+  EXPECT_EQ(policies->larvalFlushes.size(), 1u);
+}
+
+// While a restart is under way, its own removal (once the IKE daemon listens) is the one:
+// an earlier one would let the next packet make a larval state the IKE daemon never hears of.
+TEST_F(DaemonWiringTest, NoAcquireRetryWhileTheIkeDaemonIsNotListeningYet) {
+  writeConfig("  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n  acquire_retry: 20ms\n");
+  start();
+  ike->listening = false;
+  tapUp();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
+  ike->complete();
+  policyWatch->acquire();
+  runUntil([] { return false; }, 100ms);
+  EXPECT_TRUE(policies->larvalFlushes.empty()) << "restarted, not listening yet";
+  ike->listen(true);
+  EXPECT_EQ(policies->larvalFlushes.size(), 1u);
+  policyWatch->acquire();
+  EXPECT_TRUE(runUntil([&] { return policies->larvalFlushes.size() == 2u; })) << "listening: retries again";
+}
+
 TEST_F(DaemonWiringTest, AnExternalPolicyDeletionIsRepairedByTheWatchEvent) {
   start();
   tapUp();

@@ -366,11 +366,19 @@ class FakeLinkMonitor final : public LinkMonitor {
 
 class FakePolicyWatch final : public PolicyWatch {
  public:
-  void start(OnChange onChange, Concerns concerns) override {
+  void start(OnChange onChange, Concerns concerns, OnAcquire onAcquire) override {
     onChange_ = std::move(onChange);
     concerns_ = std::move(concerns);
+    onAcquire_ = std::move(onAcquire);
   }
-  void stop() override { onChange_ = nullptr; }
+  void stop() override {
+    onChange_ = nullptr;
+    onAcquire_ = nullptr;
+  }
+  // The kernel announced an ACQUIRE (a packet found no SA).
+  void acquire() {
+    if (onAcquire_) onAcquire_();
+  }
   // Another process changed the kernel's policies.
   void foreignChange(const std::string& what) {
     if (onChange_) onChange_(what);
@@ -384,6 +392,7 @@ class FakePolicyWatch final : public PolicyWatch {
   }
 
  private:
+  OnAcquire onAcquire_;
   OnChange onChange_;
   Concerns concerns_;
 };

@@ -43,6 +43,18 @@ TEST(XfrmPolicyEvents, OwnChangesAreNotForeignAndTheFirstForeignIsNamed) {
   EXPECT_EQ(e.malformed, 0u);
 }
 
+TEST(XfrmPolicyEvents, AcquiresAreCountedApartAndNeverAPolicyChange) {
+  std::vector<std::uint8_t> buf;
+  put(buf, XFRM_MSG_ACQUIRE, 0);
+  put(buf, XFRM_MSG_ACQUIRE, 0);
+  put(buf, XFRM_MSG_UPDPOLICY, 4242);
+  xfrm::PolicyEvents e;
+  xfrm::countPolicyEvents(buf, 4242, e);
+  EXPECT_EQ(e.acquires, 2u);
+  EXPECT_EQ(e.foreign, 0u) << "an ACQUIRE changes no policy: nothing to reconcile";
+  EXPECT_EQ(e.own, 1u);
+}
+
 TEST(XfrmPolicyEvents, KernelExpiryIsForeignEvenWithAMatchingPortId) {
   std::vector<std::uint8_t> buf;
   put(buf, XFRM_MSG_POLEXPIRE, 4242);
