@@ -114,7 +114,8 @@ void XfrmPolicyWatch::onReadable() {
     if (!d.fromKernel) continue;  // only the kernel sends policy events and ACQUIREs
     xfrm::countPolicyEvents({buffer_.data(), d.size}, ownPortId_, events, concerns_);
   }
-  if (events.acquires > 0 && onAcquire_) onAcquire_();
+  // After an overflow ACQUIREs may have been lost too.
+  if ((events.acquires > 0 || overflow) && onAcquire_) onAcquire_();
   if (overflow)
     onChange_("the XFRM event queue overflowed (events lost)");
   else if (events.foreign > 0)
