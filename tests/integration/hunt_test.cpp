@@ -174,7 +174,20 @@ class HuntTest : public DaemonFixture {
         trail_.push_back("SIGKILL + restart");
         stopDaemon(SIGKILL);
         writeHuntConfig(listed_);  // a killed daemon restarts on the last valid config
-        startDaemon();
+        {
+          // Up to its signal handlers before the next step: a SIGHUP that reaches a process
+          // still starting (slow under ASan) ends it by the default action, which no
+          // service manager does (systemd reloads only after READY=1).
+          auto started = [&] {
+            std::string log = slurp(dir_ / "daemon.log");
+            std::size_t n = 0;
+            for (auto at = log.find("watching 'ipop'"); at != std::string::npos; at = log.find("watching 'ipop'", at + 1)) ++n;
+            return n;
+          };
+          const std::size_t before = started();
+          startDaemon();
+          waitFor([&] { return started() > before; });
+        }
         break;
       }
       case 11:

@@ -13,9 +13,11 @@
 # It asserts every pair's ESP (answered probes, SA packet counters, the capture) and no
 # plaintext; the timings are printed, never asserted.
 #   mesh_bench.sh IPOP_IPSECD BUILD_DIR [--nodes N] [--rounds R] [--no-anchor | --peer-anchor-only] [--mem SIZE]
-#                 [--one-way] [--patch-reqid] [--markdown FILE]
+#                 [--one-way] [--patch-reqid] [--compare-acquire-retry] [--markdown FILE]
 # --one-way: only one node of each pair sends probes (one IKE initiator per pair); by default
 # both do at once, as real traffic does. --patch-reqid: an experiment (mesh_reqid.sh).
+# --compare-acquire-retry: each round also runs the daemon with ike.acquire_retry off
+# ("daemon_noretry", printed beside "daemon" after the table).
 # --markdown writes the results as a docs/performance.md section to FILE.
 # IPOPSEC_MESH_KEEP=1 keeps the work folder (every node's daemon and charon logs) for a look.
 set -euo pipefail
@@ -23,7 +25,7 @@ bin=$(realpath "$1")
 build=$(realpath "$2")
 shift 2
 src=$(cd "$(dirname "$0")/../../.." && pwd)
-nodes=8 rounds=1 anchor=2 mem=512M markdown= ways=2 patch=0
+nodes=8 rounds=1 anchor=2 mem=512M markdown= ways=2 patch=0 noretry=0
 while (($#)); do
   case $1 in
     --nodes) nodes=$2; shift 2 ;;
@@ -32,6 +34,7 @@ while (($#)); do
     --peer-anchor-only) anchor=1; shift ;;
     --one-way) ways=1; shift ;;
     --patch-reqid) patch=1; shift ;;
+    --compare-acquire-retry) noretry=1; shift ;;
     --mem) mem=$2; shift 2 ;;
     --markdown) markdown=$2; shift 2 ;;
     *) echo "mesh_bench: unknown option '$1'" >&2; exit 2 ;;
@@ -86,12 +89,12 @@ uml_prepare "$work"
 # The guest runs copies: editing the scripts in the tree during a run must not change it.
 mkdir -p "$work/uml"
 cp "$src/tests/system/uml/"{mesh_guest.sh,mesh_nodes.sh,mesh_probe.pl,mesh_reqid.sh,echo.pl,charon_restart.sh} "$work/uml/"
-printf '#!/bin/bash\nexec /bin/bash %s %s %s %s %s %s %s %s %s\n' "$work/uml/mesh_guest.sh" "$work" "$bin" "$work" \
-  "$nodes" "$rounds" "$anchor" "$ways" "$patch" >"$work/init"
+printf '#!/bin/bash\nexec /bin/bash %s %s %s %s %s %s %s %s %s %s\n' "$work/uml/mesh_guest.sh" "$work" "$bin" "$work" \
+  "$nodes" "$rounds" "$anchor" "$ways" "$patch" "$noretry" >"$work/init"
 chmod +x "$work/init"
 echo "mesh_bench: booting a UML guest (Linux $kver, mem=$mem) with $nodes nodes + 1 joiner, $rounds round(s), anchor $anchor, probes $ways way(s), reqid patch $patch"
 start=$SECONDS
-uml_boot "$work" "$work/init" $((240 + rounds * (anchor + 1) * 400)) "$mem"
+uml_boot "$work" "$work/init" $((240 + rounds * (anchor + 1 + noretry) * 400)) "$mem"
 set +e
 wait "$uml_pid"
 uml_rc=$?
@@ -126,6 +129,15 @@ ratio() { if [[ $1 != - && $2 != - ]]; then awk -v d="$1" -v a="$2" 'BEGIN { pri
 echo
 echo "Mesh of N=$nodes nodes (+1 joiner) in one UML guest; seconds, median of $rounds round(s); goal: ratio <= 1.2"
 table
+if ((noretry)); then
+  echo
+  echo "ike.acquire_retry: the default (1s) against off, same run; seconds, median of $rounds round(s)"
+  echo "| scenario | default | off | rounds (default / off) |"
+  echo "|---|---|---|---|"
+  for s in a b c; do
+    echo "| $s | $(values daemon $s | awk '$1 != "none"' | median) | $(values daemon_noretry $s | awk '$1 != "none"' | median) | $(values daemon $s | paste -sd' ') / $(values daemon_noretry $s | paste -sd' ') |"
+  done
+fi
 if [[ -n $markdown ]]; then
   {
     echo "### Mesh convergence in User-Mode-Linux: N = $nodes nodes, against the best possible"

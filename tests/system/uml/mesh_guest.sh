@@ -17,13 +17,14 @@
 # (UDP echo; only ESP can carry it: fail-closed policies on every node), then the ESP SAs'
 # packet counters (ip -s xfrm state) of every pair, both directions, are non-zero; a capture
 # on br0 must show ESP for every pair and no plaintext between range addresses.
-#   mesh_guest.sh WORK_DIR IPOP_IPSECD SCRIPTS_PARENT N ROUNDS ANCHOR(0|1|2) WAYS(1|2) PATCH_REQID(0|1)
+#   mesh_guest.sh WORK_DIR IPOP_IPSECD SCRIPTS_PARENT N ROUNDS ANCHOR(0|1|2) WAYS(1|2) PATCH_REQID(0|1) [NORETRY(0|1)]
+#   (NORETRY 1: each round also runs the daemon with ike.acquire_retry off, phase daemon_noretry)
 #   (ANCHOR 1: the per-peer anchor; 2: also the anchor with ipop-ipsecd's own rendered files)
 #   (scripts in SCRIPTS_PARENT/uml; PATCH_REQID: an experiment, see mesh_nodes.sh)
 # Writes WORK_DIR/times (PHASE SCENARIO ROUND SECONDS), WORK_DIR/result (PASS/FAIL), powers off.
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-W=$1 BIN=$2 SRC=$3 N=$4 ROUNDS=$5 ANCHOR=$6 WAYS=$7 PATCH_REQID=$8
+W=$1 BIN=$2 SRC=$3 N=$4 ROUNDS=$5 ANCHOR=$6 WAYS=$7 PATCH_REQID=$8 NORETRY=${9:-0}
 UML=$SRC/uml   # mesh_bench.sh's copies of tests/system/uml/*
 RANGE_A=10.254.0.0/16 RANGE_B=10.253.0.0/16
 PRIO=500000   # the daemon's protect priority with backend strongswan; the anchor uses the same
@@ -243,6 +244,7 @@ say "== mesh of $N nodes + 1 joiner, $ROUNDS round(s), anchor: $ANCHOR, probes: 
 warm_up
 for round in $(seq 1 "$ROUNDS"); do
   daemon_phase "$round"
+  ((NORETRY)) && daemon_phase "$round" noretry
   ((ANCHOR >= 1)) && anchor_phase "$round" peers
   ((ANCHOR >= 2)) && anchor_phase "$round" own
 done

@@ -71,8 +71,8 @@ own_swanctl() {
   cp "$dir.render/ipop-ipsec.conf" "$dir/conf.d/ipop-ipsec.conf"
 }
 
-# node_yaml FILE I SWANCTL_DIR RESTART LOAD RUN_DIR: node I's ipop-ipsecd.yaml (IKE timings:
-# the daemon's defaults)
+# node_yaml FILE I SWANCTL_DIR RESTART LOAD RUN_DIR [IKE_EXTRA]: node I's ipop-ipsecd.yaml (IKE
+# timings: the daemon's defaults; IKE_EXTRA: more lines of the ike section)
 node_yaml() {
   cat >"$1" <<EOF
 # mesh node $2 (tests/system/uml/mesh_guest.sh); IKE timings: the daemon's defaults
@@ -85,7 +85,7 @@ ike:
   control: command
   restart_command: $4
   restart_timeout: 90s
-racoon:
+${7:-}racoon:
   certificate_dir: $W/pki/n$2
 strongswan:
   swanctl_dir: $3
@@ -162,11 +162,13 @@ counts() { # counts DIRS...: "charon starts / config loads" per node, for the lo
   echo "$out"
 }
 
+# daemon_phase ROUND [noretry]: phase "daemon", or "daemon_noretry" with ike.acquire_retry off
 daemon_phase() {
-  local round=$1 i d run t0 restart load refused dirs=()
-  say "== round $round, daemon: every node runs ipop-ipsecd, which starts and reloads its charon"
+  local round=$1 i d run t0 restart load refused dirs=() phase=daemon p=d extra=
+  if [[ ${2:-} == noretry ]]; then phase=daemon_noretry p=e extra=$'  acquire_retry: off\n'; fi
+  say "== round $round, $phase: every node runs ipop-ipsecd, which starts and reloads its charon"
   for i in $(seq 1 "$J"); do
-    d=$W/r$round/d$i run=/run/mesh/d$i
+    d=$W/r$round/$p$i run=/run/mesh/$p$i
     dirs+=("$d")
     mkdir -p "$d/swanctl/conf.d" "$d/swanctl/x509ca" "$d/swanctl/x509" "$d/swanctl/private" "$run"
     chmod 700 "$d/swanctl/private"
@@ -178,7 +180,7 @@ daemon_phase() {
       restart="[/bin/bash, $UML/mesh_reqid.sh, restart, $d, $run, $W/gate]"
       load="[/bin/bash, $UML/mesh_reqid.sh, load, $d, $run]"
     fi
-    node_yaml "$d/ipop-ipsecd.yaml" "$i" "$d/swanctl" "$restart" "$load" "$run"
+    node_yaml "$d/ipop-ipsecd.yaml" "$i" "$d/swanctl" "$restart" "$load" "$run" "$extra"
     # Not through in_ns (a function: $! would be a subshell's): ip netns exec execs the daemon.
     ip netns exec "n$i" "$BIN" --config "$d/ipop-ipsecd.yaml" >"$d/daemon.log" 2>&1 &
     echo $! >"$d/daemon.pid"
@@ -189,38 +191,38 @@ daemon_phase() {
       sleep 0.1
     done
     (($(in_ns "$i" ip xfrm policy | grep -c "priority $PRIO") >= 4)) ||
-      fatal "n$i: ipop-ipsecd installed no fail-closed policies for both ranges: $(tail -3 "$W/r$round/d$i/daemon.log")"
+      fatal "n$i: ipop-ipsecd installed no fail-closed policies for both ranges: $(tail -3 "$W/r$round/$p$i/daemon.log")"
   done
   ok "daemons running, fail-closed policies for $RANGE_A and $RANGE_B in on every node"
 
-  probes_mesh "d$round-a" A
-  probe_ready "d$round-a"
+  probes_mesh "$p$round-a" A
+  probe_ready "$p$round-a"
   for i in $(seq 1 "$N"); do tap_up "$i" "$(addr A "$i")"; done
   t0=$(now)
-  probe_go "d$round-a"
-  run_probes "d$round-a" daemon a "$round" "$t0" $(seq 1 "$N")
+  probe_go "$p$round-a"
+  run_probes "$p$round-a" "$phase" a "$round" "$t0" $(seq 1 "$N")
   say "charon starts/config loads per node:$(counts "${dirs[@]}")"
 
-  probes_mesh "d$round-b" B
-  probe_ready "d$round-b"
+  probes_mesh "$p$round-b" B
+  probe_ready "$p$round-b"
   refused=$(refusals "${dirs[@]}")
   for i in $(seq 1 "$N"); do readdress "$i" "$(addr A "$i")" "$(addr B "$i")"; done
   t0=$(now)
-  probe_go "d$round-b"
-  run_probes "d$round-b" daemon b "$round" "$t0" $(seq 1 "$N")
+  probe_go "$p$round-b"
+  run_probes "$p$round-b" "$phase" b "$round" "$t0" $(seq 1 "$N")
   say "charon starts/config loads per node:$(counts "${dirs[@]}")"
   # Every node had B's responder-only connection before it moved: a peer that moved first
   # is answered, never refused, also before the node's own reload.
   refused=$(($(refusals "${dirs[@]}") - refused))
-  ((refused == 0)) && ok "daemon b: no IKE_SA_INIT refused (NO_PROPOSAL_CHOSEN) while the nodes moved" ||
-    fail "daemon b: $refused IKE_SA_INIT(s) refused with NO_PROPOSAL_CHOSEN while the nodes moved to $RANGE_B"
+  ((refused == 0)) && ok "$phase b: no IKE_SA_INIT refused (NO_PROPOSAL_CHOSEN) while the nodes moved" ||
+    fail "$phase b: $refused IKE_SA_INIT(s) refused with NO_PROPOSAL_CHOSEN while the nodes moved to $RANGE_B"
 
-  probes_join "d$round-c"
-  probe_ready "d$round-c"
+  probes_join "$p$round-c"
+  probe_ready "$p$round-c"
   tap_up "$J" "$(addr B "$J")"
   t0=$(now)
-  probe_go "d$round-c"
-  run_probes "d$round-c" daemon c "$round" "$t0" $(seq 1 "$J")
+  probe_go "$p$round-c"
+  run_probes "$p$round-c" "$phase" c "$round" "$t0" $(seq 1 "$J")
   say "charon starts/config loads per node:$(counts "${dirs[@]}")"
   say "guest memory in use with $J daemons and charons: $(free -m | awk '/^Mem/ {print $3}') MiB of $(free -m | awk '/^Mem/ {print $2}')"
   teardown "${dirs[@]}"
