@@ -204,6 +204,15 @@ fleet_boot() {
     fleet_log "container $n booted ($state), PID 1 is ${FLEET_PID1[$n]} on the host, netns ${FLEET_NS[$n]}"
     if [[ $state == degraded ]]; then
       fleet_log "  failed units in $n: $(fleet_run "$n" systemctl list-units --failed --plain --no-legend | awk '{ print $1 }' | tr '\n' ' ')"
+      # Seen once with four containers booting at once: the simulated IPOP unit failed with
+      # 219/CGROUP (systemd could not place its process in the unit's cgroup), a boot race
+      # of nspawn, not of anything under test. Started again once, said so; any other
+      # failure stays and the checks that follow report it.
+      if [[ $(fleet_run "$n" systemctl show -P ExecMainStatus ipop.service 2>/dev/null) == 219 ]]; then
+        fleet_log "  $n: ipop.service failed with 219/CGROUP at boot; starting it again"
+        fleet_run "$n" systemctl restart ipop.service ||
+          fleet_fail "$n: ipop.service does not start: $(fleet_run "$n" systemctl status ipop.service --no-pager 2>&1 | tail -5)"
+      fi
     fi
   done
 }
