@@ -503,19 +503,22 @@ void Reconciler::acquired() {
   larvalRetryAt_ = clock_.now() + cfg_.ike.acquireRetry;
 }
 
+void Reconciler::removeLarval(const std::string& action, const std::string& what, const std::string& done) {
+  const std::string ranges = joinRanges(status_.desired.ranges);
+  if (auto ec = policies_.flushLarval(status_.desired.ranges))
+    emit(Severity::warning, action, ranges, "cannot remove " + what + ": " + ec.message());
+  else
+    emit(Severity::debug, action, ranges, done);
+}
+
 void Reconciler::onTimer(const NetSnapshot& net) {
   auto now = clock_.now();
   if (rememberAt_ && now >= *rememberAt_) flushRemembered();
   if (larvalRetryAt_ && now >= *larvalRetryAt_) {
     larvalRetryAt_.reset();
-    if (!ikeActionUnderWay_ && !status_.desired.ranges.empty()) {
-      const std::string ranges = joinRanges(status_.desired.ranges);
-      if (auto ec = policies_.flushLarval(status_.desired.ranges))
-        emit(Severity::warning, "acquire-retry", ranges, "cannot remove larval states: " + ec.message());
-      else
-        emit(Severity::debug, "acquire-retry", ranges,
-             "removed the larval states of unanswered ACQUIREs: the next packet asks " + ike_.name() + " again");
-    }
+    if (!ikeActionUnderWay_ && !status_.desired.ranges.empty())
+      removeLarval("acquire-retry", "larval states",
+                   "removed the larval states of unanswered ACQUIREs: the next packet asks " + ike_.name() + " again");
   }
   if (retryAt_ && now >= *retryAt_) {
     retryAt_.reset();

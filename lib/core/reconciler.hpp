@@ -133,6 +133,9 @@ class Reconciler {
   // can), then removes stale larval states once the IKE daemon listens.
   void startIkeAction();
   void afterIkeAction(IkeAction action, std::error_code ec, const std::string& detail, const std::string& ranges);
+  // Removes the larval states in the desired ranges; logs `done` (debug) or the failure
+  // ("cannot remove <what>: ...", warning) under `action`.
+  void removeLarval(const std::string& action, const std::string& what, const std::string& done);
   void emit(Severity s, std::string action, std::string range, std::string message);
   void changed();
 

@@ -74,11 +74,8 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
     if (!listening)
       emit(Severity::warning, "flush-larval", ranges,
            ike_.name() + " does not listen on UDP port 500 yet; removing stale larval states anyway");
-    if (auto fe = policies_.flushLarval(status_.desired.ranges))
-      emit(Severity::warning, "flush-larval", ranges, "cannot remove stale larval states: " + fe.message());
-    else
-      emit(Severity::debug, "flush-larval", ranges,
-           "removed stale larval states (" + ike_.name() + (listening ? " listens)" : " not listening yet)"));
+    removeLarval("flush-larval", "stale larval states",
+                 "removed stale larval states (" + ike_.name() + (listening ? " listens)" : " not listening yet)"));
   });
   changed();
 }
