@@ -196,6 +196,7 @@ void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, cons
             m.local = a.address;
             break;
           }
+      if (m.local) d.ikeInitiating.push_back(r.str() + "=" + m.local->str());
       meshes.push_back(m);
     }
     bool copy = certs.usable();

@@ -69,6 +69,9 @@ struct Desired {
   // The part of ikeInputs whose change needs the IKE daemon restarted; nullopt when every
   // change does (racoon). strongSwan: the certificates; the rest is applied by a reload.
   std::optional<std::string> ikeRestartInputs;
+  // Where the IKE configuration initiates, "range=address" (strongSwan: the ranges with a tap
+  // address). A reload that adds an entry is not held back by the quiet period (IkeScheduler).
+  std::vector<std::string> ikeInitiating;
 };
 
 // `previousRanges`: ranges the daemon protects now (from the kernel); with `ranges: auto`

@@ -14,6 +14,7 @@ void IkeScheduler::setTiming(duration quietPeriod, duration minInterval) {
 
 void IkeScheduler::observe(bool ready, const std::string& inputs, time_point now) {
   pendingRestart_.reset();
+  pendingInitiating_.clear();
   if (!ready) {
     // Never (re)start while IPOP is down or the node isn't fully applied. What changes
     // while down is picked up when it is up again (inputs then differ from started_).
@@ -39,9 +40,20 @@ void IkeScheduler::observe(bool ready, const std::string& inputs, time_point now
 }
 
 void IkeScheduler::observe(bool ready, const std::string& inputs, const std::string& restartInputs,
-                               time_point now) {
+                               time_point now, const std::vector<std::string>& initiating) {
   observe(ready, inputs, now);
-  if (pending_) pendingRestart_ = restartInputs;
+  if (pending_) {
+    pendingRestart_ = restartInputs;
+    pendingInitiating_ = initiating;
+    std::sort(pendingInitiating_.begin(), pendingInitiating_.end());
+  }
+}
+
+bool IkeScheduler::urgent() const {
+  if (!pending_ || pendingAction() != IkeAction::reload) return false;
+  if (lastUrgent_ && pendingSince_ - *lastUrgent_ < quiet_) return false;  // a flapping address waits
+  return !std::includes(startedInitiating_.begin(), startedInitiating_.end(), pendingInitiating_.begin(),
+                        pendingInitiating_.end());
 }
 
 IkeAction IkeScheduler::pendingAction() const {
@@ -56,7 +68,8 @@ std::optional<IkeScheduler::time_point> IkeScheduler::deadline() const {
   // ready; the quiet period coalesces the changes after that.
   // So does a reload after a calm spell: it tears nothing down, and the quiet period is for
   // a burst, which the changes right after it make (they wait for the quiet period again).
-  const bool atOnce = immediate_ || !started_ || (leading_ && pendingAction() == IkeAction::reload);
+  // And a reload that lets the node initiate where it could not: its traffic waits for it.
+  const bool atOnce = immediate_ || !started_ || (leading_ && pendingAction() == IkeAction::reload) || urgent();
   time_point t = atOnce ? pendingSince_ : pendingSince_ + quiet_;
   if (lastStart_ && pendingAction() == IkeAction::restart) t = std::max(t, *lastStart_ + minInterval_);
   if (backoffUntil_) t = std::max(t, *backoffUntil_);
@@ -69,7 +82,10 @@ bool IkeScheduler::due(time_point now) const {
 }
 
 void IkeScheduler::begin(time_point now) {
+  if (urgent()) lastUrgent_ = now;
   inFlightAction_ = pendingAction();
+  inFlightInitiating_ = std::move(pendingInitiating_);
+  pendingInitiating_.clear();
   inFlight_ = pending_;
   inFlightRestart_ = pendingRestart_;
   pending_.reset();
@@ -86,6 +102,7 @@ void IkeScheduler::finished(bool ok, time_point now) {
     immediate_ = false;
     started_ = inFlight_;
     startedRestart_ = inFlightRestart_;
+    startedInitiating_ = inFlightInitiating_;
     failures_ = 0;
     backoffUntil_.reset();
     forceRestart_ = false;
@@ -99,6 +116,7 @@ void IkeScheduler::finished(bool ok, time_point now) {
     if (!pending_) {
       pending_ = inFlight_;  // retry the same inputs
       pendingRestart_ = inFlightRestart_;
+      pendingInitiating_ = inFlightInitiating_;
       pendingSince_ = now;
     }
   }
@@ -112,9 +130,11 @@ void IkeScheduler::cancelled() {
   if (!pending_) {
     pending_ = inFlight_;
     pendingRestart_ = inFlightRestart_;
+    pendingInitiating_ = inFlightInitiating_;
   }
   started_.reset();
   startedRestart_.reset();
+  startedInitiating_.clear();
   immediate_ = true;
   inFlight_.reset();
   inFlightRestart_.reset();

@@ -4,12 +4,15 @@
 // Coalesces the expensive step only: a quiet period after the last change of what the
 // IKE daemon depends on, a minimum interval between two restarts, and exponential
 // backoff after a failed restart. Never restarts while IPOP is down. What needs no waiting
-// does not wait: the first start, the start after IPOP came up, and a reload for the first
-// change after a calm spell (a quiet period without changes or steps) run at once.
+// does not wait: the first start, the start after IPOP came up, a reload for the first
+// change after a calm spell (a quiet period without changes or steps), and a reload that
+// lets the node initiate where the running configuration cannot (the tap got an address
+// in a range) run at once.
 
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace ipopsec {
 
@@ -36,7 +39,13 @@ class IkeScheduler {
   // change of the rest is applied by a reload. A reload is coalesced by the quiet period
   // like a restart, but not held back by the minimum interval. A failed reload (the
   // daemon may not run at all) makes the retry a restart.
-  void observe(bool ready, const std::string& inputs, const std::string& restartInputs, time_point now);
+  // `initiating`: one entry per range in which the configuration initiates (strongSwan: the
+  // tap's address there, "range=address"). A reload whose set has an entry the running
+  // configuration lacks runs at once: until it does, the node's own traffic in that range
+  // is held by the drop policies (a DHCP move: the old address goes, the new one comes; the
+  // first event may already be reloading). At most one such reload per quiet period.
+  void observe(bool ready, const std::string& inputs, const std::string& restartInputs, time_point now,
+               const std::vector<std::string>& initiating = {});
   // What the pending (or in-flight) step is.
   IkeAction pendingAction() const;
   IkeAction inFlightAction() const { return inFlightAction_; }
@@ -47,6 +56,7 @@ class IkeScheduler {
   void assumeStarted(const std::string& inputs) {
     started_ = inputs;
     startedRestart_.reset();
+    startedInitiating_.clear();
   }
 
   // IPOP came up (again): the IKE daemon must be (re)started, and at once (not after the
@@ -55,6 +65,7 @@ class IkeScheduler {
   void ipopCameUp() {
     started_.reset();
     startedRestart_.reset();
+    startedInitiating_.clear();
     immediate_ = true;
   }
 
@@ -95,6 +106,11 @@ class IkeScheduler {
   // The pending change came after a calm spell: a reload of it needs no quiet period.
   bool leading_ = false;
   std::optional<time_point> lastActivity_;  // last change of the inputs, or step begun or ended
+  // Where the configuration initiates (sorted): the running one's, and that of the pending
+  // and in-flight inputs. Unknown (adopted) counts as nowhere.
+  std::vector<std::string> startedInitiating_, pendingInitiating_, inFlightInitiating_;
+  std::optional<time_point> lastUrgent_;  // when the last at-once reload for a new address began
+  bool urgent() const;                    // the pending reload lets the node initiate somewhere new
 };
 
 }  // namespace ipopsec

@@ -476,7 +476,8 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     remember();
     bool ready = status_.desired.ipopUp && policiesOk && filesOk && flagOk && status_.desired.certsUsable;
     if (status_.desired.ikeRestartInputs && ike_.canReload())
-      scheduler_.observe(ready, status_.desired.ikeInputs, *status_.desired.ikeRestartInputs, clock_.now());
+      scheduler_.observe(ready, status_.desired.ikeInputs, *status_.desired.ikeRestartInputs, clock_.now(),
+                         status_.desired.ikeInitiating);
     else
       scheduler_.observe(ready, status_.desired.ikeInputs, clock_.now());
   }

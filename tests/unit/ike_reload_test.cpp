@@ -150,6 +150,41 @@ TEST_F(ReloadTest, FirstStartRestartsThenAReaddressedTapIsAReload) {
   EXPECT_EQ(unit.restarts + unit.reloads, 2) << "nothing more to do";
 }
 
+// The tap's second address (a second range; an IPv6 address after duplicate address
+// detection) comes a moment after IPOP came up, while charon starts. The node can initiate in
+// that range only once charon has the new file: the reload follows the start at once, not a
+// quiet period later. Losing an address gives charon nothing to do at once: coalesced.
+TEST_F(ReloadTest, AnAddressInANewRangeIsLoadedAsSoonAsTheStepBeforeIsDone) {
+  Config cfg = swanConfig();
+  cfg.protect.autoRanges = false;
+  cfg.protect.ranges = {*Cidr::parse("172.31.0.0/16"), *Cidr::parse("10.253.0.0/16")};
+  cfg.strongswan.loadCommand = {"/usr/sbin/swanctl", "--load-all"};
+  make(cfg);
+  unit.reloadable = true;
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  runFor(10ms);
+  ASSERT_EQ(unit.restarts, 1) << "IPOP came up: charon is started at once";
+  runFor(500ms);
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16", "10.253.0.16/16"});
+  r->reconcile(net);
+  EXPECT_THAT(files.files["/etc/swanctl/conf.d/ipop-ipsec.conf"], HasSubstr("local_ts = 10.253.0.16/32"));
+  runFor(500ms);
+  EXPECT_EQ(unit.reloads, 0) << "never while charon starts";
+  unit.complete();
+  runFor(10ms);
+  ASSERT_EQ(unit.reloads, 1) << "the new range's initiator is loaded as soon as charon is up, not 2 s later";
+  unit.complete();
+
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  runFor(1900ms);
+  EXPECT_EQ(unit.reloads, 1) << "an address gone: the quiet period coalesces";
+  runFor(200ms);
+  EXPECT_EQ(unit.reloads, 2);
+  EXPECT_EQ(unit.restarts, 1);
+}
+
 TEST_F(ReloadTest, RenewedCertificatesRestartCharon) {
   net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
   r->reconcile(net);

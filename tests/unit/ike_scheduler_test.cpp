@@ -138,6 +138,54 @@ TEST(IkeSchedulerReload, TheFirstChangeAfterACalmSpellIsReloadedAtOnceTheRestOfT
   EXPECT_EQ(*s.deadline(), at(62000ms)) << "a restart tears SAs down: always coalesced";
 }
 
+// A DHCP move on a tap that stays up: the old address goes (one netlink event), the new one
+// comes (another, tens of milliseconds later). The first is reloaded at once (calm spell);
+// the second would wait the whole quiet period behind it, while the node cannot initiate in
+// its range (its traffic is held). A reload that lets the node initiate somewhere new runs as
+// soon as the step before it is done; a flapping address gets one such reload per quiet period.
+TEST(IkeSchedulerReload, AReloadThatGivesTheNodeANewAddressRunsAtOnceOncePerQuietPeriod) {
+  IkeScheduler s(2s, 10s);
+  const std::vector<std::string> inA{"10.1.0.0/16=10.1.0.5"}, inB{"10.2.0.0/16=10.2.0.5"}, none{};
+  s.observe(true, "c|a", "c", at(0ms), inA);
+  s.begin(at(0ms));
+  s.finished(true, at(500ms));
+  // 20 s later the old address goes: the calm-spell reload, at once.
+  s.observe(true, "c|none", "c", at(20000ms), none);
+  ASSERT_EQ(*s.deadline(), at(20000ms));
+  s.begin(at(20000ms));
+  // The new address comes 30 ms later, while that reload runs.
+  s.observe(true, "c|b", "c", at(20030ms), inB);
+  EXPECT_FALSE(s.deadline()) << "never two steps at once";
+  s.finished(true, at(20300ms));
+  ASSERT_TRUE(s.deadline());
+  EXPECT_EQ(*s.deadline(), at(20030ms)) << "due at once, not at 22030 ms";
+  EXPECT_TRUE(s.due(at(20300ms)));
+  s.begin(at(20300ms));
+  s.finished(true, at(20600ms));
+  EXPECT_EQ(s.startedInputs(), std::optional<std::string>("c|b"));
+
+  // Losing an address, or a change where the node initiates already, is coalesced as before.
+  s.observe(true, "c|b2", "c", at(21000ms), inB);
+  EXPECT_EQ(*s.deadline(), at(23000ms)) << "nothing new to initiate from: the quiet period";
+  s.observe(true, "c|none2", "c", at(21100ms), none);
+  EXPECT_EQ(*s.deadline(), at(23100ms));
+  // The address comes back within the quiet period of the last at-once reload (20300 ms):
+  // coalesced too, so a flapping address cannot keep charon reloading.
+  s.observe(true, "c|b3", "c", at(21200ms), inB);
+  EXPECT_EQ(*s.deadline(), at(23200ms)) << "one at-once reload per quiet period";
+  s.begin(at(23200ms));
+  s.finished(true, at(23300ms));
+
+  // Gaining a second range's address later, past the quiet period: at once again, also
+  // right after another step (no calm spell needed).
+  s.observe(true, "c|ab", "c", at(25000ms), {"10.2.0.0/16=10.2.0.5", "10.1.0.0/16=10.1.0.7"});
+  EXPECT_EQ(*s.deadline(), at(25000ms));
+  s.begin(at(25000ms));
+  s.finished(false, at(25100ms));  // swanctl failed: the retry is a restart, with its backoff
+  ASSERT_EQ(s.pendingAction(), IkeAction::restart);
+  EXPECT_EQ(*s.deadline(), at(27100ms)) << "a failed step keeps its backoff";
+}
+
 TEST(IkeSchedulerReload, NeverWhileNotReadyAndUnknownRestartPartMeansRestart) {
   IkeScheduler s(2s, 10s);
   s.observe(false, "c|a", "c", at(0ms));
