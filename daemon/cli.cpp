@@ -301,6 +301,14 @@ int cmdRender(const std::string& path, const std::string& address, const std::st
 }
 
 int cmdRun(const std::string& path) {
+  // SIGHUP (reload), SIGTERM and SIGINT wait while the daemon starts: their default action
+  // would end it. The Daemon's signal set takes them over; what arrived before is handled
+  // then (a reload, a clean stop). Unblocked explicitly, not restored: a parent that left
+  // them blocked must not make the daemon deaf to them.
+  sigset_t startup;
+  sigemptyset(&startup);
+  for (int sig : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&startup, sig);
+  ::pthread_sigmask(SIG_BLOCK, &startup, nullptr);
   bool journal = runBySystemd();
   Config cfg;
   try {
@@ -320,7 +328,8 @@ int cmdRun(const std::string& path) {
     spdlog::critical("cannot open the kernel's XFRM interface: {} (needs CAP_NET_ADMIN)", e.what());
     return 1;
   }
-  Daemon daemon(io, path, std::move(cfg), std::move(ports));
+  Daemon daemon(io, path, std::move(cfg), std::move(ports));  // installs the handlers
+  ::pthread_sigmask(SIG_UNBLOCK, &startup, nullptr);
   return daemon.run();
 }
 

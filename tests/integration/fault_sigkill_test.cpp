@@ -116,6 +116,29 @@ TEST_F(FaultSigkillTest, StaleTempFilesInTheStateDirAreRemovedAtStart) {
   EXPECT_TRUE(fs::exists(run / "operator-notes")) << "only the store's temp files are removed";
 }
 
+// A SIGHUP (reload) or SIGTERM that reaches the daemon before its handlers exist (an
+// operator's `kill -HUP` right after a start; a start slowed down by a sanitizer) waits for
+// them: a reload, or a clean stop, never the default action that ends the process. Here the
+// signal is already pending at the exec, blocked by whoever started the daemon: the daemon
+// also unblocks what its parent left blocked.
+TEST_F(FaultSigkillTest, SignalsThatArriveBeforeItsHandlersAreAReloadAndACleanStop) {
+  const fs::path log = dir_ / "daemon.log", config = dir_ / "ipop-ipsecd.yaml";
+  daemon_.start(IPOPSEC_BINARY, config, log, {}, {SIGHUP});
+  ASSERT_TRUE(waitUntil([&] { return slurp(log).find("reloading " + config.string()) != std::string::npos; }, 20s))
+      << "the SIGHUP pending at the start was never handled";
+  EXPECT_TRUE(daemon_.alive()) << "a SIGHUP is a reload, never the end of the daemon";
+  EXPECT_NE(slurp(log).find("watching 'ipop'"), std::string::npos);
+  int status = daemon_.stop(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
+
+  fs::remove(log);
+  daemon_.start(IPOPSEC_BINARY, config, log, {}, {SIGTERM});
+  ASSERT_TRUE(waitUntil([&] { return !daemon_.alive(); }, 20s)) << "the SIGTERM pending at the start was never handled";
+  EXPECT_TRUE(WIFEXITED(daemon_.exitStatus()) && WEXITSTATUS(daemon_.exitStatus()) == 0)
+      << "a clean stop, not the default action; wait status " << daemon_.exitStatus();
+  EXPECT_NE(slurp(log).find("SIGTERM: stopping; policies stay in the kernel"), std::string::npos);
+}
+
 TEST_F(FaultSigkillTest, KilledAtRandomPointsOfReconcilesRestartsIntoTheExactStateWithoutGaps) {
   const int iterations = std::getenv("IPOPSEC_FAULT_ITERATIONS") ? std::atoi(std::getenv("IPOPSEC_FAULT_ITERATIONS")) : 120;
   const Cidr a = *Cidr::parse("10.254.0.16/16"), b = *Cidr::parse("10.77.0.16/16");

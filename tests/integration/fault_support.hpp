@@ -130,9 +130,11 @@ class DaemonProcess {
   DaemonProcess& operator=(const DaemonProcess&) = delete;
 
   // `env` entries ("NAME=value") are added to the daemon's environment ("WATCHDOG_PID=self"
-  // becomes the daemon's own pid).
+  // becomes the daemon's own pid). `pending` signals are blocked and raised before the exec:
+  // the daemon starts with them pending and blocked (a signal that arrived before its
+  // handlers existed, under a supervisor that left them blocked).
   void start(const std::string& binary, const std::filesystem::path& config, const std::filesystem::path& log,
-             const std::vector<std::string>& env = {}) {
+             const std::vector<std::string>& env = {}, const std::vector<int>& pending = {}) {
     if (pid_ > 0) throw std::logic_error("daemon already running");
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -149,6 +151,11 @@ class DaemonProcess {
           ::putenv(const_cast<char*>(e.c_str()));
         }
       }
+      sigset_t block;
+      sigemptyset(&block);
+      for (int sig : pending) sigaddset(&block, sig);
+      ::sigprocmask(SIG_BLOCK, &block, nullptr);
+      for (int sig : pending) ::raise(sig);
       ::execl(binary.c_str(), "ipop-ipsecd", "--config", config.c_str(), nullptr);
       ::_exit(127);
     }
