@@ -129,6 +129,7 @@ ratio() { if [[ $1 != - && $2 != - ]]; then awk -v d="$1" -v a="$2" 'BEGIN { pri
 echo
 echo "Mesh of N=$nodes nodes (+1 joiner) in one UML guest; seconds, median of $rounds round(s); goal: ratio <= 1.2"
 table
+echo "ipop-ipsecd CPU, all nodes, median s: a $(values daemon_cpu a | median), b $(values daemon_cpu b | median), c $(values daemon_cpu c | median)"
 if ((noretry)); then
   echo
   echo "ike.acquire_retry: the default (1s) against off, same run; seconds, median of $rounds round(s)"
@@ -166,9 +167,14 @@ if [[ -n $markdown ]]; then
       echo "\`reqid\` added to its child (tests/system/uml/mesh_reqid.sh); without it, duplicate CHILD_SAs from"
       echo "both ends initiating at once get different reqids and a pair can stay dark (XfrmInTmplMismatch)."
     fi
-    echo "Same nodes, same run; median of $rounds round(s) (each round: the daemon, then anchor, then anchor_own)."
+    echo "Same nodes, same run; median of $rounds round(s); the phases of a round run in an order that turns by one"
+    echo "each round (round 1: the daemon first; round 2: the next phase first, ...), so none always follows another."
     echo
     table
+    echo
+    echo "ipop-ipsecd's own CPU time, its $((nodes + 1)) processes together, from the event until the round's checks were"
+    echo "done (user + system, median): (a) $(values daemon_cpu a | median) s, (b) $(values daemon_cpu b | median) s,"
+    echo "(c) $(values daemon_cpu c | median) s; on the guest's one CPU, shared with the charons and probers."
     echo
     echo "UML caveats: the whole mesh shares one host CPU through UML's ptrace-based system calls"
     echo "(every syscall, fork and exec costs far more than on real hosts, and the $((nodes + 1)) charons, daemons and"

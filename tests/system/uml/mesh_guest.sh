@@ -242,11 +242,17 @@ source "$UML/mesh_nodes.sh"
 
 say "== mesh of $N nodes + 1 joiner, $ROUNDS round(s), anchor: $ANCHOR, probes: $WAYS way(s), reqid patch: $PATCH_REQID; memory: $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MiB"
 warm_up
+# The phases of a round, in an order that turns by one each round: whatever one phase leaves
+# behind for the next (caches, the guest's memory) falls on each of them in turn.
+phases=("daemon_phase ROUND")
+((NORETRY)) && phases+=("daemon_phase ROUND noretry")
+((ANCHOR >= 1)) && phases+=("anchor_phase ROUND peers")
+((ANCHOR >= 2)) && phases+=("anchor_phase ROUND own")
 for round in $(seq 1 "$ROUNDS"); do
-  daemon_phase "$round"
-  ((NORETRY)) && daemon_phase "$round" noretry
-  ((ANCHOR >= 1)) && anchor_phase "$round" peers
-  ((ANCHOR >= 2)) && anchor_phase "$round" own
+  for ((turn = 0; turn < ${#phases[@]}; turn++)); do
+    run_phase=${phases[(turn + round - 1) % ${#phases[@]}]}
+    ${run_phase/ROUND/$round}
+  done
 done
 
 # --- what the overlay carried -------------------------------------------------------------

@@ -162,9 +162,31 @@ counts() { # counts DIRS...: "charon starts / config loads" per node, for the lo
   echo "$out"
 }
 
+# cpu_ticks DIRS...: the CPU time (clock ticks, user + system) the daemons of DIRS have used so far
+cpu_ticks() {
+  local d t=0 pid f
+  for d in "$@"; do
+    pid=$(cat "$d/daemon.pid" 2>/dev/null) || continue
+    f=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    f=${f##*) }  # past the command name, which may hold spaces
+    read -r -a f <<<"$f"
+    t=$((t + f[11] + f[12]))  # utime, stime: fields 14 and 15 of stat
+  done
+  echo "$t"
+}
+# cpu_say PHASE SCENARIO ROUND TICKS_BEFORE DIRS...: what the daemons cost the guest's one CPU
+# from the event until the checks were done (printed, and in $W/times as "PHASE_cpu")
+cpu_say() {
+  local phase=$1 scen=$2 round=$3 before=$4 s
+  shift 4
+  s=$(awk -v t="$(($(cpu_ticks "$@") - before))" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}')
+  say "ipop-ipsecd CPU during $phase $scen (round $round), all nodes: $s s"
+  echo "${phase}_cpu $scen $round $s" >>"$W/times"
+}
+
 # daemon_phase ROUND [noretry]: phase "daemon", or "daemon_noretry" with ike.acquire_retry off
 daemon_phase() {
-  local round=$1 i d run t0 restart load refused dirs=() phase=daemon p=d extra=
+  local round=$1 i k d run t0 restart load refused cpu dirs=() phase=daemon p=d extra=
   if [[ ${2:-} == noretry ]]; then phase=daemon_noretry p=e extra=$'  acquire_retry: off\n'; fi
   say "== round $round, $phase: every node runs ipop-ipsecd, which starts and reloads its charon"
   for i in $(seq 1 "$J"); do
@@ -197,19 +219,23 @@ daemon_phase() {
 
   probes_mesh "$p$round-a" A
   probe_ready "$p$round-a"
+  cpu=$(cpu_ticks "${dirs[@]}")
   for i in $(seq 1 "$N"); do tap_up "$i" "$(addr A "$i")"; done
   t0=$(now)
   probe_go "$p$round-a"
   run_probes "$p$round-a" "$phase" a "$round" "$t0" $(seq 1 "$N")
+  cpu_say "$phase" a "$round" "$cpu" "${dirs[@]}"
   say "charon starts/config loads per node:$(counts "${dirs[@]}")"
 
   probes_mesh "$p$round-b" B
   probe_ready "$p$round-b"
   refused=$(refusals "${dirs[@]}")
+  cpu=$(cpu_ticks "${dirs[@]}")
   for i in $(seq 1 "$N"); do readdress "$i" "$(addr A "$i")" "$(addr B "$i")"; done
   t0=$(now)
   probe_go "$p$round-b"
   run_probes "$p$round-b" "$phase" b "$round" "$t0" $(seq 1 "$N")
+  cpu_say "$phase" b "$round" "$cpu" "${dirs[@]}"
   say "charon starts/config loads per node:$(counts "${dirs[@]}")"
   # Every node had B's responder-only connection before it moved: a peer that moved first
   # is answered, never refused, also before the node's own reload.
@@ -219,10 +245,12 @@ daemon_phase() {
 
   probes_join "$p$round-c"
   probe_ready "$p$round-c"
+  cpu=$(cpu_ticks "${dirs[@]}")
   tap_up "$J" "$(addr B "$J")"
   t0=$(now)
   probe_go "$p$round-c"
   run_probes "$p$round-c" "$phase" c "$round" "$t0" $(seq 1 "$J")
+  cpu_say "$phase" c "$round" "$cpu" "${dirs[@]}"
   say "charon starts/config loads per node:$(counts "${dirs[@]}")"
   say "guest memory in use with $J daemons and charons: $(free -m | awk '/^Mem/ {print $3}') MiB of $(free -m | awk '/^Mem/ {print $2}')"
   teardown "${dirs[@]}"
