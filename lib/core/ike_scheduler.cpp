@@ -13,51 +13,51 @@ void IkeScheduler::setTiming(duration quietPeriod, duration minInterval) {
 }
 
 void IkeScheduler::observe(bool ready, const std::string& inputs, time_point now) {
-  pendingRestart_.reset();
-  pendingInitiating_.clear();
+  note(ready, Step{inputs, std::nullopt, {}}, now);
+}
+
+void IkeScheduler::observe(bool ready, const std::string& inputs, const std::string& restartInputs,
+                               time_point now, const std::vector<std::string>& initiating) {
+  Step step{inputs, restartInputs, initiating};
+  std::sort(step.initiating.begin(), step.initiating.end());
+  note(ready, std::move(step), now);
+}
+
+void IkeScheduler::note(bool ready, Step step, time_point now) {
   if (!ready) {
     // Never (re)start while IPOP is down or the node isn't fully applied. What changes
     // while down is picked up when it is up again (inputs then differ from started_).
     pending_.reset();
     return;
   }
-  if (started_ == inputs && !inFlight_) {
+  if (started_ && started_->inputs == step.inputs && !inFlight_) {
     pending_.reset();
     return;
   }
-  if (inFlight_ == inputs) {
-    pending_.reset();  // the restart under way already carries these inputs
+  if (inFlight_ && inFlight_->inputs == step.inputs) {
+    pending_.reset();  // the step under way already carries these inputs
     return;
   }
-  if (pending_ != inputs) {
+  if (!pending_ || pending_->inputs != step.inputs) {
     // The first change after a calm spell (nothing pending, nothing under way, no change or
     // step for a whole quiet period): a reload of it runs at once (see deadline()).
     if (!pending_ && (!lastActivity_ || now - *lastActivity_ >= quiet_)) leading_ = true;
-    pending_ = inputs;
     pendingSince_ = now;  // every real change restarts the quiet period
     lastActivity_ = now;
   }
-}
-
-void IkeScheduler::observe(bool ready, const std::string& inputs, const std::string& restartInputs,
-                               time_point now, const std::vector<std::string>& initiating) {
-  observe(ready, inputs, now);
-  if (pending_) {
-    pendingRestart_ = restartInputs;
-    pendingInitiating_ = initiating;
-    std::sort(pendingInitiating_.begin(), pendingInitiating_.end());
-  }
+  pending_ = std::move(step);
 }
 
 bool IkeScheduler::urgent() const {
-  if (!pending_ || pendingAction() != IkeAction::reload) return false;
+  if (!pending_ || !started_ || pendingAction() != IkeAction::reload) return false;
   if (lastUrgent_ && pendingSince_ - *lastUrgent_ < quiet_) return false;  // a flapping address waits
-  return !std::includes(startedInitiating_.begin(), startedInitiating_.end(), pendingInitiating_.begin(),
-                        pendingInitiating_.end());
+  return !std::includes(started_->initiating.begin(), started_->initiating.end(), pending_->initiating.begin(),
+                        pending_->initiating.end());
 }
 
 IkeAction IkeScheduler::pendingAction() const {
-  if (forceRestart_ || !started_ || !startedRestart_ || !pendingRestart_ || *pendingRestart_ != *startedRestart_)
+  if (forceRestart_ || !started_ || !started_->restart || !pending_ || !pending_->restart ||
+      *pending_->restart != *started_->restart)
     return IkeAction::restart;
   return IkeAction::reload;
 }
@@ -84,12 +84,8 @@ bool IkeScheduler::due(time_point now) const {
 void IkeScheduler::begin(time_point now) {
   if (urgent()) lastUrgent_ = now;
   inFlightAction_ = pendingAction();
-  inFlightInitiating_ = std::move(pendingInitiating_);
-  pendingInitiating_.clear();
-  inFlight_ = pending_;
-  inFlightRestart_ = pendingRestart_;
+  inFlight_ = std::move(pending_);
   pending_.reset();
-  pendingRestart_.reset();
   leading_ = false;
   lastActivity_ = now;
   if (inFlightAction_ == IkeAction::restart) lastStart_ = now;  // the minimum interval is between restarts
@@ -101,8 +97,6 @@ void IkeScheduler::finished(bool ok, time_point now) {
   if (ok) {
     immediate_ = false;
     started_ = inFlight_;
-    startedRestart_ = inFlightRestart_;
-    startedInitiating_ = inFlightInitiating_;
     failures_ = 0;
     backoffUntil_.reset();
     forceRestart_ = false;
@@ -115,29 +109,19 @@ void IkeScheduler::finished(bool ok, time_point now) {
     backoffUntil_ = now + std::min<duration>(backoff, maxBackoff_);
     if (!pending_) {
       pending_ = inFlight_;  // retry the same inputs
-      pendingRestart_ = inFlightRestart_;
-      pendingInitiating_ = inFlightInitiating_;
       pendingSince_ = now;
     }
   }
   inFlight_.reset();
-  inFlightRestart_.reset();
-  if (pending_ == started_) pending_.reset();
+  if (pending_ && started_ && pending_->inputs == started_->inputs) pending_.reset();
 }
 
 void IkeScheduler::cancelled() {
   if (!inFlight_) return;
-  if (!pending_) {
-    pending_ = inFlight_;
-    pendingRestart_ = inFlightRestart_;
-    pendingInitiating_ = inFlightInitiating_;
-  }
+  if (!pending_) pending_ = inFlight_;
   started_.reset();
-  startedRestart_.reset();
-  startedInitiating_.clear();
   immediate_ = true;
   inFlight_.reset();
-  inFlightRestart_.reset();
 }
 
 }  // namespace ipopsec

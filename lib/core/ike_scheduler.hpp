@@ -53,19 +53,13 @@ class IkeScheduler {
   // The IKE daemon is already running with these inputs (e.g. remembered across a
   // daemon restart): no restart needed for them.
   // (Its restart part is unknown: the next change is applied by a restart.)
-  void assumeStarted(const std::string& inputs) {
-    started_ = inputs;
-    startedRestart_.reset();
-    startedInitiating_.clear();
-  }
+  void assumeStarted(const std::string& inputs) { started_ = Step{inputs, std::nullopt, {}}; }
 
   // IPOP came up (again): the IKE daemon must be (re)started, and at once (not after the
   // quiet period, which coalesces later changes; the minimum interval and backoff still
   // bound a flapping tap).
   void ipopCameUp() {
     started_.reset();
-    startedRestart_.reset();
-    startedInitiating_.clear();
     immediate_ = true;
   }
 
@@ -83,21 +77,31 @@ class IkeScheduler {
   bool pending() const { return pending_.has_value(); }
   bool inFlight() const { return inFlight_.has_value(); }
   int consecutiveFailures() const { return failures_; }
-  const std::optional<std::string>& startedInputs() const { return started_; }
+  std::optional<std::string> startedInputs() const {
+    return started_ ? std::optional<std::string>(started_->inputs) : std::nullopt;
+  }
   std::optional<time_point> lastStart() const { return lastStart_; }
 
  private:
+  // One configuration of the IKE daemon: the fingerprint of its inputs, the part of them
+  // whose change needs a restart (nullopt: unknown or not reloadable, i.e. a restart), and
+  // where it initiates (sorted; unknown counts as nowhere).
+  struct Step {
+    std::string inputs;
+    std::optional<std::string> restart;
+    std::vector<std::string> initiating;
+  };
+  void note(bool ready, Step step, time_point now);
+  bool urgent() const;  // the pending reload lets the node initiate somewhere new
+
   duration quiet_, minInterval_, maxBackoff_;
-  std::optional<std::string> started_;   // inputs of the last successful restart
-  std::optional<std::string> pending_;   // inputs waiting for a restart
-  time_point pendingSince_{};            // last change of pending_
-  std::optional<std::string> inFlight_;
+  std::optional<Step> started_;   // what the last successful step gave the IKE daemon
+  std::optional<Step> pending_;   // waiting for a step
+  time_point pendingSince_{};     // last change of pending_
+  std::optional<Step> inFlight_;  // the step under way
   std::optional<time_point> lastStart_;
   std::optional<time_point> backoffUntil_;
   int failures_ = 0;
-  // Reload support: the restart part of started_/pending_/inFlight_ (nullopt: unknown or
-  // not reloadable, i.e. a restart).
-  std::optional<std::string> startedRestart_, pendingRestart_, inFlightRestart_;
   IkeAction inFlightAction_ = IkeAction::restart;
   bool forceRestart_ = false;  // the last reload failed
   // The pending start is the first one (nothing started yet) or follows IPOP coming up:
@@ -106,11 +110,7 @@ class IkeScheduler {
   // The pending change came after a calm spell: a reload of it needs no quiet period.
   bool leading_ = false;
   std::optional<time_point> lastActivity_;  // last change of the inputs, or step begun or ended
-  // Where the configuration initiates (sorted): the running one's, and that of the pending
-  // and in-flight inputs. Unknown (adopted) counts as nowhere.
-  std::vector<std::string> startedInitiating_, pendingInitiating_, inFlightInitiating_;
-  std::optional<time_point> lastUrgent_;  // when the last at-once reload for a new address began
-  bool urgent() const;                    // the pending reload lets the node initiate somewhere new
+  std::optional<time_point> lastUrgent_;    // when the last at-once reload for a new address began
 };
 
 }  // namespace ipopsec
