@@ -12,7 +12,7 @@
 # one connection per peer ("anchor"), or ipop-ipsecd's own rendered files ("anchor_own").
 # It asserts every pair's ESP (answered probes, SA packet counters, the capture) and no
 # plaintext; the timings are printed, never asserted.
-#   mesh_bench.sh IPOP_IPSECD BUILD_DIR [--nodes N] [--rounds R] [--no-anchor | --peer-anchor-only] [--mem SIZE]
+#   mesh_bench.sh IPOP_IPSECD BUILD_DIR [--nodes N] [--rounds R] [--no-anchor | --peer-anchor-only | --own-anchor-only] [--mem SIZE]
 #                 [--one-way] [--patch-reqid] [--compare-acquire-retry] [--markdown FILE]
 # --one-way: only one node of each pair sends probes (one IKE initiator per pair); by default
 # both do at once, as real traffic does. --patch-reqid: an experiment (mesh_reqid.sh).
@@ -32,6 +32,7 @@ while (($#)); do
     --rounds) rounds=$2; shift 2 ;;
     --no-anchor) anchor=0; shift ;;
     --peer-anchor-only) anchor=1; shift ;;
+    --own-anchor-only) anchor=3; shift ;;
     --one-way) ways=1; shift ;;
     --patch-reqid) patch=1; shift ;;
     --compare-acquire-retry) noretry=1; shift ;;

@@ -17,9 +17,10 @@
 # (UDP echo; only ESP can carry it: fail-closed policies on every node), then the ESP SAs'
 # packet counters (ip -s xfrm state) of every pair, both directions, are non-zero; a capture
 # on br0 must show ESP for every pair and no plaintext between range addresses.
-#   mesh_guest.sh WORK_DIR IPOP_IPSECD SCRIPTS_PARENT N ROUNDS ANCHOR(0|1|2) WAYS(1|2) PATCH_REQID(0|1) [NORETRY(0|1)]
+#   mesh_guest.sh WORK_DIR IPOP_IPSECD SCRIPTS_PARENT N ROUNDS ANCHOR(0|1|2|3) WAYS(1|2) PATCH_REQID(0|1) [NORETRY(0|1)]
 #   (NORETRY 1: each round also runs the daemon with ike.acquire_retry off, phase daemon_noretry)
-#   (ANCHOR 1: the per-peer anchor; 2: also the anchor with ipop-ipsecd's own rendered files)
+#   (ANCHOR 1: the per-peer anchor; 2: also the anchor with ipop-ipsecd's own rendered files;
+#   3: only the latter)
 #   (scripts in SCRIPTS_PARENT/uml; PATCH_REQID: an experiment, see mesh_nodes.sh)
 # Writes WORK_DIR/times (PHASE SCENARIO ROUND SECONDS), WORK_DIR/result (PASS/FAIL), powers off.
 set -u
@@ -246,7 +247,7 @@ warm_up
 # behind for the next (caches, the guest's memory) falls on each of them in turn.
 phases=("daemon_phase ROUND")
 ((NORETRY)) && phases+=("daemon_phase ROUND noretry")
-((ANCHOR >= 1)) && phases+=("anchor_phase ROUND peers")
+((ANCHOR == 1 || ANCHOR == 2)) && phases+=("anchor_phase ROUND peers")
 ((ANCHOR >= 2)) && phases+=("anchor_phase ROUND own")
 for round in $(seq 1 "$ROUNDS"); do
   for ((turn = 0; turn < ${#phases[@]}; turn++)); do
