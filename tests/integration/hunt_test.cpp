@@ -177,12 +177,7 @@ class HuntTest : public DaemonFixture {
         {
           // Up to its start before the next step, so each step meets a running daemon (a
           // SIGHUP during the start is held until the handlers exist: fault_sigkill_test).
-          auto started = [&] {
-            std::string log = slurp(dir_ / "daemon.log");
-            std::size_t n = 0;
-            for (auto at = log.find("watching 'ipop'"); at != std::string::npos; at = log.find("watching 'ipop'", at + 1)) ++n;
-            return n;
-          };
+          auto started = [&] { return count(slurp(dir_ / "daemon.log"), "watching 'ipop'"); };
           const std::size_t before = started();
           startDaemon();
           waitFor([&] { return started() > before; });

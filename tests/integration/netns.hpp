@@ -37,7 +37,14 @@ inline std::string sh(const std::string& cmd) {
   return out;
 }
 
-// Same, but returns the exit status instead of throwing.
+// How often `needle` occurs in `text` (overlapping occurrences counted).
+inline std::size_t count(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+// Same as sh(), but returns the exit status instead of throwing.
 inline int shStatus(const std::string& cmd, std::string* output = nullptr) {
   std::string out;
   FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");

@@ -35,6 +35,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::UnorderedElementsAreArray;
 using test::sh;
+using test::count;
 
 constexpr std::uint32_t kProtect = 250000;
 constexpr std::uint32_t kBypass = 1000;
@@ -63,12 +64,6 @@ Policy ndBypass(Direction d, std::uint8_t type) {
   p.action = PolicyAction::bypass;
   p.priority = kBypass;
   return p;
-}
-
-std::size_t count(const std::string& text, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
-  return n;
 }
 
 // The `ip xfrm policy` block (selector line + indented lines) that contains `needle`.
