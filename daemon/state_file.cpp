@@ -1,5 +1,7 @@
 #include "daemon/state_file.hpp"
 
+#include "core/quoting.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -99,7 +101,7 @@ std::string stateJson(const Config& cfg, const Reconciler& r, const std::string&
   // ike.control: command the command (not a unit that is not used).
   o += "  \"ike_unit\": " +
        jsonString(cfg.ike.control == IkeControl::command && !cfg.ike.restartCommand.empty()
-                      ? "ike.restart_command " + cfg.ike.restartCommand.front()
+                      ? "ike.restart_command " + commandLine(cfg.ike.restartCommand)
                       : cfg.ike.unit) +
        ",\n";
   o += "  \"ike_unit_state\": " + jsonString(ikeUnitState) + ",\n";

@@ -20,4 +20,20 @@ std::string unquotableReason(std::string_view s) {
   return "";
 }
 
+std::string commandLine(const std::vector<std::string>& argv) {
+  std::string line;
+  for (const auto& word : argv) {
+    if (!line.empty()) line += ' ';
+    if (!word.empty() && word.find_first_of(" \t\n'\"\\$`;&|<>(){}*?!#~") == std::string::npos) {
+      line += word;
+      continue;
+    }
+    line += '\'';
+    for (char c : word) line += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    line += '\'';
+  }
+  if (line.size() > kMaxCommandShown) line = line.substr(0, kMaxCommandShown - 3) + "...";
+  return line;
+}
+
 }  // namespace ipopsec

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ipopsec {
 
@@ -15,5 +16,12 @@ bool hasControlChar(std::string_view s);
 // '\"', which ..."); "" when it can. racoon's lexer reads a string as "[^"]*" with no
 // escape; a backslash is refused too, as swanctl.conf would read it as one.
 std::string unquotableReason(std::string_view s);
+
+// An argv list as logs and status show it: the words joined by spaces, a word that is
+// empty or holds a space, a quote or another shell character in single quotes, shortened
+// with "..." past kMaxCommandShown characters. So `[/bin/sh, -c, systemctl restart x]`
+// reads "/bin/sh -c 'systemctl restart x'": a wrapper is named by what it runs.
+std::string commandLine(const std::vector<std::string>& argv);
+inline constexpr std::size_t kMaxCommandShown = 160;
 
 }  // namespace ipopsec

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include "os/command_runner.hpp"
+#include "core/quoting.hpp"
 #include "os/sock_diag.hpp"
 #include "os/systemd_unit.hpp"
 
@@ -76,7 +77,7 @@ std::unique_ptr<IkeRunner> IkeDaemonControl::makeReloader() const {
 
 std::string IkeDaemonControl::name() const {
   if (settings_.control == IkeControl::command && !settings_.restartCommand.empty())
-    return "the IKE daemon (ike.restart_command " + settings_.restartCommand.front() + ")";
+    return "the IKE daemon (ike.restart_command " + commandLine(settings_.restartCommand) + ")";
   return settings_.unit;
 }
 

@@ -164,6 +164,8 @@ TEST_F(IkeRunnerTest, ReconfigureCutsAnActionOnAReplacedRunnerShortAndStopsItsCo
     io_.restart();
     io_.run_for(10ms);
   }
+  EXPECT_EQ(ike.name(), "the IKE daemon (ike.restart_command /bin/sh -c 'echo $$ > " + pidFile + "; exec sleep 30')")
+      << "a wrapper is named by what it runs, not by its interpreter";
   Outcome busy;
   ike.run(IkeAction::restart, recordInto(busy));
   ASSERT_TRUE(runUntil(io_, [&] { return busy.calls == 1; }, 5s));

@@ -4,6 +4,8 @@
 
 #include "daemon/state_file.hpp"
 
+#include "core/quoting.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -64,6 +66,33 @@ TEST_F(StateFileTest, SchemaVersionFirstAndEveryTimeInRfc3339Utc) {
   EXPECT_TRUE(std::regex_match(s->writtenAt, kRfc3339Utc)) << s->writtenAt;
   EXPECT_TRUE(std::regex_match(s->certificateExpiry, kRfc3339Utc)) << s->certificateExpiry;
   EXPECT_EQ(s->pid, static_cast<int>(::getpid()));
+}
+
+// With ike.control: command, logs and status name the command as configured, every word:
+// a wrapper (`/bin/sh -c ...`, `/bin/bash script`) is named by what it runs, not by its
+// interpreter; a word that a shell would split or expand is quoted; a long one is shortened.
+TEST_F(StateFileTest, TheIkeRestarterIsNamedByItsWholeCommandLine) {
+  make(cfg());
+  auto named = [this](std::vector<std::string> argv) {
+    Config c = cfg();
+    c.ike.control = IkeControl::command;
+    c.ike.restartCommand = std::move(argv);
+    return rawValue(stateJson(c, *r, "active", r->statusLine(), ""), "ike_unit");
+  };
+  EXPECT_EQ(named({"/usr/local/sbin/restart-ike"}), "\"ike.restart_command /usr/local/sbin/restart-ike\",");
+  EXPECT_EQ(named({"/bin/sh", "-c", "systemctl restart strongswan"}),
+            "\"ike.restart_command /bin/sh -c 'systemctl restart strongswan'\",");
+  EXPECT_EQ(named({"/bin/bash", "/etc/ipop/it's.sh", "", "a$b"}),
+            "\"ike.restart_command /bin/bash '/etc/ipop/it'\\\\''s.sh' '' 'a$b'\",");  // JSON escapes the backslash
+  EXPECT_EQ(commandLine({"/bin/sh", "-c", "systemctl restart strongswan"}), "/bin/sh -c 'systemctl restart strongswan'");
+  std::string shown = commandLine({"/bin/echo", std::string(400, 'x')});
+  EXPECT_EQ(shown.size(), kMaxCommandShown);
+  EXPECT_THAT(shown, StartsWith("/bin/echo xxx"));
+  EXPECT_EQ(shown.substr(shown.size() - 3), "...");
+  Config c = cfg();
+  c.ike.control = IkeControl::systemd;
+  c.ike.unit = "strongswan.service";
+  EXPECT_EQ(rawValue(stateJson(c, *r, "active", r->statusLine(), ""), "ike_unit"), "\"strongswan.service\",");
 }
 
 TEST(StateFile, Rfc3339) {
