@@ -126,11 +126,18 @@ table() {
     echo "| $what | $d | $o | $(ratio "$d" "$o") | $a | $(ratio "$d" "$a") | $(values daemon $s | paste -sd' ') / $(values anchor_own $s | paste -sd' ') / $(values anchor $s | paste -sd' ') |"
   done
 }
+# startup WHAT: the last node's charon in (a), median per phase (start or loaded)
+startup() {
+  local ph out=
+  for ph in daemon anchor_own anchor; do out+="${out:+, }$ph $(values "${ph}_$1" a | awk '$1 != "none"' | median)"; done
+  echo "$out"
+}
 ratio() { if [[ $1 != - && $2 != - ]]; then awk -v d="$1" -v a="$2" 'BEGIN { printf "%.2f", d / a }'; else echo -; fi; }
 echo
 echo "Mesh of N=$nodes nodes (+1 joiner) in one UML guest; seconds, median of $rounds round(s); goal: ratio <= 1.2"
 table
 echo "ipop-ipsecd CPU, all nodes, median s: a $(values daemon_cpu a | median), b $(values daemon_cpu b | median), c $(values daemon_cpu c | median)"
+echo "(a), node $nodes's tap up -> its charon started, median s: $(startup start); -> its first connection installed: $(startup loaded)"
 if ((noretry)); then
   echo
   echo "ike.acquire_retry: the default (1s) against off, same run; seconds, median of $rounds round(s)"
@@ -176,6 +183,9 @@ if [[ -n $markdown ]]; then
     echo "ipop-ipsecd's own CPU time, its $((nodes + 1)) processes together, from the event until the round's checks were"
     echo "done (user + system, median): (a) $(values daemon_cpu a | median) s, (b) $(values daemon_cpu b | median) s,"
     echo "(c) $(values daemon_cpu c | median) s; on the guest's one CPU, shared with the charons and probers."
+    echo
+    echo "(a), the last node (n$nodes), median s: its tap up -> its charon-systemd started: $(startup start);"
+    echo "-> charon's first connection installed (its log, milliseconds): $(startup loaded)."
     echo
     echo "UML caveats: the whole mesh shares one host CPU through UML's ptrace-based system calls"
     echo "(every syscall, fork and exec costs far more than on real hosts, and the $((nodes + 1)) charons, daemons and"

@@ -91,6 +91,7 @@ charon {
       time_format = %T
       ike_name = yes
       flush_line = yes
+      time_add_ms = yes
       default = 1
     }
   }
@@ -105,12 +106,14 @@ for i in $(seq 1 "$J"); do
 done
 
 # tap_up I ADDR: IPOP's tap appears with its address, on the overlay segment.
+declare -A TAP_UP_AT
 tap_up() {
   ip link add "v$1" type veth peer name "t$1" netns "n$1"
   ip link set "v$1" master br0 up
   in_ns "$1" ip link set "t$1" name ipop
   in_ns "$1" ip addr add "$2/16" dev ipop
   in_ns "$1" ip link set ipop up
+  TAP_UP_AT[$1]=$(date +%T.%N)  # local time of day, as charon's log has it
 }
 # readdress I OLD NEW: as a DHCP client does, the old lease goes, the new one comes.
 readdress() {

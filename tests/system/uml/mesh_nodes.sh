@@ -184,6 +184,24 @@ cpu_say() {
   echo "${phase}_cpu $scen $round $s" >>"$W/times"
 }
 
+# startup_say PHASE ROUND NODE_DIR I: how node I's charon came up after its tap (scenario a's
+# last node): tap up -> charon-systemd started (charon_restart.sh's log), -> its first
+# connection installed (charon's log, milliseconds); printed, and in $W/times as
+# "PHASE_start" and "PHASE_loaded".
+startup_say() {
+  local phase=$1 round=$2 d=$3 i=$4 start loaded
+  start=$(head -1 "$d/charon-starts.log" 2>/dev/null | awk '{ print $1 }')
+  [[ -n $start ]] || { say "$phase a: n$i's charon never started"; return; }
+  read -r start loaded <<<"$(awk -v tap="${TAP_UP_AT[$i]}" -v start="$(date -d "@$start" +%T.%N)" '
+    function sec(t, a) { split(t, a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
+    function since(t, d) { d = sec(t) - sec(tap); return d < -43200 ? d + 86400 : d }
+    / installing \047/ { printf "%.2f %.2f\n", since(start), since($1); found = 1; exit }
+    END { if (!found) printf "%.2f none\n", since(start) }' "$d/charon.log")"
+  say "$phase a: n$i's tap up -> its charon started $start s, -> its first connection installed $loaded s"
+  echo "${phase}_start a $round $start" >>"$W/times"
+  echo "${phase}_loaded a $round $loaded" >>"$W/times"
+}
+
 # daemon_phase ROUND [noretry]: phase "daemon", or "daemon_noretry" with ike.acquire_retry off
 daemon_phase() {
   local round=$1 i k d run t0 restart load refused cpu dirs=() phase=daemon p=d extra=
@@ -224,6 +242,7 @@ daemon_phase() {
   t0=$(now)
   probe_go "$p$round-a"
   run_probes "$p$round-a" "$phase" a "$round" "$t0" $(seq 1 "$N")
+  startup_say "$phase" "$round" "$W/r$round/$p$N" "$N"
   cpu_say "$phase" a "$round" "$cpu" "${dirs[@]}"
   say "charon starts/config loads per node:$(counts "${dirs[@]}")"
 
@@ -297,6 +316,7 @@ anchor_phase() {
   done
   probe_go "$p$round-a"
   run_probes "$p$round-a" "$phase" a "$round" "$t0" $(seq 1 "$N")
+  startup_say "$phase" "$round" "$W/r$round/$p$N" "$N"
 
   probes_mesh "$p$round-b" B
   probe_ready "$p$round-b"
