@@ -20,19 +20,44 @@ std::string unquotableReason(std::string_view s) {
   return "";
 }
 
+namespace {
+
+// One word of commandLine(): as is, in single quotes, or (with a control character, which
+// must not break a log line) in bash's $'...' with escapes.
+std::string shellWord(const std::string& word) {
+  if (!word.empty() && word.find_first_of(" \t\n'\"\\$`;&|<>(){}*?!#~") == std::string::npos &&
+      !hasControlChar(word))
+    return word;
+  std::string out;
+  if (!hasControlChar(word)) {
+    out = "'";
+    for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+  }
+  static const char* const kHex = "0123456789abcdef";
+  out = "$'";
+  for (char c : word) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\\' || c == '\'') out += std::string("\\") + c;
+    else if (isControlChar(c)) out += std::string("\\x") + kHex[u >> 4] + kHex[u & 15];
+    else out += c;
+  }
+  return out + "'";
+}
+
+}  // namespace
+
 std::string commandLine(const std::vector<std::string>& argv) {
   std::string line;
-  for (const auto& word : argv) {
-    if (!line.empty()) line += ' ';
-    if (!word.empty() && word.find_first_of(" \t\n'\"\\$`;&|<>(){}*?!#~") == std::string::npos) {
-      line += word;
-      continue;
-    }
-    line += '\'';
-    for (char c : word) line += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    line += '\'';
+  for (const auto& word : argv) line += (line.empty() ? "" : " ") + shellWord(word);
+  if (line.size() > kMaxCommandShown) {
+    std::size_t cut = kMaxCommandShown - 3;
+    // Not inside a UTF-8 sequence: back to the first byte of the character cut.
+    while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;
+    line = line.substr(0, cut) + "...";
   }
-  if (line.size() > kMaxCommandShown) line = line.substr(0, kMaxCommandShown - 3) + "...";
   return line;
 }
 

@@ -17,10 +17,12 @@ bool hasControlChar(std::string_view s);
 // escape; a backslash is refused too, as swanctl.conf would read it as one.
 std::string unquotableReason(std::string_view s);
 
-// An argv list as logs and status show it: the words joined by spaces, a word that is
-// empty or holds a space, a quote or another shell character in single quotes, shortened
-// with "..." past kMaxCommandShown characters. So `[/bin/sh, -c, systemctl restart x]`
-// reads "/bin/sh -c 'systemctl restart x'": a wrapper is named by what it runs.
+// An argv list as logs and status show it, as a shell would read it back: the words joined
+// by spaces, a word that is empty or holds a space, a quote or another shell character in
+// single quotes, one with a control character (a newline would break the log line) in
+// $'...' with escapes; shortened with "..." past kMaxCommandShown bytes, never inside a
+// UTF-8 character. So `[/bin/sh, -c, systemctl restart x]` reads
+// "/bin/sh -c 'systemctl restart x'": a wrapper is named by what it runs.
 std::string commandLine(const std::vector<std::string>& argv);
 inline constexpr std::size_t kMaxCommandShown = 160;
 

@@ -85,6 +85,13 @@ TEST_F(StateFileTest, TheIkeRestarterIsNamedByItsWholeCommandLine) {
   EXPECT_EQ(named({"/bin/bash", "/etc/ipop/it's.sh", "", "a$b"}),
             "\"ike.restart_command /bin/bash '/etc/ipop/it'\\\\''s.sh' '' 'a$b'\",");  // JSON escapes the backslash
   EXPECT_EQ(commandLine({"/bin/sh", "-c", "systemctl restart strongswan"}), "/bin/sh -c 'systemctl restart strongswan'");
+  EXPECT_EQ(commandLine({"/bin/sh", "-c", "a\nb\tc\x01'\\"}), "/bin/sh -c $'a\\nb\\tc\\x01\\'\\\\'")
+      << "a control character never reaches the log line as it is";
+  // Shortened past kMaxCommandShown bytes, never inside a UTF-8 character ("\xc3\xa9" is 'é').
+  std::string wide = commandLine({"/bin/echo", std::string(146, 'x') + "\xc3\xa9\xc3\xa9" + std::string(20, 'y')});
+  EXPECT_EQ(wide, "/bin/echo " + std::string(146, 'x') + "...") << "the cut fell inside the first 'é': before it";
+  wide = commandLine({"/bin/echo", std::string(145, 'x') + "\xc3\xa9\xc3\xa9" + std::string(20, 'y')});
+  EXPECT_EQ(wide, "/bin/echo " + std::string(145, 'x') + "\xc3\xa9...") << "the cut fell between the two";
   std::string shown = commandLine({"/bin/echo", std::string(400, 'x')});
   EXPECT_EQ(shown.size(), kMaxCommandShown);
   EXPECT_THAT(shown, StartsWith("/bin/echo xxx"));
