@@ -25,11 +25,10 @@ namespace {
 // One word of commandLine(): as is, in single quotes, or (with a control character, which
 // must not break a log line) in bash's $'...' with escapes.
 std::string shellWord(const std::string& word) {
-  if (!word.empty() && word.find_first_of(" \t\n'\"\\$`;&|<>(){}*?!#~") == std::string::npos &&
-      !hasControlChar(word))
-    return word;
+  const bool control = hasControlChar(word);
+  if (!control && !word.empty() && word.find_first_of(" '\"\\$`;&|<>(){}*?!#~") == std::string::npos) return word;
   std::string out;
-  if (!hasControlChar(word)) {
+  if (!control) {
     out = "'";
     for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
     return out + "'";
