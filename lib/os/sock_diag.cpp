@@ -24,8 +24,11 @@ std::error_code udpPortBound(std::uint16_t port, bool& bound) {
       std::vector<std::uint8_t> out;
       auto ec = diag.dump(SOCK_DIAG_BY_FAMILY,
                           netlink::Bytes(reinterpret_cast<const std::uint8_t*>(&req), sizeof req), out);
-      // No UDP diag for this family (IPv6 disabled): nothing is bound there.
-      if (ec == std::errc::no_such_file_or_directory || ec == std::errc::address_family_not_supported) continue;
+      // No UDP diag for IPv6 while IPv4 answered (IPv6 disabled): nothing is bound there.
+      // The IPv4 dump refused is no answer at all (no udp_diag): the caller is told.
+      if (family == AF_INET6 &&
+          (ec == std::errc::no_such_file_or_directory || ec == std::errc::address_family_not_supported))
+        continue;
       if (ec) return ec;
       netlink::Messages walk(out);
       netlink::Message m;
