@@ -31,6 +31,7 @@ has() { grep -qx -- "$1" "$WORK/files"; }
 check "ipop-ipsecd(8) is in the package" has /usr/share/man/man8/ipop-ipsecd.8.gz
 check "ipop-ipsecd.yaml(5) is in the package" has /usr/share/man/man5/ipop-ipsecd.yaml.5.gz
 check "the example config is in /usr/share/doc/ipop-ipsec/examples" has /usr/share/doc/ipop-ipsec/examples/ipop-ipsecd.yaml
+check "the Prometheus alert rules are in /usr/share/doc/ipop-ipsec/examples" has /usr/share/doc/ipop-ipsec/examples/ipop-ipsec.rules.yml
 check "the journal catalog is in /usr/lib/systemd/catalog" has /usr/lib/systemd/catalog/ipop-ipsec.catalog
 check "the copyright file is in /usr/share/doc/ipop-ipsec" has /usr/share/doc/ipop-ipsec/copyright
 mkdir "$WORK/x"
