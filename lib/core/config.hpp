@@ -170,8 +170,10 @@ struct Config {
     std::string rememberDir = "/var/lib/ipop-ipsec";
     std::string logLevel = "info";  // trace debug info warn error
     // Prometheus text format (core/metrics.hpp) for node_exporter's textfile collector,
-    // rewritten atomically whenever its content changes. "" = off.
+    // rewritten atomically whenever its content changes, and at least every metricsInterval
+    // (1s..60s) with a fresh timestamp; removed on a clean stop. "" = off.
     std::string metricsFile;
+    std::chrono::milliseconds metricsInterval{30000};
   } daemon;
 
   // Warnings worth repeating at every load (e.g. the legacy proposal).

@@ -228,6 +228,16 @@ void daemon(Parse& p, const Item& section) {
                             [&p](const Item& it) { absolutePathOrOff(p, it, p.cfg.daemon.rememberDir); }},
                            {"metrics_file",  // "" (the default) writes no metrics
                             [&p](const Item& it) { absolutePathOrOff(p, it, p.cfg.daemon.metricsFile); }},
+                           {"metrics_interval",
+                            [&p](const Item& it) {
+                              auto d = p.r.duration(it);
+                              if (d && (*d < std::chrono::seconds(1) || *d > std::chrono::seconds(60)))
+                                p.r.error(it, "must be between 1s and 60s (the metrics file's timestamp is rewritten at "
+                                              "least this often while nothing changes), got " +
+                                                  std::to_string(d->count()) + "ms");
+                              else if (d)
+                                p.cfg.daemon.metricsInterval = *d;
+                            }},
                            {"log_level",
                             [&p](const Item& it) {
                               if (auto v = p.r.oneOf(it, {"trace", "debug", "info", "warn", "error"}))

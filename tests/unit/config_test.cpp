@@ -663,6 +663,20 @@ TEST(ConfigIke, Durations) {
   EXPECT_EQ(parse("ike:\n  quiet_period: 20s\n  min_interval: 1s\n").ike.quietPeriod, std::chrono::seconds(20));
 }
 
+// daemon.metrics_interval: the metrics file's heartbeat, 30s unless set, 1s to 60s (the
+// alert rule calls a timestamp older than 180s stale).
+TEST(ConfigDaemon, MetricsInterval) {
+  EXPECT_EQ(Config{}.daemon.metricsInterval, std::chrono::seconds(30));
+  EXPECT_EQ(parse("daemon:\n  metrics_interval: 1s\n").daemon.metricsInterval, std::chrono::seconds(1));
+  EXPECT_EQ(parse("daemon:\n  metrics_interval: 1m\n").daemon.metricsInterval, std::chrono::seconds(60));
+  EXPECT_THAT(issuesOf("daemon:\n  metrics_interval: 61s\n"),
+              ElementsAre(IsIssue("daemon.metrics_interval", 2, 21, "must be between 1s and 60s")));
+  EXPECT_THAT(issuesOf("daemon:\n  metrics_interval: 500ms\n"),
+              ElementsAre(IsIssue("daemon.metrics_interval", 2, 21, "got 500ms")));
+  EXPECT_THAT(issuesOf("daemon:\n  metrics_interval: often\n"),
+              ElementsAre(IsIssue("daemon.metrics_interval", 2, 21, "expected a duration")));
+}
+
 struct BadDuration {
   const char* text;
   const char* why;
