@@ -1,7 +1,9 @@
 #pragma once
 // The node's state in Prometheus' text exposition format (version 0.0.4), for
 // node_exporter's textfile collector (daemon.metrics_file). Pure: the daemon writes the
-// result atomically when it changes.
+// result atomically when it changes, and at least every daemon.metrics_interval with a
+// fresh renderMetricsTimestamp() (a file whose timestamp stops advancing is stale: its
+// writer died), and removes the file on a clean stop.
 
 #include <chrono>
 #include <cstdint>
@@ -39,6 +41,11 @@ struct RangeSas {
 std::string renderMetrics(const NodeStatus& status, const Config& cfg, const MetricsCounters& counters,
                           std::optional<std::chrono::nanoseconds> lastReconcile = std::nullopt,
                           const std::optional<std::vector<RangeSas>>& sas = std::nullopt);
+
+// The family ipop_ipsec_metrics_timestamp_seconds (with # HELP and # TYPE): when the file
+// was written, wall clock, whole seconds since the Unix epoch. The daemon appends it to
+// renderMetrics()'s text at every write, the heartbeat's included.
+std::string renderMetricsTimestamp(std::chrono::system_clock::time_point written);
 
 // A label value as the text format quotes it: backslash, double quote and newline escaped.
 std::string escapeLabelValue(const std::string& v);

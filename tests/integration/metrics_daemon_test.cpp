@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "integration/daemon_fixture.hpp"
+#include "integration/tap_carrier.hpp"
 #include "unit/prometheus_text.hpp"
 
 using namespace ipopsec;
@@ -70,6 +71,7 @@ TEST_F(MetricsDaemonTest, FileSaysTheRangeIsProtectedAndHealthyAndIsReplacedAtom
   EXPECT_THAT(metrics(), HasSubstr("ipop_ipsec_policies_installed 4\n"));
 
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
   ASSERT_TRUE(waitFor([&] { return says("ipop_ipsec_healthy 1\n") && says("ipop_ipsec_ike_restarts_total 1\n"); }))
       << metrics();
   std::string text = metrics();
@@ -97,6 +99,78 @@ TEST_F(MetricsDaemonTest, FileSaysTheRangeIsProtectedAndHealthyAndIsReplacedAtom
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(prom.parent_path())) names.push_back(e.path().filename().string());
   EXPECT_EQ(names, std::vector<std::string>{"ipop-ipsec.prom"});
+}
+
+// The sign of life: ipop_ipsec_metrics_timestamp_seconds advances while nothing happens
+// (the heartbeat rewrite, here daemon.metrics_interval: 1s), the rest of the file stays as
+// it was; a reload that moves the file or turns the metrics off removes the old one; a
+// clean stop (SIGTERM) removes the file while the policies stay.
+TEST_F(MetricsDaemonTest, TheTimestampAdvancesWhileIdleAndTheFileGoesWithACleanStop) {
+  const fs::path prom = dir_ / "textfile" / "ipop-ipsec.prom";
+  writeConfig("  ranges: [10.254.0.0/16]\n", "", "  metrics_file: " + prom.string() + "\n  metrics_interval: 1s\n");
+  startDaemon();
+  auto timestamp = [&]() -> long {
+    std::string text = slurp(prom);
+    const std::string key = "\nipop_ipsec_metrics_timestamp_seconds ";
+    auto at = text.find(key);
+    return at == std::string::npos ? -1 : std::stol(text.substr(at + key.size()));
+  };
+  auto body = [&] {  // everything but the timestamp family
+    std::string text = slurp(prom);
+    return text.substr(0, text.find("# HELP ipop_ipsec_metrics_timestamp_seconds"));
+  };
+  auto mtime = [&] {
+    struct stat sb {};
+    return ::stat(prom.c_str(), &sb) == 0 ? std::chrono::seconds(sb.st_mtim.tv_sec) + std::chrono::nanoseconds(sb.st_mtim.tv_nsec)
+                                           : std::chrono::nanoseconds(0);
+  };
+  ASSERT_TRUE(waitFor([&] { return timestamp() > 0; })) << slurp(prom);
+  std::string text = slurp(prom);
+  EXPECT_THAT(checkPrometheusText(text), IsEmpty()) << text;
+  EXPECT_THAT(text, HasSubstr("# TYPE ipop_ipsec_metrics_timestamp_seconds gauge\n"));
+  const long now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  EXPECT_LE(std::abs(timestamp() - now), 2) << "wall clock seconds";
+
+  // Idle: nothing changes in the namespace, yet the file is written again every second.
+  const std::string idle = body();
+  std::vector<std::chrono::nanoseconds> writes{mtime()};
+  std::vector<long> stamps{timestamp()};
+  while (writes.size() < 4) {
+    auto last = writes.back();
+    ASSERT_TRUE(waitFor([&] { return mtime() != last; }, 3s)) << "no heartbeat rewrite within 3 s (interval 1 s)";
+    writes.push_back(mtime());
+    stamps.push_back(timestamp());
+  }
+  for (std::size_t i = 1; i < writes.size(); ++i) {
+    auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(writes[i] - writes[i - 1]);
+    std::cout << "heartbeat rewrite " << i << ": " << gap.count() << " ms after the one before\n";
+    EXPECT_GE(gap, 900ms);
+    EXPECT_LE(gap, 1500ms);
+  }
+  EXPECT_GE(stamps.back() - stamps.front(), 2) << "the timestamp advances with the rewrites";
+  EXPECT_EQ(body(), idle) << "only the timestamp changed while idle";
+
+  // A reload that moves the file: the old one goes (node_exporter would export both), the
+  // new one comes; one that turns the metrics off removes the file.
+  const fs::path moved = dir_ / "textfile" / "moved.prom";
+  writeConfig("  ranges: [10.254.0.0/16]\n", "", "  metrics_file: " + moved.string() + "\n  metrics_interval: 1s\n");
+  ::kill(daemon_.pid(), SIGHUP);
+  ASSERT_TRUE(waitFor([&] { return fs::exists(moved) && !fs::exists(prom); })) << "moved on reload";
+  writeConfig("  ranges: [10.254.0.0/16]\n");
+  ::kill(daemon_.pid(), SIGHUP);
+  ASSERT_TRUE(waitFor([&] { return !fs::exists(moved); })) << "metrics turned off on reload: the file goes";
+  EXPECT_FALSE(waitFor([&] { return fs::exists(moved) || fs::exists(prom); }, 1500ms)) << "no heartbeat once off";
+  writeConfig("  ranges: [10.254.0.0/16]\n", "", "  metrics_file: " + prom.string() + "\n  metrics_interval: 1s\n");
+  ::kill(daemon_.pid(), SIGHUP);
+  ASSERT_TRUE(waitFor([&] { return timestamp() > 0; })) << "on again";
+
+  // SIGTERM: a clean stop; the file is gone, the policies stay (fail closed).
+  EXPECT_EQ(stopDaemon(SIGTERM), 0);
+  EXPECT_FALSE(fs::exists(prom)) << "the metrics file outlived a clean stop";
+  EXPECT_TRUE(protects("10.254.0.0/16"));
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(prom.parent_path())) names.push_back(e.path().filename().string());
+  EXPECT_TRUE(names.empty()) << "left behind: " << names.front();
 }
 
 }  // namespace
