@@ -41,8 +41,10 @@ void backendUnitMismatch(Parse& p) {
 // reads: racoon.config equal to racoon.spd_file would have each replace the other; an
 // output equal to the host key, a certificate, the config file or the state file would
 // destroy it at the first reconcile. Paths are compared after lexical normalisation
-// (symlinks are not resolved: the core does not look at the filesystem).
-void pathCollisions(Parse& p) {
+// (symlinks are not resolved: the core does not look at the filesystem). True when an issue
+// was reported at daemon.state_dir.
+bool pathCollisions(Parse& p) {
+  bool stateDirReported = false;
   struct Use {
     std::string path;  // normalised
     std::string what;  // "racoon.spd_file", "racoon.host_key (in racoon.certificate_dir)"
@@ -81,6 +83,7 @@ void pathCollisions(Parse& p) {
     const Item* at = p.r.seen(out.key);
     if (!at && !other.key.empty()) at = p.r.seen(other.key);
     std::string msg = show(out.path) + " (" + out.what + ") is also " + other.what + ": " + why;
+    if (at && at->path == "daemon.state_dir") stateDirReported = true;
     if (at)
       p.r.error(*at, msg);
     else
@@ -93,6 +96,34 @@ void pathCollisions(Parse& p) {
   for (const auto& w : writes)
     for (const auto& r : reads)
       if (w.path == r.path) report(w, r, "a file the daemon reads; writing there would destroy it");
+  return stateDirReported;
+}
+
+// The drop-ins installed for the backends' units (systemd/racoon.service.d-ipop-ipsec.conf,
+// strongswan.service.d-ipop-ipsec.conf) start the IKE daemon only when the ipop-up flag exists
+// at a fixed path, in the default daemon.state_dir: a file cannot follow this config. With
+// another state_dir the daemon would keep its flag elsewhere and such a unit would never
+// start ("condition failed"), so no SA would come up. Refused when the daemon restarts one of
+// those units; another unit (no drop-in) or ike.control: command may use any directory.
+void stateDirAndDropIn(Parse& p) {
+  const Item* at = p.r.seen("daemon.state_dir");
+  if (!at || !p.controlValid || p.cfg.ike.control != IkeControl::systemd) return;
+  auto norm = [](const std::string& d) {
+    std::string n = std::filesystem::path(d).lexically_normal().string();
+    if (n.size() > 1 && n.back() == '/') n.pop_back();
+    return n;
+  };
+  const std::string fixed = Config::Daemon{}.stateDir;
+  if (norm(p.cfg.daemon.stateDir) == fixed) return;
+  bool dropIn = false;
+  for (const auto& row : kBackendDefaults) dropIn = dropIn || p.cfg.ike.unit == row.unit;
+  if (!dropIn) return;
+  p.r.error(*at, show(p.cfg.daemon.stateDir) + " cannot be used with ike.control systemd and ike.unit " + p.cfg.ike.unit +
+                     ": that unit's drop-in (" + p.cfg.ike.unit +
+                     ".d/ipop-ipsec.conf) starts it only when " + fixed + "/" + Config::Daemon::kIpopUpFile +
+                     " exists, and the daemon would keep that flag in " + show(p.cfg.daemon.stateDir) +
+                     ", so the IKE daemon would never start; keep the default " + fixed +
+                     " (remove the key), or restart the IKE daemon with ike.control: command");
 }
 
 }  // namespace
@@ -115,7 +146,7 @@ void crossChecks(Parse& p) {
   }
 
   backendUnitMismatch(p);
-  pathCollisions(p);
+  if (!pathCollisions(p)) stateDirAndDropIn(p);  // one problem of daemon.state_dir at a time
 
   const Item* control = p.r.seen("ike.control");
   const Item* command = p.r.seen("ike.restart_command");

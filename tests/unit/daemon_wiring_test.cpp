@@ -298,7 +298,7 @@ TEST_F(DaemonWiringTest, ReloadAppliesEveryKindOfKeyChangeOnTheSameReconcilerAnd
        [](const Config& c) { return c.ike.restartCommand.size() == 2; }},
       {"restart timeout", cmd + "  restart_timeout: 5s\n", "", "", "", "",
        [](const Config& c) { return c.ike.restartTimeout == 5s; }},
-      {"systemd control", "  backend: racoon\n  control: systemd\n  unit: racoon.service\n", "", "", "", "",
+      {"systemd control", "  backend: racoon\n  control: systemd\n  unit: ike-test.service\n", "", "", "", "",
        [](const Config& c) { return c.ike.control == IkeControl::systemd; }},
       {"listen on tap", cmd, "", "", "  listen_on_tap: true\n", "",
        [](const Config& c) { return c.racoon.listenOnTap; },
@@ -390,10 +390,11 @@ TEST_F(DaemonWiringTest, SwitchingTheBackendOnReloadRendersStrongSwanAndRestarts
   ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
   ike->complete();
   ASSERT_TRUE(files->files.count("/etc/racoon/racoon.conf"));
-  writeConfig("  backend: strongswan\n  control: systemd\n  unit: strongswan.service\n",
+  // Not strongswan.service: its drop-in needs the default daemon.state_dir (a temp one here).
+  writeConfig("  backend: strongswan\n  control: systemd\n  unit: strongswan-test.service\n",
               "strongswan:\n  swanctl_dir: /swanctl\n  config: /swanctl/conf.d/ipop-ipsec.conf\n");
   daemon->reload();
-  EXPECT_EQ(ike->unitName, "strongswan.service") << "the controller now runs the other backend's unit";
+  EXPECT_EQ(ike->unitName, "strongswan-test.service") << "the controller now runs the other backend's unit";
   EXPECT_TRUE(ike->reloadable) << "strongSwan reloads with swanctl --load-all";
   EXPECT_TRUE(files->files.count("/swanctl/conf.d/ipop-ipsec.conf")) << "swanctl config rendered";
   ASSERT_TRUE(runUntil([&] { return ike->restarts == 2; })) << "charon is started on its new inputs";
