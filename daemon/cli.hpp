@@ -5,6 +5,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "core/config.hpp"
 
@@ -22,9 +23,9 @@ int runCli(int argc, char** argv);
 namespace cli {
 // Every error line of the command line tool has this one form, on stderr.
 std::ostream& error();
-// Loads the config, printing every issue (the first also into `firstIssue`). Returns nullopt
-// after printing.
-std::optional<Config> load(const std::string& path, std::string* firstIssue = nullptr);
+// Loads the config, printing every issue (also into `issues`, as ConfigIssue::str()).
+// Returns nullopt after printing.
+std::optional<Config> load(const std::string& path, std::vector<std::string>* issues = nullptr);
 }  // namespace cli
 
 }  // namespace ipopsec
