@@ -30,6 +30,7 @@
 #include "os/config_loader.hpp"
 #include "os/file_store.hpp"
 #include "os/logging.hpp"
+#include "os/rtnetlink.hpp"
 #include "os/cert_inspector.hpp"
 #include "os/systemd_unit.hpp"
 #include "os/xfrm.hpp"
@@ -43,14 +44,15 @@ namespace cli {
 // Every error line of the command line tool has this one form, on stderr.
 std::ostream& error() { return std::cerr << "error: "; }
 
-// Loads the config, printing every issue (the first also into `firstIssue`). Returns nullopt
-// after printing.
-std::optional<Config> load(const std::string& path, std::string* firstIssue) {
+// Loads the config, printing every issue (also into `issues`). Returns nullopt after printing.
+std::optional<Config> load(const std::string& path, std::vector<std::string>* issues) {
   try {
     return loadConfig(path);
   } catch (const ConfigError& e) {
-    if (firstIssue && !e.issues().empty()) *firstIssue = e.issues().front().str();
-    for (const auto& issue : e.issues()) error() << issue.str() << "\n";
+    for (const auto& issue : e.issues()) {
+      if (issues) issues->push_back(issue.str());
+      error() << issue.str() << "\n";
+    }
     error() << e.issues().size() << (e.issues().size() == 1 ? " error" : " errors") << " in " << path << "\n";
     return std::nullopt;
   }
@@ -66,17 +68,18 @@ constexpr const char* kDefaultConfig = "/etc/ipop-ipsec/ipop-ipsecd.yaml";
 // only that command's usage and options (commandHelp()).
 const char* kUsage =
     "usage: ipop-ipsecd [--config FILE]                 run the daemon (foreground)\n"
-    "       ipop-ipsecd check  [--config FILE]          validate the config and certificate files\n"
+    "       ipop-ipsecd check  [--config FILE] [--strict] [--reload]\n"
+    "                                                   validate the config and certificate files\n"
     "       ipop-ipsecd render [--config FILE] --address CIDR --output-dir DIR\n"
     "                                                   write every file the daemon would write\n"
-    "       ipop-ipsecd status [--config FILE] [--json] where this node stands (exit 0 = protected)\n"
+    "       ipop-ipsecd status [--config FILE] [--json] where this node stands (exit 0 = running, healthy)\n"
     "       ipop-ipsecd flush  [--config FILE]          remove the policies this daemon installed\n"
     "       ipop-ipsecd pki init-ca|issue ...            make a GroupVPN CA and node certificates\n"
     "       ipop-ipsecd --help | --version\n"
     "\n"
     "'ipop-ipsecd COMMAND --help' shows one command's usage and options (also 'pki init-ca --help').\n"
-    "Errors are printed on stderr as 'error: ...'. Exit status: 0 success, 1 failure, 2 and 3 see\n"
-    "'status --help', 64 bad command line, 78 the config does not validate.\n";
+    "Errors are printed on stderr as 'error: ...'. Exit status: 0 success, 1 failure, 64 bad command\n"
+    "line, 78 the config does not validate; status has its own (see 'status --help').\n";
 
 // The commands besides the daemon itself ("" or "run"); `pki` is dispatched to pki_cli.cpp.
 bool isCommand(const std::string& c) {
@@ -94,6 +97,9 @@ po::options_description commandOptions(const std::string& command) {
         "output-dir", po::value<std::string>()->value_name("DIR"),
         "where to write; created (mkdir -p, mode 0755) if missing (required)");
   if (command == "status") add("json", "print one JSON object, whatever the exit code");
+  if (command == "check")
+    add("strict", "a range this host would refuse at run time (underlay overlap) is an error (exit 78)")(
+        "reload", "check as 'systemctl reload' does (ExecReload): a refusal is logged as a refused reload");
   if (command.empty() || command == "run") add("version", "print the version");
   add("help,h", "show this help");
   return o;
@@ -102,14 +108,20 @@ po::options_description commandOptions(const std::string& command) {
 // The usage text of one command (without its option list).
 std::string commandHelp(const std::string& command) {
   if (command == "check")
-    return "usage: ipop-ipsecd check [--config FILE]\n"
+    return "usage: ipop-ipsecd check [--config FILE] [--strict] [--reload]\n"
            "Validates the config (every error with file:line:column and key path), renders the\n"
            "files the daemon would write from it (as render does, for an address in each range),\n"
-           "and checks the certificate files it names (racoon.certificate_dir), as the daemon\n"
-           "does before it starts the IKE daemon. Prints \"ok\" when all is fine.\n"
+           "asks what this host would refuse at run time (a range that covers an address of\n"
+           "another interface, read from the kernel: a warning, an error with --strict), and\n"
+           "checks the certificate files it names (racoon.certificate_dir), as the daemon does\n"
+           "before it starts the IKE daemon. Prints \"ok\" when all is fine.\n"
+           "--reload is what 'systemctl reload' runs before it signals the daemon: the config\n"
+           "and what this host would refuse only (the daemon judges certificates itself); a\n"
+           "config it refuses is logged as a refused reload (to the journal when systemd runs\n"
+           "it, MESSAGE_ID=f5c33688d1d547ac866ff433a792405e, as a refused SIGHUP).\n"
            "Exit status: 0 ok; 1 the config is valid but the certificate files are missing or\n"
-           "unusable; 78 the config does not validate or its files cannot be rendered; 64 bad\n"
-           "command line.\n";
+           "unusable; 78 the config does not validate, its files cannot be rendered, or (with\n"
+           "--strict) this host would refuse a range; 64 bad command line.\n";
   if (command == "render")
     return "usage: ipop-ipsecd render [--config FILE] --address CIDR --output-dir DIR\n"
            "Writes into DIR every file the daemon would write for a tap with the address CIDR,\n"
@@ -122,17 +134,23 @@ std::string commandHelp(const std::string& command) {
     return "usage: ipop-ipsecd status [--config FILE] [--json]\n"
            "Where this node stands: reads the daemon's state file (daemon.state_dir/state.json,\n"
            "/run/ipop-ipsec/state.json by default) and checks its policies against the kernel\n"
-           "(which needs root).\n"
-           "Exit status: 0 protected and healthy; 2 not healthy (or the daemon is gone); 3 no\n"
-           "readable state file (the daemon is not running); 78 the config does not validate;\n"
-           "64 bad command line.\n";
+           "(as root). Health is what the daemon recorded. A config that does not validate is\n"
+           "reported (with its errors), not fatal: the running daemon's state file is read at\n"
+           "the file's daemon.state_dir as far as it reads, else at the default.\n"
+           "Exit status (LSB): 0 running and healthy; 1 running, not healthy (the reason is\n"
+           "shown; also when the kernel lacks policies the daemon recorded); 3 not running (no\n"
+           "state file, or its pid is gone); 4 cannot tell (the state file is unreadable or not\n"
+           "one, or the config does not parse and there is no state file at the default\n"
+           "place); 64 bad command line.\n";
   if (command == "flush")
     return "usage: ipop-ipsecd flush [--config FILE]\n"
            "Removes the XFRM policies this daemon installed (those with its priorities, xfrm: in\n"
            "the config, and those recorded in its state file) and nothing else: traffic in the\n"
-           "range then flows in the clear. Needs root.\n"
+           "range then flows in the clear. Needs root. When the config does not validate, the\n"
+           "priorities the running daemon recorded in its state file are used, and it says so.\n"
            "Exit status: 0 removed (\"removed N policies\"); 1 a policy could not be listed or\n"
-           "removed; 78 the config does not validate; 64 bad command line.\n";
+           "removed; 78 the config does not validate and no state file records the daemon's\n"
+           "priorities; 64 bad command line.\n";
   return std::string(kUsage) + "\nThe daemon (no command) runs in the foreground, as systemd runs it.\n";
 }
 
@@ -173,11 +191,85 @@ std::vector<Cidr> sampleAddresses(const Config& cfg) {
   return out;
 }
 
-int cmdCheck(const std::string& path) {
-  auto cfg = load(path);
-  if (!cfg) return kExitConfig;
+// What this host would refuse at run time, as the daemon judges it (computeDesired's underlay
+// check) on the links and addresses the kernel has now (one rtnetlink dump). nullopt, with
+// `why`, when they cannot be read.
+std::optional<std::vector<std::string>> hostRefusals(const Config& cfg, std::string& why) {
+  boost::asio::io_context io;
+  NetlinkLinkMonitor monitor(io);
+  bool dumped = false;
+  try {
+    monitor.start([&] {
+      dumped = true;
+      monitor.stop();
+    });
+  } catch (const std::exception& e) {
+    why = e.what();
+    return std::nullopt;
+  }
+  io.run_for(std::chrono::seconds(5));
+  if (!dumped) {
+    monitor.stop();
+    why = "no complete rtnetlink dump within 5 s";
+    return std::nullopt;
+  }
+  try {
+    return computeDesired(cfg, monitor.snapshot(), CertFiles{}, {}).refused;
+  } catch (const RenderError& e) {
+    why = std::string("the files cannot be rendered for this host's tap: ") + e.what();
+    return std::nullopt;
+  }
+}
+
+// `check --reload` (ExecReload): a refusal is logged as the daemon logs a refused SIGHUP
+// (action refuse-reload: MESSAGE_ID reload refused, to the journal when systemd runs it).
+void logRefusal(const std::string& what) {
+  logEvent(spdlog::level::err, LogFields{"", "", "", "refuse-reload"}, "reload refused: " + what);
+}
+
+int cmdCheck(const std::string& path, bool strict, bool reload) {
+  std::optional<Config> cfg;
+  if (reload) {
+    setupLogging("info", runBySystemd());
+    try {
+      cfg = loadConfig(path);
+    } catch (const ConfigError& e) {
+      for (const auto& issue : e.issues()) logRefusal(issue.str());
+      return kExitConfig;
+    }
+  } else {
+    cfg = load(path);
+    if (!cfg) return kExitConfig;
+  }
   for (const auto& w : cfg->warnings) std::cout << path << ": warning: " << w << "\n";
-  if (!desiredOn(*cfg, tapWith(*cfg, sampleAddresses(*cfg)))) return kExitConfig;
+  try {
+    computeDesired(*cfg, tapWith(*cfg, sampleAddresses(*cfg)), CertFiles{}, {});
+  } catch (const RenderError& e) {
+    if (reload)
+      logRefusal(std::string("the config validates, but its files cannot be rendered: ") + e.what());
+    else
+      error() << "the config validates, but its files cannot be rendered: " << e.what() << "\n";
+    return kExitConfig;
+  }
+  std::string why;
+  if (auto refused = hostRefusals(*cfg, why)) {
+    std::cout.flush();
+    for (const auto& r : *refused) {
+      if (!strict)
+        std::cout << "warning: this host would refuse a range: " << r << "\n";
+      else if (reload)
+        logRefusal("this host would refuse a range: " + r);
+      else
+        error() << "this host would refuse a range: " << r << "\n";
+    }
+    if (strict && !refused->empty()) return kExitConfig;
+  } else {
+    std::cout << "warning: cannot read this host's interfaces (" << why << "): the ranges were not checked against them\n";
+  }
+  if (reload) {
+    std::cout << "ok\n";
+    return kExitOk;
+  }
   if (cfg->ike.control == IkeControl::systemd) {
     // The IKE unit must exist (racoon is not packaged on Debian 12): asked over D-Bus when
     // systemd runs; without a bus the state is "unknown" and nothing is said.
@@ -372,7 +464,7 @@ int runCli(int argc, char** argv) {
   }
   std::string config = vm["config"].as<std::string>();
   if (command.empty() || command == "run") return cmdRun(config);
-  if (command == "check") return cmdCheck(config);
+  if (command == "check") return cmdCheck(config, vm.count("strict") > 0, vm.count("reload") > 0);
   if (command == "flush") return cmdFlush(config);
   if (command == "status") return cmdStatus(config, vm.count("json") > 0);
   // render

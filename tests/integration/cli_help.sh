@@ -9,7 +9,8 @@
 #  - a bad option (and an unknown command, a missing required option, a bad value) exits 64
 #    with a line starting "error: " on stderr, and nothing but such lines there;
 #  - the other error paths keep their exit codes and the same "error: " form on stderr: a
-#    missing config (78, check/status/flush/render), certificate problems (check: 1), a bad
+#    missing config (78, check/flush/render; status reports it and, with no state file at
+#    the default place, cannot tell: 4), certificate problems (check: 1), a bad
 #    --address (64), an --output-dir that is a file (64); render creates a missing
 #    --output-dir (mkdir -p, mode 0755 whatever the umask).
 #
@@ -67,7 +68,7 @@ expect_error() {
 # daemon and check/render/status/flush; --days, --key, --force by the two pki subcommands.
 declare -A OWN=(
   [run]="--version"
-  [check]=""
+  [check]="--strict --reload"
   [render]="--address --output-dir"
   [status]="--json"
   [flush]=""
@@ -151,17 +152,36 @@ expect_error "pki issue with a CA directory that does not exist" 1
 pass "pki issue with no CA: exit 1 (as before), 'error: '"
 
 # --- other error paths: the same form, the same exit codes ----------------------------------
+# status and flush fall back to the running daemon's state file (none at the default place in
+# a private /run): status cannot tell (4), flush cannot tell which policies are its own (78).
+run_private_run() {
+  set +e
+  unshare --net --mount sh -c 'mount -t tmpfs tmpfs /run && exec "$@"' sh "$BIN" "$@" >"$WORK/stdout" 2>"$WORK/stderr"
+  RC=$?
+  set -e
+  OUT=$(cat "$WORK/stdout")
+  ERR=$(cat "$WORK/stderr")
+}
 for sub in check render status flush; do
   extra=()
   [[ $sub == render ]] && extra=(--address 10.254.0.16/16 --output-dir "$WORK/r0")
-  if [[ $ROOT == 1 ]]; then run_netns "$sub" --config "$WORK/missing.yaml" "${extra[@]}"; else run "$sub" --config "$WORK/missing.yaml" "${extra[@]}"; fi
-  expect_error "$sub with a missing config" 78
+  if [[ $ROOT == 1 ]]; then
+    run_private_run "$sub" --config "$WORK/missing.yaml" "${extra[@]}"
+  elif [[ $sub == status || $sub == flush ]]; then
+    continue  # would read the host's /run/ipop-ipsec
+  else
+    run "$sub" --config "$WORK/missing.yaml" "${extra[@]}"
+  fi
+  code=78
+  [[ $sub == status ]] && code=4
+  expect_error "$sub with a missing config" "$code"
   grep -q "^error: .*missing.yaml" <<<"$ERR" || fail "$sub: the missing config is not named; $(got)"
 done
-pass "a missing config: exit 78 and 'error: ' lines naming it (check, render, status, flush)"
+pass "a missing config: 'error: ' lines naming it; exit 78 (check, render, flush), 4 (status: cannot tell)"
 
 CONFIG=$WORK/ipop-ipsecd.yaml
-printf 'racoon:\n  certificate_dir: %s/certs\ndaemon:\n  state_dir: %s/state\n' "$WORK" "$WORK" >"$CONFIG"
+# ike.control command: a state_dir of its own with the default unit's drop-in is refused.
+printf 'ike:\n  control: command\n  restart_command: [/bin/true]\nracoon:\n  certificate_dir: %s/certs\ndaemon:\n  state_dir: %s/state\n' "$WORK" "$WORK" >"$CONFIG"
 run check --config "$CONFIG"
 expect_error "check without certificates" 1
 [[ $OUT == *"config ok; 3 certificate problems"* ]] || fail "check without certificates; $(got)"
@@ -190,10 +210,10 @@ if [[ $ROOT == 1 ]]; then
   mkdir -p "$WORK/state"
   echo 'not: json' >"$WORK/state/state.json"
   run_netns status --config "$CONFIG"
-  expect_error "status with a state file that is not one" 3
+  expect_error "status with a state file that is not one" 4
   run_netns flush --config "$CONFIG"
   [[ $RC == 0 && $OUT == "removed 0 policies" && -z $ERR ]] || fail "flush in an empty namespace; $(got)"
-  pass "status: 3 without a state file, 3 and 'error: ' with a bad one; flush: 0"
+  pass "status: 3 without a state file, 4 and 'error: ' with a bad one; flush: 0"
 else
   echo "SKIP: status and flush in a network namespace need root"
 fi

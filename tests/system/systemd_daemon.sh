@@ -7,7 +7,7 @@
 #     restarted by systemd with a new MainPID, and the policies are never gone meanwhile;
 #   - a restart of ipop-ipsecd leaves racoon running (StopPropagatedFrom=, not PartOf=);
 #   - `systemctl stop ipop-ipsecd` leaves the policies (fail closed) and stops racoon;
-#     `ipop-ipsecd status` exits non-zero when stopped, 0 when protected and healthy.
+#     `ipop-ipsecd status` exits 3 when stopped (LSB: not running), 0 when protected and healthy.
 # Usage: systemd_daemon.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -124,7 +124,7 @@ check "policies stay after systemctl stop (fail closed)" has_policy 10.254.0.0/1
 check "racoon stopped with ipop-ipsecd (StopPropagatedFrom=)" test "$(sys_prop racoon.service ActiveState)" = inactive
 rc=0
 sys_run ipop-ipsecd status >/dev/null 2>&1 || rc=$?
-check "ipop-ipsecd status exits non-zero when the daemon is stopped (got $rc)" test "$rc" -ne 0
+check "ipop-ipsecd status exits 3 (LSB: not running) when the daemon is stopped (got $rc)" test "$rc" -eq 3
 check "systemctl start ipop-ipsecd succeeds" sys_run systemctl start ipop-ipsecd.service
 sys_wait "status exits 0 again once started (protected and healthy)" 20 status_ok
 # The stop took racoon down with it: the daemon must not adopt a racoon that is not running.

@@ -6,7 +6,8 @@
 #   policies changed     the tap gets its address
 #   IKE restarted        the host key is put back: the stand-in racoon is restarted
 #   conflict held        another interface gets an address inside the protected range
-#   reload refused       SIGHUP with a config that does not validate
+#   reload refused       `systemctl reload` (ExecReload's `check --reload`) and SIGHUP with a
+#                        config that does not validate: the same id either way
 # The ids are read from lib/os/logging.hpp, the one place they are defined.
 # Usage: systemd_journal_catalog.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 source "$(dirname "$0")/lib.sh" "$@"
@@ -78,10 +79,21 @@ check "the range stays protected meanwhile" \
   sys_run sh -c "ip xfrm policy | grep -q 'src 10.254.0.0/16 dst 10.254.0.0/16'"
 ip -n "$SYS_NAME" link del docker7
 
-# --- reload refused (SIGHUP with a broken config) ---------------------------------------------
+# --- reload refused: systemctl reload, then SIGHUP, with a broken config ------------------------
 printf '%s\n' "bogus_key: 1" >>"$ROOT/etc/ipop-ipsec/ipop-ipsecd.yaml"
+MAIN=$(sys_run systemctl show -P MainPID ipop-ipsecd.service)
+check "systemctl reload with the broken config fails" eval '! sys_run systemctl reload ipop-ipsecd.service'
+# ExecReload's check is not the daemon (another _PID), and the daemon was never signalled.
+from_pid() { sys_run journalctl -b --no-pager -o cat -u ipop-ipsecd.service "MESSAGE_ID=$ID_REFUSED" "_PID=$1" | grep -q bogus_key; }
+refusal_not_from() {
+  sys_run journalctl -b --no-pager -o export -u ipop-ipsecd.service "MESSAGE_ID=$ID_REFUSED" |
+    grep '^_PID=' | grep -qv "^_PID=$1\$"
+}
+sys_wait "a reload-refused entry from ExecReload's check (not the daemon, pid $MAIN)" 30 refusal_not_from "$MAIN"
+check "the daemon itself logged no refusal (not signalled)" eval "! from_pid $MAIN"
+check "the daemon still runs with the same pid" test "$(sys_run systemctl show -P MainPID ipop-ipsecd.service)" = "$MAIN"
 sys_run systemctl kill -s HUP --kill-whom=main ipop-ipsecd.service
-sys_wait "a reload-refused entry naming the bad key" 30 has_entry "$ID_REFUSED" bogus_key
+sys_wait "the daemon's own reload-refused entry (SIGHUP) naming the bad key" 30 from_pid "$MAIN"
 check "journalctl -x explains the refusal" explained "$ID_REFUSED" "keeps running on its previous configuration"
 sys_log "journalctl -x MESSAGE_ID=$ID_REFUSED (last entry):"
 sys_run journalctl -b --no-pager -x -n 12 -u ipop-ipsecd.service "MESSAGE_ID=$ID_REFUSED" | sed 's/^/    /'
