@@ -23,6 +23,7 @@ const char* toString(TapState s) {
   switch (s) {
     case TapState::absent: return "absent";
     case TapState::down: return "down";
+    case TapState::noCarrier: return "no carrier";
     case TapState::noAddress: return "no address";
     case TapState::up: return "up";
   }
@@ -134,6 +135,8 @@ Desired desiredPolicies(const Config& cfg, const NetSnapshot& net, const std::ve
     d.tapState = TapState::absent;
   } else if (!tap->up) {
     d.tapState = TapState::down;
+  } else if (!tap->running) {
+    d.tapState = TapState::noCarrier;  // rendered like a down tap: nothing initiates from it
   } else {
     d.tapState = TapState::noAddress;
     for (const auto& a : tap->addresses) {
@@ -184,13 +187,13 @@ void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, cons
                                      0644});
   }
   if (cfg.ike.backend == IkeBackend::strongswan) {
-    // One connection per protected range: trapping where the tap (up) has an address,
-    // responder-only elsewhere. The certificates are copied only when all three are
+    // One connection per protected range: trapping where the tap (up with carrier) has an
+    // address, responder-only elsewhere. The certificates are copied only when all three are
     // usable: charon never loads a half-made set.
     std::vector<SwanctlMesh> meshes;
     for (const auto& r : d.ranges) {
       SwanctlMesh m{r, std::nullopt};
-      if (tap && tap->up)
+      if (tap && tap->upWithCarrier())
         for (const auto& a : tap->addresses)
           if (!isLinkLocal(a) && r.contains(a.address)) {
             m.local = a.address;
@@ -260,6 +263,8 @@ std::string describe(const Config& cfg, const Desired& d, const std::vector<Cidr
     s = "waiting for '" + cfg.ipop.interface + "'";
   else if (d.tapState == TapState::down)
     s = "'" + cfg.ipop.interface + "' is down";
+  else if (d.tapState == TapState::noCarrier)
+    s = "'" + cfg.ipop.interface + "' has no carrier (IPOP's controller is not connected to it; the IKE daemon waits)";
   else if (d.tapState == TapState::noAddress)
     s = "'" + cfg.ipop.interface + "' has no address in the protected ranges";
   else

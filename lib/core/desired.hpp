@@ -39,12 +39,15 @@ struct CertFiles {
 };
 
 // Where the tap stands, as the status line, the state file ("tap_state") and `status` say it.
-enum class TapState { absent, down, noAddress, up };
-const char* toString(TapState s);  // "absent", "down", "no address", "up"
+// noCarrier: administratively up, but no process holds the tap open (IPOP's controller is
+// not running or not connected): the kernel reports NO-CARRIER, operstate DOWN.
+enum class TapState { absent, down, noCarrier, noAddress, up };
+const char* toString(TapState s);  // "absent", "down", "no carrier", "no address", "up"
 
 struct Desired {
-  // "IPOP is up": the tap exists, is up, and carries an address inside the protected
-  // ranges (with `auto`: any address of an enabled family).
+  // "IPOP is up": the tap exists, is up with carrier, and carries an address inside the
+  // protected ranges (with `auto`: any address of an enabled family). A tap without carrier
+  // keeps its ranges and policies (fail closed) but is not up: no ipop-up flag, no IKE start.
   bool ipopUp = false;
   TapState tapState = TapState::absent;
   std::optional<IpAddress> localAddress;  // the tap's address inside the ranges

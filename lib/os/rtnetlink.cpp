@@ -152,10 +152,10 @@ class Applier {
     LinkState before = *l;
     if (name) l->name = *name;
     l->up = (ifi.ifi_flags & static_cast<unsigned>(IFF_UP)) != 0;
-    if (l->up && !before.up) ++l->upCount;
     l->running = (ifi.ifi_flags & static_cast<unsigned>(IFF_RUNNING)) != 0 ||
                  (ifi.ifi_flags & static_cast<unsigned>(IFF_LOWER_UP)) != 0;
-    if (!(before == *l)) r_.changed = true;  // (a new upCount comes with `up` changing)
+    if (l->upWithCarrier() && !before.upWithCarrier()) ++l->upCount;
+    if (!(before == *l)) r_.changed = true;  // (a new upCount comes with `up` or `running` changing)
   }
 
   void address(std::size_t n, const nlmsghdr& h, Bytes p) {
@@ -485,11 +485,11 @@ void NetlinkLinkMonitor::onReadable() {
       continue;
     }
     // A re-dump (after an overflow) starts each link's upCount afresh: carry the count on,
-    // so that only a real down -> up (seen now) counts as the link coming up again.
+    // so that only a real coming up (to up with carrier, seen now) counts as one.
     for (auto& [index, link] : building_.links) {
       auto old = snapshot_.links.find(index);
       if (old == snapshot_.links.end()) continue;
-      link.upCount = old->second.upCount + ((link.up && !old->second.up) ? 1 : 0);
+      link.upCount = old->second.upCount + ((link.upWithCarrier() && !old->second.upWithCarrier()) ? 1 : 0);
     }
     snapshot_ = std::move(building_);
     building_ = NetSnapshot{};

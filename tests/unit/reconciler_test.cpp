@@ -65,8 +65,8 @@ TEST_F(ReconcilerTest, NeverStartsIkeWhileIpopIsDown) {
   EXPECT_EQ(unit.restarts, 0);
   EXPECT_EQ(r->status().desired.tapState, TapState::down);
   EXPECT_FALSE(files.files.count("/run/ipop-ipsec/ipop-up"));
-  // Up: started at once. Down again: never restarted while down.
-  net.links[7].up = true;
+  // Up (with carrier): started at once. Down again: never restarted while down.
+  net.links[7].up = net.links[7].running = true;
   r->reconcile(net);
   runFor(1s);
   EXPECT_TRUE(files.files.count("/run/ipop-ipsec/ipop-up"));

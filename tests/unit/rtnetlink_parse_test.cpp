@@ -188,6 +188,26 @@ TEST(RtnetlinkParse, DownAndUpInOneBatchIsCountedAsComingUp) {
   EXPECT_EQ(snap.byName("ipop")->upCount, 2U);
 }
 
+// "Coming up" is up WITH carrier: IFF_UP on a tap nobody holds open is not counted; the
+// carrier arriving is, and so is a carrier lost and back within one batch.
+TEST(RtnetlinkParse, CarrierComingBackIsCountedAsComingUp) {
+  Builder first;
+  newLink(first, 7, "ipop", kUp);
+  NetSnapshot snap;
+  applyBuf(first.bytes(), snap);
+  ASSERT_TRUE(snap.byName("ipop"));
+  EXPECT_EQ(snap.byName("ipop")->upCount, 0U) << "up without carrier";
+  Builder carrier;
+  newLink(carrier, 7, "ipop", kUpRunning);
+  EXPECT_TRUE(applyBuf(carrier.bytes(), snap).changed);
+  EXPECT_EQ(snap.byName("ipop")->upCount, 1U);
+  Builder flap;
+  newLink(flap, 7, "ipop", kUp);
+  newLink(flap, 7, "ipop", kUpRunning);
+  EXPECT_TRUE(applyBuf(flap.bytes(), snap).changed);
+  EXPECT_EQ(snap.byName("ipop")->upCount, 2U);
+}
+
 TEST(RtnetlinkParse, UpWithoutCarrierIsNotRunning) {
   Builder b;
   newLink(b, 3, "ipop", kUp);
