@@ -45,6 +45,7 @@
 #include "integration/fault_support.hpp"
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
+#include "integration/tap_carrier.hpp"
 #include "os/xfrm.hpp"
 
 using namespace ipopsec;
@@ -276,6 +277,7 @@ done
 std::pair<Stats, int> measureLatency(int changes, const std::function<void()>& startPeer,
                                      std::chrono::milliseconds gap = std::chrono::milliseconds(0)) {
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up");
+  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
   Observer obs;
   AddressSetter addr;
   startPeer();
@@ -416,6 +418,7 @@ void benchStorm() {
   inFreshNetns([&] {
     Work w("storm");
     sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+    TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
     DaemonProcess daemon;
     // The defaults: quiet period 2 s, minimum interval 10 s.
     daemon.start(g_binary, w.config("  ranges: auto\n"), w.dir / "daemon.log");
@@ -480,6 +483,7 @@ void benchIdle() {
     inFreshNetns([&] {
       Work w(wd ? "idle-wd" : "idle");
       sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+      TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
       std::vector<std::string> env;
       int sock = -1;
       if (wd) {
@@ -679,6 +683,7 @@ void benchScale() {
       // Per range: out/in R->R and ANY->R; per exclusion: in X->R, out R->X, out ANY->X.
       std::size_t want = static_cast<std::size_t>(4 * c.ranges + 3 * c.excludes);
       sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.0.0.16/24 dev ipop");
+      TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
       DaemonProcess daemon;
       double t0 = nowMs();
       daemon.start(g_binary, w.config(protect), w.dir / "daemon.log");
@@ -751,6 +756,7 @@ void benchRepair() {
     Work w("repair", true);
     DaemonProcess daemon;
     sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+    TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
     daemon.start(g_binary, w.config("  ranges: auto\n"), w.dir / "daemon.log");
     Cidr range = *Cidr::parse("10.254.0.0/16");
     double end = nowMs() + 10000;

@@ -19,6 +19,7 @@
 #include "integration/fault_support.hpp"
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
+#include "integration/tap_carrier.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -60,7 +61,11 @@ class CertDaemonTest : public ::testing::Test {
         << (dir_ / "ipsec-tools.conf").string() << "\n  certificate_dir: " << certDir.string() << "\n"
         << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  remember_dir: " << (dir_ / "lib").string() << "\n  log_level: debug\n";
   }
-  void tapUp() { sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop"); }
+  void tapUp() {
+    sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+    carrier_ = TapCarrier("ipop");  // IPOP's controller holds the tap open: carrier
+  }
+  TapCarrier carrier_;
   void startDaemon() { daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log"); }
   void stopDaemon() { daemon_.stop(SIGTERM); }
   template <class F>

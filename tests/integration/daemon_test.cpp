@@ -19,6 +19,7 @@
 #include "integration/daemon_fixture.hpp"
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
+#include "integration/tap_carrier.hpp"
 #include "os/xfrm.hpp"
 
 using namespace ipopsec;
@@ -36,6 +37,7 @@ TEST_F(DaemonTest, TapCreatedAfterStartGetsPoliciesAndOneRestartAfterTheAddressE
   ASSERT_TRUE(waitFor([&] { return stateHas("\"tap_state\": \"absent\""); }));
   EXPECT_TRUE(owned().empty());
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16"); }));
   // out and in, ESP transport, required.
   std::string xfrm = sh("ip xfrm policy");
@@ -66,6 +68,7 @@ TEST_F(DaemonTest, TheFirstStartFollowsTheAddressAtOnceNotAfterTheQuietPeriod) {
   std::ofstream(dir_ / "ipop-ipsecd.yaml") << cfg;
   std::ofstream(dir_ / "restart.sh") << "#!/bin/sh\ndate +%s.%N >> " << (dir_ / "restarts.log").string() << "\n";
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up");
+  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return stateHas("\"tap_state\": \"no address\""); }));
   auto wall = [] {
@@ -83,6 +86,7 @@ TEST_F(DaemonTest, TheFirstStartFollowsTheAddressAtOnceNotAfterTheQuietPeriod) {
 TEST_F(DaemonTest, AddressMovedToAnotherRangeNeverLeavesTheRangeWithoutPolicies) {
   writeConfig("  ranges: auto\n");
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
   // Sample the SPD as fast as we can while the address moves.
@@ -123,6 +127,7 @@ TEST_F(DaemonTest, AddressMovedWithListenOnTapRestartsTheIkeDaemonOnceMore) {
     std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
   }
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
   sh("ip addr add 10.77.0.16/16 dev ipop && ip addr del 10.254.0.16/16 dev ipop");
@@ -134,6 +139,7 @@ TEST_F(DaemonTest, TapDeletedAndRecreatedSeveralAddressesAndRestartOnlyWhileUp) 
   writeConfig("  ranges: auto\n");
   startDaemon();
   sh("ip tuntap add dev ipop mode tap && ip addr add 10.254.0.16/16 dev ipop");
+  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16"); }));
   ASSERT_TRUE(waitFor([&] { return stateHas("\"tap_state\": \"down\""); }));
   std::this_thread::sleep_for(1500ms);
@@ -146,6 +152,7 @@ TEST_F(DaemonTest, TapDeletedAndRecreatedSeveralAddressesAndRestartOnlyWhileUp) 
   EXPECT_TRUE(stateHas("\"ranges_held\": true"));
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop && "
      "ip addr add 10.99.0.16/24 dev ipop");
+  carrier = TapCarrier("ipop");  // the new tap, held open again
   ASSERT_TRUE(waitFor([&] {
     return protectedRanges() == std::vector<Cidr>{*Cidr::parse("10.99.0.0/24"), *Cidr::parse("10.254.0.0/16")};
   }));
@@ -160,6 +167,7 @@ TEST_F(DaemonTest, Ipv6RangeGetsNeighbourDiscoveryBypass) {
   for (auto type : {"133", "134", "135", "136"})
     EXPECT_NE(xfrm.find(std::string("proto ipv6-icmp type ") + type), std::string::npos) << type << "\n" << xfrm;
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip -6 addr add fd50::16/64 dev ipop nodad");
+  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
   ASSERT_TRUE(waitFor([&] { return restarts() == 1; }));
 }
 
@@ -199,6 +207,7 @@ TEST_F(DaemonTest, PlaintextToTheRangeIsDroppedAndAnAcquireIsRaised) {
 TEST_F(DaemonTest, SigkillAndRestartKeepsPoliciesWithoutDuplicatesOrExtraRestart) {
   writeConfig("  ranges: auto\n");
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
   ASSERT_TRUE(waitFor([&] { return stateHas("\"last_restart_result\": \"done\""); }));
@@ -226,6 +235,7 @@ TEST_F(DaemonTest, ReloadWithANewRestartCommandWhileARestartRunsIsSafe) {
   text.replace(text.find("restart.sh"), std::string("restart.sh").size(), "slow.sh");
   std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return countLinesIn(dir_ / "slow.log") == 1; })) << "the slow restart is running";
   writeConfig("  ranges: auto\n");  // back to restart.sh
@@ -291,6 +301,7 @@ namespace {
 TEST_F(DaemonTest, ReloadAppliesTheLogLevelAndRefusesAStateDirChangeByName) {
   writeConfig("  ranges: auto\n");
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
   auto debugLines = [&] {
@@ -337,6 +348,7 @@ TEST_F(DaemonTest, OneStatusLinePerChange) {
   ASSERT_TRUE(waitFor([&] { return statusLines() >= 1; }));
   int before = statusLines();
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
   ASSERT_TRUE(waitFor([&] { return restarts() == 1 && stateHas("\"last_restart_result\": \"done\""); }));
   ASSERT_TRUE(waitFor([&] { return statusLines() > before; }));
   std::this_thread::sleep_for(300ms);  // past the 100 ms coalescing window: any further line is out

@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "integration/daemon_fixture.hpp"
+#include "integration/tap_carrier.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -20,7 +21,9 @@ class FailClosedDaemonTest : public DaemonFixture {
   bool logHas(const std::string& s) { return log().find(s) != std::string::npos; }
   void tapUp(const char* addr) {
     sh(std::string("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add ") + addr + " dev ipop");
+    carrier_ = TapCarrier("ipop");  // IPOP's controller holds the tap open: carrier
   }
+  TapCarrier carrier_;
 };
 
 // 1a: another interface (docker0) gets an address inside the protected range.

@@ -19,6 +19,7 @@
 #include "integration/fault_support.hpp"
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
+#include "integration/tap_carrier.hpp"
 #include "os/xfrm.hpp"
 
 using namespace ipopsec;
@@ -56,6 +57,7 @@ class FaultFilesTest : public ::testing::Test {
         << "\n  certificate_dir: " << (dir_ / "certs").string() << "\n"
         << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  remember_dir: " << (dir_ / "lib").string() << "\n  log_level: debug\n";
     sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+    carrier_ = TapCarrier("ipop");  // IPOP's controller holds the tap open: carrier
   }
   void TearDown() override {
     daemon_.stop(SIGTERM);
@@ -139,6 +141,7 @@ class FaultFilesTest : public ::testing::Test {
 
   fs::path dir_;
   DaemonProcess daemon_;
+  TapCarrier carrier_;  // IPOP's controller holding the tap open: carrier
   bool mounted_ = false;
 };
 

@@ -24,6 +24,7 @@
 #include "integration/fault_support.hpp"
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
+#include "integration/tap_carrier.hpp"
 #include "os/file_store.hpp"
 #include "os/xfrm.hpp"
 
@@ -62,6 +63,7 @@ class FaultSigkillTest : public ::testing::Test {
         << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  remember_dir: " << (dir_ / "lib").string() << "\n  log_level: info\n";
     sh("ip link add eth0 type veth peer name lan0 && ip addr add 192.168.1.5/24 dev eth0 && ip link set eth0 up");
     sh("ip tuntap add dev ipop mode tap && ip link set ipop up");
+    carrier_ = TapCarrier("ipop");  // IPOP's controller holds the tap open: carrier
   }
   void TearDown() override {
     daemon_.stop(SIGTERM);
@@ -96,6 +98,7 @@ class FaultSigkillTest : public ::testing::Test {
 
   fs::path dir_;
   DaemonProcess daemon_;
+  TapCarrier carrier_;  // IPOP's controller holding the tap open: carrier
 };
 
 // A daemon killed while writing ipop-up leaves ".ipop-up.ipop-ipsecd.XXXXXX" in the state

@@ -19,6 +19,7 @@
 #include <set>
 
 #include "integration/daemon_fixture.hpp"
+#include "integration/tap_carrier.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -43,6 +44,7 @@ class HuntTest : public DaemonFixture {
   std::optional<std::set<Cidr>> listed_;  // explicit ranges of the running config; nullopt = auto
   std::set<Foreign> foreign_;
   long worstMs_ = 0;
+  TapCarrier carrier_;  // IPOP's controller holding the tap open: carrier
 
   int pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
   bool exists(const std::string& dev) { return shStatus("ip link show dev " + dev + " >/dev/null 2>&1") == 0; }
@@ -119,6 +121,7 @@ class HuntTest : public DaemonFixture {
           int i = pick(3);
           run(std::string("create tap with ") + kAddrs[i],
               std::string("ip tuntap add dev ipop mode tap; ip link set ipop up; ip addr add ") + kAddrs[i] + " dev ipop");
+          if (exists("ipop")) carrier_ = TapCarrier("ipop");
         }
         break;
       case 6: {
@@ -240,6 +243,7 @@ TEST_F(HuntTest, EveryStepKeepsTheRangesOnTheTapProtected) {
   std::cout << "hunt: seed " << seed << ", " << steps << " steps (replay: IPOPSEC_HUNT_SEED=" << seed << ")\n";
   writeHuntConfig(std::nullopt);
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.50.0.16/16 dev ipop");
+  carrier_ = TapCarrier("ipop");
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.50.0.0/16"); }));
   for (int n = 1; n <= steps; ++n) {

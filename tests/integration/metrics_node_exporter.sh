@@ -6,10 +6,13 @@
 #   host certificate renewed   -> certificate_expiry_timestamp_seconds = the new notAfter
 #     with one near expiry        (5 days), a restart (2)
 #   tap down and up (IPOP)     -> ike_restarts_total 2 -> 3
+#   carrier lost and back      -> ipop_up 0 (range still 1, no restart), then ike_restarts_total 4
+#     (IPOP's controller, ipopsec-tap-carrier, stops and starts again)
 # and `promtool check metrics` accepts the file and the scraped families at every step.
 # Usage: metrics_node_exporter.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 set -euo pipefail
 BIN=${1:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
+CARRIER=${2:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}/ipopsec-tap-carrier
 CHECKS=0
 fail() {
   echo "FAIL: $*" >&2
@@ -19,17 +22,18 @@ fail() {
 }
 ok() { CHECKS=$((CHECKS + 1)); echo "ok: $*"; }
 [[ $(id -u) -eq 0 ]] || fail "needs root (network namespace, XFRM policies)"
+[[ -x $CARRIER ]] || fail "no $CARRIER: build the ipopsec-tap-carrier target"
 for t in promtool prometheus-node-exporter curl openssl ip; do
   command -v "$t" >/dev/null || fail "needed tool '$t' is missing: run scripts/setup --test"
 done
 
 NS=ipopsec-prom-$$
 WORK=$(mktemp -d /tmp/ipopsec-prom.XXXXXX)
-DAEMON_PID= EXPORTER_PID=
+DAEMON_PID= EXPORTER_PID= CARRIER_PID=
 cleanup() {
   local rc=$?
   set +e
-  for pid in $DAEMON_PID $EXPORTER_PID; do
+  for pid in $DAEMON_PID $EXPORTER_PID $CARRIER_PID; do
     kill "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   done
@@ -129,6 +133,7 @@ check_promtool "before the tap"
 
 # --- tap up --------------------------------------------------------------------------------------
 ip -n "$NS" tuntap add dev ipop mode tap
+CARRIER_PID=$(in_ns "$CARRIER" ipop)  # IPOP's controller holds the tap open: carrier
 ip -n "$NS" link set ipop up
 ip -n "$NS" addr add 10.254.0.16/16 dev ipop
 wait_for "tap up: $RANGE is 1" 20 is "$RANGE" 1
@@ -173,6 +178,18 @@ is ipop_ipsec_ike_restart_failures_total 0 || fail "ipop_ipsec_ike_restart_failu
 [[ $(wc -l <"$WORK/restarts.log") -eq 3 ]] || fail "restart command ran $(wc -l <"$WORK/restarts.log") times, expected 3"
 ok "three restarts ran, none failed"
 check_promtool "after the IKE restart"
+
+# --- IPOP's controller stops: the tap stays up and addressed, without carrier -------------------
+kill "$CARRIER_PID"
+wait_for "carrier lost: ipop_ipsec_ipop_up is 0" 20 is ipop_ipsec_ipop_up 0
+CARRIER_PID=
+is "$RANGE" 1 || fail "the range must stay protected while the tap has no carrier (fail closed)"
+is ipop_ipsec_ike_restarts_total 3 || fail "the IKE daemon was restarted for a tap without carrier"
+ok "without carrier: the range stays protected, no restart"
+CARRIER_PID=$(in_ns "$CARRIER" ipop)
+wait_for "carrier back: ipop_ipsec_ike_restarts_total is 4" 20 is ipop_ipsec_ike_restarts_total 4
+is ipop_ipsec_ipop_up 1 || fail "ipop_ipsec_ipop_up is '$(value ipop_ipsec_ipop_up)' with carrier back"
+check_promtool "carrier back"
 echo "---- $PROM:"
 sed 's/^/    /' "$PROM"
 echo "PASS: metrics_node_exporter.sh: $CHECKS checks"

@@ -213,10 +213,14 @@ sys_make_certs() {
 
 # The simulated IPOP: ipop.service is Type=oneshot + RemainAfterExit like IPOP's own, and
 # its tap gets its address only 3 s after the unit is "active" (the trap the issue names).
-# The address comes from /etc/ipop-sim/address.
+# The address comes from /etc/ipop-sim/address. Like IPOP's controller, a process of the
+# unit (ipopsec-tap-carrier, from the build dir) holds the tap open, so it has carrier: a tap
+# nobody holds is NO-CARRIER, and the daemon does not count IPOP as up then.
 sys_make_ipop() {
   sys_overlay_ready
+  [[ -x $SYS_BUILD/ipopsec-tap-carrier ]] || sys_fail "no $SYS_BUILD/ipopsec-tap-carrier: build the ipopsec-tap-carrier target"
   mkdir -p "$ROOT/usr/local/sbin" "$ROOT/etc/ipop-sim"
+  install -m 0755 "$SYS_BUILD/ipopsec-tap-carrier" "$ROOT/usr/local/sbin/ipopsec-tap-carrier"
   echo "${1:-10.254.0.16/16}" >"$ROOT/etc/ipop-sim/address"
   cat >"$ROOT/usr/local/sbin/ipop-sim" <<'EOF'
 #!/bin/sh
@@ -226,12 +230,15 @@ set -e
 case "$1" in
   start)
     ip tuntap add dev ipop mode tap
+    ipopsec-tap-carrier ipop >/run/ipop-sim.carrier  # the holder's pid; it stays in the unit
     ip link set ipop up
     addr=$(cat /etc/ipop-sim/address)
     (sleep 3; ip addr add "$addr" dev ipop; echo "ipop-sim: $addr on ipop") &
     echo "ipop-sim: tap ipop up, address $addr in 3 s"
     ;;
   stop)
+    [ -s /run/ipop-sim.carrier ] && kill "$(cat /run/ipop-sim.carrier)" 2>/dev/null || true
+    rm -f /run/ipop-sim.carrier
     ip link del ipop 2>/dev/null || true
     ;;
 esac
