@@ -230,7 +230,7 @@ set -e
 case "$1" in
   start)
     ip tuntap add dev ipop mode tap
-    ipopsec-tap-carrier ipop >/run/ipop-sim.carrier  # the holder's pid; it stays in the unit
+    /usr/local/sbin/ipopsec-tap-carrier ipop >/run/ipop-sim.carrier  # the holder's pid; it stays in the unit
     ip link set ipop up
     addr=$(cat /etc/ipop-sim/address)
     (sleep 3; ip addr add "$addr" dev ipop; echo "ipop-sim: $addr on ipop") &

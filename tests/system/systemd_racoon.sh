@@ -3,7 +3,8 @@
 # address -- at boot and at an IPOP restart, not at a range change that leaves racoon.conf
 # byte-identical (racoon learns policies over PF_KEY, addresses over netlink) -- and never while IPOP is
 # down, even though racoon.service is enabled and ipop.service is a oneshot that is
-# "active" 3 s before its tap has an address.
+# "active" 3 s before its tap has an address. Nor while the tap, up and addressed, has no
+# carrier (IPOP's controller stopped); the carrier coming back starts it.
 #
 # racoon is not packaged in Debian 12, so racoon.service is a stand-in of that name that
 # records each start with a timestamp and the tap's addresses at that moment. The real
@@ -76,4 +77,19 @@ check "racoon started >= 3 s after ipop.service was active (when the address cam
 t=$(addr_time)
 check "the journal has the address line of ipop.service" test -n "$t"
 check "racoon started after the journal's address line" awk -v a="$t" -v s="$started" 'BEGIN { exit !(s >= a) }' 
+
+# --- IPOP's controller stops: the tap stays up with its address, but has NO-CARRIER --------
+sys_run sh -c 'kill "$(cat /run/ipop-sim.carrier)"'
+sys_wait "without carrier the daemon removed the ipop-up flag" 10 sys_run test ! -e /run/ipop-ipsec/ipop-up
+check "the tap is up with its address and NO-CARRIER" \
+  sys_run sh -c 'ip link show dev ipop | grep -q "NO-CARRIER,.*UP" && ip addr show dev ipop | grep -q 10.254.0.16/16'
+check "ipop-ipsecd status names the missing carrier" sys_run sh -c 'ipop-ipsecd status | grep -q "no carrier"'
+check "policies stay while the tap has no carrier (fail closed)" grep -q 'src 10.254.0.0/16' <<<"$(policies)"
+sys_run systemctl stop racoon.service
+sys_run systemctl start racoon.service || true
+check "racoon started by hand without carrier: condition failed" test "$(sys_prop racoon.service ConditionResult)" = no
+check "no new racoon start was recorded without carrier" test "$(starts)" -eq 2
+sys_run sh -c '/usr/local/sbin/ipopsec-tap-carrier ipop >/run/ipop-sim.carrier'
+sys_wait "racoon started again once the carrier came back" 30 starts_ge 3
+sys_wait "ipop-ipsecd status exits 0 (healthy) with the carrier back" 20 sys_run ipop-ipsecd status
 sys_pass
