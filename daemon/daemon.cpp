@@ -65,7 +65,8 @@ Daemon::Daemon(boost::asio::io_context& io, std::string configPath, Config cfg, 
       watchdog_(io),
       resync_(io),
       statusLog_(io),
-      signals_(io, SIGHUP, SIGTERM, SIGINT) {}
+      signals_(io, SIGHUP, SIGTERM, SIGINT),
+      metricsTimer_(io) {}
 
 Daemon::~Daemon() = default;
 
@@ -282,8 +283,10 @@ void Daemon::onChange() {
   armTimer();
 }
 
-void Daemon::writeMetrics() {
+void Daemon::writeMetrics(bool heartbeat) {
+  if (stopping_) return;  // removed by shutdown(), not written again
   const std::string& path = cfg_.daemon.metricsFile;
+  if (path != lastMetricsPath_) removeMetrics();  // a reload moved the file or turned it off
   if (path.empty()) return;
   const auto& st = reconciler_->status();
   MetricsCounters c;
@@ -304,9 +307,15 @@ void Daemon::writeMetrics() {
     }
   }
   std::string text = renderMetrics(st, cfg_, c, lastReconcile_, sas);
-  if (path == lastMetricsPath_ && text == lastMetrics_) return;
-  if (auto ec = ports_.files->write(path, text, 0644)) {
-    // Said once until a write succeeds; the next change tries again.
+  if (!heartbeat && path == lastMetricsPath_ && text == lastMetrics_) return;
+  // The next heartbeat comes metrics_interval after this write: a file whose timestamp
+  // stops advancing says its writer is gone (the README's alert rule).
+  metricsTimer_.expires_after(cfg_.daemon.metricsInterval);
+  metricsTimer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec && !stopping_) writeMetrics(true);
+  });
+  if (auto ec = ports_.files->write(path, text + renderMetricsTimestamp(std::chrono::system_clock::now()), 0644)) {
+    // Said once until a write succeeds; the next change or heartbeat tries again.
     if (!metricsWarned_) spdlog::warn("cannot write {} (daemon.metrics_file): {}", path, ec.message());
     metricsWarned_ = true;
     return;
@@ -314,6 +323,17 @@ void Daemon::writeMetrics() {
   metricsWarned_ = false;
   lastMetrics_ = std::move(text);
   lastMetricsPath_ = path;
+}
+
+// The file goes with the daemon (a clean stop, a reload that moves it or turns it off): a
+// node without ipop-ipsecd exports none of its metrics rather than old ones.
+void Daemon::removeMetrics() {
+  metricsTimer_.cancel();
+  if (lastMetricsPath_.empty()) return;
+  if (auto ec = ports_.files->remove(lastMetricsPath_))
+    spdlog::warn("cannot remove {} (daemon.metrics_file): {}", lastMetricsPath_, ec.message());
+  lastMetricsPath_.clear();
+  lastMetrics_.clear();
 }
 
 std::string Daemon::statusLine() const {
@@ -416,6 +436,7 @@ void Daemon::shutdown(int sig) {
   logStatus();
   spdlog::info("{}: stopping; policies stay in the kernel (fail closed)", sig == SIGINT ? "SIGINT" : "SIGTERM");
   ports_.notifier->stopping();
+  removeMetrics();
   ports_.links->stop();
   ports_.policyWatch->stop();
   timer_.cancel();

@@ -63,7 +63,8 @@ class Daemon {
   void onAcquire();  // the kernel's ACQUIRE: a larval state to ask again (ike.acquire_retry)
   bool policyConcernsUs(const Policy& changed) const;
   void onChange();
-  void writeMetrics();
+  void writeMetrics(bool heartbeat = false);
+  void removeMetrics();
   void armTimer();
   void watchdogTick();
   void resyncTick();
@@ -91,9 +92,11 @@ class Daemon {
   std::string ikeState_ = "unknown";
   std::string lastRestartResult_;
   int lastRestartFailures_ = 0;
-  // daemon.metrics_file: the text last written there (rewritten only when it changes), the
+  // daemon.metrics_file: the text last written there without its timestamp (rewritten when
+  // it changes, and by the heartbeat metricsTimer_ every daemon.metrics_interval), the
   // duration of the last reconcile after a network event.
   std::string lastMetrics_, lastMetricsPath_;
+  boost::asio::steady_timer metricsTimer_;
   bool metricsWarned_ = false;
   std::optional<std::chrono::nanoseconds> lastReconcile_;
   bool inNetChange_ = false;

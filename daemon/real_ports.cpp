@@ -43,7 +43,9 @@ DaemonPorts realPorts(boost::asio::io_context& io, const Config& cfg) {
   monitor->setLogger([](const std::string& line) { spdlog::warn("netlink: {}", line); });
   p.links = std::move(monitor);
   p.files = std::make_unique<AtomicFileStore>();
-  p.ike = std::make_unique<IkeDaemonControl>(io, cfg);
+  auto ike = std::make_unique<IkeDaemonControl>(io, cfg);
+  ike->setLogger([](const std::string& line) { spdlog::info("{}", line); });
+  p.ike = std::move(ike);
   p.notifier = std::make_unique<SdNotifier>();
   p.clock = std::make_unique<SteadyClock>();
   p.certs = std::make_unique<OpenSslInspector>();

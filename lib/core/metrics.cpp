@@ -53,6 +53,16 @@ std::string escapeLabelValue(const std::string& v) {
   return out;
 }
 
+std::string renderMetricsTimestamp(std::chrono::system_clock::time_point written) {
+  std::string out;
+  family(out, "ipop_ipsec_metrics_timestamp_seconds", "gauge",
+         "When ipop-ipsecd last wrote this file, in seconds since the Unix epoch: rewritten at least every "
+         "daemon.metrics_interval while it runs, so an older value means the daemon is gone.");
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(written.time_since_epoch()).count();
+  sample(out, "ipop_ipsec_metrics_timestamp_seconds", std::to_string(s));
+  return out;
+}
+
 std::string renderMetrics(const NodeStatus& st, const Config& cfg, const MetricsCounters& counters,
                           std::optional<std::chrono::nanoseconds> lastReconcile,
                           const std::optional<std::vector<RangeSas>>& sas) {
@@ -70,7 +80,8 @@ std::string renderMetrics(const NodeStatus& st, const Config& cfg, const Metrics
          "1 when IPOP is up, the kernel holds exactly the wanted policies and nothing is wrong (ipop-ipsecd status).");
   sample(out, "ipop_ipsec_healthy", b(st.healthy()));
 
-  family(out, "ipop_ipsec_ipop_up", "gauge", "1 when the tap exists, is up and has an address inside the protected ranges.");
+  family(out, "ipop_ipsec_ipop_up", "gauge",
+         "1 when the tap exists, is up with carrier and has an address inside the protected ranges.");
   sample(out, "ipop_ipsec_ipop_up", b(d.ipopUp));
 
   // Every range the daemon wants or the kernel holds policies of: a range that lost its

@@ -144,7 +144,8 @@ class IkeController {
   // "active", "inactive", "failed", "not-found", ... or "unknown"; for status output.
   virtual std::string state() = 0;
   // Calls `then(true)` once the IKE daemon listens for IKE (UDP port 500 bound in this
-  // network namespace), or `then(false)` when it did not within the restart timeout. On
+  // network namespace; at once when the kernel cannot tell, the finished action being the
+  // best answer then), or `then(false)` when it did not within the restart timeout. On
   // the io_context; a later call replaces an earlier wait (which is then not called).
   virtual void whenListening(std::function<void(bool listening)> then) = 0;
   // A reload changed how the IKE daemon is controlled (ike.control, ike.unit,

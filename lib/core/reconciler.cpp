@@ -454,12 +454,12 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     // address or range on a tap that stays up is not; only the files the IKE daemon reads
     // (ikeInputs) say whether it must restart then. The first observation after the daemon
     // itself started is not a transition (a running IKE daemon is adopted).
-    // "Comes up" is the link: the tap appearing (a new ifindex) or going from down to up. A
-    // DHCP renewal that drops the address and adds another on a tap that stays up is an
-    // address change, applied by a reload or not at all.
+    // "Comes up" is the link: the tap appearing (a new ifindex) or going from down, or from
+    // no carrier, to up with carrier. A DHCP renewal that drops the address and adds another
+    // on a tap that stays up is an address change, applied by a reload or not at all.
     {
       const LinkState* tap = net.byName(cfg_.ipop.interface);
-      bool linkUp = tap && tap->up;
+      bool linkUp = tap && tap->upWithCarrier();
       int index = tap ? tap->index : 0;
       std::uint64_t ups = tap ? tap->upCount : 0;
       if (ipopSeen_ && linkUp && (!tapLinkUp_ || index != tapIndex_ || ups != tapUpCount_)) tapCameUp_ = true;

@@ -21,6 +21,8 @@ std::string Reconciler::shortStatus(const std::string& extra) const {
     s = "waiting for '" + tap + "'";
   else if (d.tapState == TapState::down)
     s = "'" + tap + "' down";
+  else if (d.tapState == TapState::noCarrier)
+    s = "'" + tap + "' has no carrier (IPOP not connected)";
   else if (d.tapState == TapState::noAddress)
     s = "'" + tap + "' has no address in range";
   else

@@ -141,8 +141,21 @@ void IkeDaemonControl::whenListening(std::function<void(bool listening)> then) {
 void IkeDaemonControl::pollListening(std::uint64_t gen) {
   if (gen != listenGen_ || !listenThen_) return;  // replaced by a later wait
   bool bound = false;
-  std::error_code ec = udpPortBound(kIkePort, bound);
-  if (bound || ec || std::chrono::steady_clock::now() >= listenUntil_) {
+  std::error_code ec = probe_ ? probe_(kIkePort, bound) : udpPortBound(kIkePort, bound);
+  if (ec) {
+    // No answer is not "not listening": the action has finished, which is the best answer
+    // left (waiting out the restart timeout would hold back the larval states' removal).
+    if (!noAnswerSaid_ && log_)
+      log_("cannot ask the kernel whether " + name() + " listens on UDP port " + std::to_string(kIkePort) + " (" +
+           (ec == std::errc::no_such_file_or_directory ? std::string("no UDP socket diagnostics: module udp_diag")
+                                                        : "sock_diag: " + ec.message()) +
+           "): taking its finished restart or reload as the answer");
+    noAnswerSaid_ = true;
+    bound = true;
+  } else {
+    noAnswerSaid_ = false;
+  }
+  if (bound || std::chrono::steady_clock::now() >= listenUntil_) {
     auto then = std::move(listenThen_);
     listenThen_ = nullptr;
     then(bound);

@@ -2,7 +2,8 @@
 // The real IkeController: restarts the IKE daemon through systemd (SystemdUnit) or a
 // command (CommandRunner), reloads strongSwan's configuration with
 // strongswan.load_command (CommandRunner), and tells when the IKE daemon listens (UDP
-// port 500 bound in this network namespace, asked over sock_diag).
+// port 500 bound in this network namespace, asked over sock_diag; where the kernel cannot
+// tell, the finished restart or reload is taken as the answer).
 //
 // One object for the daemon's lifetime: reconfigure() swaps only the runners whose
 // settings changed; an action in flight on a swapped runner completes with
@@ -14,8 +15,10 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "core/ports.hpp"
@@ -41,6 +44,16 @@ class IkeDaemonControl final : public IkeController {
   std::string state() override;
   void whenListening(std::function<void(bool listening)> then) override;
   void reconfigure(const Config& cfg) override;
+
+  // The question whenListening() asks the kernel: udpPortBound (os/sock_diag.hpp) unless
+  // set. An error is no answer: whenListening() then calls then(true) at once, since the
+  // restart or reload it waits after has finished, and waiting out the restart timeout
+  // would only delay what follows (the larval states' removal).
+  using ListenProbe = std::function<std::error_code(std::uint16_t port, bool& bound)>;
+  void setListenProbe(ListenProbe probe) { probe_ = std::move(probe); }
+  // Where a line for the log goes (library code does not log): why whenListening() did not
+  // wait, said when the kernel first cannot answer, again only after it answered meanwhile.
+  void setLogger(std::function<void(const std::string&)> log) { log_ = std::move(log); }
 
   // The settings that decide the runners, as a config gives them.
   struct Settings {
@@ -70,6 +83,9 @@ class IkeDaemonControl final : public IkeController {
   std::function<void(bool)> listenThen_;
   std::chrono::steady_clock::time_point listenUntil_;
   std::uint64_t listenGen_ = 0;
+  ListenProbe probe_;
+  std::function<void(const std::string&)> log_;
+  bool noAnswerSaid_ = false;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // see whenListening()
 };
 

@@ -16,6 +16,7 @@
 #include "integration/fault_support.hpp"
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
+#include "integration/tap_carrier.hpp"
 #include "os/xfrm.hpp"
 
 using namespace ipopsec;
@@ -36,6 +37,7 @@ class FaultRestartTest : public ::testing::Test {
     fs::create_directories(dir_ / "run");
     writeHostSet(dir_ / "certs", makeTestCa());
     sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
+    carrier_ = TapCarrier("ipop");  // IPOP's controller holds the tap open: carrier
   }
   void TearDown() override {
     daemon_.stop(SIGTERM);
@@ -111,10 +113,12 @@ class FaultRestartTest : public ::testing::Test {
 
   fs::path dir_;
   DaemonProcess daemon_;
+  TapCarrier carrier_;  // IPOP's controller holding the tap open: carrier
 };
 
 TEST_F(FaultRestartTest, NoSystemBusRetriesWithBackoffWithoutBusyLoop) {
-  writeConfig("  control: systemd\n  unit: racoon.service\n  restart_timeout: 2s\n");
+  // Not racoon.service: its drop-in needs the default daemon.state_dir (a temp one here).
+  writeConfig("  control: systemd\n  unit: ike-test.service\n  restart_timeout: 2s\n");
   start({"DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/system_bus_socket"});
   ASSERT_TRUE(waitUntil([&] { return stateHas("\"last_restart_result\": \"failed"); })) << state();
   // Backoff 2 s, 4 s, 8 s after the failures: in 9 s, 2 to 4 failed attempts (plus the first).

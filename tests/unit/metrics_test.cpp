@@ -49,7 +49,7 @@ TEST(Metrics, ExactTextForASmallStatus) {
             "wrong (ipop-ipsecd status).\n"
             "# TYPE ipop_ipsec_healthy gauge\n"
             "ipop_ipsec_healthy 1\n"
-            "# HELP ipop_ipsec_ipop_up 1 when the tap exists, is up and has an address inside the protected ranges.\n"
+            "# HELP ipop_ipsec_ipop_up 1 when the tap exists, is up with carrier and has an address inside the protected ranges.\n"
             "# TYPE ipop_ipsec_ipop_up gauge\n"
             "ipop_ipsec_ipop_up 1\n"
             "# HELP ipop_ipsec_range_protected 1 when the kernel holds both protect policies (in and out) of the range; "
@@ -160,6 +160,24 @@ TEST_F(MetricsReconcilerTest, LastChangeIsRecordedOnlyWhenThePoliciesChange) {
   std::string text = renderMetrics(r->status(), c, {});
   EXPECT_THAT(text, HasSubstr("\nipop_ipsec_last_change_timestamp_seconds 1764600060\n"));
   EXPECT_THAT(text, HasSubstr("\nipop_ipsec_last_change_reaction_seconds 0.000000\n"));
+}
+
+// The sign of life: when the file was written (the daemon appends it at every write, the
+// idle heartbeat's included), whole seconds of the wall clock.
+TEST(Metrics, TimestampOfTheWrite) {
+  auto written = std::chrono::system_clock::time_point(std::chrono::seconds(1764600000) + 999ms);
+  EXPECT_EQ(renderMetricsTimestamp(written),
+            "# HELP ipop_ipsec_metrics_timestamp_seconds When ipop-ipsecd last wrote this file, in seconds since the "
+            "Unix epoch: rewritten at least every daemon.metrics_interval while it runs, so an older value means the "
+            "daemon is gone.\n"
+            "# TYPE ipop_ipsec_metrics_timestamp_seconds gauge\n"
+            "ipop_ipsec_metrics_timestamp_seconds 1764600000\n");
+  // Appended to the rest, the whole file is valid, the family once.
+  Config cfg;
+  std::string file = renderMetrics(protectedNode(cfg), cfg, {}, 1ms) + renderMetricsTimestamp(written);
+  EXPECT_THAT(checkPrometheusText(file), IsEmpty()) << file;
+  EXPECT_THAT(renderMetrics(protectedNode(cfg), cfg, {}), Not(HasSubstr("ipop_ipsec_metrics_timestamp_seconds")))
+      << "the rest of the text does not change with the time alone (the daemon compares it to skip a rewrite)";
 }
 
 TEST(Metrics, LabelValuesAreEscaped) {
