@@ -9,6 +9,7 @@
 #include <cstring>
 #include <sstream>
 
+#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include "daemon/state_file.hpp"
@@ -106,6 +107,9 @@ int Daemon::start() {
   reconciler_ = std::make_unique<Reconciler>(cfg_, *ports_.policies, *ports_.files, *ports_.certs, *ports_.ike,
                                              *ports_.clock, [this](const Event& e) { log(e); });
   reconciler_->setOnChange([this] { onChange(); });
+  // The IKE unit's state by systemd's signals (a stop, a crash, a restart by anyone): judged
+  // and repaired at once, not at the next resync.
+  ports_.ike->watchState([this](const std::string& state) { onIkeState(state); });
   watchCertificates();
   adoptRunningState();
 
@@ -117,6 +121,10 @@ int Daemon::start() {
   spdlog::info("ipop-ipsecd {} watching '{}' ({} backend, {} control)", IPOPSEC_VERSION, cfg_.ipop.interface,
                cfg_.ike.backend == IkeBackend::racoon ? "racoon" : "strongswan",
                cfg_.ike.control == IkeControl::systemd ? "systemd " + cfg_.ike.unit : std::string("command"));
+  ports_.policyWatch->onStatesFlushed([this](const std::string& what) {
+    if (stopping_ || !ready_) return;
+    reconciler_->ikeStatesFlushed(what);
+  });
   try {
     ports_.policyWatch->start([this](const std::string& what) { onPolicyEvent(what); },
                               [this](const Policy& changed) { return policyConcernsUs(changed); },
@@ -187,10 +195,13 @@ void Daemon::adoptRunningState() {
   // was started with are remembered, don't restart it for nothing...
   if (!ports_.files->read(statePath(cfg_), text))
     if (auto saved = parseState(text, &err); saved && !saved->ikeInputs.empty()) {
+      reconciler_->assumeLastRestart(parseRfc3339(saved->lastRestart), saved->lastRestartResult,
+                                     saved->lastActionReason);
       // ... but only if it IS running: stopping ipop-ipsecd, or its crash, also stops the
       // IKE daemon's unit (StopPropagatedFrom= in the unit's drop-in), which must then be
       // started again once IPOP is up. With control: command there is nothing to ask.
       std::string ike = cfg_.ike.control == IkeControl::systemd ? ports_.ike->state() : std::string("active");
+      if (cfg_.ike.control == IkeControl::systemd) reconciler_->ikeStateChanged(ike);
       if (ike == "active" || ike == "reloading")
         reconciler_->assumeIkeStarted(saved->ikeInputs);
       else
@@ -226,6 +237,9 @@ bool Daemon::policyConcernsUs(const Policy& changed) const {
     if (changed.priority == e) return true;
   auto sameId = [&](const Policy& p) { return p.dir == changed.dir && p.sel == changed.sel; };
   const auto& st = reconciler_->status();
+  // The IKE daemon's trap for one of the ranges (out local -> range): its removal leaves the
+  // node unable to start a connection (Reconciler::checkIke).
+  if (isTrapOf(changed, st.ikeTrapsExpected)) return true;
   return std::any_of(st.desired.policies.begin(), st.desired.policies.end(), sameId) ||
          std::any_of(st.kernelPolicies.begin(), st.kernelPolicies.end(), sameId);
 }
@@ -234,6 +248,12 @@ void Daemon::onPolicyEvent(const std::string& what) {
   if (stopping_ || !ready_) return;  // the first reconcile reads the kernel anyway
   spdlog::debug("xfrm: {}; reconciling", what);
   reconciler_->reconcile(ports_.links->snapshot());
+}
+
+void Daemon::onIkeState(const std::string& state) {
+  if (stopping_) return;
+  if (state != reconciler_->status().ikeUnitState) spdlog::debug("{} is {}", ports_.ike->name(), state);
+  reconciler_->ikeStateChanged(state);
 }
 
 void Daemon::onAcquire() {
@@ -269,9 +289,12 @@ void Daemon::onChange() {
   if (st.lastRestartResult != lastRestartResult_ || st.restartFailures != lastRestartFailures_) {
     lastRestartResult_ = st.lastRestartResult;
     lastRestartFailures_ = st.restartFailures;
-    ikeState_ = ports_.ike->state();
+    // Posted: the Reconciler is in the middle of telling us about a change.
+    boost::asio::post(io_, [this] {
+      if (!stopping_ && reconciler_) reconciler_->ikeStateChanged(ports_.ike->state());
+    });
   }
-  std::string json = stateJson(cfg_, *reconciler_, ikeState_, line, reloadRefused_);
+  std::string json = stateJson(cfg_, *reconciler_, st.ikeUnitState, line, reloadRefused_);
   // Write only when something but the timestamp changed.
   auto strip = [](const std::string& s) { return s.substr(0, s.find("\"pid\"")); };
   if (strip(json) != strip(lastStateJson_)) {
@@ -484,7 +507,7 @@ void Daemon::resyncTick() {
     if (ec || stopping_) return;
     ports_.certWatch->rearm();
     if (ready_) {
-      ikeState_ = ports_.ike->state();
+      reconciler_->ikeStateChanged(ports_.ike->state());
       reconciler_->certificatesChanged();  // a change inotify could not see (e.g. a remount)
       reconciler_->reconcile(ports_.links->snapshot());
     }

@@ -60,6 +60,7 @@ class Daemon {
  private:
   void onNetChange();
   void onPolicyEvent(const std::string& what);
+  void onIkeState(const std::string& state);  // the IKE unit's state changed (systemd's signal)
   void onAcquire();  // the kernel's ACQUIRE: a larval state to ask again (ike.acquire_retry)
   bool policyConcernsUs(const Policy& changed) const;
   void onChange();
@@ -89,7 +90,6 @@ class Daemon {
   std::string lastStatus_, lastShortStatus_;
   std::string reloadRefused_;  // the first issue of the last refused reload; "" after a good one
   std::string lastStateJson_;
-  std::string ikeState_ = "unknown";
   std::string lastRestartResult_;
   int lastRestartFailures_ = 0;
   // daemon.metrics_file: the text last written there without its timestamp (rewritten when

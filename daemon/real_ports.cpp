@@ -26,6 +26,7 @@ class OwnPolicyWatch final : public PolicyWatch {
     watch_.start(ownPortId_, std::move(onChange), std::move(concerns), std::move(onAcquire));
   }
   void stop() override { watch_.stop(); }
+  void onStatesFlushed(OnChange f) override { watch_.onStatesFlushed(std::move(f)); }
 
  private:
   XfrmPolicyWatch watch_;

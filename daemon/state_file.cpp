@@ -60,6 +60,15 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
   return rfc3339Seconds(std::chrono::system_clock::to_time_t(t));
 }
 
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& s) {
+  std::tm tm{};
+  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (!end || *end != '\0') return std::nullopt;
+  std::time_t t = timegm(&tm);
+  if (t == static_cast<std::time_t>(-1)) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(t);
+}
+
 std::string stateJson(const Config& cfg, const Reconciler& r, const std::string& ikeUnitState, const std::string& status,
                       const std::string& reloadRefused) {
   const auto& st = r.status();
@@ -107,6 +116,12 @@ std::string stateJson(const Config& cfg, const Reconciler& r, const std::string&
   o += "  \"ike_unit_state\": " + jsonString(ikeUnitState) + ",\n";
   o += "  \"last_restart\": " + jsonString(st.lastRestart ? rfc3339(*st.lastRestart) : "") + ",\n";
   o += "  \"last_restart_result\": " + jsonString(st.lastRestartResult) + ",\n";
+  o += "  \"last_action_reason\": " + jsonString(st.lastActionReason) + ",\n";
+  // The IKE side of health: what keeps a peer from connecting (empty: nothing), and the
+  // traps the IKE daemon must hold with those the kernel holds.
+  o += "  \"ike_problems\": " + list(st.ikeProblems, [](const std::string& s) { return s; }) + ",\n";
+  o += "  \"ike_traps_expected\": " + list(st.ikeTrapsExpected, [](const IkeTrap& t) { return t.str(); }) + ",\n";
+  o += "  \"ike_traps_present\": " + list(st.ikeTrapsPresent, [](const IkeTrap& t) { return t.str(); }) + ",\n";
   o += "  \"restart_failures\": " + std::to_string(st.restartFailures) + ",\n";
   o += "  \"last_error\": " + jsonString(st.lastError) + ",\n";
   o += "  \"ike_inputs\": " + jsonString(r.scheduler().startedInputs().value_or("")) + ",\n";
@@ -154,6 +169,8 @@ std::optional<SavedState> parseState(const std::string& text, std::string* error
     s.certificateWarnings = strs("certificate_warnings");
     s.lastRestart = str("last_restart");
     s.lastRestartResult = str("last_restart_result");
+    s.lastActionReason = str("last_action_reason");
+    s.ikeProblems = strs("ike_problems");
     s.ikeUnit = str("ike_unit");
     s.ikeUnitState = str("ike_unit_state");
     s.ikeInputs = str("ike_inputs");

@@ -25,6 +25,8 @@ inline constexpr int kStateSchemaVersion = 1;
 // Every time in the file (certificate_expiry, last_restart, written_at) is RFC 3339 in UTC
 // with whole seconds: "2026-12-01T16:19:25Z".
 std::string rfc3339(std::chrono::system_clock::time_point t);
+// The reverse: nullopt unless `s` is exactly such a time.
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& s);
 
 std::string stateJson(const Config& cfg, const Reconciler& r, const std::string& ikeUnitState, const std::string& status,
                       const std::string& reloadRefused);
@@ -49,6 +51,8 @@ struct SavedState {
   std::vector<std::string> certificateWarnings;
   std::string lastRestart;        // RFC 3339 UTC; "" before the first restart
   std::string lastRestartResult;
+  std::string lastActionReason;               // why the last IKE restart or reload was started
+  std::vector<std::string> ikeProblems;       // what keeps a peer from connecting, IKE side
   std::string ikeUnit;
   std::string ikeUnitState;
   std::string ikeInputs;

@@ -439,8 +439,11 @@ int cmdStatus(const std::string& path, bool json) {
             << "\n";
   for (const auto& p : s->policies) std::cout << "            " << p << "\n";
   std::cout << "ipsec SAs:  " << (v.sas ? v.sas->str() : std::string("unknown (cannot read the kernel's SAs)")) << "\n";
-  std::cout << "ike:        " << s->ikeUnit << ", last restart " << (s->lastRestart.empty() ? "never" : s->lastRestart)
+  std::cout << "ike:        " << s->ikeUnit << (s->ikeUnitState.empty() ? "" : " " + s->ikeUnitState)
+            << ", last restart " << (s->lastRestart.empty() ? "never" : s->lastRestart)
             << (s->lastRestartResult.empty() ? "" : " (" + s->lastRestartResult + ")") << "\n";
+  if (!s->lastActionReason.empty()) std::cout << "            why: " << s->lastActionReason << "\n";
+  for (const auto& p : s->ikeProblems) std::cout << "            NOT READY: " << p << "\n";
   for (const auto& r : s->refused) std::cout << "refused:    " << r << "\n";
   if (!s->certificateExpiry.empty() || !s->certificatesUsable)
     std::cout << "certs:      " << (s->certificatesUsable ? "usable" : "NOT usable")

@@ -116,6 +116,16 @@ void IkeScheduler::finished(bool ok, time_point now) {
   if (pending_ && started_ && pending_->inputs == started_->inputs) pending_.reset();
 }
 
+bool IkeScheduler::repair(time_point now) {
+  if (!started_ || pending_ || inFlight_) return false;
+  pending_ = started_;
+  started_.reset();  // what runs now is not what the last step gave it: a restart
+  immediate_ = true;
+  pendingSince_ = now;
+  lastActivity_ = now;
+  return true;
+}
+
 void IkeScheduler::cancelled() {
   if (!inFlight_) return;
   if (!pending_) pending_ = inFlight_;

@@ -63,6 +63,12 @@ class IkeScheduler {
     immediate_ = true;
   }
 
+  // The IKE daemon lost what the last step gave it (it stopped, or another process removed
+  // its kernel state): restart it with the same inputs, at once (the minimum interval and
+  // the backoff after failures still bound it). False, and nothing changes, when there is
+  // no started step to repeat or a step is pending or under way (it repairs as well).
+  bool repair(time_point now);
+
   // When the daemon should call due(); nullopt when nothing is pending or a restart is in flight.
   std::optional<time_point> deadline() const;
   // True when a restart should start now. The caller then calls begin() and, later, finished().

@@ -98,6 +98,17 @@ std::string renderMetrics(const NodeStatus& st, const Config& cfg, const Metrics
     sample(out, "ipop_ipsec_range_protected", b(on), "range=\"" + escapeLabelValue(r.str()) + "\"");
   }
 
+  // The IKE half of health (core/ike_health.hpp), part by part.
+  family(out, "ipop_ipsec_ike_ready", "gauge",
+         "1 when the IKE daemon runs and holds what a peer needs to connect (its trap policies with strongSwan), or "
+         "is not expected to run (IPOP down); 0 names a problem in ipop-ipsecd status (ike_problems).");
+  sample(out, "ipop_ipsec_ike_ready", b(st.ikeProblems.empty()));
+  family(out, "ipop_ipsec_ike_traps", "gauge",
+         "The IKE daemon's trap policies (strongSwan): expected for the ranges the node initiates in, and present "
+         "in the kernel.");
+  sample(out, "ipop_ipsec_ike_traps", std::to_string(st.ikeTrapsExpected.size()), "state=\"expected\"");
+  sample(out, "ipop_ipsec_ike_traps", std::to_string(st.ikeTrapsPresent.size()), "state=\"present\"");
+
   family(out, "ipop_ipsec_policies_installed", "gauge", "XFRM policies owned by the daemon (its priorities) in the kernel.");
   sample(out, "ipop_ipsec_policies_installed", std::to_string(st.kernelPolicies.size()));
 

@@ -78,6 +78,13 @@ class PolicyTable {
   virtual std::vector<std::uint32_t> earlierPriorities() const = 0;
   // Every SA in the kernel's SAD, as plain facts (read-only; for status and metrics).
   virtual std::error_code listSas(std::vector<SaFact>& out) = 0;
+  // The kernel's policies that are not the daemon's (the IKE daemon's traps and per-SA
+  // policies, anyone else's), read-only, for the IKE side of health. Not supported (no
+  // verdict) unless the table can tell.
+  virtual std::error_code listForeign(std::vector<Policy>& out) {
+    out.clear();
+    return std::make_error_code(std::errc::not_supported);
+  }
 };
 
 // Follows the kernel's policy changes made by anyone but the daemon's own PolicyTable (an
@@ -96,6 +103,10 @@ class PolicyWatch {
   // set, runs after the kernel announced ACQUIREs (packets that found no SA).
   virtual void start(OnChange onChange, Concerns concerns, OnAcquire onAcquire) = 0;
   virtual void stop() = 0;
+  // Before start(): `f(what)` runs once per batch of events in which another process
+  // removed every SA (`ip xfrm state flush`): the IKE daemon's keys are gone and it does
+  // not know. A watch that cannot see it never calls it.
+  virtual void onStatesFlushed(OnChange f) { (void)f; }
 };
 
 // Says "something in these directories changed" (the certificate files), after a burst of
@@ -151,6 +162,10 @@ class IkeController {
   // A reload changed how the IKE daemon is controlled (ike.control, ike.unit,
   // ike.restart_command, ike.restart_timeout, strongswan.load_command): applied in place.
   virtual void reconfigure(const Config& cfg) = 0;
+  // Follows the IKE daemon's state by events (systemd's PropertiesChanged for the unit):
+  // `onState(state())` on the io_context after each change, also across reconfigure().
+  // A controller without events (ike.control: command) never calls it.
+  virtual void watchState(std::function<void(const std::string& state)> onState) { (void)onState; }
 };
 
 // Tells the service manager where the daemon stands (sd_notify).

@@ -90,6 +90,7 @@ void Reconciler::emit(Severity s, std::string action, std::string range, std::st
 }
 
 void Reconciler::changed() {
+  judgeIke();
   if (onChange_) onChange_();
 }
 
@@ -480,6 +481,7 @@ void Reconciler::reconcile(const NetSnapshot& net) {
                          status_.desired.ikeInitiating);
     else
       scheduler_.observe(ready, status_.desired.ikeInputs, clock_.now());
+    checkIke();
   }
   if (!status_.lastError.empty()) {
     ++applyFailures_;

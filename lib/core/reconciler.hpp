@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/desired.hpp"
+#include "core/ike_health.hpp"
 #include "core/ports.hpp"
 #include "core/ike_scheduler.hpp"
 
@@ -37,9 +38,20 @@ struct NodeStatus {
   std::vector<Policy> kernelPolicies;  // owned policies read back from the kernel after apply
   std::vector<Cidr> protectedRanges;   // ranges whose in and out protect policies the kernel holds
   bool policiesExact = false;          // kernel == desired
-  std::string ikeUnitState;
+  // The IKE unit's state as systemd last announced it (ActiveState, "not-found", "masked"),
+  // or, with ike.control: command, the last command's outcome; "unknown" before either.
+  std::string ikeUnitState = "unknown";
+  // What keeps a peer from connecting on the IKE side (core/ike_health.hpp), in words an
+  // operator acts on: the IKE daemon stopped, being restarted, without its trap policies.
+  // Empty when it runs and holds what it needs (or is not expected to run: IPOP down).
+  std::vector<std::string> ikeProblems;
+  // The traps the IKE daemon must hold (strongSwan) and those the kernel holds.
+  std::vector<IkeTrap> ikeTrapsExpected, ikeTrapsPresent;
   std::optional<std::chrono::system_clock::time_point> lastRestart;  // wall clock, for display
   std::string lastRestartResult;
+  // Why the last IKE action (restart or reload) was started: "IPOP came up", "charon's trap
+  // policies were removed by another process", ...
+  std::string lastActionReason;
   std::string lastError;
   int restartFailures = 0;
   int reloads = 0;  // successful reloads of the IKE configuration (no restart)
@@ -72,6 +84,14 @@ class Reconciler {
   const Config& config() const { return cfg_; }
   // The IKE daemon already runs with these inputs (state remembered across a restart).
   void assumeIkeStarted(const std::string& inputs) { scheduler_.assumeStarted(inputs); }
+  // What an earlier run of the daemon recorded of the IKE daemon's last restart (state file),
+  // so that status does not forget it when ipop-ipsecd itself restarts.
+  void assumeLastRestart(std::optional<std::chrono::system_clock::time_point> at, std::string result,
+                         std::string reason) {
+    status_.lastRestart = at;
+    status_.lastRestartResult = std::move(result);
+    status_.lastActionReason = std::move(reason);
+  }
   // The ranges this daemon protected before it restarted (state file): protection in force
   // even if its policies were deleted while no daemon ran.
   void assumeProtected(std::vector<Cidr> ranges);
@@ -106,6 +126,15 @@ class Reconciler {
   // (charon: "connection attempt pending"). The daemon re-arms its timer after this.
   void acquired();
 
+  // The IKE unit's state changed (systemd's PropertiesChanged signal, or a read at the
+  // resync): judged at once; an IKE daemon that stopped while IPOP is up and its inputs are
+  // valid is restarted (repair), with the reason in the log and the status.
+  void ikeStateChanged(const std::string& unitState);
+  // Another process removed SAs behind the IKE daemon's back (`ip xfrm state flush`): its
+  // connections have no keys left in the kernel, and it does not know. Repaired by a restart
+  // (peers replace their half of the old SAs when the new IKE_SA comes with INITIAL_CONTACT).
+  void ikeStatesFlushed(const std::string& what);
+
   // Called after every change of status (reconcile, restart finished): the daemon re-arms
   // its timer, updates STATUS= and the state file.
   void setOnChange(std::function<void()> f) { onChange_ = std::move(f); }
@@ -138,6 +167,17 @@ class Reconciler {
   void removeLarval(const std::string& action, const std::string& what, const std::string& done);
   void emit(Severity s, std::string action, std::string range, std::string message);
   void changed();
+  // The IKE side of health (NodeStatus::ikeProblems) from what was observed; a trap that
+  // was in the kernel and is gone while nothing of ours was under way is repaired.
+  void checkIke();
+  void judgeIke();
+  // Restarts the IKE daemon for `reason` when it is expected to run (IPOP up, inputs valid)
+  // and nothing is pending or under way already; the scheduler's minimum interval and
+  // backoff bound it. False when nothing was scheduled.
+  bool repair(const std::string& reason);
+  std::string stoppedReason() const;  // the unit is inactive or failed (ikeUnitState) while IPOP is up
+  std::string pendingReason_;  // why the pending step was asked for ("" = its inputs changed)
+  std::optional<bool> listening_;  // the last action's "does it listen on UDP 500"
 
   Config cfg_;
   PolicyTable& policies_;

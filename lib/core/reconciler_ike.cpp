@@ -6,23 +6,39 @@
 
 #include <algorithm>
 #include <ctime>
+#include <utility>
 
 namespace ipopsec {
 
 void Reconciler::startIkeAction() {
   IkeAction action = scheduler_.pendingAction();
   if (action == IkeAction::reload && !ike_.canReload()) action = IkeAction::restart;
+  // Why: what asked for the step (a repair, IPOP coming up), else what the scheduler knows.
+  std::string reason = std::exchange(pendingReason_, std::string());
+  if (reason.empty()) {
+    if (scheduler_.consecutiveFailures() > 0)
+      reason = "retrying after a failure (" + status_.lastRestartResult + ")";
+    else if (!scheduler_.startedInputs())
+      reason = "IPOP is up at " + (status_.desired.localAddress ? status_.desired.localAddress->str() : "?") +
+               " and " + ike_.name() + " does not run with this configuration yet";
+    else
+      reason = action == IkeAction::reload ? "its configuration changed" : "its configuration or certificates changed";
+  }
+  status_.lastActionReason = reason;
   scheduler_.begin(clock_.now());
   ikeActionUnderWay_ = true;
+  listening_.reset();
   larvalRetryAt_.reset();  // the action's own removal, once the IKE daemon listens, covers them
   std::string ranges = joinRanges(status_.desired.ranges);
   if (action == IkeAction::reload)
-    emit(Severity::info, "reload", ranges, "loading the changed IKE configuration (" + ike_.name() + " keeps running)");
+    emit(Severity::info, "reload", ranges,
+         "loading the changed IKE configuration (" + ike_.name() + " keeps running): " + reason);
   else
-    emit(Severity::info, "restart", ranges, "restarting " + ike_.name());
+    emit(Severity::info, "restart", ranges, "restarting " + ike_.name() + ": " + reason);
   ike_.run(action, [this, action, ranges](std::error_code ec, const std::string& detail) {
     afterIkeAction(action, ec, detail, ranges);
   });
+  changed();  // status: being restarted, and why
 }
 
 void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std::string& detail,
@@ -71,13 +87,127 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
   // in between would leave a larval state again.
   ike_.whenListening([this, ranges](bool listening) {
     ikeActionUnderWay_ = false;
+    listening_ = listening;
     if (!listening)
       emit(Severity::warning, "flush-larval", ranges,
            ike_.name() + " does not listen on UDP port 500 yet; removing stale larval states anyway");
     removeLarval("flush-larval", "stale larval states",
                  "removed stale larval states (" + ike_.name() + (listening ? " listens)" : " not listening yet)"));
+    checkIke();
+    changed();
   });
   changed();
+}
+
+std::string Reconciler::stoppedReason() const {
+  return ike_.name() + " is " + status_.ikeUnitState +
+         " while IPOP is up (stopped by `systemctl stop`, or it died); to take IPsec down on this node, stop "
+         "ipop-ipsecd instead";
+}
+
+bool Reconciler::repair(const std::string& reason) {
+  const Desired& d = status_.desired;
+  if (!d.ipopUp || !d.certsUsable || !status_.lastError.empty()) return false;
+  if (!scheduler_.repair(clock_.now())) return false;
+  pendingReason_ = reason;
+  emit(Severity::warning, "repair", joinRanges(d.ranges), ike_.name() + " needs a restart: " + reason);
+  return true;
+}
+
+void Reconciler::ikeStateChanged(const std::string& unitState) {
+  if (unitState == status_.ikeUnitState) return;
+  const std::string before = std::exchange(status_.ikeUnitState, unitState);
+  // Our own restart passes through deactivating, inactive and activating: not a loss; and a
+  // unit still stopped (failed -> inactive) was handled when it stopped.
+  const bool stopped = runStateOf(unitState) == IkeRunState::stopped && runStateOf(before) != IkeRunState::stopped;
+  if (stopped && !scheduler_.inFlight() && !ikeActionUnderWay_ && !repair(stoppedReason()) && status_.desired.ipopUp)
+    emit(Severity::warning, "observe", joinRanges(status_.desired.ranges),
+         ike_.name() + " is " + unitState + ": no peer can connect to this node");
+  changed();
+}
+
+void Reconciler::ikeStatesFlushed(const std::string& what) {
+  if (!status_.desired.ipopUp) return;
+  if (!repair("its SAs were removed from the kernel by another process (" + what +
+              "): its connections have no keys left, and it does not know"))
+    return;
+  changed();
+}
+
+void Reconciler::checkIke() {
+  auto& st = status_;
+  auto expected = expectedTraps(cfg_, st.desired);
+  std::vector<IkeTrap> present;
+  bool known = true;
+  if (!expected.empty()) {
+    std::vector<Policy> foreign;
+    if (policies_.listForeign(foreign))
+      known = false;  // cannot tell (a fake, or the dump failed): no verdict
+    else
+      present = presentTraps(expected, foreign);
+  }
+  if (!known) present = expected;
+  // A trap the kernel held at the last check, still wanted, and gone now while nothing of
+  // ours was under way: removed behind the IKE daemon's back (`ip xfrm policy flush`,
+  // `deleteall`). charon does not put it back by itself; a restart does.
+  std::vector<std::string> lost;
+  for (const auto& t : st.ikeTrapsPresent) {
+    auto same = [&](const IkeTrap& o) { return o.range == t.range && o.local == t.local; };
+    if (std::any_of(expected.begin(), expected.end(), same) && !std::any_of(present.begin(), present.end(), same))
+      lost.push_back(t.str());
+  }
+  st.ikeTrapsExpected = std::move(expected);
+  st.ikeTrapsPresent = std::move(present);
+  if (!lost.empty() && !scheduler_.inFlight() && !ikeActionUnderWay_ && !scheduler_.pending()) {
+    std::string list;
+    for (const auto& l : lost) list += (list.empty() ? "" : ", ") + l;
+    // A stop removes the traps too, and charon removes them before systemd's signal for the
+    // unit arrives: ask the unit now. Stopping or stopped, the unit's own signal repairs it,
+    // with the right words; (re)starting by itself (Restart=), it brings its traps back.
+    if (cfg_.ike.control == IkeControl::systemd) st.ikeUnitState = ike_.state();
+    auto run = runStateOf(st.ikeUnitState);
+    if (run == IkeRunState::running || run == IkeRunState::unknown)
+      repair("its trap policies (" + list + ") were removed by another process");
+    else if (run == IkeRunState::stopped)
+      repair(stoppedReason());
+  }
+}
+
+void Reconciler::judgeIke() {
+  auto& st = status_;
+  st.ikeProblems.clear();
+  const Desired& d = st.desired;
+  if (!d.ipopUp || !d.certsUsable) return;  // not expected to run: the tap or the certificates say why
+  const std::string name = ike_.name();
+  if (scheduler_.inFlight() && scheduler_.inFlightAction() == IkeAction::restart) {
+    st.ikeProblems.push_back(name + " is being restarted (" + st.lastActionReason + ")");
+    return;
+  }
+  auto run = runStateOf(st.ikeUnitState);
+  if (run == IkeRunState::stopped || run == IkeRunState::transition) {
+    std::string p = name + " is " + st.ikeUnitState + ": no peer can connect";
+    if (scheduler_.pending()) p += "; restart pending";
+    st.ikeProblems.push_back(p);
+    return;
+  }
+  if (!scheduler_.startedInputs() && !scheduler_.inFlight()) {
+    if (!pendingReason_.empty())
+      st.ikeProblems.push_back(name + " needs a restart: " + pendingReason_ + "; restart pending");
+    else
+      st.ikeProblems.push_back(name + " has not been started with this configuration yet" +
+                               std::string(st.restartFailures ? " (restart failing)" : ""));
+    return;
+  }
+  if (listening_ && !*listening_) st.ikeProblems.push_back(name + " does not listen on UDP port 500");
+  if (ikeActionUnderWay_ || scheduler_.inFlight()) return;  // traps come with the loaded configuration
+  for (const auto& t : st.ikeTrapsExpected) {
+    bool there = std::any_of(st.ikeTrapsPresent.begin(), st.ikeTrapsPresent.end(),
+                             [&](const IkeTrap& o) { return o.range == t.range && o.local == t.local; });
+    if (!there)
+      st.ikeProblems.push_back(name + " holds no trap policy for " + t.range.str() + " (" + t.str() +
+                               "): this node cannot start a connection in that range" +
+                               (scheduler_.pending() ? "; restart pending" : ""));
+  }
 }
 
 }  // namespace ipopsec

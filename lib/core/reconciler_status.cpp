@@ -10,7 +10,7 @@ namespace ipopsec {
 
 bool NodeStatus::healthy() const {
   return desired.ipopUp && policiesExact && desired.refused.empty() && desired.conflicts.empty() && lastError.empty() &&
-         restartFailures == 0 && desired.certsUsable;
+         restartFailures == 0 && desired.certsUsable && ikeProblems.empty();
 }
 
 std::string Reconciler::shortStatus(const std::string& extra) const {
@@ -43,7 +43,22 @@ std::string Reconciler::shortStatus(const std::string& extra) const {
   if (!d.conflicts.empty()) problems.push_back("CONFLICT");
   if (!d.refused.empty()) problems.push_back("REFUSED");
   if (!d.certProblems.empty()) problems.push_back("certificate problem");
-  if (status_.restartFailures) problems.push_back("IKE restart failing");
+  if (status_.restartFailures)
+    problems.push_back("IKE restart failing");
+  else if (!status_.ikeProblems.empty()) {
+    // The details are in statusLine(); here a few words of what is wrong.
+    auto run = runStateOf(status_.ikeUnitState);
+    std::size_t traps = status_.ikeTrapsExpected.size() - std::min(status_.ikeTrapsExpected.size(),
+                                                                   status_.ikeTrapsPresent.size());
+    if (scheduler_.inFlight())
+      problems.push_back("restarting " + ike_.name());
+    else if (run == IkeRunState::stopped || run == IkeRunState::transition)
+      problems.push_back("IKE " + ike_.name() + " " + status_.ikeUnitState);
+    else if (traps)
+      problems.push_back("IKE trap missing for " + std::to_string(traps) + " range(s)");
+    else
+      problems.push_back("IKE not ready");
+  }
   if (!status_.lastError.empty()) problems.push_back("ERROR");
   for (const auto& p : problems) s += "; " + p;
   if (!problems.empty()) s += " (ipop-ipsecd status)";
@@ -66,6 +81,7 @@ std::string Reconciler::statusLine() const {
     s += ", " + ike_.name() + " restart pending";
   }
   if (status_.restartFailures) s += "; restart failing (" + status_.lastRestartResult + ")";
+  for (const auto& p : status_.ikeProblems) s += "; " + p;
   if (!lastWaiting_.empty())
     s += "; " + lastWaiting_;
   else if (!status_.desired.certProblems.empty())

@@ -119,11 +119,19 @@ void IkeDaemonControl::reconfigure(const Config& cfg) {
   if ((restarterChanged && inFlightOn_ == restarter_.get()) || (reloaderChanged && inFlightOn_ == reloader_.get()))
     cancelInFlight("how the IKE daemon is controlled changed on reload");
   settings_ = std::move(next);
-  if (restarterChanged) restarter_ = makeRestarter();
+  if (restarterChanged) {
+    restarter_ = makeRestarter();
+    if (onState_) restarter_->watch(onState_);
+  }
   if (reloaderChanged) reloader_ = makeReloader();
 }
 
 std::string IkeDaemonControl::state() { return restarter_->state(); }
+
+void IkeDaemonControl::watchState(std::function<void(const std::string&)> onState) {
+  onState_ = std::move(onState);
+  restarter_->watch(onState_);
+}
 
 void IkeDaemonControl::whenListening(std::function<void(bool listening)> then) {
   listenThen_ = std::move(then);

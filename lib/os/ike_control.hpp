@@ -44,6 +44,7 @@ class IkeDaemonControl final : public IkeController {
   std::string state() override;
   void whenListening(std::function<void(bool listening)> then) override;
   void reconfigure(const Config& cfg) override;
+  void watchState(std::function<void(const std::string& state)> onState) override;
 
   // The question whenListening() asks the kernel: udpPortBound (os/sock_diag.hpp) unless
   // set. An error is no answer: whenListening() then calls then(true) at once, since the
@@ -75,6 +76,7 @@ class IkeDaemonControl final : public IkeController {
   boost::asio::io_context& io_;
   Settings settings_;
   std::unique_ptr<IkeRunner> restarter_, reloader_;
+  std::function<void(const std::string&)> onState_;  // watchState(), handed to every restarter
   // The action in flight: its done, and which runner runs it.
   Done inFlight_;
   IkeRunner* inFlightOn_ = nullptr;

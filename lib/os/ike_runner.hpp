@@ -9,6 +9,7 @@
 // (std::errc::timed_out). Destroying a runner with an action in flight cancels it: its
 // `done` is not called.
 
+#include <functional>
 #include <string>
 #include <system_error>
 #include <type_traits>
@@ -36,6 +37,10 @@ class IkeRunner {
   virtual ~IkeRunner() = default;
   virtual void run(Done done) = 0;
   virtual std::string state() = 0;
+  // Follows the state by events where the mechanism has them (systemd's PropertiesChanged
+  // for the unit): `onState(state)` on the io_context after each change. A runner without
+  // events ignores it.
+  virtual void watch(std::function<void(const std::string&)> onState) { (void)onState; }
 };
 
 }  // namespace ipopsec

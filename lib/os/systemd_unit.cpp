@@ -20,6 +20,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -189,6 +190,14 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
     arm();
   }
 
+  void watch(std::function<void(const std::string&)> onState) {
+    onState_ = std::move(onState);
+    if (!bus_) {
+      std::string detail;
+      (void)openBus(detail);  // no bus yet (no systemd): the next state() or restart connects and watches
+    }
+  }
+
   std::string state() {
     if (!bus_) {
       std::string detail;
@@ -261,7 +270,57 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
       return errnoCode(-r);
     }
     subscribeSlot_.reset(slot);
+    // The unit's state by events: systemd sends PropertiesChanged for a unit object to
+    // subscribed clients (Subscribe, above) whenever its ActiveState or LoadState changes.
+    if (onState_) {
+      char* path = nullptr;
+      if (sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit_.c_str(), &path) >= 0 && path) {
+        slot = nullptr;
+        if (sd_bus_match_signal_async(bus_.get(), &slot, kSystemd, path, "org.freedesktop.DBus.Properties",
+                                      "PropertiesChanged", &Impl::onPropertiesChanged, &Impl::onWatchInstalled,
+                                      this) >= 0)
+          stateSlot_.reset(slot);
+        std::free(path);
+      }
+    }
+    arm();
     return {};
+  }
+
+  // PropertiesChanged(s interface, a{sv} changed, as invalidated) of the unit's object.
+  static int onPropertiesChanged(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<Impl*>(userdata);
+    const char* iface = nullptr;
+    if (sd_bus_message_read(m, "s", &iface) < 0 || !iface || std::strcmp(iface, "org.freedesktop.systemd1.Unit") != 0)
+      return 0;
+    if (sd_bus_message_enter_container(m, 'a', "{sv}") < 0) return 0;
+    bool changed = false;
+    while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+      const char* name = nullptr;
+      if (sd_bus_message_read(m, "s", &name) < 0 || !name) return 0;
+      std::string* into = std::strcmp(name, "ActiveState") == 0 ? &self->activeState_
+                          : std::strcmp(name, "LoadState") == 0 ? &self->loadState_
+                                                                  : nullptr;
+      if (into) {
+        const char* v = nullptr;
+        if (sd_bus_message_read(m, "v", "s", &v) < 0 || !v) return 0;
+        changed = changed || *into != v;
+        *into = v;
+      } else if (sd_bus_message_skip(m, "v") < 0) {
+        return 0;
+      }
+      if (sd_bus_message_exit_container(m) < 0) return 0;
+    }
+    if (!changed || self->activeState_.empty() || !self->onState_) return 0;
+    boost::asio::post(self->io_, [weak = self->weak_from_this(),
+                                  state = unitdetail::unitState(self->loadState_, self->activeState_)] {
+      if (auto s = weak.lock(); s && s->onState_) s->onState_(state);
+    });
+    return 0;
+  }
+
+  static int onWatchInstalled(sd_bus_message*, void*, sd_bus_error*) {
+    return 0;  // not watched: the resync's state() still reads it
   }
 
   void closeBus() {
@@ -277,6 +336,7 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
     callSlot_.reset();
     subscribeSlot_.reset();
     matchSlot_.reset();
+    stateSlot_.reset();
     bus_.reset();
   }
 
@@ -470,6 +530,8 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
     };
     std::string load = property("LoadState");  // empty if unreadable: the ActiveState still counts
     std::string active = property("ActiveState");
+    loadState_ = load;
+    activeState_ = active;
     std::string state = unitdetail::unitState(load, active);
     return state;
   }
@@ -482,6 +544,9 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
   SlotPtr matchSlot_;
   SlotPtr subscribeSlot_;
   SlotPtr callSlot_;
+  SlotPtr stateSlot_;
+  std::function<void(const std::string&)> onState_;
+  std::string loadState_, activeState_;  // as last read or announced
   boost::asio::posix::stream_descriptor busFd_;
   bool readArmed_ = false;
   bool writeArmed_ = false;
@@ -505,5 +570,7 @@ SystemdUnit::~SystemdUnit() { impl_->shutdown(); }
 void SystemdUnit::run(Done done) { impl_->restart(std::move(done)); }
 
 std::string SystemdUnit::state() { return impl_->state(); }
+
+void SystemdUnit::watch(std::function<void(const std::string&)> onState) { impl_->watch(std::move(onState)); }
 
 }  // namespace ipopsec

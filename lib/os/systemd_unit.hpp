@@ -57,6 +57,9 @@ class SystemdUnit final : public IkeRunner {
   // NoSuchUnit), "masked" for a masked one (unitdetail::unitState); "unknown" when it can't
   // be read.
   std::string state() override;
+  // Subscribes to the unit's PropertiesChanged signal (ActiveState, LoadState) now and on
+  // every later connection to the bus.
+  void watch(std::function<void(const std::string&)> onState) override;
 
   class Impl;
 

@@ -77,6 +77,15 @@ std::error_code XfrmPolicyTable::list(std::vector<Policy>& out) {
   return {};
 }
 
+std::error_code XfrmPolicyTable::listForeign(std::vector<Policy>& out) {
+  xfrm::DecodeResult r;
+  if (auto ec = dumpPolicies(r)) return ec;
+  out.clear();
+  for (const auto& p : r.policies)
+    if (!owned_.owns(p.priority)) out.push_back(p);
+  return {};
+}
+
 std::error_code XfrmPolicyTable::getPolicy(const Policy& p, bool& found, xfrm::DecodedPolicy& kernel) {
   found = false;
   std::vector<std::uint8_t> replies;

@@ -89,6 +89,7 @@ class XfrmPolicyTable final : public PolicyTable {
   std::error_code listStates(std::vector<XfrmStateInfo>& out);
   // The same, as the core's plain facts.
   std::error_code listSas(std::vector<SaFact>& out) override;
+  std::error_code listForeign(std::vector<Policy>& out) override;  // dump, keep what list() does not
 
   // The kernel's extended-ack text of the last failed request ("" when none was given).
   const std::string& lastKernelMessage() const { return lastMessage_; }

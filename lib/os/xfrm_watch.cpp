@@ -27,6 +27,11 @@ void countPolicyEvents(std::span<const std::uint8_t> buf, std::uint32_t ownPortI
       ++out.acquires;  // the kernel's (port id 0); nothing to reconcile
       continue;
     }
+    if (h.nlmsg_type == XFRM_MSG_FLUSHSA) {
+      // The daemon never flushes SAs; anyone who does removed the IKE daemon's keys.
+      if (h.nlmsg_pid != ownPortId || ownPortId == 0) ++out.saFlushes;
+      continue;
+    }
     switch (h.nlmsg_type) {
       case XFRM_MSG_NEWPOLICY:
       case XFRM_MSG_UPDPOLICY: what = "add/replace"; break;
@@ -70,12 +75,16 @@ void XfrmPolicyWatch::start(std::uint32_t ownPortId, OnChange onChange, xfrm::Po
   concerns_ = std::move(concerns);
   onChange_ = std::move(onChange);
   onAcquire_ = std::move(onAcquire);
-  const std::uint32_t groups = XFRMGRP_POLICY | (onAcquire_ ? XFRMGRP_ACQUIRE : 0u);
+  // The SA group carries every SA the IKE daemon adds or deletes, not only flushes: only
+  // followed when asked for (the messages other than FLUSHSA are skipped).
+  const std::uint32_t groups =
+      XFRMGRP_POLICY | (onAcquire_ ? XFRMGRP_ACQUIRE : 0u) | (onFlushSa_ ? static_cast<std::uint32_t>(XFRMGRP_SA) : 0u);
   // NETLINK_NO_ENOBUFS stays off: an overflow must be reported, then everything is re-read.
   netlink::Socket sock;
   std::string what;
   if (auto ec = sock.open({.protocol = NETLINK_XFRM, .groups = groups}, &what))
-    throw std::system_error(ec, what + (onAcquire_ ? " (XFRMNLGRP_POLICY, XFRMNLGRP_ACQUIRE)" : " (XFRMNLGRP_POLICY)"));
+    throw std::system_error(ec, what + " (XFRMNLGRP_POLICY" + (onAcquire_ ? ", XFRMNLGRP_ACQUIRE" : "") +
+                                    (onFlushSa_ ? ", XFRMNLGRP_SA" : "") + ")");
   boost::system::error_code ec;
   socket_.assign(boost::asio::generic::raw_protocol(AF_NETLINK, NETLINK_XFRM), sock.fd(), ec);
   if (ec) throw std::system_error(ec.value(), std::system_category(), "assigning the NETLINK_XFRM socket");
@@ -116,6 +125,9 @@ void XfrmPolicyWatch::onReadable() {
   }
   // After an overflow ACQUIREs may have been lost too.
   if ((events.acquires > 0 || overflow) && onAcquire_) onAcquire_();
+  // An overflow may have hidden a flush: the policy side re-reads everything, but SAs have
+  // no level to re-read (the IKE daemon's keys are its own); only a seen flush counts.
+  if (events.saFlushes > 0 && onFlushSa_) onFlushSa_("`ip xfrm state flush` or the like");
   if (overflow)
     onChange_("the XFRM event queue overflowed (events lost)");
   else if (events.foreign > 0)

@@ -38,6 +38,7 @@ struct PolicyEvents {
   std::size_t unrelated = 0;  // changes by others to policies that do not concern it (an IKE daemon's)
   std::size_t malformed = 0;  // messages that could not be walked
   std::size_t acquires = 0;   // XFRM_MSG_ACQUIRE (only with the ACQUIRE group)
+  std::size_t saFlushes = 0;  // XFRM_MSG_FLUSHSA by another process (only with the SA group)
   std::string firstForeign;   // "flush", "delete", "add/replace", "expire" of the first foreign one
 };
 
@@ -71,6 +72,9 @@ class XfrmPolicyWatch {
   void start(std::uint32_t ownPortId, OnChange onChange, xfrm::PolicyConcerns concerns = nullptr,
              OnAcquire onAcquire = nullptr);
   void stop();
+  // Before start(): also follow the SA group and call `f(what)` once per drained batch that
+  // held an `ip xfrm state flush` (XFRM_MSG_FLUSHSA) by another process.
+  void onStatesFlushed(OnChange f) { onFlushSa_ = std::move(f); }
 
  private:
   void receive();
@@ -80,6 +84,7 @@ class XfrmPolicyWatch {
   std::uint32_t ownPortId_ = 0;
   OnChange onChange_;
   OnAcquire onAcquire_;
+  OnChange onFlushSa_;
   xfrm::PolicyConcerns concerns_;
   std::vector<std::uint8_t> buffer_;
   bool stopped_ = true;

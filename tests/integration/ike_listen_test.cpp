@@ -51,7 +51,7 @@ TEST_F(IkeListenTest, LarvalStatesAreRemovedOnceTheIkeDaemonListensNotWhenItsRes
   sh("ip link add ipop type veth peer name peer0 && ip link set peer0 up");
   sh("ip addr add 10.254.0.16/16 dev ipop && ip link set ipop up");
   startDaemon();
-  ASSERT_TRUE(waitFor([&] { return slurp(dir_ / "daemon.log").find(" restarted") != std::string::npos; }))
+  ASSERT_TRUE(waitFor([&] { return slurp(dir_ / "daemon.log").find("restart.sh) restarted") != std::string::npos; }))
       << "the restart command returned";
   ASSERT_TRUE(fs::exists(dir_ / "binder.pid"));
   EXPECT_GE(larvalStates(), 1u) << "the packet that raced the start left a larval state";

@@ -254,6 +254,58 @@ TEST_F(DaemonWiringTest, PolicyChangesThatDoNotConcernTheDaemonCauseNoReconcile)
   EXPECT_GT(policies->lists, before);
 }
 
+// The IKE side of health through the daemon's wiring: systemd's signal for the unit, the
+// removal of charon's trap (the watch asks the daemon: it concerns it), and an SA flush
+// each reach the Reconciler at once and are repaired by a restart.
+TEST_F(DaemonWiringTest, TheIkeUnitsSignalIsJudgedAtOnceAndAStopRepaired) {
+  start();
+  tapUp();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
+  ike->complete();
+  ike->announce("active");
+  runUntil([] { return false; }, 20ms);
+  ASSERT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("\"healthy\": true"));
+  ike->announce("inactive");  // `systemctl stop racoon`
+  EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("\"healthy\": false"))
+      << "not healthy from the signal on, not at the next resync";
+  EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("\"ike_unit_state\": \"inactive\""));
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 2; })) << "repaired";
+  EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("is inactive while IPOP is up"));
+}
+
+TEST_F(DaemonWiringTest, CharonsTrapRemovedByAnotherProcessConcernsTheDaemonAndIsRepaired) {
+  writeConfig("  backend: strongswan\n  control: command\n  restart_command: [/bin/true]\n");
+  start();
+  Policy trap;
+  trap.dir = Direction::out;
+  trap.sel.src = *Cidr::parse("172.31.0.16/32");
+  trap.sel.dst = *Cidr::parse("172.31.0.0/16");
+  trap.action = PolicyAction::protect;
+  trap.priority = 366000;
+  policies->foreign = std::vector<Policy>{trap};
+  tapUp();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
+  ike->complete();
+  runUntil([] { return false; }, 20ms);
+  ASSERT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("\"healthy\": true"));
+  policies->foreign = std::vector<Policy>{};
+  EXPECT_TRUE(policyWatch->foreignChange("delete", trap)) << "charon's trap for a protected range concerns the daemon";
+  EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("\"healthy\": false"));
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 2; }));
+  EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("were removed by another process"));
+}
+
+TEST_F(DaemonWiringTest, AnSaFlushByAnotherProcessRestartsTheIkeDaemon) {
+  start();
+  tapUp();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
+  ike->complete();
+  runUntil([] { return false; }, 20ms);
+  policyWatch->statesFlushed("`ip xfrm state flush`");
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 2; }));
+  EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("its SAs were removed from the kernel"));
+}
+
 TEST_F(DaemonWiringTest, ACertificateChangeIsReadAgainAndRestartsTheIkeDaemon) {
   start();
   tapUp();

@@ -63,6 +63,14 @@ class FakePolicyTable final : public PolicyTable {
     return {};
   }
   std::vector<SaFact> sas;  // what the fake SAD holds
+  // The kernel's policies that are not the daemon's (the IKE daemon's traps); nullopt: the
+  // fake cannot tell (like the port's default), so no trap verdict.
+  std::error_code listForeign(std::vector<Policy>& out) override {
+    if (!foreign) return PolicyTable::listForeign(out);
+    out = *foreign;
+    return {};
+  }
+  std::optional<std::vector<Policy>> foreign;
   std::pair<std::uint32_t, std::uint32_t> priorities{250000, 250001};
   std::vector<std::uint32_t> earlier_;
   std::optional<Policy> conflict;  // reported for every refusal when set
@@ -147,6 +155,13 @@ class FakeIkeController final : public IkeController {
     listenThen = std::move(then);
     if (listening) listen(true);
   }
+  void watchState(std::function<void(const std::string&)> onState) override { onState_ = std::move(onState); }
+  // systemd announced a new state of the unit.
+  void announce(const std::string& state) {
+    unitState = state;
+    if (onState_) onState_(state);
+  }
+  std::function<void(const std::string&)> onState_;
   void reconfigure(const Config& cfg) override {
     ++reconfigures;
     unitName = cfg.ike.unit;
@@ -375,6 +390,12 @@ class FakePolicyWatch final : public PolicyWatch {
     onChange_ = nullptr;
     onAcquire_ = nullptr;
   }
+  void onStatesFlushed(OnChange f) override { onFlush_ = std::move(f); }
+  // Another process flushed the SAs.
+  void statesFlushed(const std::string& what) {
+    if (onFlush_) onFlush_(what);
+  }
+  OnChange onFlush_;
   // The kernel announced an ACQUIRE (a packet found no SA).
   void acquire() {
     if (onAcquire_) onAcquire_();

@@ -34,6 +34,18 @@ NodeStatus protectedNode(const Config& cfg) {
   return st;
 }
 
+TEST(Metrics, TheIkeSideSaysWhichPartIsMissing) {
+  Config cfg;
+  NodeStatus st = protectedNode(cfg);
+  st.ikeTrapsExpected = {IkeTrap{cidr("10.254.0.0/16"), *IpAddress::parse("10.254.0.16")}};
+  st.ikeProblems = {"strongswan.service holds no trap policy for 10.254.0.0/16"};
+  std::string text = renderMetrics(st, cfg, MetricsCounters{}, std::nullopt);
+  EXPECT_THAT(text, HasSubstr("\nipop_ipsec_healthy 0\n"));
+  EXPECT_THAT(text, HasSubstr("\nipop_ipsec_ike_ready 0\n"));
+  EXPECT_THAT(text, HasSubstr("\nipop_ipsec_ike_traps{state=\"expected\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("\nipop_ipsec_ike_traps{state=\"present\"} 0\n"));
+}
+
 TEST(Metrics, ExactTextForASmallStatus) {
   Config cfg;
   NodeStatus st = protectedNode(cfg);
@@ -56,6 +68,16 @@ TEST(Metrics, ExactTextForASmallStatus) {
             "every range desired or in the kernel.\n"
             "# TYPE ipop_ipsec_range_protected gauge\n"
             "ipop_ipsec_range_protected{range=\"10.254.0.0/16\"} 1\n"
+            "# HELP ipop_ipsec_ike_ready 1 when the IKE daemon runs and holds what a peer needs to connect (its trap "
+            "policies with strongSwan), or is not expected to run (IPOP down); 0 names a problem in ipop-ipsecd status "
+            "(ike_problems).\n"
+            "# TYPE ipop_ipsec_ike_ready gauge\n"
+            "ipop_ipsec_ike_ready 1\n"
+            "# HELP ipop_ipsec_ike_traps The IKE daemon's trap policies (strongSwan): expected for the ranges the node "
+            "initiates in, and present in the kernel.\n"
+            "# TYPE ipop_ipsec_ike_traps gauge\n"
+            "ipop_ipsec_ike_traps{state=\"expected\"} 0\n"
+            "ipop_ipsec_ike_traps{state=\"present\"} 0\n"
             "# HELP ipop_ipsec_policies_installed XFRM policies owned by the daemon (its priorities) in the kernel.\n"
             "# TYPE ipop_ipsec_policies_installed gauge\n"
             "ipop_ipsec_policies_installed 4\n"
