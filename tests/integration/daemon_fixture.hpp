@@ -102,6 +102,17 @@ class DaemonFixture : public ::testing::Test {
   std::string state() { return slurp(dir_ / "run" / "state.json"); }
   bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
 
+  // The larval (ACQUIRE-made, not yet keyed) states in the kernel's SAD.
+  std::size_t larvalStates() {
+    XfrmPolicyTable t(250000, 1000);
+    std::vector<xfrm::StateInfo> states;
+    EXPECT_FALSE(t.listStates(states));
+    return static_cast<std::size_t>(std::count_if(states.begin(), states.end(), [](const auto& s) { return s.larval(); }));
+  }
+  // One UDP datagram to a range address, returning at once (ping would wait for a reply):
+  // with no SA, the kernel asks its key managers (and makes a larval state).
+  void sendOne() { sh("bash -c 'echo probe > /dev/udp/10.254.0.17/9' 2>/dev/null || true"); }
+
   // A key manager listening for ACQUIREs (`ip xfrm monitor acquire`), so that the kernel
   // keeps the larval state a packet into a protected range makes; stopped by its pid in
   // TearDown.

@@ -16,12 +16,6 @@ namespace {
 
 class IkeListenTest : public DaemonFixture {
  protected:
-  std::size_t larvalStates() {
-    XfrmPolicyTable t(250000, 1000);
-    std::vector<xfrm::StateInfo> states;
-    EXPECT_FALSE(t.listStates(states));
-    return static_cast<std::size_t>(std::count_if(states.begin(), states.end(), [](const auto& s) { return s.larval(); }));
-  }
   void TearDown() override {
     // The stand-in IKE daemon, stopped by its pid.
     std::string pid = slurp(dir_ / "binder.pid");
@@ -71,8 +65,6 @@ TEST_F(IkeListenTest, LarvalStatesAreRemovedOnceTheIkeDaemonListensNotWhenItsRes
 // so the next packet would raise a fresh ACQUIRE. With `off` it stays.
 class AcquireRetryTest : public IkeListenTest {
  protected:
-  // One UDP datagram to a range address, returning at once (ping would wait for a reply).
-  void sendOne() { sh("bash -c 'echo probe > /dev/udp/10.254.0.17/9' 2>/dev/null || true"); }
   void startNode(const std::string& retry) {
     writeConfig("  ranges: [10.254.0.0/16]\n", "", "", "  acquire_retry: " + retry + "\n");
     // The stand-in IKE daemon listens at once (UDP 500): the restart's own removal is done.

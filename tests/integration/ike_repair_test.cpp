@@ -18,14 +18,6 @@ namespace {
 
 class IkeHealthTest : public DaemonFixture {
  protected:
-  std::size_t larvalStates() {
-    XfrmPolicyTable t(250000, 1000);
-    std::vector<xfrm::StateInfo> states;
-    EXPECT_FALSE(t.listStates(states));
-    return static_cast<std::size_t>(std::count_if(states.begin(), states.end(), [](const auto& s) { return s.larval(); }));
-  }
-  // One UDP datagram to a range address (no SA: the kernel makes a larval state).
-  void sendOne() { sh("bash -c 'echo probe > /dev/udp/10.254.0.17/9' 2>/dev/null || true"); }
   bool logHas(const std::string& s) { return slurp(dir_ / "daemon.log").find(s) != std::string::npos; }
   void TearDown() override {
     std::istringstream pids(slurp(dir_ / "binder.pids"));
