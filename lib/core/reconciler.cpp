@@ -470,6 +470,7 @@ void Reconciler::reconcile(const NetSnapshot& net) {
       tapUpCount_ = ups;
       if (tapCameUp_ && d.ipopUp) {
         scheduler_.ipopCameUp();
+        pendingReason_ = "IPOP came up at " + (d.localAddress ? d.localAddress->str() : std::string("?"));
         tapCameUp_ = false;
       }
     }
@@ -481,6 +482,7 @@ void Reconciler::reconcile(const NetSnapshot& net) {
                          status_.desired.ikeInitiating);
     else
       scheduler_.observe(ready, status_.desired.ikeInputs, clock_.now());
+    if (!scheduler_.pending()) pendingReason_.clear();  // what it was asked for is done or void
     checkIke();
   }
   if (!status_.lastError.empty()) {

@@ -101,8 +101,8 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
 
 std::string Reconciler::stoppedReason() const {
   return ike_.name() + " is " + status_.ikeUnitState +
-         " while IPOP is up (stopped by `systemctl stop`, or it died); to take IPsec down on this node, stop "
-         "ipop-ipsecd instead";
+         " while IPOP is up (stopped by `systemctl stop`, or it died); to take IPsec down on this node: systemctl "
+         "stop ipop-ipsecd, ipop-ipsecd flush, systemctl stop " + ike_.name();
 }
 
 bool Reconciler::repair(const std::string& reason) {
@@ -115,15 +115,19 @@ bool Reconciler::repair(const std::string& reason) {
 }
 
 void Reconciler::ikeStateChanged(const std::string& unitState) {
-  if (unitState == status_.ikeUnitState) return;
-  const std::string before = std::exchange(status_.ikeUnitState, unitState);
-  // Our own restart passes through deactivating, inactive and activating: not a loss; and a
-  // unit still stopped (failed -> inactive) was handled when it stopped.
-  const bool stopped = runStateOf(unitState) == IkeRunState::stopped && runStateOf(before) != IkeRunState::stopped;
-  if (stopped && !scheduler_.inFlight() && !ikeActionUnderWay_ && !repair(stoppedReason()) && status_.desired.ipopUp)
-    emit(Severity::warning, "observe", joinRanges(status_.desired.ranges),
-         ike_.name() + " is " + unitState + ": no peer can connect to this node");
-  changed();
+  const bool news = unitState != status_.ikeUnitState;
+  status_.ikeUnitState = unitState;
+  // Our own restart passes through deactivating, inactive and activating while its job runs:
+  // not a loss. Once it is done, a stopped unit is one (also while the daemon still waits for
+  // it to listen, and at every resync until a repair is under way).
+  bool repairing = false;
+  if (runStateOf(unitState) == IkeRunState::stopped && !scheduler_.inFlight()) {
+    repairing = repair(stoppedReason());
+    if (!repairing && news && status_.desired.ipopUp)
+      emit(Severity::warning, "observe", joinRanges(status_.desired.ranges),
+           ike_.name() + " is " + unitState + ": no peer can connect to this node");
+  }
+  if (news || repairing) changed();
 }
 
 void Reconciler::ikeStatesFlushed(const std::string& what) {

@@ -4,7 +4,8 @@
 # byte-identical (racoon learns policies over PF_KEY, addresses over netlink) -- and never while IPOP is
 # down, even though racoon.service is enabled and ipop.service is a oneshot that is
 # "active" 3 s before its tap has an address. Nor while the tap, up and addressed, has no
-# carrier (IPOP's controller stopped); the carrier coming back starts it.
+# carrier (IPOP's controller stopped); the carrier coming back starts it. And racoon stopped by
+# hand or killed while IPOP is up is reported and started again by the daemon, saying why.
 #
 # racoon is not packaged in Debian 12, so racoon.service is a stand-in of that name that
 # records each start with a timestamp and the tap's addresses at that moment. The real
@@ -92,4 +93,24 @@ check "no new racoon start was recorded without carrier" test "$(starts)" -eq 2
 sys_run sh -c '/usr/local/sbin/ipopsec-tap-carrier ipop >/run/ipop-sim.carrier'
 sys_wait "racoon started again once the carrier came back" 30 starts_ge 3
 sys_wait "ipop-ipsecd status exits 0 (healthy) with the carrier back" 20 sys_run ipop-ipsecd status
+
+# --- racoon stopped or killed while IPOP is up: reported at once, repaired ------------------
+# (The stand-in has no Restart=: a SIGKILL leaves its unit failed, as a racoon that died for good.)
+journal_has() { sys_run journalctl -b --no-pager -o cat -u ipop-ipsecd.service | grep -qF "$1"; }
+not_healthy() { sys_run grep -q '"healthy": false' /run/ipop-ipsec/state.json; }
+for how in stop kill; do
+  n=$(starts)
+  if [[ $how == stop ]]; then
+    sys_run systemctl stop racoon.service
+    state=inactive
+  else
+    sys_run systemctl kill --signal=KILL racoon.service
+    state=failed
+  fi
+  sys_wait "racoon $how: not healthy" 5 not_healthy
+  sys_wait "the daemon said why it restarts racoon ($how)" 10 \
+    journal_has "restarting racoon.service: racoon.service is $state while IPOP is up"
+  sys_wait "racoon started again by the daemon after $how" 20 starts_ge $((n + 1))
+  sys_wait "healthy again after $how" 20 sys_run ipop-ipsecd status
+done
 sys_pass

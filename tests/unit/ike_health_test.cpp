@@ -192,6 +192,47 @@ TEST_F(IkeHealth, TrapsGoneBecauseTheUnitStopsAreRepairedAsAStop) {
   EXPECT_THAT(r->status().lastActionReason, HasSubstr("strongswan.service is failed while IPOP is up"));
 }
 
+// The restart is done but the IKE daemon does not listen yet (racoon binding late): a stop
+// now is a loss like any other, and one not repaired at once (a restart under way) is
+// repaired by the next read of the unit's state (the resync's).
+TEST_F(IkeHealth, AStopWhileWaitingForItToListenIsRepairedAndTheResyncRepairsWhatWasLeft) {
+  upAndRunning();
+  clock.advance(1min);
+  unit.listening = false;
+  r->ikeStatesFlushed("test");
+  runFor(1ms);
+  ASSERT_EQ(unit.restarts, 2);
+  unit.complete();  // its job is done; it does not listen yet
+  r->ikeStateChanged("active");
+  clock.advance(1min);
+  r->ikeStateChanged("inactive");
+  runFor(1ms);
+  EXPECT_EQ(unit.restarts, 3) << "repaired although the last restart still waits for it to listen";
+  // Stopped again while that restart runs: not repaired then (its own job passes through
+  // inactive) ...
+  r->ikeStateChanged("inactive");
+  runFor(1ms);
+  EXPECT_EQ(unit.restarts, 3);
+  unit.complete();
+  // ... but by the next read of the same state (the daemon reads it after every restart
+  // result, and at each resync).
+  r->ikeStateChanged("inactive");
+  runFor(1min);
+  EXPECT_EQ(unit.restarts, 4);
+}
+
+TEST_F(IkeHealth, IpopComingUpIsTheReasonOfItsStart) {
+  upAndRunning();
+  clock.advance(1min);
+  net.links[7] = link(7, "ipop", false, {"172.31.0.16/16"});
+  r->reconcile(net);
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  runFor(1ms);
+  ASSERT_EQ(unit.restarts, 2);
+  EXPECT_EQ(r->status().lastActionReason, "IPOP came up at 172.31.0.16");
+}
+
 TEST_F(IkeHealth, ItsOwnRestartPassingThroughInactiveIsNoLoss) {
   upAndRunning();
   clock.advance(1min);
