@@ -28,6 +28,7 @@ void IkeScheduler::note(bool ready, Step step, time_point now) {
     // Never (re)start while IPOP is down or the node isn't fully applied. What changes
     // while down is picked up when it is up again (inputs then differ from started_).
     pending_.reset();
+    repairPending_ = false;
     return;
   }
   if (started_ && started_->inputs == step.inputs && !inFlight_) {
@@ -39,6 +40,7 @@ void IkeScheduler::note(bool ready, Step step, time_point now) {
     return;
   }
   if (!pending_ || pending_->inputs != step.inputs) {
+    repairPending_ = false;  // a step for new inputs, not a repeat
     // The first change after a calm spell (nothing pending, nothing under way, no change or
     // step for a whole quiet period): a reload of it runs at once (see deadline()).
     if (!pending_ && (!lastActivity_ || now - *lastActivity_ >= quiet_)) leading_ = true;
@@ -83,6 +85,7 @@ bool IkeScheduler::due(time_point now) const {
 
 void IkeScheduler::begin(time_point now) {
   if (urgent()) lastUrgent_ = now;
+  repairPending_ = false;
   inFlightAction_ = pendingAction();
   inFlight_ = std::move(pending_);
   pending_.reset();
@@ -121,8 +124,18 @@ bool IkeScheduler::repair(time_point now) {
   pending_ = started_;
   started_.reset();  // what runs now is not what the last step gave it: a restart
   immediate_ = true;
+  repairPending_ = true;
   pendingSince_ = now;
   lastActivity_ = now;
+  return true;
+}
+
+bool IkeScheduler::cancelRepair() {
+  if (!repairPending_ || !pending_ || inFlight_) return false;
+  started_ = std::move(pending_);
+  pending_.reset();
+  immediate_ = false;
+  repairPending_ = false;
   return true;
 }
 

@@ -68,6 +68,10 @@ class IkeScheduler {
   // the backoff after failures still bound it). False, and nothing changes, when there is
   // no started step to repeat or a step is pending or under way (it repairs as well).
   bool repair(time_point now);
+  // The repair asked for is not needed any more (the unit came back by itself, systemd's
+  // Restart=): the step it repeated counts as running again. False when no repair is pending
+  // (begun, or replaced by a change of the inputs).
+  bool cancelRepair();
 
   // When the daemon should call due(); nullopt when nothing is pending or a restart is in flight.
   std::optional<time_point> deadline() const;
@@ -113,6 +117,7 @@ class IkeScheduler {
   // The pending start is the first one (nothing started yet) or follows IPOP coming up:
   // no quiet period.
   bool immediate_ = false;
+  bool repairPending_ = false;  // pending_ is repair()'s repeat of the started step
   // The pending change came after a calm spell: a reload of it needs no quiet period.
   bool leading_ = false;
   std::optional<time_point> lastActivity_;  // last change of the inputs, or step begun or ended

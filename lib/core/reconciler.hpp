@@ -177,6 +177,7 @@ class Reconciler {
   bool repair(const std::string& reason);
   std::string stoppedReason() const;  // the unit is inactive or failed (ikeUnitState) while IPOP is up
   std::string pendingReason_;  // why the pending step was asked for ("" = its inputs changed)
+  bool repairForStop_ = false;  // the pending step repairs a stopped unit (cancelled if it comes back)
   std::optional<bool> listening_;  // the last action's "does it listen on UDP 500"
 
   Config cfg_;

@@ -27,6 +27,7 @@ void Reconciler::startIkeAction() {
   status_.lastActionReason = reason;
   scheduler_.begin(clock_.now());
   ikeActionUnderWay_ = true;
+  repairForStop_ = false;
   listening_.reset();
   larvalRetryAt_.reset();  // the action's own removal, once the IKE daemon listens, covers them
   std::string ranges = joinRanges(status_.desired.ranges);
@@ -121,8 +122,17 @@ void Reconciler::ikeStateChanged(const std::string& unitState) {
   // not a loss. Once it is done, a stopped unit is one (also while the daemon still waits for
   // it to listen, and at every resync until a repair is under way).
   bool repairing = false;
-  if (runStateOf(unitState) == IkeRunState::stopped && !scheduler_.inFlight()) {
+  if (runStateOf(unitState) == IkeRunState::running && repairForStop_ && scheduler_.cancelRepair()) {
+    // It came back by itself (systemd's Restart= after a crash) before the repair ran: a
+    // restart now would only tear down what it set up.
+    repairForStop_ = false;
+    pendingReason_.clear();
+    emit(Severity::info, "repair", joinRanges(status_.desired.ranges),
+         ike_.name() + " is " + unitState + " again by itself: no restart needed");
+    repairing = true;
+  } else if (runStateOf(unitState) == IkeRunState::stopped && !scheduler_.inFlight()) {
     repairing = repair(stoppedReason());
+    repairForStop_ = repairForStop_ || repairing;
     if (!repairing && news && status_.desired.ipopUp)
       emit(Severity::warning, "observe", joinRanges(status_.desired.ranges),
            ike_.name() + " is " + unitState + ": no peer can connect to this node");
@@ -173,7 +183,7 @@ void Reconciler::checkIke() {
     if (run == IkeRunState::running || run == IkeRunState::unknown)
       repair("its trap policies (" + list + ") were removed by another process");
     else if (run == IkeRunState::stopped)
-      repair(stoppedReason());
+      repairForStop_ = repair(stoppedReason()) || repairForStop_;
   }
 }
 

@@ -9,6 +9,8 @@
 #      30 s resync), reported, and repaired by a restart that says why.
 #   3. SIGKILL of charon: systemd's own Restart=on-abnormal brings it back; meanwhile not
 #      healthy; healthy again after.
+#   4. The metrics file's timestamp advances while idle, and `systemctl stop ipop-ipsecd`
+#      removes the file.
 # Prints the measured times (flush or stop -> healthy again). IKE with a peer and ESP need
 # UML (tests/system/uml_*): here the checks are the unit, the kernel's policies and status.
 # Usage: systemd_strongswan_health.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
@@ -20,6 +22,8 @@ sys_setup
 sys_make_certs
 sys_make_ipop 10.254.0.16/16
 sys_write_config strongswan strongswan.service
+# Metrics for node_exporter, with a 1 s heartbeat (the default is 30 s).
+printf 'daemon:\n  metrics_file: /run/ipop-ipsec-test.prom\n  metrics_interval: 1s\n' >>"$ROOT/etc/ipop-ipsec/ipop-ipsecd.yaml"
 sys_enable ipop-ipsecd.service ipop.service strongswan.service
 sys_boot
 
@@ -83,7 +87,22 @@ sys_wait "strongswan.service active again (systemd's Restart=on-abnormal, or the
 sys_wait "charon's trap policy in the kernel" 30 trap_in
 sys_wait "healthy again" 30 healthy
 kill_repair=$(since "$t0")
+# systemd restarted it itself: the daemon's own repair (held by min_interval) is dropped, not
+# run on top (which would tear down the new charon's SAs). An absence: one min_interval (2 s).
+pid_new=$(sw MainPID)
+sleep 3
+check "charon restarted once after the SIGKILL, by systemd (the daemon's repair was dropped)" \
+  test "$(sw MainPID)" = "$pid_new"
 sys_log "FIGURE SIGKILL of charon -> not healthy ${kill_seen} s, healthy again ${kill_repair} s"
+# --- 4. the metrics file: a heartbeat while idle, gone with a clean stop ------------------
+stamp() { sys_run sed -n 's/^ipop_ipsec_metrics_timestamp_seconds //p' /run/ipop-ipsec-test.prom; }
+check "the metrics say healthy and the IKE side ready" \
+  sys_run sh -c "grep -qx 'ipop_ipsec_healthy 1' /run/ipop-ipsec-test.prom && grep -qx 'ipop_ipsec_ike_ready 1' /run/ipop-ipsec-test.prom"
+s1=$(stamp)
+sys_wait "the metrics timestamp advances while nothing changes" 5 eval '[[ $(stamp) -gt '"$s1"' ]]'
+sys_run systemctl stop ipop-ipsecd.service
+check "systemctl stop ipop-ipsecd removed the metrics file" sys_run test ! -e /run/ipop-ipsec-test.prom
+
 printf '%s\n' "---- status after the flush:" "$flush_status" "---- status after SIGKILL of charon:" "$kill_status"
 echo "---- the daemon's journal, from the flush on (warnings and restarts)"
 sys_run journalctl -b --no-pager -o short-precise -u ipop-ipsecd.service -u strongswan.service |

@@ -270,6 +270,30 @@ TEST_F(IkeHealth, NothingIsRepairedWhileIpopIsDown) {
   EXPECT_FALSE(r->status().healthy());
 }
 
+// A crash that systemd repairs itself (strongswan.service has Restart=on-abnormal): the
+// unit is failed, then activating and active again before the daemon's repair (held by
+// the minimum interval) runs. That repair is dropped: it would only tear down the new SAs.
+TEST_F(IkeHealth, AUnitThatComesBackByItselfIsNotRestartedAgain) {
+  upAndRunning();
+  r->ikeStateChanged("failed");  // SIGKILL, 0 s after the last restart: held by min_interval
+  EXPECT_TRUE(hasEvent("repair", "is failed while IPOP is up"));
+  r->ikeStateChanged("activating");
+  r->ikeStateChanged("active");
+  EXPECT_TRUE(hasEvent("repair", "active again by itself: no restart needed"));
+  runFor(1min);
+  EXPECT_EQ(unit.restarts, 1);
+  r->reconcile(net);
+  EXPECT_TRUE(r->status().healthy()) << problems(r->status());
+  // A trap loss is not undone by the unit being active.
+  clock.advance(1min);
+  policies.foreign = std::vector<Policy>{};
+  r->reconcile(net);
+  r->ikeStateChanged("reloading");
+  r->ikeStateChanged("active");
+  runFor(1ms);
+  EXPECT_EQ(unit.restarts, 2);
+}
+
 TEST_F(IkeHealth, AStopRightAfterARestartWaitsForTheMinimumInterval) {
   upAndRunning();
   r->ikeStateChanged("failed");
