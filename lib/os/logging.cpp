@@ -131,6 +131,9 @@ const char* messageIdFor(const std::string& action, spdlog::level::level_enum lv
   if (action == "certificates" && problem) return message_id::kCertificateProblem;
   if (action == "conflict") return message_id::kConflictHeld;
   if (action == "refuse") return message_id::kRangeRefused;
+  // The IKE daemon lost what a peer needs (stopped, traps or SAs removed): the warning that
+  // says so and that a restart repairs it.
+  if (action == "repair" && problem) return message_id::kIkeLost;
   return "";
 }
 

@@ -38,6 +38,7 @@ inline constexpr const char* kReloadRefused = "f5c33688d1d547ac866ff433a792405e"
 inline constexpr const char* kCertificateProblem = "07f03062d179434482ea6a09d92b5643";
 inline constexpr const char* kConflictHeld = "bd91aeb16368456c9ba29579978e8356";
 inline constexpr const char* kRangeRefused = "0b8418125b8147b68b35894886909da9";
+inline constexpr const char* kIkeLost = "2c384a87c5274621afeb919a250c6761";
 }  // namespace message_id
 
 // The MESSAGE_ID of an event, from its kind (LogFields::action, IPOPSEC_ACTION) and level;

@@ -34,7 +34,7 @@ const std::vector<std::pair<const char*, const char*>> kIds{
     {"kPoliciesChanged", message_id::kPoliciesChanged},     {"kIkeRestarted", message_id::kIkeRestarted},
     {"kIkeRestartFailed", message_id::kIkeRestartFailed},   {"kReloadRefused", message_id::kReloadRefused},
     {"kCertificateProblem", message_id::kCertificateProblem}, {"kConflictHeld", message_id::kConflictHeld},
-    {"kRangeRefused", message_id::kRangeRefused},
+    {"kRangeRefused", message_id::kRangeRefused},           {"kIkeLost", message_id::kIkeLost},
 };
 
 struct MessageIdTest : ReconcilerFixture {
@@ -84,6 +84,26 @@ TEST_F(MessageIdTest, IkeRestartFailed) {
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_NE(failed[0].find("restart failed"), std::string::npos) << failed[0];
   EXPECT_TRUE(messagesWith(message_id::kIkeRestarted).empty());
+}
+
+// The IKE daemon stopped while IPOP is up: the warning that it is lost and repaired carries
+// its own id; the restart that repairs it is an IKE restart like any other.
+TEST_F(MessageIdTest, IkeLostAndRepaired) {
+  make(cfg());
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  r->onTimer(net);
+  ASSERT_EQ(unit.restarts, 1);
+  unit.complete();
+  clock.advance(std::chrono::minutes(1));
+  r->ikeStateChanged("inactive");
+  auto lost = messagesWith(message_id::kIkeLost);
+  ASSERT_EQ(lost.size(), 1u);
+  EXPECT_NE(lost[0].find("racoon.service is inactive while IPOP is up"), std::string::npos) << lost[0];
+  r->onTimer(net);
+  ASSERT_EQ(unit.restarts, 2);
+  unit.complete();
+  EXPECT_EQ(messagesWith(message_id::kIkeRestarted).size(), 2u);
 }
 
 TEST_F(MessageIdTest, CertificateProblem) {
