@@ -83,7 +83,10 @@ class Reconciler {
   void setConfig(Config cfg);
   const Config& config() const { return cfg_; }
   // The IKE daemon already runs with these inputs (state remembered across a restart).
-  void assumeIkeStarted(const std::string& inputs) { scheduler_.assumeStarted(inputs); }
+  void assumeIkeStarted(const std::string& inputs) {
+    scheduler_.assumeStarted(inputs);
+    adoptedUnchecked_ = true;
+  }
   // What an earlier run of the daemon recorded of the IKE daemon's last restart (state file),
   // so that status does not forget it when ipop-ipsecd itself restarts.
   void assumeLastRestart(std::optional<std::chrono::system_clock::time_point> at, std::string result,
@@ -177,7 +180,10 @@ class Reconciler {
   bool repair(const std::string& reason);
   std::string stoppedReason() const;  // the unit is inactive or failed (ikeUnitState) while IPOP is up
   std::string pendingReason_;  // why the pending step was asked for ("" = its inputs changed)
-  bool repairForStop_ = false;  // the pending step repairs a stopped unit (cancelled if it comes back)
+  bool repairForStop_ = false;
+  // The IKE daemon was adopted (assumeIkeStarted) and its traps not checked yet: missing at
+  // the first check, they were lost while no ipop-ipsecd watched (repaired once).
+  bool adoptedUnchecked_ = false;  // the pending step repairs a stopped unit (cancelled if it comes back)
   std::optional<bool> listening_;  // the last action's "does it listen on UDP 500"
 
   Config cfg_;

@@ -165,7 +165,9 @@ void Reconciler::checkIke() {
   // ours was under way: removed behind the IKE daemon's back (`ip xfrm policy flush`,
   // `deleteall`). charon does not put it back by itself; a restart does.
   std::vector<std::string> lost;
-  for (const auto& t : st.ikeTrapsPresent) {
+  // An adopted IKE daemon's traps have not been seen by this run: all expected ones count.
+  const bool adopted = std::exchange(adoptedUnchecked_, adoptedUnchecked_ && (!known || expected.empty()));
+  for (const auto& t : adopted ? expected : st.ikeTrapsPresent) {
     auto same = [&](const IkeTrap& o) { return o.range == t.range && o.local == t.local; };
     if (std::any_of(expected.begin(), expected.end(), same) && !std::any_of(present.begin(), present.end(), same))
       lost.push_back(t.str());
@@ -181,7 +183,8 @@ void Reconciler::checkIke() {
     if (cfg_.ike.control == IkeControl::systemd) st.ikeUnitState = ike_.state();
     auto run = runStateOf(st.ikeUnitState);
     if (run == IkeRunState::running || run == IkeRunState::unknown)
-      repair("its trap policies (" + list + ") were removed by another process");
+      repair("its trap policies (" + list + ") " +
+             (adopted ? "are missing (removed while no ipop-ipsecd was watching)" : "were removed by another process"));
     else if (run == IkeRunState::stopped)
       repairForStop_ = repair(stoppedReason()) || repairForStop_;
   }

@@ -294,6 +294,32 @@ TEST_F(IkeHealth, AUnitThatComesBackByItselfIsNotRestartedAgain) {
   EXPECT_EQ(unit.restarts, 2);
 }
 
+// ipop-ipsecd restarted (an upgrade) and adopted the running charon, whose traps someone
+// flushed while no daemon watched: missing at the first check, they are repaired once.
+TEST_F(IkeHealth, AnAdoptedIkeDaemonWithoutItsTrapsIsRepairedOnce) {
+  unit.reloadable = true;
+  unit.unitName = "strongswan.service";
+  policies.foreign = std::vector<Policy>{};
+  make(swan());
+  // What the state file says the running charon was started with: this config's inputs.
+  {
+    Reconciler probe(swan(), policies, files, certs, unit, clock, nullptr);
+    net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+    probe.reconcile(net);
+    r->assumeIkeStarted(probe.status().desired.ikeInputs);
+  }
+  r->ikeStateChanged("active");
+  r->reconcile(net);
+  EXPECT_TRUE(hasEvent("repair", "are missing (removed while no ipop-ipsecd was watching)"));
+  runFor(1ms);
+  EXPECT_EQ(unit.restarts, 1);
+  unit.complete();
+  r->reconcile(net);  // charon refuses the trap again: reported, not repaired again
+  runFor(10min);
+  EXPECT_EQ(unit.restarts, 1);
+  EXPECT_FALSE(r->status().healthy());
+}
+
 TEST_F(IkeHealth, AStopRightAfterARestartWaitsForTheMinimumInterval) {
   upAndRunning();
   r->ikeStateChanged("failed");
