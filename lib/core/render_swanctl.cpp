@@ -135,7 +135,18 @@ std::string renderSwanctlConf(const std::vector<SwanctlMesh>& meshes, const Conf
     out += t2 + "version = 2\n";
     if (!m.local) out += t2 + "# responder only: the tap has no address in this range (yet)\n";
     out += t2 + "local_addrs = " + (m.local ? m.local->str() : m.range.str()) + "\n";
-    out += t2 + "remote_addrs = " + m.range.str() + "\n";
+    // An IPv6 trapping connection also names "::" (IPv6 %any). charon installs a trap with
+    // the SA template's addresses taken from remote_addrs' single hosts; subnets do not
+    // count, and with no host it takes %any of IPv4 (strongSwan's ike_cfg.c resolve():
+    // host_create_any(family ?: AF_INET)). That 0.0.0.0 template under IPv6 selectors is
+    // refused by the kernel ("Mode in template doesn't support a family change"): no trap.
+    // With "::" the trap is the IPv6 wildcard one (template :: -> ::; an ACQUIRE for
+    // A -> B initiates to B), as an IPv4 range gets without it.
+    const bool v6Trap = m.local && m.local->family == Family::v6;
+    if (v6Trap)
+      out += t2 + "# '::' (IPv6 %any) makes charon's trap template IPv6; without it the template is\n" + t2 +
+             "# IPv4 (0.0.0.0), which the kernel refuses under IPv6 selectors: no trap\n";
+    out += t2 + "remote_addrs = " + m.range.str() + (v6Trap ? ", ::" : "") + "\n";
     out += t2 + "proposals = " + ike + "\n";
     if (p1.lifetime.count() > 0) out += t2 + "rekey_time = " + seconds(p1.lifetime) + "\n";
     if (sw.dpdDelay > 0) out += t2 + "dpd_delay = " + std::to_string(sw.dpdDelay) + "s\n";

@@ -16,6 +16,16 @@
 //    selectors the trap is A/32 <-> R; an ACQUIRE for A -> B (B in R) makes charon
 //    initiate to B itself, and the negotiated selectors narrow to A/32 <-> B/32, so the
 //    SA is host to host and transport mode is kept.
+//  - An IPv6 range's trapping connection has remote_addrs = R, "::". charon takes the
+//    trap's SA template addresses from the single hosts in remote_addrs (subnets do not
+//    count) and, with none, from %any of IPv4; the kernel refuses a transport template
+//    of IPv4 under IPv6 selectors ("Mode in template doesn't support a family change"),
+//    so without "::" no IPv6 trap is ever installed. "::" makes it the IPv6 wildcard
+//    trap, as an IPv4 range gets by default. The price: as a responder the connection
+//    matches an IKE_SA_INIT to A from any IPv6 address (at charon's lowest match
+//    quality), not only from R; the peer still needs a certificate of the GroupVPN CA,
+//    and the child's remote_ts stays R. A dual-stack node has one connection per range,
+//    so each family gets its own trap.
 //  - A protected range in which the tap has no address (yet) still gets its connection,
 //    as a responder only: local_addrs = R, local_ts left `dynamic` (the address a peer
 //    reached, which lies in R), start_action = none, so no trap and nothing initiated.

@@ -182,6 +182,9 @@ std::vector<GoldenCase> goldenCases() {
     c.proposals.phase2.authentication = {"hmac_sha512", "hmac_sha256"};
     cases.push_back({"no_dpd_no_pfs", c, {{C("10.254.0.0/16"), A("10.254.3.7")}}});
   }
+  // IPv6 only: a trapping connection (remote_addrs with "::") and a responder-only one (without).
+  cases.push_back({"ipv6_only", baseConfig(),
+                   {{C("fd50:1234::/64"), A("fd50:1234::16")}, {C("fd50:99::/64"), std::nullopt}}});
   cases.push_back({"waiting", baseConfig(), {}});
   cases.push_back({"responder_only", baseConfig(),
                    {{C("172.31.0.0/16"), A("172.31.0.16")}, {C("10.254.0.0/16"), std::nullopt}}});
@@ -283,6 +286,33 @@ TEST(RenderSwanctl, ARangeWithoutTapAddressIsResponderOnly) {
     EXPECT_EQ(moved.sections.at(name).sections.at("children").sections.at(name).values.at("reqid"),
               conns.sections.at(name).sections.at("children").sections.at(name).values.at("reqid"))
         << name;
+}
+
+// charon takes a trap's SA template addresses from remote_addrs' single hosts, and with
+// none from IPv4's %any: under IPv6 selectors the kernel refuses that template ("Mode in
+// template doesn't support a family change") and no IPv6 trap is installed. An IPv6
+// trapping connection therefore names "::" (IPv6 %any: the wildcard trap); IPv4 needs no
+// host (its default is right) and gets none, nor does a responder-only connection (no trap).
+TEST(RenderSwanctl, AnIpv6TrappingConnectionNamesIpv6AnySoTheTrapTemplateIsIpv6) {
+  Section conns = checkStructure(renderSwanctlConf({{C("172.31.0.0/16"), A("172.31.0.16")},
+                                                    {C("fd50:1234::/64"), A("fd50:1234::16")},
+                                                    {C("fd50:99::/64"), std::nullopt},
+                                                    {C("10.253.0.0/16"), std::nullopt}},
+                                                   baseConfig()));
+  ASSERT_EQ(conns.sections.size(), 4u);
+  const Section& v6 = conns.sections.at("ipop-ipsec-fd50-1234-64");
+  EXPECT_EQ(v6.values.at("local_addrs"), "fd50:1234::16");
+  EXPECT_EQ(v6.values.at("remote_addrs"), "fd50:1234::/64, ::") << "without '::' charon's IPv6 trap is refused";
+  const Section& v6c = v6.sections.at("children").sections.at("ipop-ipsec-fd50-1234-64");
+  EXPECT_EQ(v6c.values.at("local_ts"), "fd50:1234::16/128") << "the trap's selectors stay A/128 <-> R";
+  EXPECT_EQ(v6c.values.at("remote_ts"), "fd50:1234::/64") << "'::' widens remote_addrs, never remote_ts";
+  EXPECT_EQ(v6c.values.at("start_action"), "trap");
+  EXPECT_EQ(v6c.values.at("mode"), "transport");
+  EXPECT_EQ(conns.sections.at("ipop-ipsec-172-31-0-0-16").values.at("remote_addrs"), "172.31.0.0/16")
+      << "IPv4: charon's default template is IPv4 already";
+  EXPECT_EQ(conns.sections.at("ipop-ipsec-fd50-99-64").values.at("remote_addrs"), "fd50:99::/64")
+      << "responder only: no trap, so nothing widened";
+  EXPECT_EQ(conns.sections.at("ipop-ipsec-10-253-0-0-16").values.at("remote_addrs"), "10.253.0.0/16");
 }
 
 TEST(RenderSwanctl, ConnectionNames) {
