@@ -144,7 +144,9 @@ EOF
   ip -n "$NS" tuntap add dev ipop mode tap
   CARRIER_PID=$(ip netns exec "$NS" "$CARRIER" ipop)  # IPOP's controller holds the tap: carrier
   local a
-  for a in $addrs; do ip -n "$NS" addr add "$a" dev ipop nodad; done
+  for a in $addrs; do
+    if [[ $a == *:* ]]; then ip -n "$NS" addr add "$a" dev ipop nodad; else ip -n "$NS" addr add "$a" dev ipop; fi
+  done
   ip -n "$NS" link set ipop up
   # The peers (nobody answers on the tap) get permanent neighbour entries, so that what the
   # node sends them really leaves on the tap: IKE, and any plaintext that would escape.
@@ -152,7 +154,7 @@ EOF
   if [[ $addrs == *172.31.* ]]; then
     ip -n "$NS" neigh replace 172.31.0.20 lladdr 02:00:00:00:00:20 dev ipop nud permanent
   fi
-  ip netns exec "$NS" tcpdump -i ipop -n -U -w "$d/tap.pcap" 2>"$d/tcpdump.err" &
+  ip netns exec "$NS" tcpdump -i ipop -n -U --immediate-mode -w "$d/tap.pcap" 2>"$d/tcpdump.err" &
   TCPDUMP_PID=$!
   for ((i = 0; i < 100; i++)); do grep -q listening "$d/tcpdump.err" 2>/dev/null && break; sleep 0.1; done
   grep -q listening "$d/tcpdump.err" || fail "tcpdump does not capture on the tap: $(cat "$d/tcpdump.err")"
