@@ -197,9 +197,10 @@ void Daemon::adoptRunningState() {
     if (auto saved = parseState(text, &err); saved && !saved->ikeInputs.empty()) {
       reconciler_->assumeLastRestart(parseRfc3339(saved->lastRestart), saved->lastRestartResult,
                                      saved->lastActionReason);
-      // ... but only if it IS running: stopping ipop-ipsecd, or its crash, also stops the
-      // IKE daemon's unit (StopPropagatedFrom= in the unit's drop-in), which must then be
-      // started again once IPOP is up. With control: command there is nothing to ask.
+      // ... but only if it IS running: its lifetime is not tied to ours (a crash, restart or
+      // stop of ipop-ipsecd leaves it running), but it may have been stopped or died while no
+      // ipop-ipsecd watched; then it is started again once IPOP is up. With control: command
+      // there is nothing to ask.
       std::string ike = cfg_.ike.control == IkeControl::systemd ? ports_.ike->state() : std::string("active");
       if (cfg_.ike.control == IkeControl::systemd) reconciler_->ikeStateChanged(ike);
       if (ike == "active" || ike == "reloading")
