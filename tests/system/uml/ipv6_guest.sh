@@ -144,16 +144,16 @@ start_node 3 "172.31.0.0/16, fd50:5678::/64" "172.31.0.13/16 fd50:5678::13/64"
 start_node 4 "172.31.0.0/16, fd50:5678::/64" "172.31.0.14/16 fd50:5678::14/64"
 say "4 nodes started (n1, n2 IPv6 only; n3, n4 dual stack)"
 
-# Each node healthy: its daemon found charon's traps (one per range) in the kernel.
+# Each node healthy: its daemon found charon's traps (one per range) in the kernel. One
+# deadline (60 s) for all four.
+healthy() { grep -q '"healthy": true' "/run/v6/n$1/state/state.json" 2>/dev/null; }
+deadline=$((SECONDS + 60))
 for i in 1 2 3 4; do
-  for ((k = 0; k < 600; k++)); do
-    grep -q '"healthy": true' "/run/v6/n$i/state/state.json" 2>/dev/null && break
-    sleep 0.1
-  done
-  if grep -q '"healthy": true' "/run/v6/n$i/state/state.json" 2>/dev/null; then
+  until healthy "$i" || ((SECONDS >= deadline)); do sleep 0.2; done
+  if healthy "$i"; then
     ok "n$i: the daemon reports healthy (charon's traps in the kernel)"
   else
-    fail "n$i: not healthy after 60 s: $(grep -m1 '"status"' "/run/v6/n$i/state/state.json" 2>/dev/null)"
+    fail "n$i: not healthy after 60 s: $(grep -m1 '"status":' "/run/v6/n$i/state/state.json")"
   fi
   if grep -q "installing trap failed" "$W/n$i/charon.log"; then fail "n$i: charon: installing trap failed"; fi
 done
