@@ -20,7 +20,7 @@ set -euo pipefail
 BIN=${1:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
 CARRIER=${2:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}/ipopsec-tap-carrier
 CHECKS=0
-NS= WORK= DAEMON_PID= CARRIER_PID= TCPDUMP_PID=
+NS='' WORK='' DAEMON_PID='' CARRIER_PID='' TCPDUMP_PID=''
 fail() {
   echo "FAIL: $*" >&2
   if [[ -n $WORK ]]; then
@@ -51,7 +51,7 @@ stop_node() {
     kill -KILL "$pid" 2>/dev/null || true
     rm -f "$WORK/node/charon.pid"
   fi
-  DAEMON_PID= TCPDUMP_PID= CARRIER_PID=
+  DAEMON_PID='' TCPDUMP_PID='' CARRIER_PID=''
   if [[ -n $NS ]]; then ip netns del "$NS" 2>/dev/null || true; fi
   NS=
   rm -rf "/run/ipopsec-traps-$$"
@@ -192,17 +192,17 @@ trap_ok() {
 
 # check_node "LOCAL/HOST RANGE TEMPLATE PEER" ...: the checks above, per range.
 check_node() {
-  local spec local range tmpl peer host name
+  local spec addr range tmpl peer host name
   wait_for "the daemon reports healthy (its expected traps are in the kernel)" 40 healthy
   for spec in "$@"; do
-    read -r local range tmpl peer <<<"$spec"
-    host=${local%/*}
+    read -r addr range tmpl peer <<<"$spec"
+    host=${addr%/*}
     name=ipop-ipsec-$(sed -e 's/[.:/]/-/g' -e 's/--*/-/g' <<<"$range")
-    trap_ok "$local" "$range" "$tmpl" || fail "no trap out $local -> $range (and in) with template $tmpl in the kernel"
-    ok "charon's trap out $local -> $range and in, template $tmpl -> $tmpl, transport"
+    trap_ok "$addr" "$range" "$tmpl" || fail "no trap out $addr -> $range (and in) with template $tmpl in the kernel"
+    ok "charon's trap out $addr -> $range and in, template $tmpl -> $tmpl, transport"
     SWANCTL_DIR=$WORK/node/swanctl swanctl --list-pols --uri "unix:///run/ipopsec-traps-$$/charon.vici" 2>/dev/null |
-      grep -A2 "^$name/$name, TRANSPORT" | grep -q "local:  $local" || fail "swanctl --list-pols does not list $name"
-    ok "swanctl --list-pols lists $name (local $local)"
+      grep -A2 "^$name/$name, TRANSPORT" | grep -q "local:  $addr" || fail "swanctl --list-pols does not list $name"
+    ok "swanctl --list-pols lists $name (local $addr)"
     # A packet to a peer: the trap's ACQUIRE makes charon initiate to that peer itself.
     if [[ $peer == *:* ]]; then
       ip netns exec "$NS" ping -6 -c1 -W1 -I "$host" "$peer" >/dev/null 2>&1 || true

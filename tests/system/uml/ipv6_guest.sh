@@ -171,7 +171,8 @@ ping_ok() { in_ns "$1" ping -c1 -W2 "$2" >/dev/null 2>&1; }
 # pair I A J B: I (at A) and J (at B) ping each other until both answer (bounded), then
 # each holds keyed ESP SAs both ways.
 pair() {
-  local i=$1 a=$2 j=$3 b=$4 t=$(date +%s.%N) k
+  local i=$1 a=$2 j=$3 b=$4 t k
+  t=$(date +%s.%N)
   for ((k = 0; k < 30; k++)); do ping_ok "$i" "$b" && ping_ok "$j" "$a" && break; done
   if ping_ok "$i" "$b" && ping_ok "$j" "$a"; then
     ok "n$i $a <-> n$j $b: pings answered both ways ($(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s)"
