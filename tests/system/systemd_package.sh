@@ -3,9 +3,13 @@
 # installed with dpkg inside the container.
 #   - install: unit enabled, NOT started (no config/certs yet), conffile in place;
 #   - upgrade (dpkg -i again) while running with a valid config: restarted on the new binary
-#     (new MainPID), policies kept;
-#   - remove: daemon stopped, unit gone, policies left in the kernel (fail closed, as
-#     documented), and `ip xfrm policy deleteall priority ...` then clears them.
+#     (new MainPID), policies kept, the IKE daemon (racoon stand-in) untouched: same MainPID,
+#     no new start;
+#   - remove: daemon and IKE daemon stopped, unit gone, policies left in the kernel (fail
+#     closed, as documented); the removal prints the command that clears them with the
+#     priorities in use (from the daemon's state file, not only the config: here the config
+#     was edited to another protect_priority without a reload), and that command, run as
+#     printed, clears them.
 # Usage: systemd_package.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -49,27 +53,50 @@ sys_wait "policies for 10.254.0.0/16" 20 has_policy
 sys_wait "racoon started once IPOP is up" 20 starts_ge 1
 
 # --- upgrade (same package again) ------------------------------------------------------------
+sys_wait "the daemon reports racoon's start done" 20 sys_run grep -q '"last_restart_result": "done"' /run/ipop-ipsec/state.json
 old=$(sys_prop ipop-ipsecd.service MainPID)
+racoon_pid=$(sys_prop racoon.service MainPID)
+racoon_starts=$(starts)
+check "racoon runs (MainPID $racoon_pid)" test "$racoon_pid" -gt 0
 
 check "dpkg -i over the running install succeeds" sys_run dpkg -i /root/ipop-ipsec.deb
 check "the running daemon was restarted on upgrade (new MainPID)" \
   bash -c '[[ $(nsenter -t '"$SYS_PID1"' -a systemctl show -P MainPID ipop-ipsecd.service) != '"$old"' ]]'
 check "active after the upgrade" test "$(sys_prop ipop-ipsecd.service ActiveState)" = active
 check "policies kept through the upgrade" has_policy
+new=$(sys_prop ipop-ipsecd.service MainPID)
+sys_wait "the new daemon (pid $new) wrote its state" 20 sys_run grep -q "\"pid\": $new," /run/ipop-ipsec/state.json
+sys_wait "the new daemon reports healthy" 20 sys_run grep -q '"healthy": true' /run/ipop-ipsec/state.json
+# An absence: the new daemon would restart racoon at the latest one coalescing window
+# (quiet 1 s + min interval 2 s) after its start.
+sleep 4
+check "racoon kept running through the upgrade (same MainPID $racoon_pid)" \
+  test "$(sys_prop racoon.service ActiveState)/$(sys_prop racoon.service MainPID)" = "active/$racoon_pid"
+check "racoon was not started again by the upgrade" test "$(starts)" -eq "$racoon_starts"
+sys_log "upgrade: ipop-ipsecd $old -> $new, racoon $racoon_pid -> $(sys_prop racoon.service MainPID)"
 
 # --- remove ----------------------------------------------------------------------------------
+# The config on disk now names another protect priority than the one the running daemon's
+# policies carry (edited, not reloaded): only the state file knows 250000.
+sed -i 's|^  # protect_priority: 250000|  protect_priority: 260000|' "$ROOT/etc/ipop-ipsec/ipop-ipsecd.yaml"
+check "the config now sets protect_priority 260000 (not reloaded)" grep -qx '  protect_priority: 260000' "$ROOT/etc/ipop-ipsec/ipop-ipsecd.yaml"
 removal=$(sys_run dpkg -r ipop-ipsec 2>&1) || sys_fail "dpkg -r ipop-ipsec failed: $removal"
 check "dpkg -r succeeds" true
-check "prerm names the configured priorities of the policies left (250000, 900)" \
-  grep -q "priorities 250000 and 900" <<<"$removal"
+printf '    dpkg -r: %s\n' "$removal" | grep ipop-ipsec: || true
+check "prerm names the priority of the policies left, which only the state file records (250000)" \
+  grep -q "IPsec policies (priority 250000) stay" <<<"$removal"
 check "the daemon is stopped by the removal" bash -c '[[ $(nsenter -t '"$SYS_PID1"' -a systemctl show -P ActiveState ipop-ipsecd.service) != active ]]'
+check "prerm says it stops racoon.service" grep -q "stopping racoon.service" <<<"$removal"
+check "racoon is stopped by the removal" test "$(sys_prop racoon.service ActiveState)" = inactive
 check "the binary is gone" sys_run test ! -e /usr/sbin/ipop-ipsecd
 check "the unit is gone" sys_run test ! -e /lib/systemd/system/ipop-ipsecd.service
 check "policies stay after removal (fail closed, documented)" has_policy
 check "the config stays (conffile, until purge)" sys_run test -f /etc/ipop-ipsec/ipop-ipsecd.yaml
-sys_run ip xfrm policy deleteall priority 250000
-sys_run ip xfrm policy deleteall priority 900
-check "the documented command clears them" bash -c '! nsenter -t '"$SYS_PID1"' -a ip xfrm policy | grep -q "10.254.0.0/16"'
+printed=$(sed -n 's/.*remove them with: \(.*\) (see ipop-ipsecd(8))$/\1/p' <<<"$removal")
+check "prerm printed a command" test -n "$printed"
+sys_log "running the printed command: $printed"
+check "the printed command runs" sys_run sh -c "$printed"
+check "the printed command clears them" bash -c '! nsenter -t '"$SYS_PID1"' -a ip xfrm policy | grep -q "10.254.0.0/16"'
 check "dpkg --purge succeeds" sys_run dpkg --purge ipop-ipsec
 check "the config is gone after purge" sys_run test ! -e /etc/ipop-ipsec/ipop-ipsecd.yaml
 sys_pass
