@@ -8,6 +8,10 @@ namespace ipopsec {
 
 std::string IkeTrap::str() const { return "out " + Cidr::host(local).str() + " -> " + range.str(); }
 
+bool holds(const std::vector<IkeTrap>& traps, const IkeTrap& t) {
+  return std::find(traps.begin(), traps.end(), t) != traps.end();
+}
+
 std::vector<IkeTrap> expectedTraps(const Config& cfg, const Desired& d) {
   std::vector<IkeTrap> out;
   if (cfg.ike.backend != IkeBackend::strongswan) return out;

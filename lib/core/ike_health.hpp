@@ -22,7 +22,10 @@ struct IkeTrap {
   Cidr range;
   IpAddress local;
   std::string str() const;  // "out 172.31.0.16/32 -> 172.31.0.0/16"
+  bool operator==(const IkeTrap&) const = default;
 };
+// Whether `traps` holds `t`.
+bool holds(const std::vector<IkeTrap>& traps, const IkeTrap& t);
 
 // The traps the IKE daemon must hold for what it was given (strongSwan: one per range in
 // which the node initiates, Desired::ikeInitiating; racoon installs none).

@@ -167,11 +167,8 @@ void Reconciler::checkIke() {
   std::vector<std::string> lost;
   // An adopted IKE daemon's traps have not been seen by this run: all expected ones count.
   const bool adopted = std::exchange(adoptedUnchecked_, adoptedUnchecked_ && (!known || expected.empty()));
-  for (const auto& t : adopted ? expected : st.ikeTrapsPresent) {
-    auto same = [&](const IkeTrap& o) { return o.range == t.range && o.local == t.local; };
-    if (std::any_of(expected.begin(), expected.end(), same) && !std::any_of(present.begin(), present.end(), same))
-      lost.push_back(t.str());
-  }
+  for (const auto& t : adopted ? expected : st.ikeTrapsPresent)
+    if (holds(expected, t) && !holds(present, t)) lost.push_back(t.str());
   st.ikeTrapsExpected = std::move(expected);
   st.ikeTrapsPresent = std::move(present);
   if (!lost.empty() && !scheduler_.inFlight() && !ikeActionUnderWay_ && !scheduler_.pending()) {
@@ -218,9 +215,7 @@ void Reconciler::judgeIke() {
   if (listening_ && !*listening_) st.ikeProblems.push_back(name + " does not listen on UDP port 500");
   if (ikeActionUnderWay_ || scheduler_.inFlight()) return;  // traps come with the loaded configuration
   for (const auto& t : st.ikeTrapsExpected) {
-    bool there = std::any_of(st.ikeTrapsPresent.begin(), st.ikeTrapsPresent.end(),
-                             [&](const IkeTrap& o) { return o.range == t.range && o.local == t.local; });
-    if (!there)
+    if (!holds(st.ikeTrapsPresent, t))
       st.ikeProblems.push_back(name + " holds no trap policy for " + t.range.str() + " (" + t.str() +
                                "): this node cannot start a connection in that range" +
                                (scheduler_.pending() ? "; restart pending" : ""));
