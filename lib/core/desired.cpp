@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <map>
 
 #include "core/certs.hpp"
@@ -209,11 +210,14 @@ void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, cons
     if (copy && certs.crl)
       d.files.push_back(RenderedFile{cfg.strongswan.swanctlDir + "/" + kSwanctlCrlFile, *certs.crl, 0644});
   }
-  // Without a usable CRL the daemon's copies go: no IKE daemon may keep enforcing an old list.
-  // racoon's <hash>.r0 is removed only while it still holds the marker (staleFiles); the
-  // x509crl/ file is the daemon's by its name (staleOwnFiles).
+  // With no CRL configured the daemon's copies go: no IKE daemon may keep enforcing an old
+  // list. racoon's <hash>.r0 is removed only while it still holds the marker (staleFiles);
+  // the x509crl/ file is the daemon's by its name (staleOwnFiles). A CRL that is configured
+  // but refused (one that revokes this node, forged, out of date) or a set that is unusable
+  // for another reason leaves the last accepted copy in place: an IKE daemon started later
+  // still loads it.
   for (const auto& path : certs.ownedCrlCopies)
-    if (std::none_of(d.files.begin(), d.files.end(), [&](const RenderedFile& f) { return f.path == path; }))
+    if (cfg.racoon.crl.empty() && std::none_of(d.files.begin(), d.files.end(), [&](const RenderedFile& f) { return f.path == path; }))
       (cfg.ike.backend == IkeBackend::strongswan ? d.staleOwnFiles : d.staleFiles).push_back(path);
   for (const auto& path : certs.ownedHashCopies)
     if (std::none_of(d.files.begin(), d.files.end(), [&](const RenderedFile& f) { return f.path == path; }))
@@ -227,13 +231,49 @@ void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, cons
   std::string inputs;
   for (const auto& f : d.files)
     if (f.path != cfg.racoon.spdFile) inputs += f.path + "=" + fingerprint(f.content) + ";";
-  // A new CRL restarts the IKE daemon (strongSwan too, not a reload): SAs already set up
-  // with a node it revokes must end now, not at their next rekey.
+  // The CRL is an input (a new one must reach the IKE daemon), but for strongSwan it is loaded
+  // into the running charon (swanctl --load-all loads x509crl/ with the credentials; the SAs
+  // stay): only a change of the revoked set restarts it, so that the SAs with a newly revoked
+  // peer end now, not at their next rekey. A routine refresh (new next update, same revoked
+  // set) restarts nothing.
   const std::string certPrints = fingerprint(certs.ca.value_or("")) + fingerprint(certs.cert.value_or("")) +
-                                 fingerprint(certs.key.value_or("")) + (certs.crl ? fingerprint(*certs.crl) : "");
-  inputs += "|" + certPrints;
+                                 fingerprint(certs.key.value_or(""));
+  d.ikeCrl = certs.crl ? fingerprint(*certs.crl) : "";
+  d.ikeRevoked = certs.crl ? certs.crlRevoked : std::vector<std::string>{};
+  std::sort(d.ikeRevoked.begin(), d.ikeRevoked.end());
+  std::string revoked;
+  for (const auto& s : d.ikeRevoked) revoked += s + ",";
+  inputs += "|" + certPrints + d.ikeCrl;
   d.ikeInputs = inputs;
-  if (cfg.ike.backend == IkeBackend::strongswan) d.ikeRestartInputs = certPrints;
+  if (cfg.ike.backend == IkeBackend::strongswan)
+    d.ikeRestartInputs = certPrints + (certs.crl ? "|revoked=" + revoked : "");
+}
+
+namespace {
+
+std::string serials(const std::vector<std::string>& list) {
+  std::string out = list.size() == 1 ? "serial " : "serials ";
+  for (std::size_t i = 0; i < list.size(); ++i) out += (i ? ", " : "") + list[i];
+  return out;
+}
+
+}  // namespace
+
+std::string crlChange(const std::string& crlBefore, const std::vector<std::string>& revokedBefore,
+                      const std::string& crlNow, const std::vector<std::string>& revokedNow) {
+  if (crlBefore == crlNow) return "";
+  if (crlNow.empty()) return "the CRL was removed from the configuration";
+  std::vector<std::string> added, dropped;
+  std::set_difference(revokedNow.begin(), revokedNow.end(), revokedBefore.begin(), revokedBefore.end(),
+                      std::back_inserter(added));
+  std::set_difference(revokedBefore.begin(), revokedBefore.end(), revokedNow.begin(), revokedNow.end(),
+                      std::back_inserter(dropped));
+  if (added.empty() && dropped.empty())
+    return crlBefore.empty() ? "loading the CRL" : "loading the new CRL (revoked set unchanged)";
+  std::string s;
+  if (!added.empty()) s = "the new CRL revokes " + serials(added);
+  if (!dropped.empty()) s += (s.empty() ? "the new CRL " : " and ") + std::string("no longer revokes ") + serials(dropped);
+  return s;
 }
 
 Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFiles& certs,

@@ -20,6 +20,8 @@ struct CertFiles {
   std::optional<std::string> ca, cert, key;
   // The CRL's content when one is configured and loaded (racoon.crl); it is an IKE input.
   std::optional<std::string> crl;
+  // The serials that CRL revokes (upper-case hex): what a change of it means for peers.
+  std::vector<std::string> crlRevoked;
   // racoon finds a CA's CRL as <certificate_dir>/<CA subject hash>.r0: that path, when a CRL is used.
   std::string crlHashPath;
   // The daemon's CRL copies found on disk (racoon: <CA hash>.r0 with its marker line;
@@ -75,7 +77,19 @@ struct Desired {
   // Where the IKE configuration initiates, "range=address" (strongSwan: the ranges with a tap
   // address). A reload that adds an entry is not held back by the quiet period (IkeScheduler).
   std::vector<std::string> ikeInitiating;
+  // The CRL handed to the IKE daemon: its fingerprint ("" when none) and the serials it
+  // revokes (sorted). strongSwan: a new CRL with the same revoked set is loaded (a reload,
+  // never a restart); a changed set restarts charon (ikeRestartInputs). The Reconciler names
+  // the change in the action's reason (crlChange).
+  std::string ikeCrl;
+  std::vector<std::string> ikeRevoked;
 };
+
+// What a new CRL changes for the peers, as the reason of the IKE action that hands it over:
+// "loading the new CRL (revoked set unchanged)", "the new CRL revokes serial 0F", "the
+// new CRL no longer revokes serial 77", "the CRL was removed from the configuration".
+std::string crlChange(const std::string& crlBefore, const std::vector<std::string>& revokedBefore,
+                      const std::string& crlNow, const std::vector<std::string>& revokedNow);
 
 // `previousRanges`: ranges the daemon protects now (from the kernel); with `ranges: auto`
 // they are held while the tap carries no address, so no protected range ever loses its

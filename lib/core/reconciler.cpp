@@ -134,6 +134,7 @@ CertFiles Reconciler::readCerts() {
   if (facts.key.loadError.empty()) c.key = facts.key.content;
   if (facts.crl && facts.crl->file.loadError.empty()) {
     c.crl = facts.crl->file.content;
+    c.crlRevoked = facts.crl->revokedSerials;
     // racoon looks a CRL up by its issuer's subject hash: the CA's.
     for (const auto& ca : facts.caCerts)
       if (!ca.subjectHash.empty() && ca.subject == facts.crl->issuer) {

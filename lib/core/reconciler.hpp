@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/desired.hpp"
@@ -180,6 +181,9 @@ class Reconciler {
   bool repair(const std::string& reason);
   std::string stoppedReason() const;  // the unit is inactive or failed (ikeUnitState) while IPOP is up
   std::string pendingReason_;  // why the pending step was asked for ("" = its inputs changed)
+  // The CRL (Desired::ikeCrl, ikeRevoked) the IKE daemon runs with since the last successful
+  // action (nullopt: unknown, e.g. adopted), and the one the action under way hands over.
+  std::optional<std::pair<std::string, std::vector<std::string>>> crlRunning_, crlInFlight_;
   bool repairForStop_ = false;
   // The IKE daemon was adopted (assumeIkeStarted) and its traps not checked yet: missing at
   // the first check, they were lost while no ipop-ipsecd watched (repaired once).

@@ -21,9 +21,15 @@ void Reconciler::startIkeAction() {
     else if (!scheduler_.startedInputs())
       reason = "IPOP is up at " + (status_.desired.localAddress ? status_.desired.localAddress->str() : "?") +
                " and " + ike_.name() + " does not run with this configuration yet";
+    else if (auto crl = crlRunning_ ? crlChange(crlRunning_->first, crlRunning_->second, status_.desired.ikeCrl,
+                                                   status_.desired.ikeRevoked)
+                                     : std::string();
+             !crl.empty())
+      reason = crl;
     else
       reason = action == IkeAction::reload ? "its configuration changed" : "its configuration or certificates changed";
   }
+  crlInFlight_.emplace(status_.desired.ikeCrl, status_.desired.ikeRevoked);
   status_.lastActionReason = reason;
   scheduler_.begin(clock_.now());
   ikeActionUnderWay_ = true;
@@ -58,6 +64,7 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
     return;
   }
   scheduler_.finished(!ec, clock_.now());
+  if (!ec) crlRunning_ = std::exchange(crlInFlight_, std::nullopt);
   status_.restartFailures = scheduler_.consecutiveFailures();
   if (ec) {
     ++status_.ikeRestartFailuresTotal;

@@ -1,7 +1,8 @@
 // The revocation list (racoon.crl): its judgement (core/certs.cpp) with hand-made facts, and
 // what the Reconciler does with it over fakes: handed to racoon as <CA hash>.r0 and to
-// strongSwan in x509crl/, a new CRL restarts the IKE daemon (SAs with a revoked peer end
-// now, not at their rekey), a CRL that revokes this node never starts it.
+// strongSwan in x509crl/, a CRL that revokes someone new restarts the IKE daemon (SAs with a
+// revoked peer end now, not at their rekey), a routine refresh of it is loaded into the running
+// charon (nothing torn down), a CRL that revokes this node never starts it.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -18,6 +19,7 @@ using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 namespace {
 
@@ -155,7 +157,7 @@ TEST_F(CrlReconcileTest, ANewCrlRestartsTheIkeDaemonOnce) {
   EXPECT_EQ(unit.restarts, 2);
 }
 
-TEST_F(CrlReconcileTest, WithStrongSwanTheCrlGoesToX509crlAndANewOneIsARestartNotAReload) {
+TEST_F(CrlReconcileTest, WithStrongSwanANewlyRevokedSerialRestartsNamingIt) {
   unit.reloadable = true;
   files.files["/certs/crl.pem"] = "CRL v1";
   make(crlConfig(IkeBackend::strongswan));
@@ -169,6 +171,62 @@ TEST_F(CrlReconcileTest, WithStrongSwanTheCrlGoesToX509crlAndANewOneIsARestartNo
   runFor(30s);
   EXPECT_EQ(unit.restarts, 2) << "a reload (swanctl --load-all) would keep the SAs with the revoked peer";
   EXPECT_EQ(unit.reloads, 0);
+  EXPECT_TRUE(hasEvent("restart", ": the new CRL revokes serial 0F"));
+  EXPECT_EQ(r->status().lastActionReason, "the new CRL revokes serial 0F");
+}
+
+// A routine refresh (a new next update, the same revoked serials) is loaded into the running
+// charon: no restart, nothing torn down; the log and the status say why.
+TEST_F(CrlReconcileTest, WithStrongSwanARefreshWithTheSameRevokedSetIsLoadedNotARestart) {
+  unit.reloadable = true;
+  files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
+  make(crlConfig(IkeBackend::strongswan));
+  up();
+  ASSERT_EQ(unit.restarts, 1);
+  unit.complete();
+  runFor(60s);  // past ike.min_interval: a restart would not be held back by it
+  files.files["/certs/crl.pem"] = "CRL v2 (next update renewed)\nrevoked: 0F";
+  r->certificatesChanged();
+  r->reconcile(net);
+  runFor(30s);
+  EXPECT_EQ(unit.restarts, 1) << "a routine refresh restarts nothing";
+  ASSERT_EQ(unit.reloads, 1) << "the new CRL is loaded into the running charon";
+  EXPECT_EQ(files.files["/etc/swanctl/" + std::string(kSwanctlCrlFile)], "CRL v2 (next update renewed)\nrevoked: 0F")
+      << "written before the load";
+  EXPECT_TRUE(hasEvent("reload", "loading the new CRL (revoked set unchanged)"));
+  EXPECT_EQ(r->status().lastActionReason, "loading the new CRL (revoked set unchanged)");
+  unit.complete();
+  runFor(60s);
+  EXPECT_EQ(unit.restarts, 1);
+  EXPECT_EQ(unit.reloads, 1) << "loaded once";
+  // A serial taken off the list: the revoked set changed, a restart (named) as for a new one.
+  files.files["/certs/crl.pem"] = "CRL v3";
+  r->certificatesChanged();
+  r->reconcile(net);
+  runFor(30s);
+  EXPECT_TRUE(hasEvent("restart", "the new CRL no longer revokes serial 0F"));
+}
+
+TEST_F(CrlReconcileTest, WithRacoonTheRestartNamesTheNewlyRevokedSerials) {
+  files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
+  make(crlConfig());
+  up();
+  unit.complete();
+  files.files["/certs/crl.pem"] = "CRL v2\nrevoked: 0F\nrevoked: 77\nrevoked: 78";
+  r->certificatesChanged();
+  r->reconcile(net);
+  runFor(30s);
+  ASSERT_EQ(unit.restarts, 2);
+  EXPECT_TRUE(hasEvent("restart", "restarting racoon.service: the new CRL revokes serials 77, 78"));
+}
+
+TEST(CrlChange, NamesWhatTheNewListChanges) {
+  EXPECT_EQ(crlChange("a", {"0F"}, "a", {"0F"}), "");
+  EXPECT_EQ(crlChange("a", {"0F"}, "b", {"0F"}), "loading the new CRL (revoked set unchanged)");
+  EXPECT_EQ(crlChange("", {}, "b", {}), "loading the CRL");
+  EXPECT_EQ(crlChange("a", {"0F"}, "b", {"0F", "10"}), "the new CRL revokes serial 10");
+  EXPECT_EQ(crlChange("a", {"0F", "10"}, "b", {"11"}), "the new CRL revokes serial 11 and no longer revokes serials 0F, 10");
+  EXPECT_EQ(crlChange("a", {"0F"}, "", {}), "the CRL was removed from the configuration");
 }
 
 TEST_F(CrlReconcileTest, ACrlThatRevokesThisNodeNeverStartsTheIkeDaemonAndIsNotHandedOver) {
@@ -180,6 +238,39 @@ TEST_F(CrlReconcileTest, ACrlThatRevokesThisNodeNeverStartsTheIkeDaemonAndIsNotH
   EXPECT_THAT(r->statusLine(), HasSubstr("REVOKED"));
   EXPECT_FALSE(files.files.count("/certs/" + certs.caHash + ".r0"));
   EXPECT_FALSE(policies.all().empty()) << "the policies stay: no plaintext either (fail closed)";
+}
+
+// On the revoked node itself: the CRL that revokes it is refused (its IKE daemon is not
+// restarted onto it), but the last accepted CRL stays where the IKE daemon loads it, so a
+// charon (or racoon) started later still enforces it.
+TEST_F(CrlReconcileTest, ACrlRevokingThisNodeKeepsTheLastAcceptedCopy) {
+  for (auto backend : {IkeBackend::strongswan, IkeBackend::racoon}) {
+    SCOPED_TRACE(backend == IkeBackend::strongswan ? "strongswan" : "racoon");
+    files.files.clear();
+    files.files["/certs/cacert.pem"] = "CA";
+    files.files["/certs/host-cert.pem"] = "CERT";
+    files.files["/certs/host-key.pem"] = "KEY";
+    files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
+    unit.reloadable = backend == IkeBackend::strongswan;
+    const int before = unit.restarts;
+    make(crlConfig(backend));
+    up();
+    ASSERT_EQ(unit.restarts, before + 1);
+    unit.complete();
+    const std::string copy = backend == IkeBackend::strongswan ? "/etc/swanctl/" + std::string(kSwanctlCrlFile)
+                                                               : "/certs/" + certs.caHash + ".r0";
+    ASSERT_THAT(files.files[copy], HasSubstr("CRL v1"));
+    files.files["/certs/crl.pem"] = "CRL v2\nrevoked: 0F\nrevoked: 1000";  // this node's serial
+    r->certificatesChanged();
+    r->reconcile(net);
+    runFor(30s);
+    EXPECT_FALSE(r->status().desired.certsUsable);
+    EXPECT_THAT(r->statusLine(), HasSubstr("REVOKED"));
+    EXPECT_EQ(unit.restarts, before + 1) << "not restarted onto a CRL that revokes this node";
+    ASSERT_TRUE(files.files.count(copy)) << "the last accepted CRL is kept";
+    EXPECT_THAT(files.files[copy], HasSubstr("CRL v1"));
+    EXPECT_THAT(files.files[copy], Not(HasSubstr("1000")));
+  }
 }
 
 // racoon.crl removed from the config (a reload): the daemon's copies go, so that neither
