@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # A new CRL with the strongSwan backend, on this machine's kernel: the real daemon
 # (ike.backend strongswan, control command) and a real charon-systemd in a network namespace
-# made here, IPOP's tap held by ipopsec-tap-carrier, racoon.crl naming the CA's CRL.
+# made here, racoon.crl naming the CA's CRL; IPOP's "tap" is a veth (carrier) to a second
+# namespace where a peer (172.31.0.20, a plain charon-systemd) answers IKE.
+#   - the node's trap sets up an IKE_SA with the peer (its CHILD_SA cannot be installed: this
+#     kernel has no ESP; charon keeps the IKE_SA);
 #   - a routine refresh (`pki crl` again: a new CRL number and next update, the same revoked
 #     serials) is loaded into the running charon (strongswan.load_command): charon's PID is
-#     unchanged, `swanctl --list-certs --type x509_crl` shows the new CRL number, the daemon logs why
-#     ('loading the new CRL (revoked set unchanged)') and restarts nothing;
-#   - a CRL that revokes a peer's certificate still restarts charon, naming the serial.
-# (SAs need ESP, which this kernel lacks: tests/system/uml_mesh.sh's revocation phase.)
+#     unchanged, `swanctl --list-certs --type x509_crl` shows the new CRL number, the IKE_SA
+#     with the peer is the same one (unique id) and established on both sides, the daemon
+#     logs why ('loading the new CRL (revoked set unchanged)') and restarts nothing;
+#   - a CRL that revokes the peer's certificate still restarts charon, naming the serial,
+#     and the peer's IKE_SA with the node ends.
+# (ESP needs UML: tests/system/uml_mesh.sh's revocation phase.)
 # Usage: strongswan_crl_refresh.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 set -euo pipefail
 BIN=${1:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
-CARRIER=${2:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}/ipopsec-tap-carrier
 CHECKS=0
-NS='' WORK='' DAEMON_PID='' CARRIER_PID=''
+NS='' PNS='' WORK='' DAEMON_PID='' PEER_PID=''
 RUN=/run/ipopsec-crl-$$
 fail() {
   echo "FAIL: $*" >&2
@@ -25,7 +29,6 @@ fail() {
 }
 ok() { CHECKS=$((CHECKS + 1)); echo "ok: $*"; }
 [[ $(id -u) -eq 0 ]] || fail "needs root (network namespace, XFRM policies)"
-[[ -x $CARRIER ]] || fail "no $CARRIER: build the ipopsec-tap-carrier target"
 for t in /usr/sbin/charon-systemd /usr/sbin/swanctl; do
   [[ -x $t ]] || fail "needed tool $t is missing: run scripts/setup --test"
 done
@@ -33,7 +36,7 @@ done
 cleanup() {
   local rc=$? pid i
   set +e
-  for pid in $DAEMON_PID $CARRIER_PID; do
+  for pid in $DAEMON_PID $PEER_PID; do
     kill "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   done
@@ -44,6 +47,7 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null
   fi
   [[ -n $NS ]] && ip netns del "$NS" 2>/dev/null
+  [[ -n $PNS ]] && ip netns del "$PNS" 2>/dev/null
   rm -rf "$RUN"
   [[ -n $WORK ]] && rm -rf "$WORK"
   exit "$rc"
@@ -66,10 +70,67 @@ publish() {
 }
 publish
 
-# --- the node ----------------------------------------------------------------------------------
+# --- the peer: its own namespace and charon, a responder for the node ---------------------------
 NS=ipopsec-crl-$$
+PNS=ipopsec-crlp-$$
 ip netns add "$NS"
+ip netns add "$PNS"
 ip -n "$NS" link set lo up
+ip -n "$PNS" link set lo up
+P=$WORK/peerd
+mkdir -p "$P/swanctl/x509" "$P/swanctl/x509ca" "$P/swanctl/private"
+cp "$WORK/peer/host-cert.pem" "$P/swanctl/x509/peer.pem"
+cp "$WORK/peer/host-key.pem" "$P/swanctl/private/peer.pem"
+cp "$WORK/certs/cacert.pem" "$P/swanctl/x509ca/ca.pem"
+cat >"$P/swanctl/swanctl.conf" <<CONF
+connections {
+  node {
+    version = 2
+    local_addrs = 172.31.0.20
+    remote_addrs = 172.31.0.0/16
+    proposals = aes256-sha256-modp2048
+    local {
+      auth = pubkey
+      certs = peer.pem
+    }
+    remote {
+      auth = pubkey
+      id = %any
+    }
+    children {
+      node {
+        mode = transport
+        local_ts = 172.31.0.20/32
+        remote_ts = 172.31.0.0/16
+        esp_proposals = aes256-sha256-modp2048
+      }
+    }
+  }
+}
+CONF
+cat >"$P/strongswan.conf" <<CONF
+charon {
+  load_modular = no
+  load = random nonce openssl pem pkcs1 pkcs8 x509 revocation constraints pubkey kernel-netlink socket-default vici updown hmac sha1 sha2 aes gcm kdf
+  install_routes = no
+  plugins {
+    vici {
+      socket = unix://$RUN/peer.vici
+    }
+  }
+  filelog {
+    peer {
+      path = $P/charon.log
+      flush_line = yes
+      default = 1
+    }
+  }
+}
+CONF
+ip netns exec "$PNS" env STRONGSWAN_CONF="$P/strongswan.conf" /usr/sbin/charon-systemd </dev/null >"$P/charon.out" 2>&1 &
+PEER_PID=$!
+
+# --- the node ----------------------------------------------------------------------------------
 echo 'include conf.d/*.conf' >"$D/swanctl/swanctl.conf"
 cat >"$D/strongswan.conf" <<EOF
 charon {
@@ -128,8 +189,9 @@ daemon:
 EOF
 ip netns exec "$NS" "$BIN" --config "$D/ipop-ipsecd.yaml" >"$D/daemon.log" 2>&1 &
 DAEMON_PID=$!
-ip -n "$NS" tuntap add dev ipop mode tap
-CARRIER_PID=$(ip netns exec "$NS" "$CARRIER" ipop)
+ip -n "$NS" link add ipop type veth peer name ipop netns "$PNS"
+ip -n "$PNS" addr add 172.31.0.20/16 dev ipop
+ip -n "$PNS" link set ipop up
 ip -n "$NS" addr add 172.31.0.16/16 dev ipop
 ip -n "$NS" link set ipop up
 
@@ -150,11 +212,23 @@ log_has() { grep -qF -- "$1" "$D/daemon.log"; }
 crl_numbers() { SWANCTL_DIR=$D/swanctl swanctl --list-certs --type x509_crl --uri "unix://$RUN/charon.vici" 2>/dev/null | awk '/serial:/ { print $2 }'; }
 has_crl() { crl_numbers | grep -qx "$1"; }
 charon_pid() { cat "$D/charon.pid"; }
+node_sas() { SWANCTL_DIR=$D/swanctl swanctl --list-sas --uri "unix://$RUN/charon.vici" 2>/dev/null; }
+peer_sas() { swanctl --list-sas --uri "unix://$RUN/peer.vici" 2>/dev/null; }
+# The unique id of the node's established IKE_SA with the peer ("" when none).
+node_ike_id() { node_sas | awk '/ESTABLISHED/ { id = $2 } /remote .*172\.31\.0\.20/ && id { print id; exit }'; }
+node_has_ike() { [[ -n $(node_ike_id) ]]; }
+peer_has_ike() { peer_sas | grep -q ESTABLISHED; }
 
 wait_for "the daemon reports healthy, charon started with the first CRL" 40 healthy
 wait_for "charon holds CRL number 01" 10 has_crl 01
 pid1=$(charon_pid)
 kill -0 "$pid1" || fail "charon (pid $pid1) does not run"
+SWANCTL_DIR=$P/swanctl swanctl --load-all --noprompt --uri "unix://$RUN/peer.vici" >"$P/load.log" 2>&1 ||
+  fail "the peer's charon refused its configuration: $(tail -3 "$P/load.log")"
+ip netns exec "$NS" ping -c1 -W1 -I 172.31.0.16 172.31.0.20 >/dev/null 2>&1 || true
+wait_for "the node's trap sets up an IKE_SA with the peer" 15 node_has_ike
+wait_for "the peer holds its IKE_SA with the node" 5 peer_has_ike
+ike1=$(node_ike_id)
 restarts_before=$(grep -c 'restarting ' "$D/daemon.log" || true)
 
 echo "== a routine refresh: the same revoked set, a new CRL number"
@@ -167,6 +241,9 @@ ok "charon's PID is unchanged ($pid1)"
 restarts_after=$(grep -c 'restarting ' "$D/daemon.log" || true)
 [[ $restarts_after == "$restarts_before" ]] || fail "the daemon restarted charon: $(grep 'restarting ' "$D/daemon.log" | tail -1)"
 ok "no restart logged for the refresh"
+[[ $(node_ike_id) == "$ike1" ]] || fail "the node's IKE_SA $ike1 with the peer is gone: $(node_sas)"
+peer_has_ike || fail "the peer's IKE_SA with the node is gone"
+ok "the IKE_SA with the peer is unchanged ($ike1) and established on both sides"
 wait_for "healthy after the refresh" 10 healthy
 
 echo "== a revocation: the peer's certificate"
@@ -177,5 +254,7 @@ wait_for "the daemon restarts charon naming the revoked serial" 20 log_has "the 
 wait_for "charon holds CRL number 03" 20 has_crl 03
 [[ $(charon_pid) != "$pid1" ]] || fail "charon's PID did not change on the revocation"
 ok "charon restarted for the revocation (pid $pid1 -> $(charon_pid))"
+gone() { ! peer_has_ike; }
+wait_for "the peer's IKE_SA with the node ended" 10 gone
 
 echo "strongswan_crl_refresh: PASSED ($CHECKS checks)"
