@@ -21,8 +21,12 @@ deb=$(ls "$SYS_WORK"/pkg/ipop-ipsec_*.deb)
 check "cpack built $(basename "$deb")" test -f "$deb"
 check "the package declares the config as a conffile" \
   bash -c "dpkg-deb -I '$deb' conffiles | grep -qx /etc/ipop-ipsec/ipop-ipsecd.yaml"
-check "the package depends on libsystemd0 and libyaml-cpp0.7 (dpkg-shlibdeps)" \
-  bash -c "dpkg-deb -f '$deb' Depends | grep -q libsystemd0 && dpkg-deb -f '$deb' Depends | grep -q libyaml-cpp0.7"
+# The package of the yaml-cpp the binary links (libyaml-cpp0.7 on Debian 12, 0.8 on 13).
+yaml_so=$(objdump -p "$SYS_BIN" | awk '$1 == "NEEDED" && $2 ~ /^libyaml-cpp/ { print $2 }')
+yaml_pkg=$(dpkg -S "*/$yaml_so" 2>/dev/null | sed -n '1s/:.*//p')
+depends=$(dpkg-deb -f "$deb" Depends)
+check "the package depends on libsystemd0 and on $yaml_pkg, whose $yaml_so the binary links (dpkg-shlibdeps)" \
+  bash -c "[[ -n '$yaml_pkg' ]] && grep -Eq '(^|, )libsystemd0( |,|\$)' <<<'$depends' && grep -Eq '(^|, )$yaml_pkg( |,|\$)' <<<'$depends'"
 cp "$deb" "$ROOT/root/ipop-ipsec.deb"
 # Container images (this machine's too) ship a policy-rc.d that forbids maintainer scripts
 # to start or stop services; a real node has none. Inside the overlay only.

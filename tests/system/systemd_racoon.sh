@@ -7,7 +7,7 @@
 # carrier (IPOP's controller stopped); the carrier coming back starts it. And racoon stopped by
 # hand or killed while IPOP is up is reported and started again by the daemon, saying why.
 #
-# racoon is not packaged in Debian 12, so racoon.service is a stand-in of that name that
+# racoon is not packaged in Debian, so racoon.service is a stand-in of that name that
 # records each start with a timestamp and the tap's addresses at that moment. The real
 # ipop-ipsecd.service and racoon.service.d drop-in are the installed ones.
 # Usage: systemd_racoon.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
@@ -36,7 +36,7 @@ line=$(start_line 1)
 sys_log "racoon start 1: $line"
 check "at boot racoon's first start saw the tap's address" grep -q '10.254.0.16/16' <<<"$line"
 check "at boot racoon was first skipped by its condition (ipop-up flag absent)" \
-  sys_run sh -c "journalctl -b --no-pager -u racoon.service | grep -qF 'unmet condition check (ConditionPathExists=/run/ipop-ipsec/ipop-up)'"
+  sys_run sh -c "journalctl -b --no-pager -u racoon.service | grep -qE 'unmet condition check \(?ConditionPathExists=/run/ipop-ipsec/ipop-up'"
 check "the fail-closed policies for 10.254.0.0/16 are in the kernel" grep -q 'src 10.254.0.0/16 dst 10.254.0.0/16' <<<"$(policies)"
 sys_wait "the daemon reports the restart done" 20 sys_run grep -q '"last_restart_result": "done"' /run/ipop-ipsec/state.json
 check "racoon was started exactly once at boot" test "$(starts)" -eq 1
