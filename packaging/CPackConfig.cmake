@@ -67,7 +67,7 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_STRIP_FILES ON)
 # deb-systemd-helper / deb-systemd-invoke in the maintainer scripts.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "init-system-helpers (>= 1.54~)")
-# The IKE daemon is the operator's choice (racoon is not packaged in Debian 12).
+# The IKE daemon is the operator's choice (racoon is not packaged in Debian).
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "charon-systemd, strongswan-swanctl, openssl")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${CMAKE_SOURCE_DIR}/packaging/debian/conffiles

@@ -63,7 +63,7 @@ std::string journalHint(const std::string& unit) { return "see `journalctl -u " 
 
 std::string notInstalled(const std::string& unit) {
   std::string s = unit + " is not installed (no such unit)";
-  if (unit == "racoon.service") s += "; on Debian 12 racoon is not packaged: use `ike.backend: strongswan`";
+  if (unit == "racoon.service") s += "; racoon is not packaged in Debian: use `ike.backend: strongswan`";
   return s;
 }
 

@@ -17,8 +17,8 @@ namespace ipopsec {
 // The one-line details SystemdUnit reports, as pure functions (tested on their own).
 namespace unitdetail {
 
-// "<unit> is not installed (no such unit)", and for racoon.service the Debian 12 hint:
-// "; on Debian 12 racoon is not packaged: use `ike.backend: strongswan`".
+// "<unit> is not installed (no such unit)", and for racoon.service the Debian hint:
+// "; racoon is not packaged in Debian: use `ike.backend: strongswan`".
 std::string notInstalled(const std::string& unit);
 
 // The detail of a RestartUnit call that systemd answered with the D-Bus error

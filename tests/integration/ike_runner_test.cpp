@@ -798,7 +798,7 @@ TEST_F(SystemdFakeTest, FailedJobIsAnErrorWithTheResult) {
   }
 }
 
-// Debian 12 has no racoon package: RestartUnit answers NoSuchUnit, LoadUnit gives a unit
+// Debian has no racoon package: RestartUnit answers NoSuchUnit, LoadUnit gives a unit
 // whose LoadState is "not-found".
 TEST_F(SystemdFakeTest, MissingRacoonUnitSaysItIsNotInstalledWithTheDebianHint) {
   FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::methodError, "done", "not-found");
@@ -808,7 +808,7 @@ TEST_F(SystemdFakeTest, MissingRacoonUnitSaysItIsNotInstalledWithTheDebianHint) 
   ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
   EXPECT_EQ(o.ec, UnitErrc::callFailed);
   EXPECT_EQ(o.detail,
-            "racoon.service is not installed (no such unit); on Debian 12 racoon is not packaged: use "
+            "racoon.service is not installed (no such unit); racoon is not packaged in Debian: use "
             "`ike.backend: strongswan`");
   EXPECT_EQ(m.state(), "not-found");
 }

@@ -16,7 +16,7 @@ bool endsWith(const std::string& s, const std::string& tail) {
 
 TEST(UnitManagerDetail, NotInstalledRacoonGetsTheDebianHint) {
   EXPECT_EQ(unitdetail::notInstalled("racoon.service"),
-            "racoon.service is not installed (no such unit); on Debian 12 racoon is not packaged: use "
+            "racoon.service is not installed (no such unit); racoon is not packaged in Debian: use "
             "`ike.backend: strongswan`");
 }
 
