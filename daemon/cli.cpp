@@ -25,6 +25,7 @@
 #include "core/desired.hpp"
 #include "core/certs.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/cut_revoked_cli.hpp"
 #include "daemon/pki_cli.hpp"
 #include "daemon/status_cli.hpp"
 #include "os/config_loader.hpp"
@@ -429,6 +430,7 @@ int cmdRun(const std::string& path) {
 
 int runCli(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "pki") return runPkiCli(argc - 2, argv + 2);
+  if (argc > 1 && std::string(argv[1]) == "cut-revoked") return runCutRevokedCli(argc - 2, argv + 2);
   std::string command;
   int first = 1;
   if (argc > 1 && argv[1][0] != '-') {

@@ -131,6 +131,10 @@ struct Config {
     std::string config = "/etc/swanctl/conf.d/ipop-ipsec.conf";  // must be included by swanctl.conf
     // Run when only the swanctl configuration changed (charon keeps running); argv, no shell.
     std::vector<std::string> loadCommand{"/usr/sbin/swanctl", "--load-all", "--noprompt"};
+    // Run after charon loaded a CRL that revokes new serials, with those serials appended
+    // (upper-case hex): ends the SAs with the peers that presented such a certificate; argv,
+    // no shell. Empty: no cut, a revocation restarts charon instead.
+    std::vector<std::string> cutCommand{"/usr/sbin/ipop-ipsecd", "cut-revoked"};
     int dpdDelay = 30;  // seconds; 0 disables dead peer detection
   } strongswan;
 

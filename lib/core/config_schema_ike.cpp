@@ -90,6 +90,19 @@ void loadCommand(Parse& p, const Item& it) {
   if (ok) p.cfg.strongswan.loadCommand = std::move(argv);
 }
 
+// strongswan.cut_command: an argv list; empty ([]) turns the cut off (a revocation restarts charon).
+void cutCommand(Parse& p, const Item& it) {
+  if (it.node.IsScalar()) {
+    p.r.error(it, "expected a list of strings (the command's argv), got " + describe(it.node) +
+                      "; write it as [/usr/sbin/ipop-ipsecd, cut-revoked], or [] to restart charon on a revocation");
+    return;
+  }
+  auto items = p.r.list(it, "a list of strings (the command's argv)", kMaxArgv);
+  if (!items) return;
+  std::vector<std::string> argv;
+  if (items->empty() || p.r.argv(*items, argv)) p.cfg.strongswan.cutCommand = std::move(argv);
+}
+
 // ca_cert, host_cert, host_key: a file name inside racoon.certificate_dir, or an absolute path.
 void certFile(Parse& p, const Item& it, std::string& out) {
   auto s = p.r.nonEmpty(it, "a file name or an absolute path");
@@ -169,6 +182,7 @@ void strongswan(Parse& p, const Item& section) {
                            {"swanctl_dir", [&p](const Item& it) { p.r.absolutePath(it, p.cfg.strongswan.swanctlDir); }},
                            {"config", [&p](const Item& it) { p.r.absolutePath(it, p.cfg.strongswan.config); }},
                            {"load_command", [&p](const Item& it) { loadCommand(p, it); }},
+                           {"cut_command", [&p](const Item& it) { cutCommand(p, it); }},
                            {"dpd_delay",
                             [&p](const Item& it) {
                               if (auto v = p.r.integer(it, 0, 3600, " (seconds; 0 disables dead peer detection)"))

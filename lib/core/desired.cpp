@@ -233,9 +233,9 @@ void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, cons
     if (f.path != cfg.racoon.spdFile) inputs += f.path + "=" + fingerprint(f.content) + ";";
   // The CRL is an input (a new one must reach the IKE daemon), but for strongSwan it is loaded
   // into the running charon (swanctl --load-all loads x509crl/ with the credentials; the SAs
-  // stay): only a change of the revoked set restarts it, so that the SAs with a newly revoked
-  // peer end now, not at their next rekey. A routine refresh (new next update, same revoked
-  // set) restarts nothing.
+  // stay). A routine refresh (new next update, same revoked set) restarts nothing. Without
+  // strongswan.cut_command a change of the revoked set restarts charon, so that the SAs with
+  // a newly revoked peer end now, not at their next rekey.
   const std::string certPrints = fingerprint(certs.ca.value_or("")) + fingerprint(certs.cert.value_or("")) +
                                  fingerprint(certs.key.value_or(""));
   d.ikeCrl = certs.crl ? fingerprint(*certs.crl) : "";
@@ -245,8 +245,11 @@ void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, cons
   for (const auto& s : d.ikeRevoked) revoked += s + ",";
   inputs += "|" + certPrints + d.ikeCrl;
   d.ikeInputs = inputs;
+  // With strongswan.cut_command the Reconciler cuts the SAs with newly revoked peers after the
+  // load instead (Reconciler::cutRevoked): then the revoked set is no restart input either.
   if (cfg.ike.backend == IkeBackend::strongswan)
-    d.ikeRestartInputs = certPrints + (certs.crl ? "|revoked=" + revoked : "");
+    d.ikeRestartInputs =
+        certPrints + (certs.crl && cfg.strongswan.cutCommand.empty() ? "|revoked=" + revoked : "");
 }
 
 namespace {

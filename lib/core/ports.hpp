@@ -166,6 +166,16 @@ class IkeController {
   // `onState(state())` on the io_context after each change, also across reconfigure().
   // A controller without events (ike.control: command) never calls it.
   virtual void watchState(std::function<void(const std::string& state)> onState) { (void)onState; }
+  // Whether cut() exists (strongSwan with strongswan.cut_command); without it a revocation
+  // restarts the IKE daemon.
+  virtual bool canCut() const { return false; }
+  // Ends the SAs with the peers whose certificates carry these serials (upper-case hex), the
+  // IKE daemon having loaded the CRL that revokes them; `done` like run()'s, on the
+  // io_context, its detail naming the peers cut. Independent of run()'s action in flight.
+  virtual void cut(const std::vector<std::string>& serials, Done done) {
+    (void)serials;
+    done(std::make_error_code(std::errc::operation_not_supported), "this IKE control cannot cut single peers");
+  }
 };
 
 // Tells the service manager where the daemon stands (sd_notify).

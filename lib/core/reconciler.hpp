@@ -166,6 +166,10 @@ class Reconciler {
   // can), then removes stale larval states once the IKE daemon listens.
   void startIkeAction();
   void afterIkeAction(IkeAction action, std::error_code ec, const std::string& detail, const std::string& ranges);
+  // The IKE daemon loaded a CRL that revokes these serials too: end the SAs with the peers
+  // that presented such a certificate (IkeController::cut), every other SA stays; a cut that
+  // fails (or no cut at all) restarts the IKE daemon instead.
+  void cutRevoked(const std::vector<std::string>& serials);
   // Removes the larval states in the desired ranges; logs `done` (debug) or the failure
   // ("cannot remove <what>: ...", warning) under `action`.
   void removeLarval(const std::string& action, const std::string& what, const std::string& done);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <iterator>
 #include <utility>
 
 namespace ipopsec {
@@ -64,7 +65,13 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
     return;
   }
   scheduler_.finished(!ec, clock_.now());
-  if (!ec) crlRunning_ = std::exchange(crlInFlight_, std::nullopt);
+  std::vector<std::string> newlyRevoked;
+  if (!ec) {
+    if (crlRunning_ && crlInFlight_ && !crlInFlight_->first.empty())
+      std::set_difference(crlInFlight_->second.begin(), crlInFlight_->second.end(), crlRunning_->second.begin(),
+                          crlRunning_->second.end(), std::back_inserter(newlyRevoked));
+    crlRunning_ = std::exchange(crlInFlight_, std::nullopt);
+  }
   status_.restartFailures = scheduler_.consecutiveFailures();
   if (ec) {
     ++status_.ikeRestartFailuresTotal;
@@ -83,6 +90,7 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
     ++status_.reloads;
     ++status_.ikeReloadsTotal;
     emit(Severity::info, what, ranges, "IKE configuration loaded");
+    if (!newlyRevoked.empty()) cutRevoked(newlyRevoked);
   } else {
     ++status_.ikeRestartsTotal;
     status_.lastRestart = wall_();
@@ -105,6 +113,31 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
     changed();
   });
   changed();
+}
+
+void Reconciler::cutRevoked(const std::vector<std::string>& serials) {
+  std::string list;
+  for (const auto& s : serials) list += (list.empty() ? "" : ", ") + s;
+  const std::string ranges = joinRanges(status_.desired.ranges);
+  const std::string why = "the new CRL revokes serial" + std::string(serials.size() > 1 ? "s " : " ") + list;
+  if (!ike_.canCut()) {
+    repair(why + " (no strongswan.cut_command to end only those peers' SAs)");
+    return;
+  }
+  status_.lastActionReason = why + ": cutting the SAs with the peers that presented it";
+  emit(Severity::info, "cut", ranges,
+       "cutting the SAs with the peers whose certificates the new CRL revokes (" + list + "); " + ike_.name() +
+           " keeps running, every other SA stays");
+  ike_.cut(serials, [this, why, ranges](std::error_code ec, const std::string& detail) {
+    if (ec) {
+      emit(Severity::error, "cut", ranges, "cutting the SAs with revoked peers failed: " + (detail.empty() ? ec.message() : detail) +
+                                               "; restarting " + ike_.name() + " instead");
+      repair(why + " and cutting only those peers' SAs failed");
+    } else {
+      emit(Severity::info, "cut", ranges, why + ": " + detail);
+    }
+    changed();
+  });
 }
 
 std::string Reconciler::stoppedReason() const {

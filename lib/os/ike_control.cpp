@@ -42,7 +42,10 @@ IkeDaemonControl::Settings IkeDaemonControl::Settings::of(const Config& cfg) {
   s.control = cfg.ike.control;
   s.unit = cfg.ike.unit;
   s.restartCommand = cfg.ike.restartCommand;
-  if (cfg.ike.backend == IkeBackend::strongswan) s.loadCommand = cfg.strongswan.loadCommand;
+  if (cfg.ike.backend == IkeBackend::strongswan) {
+    s.loadCommand = cfg.strongswan.loadCommand;
+    s.cutCommand = cfg.strongswan.cutCommand;
+  }
   s.timeout = cfg.ike.restartTimeout;
   return s;
 }
@@ -100,6 +103,13 @@ void IkeDaemonControl::run(IkeAction action, Done done) {
     inFlightOn_ = nullptr;
     d(ec, detail);
   });
+}
+
+void IkeDaemonControl::cut(const std::vector<std::string>& serials, Done done) {
+  std::vector<std::string> argv = settings_.cutCommand;
+  argv.insert(argv.end(), serials.begin(), serials.end());
+  cutter_ = std::make_unique<CommandRunner>(io_, std::move(argv), settings_.timeout);  // drops a previous one
+  cutter_->run(std::move(done));
 }
 
 void IkeDaemonControl::cancelInFlight(const std::string& why) {

@@ -40,6 +40,10 @@ class IkeDaemonControl final : public IkeController {
 
   std::string name() const override;
   bool canReload() const override { return reloader_ != nullptr; }
+  bool canCut() const override { return !settings_.cutCommand.empty(); }
+  // Runs strongswan.cut_command with the serials appended (CommandRunner: its last output
+  // line is the detail). A cut still running is cancelled by the next one (no completion).
+  void cut(const std::vector<std::string>& serials, Done done) override;
   void run(IkeAction action, Done done) override;
   std::string state() override;
   void whenListening(std::function<void(bool listening)> then) override;
@@ -61,6 +65,7 @@ class IkeDaemonControl final : public IkeController {
     IkeControl control = IkeControl::systemd;
     std::string unit;
     std::vector<std::string> restartCommand, loadCommand;  // loadCommand empty: no reload
+    std::vector<std::string> cutCommand;                   // empty: no cut (strongSwan only)
     std::chrono::milliseconds timeout{0};
     static Settings of(const Config& cfg);
     bool sameRestarter(const Settings& o) const;
@@ -75,7 +80,7 @@ class IkeDaemonControl final : public IkeController {
 
   boost::asio::io_context& io_;
   Settings settings_;
-  std::unique_ptr<IkeRunner> restarter_, reloader_;
+  std::unique_ptr<IkeRunner> restarter_, reloader_, cutter_;
   std::function<void(const std::string&)> onState_;  // watchState(), handed to every restarter
   // The action in flight: its done, and which runner runs it.
   Done inFlight_;

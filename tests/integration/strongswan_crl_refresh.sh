@@ -10,12 +10,14 @@
 #     unchanged, `swanctl --list-certs --type x509_crl` shows the new CRL number, the IKE_SA
 #     with the peer is the same one (unique id) and established on both sides, the daemon
 #     logs why ('loading the new CRL (revoked set unchanged)') and restarts nothing;
-#   - a CRL that revokes the peer's certificate still restarts charon, naming the serial,
-#     and the peer's IKE_SA with the node ends.
+#   - a CRL that revokes the peer's certificate is loaded the same way, then the daemon runs
+#     strongswan.cut_command (`ipop-ipsecd cut-revoked`): the IKE_SA with the peer ends on both
+#     sides, charon's PID is unchanged, and the log names the serial and the peer cut; the
+#     peer's next attempt is refused (its certificate is revoked).
 # (ESP needs UML: tests/system/uml_mesh.sh's revocation phase.)
 # Usage: strongswan_crl_refresh.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 set -euo pipefail
-BIN=${1:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
+BIN=$(realpath "${1:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}")
 CHECKS=0
 NS='' PNS='' WORK='' DAEMON_PID='' PEER_PID=''
 RUN=/run/ipopsec-crl-$$
@@ -182,6 +184,7 @@ strongswan:
   swanctl_dir: $D/swanctl
   config: $D/swanctl/conf.d/ipop-ipsec.conf
   load_command: [/usr/bin/env, SWANCTL_DIR=$D/swanctl, /usr/sbin/swanctl, --load-all, --noprompt, --uri, "unix://$RUN/charon.vici"]
+  cut_command: [$BIN, cut-revoked, --uri, "unix://$RUN/charon.vici"]
 daemon:
   state_dir: $D/state
   remember_dir: ""
@@ -215,7 +218,7 @@ charon_pid() { cat "$D/charon.pid"; }
 node_sas() { SWANCTL_DIR=$D/swanctl swanctl --list-sas --uri "unix://$RUN/charon.vici" 2>/dev/null; }
 peer_sas() { swanctl --list-sas --uri "unix://$RUN/peer.vici" 2>/dev/null; }
 # The unique id of the node's established IKE_SA with the peer ("" when none).
-node_ike_id() { node_sas | awk '/ESTABLISHED/ { id = $2 } /remote .*172\.31\.0\.20/ && id { print id; exit }'; }
+node_ike_id() { node_sas | awk '/ESTABLISHED/ { id = $2; sub(/,$/, "", id) } /remote .*172\.31\.0\.20/ && id { print id; exit }'; }
 node_has_ike() { [[ -n $(node_ike_id) ]]; }
 peer_has_ike() { peer_sas | grep -q ESTABLISHED; }
 
@@ -250,11 +253,26 @@ echo "== a revocation: the peer's certificate"
 serial=$(openssl x509 -in "$WORK/peer/host-cert.pem" -noout -serial | cut -d= -f2)
 pki revoke --ca-dir "$WORK/ca" --cert "$WORK/peer/host-cert.pem" --reason keyCompromise
 publish
-wait_for "the daemon restarts charon naming the revoked serial" 20 log_has "the new CRL revokes serial $serial"
+wait_for "the daemon loads the CRL naming the revoked serial" 20 log_has "the new CRL revokes serial $serial"
 wait_for "charon holds CRL number 03" 20 has_crl 03
-[[ $(charon_pid) != "$pid1" ]] || fail "charon's PID did not change on the revocation"
-ok "charon restarted for the revocation (pid $pid1 -> $(charon_pid))"
+wait_for "the daemon logs the peer cut" 20 log_has "the new CRL revokes serial $serial: cut CN=172.31.0.20 at 172.31.0.20 ($ike1)"
 gone() { ! peer_has_ike; }
-wait_for "the peer's IKE_SA with the node ended" 10 gone
+wait_for "the peer's IKE_SA with the node ended (charon's DELETE)" 10 gone
+node_gone() { ! node_has_ike; }
+wait_for "the node's IKE_SA with the peer ended" 10 node_gone
+[[ $(charon_pid) == "$pid1" ]] && kill -0 "$pid1" || fail "charon was restarted: pid $pid1 -> $(charon_pid)"
+ok "charon's PID is unchanged ($pid1): cut, not restarted"
+[[ $(grep -c 'restarting ' "$D/daemon.log" || true) == "$restarts_before" ]] ||
+  fail "the daemon restarted charon: $(grep 'restarting ' "$D/daemon.log" | tail -1)"
+ok "no restart logged for the revocation"
+# Traffic to the revoked peer again: the node's trap initiates, and its charon refuses the
+# peer's certificate.
+refused() {
+  ip netns exec "$NS" ping -c1 -W1 -I 172.31.0.16 172.31.0.20 >/dev/null 2>&1 || true
+  grep -q "certificate was revoked" "$D/charon.log"
+}
+wait_for "the node refuses the revoked peer on a new attempt ('certificate was revoked')" 20 refused
+! node_has_ike || fail "the revoked peer set up an IKE_SA again: $(node_sas)"
+ok "no IKE_SA with the revoked peer"
 
 echo "strongswan_crl_refresh: PASSED ($CHECKS checks)"

@@ -1028,6 +1028,18 @@ TEST(ConfigStrongswan, AProtectPriorityThatShadowsCharonIsRefused) {
               ElementsAre(IsIssue("xfrm.protect_priority", 4, 21, "would shadow charon's trap policies")));
 }
 
+TEST(ConfigStrongswan, CutCommandDefaultsToCutRevokedAndEmptyTurnsItOff) {
+  EXPECT_EQ(Config{}.strongswan.cutCommand, (std::vector<std::string>{"/usr/sbin/ipop-ipsecd", "cut-revoked"}));
+  EXPECT_EQ(parse("strongswan:\n  cut_command: [/usr/local/sbin/ipop-ipsecd, cut-revoked, --uri, 'unix:///run/n1/charon.vici']\n")
+                .strongswan.cutCommand.back(),
+            "unix:///run/n1/charon.vici");
+  EXPECT_TRUE(parse("strongswan:\n  cut_command: []\n").strongswan.cutCommand.empty());
+  EXPECT_THAT(issuesOf("strongswan:\n  cut_command: ipop-ipsecd cut-revoked\n"),
+              ElementsAre(IsIssue("strongswan.cut_command", 2, 16, "expected a list of strings")));
+  EXPECT_THAT(issuesOf("strongswan:\n  cut_command: [ipop-ipsecd, cut-revoked]\n"),
+              ElementsAre(IsIssue("strongswan.cut_command[0]", 2, 17, "must be an absolute path")));
+}
+
 TEST(ConfigStrongswan, BadValuesNameTheKeyPath) {
   EXPECT_THAT(issuesOf("strongswan:\n  load_command: /usr/sbin/swanctl --load-all\n"),
               ElementsAre(IsIssue("strongswan.load_command", 2, 17, "expected a list of strings")));

@@ -157,10 +157,14 @@ TEST_F(CrlReconcileTest, ANewCrlRestartsTheIkeDaemonOnce) {
   EXPECT_EQ(unit.restarts, 2);
 }
 
-TEST_F(CrlReconcileTest, WithStrongSwanANewlyRevokedSerialRestartsNamingIt) {
+// Without strongswan.cut_command a revocation restarts charon (every SA ends, the revoked
+// peer's too).
+TEST_F(CrlReconcileTest, WithStrongSwanWithoutACutCommandANewlyRevokedSerialRestartsNamingIt) {
   unit.reloadable = true;
   files.files["/certs/crl.pem"] = "CRL v1";
-  make(crlConfig(IkeBackend::strongswan));
+  Config c = crlConfig(IkeBackend::strongswan);
+  c.strongswan.cutCommand.clear();
+  make(c);
   up();
   ASSERT_EQ(unit.restarts, 1);
   unit.complete();
@@ -199,12 +203,70 @@ TEST_F(CrlReconcileTest, WithStrongSwanARefreshWithTheSameRevokedSetIsLoadedNotA
   runFor(60s);
   EXPECT_EQ(unit.restarts, 1);
   EXPECT_EQ(unit.reloads, 1) << "loaded once";
-  // A serial taken off the list: the revoked set changed, a restart (named) as for a new one.
+  // A serial taken off the list: loaded too (nobody to cut), named.
   files.files["/certs/crl.pem"] = "CRL v3";
   r->certificatesChanged();
   r->reconcile(net);
   runFor(30s);
-  EXPECT_TRUE(hasEvent("restart", "the new CRL no longer revokes serial 0F"));
+  EXPECT_EQ(unit.restarts, 1);
+  EXPECT_EQ(unit.reloads, 2);
+  EXPECT_TRUE(hasEvent("reload", "the new CRL no longer revokes serial 0F"));
+  unit.complete();
+  EXPECT_TRUE(unit.cuts.empty());
+}
+
+// With strongswan.cut_command: the CRL is loaded into the running charon, then exactly the SAs
+// with the revoked peers are cut; nothing is restarted, the log names the reason and the peers.
+TEST_F(CrlReconcileTest, WithStrongSwanANewlyRevokedSerialIsLoadedThenOnlyThosePeersAreCut) {
+  unit.reloadable = true;
+  unit.cuttable = true;
+  files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
+  make(crlConfig(IkeBackend::strongswan));
+  up();
+  ASSERT_EQ(unit.restarts, 1);
+  unit.complete();
+  EXPECT_TRUE(unit.cuts.empty()) << "the first CRL: charon starts with it, nothing to cut";
+  files.files["/certs/crl.pem"] = "CRL v2\nrevoked: 0F\nrevoked: 77\nrevoked: 78";
+  r->certificatesChanged();
+  r->reconcile(net);
+  runFor(30s);
+  EXPECT_EQ(unit.restarts, 1) << "no restart: every good pair keeps its SAs";
+  ASSERT_EQ(unit.reloads, 1) << "the CRL is loaded first";
+  EXPECT_TRUE(hasEvent("reload", "the new CRL revokes serials 77, 78"));
+  EXPECT_TRUE(unit.cuts.empty()) << "cut only once charon holds the CRL (no new SA with them after the cut)";
+  unit.complete();
+  ASSERT_EQ(unit.cuts.size(), 1u);
+  EXPECT_EQ(unit.cuts[0], (std::vector<std::string>{"77", "78"})) << "only the newly revoked serials";
+  EXPECT_TRUE(hasEvent("cut", "cutting the SAs with the peers whose certificates the new CRL revokes (77, 78)"));
+  EXPECT_THAT(r->status().lastActionReason, HasSubstr("the new CRL revokes serials 77, 78: cutting"));
+  unit.completeCut({}, "cut CN=172.31.0.20 at 172.31.0.20 (#1)");
+  EXPECT_TRUE(hasEvent("cut", "the new CRL revokes serials 77, 78: cut CN=172.31.0.20 at 172.31.0.20 (#1)"))
+      << "the log names the peers cut";
+  runFor(60s);
+  EXPECT_EQ(unit.restarts, 1);
+  EXPECT_EQ(unit.cuts.size(), 1u);
+}
+
+// A cut that fails still ends the revoked peers' SAs: by a restart, naming why.
+TEST_F(CrlReconcileTest, WithStrongSwanAFailedCutRestartsInstead) {
+  unit.reloadable = true;
+  unit.cuttable = true;
+  files.files["/certs/crl.pem"] = "CRL v1";
+  make(crlConfig(IkeBackend::strongswan));
+  up();
+  unit.complete();
+  runFor(60s);
+  files.files["/certs/crl.pem"] = "CRL v2\nrevoked: 0F";
+  r->certificatesChanged();
+  r->reconcile(net);
+  runFor(30s);
+  unit.complete();
+  ASSERT_EQ(unit.cuts.size(), 1u);
+  unit.completeCut(std::make_error_code(std::errc::io_error), "exited with status 1: swanctl --list-certs failed");
+  runFor(30s);
+  EXPECT_EQ(unit.restarts, 2);
+  EXPECT_TRUE(hasEvent("cut", "cutting the SAs with revoked peers failed: exited with status 1"));
+  EXPECT_TRUE(hasEvent("restart", "the new CRL revokes serial 0F and cutting only those peers' SAs failed"));
 }
 
 TEST_F(CrlReconcileTest, WithRacoonTheRestartNamesTheNewlyRevokedSerials) {

@@ -181,6 +181,19 @@ class FakeIkeController final : public IkeController {
     listenThen = nullptr;
     t(ok);
   }
+  bool canCut() const override { return cuttable; }
+  void cut(const std::vector<std::string>& serials, Done done) override {
+    cuts.push_back(serials);
+    cutsPending.push_back(std::move(done));
+  }
+  void completeCut(std::error_code ec = {}, const std::string& detail = "") {
+    auto d = std::move(cutsPending.front());
+    cutsPending.erase(cutsPending.begin());
+    d(ec, detail);
+  }
+  bool cuttable = false;
+  std::vector<std::vector<std::string>> cuts;
+  std::vector<Done> cutsPending;
   std::string unitName = "racoon.service";
   std::string unitState = "active";
   bool reloadable = false;
