@@ -98,7 +98,9 @@ int runCutRevokedCli(int argc, char** argv) {
     return 1;
   }
   std::vector<std::string> unknown;
-  auto cuts = revokedPeerSas(parseSwanctlCerts(certsText), parseSwanctlSas(sasText), serials, &unknown);
+  const auto certs = parseSwanctlCerts(certsText);
+  const auto sas = parseSwanctlSas(sasText);
+  auto cuts = revokedPeerSas(certs, sas, serials, &unknown);
   int failed = 0;
   std::string summary;
   for (const auto& c : cuts) {
@@ -116,12 +118,19 @@ int runCutRevokedCli(int argc, char** argv) {
   }
   std::string none;
   for (const auto& u : unknown) none += (none.empty() ? "" : ", ") + u;
+  // A serial no certificate charon holds carries, while some IKE_SA's peer certificate is not
+  // known either (left charon's 32-entry cache): that SA may be the revoked peer's. Fail, so
+  // that the daemon restarts charon instead of leaving it up.
+  std::string unmapped;
+  if (!unknown.empty())
+    for (const auto& sa : unmappedSas(certs, sas))
+      unmapped += (unmapped.empty() ? "" : ", ") + sa.remoteId + " at " + sa.remoteHost + " (#" + std::to_string(sa.id) + ")";
   // The last line is what the daemon logs.
   std::cout << (summary.empty() ? "no IKE_SA with a revoked peer" : "cut " + summary)
-            << (none.empty() ? "" : "; no certificate charon holds has serial(s) " + none +
-                                        " (no SA with that peer, or its certificate left charon's cache)")
+            << (none.empty() ? "" : "; no certificate charon holds has serial(s) " + none)
+            << (unmapped.empty() ? "" : "; cannot tell whether " + unmapped + " presented it (certificate not in charon's cache)")
             << "\n";
-  return failed ? 1 : 0;
+  return failed || !unmapped.empty() ? 1 : 0;
 }
 
 }  // namespace ipopsec

@@ -122,4 +122,13 @@ std::vector<PeerCut> revokedPeerSas(const std::vector<SwanctlCert>& certs, const
   return out;
 }
 
+std::vector<SwanctlIkeSa> unmappedSas(const std::vector<SwanctlCert>& certs, const std::vector<SwanctlIkeSa>& sas) {
+  std::vector<SwanctlIkeSa> out;
+  for (const auto& sa : sas)
+    if (sa.state != "CONNECTING" &&  // not authenticated yet: it checks the CRL charon holds now
+        std::none_of(certs.begin(), certs.end(), [&](const SwanctlCert& c) { return c.subject == sa.remoteId; }))
+      out.push_back(sa);
+  return out;
+}
+
 }  // namespace ipopsec

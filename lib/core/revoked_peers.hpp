@@ -45,4 +45,12 @@ std::vector<SwanctlIkeSa> parseSwanctlSas(std::string_view listSas);
 std::vector<PeerCut> revokedPeerSas(const std::vector<SwanctlCert>& certs, const std::vector<SwanctlIkeSa>& sas,
                                     const std::vector<std::string>& serials, std::vector<std::string>* unknown = nullptr);
 
+// The IKE_SAs past authentication (not CONNECTING) whose remote identity is the subject of
+// no certificate charon holds: charon's
+// certificate cache keeps 32 subject-issuer relations, so in a larger mesh a peer's
+// certificate may have left it. With a serial that maps to no certificate, such an SA may
+// be the revoked peer's: `ipop-ipsecd cut-revoked` then fails, and the daemon restarts
+// charon rather than leave it up.
+std::vector<SwanctlIkeSa> unmappedSas(const std::vector<SwanctlCert>& certs, const std::vector<SwanctlIkeSa>& sas);
+
 }  // namespace ipopsec

@@ -18,16 +18,19 @@
 #     also shows that a CRL without entries changes nothing for traffic). With n3 back in
 #     the range, the four meshed and pings running between n4 and every peer (and among
 #     n1..n3), the CA revokes n4 (`pki revoke`, `pki crl`) and the new CRL lands on n1..n4
-#     at T0 (a tmp file, then mv). Asserted: n1..n3 restart charon (inotify) and hold no SA
-#     with n4 within 40 s; no ESP from a good node to n4 later than 1 s after that node's
-#     restart (its cut-off), and from n4 to it at most a few stray packets that the good
-#     node drops (it set up no CHILD_SA with n4, from its charon log); the last ESP packet
-#     with n4 within 15 s of T0; n1..n3 reach each other over ESP again; each good node's
-#     charon logs "certificate was revoked" for n4; n4 reaches no peer and no peer reaches
-#     n4 (ping, UDP and TCP echo); n4 ends with no SA with them; n4's daemon logs that its
-#     own certificate "is REVOKED by crl.pem" and does not restart its charon; no plaintext
-#     to or from n4 on the overlay. Printed: "CRL landing -> last ESP packet with the
-#     revoked node" and "CRL landing -> ESP again ... between every pair of n1..n3".
+#     at T0 (a tmp file, then mv). Asserted: n1..n3 load the CRL into the running charon and
+#     cut the SAs with n4 (strongswan.cut_command, `ipop-ipsecd cut-revoked`; the daemon's
+#     log line naming n4 is the cut-off), their charon is not restarted, and they hold no SA
+#     with n4 within 40 s; no ESP from a good node to n4 later than 1 s after its cut-off,
+#     and from n4 to it at most a few stray packets that the good node drops (it set up no
+#     CHILD_SA with n4, from its charon log); the last ESP packet with n4 within 15 s of T0;
+#     not one ping among n1..n3 lost (their SAs stay); each good node's charon logs
+#     "certificate was revoked" for n4; n4 reaches no peer and no peer reaches n4 (ping,
+#     UDP and TCP echo); n4 ends with no SA with them; n4's daemon logs that its own
+#     certificate "is REVOKED by crl.pem" and does not restart its charon; no plaintext to or
+#     from n4 on the overlay. Printed as FIGURE lines: CRL landing -> last ESP packet between
+#     the revoked node and any peer (every packet counted; the strays counted apart too),
+#     and the pings lost between good nodes during the revocation.
 #   uml_mesh.sh IPOP_IPSECD BUILD_DIR
 # Certificates come from the project's own `ipop-ipsecd pki` (EC keys: the strongswan
 # backend takes them, and they keep the slow UML CPU's IKE exchanges short), or from the

@@ -129,4 +129,17 @@ TEST(RevokedPeers, ARevokedSerialCutsExactlyThatPeersIkeSas) {
       << "this node's own certificate: no IKE_SA has it as the remote identity";
 }
 
+TEST(RevokedPeers, AnIkeSaWhosePeerCertificateCharonNoLongerHoldsIsUnmapped) {
+  auto certs = parseSwanctlCerts(kCerts);
+  auto sas = parseSwanctlSas(kSas);
+  auto unmapped = unmappedSas(certs, sas);
+  ASSERT_EQ(unmapped.size(), 1u) << "CN=172.31.0.30's certificate is not in the list";
+  EXPECT_EQ(unmapped[0].id, 7u);
+  sas[1].state = "CONNECTING";
+  EXPECT_THAT(unmappedSas(certs, sas), IsEmpty()) << "not authenticated yet: it checks the new CRL";
+  sas[1].state = "ESTABLISHED";
+  certs.push_back(SwanctlCert{"CN=172.31.0.30", "0F"});
+  EXPECT_THAT(unmappedSas(certs, sas), IsEmpty());
+}
+
 }  // namespace
