@@ -170,6 +170,7 @@ class Reconciler {
   // that presented such a certificate (IkeController::cut), every other SA stays; a cut that
   // fails (or no cut at all) restarts the IKE daemon instead.
   void cutRevoked(const std::vector<std::string>& serials);
+  std::vector<std::string> uncut_;  // revoked serials whose cut failed while no restart could be scheduled
   // Removes the larval states in the desired ranges; logs `done` (debug) or the failure
   // ("cannot remove <what>: ...", warning) under `action`.
   void removeLarval(const std::string& action, const std::string& what, const std::string& done);

@@ -71,6 +71,11 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
       std::set_difference(crlInFlight_->second.begin(), crlInFlight_->second.end(), crlRunning_->second.begin(),
                           crlRunning_->second.end(), std::back_inserter(newlyRevoked));
     crlRunning_ = std::exchange(crlInFlight_, std::nullopt);
+    // Serials whose cut could not run nor be replaced by a restart: cut with this load; a
+    // restart ends their SAs anyway.
+    if (!reload) uncut_.clear();
+    for (auto& s : std::exchange(uncut_, {}))
+      if (std::find(newlyRevoked.begin(), newlyRevoked.end(), s) == newlyRevoked.end()) newlyRevoked.push_back(s);
   }
   status_.restartFailures = scheduler_.consecutiveFailures();
   if (ec) {
@@ -120,19 +125,24 @@ void Reconciler::cutRevoked(const std::vector<std::string>& serials) {
   for (const auto& s : serials) list += (list.empty() ? "" : ", ") + s;
   const std::string ranges = joinRanges(status_.desired.ranges);
   const std::string why = "the new CRL revokes serial" + std::string(serials.size() > 1 ? "s " : " ") + list;
+  // Restarts instead; when another IKE action is pending, the serials go with the next load
+  // (a restart ends their SAs anyway).
+  auto restartInstead = [this, serials](const std::string& reason) {
+    if (!repair(reason)) uncut_.insert(uncut_.end(), serials.begin(), serials.end());
+  };
   if (!ike_.canCut()) {
-    repair(why + " (no strongswan.cut_command to end only those peers' SAs)");
+    restartInstead(why + " (no strongswan.cut_command to end only those peers' SAs)");
     return;
   }
   status_.lastActionReason = why + ": cutting the SAs with the peers that presented it";
   emit(Severity::info, "cut", ranges,
        "cutting the SAs with the peers whose certificates the new CRL revokes (" + list + "); " + ike_.name() +
            " keeps running, every other SA stays");
-  ike_.cut(serials, [this, why, ranges](std::error_code ec, const std::string& detail) {
+  ike_.cut(serials, [this, why, ranges, restartInstead](std::error_code ec, const std::string& detail) {
     if (ec) {
       emit(Severity::error, "cut", ranges, "cutting the SAs with revoked peers failed: " + (detail.empty() ? ec.message() : detail) +
                                                "; restarting " + ike_.name() + " instead");
-      repair(why + " and cutting only those peers' SAs failed");
+      restartInstead(why + " and cutting only those peers' SAs failed");
     } else {
       emit(Severity::info, "cut", ranges, why + ": " + detail);
     }

@@ -269,6 +269,37 @@ TEST_F(CrlReconcileTest, WithStrongSwanAFailedCutRestartsInstead) {
   EXPECT_TRUE(hasEvent("restart", "the new CRL revokes serial 0F and cutting only those peers' SAs failed"));
 }
 
+// A cut that fails while another load is already pending (no restart can be scheduled then):
+// the serials are cut with that load, not forgotten.
+TEST_F(CrlReconcileTest, WithStrongSwanAFailedCutWhileALoadIsPendingIsCutWithThatLoad) {
+  unit.reloadable = true;
+  unit.cuttable = true;
+  files.files["/certs/crl.pem"] = "CRL v1";
+  make(crlConfig(IkeBackend::strongswan));
+  up();
+  unit.complete();
+  runFor(60s);
+  files.files["/certs/crl.pem"] = "CRL v2\nrevoked: 0F";
+  r->certificatesChanged();
+  r->reconcile(net);
+  runFor(30s);
+  unit.complete();
+  ASSERT_EQ(unit.cuts.size(), 1u);
+  // While the cut runs, the configuration changes (a reload becomes pending).
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16", "10.9.0.1/16"});
+  Config c = crlConfig(IkeBackend::strongswan);
+  c.protect.ranges.push_back(C("10.9.0.0/16"));
+  r->setConfig(c);
+  r->reconcile(net);
+  unit.completeCut(std::make_error_code(std::errc::io_error), "exited with status 1");
+  runFor(30s);
+  ASSERT_EQ(unit.restarts, 1) << "a load was pending: no restart scheduled";
+  ASSERT_EQ(unit.reloads, 2);
+  unit.complete();
+  ASSERT_EQ(unit.cuts.size(), 2u) << "the serial is cut again with the next load";
+  EXPECT_EQ(unit.cuts[1], (std::vector<std::string>{"0F"}));
+}
+
 TEST_F(CrlReconcileTest, WithRacoonTheRestartNamesTheNewlyRevokedSerials) {
   files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
   make(crlConfig());
