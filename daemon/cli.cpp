@@ -76,6 +76,8 @@ const char* kUsage =
     "       ipop-ipsecd status [--config FILE] [--json] where this node stands (exit 0 = running, healthy)\n"
     "       ipop-ipsecd flush  [--config FILE]          remove the policies this daemon installed\n"
     "       ipop-ipsecd pki init-ca|issue ...            make a GroupVPN CA and node certificates\n"
+    "       ipop-ipsecd cut-revoked [--uri URI] SERIAL...\n"
+    "                                                   end charon's SAs with revoked peers\n"
     "       ipop-ipsecd --help | --version\n"
     "\n"
     "'ipop-ipsecd COMMAND --help' shows one command's usage and options (also 'pki init-ca --help').\n"

@@ -46,11 +46,14 @@ int capture(const std::vector<std::string>& argv, std::string& out) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-int usage() {
-  std::cerr << "usage: ipop-ipsecd cut-revoked [--uri URI] SERIAL...\n"
+constexpr int kExitUsage = 64;  // bad command line, as every ipop-ipsecd command
+
+int usage(std::ostream& out) {
+  out << "usage: ipop-ipsecd cut-revoked [--uri URI] SERIAL...\n"
                "  ends charon's IKE_SAs with the peers whose certificates carry these serials (hex, as\n"
-               "  `openssl x509 -noout -serial` prints them); charon must hold the CRL that revokes them.\n";
-  return 2;
+               "  `openssl x509 -noout -serial` prints them); charon must hold the CRL that revokes them.\n"
+               "  --uri URI  charon's vici socket, passed on to swanctl\n";
+  return kExitUsage;
 }
 
 }  // namespace
@@ -62,19 +65,22 @@ int runCutRevokedCli(int argc, char** argv) {
     if (a == "--uri" && i + 1 < argc) {
       uri = {"--uri", argv[++i]};
     } else if (a == "-h" || a == "--help") {
-      usage();
+      usage(std::cout);
       return 0;
     } else if (!a.empty() && a[0] == '-') {
-      std::cerr << "cut-revoked: unknown option " << a << "\n";
-      return usage();
+      std::cerr << "error: cut-revoked: unknown option " << a << "\n";
+      return usage(std::cerr);
     } else if (normalizeSerial(a).empty()) {
-      std::cerr << "cut-revoked: '" << a << "' is not a serial (hex digits, optionally with ':')\n";
-      return usage();
+      std::cerr << "error: cut-revoked: '" << a << "' is not a serial (hex digits, optionally with ':')\n";
+      return usage(std::cerr);
     } else {
       serials.push_back(a);
     }
   }
-  if (serials.empty()) return usage();
+  if (serials.empty()) {
+    std::cerr << "error: cut-revoked: no serial given\n";
+    return usage(std::cerr);
+  }
   auto swanctl = [&](std::vector<std::string> args, std::string& out) {
     args.insert(args.begin(), kSwanctl);
     args.insert(args.end(), uri.begin(), uri.end());
@@ -86,15 +92,15 @@ int runCutRevokedCli(int argc, char** argv) {
   // peer accepted again). Flush the cached CRLs (only those: the peers' certificates in the
   // cache are what maps a serial to an IKE_SA).
   if (swanctl({"--flush-certs", "--type", "x509_crl"}, flushed) != 0) {
-    std::cerr << "cut-revoked: swanctl --flush-certs --type x509_crl failed (is charon running?)\n";
+    std::cerr << "error: cut-revoked: swanctl --flush-certs --type x509_crl failed (is charon running?)\n";
     return 1;
   }
   if (swanctl({"--list-certs"}, certsText) != 0) {
-    std::cerr << "cut-revoked: swanctl --list-certs failed (is charon running?)\n";
+    std::cerr << "error: cut-revoked: swanctl --list-certs failed (is charon running?)\n";
     return 1;
   }
   if (swanctl({"--list-sas", "--noblock"}, sasText) != 0) {
-    std::cerr << "cut-revoked: swanctl --list-sas failed\n";
+    std::cerr << "error: cut-revoked: swanctl --list-sas failed\n";
     return 1;
   }
   std::vector<std::string> unknown;
@@ -109,7 +115,7 @@ int runCutRevokedCli(int argc, char** argv) {
                              c.sa.remoteHost + " (serial " + c.serial + ")";
     // --force: charon sends the DELETE and removes the SA without waiting for the peer.
     if (swanctl({"--terminate", "--ike-id", std::to_string(c.sa.id), "--force"}, out) != 0) {
-      std::cerr << "cut-revoked: terminating " << what << " failed\n";
+      std::cerr << "error: cut-revoked: terminating " << what << " failed\n";
       ++failed;
       continue;
     }
