@@ -16,12 +16,17 @@
 #   sys_wait "what" SECONDS CMD...            # until CMD succeeds, bounded
 #   sys_pass                                  # prints the summary
 # Only addresses 10.254.x.x are used, inside the namespace this file creates.
+# IPOPSEC_SYS_ROOT=DIR: the overlay's lower layer is the OS tree DIR instead of the host
+# root (scripts/test-trixie: a Debian 13 root); the project is then installed with DIR's own
+# cmake (BUILD_DIR, writable for install_manifest.txt, and the source bound at their paths),
+# and systemd boots on the unified cgroup hierarchy (systemd >= 256 has no other).
 
 set -euo pipefail
 
 SYS_BIN=${1:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
 SYS_BUILD=${2:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
 SYS_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SYS_LOWER=${IPOPSEC_SYS_ROOT:-/}   # the OS booted (on an overlay)
 SYS_NAME=ipopsec-sys-$$             # netns and machine name, unique per run
 SYS_WORK=
 ROOT=                               # the container's root, seen from the host
@@ -116,14 +121,20 @@ sys_setup() {
   mkdir -p "$SYS_WORK/o"
   mount -t tmpfs -o mode=0755 tmpfs "$SYS_WORK/o"
   mkdir -p "$SYS_WORK/o/upper" "$SYS_WORK/o/work" "$SYS_WORK/o/root"
-  mount -t overlay overlay -o "lowerdir=/,upperdir=$SYS_WORK/o/upper,workdir=$SYS_WORK/o/work" "$SYS_WORK/o/root"
+  [[ -x $SYS_LOWER/lib/systemd/systemd ]] || sys_fail "no systemd in the OS tree $SYS_LOWER"
+  mount -t overlay overlay -o "lowerdir=$SYS_LOWER,upperdir=$SYS_WORK/o/upper,workdir=$SYS_WORK/o/work" "$SYS_WORK/o/root"
   ROOT=$SYS_WORK/o/root
   # The project, exactly as an operator installs it (unless the test installs the .deb
   # itself: sys_setup --no-install). The host may carry leftovers of an earlier manual
   # install: start from a clean slate inside the overlay.
   rm -rf "$ROOT/etc/ipop-ipsec" "$ROOT/run/ipop-ipsec"
   if [[ ${1:-} != --no-install ]]; then
-    DESTDIR=$ROOT cmake --install "$SYS_BUILD" >"$SYS_WORK/install.log" 2>&1 ||
+    if [[ $SYS_LOWER == / ]]; then
+      DESTDIR=$ROOT cmake --install "$SYS_BUILD" >"$SYS_WORK/install.log" 2>&1
+    else
+      systemd-nspawn -q --register=no --keep-unit -D "$ROOT" --bind="$SYS_BUILD" --bind-ro="$SYS_SRC" \
+        cmake --install "$SYS_BUILD" >"$SYS_WORK/install.log" 2>&1
+    fi ||
       { cat "$SYS_WORK/install.log" >&2; sys_fail "cmake --install into the overlay failed"; }
     [[ -x $ROOT/usr/sbin/ipop-ipsecd ]] || sys_fail "cmake --install did not lay out /usr/sbin/ipop-ipsecd"
   fi
@@ -134,7 +145,7 @@ sys_setup() {
            apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer fstrim.timer; do
     ln -sf /dev/null "$ROOT/etc/systemd/system/$u"
   done
-  sys_log "overlay at $ROOT, netns $SYS_NAME"
+  sys_log "overlay of $SYS_LOWER at $ROOT, netns $SYS_NAME"
 }
 
 # Guards every writer: files go into the overlay, never into the host's own root.
@@ -149,7 +160,9 @@ sys_enable() {
 }
 
 sys_boot() {
-  systemd-nspawn -q -D "$ROOT" --register=no --keep-unit -M "$SYS_NAME" \
+  local env=()
+  [[ $SYS_LOWER == / ]] || env=(SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1)
+  env "${env[@]}" systemd-nspawn -q -D "$ROOT" --register=no --keep-unit -M "$SYS_NAME" \
     --network-namespace-path="/run/netns/$SYS_NAME" --capability=CAP_NET_ADMIN,CAP_NET_RAW \
     -b >"$SYS_WORK/console.log" 2>&1 </dev/null &
   SYS_NSPAWN_PID=$!
@@ -257,7 +270,7 @@ WantedBy=multi-user.target
 EOF
 }
 
-# A stand-in racoon.service (racoon is not packaged in Debian 12): a simple service that
+# A stand-in racoon.service (racoon is not packaged in Debian): a simple service that
 # records each start with a timestamp and the tap's IPv4 addresses at that moment in
 # /var/lib/racoon-standin/starts, then sleeps. The installed drop-in applies to it.
 sys_make_racoon_standin() {
