@@ -64,20 +64,6 @@ done
 # shellcheck source=uml/host.sh
 source "$src/tests/system/uml/host.sh"
 uml_prepare "$work"
-printf '#!/bin/bash\nexec /bin/bash %s %s %s %s\n' "$src/tests/system/uml/ike_repair_guest.sh" "$work" "$bin" "$src" >"$work/init"
-chmod +x "$work/init"
 echo "uml_ike_repair: booting a UML guest (Linux $kver) with 3 nodes; work folder $work"
-start=$SECONDS
-uml_boot "$work" "$work/init" 300
-set +e
-wait "$uml_pid"
-uml_rc=$?
-set -e
-uml_pid=
-echo "uml_ike_repair: guest ran $((SECONDS - start)) s (exit $uml_rc)"
-echo "---- guest console (the test's own lines, [time] ok/FAIL ...)"
-grep -v -E '^[[:space:]]*\[<|^(Call Trace|Stack):' "$work/console.log" | sed -n '/as init process/,$p'
-echo "----"
-result=$(cat "$work/result" 2>/dev/null || echo "none")
-[[ $result == PASS ]] || fail "result: $result, guest exit $uml_rc (see the FAIL lines above)"
-echo "PASS: uml_ike_repair.sh ($((SECONDS - start)) s in the guest)"
+uml_run uml_ike_repair "$src/tests/system/uml/ike_repair_guest.sh" "$work" "$bin" "$src" 300 ||
+  fail "the guest did not pass (see the FAIL lines above)"

@@ -61,24 +61,5 @@ pki_cmd issue --ca-dir "$pki/groupvpn" --ip fd50:5678::14 --dns n4.groupvpn --da
 # --- the guest ---------------------------------------------------------------------------------
 source "$src/tests/system/uml/host.sh"
 uml_prepare "$work"
-printf '#!/bin/bash\nexec /bin/bash %s %s %s %s\n' "$src/tests/system/uml/ipv6_guest.sh" "$work" "$bin" "$src" >"$work/init"
-chmod +x "$work/init"
-
 echo "uml_ipv6: booting a UML guest (Linux $kver) with 4 nodes; work folder $work"
-start=$SECONDS
-uml_boot "$work" "$work/init" 300
-set +e
-wait "$uml_pid"
-uml_rc=$?
-set -e
-uml_pid=
-echo "uml_ipv6: guest ran $((SECONDS - start)) s (exit $uml_rc)"
-echo "---- guest console (the test's own lines)"
-grep -v -E '^[[:space:]]*\[<|^(Call Trace|Stack):' "$work/console.log" | sed -n '/as init process/,$p'
-echo "----"
-result=$(cat "$work/result" 2>/dev/null || echo "none")
-if [[ $result != PASS ]]; then
-  echo "uml_ipv6: FAILED (result: $result, guest exit $uml_rc)" >&2
-  exit 1
-fi
-echo "uml_ipv6: PASSED"
+uml_run uml_ipv6 "$src/tests/system/uml/ipv6_guest.sh" "$work" "$bin" "$src" 300

@@ -125,24 +125,5 @@ fi
 # --- the guest --------------------------------------------------------------------------
 source "$src/tests/system/uml/host.sh"
 uml_prepare "$work"
-printf '#!/bin/bash\nexec /bin/bash %s %s %s %s\n' "$src/tests/system/uml/guest.sh" "$work" "$bin" "$src" >"$work/init"
-chmod +x "$work/init"
-
 echo "uml_mesh: booting a UML guest (Linux $kver) with 5 nodes; work folder $work"
-start=$SECONDS
-uml_boot "$work" "$work/init" 420
-set +e
-wait "$uml_pid"
-uml_rc=$?
-set -e
-uml_pid=
-echo "uml_mesh: guest ran $((SECONDS - start)) s (exit $uml_rc)"
-echo "---- guest console (kernel messages and the test's own lines, [time] ok/FAIL ...)"
-grep -v -E '^[[:space:]]*\[<|^(Call Trace|Stack):' "$work/console.log" | sed -n '/as init process/,$p'
-echo "----"
-result=$(cat "$work/result" 2>/dev/null || echo "none")
-if [[ $result != PASS ]]; then
-  echo "uml_mesh: FAILED (result: $result, guest exit $uml_rc)" >&2
-  exit 1
-fi
-echo "uml_mesh: PASSED"
+uml_run uml_mesh "$src/tests/system/uml/guest.sh" "$work" "$bin" "$src" 420

@@ -7,6 +7,12 @@
 #                               boot with INIT as init and MEM of guest memory (768M),
 #                               console in WORK/console.log; sets uml_pid (the caller
 #                               waits for it and cleans up)
+#   uml_run NAME GUEST WORK BIN SRC SECONDS
+#                               the whole run of a test guest: WORK/init runs
+#                               `bash GUEST WORK BIN SRC`, uml_boot, wait, the console from
+#                               the guest's init on; returns non-zero unless the guest wrote
+#                               PASS to WORK/result (the caller's cleanup trap still owns
+#                               uml_pid while it runs)
 
 uml_prepare() {
   local work=$1 src
@@ -29,4 +35,25 @@ uml_boot() {
     root=/dev/root rootfstype=hostfs rootflags=/ rw init="$init" con=null con0=null,fd:1 \
     >"$work/console.log" 2>&1 </dev/null &
   uml_pid=$!
+}
+
+uml_run() {
+  local name=$1 guest=$2 work=$3 bin=$4 src=$5 seconds=$6 start rc result
+  printf '#!/bin/bash\nexec /bin/bash %s %s %s %s\n' "$guest" "$work" "$bin" "$src" >"$work/init"
+  chmod +x "$work/init"
+  start=$SECONDS
+  uml_boot "$work" "$work/init" "$seconds"
+  rc=0
+  wait "$uml_pid" || rc=$?
+  uml_pid=
+  echo "$name: guest ran $((SECONDS - start)) s (exit $rc)"
+  echo "---- guest console (kernel messages and the test's own lines, [time] ok/FAIL ...)"
+  grep -v -E '^[[:space:]]*\[<|^(Call Trace|Stack):' "$work/console.log" | sed -n '/as init process/,$p'
+  echo "----"
+  result=$(cat "$work/result" 2>/dev/null || echo "none")
+  if [[ $result != PASS ]]; then
+    echo "$name: FAILED (result: $result, guest exit $rc)" >&2
+    return 1
+  fi
+  echo "$name: PASSED ($((SECONDS - start)) s in the guest)"
 }
