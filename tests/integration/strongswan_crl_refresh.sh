@@ -3,8 +3,11 @@
 # (ike.backend strongswan, control command) and a real charon-systemd in a network namespace
 # made here, racoon.crl naming the CA's CRL; IPOP's "tap" is a veth (carrier) to a second
 # namespace where a peer (172.31.0.20, a plain charon-systemd) answers IKE.
-#   - the node's trap sets up an IKE_SA with the peer (its CHILD_SA cannot be installed: this
-#     kernel has no ESP; charon keeps the IKE_SA);
+#   - the node's trap sets up an IKE_SA with the peer. The peer has no CHILD_SA config: it answers
+#     IKE_AUTH with IDr, AUTH and TS_UNACCEPTABLE and both sides keep the IKE_SA, on any kernel
+#     and strongSwan release. (With a CHILD_SA config the peer's charon would have to install ESP
+#     SAs, which this kernel lacks; strongSwan 6 then answers NO_PROPOSAL_CHOSEN alone, without
+#     IDr/AUTH, and the node ends the IKE_SA: 'IDr payload missing'. 5.9 keeps IDr/AUTH.)
 #   - a routine refresh (`pki crl` again: a new CRL number and next update, the same revoked
 #     serials) is loaded into the running charon (strongswan.load_command): charon's PID is
 #     unchanged, `swanctl --list-certs --type x509_crl` shows the new CRL number, the IKE_SA
@@ -98,14 +101,6 @@ connections {
     remote {
       auth = pubkey
       id = %any
-    }
-    children {
-      node {
-        mode = transport
-        local_ts = 172.31.0.20/32
-        remote_ts = 172.31.0.0/16
-        esp_proposals = aes256-sha256-modp2048
-      }
     }
   }
 }
