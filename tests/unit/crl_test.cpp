@@ -129,6 +129,13 @@ struct CrlReconcileTest : ReconcilerFixture {
     r->reconcile(net);
     runFor(3s);
   }
+  // A new CRL file lands, is seen (inotify), and the quiet period passes.
+  void land(const std::string& crl) {
+    files.files["/certs/crl.pem"] = crl;
+    r->certificatesChanged();
+    r->reconcile(net);
+    runFor(30s);
+  }
 };
 
 TEST_F(CrlReconcileTest, RacoonFindsTheCrlAsTheCasHashDotR0) {
@@ -147,10 +154,7 @@ TEST_F(CrlReconcileTest, ANewCrlRestartsTheIkeDaemonOnce) {
   make(crlConfig());
   up();
   unit.complete();
-  files.files["/certs/crl.pem"] = "CRL v2\nrevoked: 0F";  // a peer revoked
-  r->certificatesChanged();
-  r->reconcile(net);
-  runFor(30s);
+  land("CRL v2\nrevoked: 0F");  // a peer revoked
   EXPECT_EQ(unit.restarts, 2) << "SAs with the revoked peer end now";
   unit.complete();
   runFor(60s);
@@ -169,10 +173,7 @@ TEST_F(CrlReconcileTest, WithStrongSwanWithoutACutCommandANewlyRevokedSerialRest
   ASSERT_EQ(unit.restarts, 1);
   unit.complete();
   EXPECT_EQ(files.files["/etc/swanctl/" + std::string(kSwanctlCrlFile)], "CRL v1");
-  files.files["/certs/crl.pem"] = "CRL v2\nrevoked: 0F";
-  r->certificatesChanged();
-  r->reconcile(net);
-  runFor(30s);
+  land("CRL v2\nrevoked: 0F");
   EXPECT_EQ(unit.restarts, 2) << "a reload (swanctl --load-all) would keep the SAs with the revoked peer";
   EXPECT_EQ(unit.reloads, 0);
   EXPECT_TRUE(hasEvent("restart", ": the new CRL revokes serial 0F"));
@@ -189,10 +190,7 @@ TEST_F(CrlReconcileTest, WithStrongSwanARefreshWithTheSameRevokedSetIsLoadedNotA
   ASSERT_EQ(unit.restarts, 1);
   unit.complete();
   runFor(60s);  // past ike.min_interval: a restart would not be held back by it
-  files.files["/certs/crl.pem"] = "CRL v2 (next update renewed)\nrevoked: 0F";
-  r->certificatesChanged();
-  r->reconcile(net);
-  runFor(30s);
+  land("CRL v2 (next update renewed)\nrevoked: 0F");
   EXPECT_EQ(unit.restarts, 1) << "a routine refresh restarts nothing";
   ASSERT_EQ(unit.reloads, 1) << "the new CRL is loaded into the running charon";
   EXPECT_EQ(files.files["/etc/swanctl/" + std::string(kSwanctlCrlFile)], "CRL v2 (next update renewed)\nrevoked: 0F")
@@ -204,10 +202,7 @@ TEST_F(CrlReconcileTest, WithStrongSwanARefreshWithTheSameRevokedSetIsLoadedNotA
   EXPECT_EQ(unit.restarts, 1);
   EXPECT_EQ(unit.reloads, 1) << "loaded once";
   // A serial taken off the list: loaded too (nobody to cut), named.
-  files.files["/certs/crl.pem"] = "CRL v3";
-  r->certificatesChanged();
-  r->reconcile(net);
-  runFor(30s);
+  land("CRL v3");
   EXPECT_EQ(unit.restarts, 1);
   EXPECT_EQ(unit.reloads, 2);
   EXPECT_TRUE(hasEvent("reload", "the new CRL no longer revokes serial 0F"));
@@ -226,10 +221,7 @@ TEST_F(CrlReconcileTest, WithStrongSwanANewlyRevokedSerialIsLoadedThenOnlyThoseP
   ASSERT_EQ(unit.restarts, 1);
   unit.complete();
   EXPECT_TRUE(unit.cuts.empty()) << "the first CRL: charon starts with it, nothing to cut";
-  files.files["/certs/crl.pem"] = "CRL v2\nrevoked: 0F\nrevoked: 77\nrevoked: 78";
-  r->certificatesChanged();
-  r->reconcile(net);
-  runFor(30s);
+  land("CRL v2\nrevoked: 0F\nrevoked: 77\nrevoked: 78");
   EXPECT_EQ(unit.restarts, 1) << "no restart: every good pair keeps its SAs";
   ASSERT_EQ(unit.reloads, 1) << "the CRL is loaded first";
   EXPECT_TRUE(hasEvent("reload", "the new CRL revokes serials 77, 78"));
@@ -256,10 +248,7 @@ TEST_F(CrlReconcileTest, WithStrongSwanAFailedCutRestartsInstead) {
   up();
   unit.complete();
   runFor(60s);
-  files.files["/certs/crl.pem"] = "CRL v2\nrevoked: 0F";
-  r->certificatesChanged();
-  r->reconcile(net);
-  runFor(30s);
+  land("CRL v2\nrevoked: 0F");
   unit.complete();
   ASSERT_EQ(unit.cuts.size(), 1u);
   unit.completeCut(std::make_error_code(std::errc::io_error), "exited with status 1: swanctl --list-certs failed");
@@ -279,10 +268,7 @@ TEST_F(CrlReconcileTest, WithStrongSwanAFailedCutWhileALoadIsPendingIsCutWithTha
   up();
   unit.complete();
   runFor(60s);
-  files.files["/certs/crl.pem"] = "CRL v2\nrevoked: 0F";
-  r->certificatesChanged();
-  r->reconcile(net);
-  runFor(30s);
+  land("CRL v2\nrevoked: 0F");
   unit.complete();
   ASSERT_EQ(unit.cuts.size(), 1u);
   // While the cut runs, the configuration changes (a reload becomes pending).
@@ -305,10 +291,7 @@ TEST_F(CrlReconcileTest, WithRacoonTheRestartNamesTheNewlyRevokedSerials) {
   make(crlConfig());
   up();
   unit.complete();
-  files.files["/certs/crl.pem"] = "CRL v2\nrevoked: 0F\nrevoked: 77\nrevoked: 78";
-  r->certificatesChanged();
-  r->reconcile(net);
-  runFor(30s);
+  land("CRL v2\nrevoked: 0F\nrevoked: 77\nrevoked: 78");
   ASSERT_EQ(unit.restarts, 2);
   EXPECT_TRUE(hasEvent("restart", "restarting racoon.service: the new CRL revokes serials 77, 78"));
 }
