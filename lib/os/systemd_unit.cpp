@@ -195,6 +195,8 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
     if (!bus_) {
       std::string detail;
       (void)openBus(detail);  // no bus yet (no systemd): the next state() or restart connects and watches
+    } else {
+      watchPath(namedPath());
     }
   }
 
@@ -272,19 +274,33 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
     subscribeSlot_.reset(slot);
     // The unit's state by events: systemd sends PropertiesChanged for a unit object to
     // subscribed clients (Subscribe, above) whenever its ActiveState or LoadState changes.
-    if (onState_) {
-      char* path = nullptr;
-      if (sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit_.c_str(), &path) >= 0 && path) {
-        slot = nullptr;
-        if (sd_bus_match_signal_async(bus_.get(), &slot, kSystemd, path, "org.freedesktop.DBus.Properties",
-                                      "PropertiesChanged", &Impl::onPropertiesChanged, &Impl::onWatchInstalled,
-                                      this) >= 0)
-          stateSlot_.reset(slot);
-        std::free(path);
-      }
-    }
+    watchedPath_.clear();
+    if (onState_) watchPath(namedPath());
     arm();
     return {};
+  }
+
+  // The object path of the unit by the name configured. systemd sends a unit's signals on the
+  // path of its own name only: for an alias (strongswan-swanctl.service for strongswan.service)
+  // that is another path, which LoadUnit returns (readUnitState moves the watch there).
+  std::string namedPath() const {
+    char* path = nullptr;
+    if (sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit_.c_str(), &path) < 0 || !path) return {};
+    std::string out = path;
+    std::free(path);
+    return out;
+  }
+
+  // Follows PropertiesChanged of the unit object at `path` (replacing an earlier watch).
+  void watchPath(const std::string& path) {
+    if (!bus_ || !onState_ || path.empty() || path == watchedPath_) return;
+    sd_bus_slot* slot = nullptr;
+    if (sd_bus_match_signal_async(bus_.get(), &slot, kSystemd, path.c_str(), "org.freedesktop.DBus.Properties",
+                                  "PropertiesChanged", &Impl::onPropertiesChanged, &Impl::onWatchInstalled,
+                                  this) < 0)
+      return;
+    stateSlot_.reset(slot);
+    watchedPath_ = path;
   }
 
   // PropertiesChanged(s interface, a{sv} changed, as invalidated) of the unit's object.
@@ -513,6 +529,7 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
     const char* path = nullptr;
     if (sd_bus_message_read(reply.get(), "o", &path) < 0 || !path) return {};
     std::string unitPath = path;
+    watchPath(unitPath);
 
     auto property = [&](const char* name) -> std::string {
       sd_bus_message* m = nullptr;
@@ -545,6 +562,7 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
   SlotPtr subscribeSlot_;
   SlotPtr callSlot_;
   SlotPtr stateSlot_;
+  std::string watchedPath_;  // the unit object stateSlot_ follows
   std::function<void(const std::string&)> onState_;
   std::string loadState_, activeState_;  // as last read or announced
   boost::asio::posix::stream_descriptor busFd_;

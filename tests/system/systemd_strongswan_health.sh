@@ -11,6 +11,8 @@
 #      healthy; healthy again after.
 #   4. The metrics file's timestamp advances while idle, and `systemctl stop ipop-ipsecd`
 #      removes the file.
+#   5. (run before 4) ike.unit names the alias strongswan-swanctl.service: a stop is still
+#      seen by systemd's signal (on the real unit's object path, from LoadUnit).
 # Prints the measured times (flush or stop -> healthy again). IKE with a peer and ESP need
 # UML (tests/system/uml_*): here the checks are the unit, the kernel's policies and status.
 # Usage: systemd_strongswan_health.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
@@ -94,6 +96,25 @@ sleep 3
 check "charon restarted once after the SIGKILL, by systemd (the daemon's repair was dropped)" \
   test "$(sw MainPID)" = "$pid_new"
 sys_log "FIGURE SIGKILL of charon -> not healthy ${kill_seen} s, healthy again ${kill_repair} s"
+# --- 5. ike.unit names an alias -----------------------------------------------------------
+# Debian's strongswan.service has Alias=strongswan-swanctl.service. systemd sends the unit's
+# PropertiesChanged on the path of its own name, not the alias's: the daemon must follow the
+# path LoadUnit returns, or a stop is seen only at the 30 s resync.
+sys_run sed -i 's/^  unit: strongswan.service$/  unit: strongswan-swanctl.service/' /etc/ipop-ipsec/ipop-ipsecd.yaml
+check "the config names the alias" sys_run grep -q '^  unit: strongswan-swanctl.service$' /etc/ipop-ipsec/ipop-ipsecd.yaml
+sys_run systemctl restart ipop-ipsecd.service
+alias_healthy() { sys_run grep -q '"ike_unit": "strongswan-swanctl.service"' /run/ipop-ipsec/state.json && healthy; }
+sys_wait "healthy with ike.unit = strongswan-swanctl.service" 30 alias_healthy
+pid=$(sw MainPID)
+t0=$(now)
+sys_run systemctl stop strongswan-swanctl.service
+sys_wait "the stop of the alias is reported" 5 journal_has "strongswan-swanctl.service is inactive while IPOP is up"
+alias_seen=$(since "$t0")
+check "the stop was reported within 1 s through the alias (systemd's signal, not the 30 s resync)" \
+  awk -v s="$alias_seen" 'BEGIN { exit !(s < 1.0) }'
+sys_wait "strongswan.service active again" 30 eval '[[ $(sw ActiveState) == active && $(sw MainPID) != '"$pid"' ]]'
+sys_wait "healthy again" 30 healthy
+sys_log "FIGURE systemctl stop through the alias -> reported ${alias_seen} s, healthy again $(since "$t0") s"
 # --- 4. the metrics file: a heartbeat while idle, gone with a clean stop ------------------
 stamp() { sys_run sed -n 's/^ipop_ipsec_metrics_timestamp_seconds //p' /run/ipop-ipsec-test.prom; }
 check "the metrics say healthy and the IKE side ready" \
