@@ -4,7 +4,7 @@
 # metrics_alert_rules.test.yml (a crashed node whose file stays with healthy 1 but an old
 # timestamp, a cleanly stopped node whose file is gone, an unhealthy node, a node without
 # ipop-ipsec), the same scenarios fail against rules with the staleness check taken out (the
-# test can fail), and the README holds the rules verbatim.
+# test can fail), and docs/operations.md ("Monitoring with Prometheus") holds the rules verbatim.
 # Usage: metrics_alert_rules.sh [IPOP_IPSECD_BINARY BUILD_DIR]   (no root needed)
 set -euo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -36,12 +36,12 @@ fi
 [[ $out == *IpopIpsecMetricsStale* ]] || fail "the broken rules failed, but not on the stale alert: $out"
 ok "rules with a 600 s threshold fail the crashed-node scenario"
 
-# README: the rules verbatim, from `groups:` on.
+# docs/operations.md: the rules verbatim, from `groups:` on.
 awk '/^groups:/ { on = 1 } on' "$RULES" >"$WORK/rules.body"
-python3 - "$SRC/README.md" "$WORK/rules.body" <<'PY' || fail "README.md does not hold deploy/prometheus/ipop-ipsec.rules.yml verbatim (from groups: on)"
+python3 - "$SRC/docs/operations.md" "$WORK/rules.body" <<'PY' || fail "docs/operations.md does not hold deploy/prometheus/ipop-ipsec.rules.yml verbatim (from groups: on)"
 import sys
-readme, body = open(sys.argv[1]).read(), open(sys.argv[2]).read()
-sys.exit(0 if body and body in readme else 1)
+doc, body = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+sys.exit(0 if body and body in doc else 1)
 PY
-ok "README.md holds the rules verbatim"
+ok "docs/operations.md holds the rules verbatim"
 echo "PASS: metrics_alert_rules.sh: $CHECKS checks"

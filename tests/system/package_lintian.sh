@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Debian package as built for release (CPack from the build dir, as in the README):
+# The Debian package as built for release (CPack from the build dir, as in docs/operations.md):
 # lintian reports no error on it (warnings are printed), and it carries what an operator
 # and Debian expect: the MIT (Expat) licence in a machine-readable copyright file, a real
 # Maintainer, both man pages, the example config, the journal catalog (and the postinst

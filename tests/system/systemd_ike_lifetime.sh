@@ -9,7 +9,8 @@
 #      units that list the restarted one in StopPropagatedFrom=; the drop-in has none).
 #   3. `systemctl stop ipop-ipsecd`: charon still runs, and the policies (the daemon's and
 #      charon's trap) stay; `systemctl start ipop-ipsecd` adopts it again.
-#   4. The documented way to take IPsec down on a node, run as written in the README:
+#   4. The documented way to take IPsec down on a node, run as written in docs/operations.md
+#      ("Stopping and removing"):
 #      `systemctl stop ipop-ipsecd`, `ipop-ipsecd flush`, `systemctl stop strongswan`:
 #      no policy of the range is left, charon is stopped.
 # Prints charon's and the daemon's PIDs and the times (kill -> daemon back, healthy again).
@@ -138,7 +139,7 @@ check "systemctl start ipop-ipsecd succeeds" sys_run systemctl start ipop-ipsecd
 adopted_by "$(ipd MainPID)"
 charon_untouched "$c"
 
-# --- 4. taking IPsec down, as the README says ----------------------------------------------
+# --- 4. taking IPsec down, as docs/operations.md says --------------------------------------
 check "systemctl stop ipop-ipsecd" sys_run systemctl stop ipop-ipsecd.service
 check "ipop-ipsecd flush" sys_run ipop-ipsecd flush
 check "systemctl stop strongswan" sys_run systemctl stop strongswan

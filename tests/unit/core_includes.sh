@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The dependency rule (README, "Architecture"): lib/core is pure. It includes no Asio or
+# The dependency rule (docs/architecture.md): lib/core is pure. It includes no Asio or
 # Boost, Linux or POSIX system, systemd, OpenSSL or spdlog header, and no header of the
 # adapters (os/) or the daemon (daemon/). The build enforces the last part (the core's
 # include root holds only core/); this test the first. Usage: core_includes.sh LIB_CORE_DIR
