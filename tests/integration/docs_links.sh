@@ -5,6 +5,8 @@
 # a repeated heading gets -1, -2, ...). Links in fenced code blocks and inline code are not
 # links; http(s) and mailto links are not followed (the tests never touch the network).
 # No doc sends a reader outside the repository (../shared, /work/...).
+# A benchmark's figure names the section of docs/performance.md it comes from: each "quoted
+# name" between a link to performance.md and the next ')' begins a heading of that file.
 # First the checker is run on a small fixture with one good link of each kind and one broken
 # link of each kind, and must accept the first and report every one of the second, so that
 # this test can fail. Usage: docs_links.sh [IPOP_IPSECD_BINARY BUILD_DIR] (both unused).
@@ -63,6 +65,28 @@ def anchors_of(path):
         cache[path] = scan(path)[0]
     return cache[path]
 
+def prose(path):
+    """The file's text outside fenced code blocks, runs of white space as one space."""
+    out, fence = [], None
+    for line in open(path, encoding="utf-8"):
+        m = re.match(r"^ {0,3}(`{3,}|~{3,})", line)
+        if m:
+            fence = m.group(1) if fence is None else (None if m.group(1)[0] == fence[0] else fence)
+            continue
+        if fence is None:
+            out.append(line)
+    return re.sub(r"\s+", " ", "".join(out))
+
+def headings(path):
+    hs, fence = [], None
+    for line in open(path, encoding="utf-8"):
+        m = re.match(r"^ {0,3}(`{3,}|~{3,})", line)
+        if m:
+            fence = m.group(1) if fence is None else (None if m.group(1)[0] == fence[0] else fence)
+        elif fence is None and (h := re.match(r"^ {0,3}#{1,6}\s+(.*?)\s*$", line)):
+            hs.append(h.group(1))
+    return hs
+
 errors, count = [], 0
 for f in files:
     path = os.path.realpath(f)
@@ -92,9 +116,17 @@ for f in files:
                 errors.append(f"{where}: an anchor into {os.path.relpath(dest, root)}, which is not Markdown")
             elif anchor not in anchors_of(dest):
                 errors.append(f"{where}: {os.path.relpath(dest, root)} has no heading with anchor #{anchor}")
+    for m in re.finditer(r"\]\(([^)#\s]*performance\.md)\)([^)]*)", prose(path)):
+        dest = os.path.realpath(os.path.join(os.path.dirname(path), m.group(1)))
+        if not os.path.exists(dest):
+            continue                                            # reported above
+        for name in re.findall(r"\"([^\"]+)\"", m.group(2)):
+            count += 1
+            if not any(h.startswith(name) for h in headings(dest)):
+                errors.append(f"{rel}: \"{name}\" (after a link to {m.group(1)}) begins no heading of {os.path.relpath(dest, root)}")
 for e in errors:
     print("broken:", e)
-print(f"{count} links in {len(files)} files, {len(errors)} broken")
+print(f"{count} links and section names in {len(files)} files, {len(errors)} broken")
 sys.exit(1 if errors else 0)
 PY
 
@@ -109,12 +141,15 @@ cat >"$F/README.md" <<'EOF'
 
 [same file](#quick-start-a-and-b-cd) [other](docs/a.md#details) [again](docs/a.md#details-1)
 [plain](docs/a.md) [config](config/x.yaml) [web](https://example.org/x#y) `[code](nowhere.md)`
+(about 1 ms: [perf](docs/performance.md), "Reaction
+latency", "Idle")
 
 ```sh
 # not a heading
 [not a link](nowhere.md)
 ```
 EOF
+printf '# Performance\n### Reaction latency: x -> y\n### Idle cost\n' >"$F/docs/performance.md"
 cat >"$F/docs/a.md" <<'EOF'
 # A
 ## Details
@@ -123,12 +158,14 @@ cat >"$F/docs/a.md" <<'EOF'
 EOF
 python3 "$WORK/check.py" "$F" "$F/README.md" "$F/docs/a.md" >"$WORK/good.out" 2>&1 ||
   fail "the checker refuses good links: $(cat "$WORK/good.out")"
-grep -q '^8 links in 2 files, 0 broken$' "$WORK/good.out" || fail "the checker did not count the fixture's 8 links: $(cat "$WORK/good.out")"
-ok "the checker accepts the fixture's good links (8, code blocks and inline code skipped)"
+grep -q '^11 links and section names in 2 files, 0 broken$' "$WORK/good.out" ||
+  fail "the checker did not count the fixture's 9 links and 2 section names: $(cat "$WORK/good.out")"
+ok "the checker accepts the fixture's 9 good links and 2 section names (code blocks and inline code skipped)"
 cat >"$F/docs/b.md" <<'EOF'
 # B
 [1](missing.md) [2](a.md#no-such-heading) [3](#not-here) [4](../../outside.md)
 [5](../config/x.yaml#anchor) [6](/etc/passwd) see ../shared/DESIGN.md
+([performance.md](performance.md), "Reaction time")
 ```
 # not-here
 ```
@@ -142,10 +179,11 @@ for want in 'docs/b.md:2: (missing.md): docs/missing.md does not exist' \
   'docs/b.md:2: (../../outside.md): leads outside the repository' \
   'docs/b.md:3: (../config/x.yaml#anchor): an anchor into config/x.yaml, which is not Markdown' \
   'docs/b.md:3: (/etc/passwd): neither a relative path nor an http(s) link' \
-  "docs/b.md: mentions '../shared' (outside the repository)"; do
+  "docs/b.md: mentions '../shared' (outside the repository)" \
+  'docs/b.md: "Reaction time" (after a link to performance.md) begins no heading of docs/performance.md'; do
   grep -qF "broken: $want" "$WORK/bad.out" || fail "the checker did not report '$want': $(cat "$WORK/bad.out")"
 done
-ok "the checker reports each of the fixture's 7 broken links"
+ok "the checker reports each of the fixture's 7 broken links and its wrong section name"
 
 # --- the project's docs -----------------------------------------------------------------------
 shopt -s nullglob
