@@ -23,7 +23,7 @@ add_custom_target(ipopsec_manpage5 ALL DEPENDS ${_ipopsec_man5})
 install(FILES ${_ipopsec_man5} DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
 # The example config, every key with its default (also the sample in /etc/ipop-ipsec).
 install(FILES ${CMAKE_SOURCE_DIR}/config/ipop-ipsecd.yaml DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
-# The Prometheus alert rules for the metrics file (README "Monitoring with Prometheus").
+# The Prometheus alert rules for the metrics file (docs/operations.md, "Monitoring with Prometheus").
 install(FILES ${CMAKE_SOURCE_DIR}/deploy/prometheus/ipop-ipsec.rules.yml DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
 # --- changelog (a native package's /usr/share/doc/PACKAGE/changelog.gz), gzip'd likewise ---

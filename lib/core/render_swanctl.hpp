@@ -3,7 +3,7 @@
 // connection per protected range, and the certificate copies swanctl loads. Pure and
 // byte-for-byte deterministic, like the racoon renderers (core/render.hpp).
 //
-// Decisions (the README's "The strongSwan backend" explains them for operators):
+// Decisions (docs/strongswan.md explains them for operators):
 //  - One connection per protected range R. While the tap holds an address A in R:
 //    local_addrs = A, remote_addrs = R, IKEv2, pubkey authentication with certificates. The local
 //    identity is charon's default for a certificate, its subject DN; the remote one is
