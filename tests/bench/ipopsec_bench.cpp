@@ -57,6 +57,19 @@ namespace {
 
 std::string g_binary;
 
+// Pipe I/O between the benchmark and its child processes, all or nothing: a short transfer
+// means the figures would be wrong. In a forked child it ends the child; else it throws.
+void pipeWrite(int fd, const void* data, std::size_t n, bool child = false) {
+  if (::write(fd, data, n) == static_cast<ssize_t>(n)) return;
+  if (child) ::_exit(3);
+  throw std::runtime_error("benchmark: a write to a pipe failed");
+}
+void pipeRead(int fd, void* data, std::size_t n, bool child = false) {
+  if (::read(fd, data, n) == static_cast<ssize_t>(n)) return;
+  if (child) ::_exit(3);
+  throw std::runtime_error("benchmark: a read from a pipe failed");
+}
+
 int envInt(const char* name, int dflt) {
   const char* v = std::getenv(name);
   return v && *v ? std::atoi(v) : dflt;
@@ -384,7 +397,7 @@ void benchLatency() {
       o << result.second;
       for (double v : result.first.v) o << " " << v;
       std::string s = o.str();
-      ::write(pipefd[1], s.data(), s.size());
+      pipeWrite(pipefd[1], s.data(), s.size());
       ::close(pipefd[1]);
     });
     ::close(pipefd[1]);
@@ -555,15 +568,15 @@ void benchLeak() {
       if (peer == 0) {
         // The peer: own namespace, counts UDP datagrams on port 9999 between "reset" and "report".
         if (::unshare(CLONE_NEWNET) != 0) ::_exit(1);
-        ::write(ready[1], "x", 1);
+        pipeWrite(ready[1], "x", 1, true);
         char c;
-        ::read(ctl[0], &c, 1);  // configured by the parent
+        pipeRead(ctl[0], &c, 1, true);  // configured by the parent
         int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         sockaddr_in sa{};
         sa.sin_family = AF_INET;
         sa.sin_port = htons(9999);
         ::bind(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-        ::write(ready[1], "x", 1);
+        pipeWrite(ready[1], "x", 1, true);
         long count = 0;
         char buf[2048];
         for (;;) {
@@ -574,20 +587,20 @@ void benchLeak() {
             if (::read(ctl[0], &c, 1) != 1) ::_exit(0);
             while (::recv(s, buf, sizeof buf, 0) > 0) ++count;
             if (c == 'r') {
-              ::write(res[1], &count, sizeof count);
+              pipeWrite(res[1], &count, sizeof count, true);
             }
             count = 0;
           }
         }
       }
       char c;
-      ::read(ready[0], &c, 1);
+      pipeRead(ready[0], &c, 1);
       sh("ip link set peer0 netns " + std::to_string(peer));
       sh("nsenter -t " + std::to_string(peer) +
          " -n sh -c 'ip link set lo up; ip addr add 10.254.0.17/16 dev peer0; ip link set peer0 up'");
       sh("ip link set ipop up");
-      ::write(ctl[1], "c", 1);
-      ::read(ready[0], &c, 1);
+      pipeWrite(ctl[1], "c", 1);
+      pipeRead(ready[0], &c, 1);
       Stats recv, sent;
       int withAny = 0;
       AddressSetter addr;
@@ -618,16 +631,16 @@ void benchLeak() {
           ::close(s);
         });
         std::this_thread::sleep_for(50ms);  // blasting, still no route: nothing can leave
-        ::write(ctl[1], "z", 1);            // peer: start counting from zero
+        pipeWrite(ctl[1], "z", 1);  // peer: start counting from zero
         long before = nsent;
         if (addr.add("ipop", local)) throw std::runtime_error("add address");
         waitUntil([&] { return ownedPolicies().size() == 4; }, 10s);
         std::this_thread::sleep_for(200ms);  // anything in flight arrives
         stop = true;
         sender.join();
-        ::write(ctl[1], "r", 1);
+        pipeWrite(ctl[1], "r", 1);
         long count = 0;
-        ::read(res[0], &count, sizeof count);
+        pipeRead(res[0], &count, sizeof count);
         if (mode == 2 && t < 0) waitUntil([&] { return fs::exists(w.dir / "lib" / "auto-ranges"); }, 10s);
         daemon.stop(SIGTERM);
         addr.del("ipop", local);

@@ -183,7 +183,7 @@ TEST_F(DaemonTest, PlaintextToTheRangeIsDroppedAndAnAcquireIsRaised) {
   if (peer == 0) {
     ::close(pipefd[0]);
     if (::unshare(CLONE_NEWNET) != 0) ::_exit(1);
-    ::write(pipefd[1], "x", 1);
+    if (::write(pipefd[1], "x", 1) != 1) ::_exit(1);
     ::pause();
     ::_exit(0);
   }

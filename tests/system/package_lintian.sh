@@ -3,7 +3,7 @@
 # lintian reports no error on it (warnings are printed), and it carries what an operator
 # and Debian expect: the MIT (Expat) licence in a machine-readable copyright file, a real
 # Maintainer, both man pages, the example config, the journal catalog (and the postinst
-# that loads it).
+# that loads it), and a binary built with Debian's hardening flags (no lintian hardening-* tag).
 # Usage: package_lintian.sh IPOP_IPSECD_BINARY BUILD_DIR
 set -euo pipefail
 BUILD=${2:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
@@ -55,4 +55,8 @@ echo "---- lintian $(basename "$deb") (exit $rc):"
 sed 's/^/    /' "$WORK/lintian.txt"
 check "lintian reports no error ($(grep -c '^E: ' "$WORK/lintian.txt" || true) errors, $(grep -c '^W: ' "$WORK/lintian.txt" || true) warnings)" \
   bash -c "[[ $rc -eq 0 ]] && ! grep -q '^E: ' '$WORK/lintian.txt'"
+# The hardening Debian builds packages with (cmake/Hardening.cmake: FORTIFY_SOURCE, RELRO,
+# BIND_NOW, PIE): lintian's tags for a binary that lacks it must not appear, whatever their level.
+hardening=$(grep -Eo 'hardening-no-(fortify-functions|relro|bindnow|pie)( .*)?$' "$WORK/lintian.txt" | sort -u | tr '\n' ';' || true)
+check "lintian reports no hardening-no-{fortify-functions,relro,bindnow,pie} tag${hardening:+ (got: $hardening)}" test -z "$hardening"
 echo "PASS: package_lintian.sh: $CHECKS checks"
