@@ -25,7 +25,8 @@ const char* kIssueUsage =
     "usage: ipop-ipsecd pki issue --ca-dir DIR --ip ADDRESS [--dns NAME] [--days N] [--key rsa|ec]\n"
     "                             --out DIR [--force]\n"
     "           a node's certificate for its VPN address: host-cert.pem, host-key.pem (0600) and\n"
-    "           cacert.pem in --out; copy them to racoon.certificate_dir (/etc/racoon/certs)\n";
+    "           cacert.pem in --out; copy them to racoon.certificate_dir (/etc/racoon/certs with racoon,\n"
+    "           /etc/ipop-ipsec/certs with strongswan)\n";
 const char* kRequestUsage =
     "usage: ipop-ipsecd pki request --ip ADDRESS [--dns NAME] [--key rsa|ec] --out DIR [--force]\n"
     "           on the node: its private key host-key.pem (0600), which never leaves the node, and\n"
@@ -208,7 +209,8 @@ int runPkiCli(int argc, char** argv) {
       std::cout << "certified " << names << " (" << r.key << ") from " << req.csrPath << "\n";
       printWritten(r.files);
       std::cout << "next: send host-cert.pem and cacert.pem back to the node; with host-key.pem they go in its\n"
-                << "      racoon.certificate_dir (default /etc/racoon/certs); then run 'ipop-ipsecd check' there\n";
+                << "      racoon.certificate_dir (default /etc/racoon/certs with racoon, /etc/ipop-ipsec/certs with\n"
+                << "      strongswan); then run 'ipop-ipsecd check' there\n";
       if (r.key.rfind("EC", 0) == 0)
         std::cout << "note: racoon signs with RSA only; an EC key suits the strongswan backend\n";
     } else {
@@ -221,8 +223,9 @@ int runPkiCli(int argc, char** argv) {
       req.outDir = vm["out"].as<std::string>();
       req.force = vm.count("force") > 0;
       printWritten(issueHost(req));
-      std::cout << "next: install the three files in the node's racoon.certificate_dir (default /etc/racoon/certs,\n"
-                << "      host-key.pem owned by root, mode 0600) and run 'ipop-ipsecd check'\n";
+      std::cout << "next: install the three files in the node's racoon.certificate_dir (default /etc/racoon/certs\n"
+                << "      with racoon, /etc/ipop-ipsec/certs with strongswan; host-key.pem owned by root, mode 0600)\n"
+                << "      and run 'ipop-ipsecd check'\n";
       if (req.key == KeyKind::ec) std::cout << "note: racoon signs with RSA only; an EC key suits the strongswan backend\n";
     }
   } catch (const po::error& e) {

@@ -49,13 +49,16 @@ struct BackendDefaults {
   IkeBackend backend;
   const char* unit;               // ike.unit
   std::uint32_t protectPriority;  // xfrm.protect_priority
+  const char* certificateDir;     // racoon.certificate_dir
 };
 // strongSwan: charon's trap policies sit at up to 400000 and must win over the daemon's,
 // or the kernel's ACQUIREs carry no reqid and charon ignores them ("trap not found, unable
-// to acquire reqid 0", seen with 5.9.8).
+// to acquire reqid 0", seen with 5.9.8). Certificates: racoon's own directory for racoon (its
+// `path certificate`); a directory of ours for strongSwan (the daemon copies the files into
+// swanctl's), see useLegacyCertificateDir (core/certificate_dir.hpp) for nodes set up before.
 inline constexpr BackendDefaults kBackendDefaults[] = {
-    {IkeBackend::racoon, "racoon.service", 250000},
-    {IkeBackend::strongswan, "strongswan.service", 500000},
+    {IkeBackend::racoon, "racoon.service", 250000, "/etc/racoon/certs"},
+    {IkeBackend::strongswan, "strongswan.service", 500000, "/etc/ipop-ipsec/certs"},
 };
 constexpr const BackendDefaults& backendDefaults(IkeBackend b) {
   return b == IkeBackend::racoon ? kBackendDefaults[0] : kBackendDefaults[1];
@@ -110,7 +113,8 @@ struct Config {
   struct Racoon {
     std::string config = "/etc/racoon/racoon.conf";
     std::string spdFile = "/etc/ipsec-tools.conf";
-    std::string certificateDir = "/etc/racoon/certs";
+    std::string certificateDir = backendDefaults(IkeBackend::racoon).certificateDir;  // default follows backend
+    bool certificateDirDefaulted = true;  // the file does not set certificate_dir
     std::string caCert = "cacert.pem";     // file names inside certificateDir
     std::string hostCert = "host-cert.pem";
     std::string hostKey = "host-key.pem";

@@ -133,6 +133,8 @@ void crossChecks(Parse& p) {
   const BackendDefaults& defaults = backendDefaults(p.cfg.ike.backend);
   if (!p.r.seen("ike.unit")) p.cfg.ike.unit = defaults.unit;
   if (!p.r.seen("xfrm.protect_priority")) p.cfg.xfrm.protectPriority = defaults.protectPriority;
+  if (!p.r.seen("racoon.certificate_dir")) p.cfg.racoon.certificateDir = defaults.certificateDir;
+  else p.cfg.racoon.certificateDirDefaulted = false;
   if (p.cfg.ike.backend == IkeBackend::strongswan && p.priorityValid &&
       p.cfg.xfrm.protectPriority <= Config::Xfrm::kCharonLowestPriority) {
     if (const Item* at = p.r.seen("xfrm.protect_priority"))

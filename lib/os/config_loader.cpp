@@ -6,6 +6,8 @@
 #include <sstream>
 #include <sys/stat.h>
 
+#include "core/certificate_dir.hpp"
+
 namespace ipopsec {
 
 Config loadConfig(const std::string& path) {
@@ -22,7 +24,13 @@ Config loadConfig(const std::string& path) {
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) return fail("read error");
-  return parseConfig(text.str(), path);
+  Config cfg = parseConfig(text.str(), path);
+  // A strongSwan node set up when its certificates' default was /etc/racoon/certs keeps them there.
+  useLegacyCertificateDir(cfg, [](const std::string& file) {
+    struct stat f {};
+    return ::stat(file.c_str(), &f) == 0;
+  });
+  return cfg;
 }
 
 }  // namespace ipopsec
