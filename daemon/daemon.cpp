@@ -203,9 +203,15 @@ void Daemon::adoptRunningState() {
       // there is nothing to ask.
       std::string ike = cfg_.ike.control == IkeControl::systemd ? ports_.ike->state() : std::string("active");
       if (cfg_.ike.control == IkeControl::systemd) reconciler_->ikeStateChanged(ike);
-      if (ike == "active" || ike == "reloading")
-        reconciler_->assumeIkeStarted(saved->ikeInputs);
-      else
+      if (ike == "active" || ike == "reloading") {
+        // With what it runs: the restart and reload parts and the CRL, so that a new CRL is
+        // loaded (not a restart) and judged against the one it really loaded.
+        auto known = [](const std::string& s) { return s.empty() ? std::nullopt : std::optional<std::string>(s); };
+        reconciler_->assumeIkeStarted(saved->ikeInputs, known(saved->ikeRestartInputs), known(saved->ikeReloadInputs));
+        if (saved->ikeCrl)
+          reconciler_->assumeCrlRunning(saved->ikeCrl->fingerprint, saved->ikeCrl->revoked,
+                                        parseRfc3339(saved->ikeCrl->loadedAt));
+      } else
         spdlog::info("{} is {}: it will be (re)started once IPOP is up", ports_.ike->name(), ike);
     }
 }

@@ -125,6 +125,18 @@ std::string stateJson(const Config& cfg, const Reconciler& r, const std::string&
   o += "  \"restart_failures\": " + std::to_string(st.restartFailures) + ",\n";
   o += "  \"last_error\": " + jsonString(st.lastError) + ",\n";
   o += "  \"ike_inputs\": " + jsonString(r.scheduler().startedInputs().value_or("")) + ",\n";
+  // The parts of ike_inputs whose change needs a restart or a reload ("" unknown), and the CRL
+  // the IKE daemon runs with (null unknown; fingerprint "" = none): a daemon that adopts the
+  // running IKE daemon judges the next change against them (a new CRL loaded, only newly
+  // revoked serials cut) instead of restarting it.
+  o += "  \"ike_restart_inputs\": " + jsonString(r.scheduler().startedRestartInputs().value_or("")) + ",\n";
+  o += "  \"ike_reload_inputs\": " + jsonString(r.scheduler().startedReloadInputs().value_or("")) + ",\n";
+  if (const auto& crl = r.crlRunning())
+    o += "  \"ike_crl\": {\"fingerprint\": " + jsonString(crl->first) +
+         ", \"revoked\": " + list(crl->second, [](const std::string& x) { return x; }) +
+         ", \"loaded_at\": " + jsonString(r.crlLoadedAt() ? rfc3339(*r.crlLoadedAt()) : "") + "},\n";
+  else
+    o += "  \"ike_crl\": null,\n";
   o += "  \"pid\": " + std::to_string(::getpid()) + ",\n";
   o += "  \"written_at\": " + jsonString(rfc3339(std::chrono::system_clock::now())) + "\n";
   o += "}\n";
@@ -174,6 +186,17 @@ std::optional<SavedState> parseState(const std::string& text, std::string* error
     s.ikeUnit = str("ike_unit");
     s.ikeUnitState = str("ike_unit_state");
     s.ikeInputs = str("ike_inputs");
+    s.ikeRestartInputs = str("ike_restart_inputs");
+    s.ikeReloadInputs = str("ike_reload_inputs");
+    if (n["ike_crl"] && n["ike_crl"].IsMap()) {
+      const YAML::Node c = n["ike_crl"];
+      SavedState::Crl crl;
+      crl.fingerprint = c["fingerprint"] ? c["fingerprint"].as<std::string>() : std::string();
+      if (c["revoked"] && c["revoked"].IsSequence())
+        for (const auto& e : c["revoked"]) crl.revoked.push_back(e.as<std::string>());
+      crl.loadedAt = c["loaded_at"] ? c["loaded_at"].as<std::string>() : std::string();
+      s.ikeCrl = std::move(crl);
+    }
     if (n["written_at"]) {
       if (s.schemaVersion == 0) {
         // Earlier releases wrote unix seconds.

@@ -56,6 +56,14 @@ struct SavedState {
   std::string ikeUnit;
   std::string ikeUnitState;
   std::string ikeInputs;
+  std::string ikeRestartInputs, ikeReloadInputs;  // "" when unknown (an earlier release, racoon)
+  // The CRL the IKE daemon runs with ("ike_crl"); nullopt when unknown (null, absent).
+  struct Crl {
+    std::string fingerprint;           // "" = no CRL
+    std::vector<std::string> revoked;  // upper-case hex serials
+    std::string loadedAt;              // RFC 3339 UTC; "" when unknown
+  };
+  std::optional<Crl> ikeCrl;
   int schemaVersion = 0;         // 0: a file of a release before schema_version existed
   std::string writtenAt;         // RFC 3339 UTC (an earlier release's unix seconds are converted)
   int pid = 0;

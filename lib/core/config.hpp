@@ -135,6 +135,10 @@ struct Config {
     std::string config = "/etc/swanctl/conf.d/ipop-ipsec.conf";  // must be included by swanctl.conf
     // Run when only the swanctl configuration changed (charon keeps running); argv, no shell.
     std::vector<std::string> loadCommand{"/usr/sbin/swanctl", "--load-all", "--noprompt"};
+    // Run when only credentials changed (a new CRL): loads x509crl/ and the other credential
+    // directories into the running charon and touches no connection, so no SA (strongSwan 6's
+    // load-conn closes IKE_SAs without a CHILD_SA even of an unchanged connection); argv.
+    std::vector<std::string> loadCredsCommand{"/usr/sbin/swanctl", "--load-creds", "--noprompt"};
     // Run after charon loaded a CRL that revokes new serials, with those serials appended
     // (upper-case hex): ends the SAs with the peers that presented such a certificate; argv,
     // no shell. Empty: no cut, a revocation restarts charon instead.

@@ -70,24 +70,23 @@ void restartCommand(Parse& p, const Item& it) {
   if (ok) p.cfg.ike.restartCommand = std::move(argv);
 }
 
-// strongswan.load_command: an argv list like ike.restart_command, never empty.
-void loadCommand(Parse& p, const Item& it) {
+// strongswan.load_command and load_creds_command: an argv list like ike.restart_command,
+// never empty. `what`: what it loads; `example`: the default, as the error shows it.
+void loadCommand(Parse& p, const Item& it, std::vector<std::string>& out, const char* what, const char* example) {
   if (it.node.IsScalar()) {
-    p.r.error(it, "expected a list of strings (the command's argv), got " + describe(it.node) +
-                      "; write it as [/usr/sbin/swanctl, --load-all, --noprompt]");
+    p.r.error(it, "expected a list of strings (the command's argv), got " + describe(it.node) + "; write it as " +
+                      example);
     return;
   }
   auto items = p.r.list(it, "a list of strings (the command's argv)", kMaxArgv);
   if (!items) return;
   if (items->empty()) {
-    p.r.error(it,
-              "must not be empty: give the argv that loads the swanctl configuration, "
-              "e.g. [/usr/sbin/swanctl, --load-all, --noprompt]");
+    p.r.error(it, std::string("must not be empty: give the argv that loads ") + what + ", e.g. " + example);
     return;
   }
   std::vector<std::string> argv;
   bool ok = p.r.argv(*items, argv);
-  if (ok) p.cfg.strongswan.loadCommand = std::move(argv);
+  if (ok) out = std::move(argv);
 }
 
 // strongswan.cut_command: an argv list; empty ([]) turns the cut off (a revocation restarts charon).
@@ -181,7 +180,16 @@ void strongswan(Parse& p, const Item& section) {
   p.r.mapping(section, {
                            {"swanctl_dir", [&p](const Item& it) { p.r.absolutePath(it, p.cfg.strongswan.swanctlDir); }},
                            {"config", [&p](const Item& it) { p.r.absolutePath(it, p.cfg.strongswan.config); }},
-                           {"load_command", [&p](const Item& it) { loadCommand(p, it); }},
+                           {"load_command",
+                            [&p](const Item& it) {
+                              loadCommand(p, it, p.cfg.strongswan.loadCommand, "the swanctl configuration",
+                                          "[/usr/sbin/swanctl, --load-all, --noprompt]");
+                            }},
+                           {"load_creds_command",
+                            [&p](const Item& it) {
+                              loadCommand(p, it, p.cfg.strongswan.loadCredsCommand, "the credentials (the CRL)",
+                                          "[/usr/sbin/swanctl, --load-creds, --noprompt]");
+                            }},
                            {"cut_command", [&p](const Item& it) { cutCommand(p, it); }},
                            {"dpd_delay",
                             [&p](const Item& it) {

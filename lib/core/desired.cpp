@@ -229,11 +229,20 @@ void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, cons
   // not ipsec-tools.conf (the daemon installs the policies itself; racoon never reads it).
   // IPOP coming up is a reason of its own (Reconciler: IkeScheduler::ipopCameUp).
   std::string inputs;
+  // racoon reads the CRL itself at every verification of a peer's certificate
+  // (crypto_openssl.c eay_check_x509cert, called from oakley.c for each phase 1: a new
+  // X509_STORE with X509_LOOKUP_hash_dir over `path certificate` and X509_V_FLAG_CRL_CHECK,
+  // so <CA hash>.r0 is opened again each time). The file's content is no restart input: a
+  // refresh that revokes nothing new is in force for the next peer once it is written. What
+  // is an input is the revoked set (below): racoon keeps the SAs of a peer it verified before,
+  // and nothing but a restart ends them, since racoon tells no one which certificate (serial)
+  // a peer presented (racoonctl shows SAs by address only, and the CRL names serials only).
   for (const auto& f : d.files)
-    if (f.path != cfg.racoon.spdFile) inputs += f.path + "=" + fingerprint(f.content) + ";";
+    if (f.path != cfg.racoon.spdFile && !(cfg.ike.backend == IkeBackend::racoon && f.path == certs.crlHashPath))
+      inputs += f.path + "=" + fingerprint(f.content) + ";";
   // The CRL is an input (a new one must reach the IKE daemon), but for strongSwan it is loaded
-  // into the running charon (swanctl --load-all loads x509crl/ with the credentials; the SAs
-  // stay). A routine refresh (new next update, same revoked set) restarts nothing. Without
+  // into the running charon (swanctl --load-creds loads x509crl/ with the other credentials;
+  // the SAs stay). A routine refresh (new next update, same revoked set) restarts nothing. Without
   // strongswan.cut_command a change of the revoked set restarts charon, so that the SAs with
   // a newly revoked peer end now, not at their next rekey.
   const std::string certPrints = fingerprint(certs.ca.value_or("")) + fingerprint(certs.cert.value_or("")) +
@@ -243,8 +252,22 @@ void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, cons
   std::sort(d.ikeRevoked.begin(), d.ikeRevoked.end());
   std::string revoked;
   for (const auto& s : d.ikeRevoked) revoked += s + ",";
-  inputs += "|" + certPrints + d.ikeCrl;
+  if (cfg.ike.backend == IkeBackend::racoon)
+    inputs += "|" + certPrints + "|revoked=" + revoked;  // a CRL added or removed that revokes nothing: no restart
+  else
+    inputs += "|" + certPrints + d.ikeCrl;
   d.ikeInputs = inputs;
+  // strongSwan: what a reload (load_command: connections, certificates) is needed for; a
+  // change of the rest, the CRL alone, is loaded with load_creds_command, which reloads no
+  // connection (strongSwan 6's load-conn closes the IKE_SAs without a CHILD_SA even of an
+  // unchanged connection, vici_config.c since 7bfaa9acb6; load-cert touches no SA).
+  if (cfg.ike.backend == IkeBackend::strongswan) {
+    const std::string crlFile = cfg.strongswan.swanctlDir + "/" + kSwanctlCrlFile;
+    std::string conns;
+    for (const auto& f : d.files)
+      if (f.path != cfg.racoon.spdFile && f.path != crlFile) conns += f.path + "=" + fingerprint(f.content) + ";";
+    d.ikeReloadInputs = conns + "|" + certPrints;
+  }
   // With strongswan.cut_command the Reconciler cuts the SAs with newly revoked peers after the
   // load instead (Reconciler::cutRevoked): then the revoked set is no restart input either.
   if (cfg.ike.backend == IkeBackend::strongswan)

@@ -74,13 +74,17 @@ struct Desired {
   // The part of ikeInputs whose change needs the IKE daemon restarted; nullopt when every
   // change does (racoon). strongSwan: the certificates; the rest is applied by a reload.
   std::optional<std::string> ikeRestartInputs;
+  // The part of ikeInputs whose change needs a reload (strongSwan: the connections and the
+  // certificates); a change of ikeInputs that leaves it (and ikeRestartInputs) as they are
+  // is credentials only, the CRL: IkeAction::loadCreds. nullopt: racoon.
+  std::optional<std::string> ikeReloadInputs;
   // Where the IKE configuration initiates, "range=address" (strongSwan: the ranges with a tap
   // address). A reload that adds an entry is not held back by the quiet period (IkeScheduler).
   std::vector<std::string> ikeInitiating;
   // The CRL handed to the IKE daemon: its fingerprint ("" when none) and the serials it
-  // revokes (sorted). strongSwan: a new CRL with the same revoked set is loaded (a reload,
-  // never a restart); a changed set restarts charon (ikeRestartInputs). The Reconciler names
-  // the change in the action's reason (crlChange).
+  // revokes (sorted). strongSwan: a new CRL is loaded into the running charon (loadCreds,
+  // never a restart); without strongswan.cut_command a changed set restarts charon
+  // (ikeRestartInputs). The Reconciler names the change in the action's reason (crlChange).
   std::string ikeCrl;
   std::vector<std::string> ikeRevoked;
 };

@@ -13,12 +13,22 @@ void IkeScheduler::setTiming(duration quietPeriod, duration minInterval) {
 }
 
 void IkeScheduler::observe(bool ready, const std::string& inputs, time_point now) {
-  note(ready, Step{inputs, std::nullopt, {}}, now);
+  note(ready, Step{inputs, std::nullopt, {}, std::nullopt}, now);
+}
+
+const char* toString(IkeAction a) {
+  switch (a) {
+    case IkeAction::restart: return "restart";
+    case IkeAction::reload: return "reload";
+    case IkeAction::loadCreds: return "load-creds";
+  }
+  return "?";
 }
 
 void IkeScheduler::observe(bool ready, const std::string& inputs, const std::string& restartInputs,
-                               time_point now, const std::vector<std::string>& initiating) {
-  Step step{inputs, restartInputs, initiating};
+                               time_point now, const std::vector<std::string>& initiating,
+                               const std::optional<std::string>& reloadInputs) {
+  Step step{inputs, restartInputs, initiating, reloadInputs};
   std::sort(step.initiating.begin(), step.initiating.end());
   note(ready, std::move(step), now);
 }
@@ -61,6 +71,9 @@ IkeAction IkeScheduler::pendingAction() const {
   if (forceRestart_ || !started_ || !started_->restart || !pending_ || !pending_->restart ||
       *pending_->restart != *started_->restart)
     return IkeAction::restart;
+  // Only credentials changed (the connections and certificates are those charon runs with):
+  // loading them touches no SA. A failed load escalates like a failed reload.
+  if (started_->reload && pending_->reload && *pending_->reload == *started_->reload) return IkeAction::loadCreds;
   return IkeAction::reload;
 }
 
@@ -71,7 +84,7 @@ std::optional<IkeScheduler::time_point> IkeScheduler::deadline() const {
   // So does a reload after a calm spell: it tears nothing down, and the quiet period is for
   // a burst, which the changes right after it make (they wait for the quiet period again).
   // And a reload that lets the node initiate where it could not: its traffic waits for it.
-  const bool atOnce = immediate_ || !started_ || (leading_ && pendingAction() == IkeAction::reload) || urgent();
+  const bool atOnce = immediate_ || !started_ || (leading_ && pendingAction() != IkeAction::restart) || urgent();
   time_point t = atOnce ? pendingSince_ : pendingSince_ + quiet_;
   if (lastStart_ && pendingAction() == IkeAction::restart) t = std::max(t, *lastStart_ + minInterval_);
   if (backoffUntil_) t = std::max(t, *backoffUntil_);
@@ -104,8 +117,8 @@ void IkeScheduler::finished(bool ok, time_point now) {
     backoffUntil_.reset();
     forceRestart_ = false;
   } else {
-    // A reload that failed: charon may not run at all; the retry restarts it.
-    if (inFlightAction_ == IkeAction::reload) forceRestart_ = true;
+    // A reload (or credentials load) that failed: charon may not run at all; the retry restarts it.
+    if (inFlightAction_ != IkeAction::restart) forceRestart_ = true;
     ++failures_;
     // 2 s, 4 s, 8 s ... up to maxBackoff_, counted from the failure.
     auto backoff = std::chrono::duration_cast<duration>(std::chrono::seconds(1)) * (1LL << std::min(failures_, 16));

@@ -18,8 +18,11 @@ namespace ipopsec {
 
 // What the scheduler asks for: a full restart of the IKE daemon, or - when the daemon
 // runs and only inputs it can re-read without a restart changed (strongSwan: the swanctl
-// configuration) - the cheap reload (swanctl --load-all).
-enum class IkeAction { restart, reload };
+// configuration) - the cheap reload (swanctl --load-all), or - when only credentials the
+// running daemon loads by themselves changed (strongSwan: a new CRL in x509crl/) - loadCreds
+// (swanctl --load-creds), which reloads no connection and so touches no SA.
+enum class IkeAction { restart, reload, loadCreds };
+const char* toString(IkeAction a);  // "restart", "reload", "load-creds"
 
 class IkeScheduler {
  public:
@@ -44,16 +47,31 @@ class IkeScheduler {
   // configuration lacks runs at once: until it does, the node's own traffic in that range
   // is held by the drop policies (a DHCP move: the old address goes, the new one comes; the
   // first event may already be reloading). At most one such reload per quiet period.
+  // `reloadInputs`: the part of `inputs` whose change needs the reload (strongSwan: the
+  // connections and certificates, not the CRL); when it equals that of the running daemon
+  // too, the change is credentials only and the step is IkeAction::loadCreds. nullopt: every
+  // change that is no restart is a reload.
   void observe(bool ready, const std::string& inputs, const std::string& restartInputs, time_point now,
-               const std::vector<std::string>& initiating = {});
+               const std::vector<std::string>& initiating = {},
+               const std::optional<std::string>& reloadInputs = std::nullopt);
   // What the pending (or in-flight) step is.
   IkeAction pendingAction() const;
   IkeAction inFlightAction() const { return inFlightAction_; }
 
   // The IKE daemon is already running with these inputs (e.g. remembered across a
   // daemon restart): no restart needed for them.
-  // (Its restart part is unknown: the next change is applied by a restart.)
-  void assumeStarted(const std::string& inputs) { started_ = Step{inputs, std::nullopt, {}}; }
+  // `restartInputs`, `reloadInputs`: its restart and reload parts, when remembered too; then
+  // a later change is judged like one this run made (a new CRL is loaded, not a restart).
+  // Unknown (nullopt): the next change is applied by a restart. Where it initiates is not
+  // remembered: a reload that adds an entry is not urgent for an adopted daemon.
+  void assumeStarted(const std::string& inputs, std::optional<std::string> restartInputs = std::nullopt,
+                     std::optional<std::string> reloadInputs = std::nullopt) {
+    started_ = Step{inputs, std::move(restartInputs), {}, std::move(reloadInputs)};
+  }
+  // The restart and reload parts of what the IKE daemon runs with (nullopt: unknown), for the
+  // state file.
+  std::optional<std::string> startedRestartInputs() const { return started_ ? started_->restart : std::nullopt; }
+  std::optional<std::string> startedReloadInputs() const { return started_ ? started_->reload : std::nullopt; }
 
   // IPOP came up (again): the IKE daemon must be (re)started, and at once (not after the
   // quiet period, which coalesces later changes; the minimum interval and backoff still
@@ -100,6 +118,8 @@ class IkeScheduler {
     std::string inputs;
     std::optional<std::string> restart;
     std::vector<std::string> initiating;
+    // The part whose change needs a reload (nullopt: unknown, every change is at least one).
+    std::optional<std::string> reload;
   };
   void note(bool ready, Step step, time_point now);
   bool urgent() const;  // the pending reload lets the node initiate somewhere new

@@ -147,6 +147,9 @@ class IkeController {
   virtual std::string name() const = 0;
   // Whether the reload action exists; without it every change is a restart.
   virtual bool canReload() const = 0;
+  // Whether IkeAction::loadCreds exists (strongSwan: strongswan.load_creds_command); without
+  // it a change of credentials alone is a reload.
+  virtual bool canLoadCreds() const { return false; }
   // Runs `action`. Asynchronous: `done` runs on the daemon's io_context (never inside
   // run()) when it finished or failed, with a human detail. At most one action in flight:
   // a second run() completes with std::errc::operation_in_progress. An action cut short by

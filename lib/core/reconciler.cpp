@@ -480,10 +480,24 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     bool ready = status_.desired.ipopUp && policiesOk && filesOk && flagOk && status_.desired.certsUsable;
     if (status_.desired.ikeRestartInputs && ike_.canReload())
       scheduler_.observe(ready, status_.desired.ikeInputs, *status_.desired.ikeRestartInputs, clock_.now(),
-                         status_.desired.ikeInitiating);
+                         status_.desired.ikeInitiating, status_.desired.ikeReloadInputs);
     else
       scheduler_.observe(ready, status_.desired.ikeInputs, clock_.now());
     if (!scheduler_.pending()) pendingReason_.clear();  // what it was asked for is done or void
+    // racoon reads <CA hash>.r0 at every verification of a peer: a new CRL with the revoked
+    // set racoon runs with is in force once written, nothing to restart (desired.cpp).
+    if (cfg_.ike.backend == IkeBackend::racoon && ready && crlRunning_ &&
+        scheduler_.startedInputs() == status_.desired.ikeInputs && !scheduler_.inFlight() &&
+        crlRunning_->first != status_.desired.ikeCrl && crlRunning_->second == status_.desired.ikeRevoked) {
+      const bool removed = status_.desired.ikeCrl.empty();
+      crlRunning_->first = status_.desired.ikeCrl;
+      crlLoadedAt_ = wall_();
+      emit(Severity::info, "reload", joinRanges(status_.desired.ranges),
+           removed ? "the CRL was removed from the configuration (it revoked nothing): " + ike_.name() +
+                         " verifies peers without it, nothing restarted"
+                   : "the new CRL is in force for " + ike_.name() +
+                         " (revoked set unchanged): it reads it at its next verification of a peer, nothing restarted");
+    }
     checkIke();
   }
   if (!status_.lastError.empty()) {

@@ -6,6 +6,8 @@
 // coalesced by a IkeScheduler and run when the daemon's timer reaches deadline().
 // Pure logic over the ports: no syscalls, no Asio.
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -84,10 +86,27 @@ class Reconciler {
   void setConfig(Config cfg);
   const Config& config() const { return cfg_; }
   // The IKE daemon already runs with these inputs (state remembered across a restart).
-  void assumeIkeStarted(const std::string& inputs) {
-    scheduler_.assumeStarted(inputs);
+  // `restartInputs`, `reloadInputs`: its restart and reload parts when remembered too (state
+  // file), so that a later change is judged as if this run had made the last step (a new CRL
+  // is loaded, not a restart); nullopt: unknown, the next change restarts.
+  void assumeIkeStarted(const std::string& inputs, std::optional<std::string> restartInputs = std::nullopt,
+                        std::optional<std::string> reloadInputs = std::nullopt) {
+    scheduler_.assumeStarted(inputs, std::move(restartInputs), std::move(reloadInputs));
     adoptedUnchecked_ = true;
   }
+  // The CRL the IKE daemon runs with (fingerprint, sorted revoked serials) and when it was
+  // loaded, as an earlier run recorded it (state file): a new CRL is judged against it (a
+  // routine refresh, or the serials it newly revokes, which are cut).
+  void assumeCrlRunning(std::string fingerprint, std::vector<std::string> revoked,
+                        std::optional<std::chrono::system_clock::time_point> loadedAt) {
+    std::sort(revoked.begin(), revoked.end());
+    crlRunning_.emplace(std::move(fingerprint), std::move(revoked));
+    crlLoadedAt_ = loadedAt;
+  }
+  // The CRL the IKE daemon runs with since the last successful action, or since it was
+  // written for racoon (which reads it at every verification); nullopt when unknown.
+  const std::optional<std::pair<std::string, std::vector<std::string>>>& crlRunning() const { return crlRunning_; }
+  std::optional<std::chrono::system_clock::time_point> crlLoadedAt() const { return crlLoadedAt_; }
   // What an earlier run of the daemon recorded of the IKE daemon's last restart (state file),
   // so that status does not forget it when ipop-ipsecd itself restarts.
   void assumeLastRestart(std::optional<std::chrono::system_clock::time_point> at, std::string result,
@@ -189,6 +208,7 @@ class Reconciler {
   // The CRL (Desired::ikeCrl, ikeRevoked) the IKE daemon runs with since the last successful
   // action (nullopt: unknown, e.g. adopted), and the one the action under way hands over.
   std::optional<std::pair<std::string, std::vector<std::string>>> crlRunning_, crlInFlight_;
+  std::optional<std::chrono::system_clock::time_point> crlLoadedAt_;  // when crlRunning_ was handed over
   bool repairForStop_ = false;
   // The IKE daemon was adopted (assumeIkeStarted) and its traps not checked yet: missing at
   // the first check, they were lost while no ipop-ipsecd watched (repaired once).

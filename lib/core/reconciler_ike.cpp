@@ -13,6 +13,7 @@ namespace ipopsec {
 
 void Reconciler::startIkeAction() {
   IkeAction action = scheduler_.pendingAction();
+  if (action == IkeAction::loadCreds && !ike_.canLoadCreds()) action = IkeAction::reload;
   if (action == IkeAction::reload && !ike_.canReload()) action = IkeAction::restart;
   // Why: what asked for the step (a repair, IPOP coming up), else what the scheduler knows.
   std::string reason = std::exchange(pendingReason_, std::string());
@@ -38,7 +39,11 @@ void Reconciler::startIkeAction() {
   listening_.reset();
   larvalRetryAt_.reset();  // the action's own removal, once the IKE daemon listens, covers them
   std::string ranges = joinRanges(status_.desired.ranges);
-  if (action == IkeAction::reload)
+  if (action == IkeAction::loadCreds)
+    emit(Severity::info, "reload", ranges,
+         "loading the changed credentials into " + ike_.name() +
+             " (strongswan.load_creds_command; it keeps running, no connection is reloaded, no SA touched): " + reason);
+  else if (action == IkeAction::reload)
     emit(Severity::info, "reload", ranges,
          "loading the changed IKE configuration (" + ike_.name() + " keeps running): " + reason);
   else
@@ -51,7 +56,7 @@ void Reconciler::startIkeAction() {
 
 void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std::string& detail,
                                 const std::string& ranges) {
-  const bool reload = action == IkeAction::reload;
+  const bool reload = action != IkeAction::restart;  // a reload or a credentials load: it keeps running
   const char* what = reload ? "reload" : "restart";
   const std::string why = detail.empty() ? ec.message() : detail;
   ikeActionUnderWay_ = !ec;  // until the IKE daemon listens (below); a failed one is over
@@ -71,6 +76,7 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
       std::set_difference(crlInFlight_->second.begin(), crlInFlight_->second.end(), crlRunning_->second.begin(),
                           crlRunning_->second.end(), std::back_inserter(newlyRevoked));
     crlRunning_ = std::exchange(crlInFlight_, std::nullopt);
+    crlLoadedAt_ = wall_();
     // Serials whose cut could not run nor be replaced by a restart: cut with this load; a
     // restart ends their SAs anyway.
     if (!reload) uncut_.clear();
@@ -83,7 +89,8 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
     if (reload) {
       status_.lastRestartResult = "reload failed: " + why;
       emit(Severity::error, what, ranges,
-           "loading the IKE configuration failed: " + why + "; restarting " + ike_.name() + " instead");
+           std::string(action == IkeAction::loadCreds ? "loading the credentials" : "loading the IKE configuration") +
+               " failed: " + why + "; restarting " + ike_.name() + " instead");
     } else {
       status_.lastRestartResult = "failed: " + why;
       emit(Severity::error, what, ranges, ike_.name() + " restart failed: " + why + "; retrying with backoff");
@@ -94,7 +101,9 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
   if (reload) {
     ++status_.reloads;
     ++status_.ikeReloadsTotal;
-    emit(Severity::info, what, ranges, "IKE configuration loaded");
+    emit(Severity::info, what, ranges,
+         action == IkeAction::loadCreds ? "IKE credentials loaded (the CRL in force in " + ike_.name() + ")"
+                                        : std::string("IKE configuration loaded"));
     if (!newlyRevoked.empty()) cutRevoked(newlyRevoked);
   } else {
     ++status_.ikeRestartsTotal;

@@ -44,6 +44,7 @@ IkeDaemonControl::Settings IkeDaemonControl::Settings::of(const Config& cfg) {
   s.restartCommand = cfg.ike.restartCommand;
   if (cfg.ike.backend == IkeBackend::strongswan) {
     s.loadCommand = cfg.strongswan.loadCommand;
+    s.loadCredsCommand = cfg.strongswan.loadCredsCommand;
     s.cutCommand = cfg.strongswan.cutCommand;
   }
   s.timeout = cfg.ike.restartTimeout;
@@ -56,13 +57,14 @@ bool IkeDaemonControl::Settings::sameRestarter(const Settings& o) const {
 }
 
 bool IkeDaemonControl::Settings::sameReloader(const Settings& o) const {
-  return loadCommand == o.loadCommand && timeout == o.timeout;
+  return loadCommand == o.loadCommand && loadCredsCommand == o.loadCredsCommand && timeout == o.timeout;
 }
 
 IkeDaemonControl::IkeDaemonControl(boost::asio::io_context& io, const Config& cfg)
     : io_(io), settings_(Settings::of(cfg)), listenTimer_(io) {
   restarter_ = makeRestarter();
   reloader_ = makeReloader();
+  credsLoader_ = makeCredsLoader();
 }
 
 IkeDaemonControl::~IkeDaemonControl() = default;
@@ -78,6 +80,11 @@ std::unique_ptr<IkeRunner> IkeDaemonControl::makeReloader() const {
   return std::make_unique<CommandRunner>(io_, settings_.loadCommand, settings_.timeout);
 }
 
+std::unique_ptr<IkeRunner> IkeDaemonControl::makeCredsLoader() const {
+  if (settings_.loadCommand.empty() || settings_.loadCredsCommand.empty()) return nullptr;
+  return std::make_unique<CommandRunner>(io_, settings_.loadCredsCommand, settings_.timeout);
+}
+
 std::string IkeDaemonControl::name() const {
   if (settings_.control == IkeControl::command && !settings_.restartCommand.empty())
     return "the IKE daemon (ike.restart_command " + commandLine(settings_.restartCommand) + ")";
@@ -91,7 +98,9 @@ void IkeDaemonControl::run(IkeAction action, Done done) {
     });
     return;
   }
-  IkeRunner* runner = action == IkeAction::reload && reloader_ ? reloader_.get() : restarter_.get();
+  IkeRunner* runner = action == IkeAction::loadCreds && credsLoader_ ? credsLoader_.get()
+                      : action != IkeAction::restart && reloader_  ? reloader_.get()
+                                                                    : restarter_.get();
   inFlight_ = std::move(done);
   inFlightOn_ = runner;
   const std::uint64_t gen = ++generation_;
@@ -126,14 +135,18 @@ void IkeDaemonControl::reconfigure(const Config& cfg) {
   const bool restarterChanged = !settings_.sameRestarter(next);
   const bool reloaderChanged = !settings_.sameReloader(next);
   // The old runner is destroyed, which stops its command (or stops waiting for its job).
-  if ((restarterChanged && inFlightOn_ == restarter_.get()) || (reloaderChanged && inFlightOn_ == reloader_.get()))
+  if ((restarterChanged && inFlightOn_ == restarter_.get()) ||
+      (reloaderChanged && (inFlightOn_ == reloader_.get() || inFlightOn_ == credsLoader_.get())))
     cancelInFlight("how the IKE daemon is controlled changed on reload");
   settings_ = std::move(next);
   if (restarterChanged) {
     restarter_ = makeRestarter();
     if (onState_) restarter_->watch(onState_);
   }
-  if (reloaderChanged) reloader_ = makeReloader();
+  if (reloaderChanged) {
+    reloader_ = makeReloader();
+    credsLoader_ = makeCredsLoader();
+  }
 }
 
 std::string IkeDaemonControl::state() { return restarter_->state(); }

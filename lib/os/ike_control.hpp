@@ -40,6 +40,7 @@ class IkeDaemonControl final : public IkeController {
 
   std::string name() const override;
   bool canReload() const override { return reloader_ != nullptr; }
+  bool canLoadCreds() const override { return credsLoader_ != nullptr; }
   bool canCut() const override { return !settings_.cutCommand.empty(); }
   // Runs strongswan.cut_command with the serials appended (CommandRunner: its last output
   // line is the detail). A cut still running is cancelled by the next one (no completion).
@@ -65,6 +66,7 @@ class IkeDaemonControl final : public IkeController {
     IkeControl control = IkeControl::systemd;
     std::string unit;
     std::vector<std::string> restartCommand, loadCommand;  // loadCommand empty: no reload
+    std::vector<std::string> loadCredsCommand;             // empty: no loadCreds (a reload instead)
     std::vector<std::string> cutCommand;                   // empty: no cut (strongSwan only)
     std::chrono::milliseconds timeout{0};
     static Settings of(const Config& cfg);
@@ -75,12 +77,13 @@ class IkeDaemonControl final : public IkeController {
  private:
   std::unique_ptr<IkeRunner> makeRestarter() const;
   std::unique_ptr<IkeRunner> makeReloader() const;
+  std::unique_ptr<IkeRunner> makeCredsLoader() const;
   void cancelInFlight(const std::string& why);
   void pollListening(std::uint64_t gen);
 
   boost::asio::io_context& io_;
   Settings settings_;
-  std::unique_ptr<IkeRunner> restarter_, reloader_, cutter_;
+  std::unique_ptr<IkeRunner> restarter_, reloader_, credsLoader_, cutter_;
   std::function<void(const std::string&)> onState_;  // watchState(), handed to every restarter
   // The action in flight: its done, and which runner runs it.
   Done inFlight_;

@@ -5,9 +5,10 @@
 # alone when the config sets none, when it is not the daemon's (a first line other than an
 # ipop_ipsec_ family: said on stderr) or a symlink, and on `purge` alone (config gone).
 #
-# The script runs under dash (as dpkg runs it) in a private mount namespace whose /etc is an
-# overlay (upper layer on a tmpfs of that namespace) holding the test's config: the host's
-# /etc is never written. deb-systemd-helper and journalctl are stubs first in PATH.
+# The script runs under dash (as dpkg runs it) in a private mount and network namespace whose
+# /etc (holding the test's config), /var/lib and /run are overlays (upper layers on a tmpfs of
+# that namespace): the host's files and policies are never touched (remove records what purge
+# needs in /var/lib/ipop-ipsec; purge removes files and policies). deb-systemd-helper and journalctl are stubs first in PATH.
 #
 # Usage: metrics_postrm.sh IPOP_IPSECD_BINARY BUILD_DIR   (root: mount namespace)
 
@@ -32,13 +33,15 @@ pass() { CHECKS=$((CHECKS + 1)); echo "ok $CHECKS - $*"; }
 
 # run_postrm CONFIG_FILE|- ACTION: runs `postrm ACTION` with that config installed; sets ERR.
 run_postrm() {
-  ERR=$(PATH="$WORK/bin:$PATH" unshare --mount --propagation private \
+  ERR=$(PATH="$WORK/bin:$PATH" unshare --mount --net --propagation private \
     "$DASH" -c '
       set -e
       mount -t tmpfs tmpfs "$1/mnt"
-      mkdir -p "$1/mnt/upper/ipop-ipsec" "$1/mnt/work"
+      mkdir -p "$1/mnt/upper/ipop-ipsec" "$1/mnt/work" "$1/mnt/lib/upper" "$1/mnt/lib/work" "$1/mnt/run/upper" "$1/mnt/run/work"
       [ "$2" = - ] || cp "$2" "$1/mnt/upper/ipop-ipsec/ipop-ipsecd.yaml"
       mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1/mnt/upper,workdir=$1/mnt/work" /etc
+      mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$1/mnt/lib/upper,workdir=$1/mnt/lib/work" /var/lib
+      mount -t overlay overlay -o "lowerdir=/run,upperdir=$1/mnt/run/upper,workdir=$1/mnt/run/work" /run
       [ "$2" = - ] || test -f /etc/ipop-ipsec/ipop-ipsecd.yaml
       [ "$2" != - ] || ! test -e /etc/ipop-ipsec/ipop-ipsecd.yaml
       exec "$3" "$4" "$5"' sh "$WORK" "$1" "$DASH" "$POSTRM" "$2" 2>&1 >/dev/null) ||

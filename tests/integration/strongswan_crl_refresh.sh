@@ -9,10 +9,15 @@
 #     SAs, which this kernel lacks; strongSwan 6 then answers NO_PROPOSAL_CHOSEN alone, without
 #     IDr/AUTH, and the node ends the IKE_SA: 'IDr payload missing'. 5.9 keeps IDr/AUTH.)
 #   - a routine refresh (`pki crl` again: a new CRL number and next update, the same revoked
-#     serials) is loaded into the running charon (strongswan.load_command): charon's PID is
-#     unchanged, `swanctl --list-certs --type x509_crl` shows the new CRL number, the IKE_SA
-#     with the peer is the same one (unique id) and established on both sides, the daemon
-#     logs why ('loading the new CRL (revoked set unchanged)') and restarts nothing;
+#     serials) is loaded into the running charon (strongswan.load_creds_command, swanctl
+#     --load-creds: no connection is reloaded; strongSwan 6's --load-all closes IKE_SAs without a
+#     CHILD_SA, which every IKE_SA on this kernel is): charon's PID is unchanged, `swanctl
+#     --list-certs --type x509_crl` shows the new CRL number, the IKE_SA with the peer is the
+#     same one (unique id) and established on both sides, the daemon logs why ('loading the new
+#     CRL (revoked set unchanged)') and restarts nothing;
+#   - ipop-ipsecd is restarted (charon runs on): state.json holds the CRL charon loaded
+#     (ike_crl), the new daemon adopts charon and restarts nothing, and judges the next CRL
+#     against that one (a revocation is loaded and cut, not a restart);
 #   - a CRL that revokes the peer's certificate is loaded the same way, then the daemon runs
 #     strongswan.cut_command (`ipop-ipsecd cut-revoked`): the IKE_SA with the peer ends on both
 #     sides, charon's PID is unchanged, and the log names the serial and the peer cut; the
@@ -179,6 +184,7 @@ strongswan:
   swanctl_dir: $D/swanctl
   config: $D/swanctl/conf.d/ipop-ipsec.conf
   load_command: [/usr/bin/env, SWANCTL_DIR=$D/swanctl, /usr/sbin/swanctl, --load-all, --noprompt, --uri, "unix://$RUN/charon.vici"]
+  load_creds_command: [/usr/bin/env, SWANCTL_DIR=$D/swanctl, /usr/sbin/swanctl, --load-creds, --noprompt, --uri, "unix://$RUN/charon.vici"]
   cut_command: [$BIN, cut-revoked, --uri, "unix://$RUN/charon.vici"]
 daemon:
   state_dir: $D/state
@@ -233,7 +239,10 @@ echo "== a routine refresh: the same revoked set, a new CRL number"
 publish
 wait_for "the daemon loads the new CRL, naming why" 20 log_has "loading the new CRL (revoked set unchanged)"
 wait_for "charon holds the new CRL number 02" 20 has_crl 02
-wait_for "the load is done" 10 log_has "IKE configuration loaded"
+wait_for "the credentials load is done" 10 log_has "IKE credentials loaded"
+log_has "loading the changed credentials into" || fail "the refresh was not loaded with strongswan.load_creds_command"
+! log_has "IKE configuration loaded" || fail "the refresh reloaded the connections (strongswan.load_command)"
+ok "loaded with load_creds_command, no connection reloaded"
 [[ $(charon_pid) == "$pid1" ]] && kill -0 "$pid1" || fail "charon was restarted: pid $pid1 -> $(charon_pid)"
 ok "charon's PID is unchanged ($pid1)"
 restarts_after=$(grep -c 'restarting ' "$D/daemon.log" || true)
@@ -243,6 +252,25 @@ ok "no restart logged for the refresh"
 peer_has_ike || fail "the peer's IKE_SA with the node is gone"
 ok "the IKE_SA with the peer is unchanged ($ike1) and established on both sides"
 wait_for "healthy after the refresh" 10 healthy
+
+echo "== ipop-ipsecd restarts, charon runs on"
+crl_fp=$(grep -o '"ike_crl": {"fingerprint": "[0-9a-f]*"' "$D/state/state.json" | sed 's/.*: "//; s/"$//')
+[[ -n $crl_fp ]] || fail "state.json names no CRL charon runs with: $(grep ike_crl "$D/state/state.json")"
+ok "state.json records the CRL charon loaded (ike_crl fingerprint $crl_fp)"
+kill "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null || true
+echo "---- restart of ipop-ipsecd" >>"$D/daemon.log"
+ip netns exec "$NS" "$BIN" --config "$D/ipop-ipsecd.yaml" >>"$D/daemon.log" 2>&1 &
+DAEMON_PID=$!
+adopted() { [[ $(grep -o '"pid": [0-9]*' "$D/state/state.json") == "\"pid\": $DAEMON_PID" ]] && healthy; }
+wait_for "the new daemon adopts charon and reports healthy" 20 adopted
+[[ $(charon_pid) == "$pid1" ]] && kill -0 "$pid1" || fail "charon was restarted: pid $pid1 -> $(charon_pid)"
+[[ $(grep -c 'restarting ' "$D/daemon.log" || true) == "$restarts_before" ]] ||
+  fail "the adopting daemon restarted charon: $(grep 'restarting ' "$D/daemon.log" | tail -1)"
+[[ $(grep -c 'loading the changed' "$D/daemon.log" || true) == 1 ]] ||
+  fail "the adopting daemon loaded something again: $(grep 'loading the changed' "$D/daemon.log" | tail -1)"
+[[ $(node_ike_id) == "$ike1" ]] || fail "the node's IKE_SA $ike1 with the peer is gone: $(node_sas)"
+ok "adopted: charon's PID ($pid1) and the IKE_SA ($ike1) unchanged, nothing restarted or loaded"
 
 echo "== a revocation: the peer's certificate"
 serial=$(openssl x509 -in "$WORK/peer/host-cert.pem" -noout -serial | cut -d= -f2)

@@ -391,3 +391,171 @@ TEST_F(CrlReconcileTest, WithoutACrlConfiguredNothingChanges) {
 }
 
 }  // namespace
+
+// --- a CRL alone is loaded as credentials (strongswan.load_creds_command) -----------------
+
+namespace {
+
+struct CredsLoadTest : CrlReconcileTest {
+  void SetUp() override {
+    CrlReconcileTest::SetUp();
+    unit.reloadable = true;
+    unit.credsLoadable = true;
+    unit.cuttable = true;
+  }
+};
+
+// A new CRL changes no connection: charon is given it with `swanctl --load-creds`, which
+// reloads no connection (strongSwan 6's load-conn closes the IKE_SAs without a CHILD_SA even
+// of an unchanged connection). A change of the connections is still the load_command.
+TEST_F(CredsLoadTest, ARefreshAndARevocationAreCredentialLoadsAConfigChangeIsAReload) {
+  files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
+  make(crlConfig(IkeBackend::strongswan));
+  up();
+  ASSERT_EQ(unit.restarts, 1);
+  unit.complete();
+  runFor(60s);
+  land("CRL v2 (next update renewed)\nrevoked: 0F");
+  EXPECT_EQ(unit.restarts, 1);
+  EXPECT_EQ(unit.reloads, 0) << "no swanctl --load-all for a CRL";
+  ASSERT_EQ(unit.credLoads, 1);
+  EXPECT_EQ(unit.actions.back(), IkeAction::loadCreds);
+  EXPECT_TRUE(hasEvent("reload", "loading the changed credentials into "));
+  EXPECT_TRUE(hasEvent("reload", "no connection is reloaded, no SA touched): loading the new CRL (revoked set unchanged)"));
+  unit.complete();
+  EXPECT_TRUE(hasEvent("reload", "IKE credentials loaded"));
+  EXPECT_TRUE(unit.cuts.empty());
+  runFor(60s);
+  // A revocation: loaded the same way, then only the new serial is cut.
+  land("CRL v3\nrevoked: 0F\nrevoked: 77");
+  ASSERT_EQ(unit.credLoads, 2);
+  EXPECT_EQ(unit.reloads, 0);
+  EXPECT_TRUE(hasEvent("reload", "the new CRL revokes serial 77"));
+  unit.complete();
+  ASSERT_EQ(unit.cuts.size(), 1u);
+  EXPECT_EQ(unit.cuts[0], (std::vector<std::string>{"77"}));
+  unit.completeCut({}, "cut CN=172.31.0.20 at 172.31.0.20 (#1)");
+  runFor(60s);
+  // A second range: the connections change, that is the load_command's.
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16", "10.9.0.1/16"});
+  Config c = crlConfig(IkeBackend::strongswan);
+  c.protect.ranges.push_back(C("10.9.0.0/16"));
+  r->setConfig(c);
+  r->reconcile(net);
+  runFor(30s);
+  EXPECT_EQ(unit.reloads, 1);
+  EXPECT_EQ(unit.credLoads, 2);
+  EXPECT_EQ(unit.restarts, 1);
+}
+
+// A failed credentials load: charon may not run; the retry is a restart, naming why.
+TEST_F(CredsLoadTest, AFailedCredentialsLoadRestartsInstead) {
+  files.files["/certs/crl.pem"] = "CRL v1";
+  make(crlConfig(IkeBackend::strongswan));
+  up();
+  unit.complete();
+  runFor(60s);
+  land("CRL v2");
+  ASSERT_EQ(unit.credLoads, 1);
+  unit.complete(std::make_error_code(std::errc::connection_refused), "exited with status 1: connecting to vici failed");
+  EXPECT_TRUE(hasEvent("reload", "loading the credentials failed: exited with status 1"));
+  runFor(30s);
+  EXPECT_EQ(unit.restarts, 2);
+}
+
+// Without load_creds_command (an IKE control that has none) a CRL is loaded by a reload.
+TEST_F(CredsLoadTest, WithoutACredentialsLoaderTheCrlIsAReload) {
+  unit.credsLoadable = false;
+  files.files["/certs/crl.pem"] = "CRL v1";
+  make(crlConfig(IkeBackend::strongswan));
+  up();
+  unit.complete();
+  runFor(60s);
+  land("CRL v2");
+  EXPECT_EQ(unit.credLoads, 0);
+  EXPECT_EQ(unit.reloads, 1);
+  EXPECT_EQ(unit.restarts, 1);
+}
+
+// A restarted ipop-ipsecd that adopts the running charon, told what it runs with (the state
+// file: ike_restart_inputs, ike_reload_inputs, ike_crl): a routine refresh is a credentials
+// load and a revocation cuts only the serials charon's CRL did not revoke yet. (Knowing only
+// ike_inputs, the adopting daemon restarted charon for any new CRL.)
+TEST_F(CredsLoadTest, AnAdoptedCharonIsGivenANewCrlLikeOneThisRunStarted) {
+  files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
+  make(crlConfig(IkeBackend::strongswan));
+  up();
+  unit.complete();
+  const auto inputs = r->scheduler().startedInputs();
+  const auto restartInputs = r->scheduler().startedRestartInputs();
+  const auto reloadInputs = r->scheduler().startedReloadInputs();
+  const auto crl = r->crlRunning();
+  ASSERT_TRUE(inputs && restartInputs && reloadInputs && crl);
+  EXPECT_EQ(crl->second, (std::vector<std::string>{"0F"}));
+  ASSERT_TRUE(r->crlLoadedAt());
+  // ipop-ipsecd restarts; charon runs on.
+  make(crlConfig(IkeBackend::strongswan));
+  r->assumeIkeStarted(*inputs, restartInputs, reloadInputs);
+  r->assumeCrlRunning(crl->first, crl->second, std::nullopt);
+  r->reconcile(net);
+  runFor(30s);
+  EXPECT_EQ(unit.restarts, 1) << "the unchanged CRL: adopted, nothing restarted";
+  EXPECT_EQ(unit.credLoads + unit.reloads, 0) << "nor loaded";
+  land("CRL v2 (next update renewed)\nrevoked: 0F");
+  EXPECT_EQ(unit.restarts, 1) << "a routine refresh restarts nothing after an adoption either";
+  ASSERT_EQ(unit.credLoads, 1);
+  EXPECT_TRUE(hasEvent("reload", "loading the new CRL (revoked set unchanged)"));
+  unit.complete();
+  EXPECT_TRUE(unit.cuts.empty());
+  runFor(60s);
+  land("CRL v3\nrevoked: 0F\nrevoked: 77");
+  ASSERT_EQ(unit.credLoads, 2);
+  unit.complete();
+  ASSERT_EQ(unit.cuts.size(), 1u);
+  EXPECT_EQ(unit.cuts[0], (std::vector<std::string>{"77"})) << "0F was revoked by the CRL charon already had";
+  EXPECT_EQ(unit.restarts, 1);
+}
+
+// Adopted with only ike_inputs (a state file of an earlier release): the next CRL restarts,
+// as before, since what charon runs with is not known.
+TEST_F(CredsLoadTest, AnAdoptedCharonWithUnknownPartsIsRestartedForANewCrl) {
+  files.files["/certs/crl.pem"] = "CRL v1";
+  make(crlConfig(IkeBackend::strongswan));
+  up();
+  unit.complete();
+  const auto inputs = r->scheduler().startedInputs();
+  make(crlConfig(IkeBackend::strongswan));
+  r->assumeIkeStarted(*inputs);
+  r->reconcile(net);
+  runFor(30s);
+  EXPECT_EQ(unit.restarts, 1);
+  land("CRL v2");
+  EXPECT_EQ(unit.restarts, 2);
+}
+
+// racoon opens <CA hash>.r0 at every verification of a peer (crypto_openssl.c
+// eay_check_x509cert): a refresh that revokes nothing new is written and in force, nothing
+// restarted; a newly revoked serial still restarts it, naming the serial (racoon has no
+// serial -> peer mapping to cut only that peer).
+TEST_F(CrlReconcileTest, WithRacoonARefreshWithTheSameRevokedSetIsWrittenNotARestart) {
+  files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
+  make(crlConfig());
+  up();
+  ASSERT_EQ(unit.restarts, 1);
+  unit.complete();
+  runFor(60s);
+  const std::string hashR0 = "/certs/" + certs.caHash + ".r0";
+  land("CRL v2 (next update renewed)\nrevoked: 0F");
+  EXPECT_EQ(unit.restarts, 1) << "racoon reads the new CRL at its next verification";
+  EXPECT_THAT(files.files[hashR0], HasSubstr("CRL v2 (next update renewed)"));
+  EXPECT_TRUE(hasEvent("reload", "the new CRL is in force for racoon.service (revoked set unchanged)"));
+  ASSERT_TRUE(r->crlRunning());
+  EXPECT_EQ(r->crlRunning()->first, r->status().desired.ikeCrl) << "the CRL racoon runs with, for the state file";
+  runFor(60s);
+  EXPECT_EQ(unit.restarts, 1);
+  land("CRL v3\nrevoked: 0F\nrevoked: 77");
+  ASSERT_EQ(unit.restarts, 2);
+  EXPECT_TRUE(hasEvent("restart", "restarting racoon.service: the new CRL revokes serial 77"));
+}
+
+}  // namespace

@@ -144,8 +144,9 @@ class FakeIkeController final : public IkeController {
  public:
   std::string name() const override { return unitName; }
   bool canReload() const override { return reloadable; }
+  bool canLoadCreds() const override { return credsLoadable; }
   void run(IkeAction action, Done done) override {
-    ++(action == IkeAction::reload ? reloads : restarts);
+    ++(action == IkeAction::reload ? reloads : action == IkeAction::loadCreds ? credLoads : restarts);
     actions.push_back(action);
     pending.push_back(std::move(done));
   }
@@ -166,6 +167,7 @@ class FakeIkeController final : public IkeController {
     ++reconfigures;
     unitName = cfg.ike.unit;
     reloadable = cfg.ike.backend == IkeBackend::strongswan && !cfg.strongswan.loadCommand.empty();
+    credsLoadable = credsLoadable && reloadable;
     // Like the real one: an action in flight on a replaced runner is cut short.
     if (cancelOnReconfigure)
       while (!pending.empty()) complete(std::make_error_code(std::errc::operation_canceled), "reconfigured");
@@ -197,6 +199,8 @@ class FakeIkeController final : public IkeController {
   std::string unitName = "racoon.service";
   std::string unitState = "active";
   bool reloadable = false;
+  bool credsLoadable = false;  // strongswan.load_creds_command
+  int credLoads = 0;
   bool listening = true;
   bool cancelOnReconfigure = false;
   int restarts = 0, reloads = 0, listenWaits = 0, reconfigures = 0;

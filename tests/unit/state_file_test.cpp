@@ -102,6 +102,70 @@ TEST_F(StateFileTest, TheIkeRestarterIsNamedByItsWholeCommandLine) {
   EXPECT_EQ(rawValue(stateJson(c, *r, "active", r->statusLine(), ""), "ike_unit"), "\"strongswan.service\",");
 }
 
+// What the IKE daemon runs with goes into the file and back: the restart and reload parts of
+// its inputs and the CRL it loaded (fingerprint, revoked serials, when). An ipop-ipsecd that
+// adopts it from the file gives it a routine CRL refresh as a credentials load, not a restart,
+// and cuts only what its CRL did not revoke yet.
+TEST_F(StateFileTest, TheCrlTheIkeDaemonRunsWithSurvivesARestartOfTheDaemon) {
+  auto wall = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  Config c = cfg();
+  c.ike.backend = IkeBackend::strongswan;
+  c.ike.unit = "strongswan.service";
+  c.racoon.crl = "crl.pem";
+  unit.reloadable = unit.credsLoadable = unit.cuttable = true;
+  files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
+  auto start = [&] {
+    r = std::make_unique<Reconciler>(c, policies, files, certs, unit, clock, [this](const Event& e) { events.push_back(e); },
+                                     [&wall] { return wall; });
+  };
+  start();
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcile(net);
+  r->onTimer(net);
+  ASSERT_EQ(unit.restarts, 1);
+  unit.complete();
+  std::string json = stateJson(c, *r, "active", r->statusLine(), "");
+  EXPECT_EQ(rawValue(json, "ike_crl"), "{\"fingerprint\": \"" + r->status().desired.ikeCrl +
+                                           "\", \"revoked\": [\"0F\"], \"loaded_at\": \"" + rfc3339(wall) + "\"},");
+  std::string err;
+  auto s = parseState(json, &err);
+  ASSERT_TRUE(s) << err;
+  ASSERT_TRUE(s->ikeCrl);
+  EXPECT_EQ(s->ikeCrl->fingerprint, r->status().desired.ikeCrl);
+  EXPECT_EQ(s->ikeCrl->revoked, (std::vector<std::string>{"0F"}));
+  EXPECT_EQ(s->ikeCrl->loadedAt, rfc3339(wall));
+  EXPECT_EQ(s->ikeRestartInputs, *r->scheduler().startedRestartInputs());
+  EXPECT_EQ(s->ikeReloadInputs, *r->scheduler().startedReloadInputs());
+
+  // The daemon restarts and adopts the running charon as Daemon::start does.
+  start();
+  r->assumeIkeStarted(s->ikeInputs, s->ikeRestartInputs, s->ikeReloadInputs);
+  r->assumeCrlRunning(s->ikeCrl->fingerprint, s->ikeCrl->revoked, parseRfc3339(s->ikeCrl->loadedAt));
+  r->reconcile(net);
+  clock.now_ += std::chrono::seconds(60);
+  r->onTimer(net);
+  EXPECT_EQ(unit.restarts + unit.reloads + unit.credLoads, 1) << "the same CRL: nothing loaded or restarted";
+  EXPECT_EQ(rawValue(stateJson(c, *r, "active", r->statusLine(), ""), "ike_crl"), rawValue(json, "ike_crl"))
+      << "written again as adopted";
+  files.files["/certs/crl.pem"] = "CRL v2\nrevoked: 0F\nrevoked: 77";
+  r->certificatesChanged();
+  r->reconcile(net);
+  clock.now_ += std::chrono::seconds(60);
+  r->onTimer(net);
+  EXPECT_EQ(unit.restarts, 1) << "not restarted for a new CRL";
+  ASSERT_EQ(unit.credLoads, 1);
+  EXPECT_TRUE(hasEvent("reload", "the new CRL revokes serial 77"));
+  unit.complete();
+  ASSERT_EQ(unit.cuts.size(), 1u);
+  EXPECT_EQ(unit.cuts[0], (std::vector<std::string>{"77"}));
+
+  // A file without them (an earlier release): unknown, not empty.
+  s = parseState("{\"ike_inputs\": \"x\", \"ike_crl\": null}", &err);
+  ASSERT_TRUE(s) << err;
+  EXPECT_FALSE(s->ikeCrl);
+  EXPECT_EQ(s->ikeRestartInputs, "");
+}
+
 TEST(StateFile, Rfc3339) {
   EXPECT_EQ(rfc3339(std::chrono::system_clock::time_point{}), "1970-01-01T00:00:00Z");
   EXPECT_EQ(rfc3339(std::chrono::system_clock::time_point(std::chrono::seconds(1893456000))), "2030-01-01T00:00:00Z");

@@ -131,6 +131,7 @@ strongswan:
   swanctl_dir: $d/swanctl
   config: $d/swanctl/conf.d/ipop-ipsec.conf
   load_command: [/usr/bin/env, SWANCTL_DIR=$d/swanctl, /usr/sbin/swanctl, --load-all, --noprompt, --uri, "unix://$run/charon.vici"]
+  load_creds_command: [/usr/bin/env, SWANCTL_DIR=$d/swanctl, /usr/sbin/swanctl, --load-creds, --noprompt, --uri, "unix://$run/charon.vici"]
   cut_command: [$BIN, cut-revoked, --uri, "unix://$run/charon.vici"]
   dpd_delay: 30
 daemon:
