@@ -7,9 +7,11 @@
 #     no new start;
 #   - remove: daemon and IKE daemon stopped, unit gone, policies left in the kernel (fail
 #     closed, as documented); the removal prints the command that clears them with the
-#     priorities in use (from the daemon's state file, not only the config: here the config
-#     was edited to another protect_priority without a reload), and that command, run as
-#     printed, clears them.
+#     priority in use (from the daemon's state file, not only the config: here the config
+#     was edited to another protect_priority without a reload); the README's commands for
+#     after a removal, run exactly as written, clear them;
+#   - purge: the files the daemon wrote for racoon (racoon.conf, ipsec-tools.conf, the CA
+#     lookup copy <hash>.0), auto-ranges and the state are gone, the operator's certificates stay.
 # Usage: systemd_package.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -97,10 +99,34 @@ check "the unit is gone" sys_run test ! -e /lib/systemd/system/ipop-ipsecd.servi
 check "policies stay after removal (fail closed, documented)" has_policy
 check "the config stays (conffile, until purge)" sys_run test -f /etc/ipop-ipsec/ipop-ipsecd.yaml
 printed=$(sed -n 's/.*remove them with: \(.*\) (see ipop-ipsecd(8))$/\1/p' <<<"$removal")
-check "prerm printed a command" test -n "$printed"
-sys_log "running the printed command: $printed"
-check "the printed command runs" sys_run sh -c "$printed"
-check "the printed command clears them" bash -c '! nsenter -t '"$SYS_PID1"' -a ip xfrm policy | grep -q "10.254.0.0/16"'
+check "prerm printed the command for the priority in use: '$printed'" \
+  test "$printed" = "ip xfrm policy deleteall priority 250000"
+check "prerm says a purge removes them too" grep -q "purging the package (apt-get purge ipop-ipsec) removes them too" <<<"$removal"
+# The README's commands for after a removal, exactly as written (the code block after the
+# marker <!-- test: lift-after-remove -->, in README.md or docs/*.md): they read the priorities
+# from the state file, so the config's 260000 does not mislead them.
+block=$(awk '/<!-- test: lift-after-remove -->/ { found = 1; next }
+             found && /^```/ { if (inside) exit; inside = 1; next }
+             inside { print }' "$SYS_SRC"/README.md "$SYS_SRC"/docs/*.md)
+check "the README's block after <!-- test: lift-after-remove --> is found" test -n "$block"
+sys_log "running the README's commands as written:"
+printf '    %s\n' "$block"
+check "the README's commands run (sh -e)" sys_run sh -ec "$block"
+check "the README's commands clear the daemon's policies" bash -c '! nsenter -t '"$SYS_PID1"' -a ip xfrm policy | grep -q "10.254.0.0/16"'
+
+# --- purge -----------------------------------------------------------------------------------
+hash=$(openssl x509 -hash -noout -in "$ROOT/etc/racoon/certs/cacert.pem")
+racoon_files=(/etc/racoon/racoon.conf /etc/ipsec-tools.conf "/etc/racoon/certs/$hash.0" /var/lib/ipop-ipsec/auto-ranges
+  /run/ipop-ipsec/state.json)
+for f in "${racoon_files[@]}"; do check "before purge: the daemon's $f is there" sys_run test -f "$f"; done
+check "before purge: /etc/racoon/certs/$hash.0 is the daemon's CA lookup copy (marker)" \
+  sys_run grep -q "^# ipop-ipsecd: racoon's CA lookup copy" "/etc/racoon/certs/$hash.0"
 check "dpkg --purge succeeds" sys_run dpkg --purge ipop-ipsec
 check "the config is gone after purge" sys_run test ! -e /etc/ipop-ipsec/ipop-ipsecd.yaml
+for f in "${racoon_files[@]}" /var/lib/ipop-ipsec /run/ipop-ipsec /etc/ipop-ipsec; do
+  check "after purge: $f is gone" sys_run test ! -e "$f"
+done
+for f in cacert.pem host-cert.pem host-key.pem; do
+  check "after purge: the operator's /etc/racoon/certs/$f stays" sys_run test -f "/etc/racoon/certs/$f"
+done
 sys_pass
