@@ -148,7 +148,7 @@ struct Work {
     return p;
   }
   int restarts() const { return countLinesIn(dir / "restarts.log"); }
-  std::string state() const { return slurp(dir / "run" / "state.json"); }
+  std::string state() const { return readFile(dir / "run" / "state.json"); }
 };
 
 std::vector<Policy> ownedPolicies() {
@@ -479,7 +479,7 @@ void benchStorm() {
     int restarts = w.restarts() - 1;
     double cpuTotal = daemon.cpuSeconds() - cpu0;
     int redumps = 0;
-    std::string log = slurp(w.dir / "daemon.log");
+    std::string log = readFile(w.dir / "daemon.log");
     for (auto p = log.find("netlink:"); p != std::string::npos; p = log.find("netlink:", p + 1)) ++redumps;
     std::cout << "| changes | storm took ms | final policy set exact | exact after ms | IKE restarts | daemon CPU during "
                  "storm s | daemon CPU until settled s | netlink warnings (re-dumps) |\n|---|---|---|---|---|---|---|---|\n"

@@ -22,7 +22,7 @@ class CarrierDaemonTest : public DaemonFixture {
  protected:
   fs::path prom() { return dir_ / "ipop-ipsec.prom"; }
   fs::path flag() { return dir_ / "run" / "ipop-up"; }
-  bool metricsSay(const std::string& s) { return slurp(prom()).find(s) != std::string::npos; }
+  bool metricsSay(const std::string& s) { return readFile(prom()).find(s) != std::string::npos; }
   void configure() { writeConfig("  ranges: auto\n", "", "  metrics_file: " + prom().string() + "\n"); }
 };
 
@@ -33,7 +33,7 @@ TEST_F(CarrierDaemonTest, NoCarrierTapIsProtectedButStartsNoIkeDaemonUntilTheCon
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && stateHas("\"tap_state\": \"no carrier\""); }))
       << state();
-  ASSERT_TRUE(waitFor([&] { return metricsSay("\nipop_ipsec_ipop_up 0\n"); })) << slurp(prom());
+  ASSERT_TRUE(waitFor([&] { return metricsSay("\nipop_ipsec_ipop_up 0\n"); })) << readFile(prom());
   EXPECT_TRUE(stateHas("\"ipop_up\": false"));
   EXPECT_TRUE(stateHas("'ipop' has no carrier (IPOP's controller is not connected")) << state();
   EXPECT_TRUE(metricsSay("\nipop_ipsec_healthy 0\n"));
@@ -47,15 +47,15 @@ TEST_F(CarrierDaemonTest, NoCarrierTapIsProtectedButStartsNoIkeDaemonUntilTheCon
   // IPOP's controller opens the tap: carrier, IPOP is up.
   TapCarrier carrier("ipop");
   ASSERT_TRUE(waitFor([&] { return restarts() == 1; })) << state();
-  EXPECT_THAT(slurp(dir_ / "restarts.log"), HasSubstr("10.254.0.16/16"));
-  ASSERT_TRUE(waitFor([&] { return fs::exists(flag()) && metricsSay("\nipop_ipsec_ipop_up 1\n"); })) << slurp(prom());
-  EXPECT_EQ(slurp(flag()), "10.254.0.16\n");
+  EXPECT_THAT(readFile(dir_ / "restarts.log"), HasSubstr("10.254.0.16/16"));
+  ASSERT_TRUE(waitFor([&] { return fs::exists(flag()) && metricsSay("\nipop_ipsec_ipop_up 1\n"); })) << readFile(prom());
+  EXPECT_EQ(readFile(flag()), "10.254.0.16\n");
   ASSERT_TRUE(waitFor([&] { return stateHas("\"tap_state\": \"up\""); }));
 
   // The controller goes away: carrier lost. Policies kept, flag gone, no restart, reported.
   carrier.release();
   ASSERT_TRUE(waitFor([&] { return stateHas("\"tap_state\": \"no carrier\"") && !fs::exists(flag()); })) << state();
-  ASSERT_TRUE(waitFor([&] { return metricsSay("\nipop_ipsec_ipop_up 0\n"); })) << slurp(prom());
+  ASSERT_TRUE(waitFor([&] { return metricsSay("\nipop_ipsec_ipop_up 0\n"); })) << readFile(prom());
   EXPECT_EQ(owned(), policies) << "fail closed: the policies stay";
   std::this_thread::sleep_for(1500ms);  // an absence: one whole coalescing window
   EXPECT_EQ(restarts(), 1) << "the IKE daemon was restarted for a tap that lost its carrier";
@@ -79,7 +79,7 @@ TEST_F(CarrierDaemonTest, OperstateUnknownWithCarrierIsUp) {
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return restarts() == 1 && fs::exists(flag()); })) << state();
   EXPECT_TRUE(stateHas("\"tap_state\": \"up\""));
-  ASSERT_TRUE(waitFor([&] { return metricsSay("\nipop_ipsec_ipop_up 1\n"); })) << slurp(prom());
+  ASSERT_TRUE(waitFor([&] { return metricsSay("\nipop_ipsec_ipop_up 1\n"); })) << readFile(prom());
 }
 
 }  // namespace

@@ -48,7 +48,7 @@ class CertDaemonTest : public ::testing::Test {
   }
   void TearDown() override {
     stopDaemon();
-    if (HasFailure() && fs::exists(dir_ / "daemon.log")) std::cerr << "--- daemon log:\n" << slurp(dir_ / "daemon.log");
+    if (HasFailure() && fs::exists(dir_ / "daemon.log")) std::cerr << "--- daemon log:\n" << readFile(dir_ / "daemon.log");
     fs::remove_all(dir_);
   }
 
@@ -73,9 +73,9 @@ class CertDaemonTest : public ::testing::Test {
     return waitUntil(pred, timeout, 5ms);
   }
   int restarts() { return countLinesIn(dir_ / "restarts.log"); }
-  std::string state() { return slurp(dir_ / "run" / "state.json"); }
+  std::string state() { return readFile(dir_ / "run" / "state.json"); }
   bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
-  std::string log() { return slurp(dir_ / "daemon.log"); }
+  std::string log() { return readFile(dir_ / "daemon.log"); }
   // Long enough for a restart to have happened (quiet period + minimum interval + slack):
   // used only to show that none does.
   void quietSpell() { std::this_thread::sleep_for(1500ms); }
@@ -206,7 +206,7 @@ std::string subjectHash(const fs::path& cert) {
 }
 
 bool isDaemonCopy(const fs::path& p) {
-  return !fs::is_symlink(p) && slurp(p).rfind(std::string(kHashCopyMarker), 0) == 0;
+  return !fs::is_symlink(p) && readFile(p).rfind(std::string(kHashCopyMarker), 0) == 0;
 }
 
 TEST_F(CertDaemonTest, RehashedCertificateDirectoryIsUsedAsItIsAndTheIkeDaemonStartsOnce) {
@@ -236,7 +236,7 @@ TEST_F(CertDaemonTest, RehashedCertificateDirectoryIsUsedAsItIsAndTheIkeDaemonSt
   // The link is the operator's: neither written through nor replaced; cacert.pem untouched.
   EXPECT_TRUE(fs::is_symlink(link));
   EXPECT_EQ(fs::read_symlink(link), "cacert.pem");
-  EXPECT_EQ(slurp(dir_ / "certs" / "cacert.pem"), certificatePem(ca_.cert.get()));
+  EXPECT_EQ(readFile(dir_ / "certs" / "cacert.pem"), certificatePem(ca_.cert.get()));
   EXPECT_THAT(log(), Not(HasSubstr("cannot write")));
   EXPECT_THAT(log(), Not(HasSubstr("usable again"))) << "they never were unusable";
   EXPECT_THAT(sh("openssl verify -CApath " + (dir_ / "certs").string() + " " + (dir_ / "certs" / "host-cert.pem").string()),
@@ -269,7 +269,7 @@ TEST_F(CertDaemonTest, HandMadeSymlinksToABundleAndToAFileOutsideTheDirectoryAre
       << out;
   EXPECT_TRUE(fs::is_symlink(dir_ / "certs" / (h1 + ".0")));
   EXPECT_TRUE(fs::is_symlink(dir_ / "certs" / (h2 + ".0")));
-  EXPECT_EQ(slurp(dir_ / "outside" / "second.pem"), secondPem) << "a link's target is only ever read";
+  EXPECT_EQ(readFile(dir_ / "outside" / "second.pem"), secondPem) << "a link's target is only ever read";
   for (const auto& e : fs::directory_iterator(dir_ / "certs"))
     EXPECT_FALSE(isDaemonCopy(e.path())) << e.path() << ": nothing to write, the links serve racoon";
 }
@@ -303,7 +303,7 @@ TEST_F(CertDaemonTest, AnotherCasFileUnderTheCaHashIsReportedWithTheFixAndNothin
   EXPECT_EQ(shStatus(std::string(IPOPSEC_BINARY) + " check --config " + (dir_ / "ipop-ipsecd.yaml").string(), &out), 1)
       << out;
   EXPECT_THAT(out, HasSubstr("error: " + problem));
-  EXPECT_EQ(slurp(file), oldPem) << "an operator's file is never written over";
+  EXPECT_EQ(readFile(file), oldPem) << "an operator's file is never written over";
   EXPECT_THAT(sh("ip xfrm policy"), HasSubstr("10.254.0.0/16")) << "fail closed";
 
   // The operator removes it: seen through inotify, the daemon writes its own copy and

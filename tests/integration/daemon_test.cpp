@@ -45,11 +45,11 @@ TEST_F(DaemonTest, TapCreatedAfterStartGetsPoliciesAndOneRestartAfterTheAddressE
   EXPECT_NE(xfrm.find("dir in priority 250000"), std::string::npos) << xfrm;
   EXPECT_NE(xfrm.find("proto esp reqid 0 mode transport"), std::string::npos) << xfrm;
   ASSERT_TRUE(waitFor([&] { return restarts() == 1; }));
-  EXPECT_NE(slurp(dir_ / "restarts.log").find("10.254.0.16/16"), std::string::npos)
+  EXPECT_NE(readFile(dir_ / "restarts.log").find("10.254.0.16/16"), std::string::npos)
       << "the IKE daemon must be restarted only once the tap has its address";
   ASSERT_TRUE(waitFor([&] { return stateHas("\"last_restart_result\": \"done\""); }));
-  EXPECT_NE(slurp(dir_ / "racoon.conf").find("remote anonymous"), std::string::npos);
-  EXPECT_NE(slurp(dir_ / "ipsec-tools.conf").find("10.254.0.0/16 10.254.0.0/16"), std::string::npos);
+  EXPECT_NE(readFile(dir_ / "racoon.conf").find("remote anonymous"), std::string::npos);
+  EXPECT_NE(readFile(dir_ / "ipsec-tools.conf").find("10.254.0.0/16 10.254.0.0/16"), std::string::npos);
   // Duplicate events (same address re-added, link set up again): no further restart.
   shStatus("ip addr add 10.254.0.16/16 dev ipop");
   sh("ip link set ipop up");
@@ -63,7 +63,7 @@ TEST_F(DaemonTest, TapCreatedAfterStartGetsPoliciesAndOneRestartAfterTheAddressE
 // changes. Measured from the address to the restart command running.
 TEST_F(DaemonTest, TheFirstStartFollowsTheAddressAtOnceNotAfterTheQuietPeriod) {
   writeConfig("  ranges: auto\n");
-  std::string cfg = slurp(dir_ / "ipop-ipsecd.yaml");
+  std::string cfg = readFile(dir_ / "ipop-ipsecd.yaml");
   cfg.replace(cfg.find("quiet_period: 300ms"), 19, "quiet_period: 10s");
   std::ofstream(dir_ / "ipop-ipsecd.yaml") << cfg;
   std::ofstream(dir_ / "restart.sh") << "#!/bin/sh\ndate +%s.%N >> " << (dir_ / "restarts.log").string() << "\n";
@@ -77,7 +77,7 @@ TEST_F(DaemonTest, TheFirstStartFollowsTheAddressAtOnceNotAfterTheQuietPeriod) {
   double added = wall();
   sh("ip addr add 10.254.0.16/16 dev ipop");
   ASSERT_TRUE(waitFor([&] { return restarts() == 1; }, 5s)) << "the first start must not wait for the quiet period";
-  double started = std::stod(slurp(dir_ / "restarts.log"));
+  double started = std::stod(readFile(dir_ / "restarts.log"));
   double ms = (started - added) * 1000;
   std::cout << "first start " << ms << " ms after the address (quiet period 10 s)\n";
   EXPECT_LT(ms, 5000) << "well under the 10 s quiet period";
@@ -110,8 +110,8 @@ TEST_F(DaemonTest, AddressMovedToAnotherRangeNeverLeavesTheRangeWithoutPolicies)
   ASSERT_TRUE(moved);
   EXPECT_GT(samples.load(), 10);
   EXPECT_EQ(empty.load(), 0) << "a moment without any protect policy was observed";
-  ASSERT_TRUE(waitFor([&] { return slurp(dir_ / "ipsec-tools.conf").find("10.77.0.0/16") != std::string::npos; }));
-  EXPECT_EQ(slurp(dir_ / "ipsec-tools.conf").find("10.254.0.0/16"), std::string::npos);
+  ASSERT_TRUE(waitFor([&] { return readFile(dir_ / "ipsec-tools.conf").find("10.77.0.0/16") != std::string::npos; }));
+  EXPECT_EQ(readFile(dir_ / "ipsec-tools.conf").find("10.254.0.0/16"), std::string::npos);
   // racoon.conf is byte-identical (no listen): racoon learns the new policies over PF_KEY,
   // so no restart tears down the SAs it already has. An absence: observed over one whole
   // coalescing window (quiet period 300 ms + min interval 1 s).
@@ -122,7 +122,7 @@ TEST_F(DaemonTest, AddressMovedToAnotherRangeNeverLeavesTheRangeWithoutPolicies)
 TEST_F(DaemonTest, AddressMovedWithListenOnTapRestartsTheIkeDaemonOnceMore) {
   writeConfig("  ranges: auto\n", "");
   {
-    std::string text = slurp(dir_ / "ipop-ipsecd.yaml");
+    std::string text = readFile(dir_ / "ipop-ipsecd.yaml");
     text.replace(text.find("racoon:\n"), 8, "racoon:\n  listen_on_tap: true\n");
     std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
   }
@@ -132,7 +132,7 @@ TEST_F(DaemonTest, AddressMovedWithListenOnTapRestartsTheIkeDaemonOnceMore) {
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
   sh("ip addr add 10.77.0.16/16 dev ipop && ip addr del 10.254.0.16/16 dev ipop");
   ASSERT_TRUE(waitFor([&] { return restarts() == 2; }));
-  EXPECT_NE(slurp(dir_ / "racoon.conf").find("10.77.0.16"), std::string::npos);
+  EXPECT_NE(readFile(dir_ / "racoon.conf").find("10.77.0.16"), std::string::npos);
 }
 
 TEST_F(DaemonTest, TapDeletedAndRecreatedSeveralAddressesAndRestartOnlyWhileUp) {
@@ -198,8 +198,8 @@ TEST_F(DaemonTest, PlaintextToTheRangeIsDroppedAndAnAcquireIsRaised) {
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16"); }));
   EXPECT_NE(shStatus("ping -c1 -W1 10.254.0.17"), 0) << "plaintext must not leave once the policies are in";
-  EXPECT_TRUE(waitFor([&] { return slurp(acquireLog).find("acquire proto esp") != std::string::npos; }))
-      << slurp(acquireLog);
+  EXPECT_TRUE(waitFor([&] { return readFile(acquireLog).find("acquire proto esp") != std::string::npos; }))
+      << readFile(acquireLog);
   ::kill(peer, SIGKILL);
   ::waitpid(peer, nullptr, 0);
 }
@@ -231,7 +231,7 @@ TEST_F(DaemonTest, ReloadWithANewRestartCommandWhileARestartRunsIsSafe) {
   std::ofstream(dir_ / "slow.sh") << "#!/bin/sh\necho started >> " << (dir_ / "slow.log").string() << "\nsleep 2\n";
   fs::permissions(dir_ / "slow.sh", fs::perms::owner_all);
   writeConfig("  ranges: auto\n");
-  std::string text = slurp(dir_ / "ipop-ipsecd.yaml");
+  std::string text = readFile(dir_ / "ipop-ipsecd.yaml");
   text.replace(text.find("restart.sh"), std::string("restart.sh").size(), "slow.sh");
   std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
   sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
@@ -255,8 +255,8 @@ TEST_F(DaemonTest, SighupWithBrokenConfigKeepsTheOldOneAndSigtermKeepsPolicies) 
   // A broken config: the running one stays.
   std::ofstream(dir_ / "ipop-ipsecd.yaml", std::ios::app) << "protect_typo: 1\n";
   ::kill(daemon_.pid(), SIGHUP);
-  ASSERT_TRUE(waitFor([&] { return slurp(dir_ / "daemon.log").find("reload refused") != std::string::npos; }));
-  EXPECT_NE(slurp(dir_ / "daemon.log").find("protect_typo"), std::string::npos);
+  ASSERT_TRUE(waitFor([&] { return readFile(dir_ / "daemon.log").find("reload refused") != std::string::npos; }));
+  EXPECT_NE(readFile(dir_ / "daemon.log").find("protect_typo"), std::string::npos);
   EXPECT_TRUE(protects("10.254.0.0/16"));
   // A good new config is applied.
   writeConfig("  ranges: [10.77.0.0/16]\n");
@@ -277,7 +277,7 @@ TEST_F(DaemonTest, RangeCoveringTheLanIsRefusedAndSaidInStatus) {
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return stateHas("REFUSED"); }));
   EXPECT_TRUE(owned().empty());
-  EXPECT_NE(slurp(dir_ / "daemon.log").find("192.168.0.0/16 covers 192.168.1.5/24 on 'eth0'"), std::string::npos);
+  EXPECT_NE(readFile(dir_ / "daemon.log").find("192.168.0.0/16 covers 192.168.1.5/24 on 'eth0'"), std::string::npos);
   std::string out;
   EXPECT_NE(shStatus(std::string(IPOPSEC_BINARY) + " status --config " + (dir_ / "ipop-ipsecd.yaml").string(), &out), 0);
   EXPECT_NE(out.find("refused"), std::string::npos) << out;
@@ -289,7 +289,7 @@ TEST_F(DaemonTest, BadConfigAtStartExitsWithExConfigNamingTheProblem) {
   int status = daemon_.wait();
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 78);
-  EXPECT_NE(slurp(dir_ / "daemon.log").find("protect.ranges[0]"), std::string::npos) << slurp(dir_ / "daemon.log");
+  EXPECT_NE(readFile(dir_ / "daemon.log").find("protect.ranges[0]"), std::string::npos) << readFile(dir_ / "daemon.log");
 }
 
 }  // namespace
@@ -305,17 +305,17 @@ TEST_F(DaemonTest, ReloadAppliesTheLogLevelAndRefusesAStateDirChangeByName) {
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
   auto debugLines = [&] {
-    std::string log = slurp(dir_ / "daemon.log");
+    std::string log = readFile(dir_ / "daemon.log");
     int n = 0;
     for (auto p = log.find(" debug "); p != std::string::npos; p = log.find(" debug ", p + 1)) ++n;
     return n;
   };
   ASSERT_GT(debugLines(), 0);
-  std::string text = slurp(dir_ / "ipop-ipsecd.yaml");
+  std::string text = readFile(dir_ / "ipop-ipsecd.yaml");
   text.replace(text.find("log_level: debug"), 16, "log_level: warn");
   std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
   ::kill(daemon_.pid(), SIGHUP);
-  ASSERT_TRUE(waitFor([&] { return slurp(dir_ / "daemon.log").find("log level is now warn") != std::string::npos; }));
+  ASSERT_TRUE(waitFor([&] { return readFile(dir_ / "daemon.log").find("log level is now warn") != std::string::npos; }));
   int before = debugLines();
   sh("ip addr add 10.254.0.99/16 dev ipop && ip addr del 10.254.0.99/16 dev ipop");
   ASSERT_TRUE(waitFor([&] { return stateHas("10.254.0.16"); }));
@@ -325,7 +325,7 @@ TEST_F(DaemonTest, ReloadAppliesTheLogLevelAndRefusesAStateDirChangeByName) {
   std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
   ::kill(daemon_.pid(), SIGHUP);
   ASSERT_TRUE(waitFor([&] { return stateHas("\"reload_refused\": \"") && stateHas("daemon.state_dir"); })) << state();
-  EXPECT_NE(slurp(dir_ / "daemon.log").find("daemon.state_dir: cannot change on reload"), std::string::npos);
+  EXPECT_NE(readFile(dir_ / "daemon.log").find("daemon.state_dir: cannot change on reload"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir_ / "run2" / "state.json"));
 }
 
@@ -340,7 +340,7 @@ TEST_F(DaemonTest, OneStatusLinePerChange) {
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return stateHas("\"tap_state\": \"absent\""); }));
   auto statusLines = [&] {
-    std::string log = slurp(dir_ / "daemon.log");
+    std::string log = readFile(dir_ / "daemon.log");
     int n = 0;
     for (auto p = log.find(" status: "); p != std::string::npos; p = log.find(" status: ", p + 1)) ++n;
     return n;
@@ -354,8 +354,8 @@ TEST_F(DaemonTest, OneStatusLinePerChange) {
   std::this_thread::sleep_for(300ms);  // past the 100 ms coalescing window: any further line is out
   int lines = statusLines() - before;
   std::cout << "status lines for tap up + IKE start: " << lines << "\n";
-  EXPECT_LE(lines, 2) << slurp(dir_ / "daemon.log");
-  EXPECT_NE(slurp(dir_ / "daemon.log").rfind("restarted"), std::string::npos);
+  EXPECT_LE(lines, 2) << readFile(dir_ / "daemon.log");
+  EXPECT_NE(readFile(dir_ / "daemon.log").rfind("restarted"), std::string::npos);
 }
 
 }  // namespace

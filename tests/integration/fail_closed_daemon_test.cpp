@@ -17,7 +17,7 @@ namespace {
 
 class FailClosedDaemonTest : public DaemonFixture {
  protected:
-  std::string log() { return slurp(dir_ / "daemon.log"); }
+  std::string log() { return readFile(dir_ / "daemon.log"); }
   bool logHas(const std::string& s) { return log().find(s) != std::string::npos; }
   void tapUp(const char* addr) {
     sh(std::string("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add ") + addr + " dev ipop");
@@ -213,7 +213,7 @@ TEST_F(FailClosedDaemonTest, AutoRangeFromTheLastRunIsProtectedBeforeTheTapRetur
   tapUp("10.50.0.16/16");
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.50.0.0/16") && fs::exists(dir_ / "lib" / "auto-ranges"); }));
-  EXPECT_NE(slurp(dir_ / "lib" / "auto-ranges").find("10.50.0.0/16"), std::string::npos);
+  EXPECT_NE(readFile(dir_ / "lib" / "auto-ranges").find("10.50.0.0/16"), std::string::npos);
   stopDaemon(SIGTERM);
   // The reboot: no tap, no policies, no /run state.
   sh("ip link del ipop && ip xfrm policy flush");

@@ -61,7 +61,7 @@ class FaultFilesTest : public ::testing::Test {
   }
   void TearDown() override {
     daemon_.stop(SIGTERM);
-    if (HasFailure()) std::cerr << "--- daemon log:\n" << slurp(dir_ / "daemon.log");
+    if (HasFailure()) std::cerr << "--- daemon log:\n" << readFile(dir_ / "daemon.log");
     if (mounted_) ::umount2((dir_ / "etc").c_str(), MNT_DETACH);
     fs::remove_all(dir_);
   }
@@ -81,12 +81,12 @@ class FaultFilesTest : public ::testing::Test {
       if (p.action == PolicyAction::protect && p.dir == Direction::out && p.sel.src == p.sel.dst) r.push_back(p.sel.dst);
     return r == std::vector<Cidr>{*Cidr::parse(range)};
   }
-  std::string state() { return slurp(dir_ / "run" / "state.json"); }
+  std::string state() { return readFile(dir_ / "run" / "state.json"); }
   bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
   int restarts() { return countLinesIn(dir_ / "restarts.log"); }
-  std::string spd() { return slurp(dir_ / "etc" / "ipsec-tools.conf"); }
+  std::string spd() { return readFile(dir_ / "etc" / "ipsec-tools.conf"); }
   int logCount(const std::string& needle) {
-    std::string log = slurp(dir_ / "daemon.log");
+    std::string log = readFile(dir_ / "daemon.log");
     int n = 0;
     for (auto pos = log.find(needle); pos != std::string::npos; pos = log.find(needle, pos + 1)) ++n;
     return n;
@@ -105,7 +105,7 @@ class FaultFilesTest : public ::testing::Test {
     start();
     ASSERT_TRUE(waitUntil([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
     ASSERT_TRUE(waitUntil([&] { return stateHas("\"last_restart_result\": \"done\""); }));
-    const std::string oldSpd = spd(), oldRacoon = slurp(dir_ / "etc" / "racoon.conf");
+    const std::string oldSpd = spd(), oldRacoon = readFile(dir_ / "etc" / "racoon.conf");
     ASSERT_NE(oldSpd.find("10.254.0.0/16"), std::string::npos) << oldSpd;
 
     inject();
@@ -119,7 +119,7 @@ class FaultFilesTest : public ::testing::Test {
                           15s));
     EXPECT_EQ(restarts(), 1) << "the IKE daemon was restarted although its new file could not be written";
     EXPECT_EQ(spd(), oldSpd) << "the previous file must stay intact";
-    EXPECT_EQ(slurp(dir_ / "etc" / "racoon.conf"), oldRacoon);
+    EXPECT_EQ(readFile(dir_ / "etc" / "racoon.conf"), oldRacoon);
     // A retry's temp file exists for microseconds; a leftover one stays.
     const std::vector<std::string> clean{"ipsec-tools.conf", "racoon.conf"};
     EXPECT_TRUE(waitUntil([&] { return etcEntries() == clean; }, 1s)) << "temp file left behind";

@@ -50,10 +50,10 @@ class FaultPolicyTest : public ::testing::Test {
   }
   void TearDown() override {
     daemon_.stop(SIGTERM);
-    if (HasFailure()) std::cerr << "--- daemon log:\n" << slurp(dir_ / "daemon.log");
+    if (HasFailure()) std::cerr << "--- daemon log:\n" << readFile(dir_ / "daemon.log");
     fs::remove_all(dir_);
   }
-  std::string state() { return slurp(dir_ / "run" / "state.json"); }
+  std::string state() { return readFile(dir_ / "run" / "state.json"); }
   bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
   std::vector<std::string> owned() {
     XfrmPolicyTable t(250000, 1000);
@@ -91,7 +91,7 @@ TEST_F(FaultPolicyTest, ForeignPolicyWithTheSameSelectorIsReportedOthersInstalle
   ASSERT_TRUE(waitUntil([&] { return stateHas("kernel refused policy in 10.77.0.0/16 -> 10.77.0.0/16"); })) << state();
   EXPECT_TRUE(stateHas("\"healthy\": false"));
   EXPECT_TRUE(stateHas("\"policies_exact\": false"));
-  EXPECT_NE(slurp(dir_ / "daemon.log").find("kernel refused policy in 10.77.0.0/16"), std::string::npos);
+  EXPECT_NE(readFile(dir_ / "daemon.log").find("kernel refused policy in 10.77.0.0/16"), std::string::npos);
   std::string foreign = sh("ip xfrm policy show dir in src 10.77.0.0/16 dst 10.77.0.0/16");
   EXPECT_NE(foreign.find("priority 7"), std::string::npos) << "the foreign policy must be left as it was:\n" << foreign;
   EXPECT_EQ(foreign.find("esp"), std::string::npos) << foreign;
@@ -99,7 +99,7 @@ TEST_F(FaultPolicyTest, ForeignPolicyWithTheSameSelectorIsReportedOthersInstalle
   double cpu0 = daemon_.cpuSeconds();
   ASSERT_TRUE(waitUntil(
       [&] {
-        std::string log = slurp(dir_ / "daemon.log");
+        std::string log = readFile(dir_ / "daemon.log");
         int n = 0;
         for (auto p = log.find("kernel refused policy"); p != std::string::npos; p = log.find("kernel refused policy", p + 1))
           ++n;
@@ -125,7 +125,7 @@ TEST_F(FaultPolicyTest, AnotherKeyManagersPoliciesCauseNoReconcileTheDaemonsOwnD
   ASSERT_TRUE(waitUntil([&] { return owned().size() == 11; })) << "all of its policies in";
   ASSERT_TRUE(waitUntil([&] { return stateHas("\"healthy\": true"); })) << state();
   auto reconcilesForEvents = [&] {
-    std::string log = slurp(dir_ / "daemon.log");
+    std::string log = readFile(dir_ / "daemon.log");
     int n = 0;
     for (auto p = log.find("debug xfrm: "); p != std::string::npos; p = log.find("debug xfrm: ", p + 1)) ++n;
     return n;
@@ -143,7 +143,7 @@ TEST_F(FaultPolicyTest, AnotherKeyManagersPoliciesCauseNoReconcileTheDaemonsOwnD
   sh("ip xfrm policy delete src 10.254.0.0/16 dst 10.254.0.0/16 dir out");
   ASSERT_TRUE(waitUntil([&] { return reconcilesForEvents() > before; })) << "the deletion of its own policy is seen";
   ASSERT_TRUE(waitUntil([&] { return owned().size() == 11; })) << "and repaired";
-  std::string log = slurp(dir_ / "daemon.log");
+  std::string log = readFile(dir_ / "daemon.log");
   EXPECT_EQ(reconcilesForEvents(), before + 1) << "one reconcile, for its own policy; none for the 61 others";
   EXPECT_NE(log.find("1 policy change(s) by another process (first: delete)"), std::string::npos) << log;
   EXPECT_NE(sh("ip xfrm policy show dir out src 10.254.0.16/32 dst 10.254.0.0/16").find("priority 2900"),

@@ -41,7 +41,7 @@ class FaultRestartTest : public ::testing::Test {
   }
   void TearDown() override {
     daemon_.stop(SIGTERM);
-    if (HasFailure()) std::cerr << "--- daemon log:\n" << slurp(dir_ / "daemon.log");
+    if (HasFailure()) std::cerr << "--- daemon log:\n" << readFile(dir_ / "daemon.log");
     fs::remove_all(dir_);
   }
 
@@ -63,14 +63,14 @@ class FaultRestartTest : public ::testing::Test {
   }
   std::vector<double> attempts() {
     std::vector<double> v;
-    std::istringstream in(slurp(dir_ / "attempts.log"));
+    std::istringstream in(readFile(dir_ / "attempts.log"));
     for (double t; in >> t;) v.push_back(t);
     return v;
   }
   void start(const std::vector<std::string>& env = {}) {
     daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log", env);
   }
-  std::string state() { return slurp(dir_ / "run" / "state.json"); }
+  std::string state() { return readFile(dir_ / "run" / "state.json"); }
   bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
   int restartFailures() {
     std::string s = state();
@@ -78,7 +78,7 @@ class FaultRestartTest : public ::testing::Test {
     return pos == std::string::npos ? -1 : std::atoi(s.c_str() + pos + 20);
   }
   int logCount(const std::string& needle) {
-    std::string log = slurp(dir_ / "daemon.log");
+    std::string log = readFile(dir_ / "daemon.log");
     int n = 0;
     for (auto pos = log.find(needle); pos != std::string::npos; pos = log.find(needle, pos + 1)) ++n;
     return n;
@@ -154,11 +154,11 @@ TEST_F(FaultRestartTest, HangingCommandTimesOutIsKilledAndRetriedWithBackoff) {
   ASSERT_TRUE(waitUntil([&] { return stateHas("\"last_restart_result\": \"failed"); })) << state();
   expectBoundedRetries(7s, 2, 5);
   // Every hung command was killed (its process group got SIGTERM at the timeout).
-  std::istringstream in(slurp(pids));
+  std::istringstream in(readFile(pids));
   int n = 0;
   for (pid_t pid; in >> pid; ++n)
     EXPECT_TRUE(waitUntil([&] { return !fs::exists("/proc/" + std::to_string(pid)) ||
-                                       slurp("/proc/" + std::to_string(pid) + "/stat").find(") Z") != std::string::npos; },
+                                       readFile("/proc/" + std::to_string(pid) + "/stat").find(") Z") != std::string::npos; },
                           6s))
         << "hung restart command " << pid << " still running";
   EXPECT_GE(n, 2);

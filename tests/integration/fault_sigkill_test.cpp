@@ -67,7 +67,7 @@ class FaultSigkillTest : public ::testing::Test {
   }
   void TearDown() override {
     daemon_.stop(SIGTERM);
-    if (HasFailure()) std::cerr << "--- daemon log (tail):\n" << tail(slurp(dir_ / "daemon.log"), 4000);
+    if (HasFailure()) std::cerr << "--- daemon log (tail):\n" << tail(readFile(dir_ / "daemon.log"), 4000);
     fs::remove_all(dir_);
   }
   static std::string tail(const std::string& s, std::size_t n) { return s.size() > n ? s.substr(s.size() - n) : s; }
@@ -75,8 +75,8 @@ class FaultSigkillTest : public ::testing::Test {
   Rendered render(const std::string& address, const fs::path& out) {
     sh(std::string(IPOPSEC_BINARY) + " render --config " + (dir_ / "ipop-ipsecd.yaml").string() + " --address " +
        address + " --output-dir " + out.string());
-    Rendered r{slurp(out / "racoon.conf"), slurp(out / "ipsec-tools.conf"), {}};
-    std::istringstream in(slurp(out / "policies.txt"));
+    Rendered r{readFile(out / "racoon.conf"), readFile(out / "ipsec-tools.conf"), {}};
+    std::istringstream in(readFile(out / "policies.txt"));
     for (std::string line; std::getline(in, line);)
       if (!line.empty()) r.policies.push_back(line);
     std::sort(r.policies.begin(), r.policies.end());
@@ -92,8 +92,8 @@ class FaultSigkillTest : public ::testing::Test {
     return s;
   }
   bool settledAt(const Rendered& r) {
-    return owned() == r.policies && slurp(dir_ / "etc" / "ipsec-tools.conf") == r.spd &&
-           slurp(dir_ / "etc" / "racoon.conf") == r.racoon;
+    return owned() == r.policies && readFile(dir_ / "etc" / "ipsec-tools.conf") == r.spd &&
+           readFile(dir_ / "etc" / "racoon.conf") == r.racoon;
   }
 
   fs::path dir_;
@@ -127,10 +127,10 @@ TEST_F(FaultSigkillTest, StaleTempFilesInTheStateDirAreRemovedAtStart) {
 TEST_F(FaultSigkillTest, SignalsThatArriveBeforeItsHandlersAreAReloadAndACleanStop) {
   const fs::path log = dir_ / "daemon.log", config = dir_ / "ipop-ipsecd.yaml";
   daemon_.start(IPOPSEC_BINARY, config, log, {}, {SIGHUP});
-  ASSERT_TRUE(waitUntil([&] { return slurp(log).find("reloading " + config.string()) != std::string::npos; }, 20s))
+  ASSERT_TRUE(waitUntil([&] { return readFile(log).find("reloading " + config.string()) != std::string::npos; }, 20s))
       << "the SIGHUP pending at the start was never handled";
   EXPECT_TRUE(daemon_.alive()) << "a SIGHUP is a reload, never the end of the daemon";
-  EXPECT_NE(slurp(log).find("watching 'ipop'"), std::string::npos);
+  EXPECT_NE(readFile(log).find("watching 'ipop'"), std::string::npos);
   int status = daemon_.stop(SIGTERM);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
 
@@ -139,7 +139,7 @@ TEST_F(FaultSigkillTest, SignalsThatArriveBeforeItsHandlersAreAReloadAndACleanSt
   ASSERT_TRUE(waitUntil([&] { return !daemon_.alive(); }, 20s)) << "the SIGTERM pending at the start was never handled";
   EXPECT_TRUE(WIFEXITED(daemon_.exitStatus()) && WEXITSTATUS(daemon_.exitStatus()) == 0)
       << "a clean stop, not the default action; wait status " << daemon_.exitStatus();
-  EXPECT_NE(slurp(log).find("SIGTERM: stopping; policies stay in the kernel"), std::string::npos);
+  EXPECT_NE(readFile(log).find("SIGTERM: stopping; policies stay in the kernel"), std::string::npos);
 }
 
 TEST_F(FaultSigkillTest, KilledAtRandomPointsOfReconcilesRestartsIntoTheExactStateWithoutGaps) {
@@ -184,7 +184,7 @@ TEST_F(FaultSigkillTest, KilledAtRandomPointsOfReconcilesRestartsIntoTheExactSta
     ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "iteration " << i << ": " << status;
 
     for (const char* f : {"racoon.conf", "ipsec-tools.conf"}) {
-      std::string content = slurp(dir_ / "etc" / f);
+      std::string content = readFile(dir_ / "etc" / f);
       bool whole = content == (std::string(f) == "racoon.conf" ? ra.racoon : ra.spd) ||
                    content == (std::string(f) == "racoon.conf" ? rb.racoon : rb.spd);
       if (!whole) {
@@ -194,7 +194,7 @@ TEST_F(FaultSigkillTest, KilledAtRandomPointsOfReconcilesRestartsIntoTheExactSta
     }
     std::string err;
     // Absent is fine (killed before the first write); present must be whole.
-    if (fs::exists(dir_ / "run" / "state.json") && !parseState(slurp(dir_ / "run" / "state.json"), &err)) {
+    if (fs::exists(dir_ / "run" / "state.json") && !parseState(readFile(dir_ / "run" / "state.json"), &err)) {
       ++badState;
       ADD_FAILURE() << "iteration " << i << ": state.json: " << err;
     }
@@ -250,7 +250,7 @@ TEST(FaultSigkillCleanup, TempFileOfAKilledWriterIsRemovedByTheNextWriteALiveOne
   EXPECT_FALSE(fs::exists(dir / stale)) << "a dead writer's temp file must go";
   EXPECT_TRUE(fs::exists(dir / live)) << "a live writer's temp file must stay";
   EXPECT_TRUE(fs::exists(dir / other)) << "only temp files of the file written are considered";
-  EXPECT_EQ(slurp(dir / "racoon.conf"), "whole\n");
+  EXPECT_EQ(readFile(dir / "racoon.conf"), "whole\n");
   ::close(liveFd);
   fs::remove_all(dir);
 }

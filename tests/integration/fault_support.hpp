@@ -27,15 +27,12 @@
 #include <vector>
 
 #include "core/cidr.hpp"
+#include "support/read_file.hpp"
 
 namespace ipopsec::test {
 
-inline std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+// The old name, still used by daemon_fixture.hpp and hunt_test.cpp.
+inline std::string slurp(const std::filesystem::path& p) { return readFile(p); }
 
 inline int countLinesIn(const std::filesystem::path& p) {
   std::ifstream in(p);
@@ -195,7 +192,7 @@ class DaemonProcess {
 
   // utime + stime, in seconds.
   double cpuSeconds() const {
-    std::string stat = slurp("/proc/" + std::to_string(pid_) + "/stat");
+    std::string stat = readFile("/proc/" + std::to_string(pid_) + "/stat");
     auto close = stat.rfind(')');
     if (close == std::string::npos) return -1;
     std::istringstream in(stat.substr(close + 2));
@@ -209,7 +206,7 @@ class DaemonProcess {
   }
   // A numeric field of /proc/PID/status ("VmRSS" in kB, "voluntary_ctxt_switches", ...).
   long long statusField(const std::string& name) const {
-    std::istringstream in(slurp("/proc/" + std::to_string(pid_) + "/status"));
+    std::istringstream in(readFile("/proc/" + std::to_string(pid_) + "/status"));
     std::string line;
     while (std::getline(in, line))
       if (line.rfind(name + ":", 0) == 0) return std::stoll(line.substr(name.size() + 1));

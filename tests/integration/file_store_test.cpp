@@ -25,6 +25,7 @@
 
 #include "integration/netns.hpp"
 #include "os/file_store.hpp"
+#include "support/read_file.hpp"
 
 namespace ipopsec {
 namespace {
@@ -33,10 +34,7 @@ namespace fs = std::filesystem;
 
 std::error_code errnoCode(int e) { return {e, std::generic_category()}; }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using test::readFile;
 
 std::set<std::string> entries(const std::string& dir) {
   std::set<std::string> names;
@@ -86,7 +84,7 @@ TEST_F(FileStoreTest, WriteThenReadRoundTrip) {
   std::string content;
   ASSERT_FALSE(store_.read(path, content));
   EXPECT_EQ(content, "path certificate \"/etc/racoon/certs\";\n");
-  EXPECT_EQ(slurp(path), content);
+  EXPECT_EQ(readFile(path), content);
 
   // Overwrite, with binary content (NUL bytes survive).
   const std::string binary("a\0b\0\xff\n", 6);
@@ -140,7 +138,7 @@ TEST_F(FileStoreTest, RelativePathIsWrittenInTheWorkingDirectory) {
   auto ec = store_.write("relative.conf", "rel", 0644);
   fs::current_path(cwd);
   ASSERT_FALSE(ec) << ec.message();
-  EXPECT_EQ(slurp(dir_ + "/relative.conf"), "rel");
+  EXPECT_EQ(readFile(dir_ + "/relative.conf"), "rel");
   EXPECT_EQ(entries(dir_), (std::set<std::string>{"relative.conf"}));
 }
 
@@ -160,12 +158,12 @@ TEST_F(FileStoreTest, MissingParentDirectoriesAreCreated0755) {
     EXPECT_EQ(st.st_mode & 07777, 0755U);
     EXPECT_EQ(st.st_uid, ::geteuid());
   }
-  EXPECT_EQ(slurp(path), "path certificate \"/etc/racoon/certs\";\n");
+  EXPECT_EQ(readFile(path), "path certificate \"/etc/racoon/certs\";\n");
   EXPECT_EQ(modeOf(path), 0640U);
   EXPECT_EQ(entries(dir_ + "/a/b/c"), (std::set<std::string>{"racoon.conf"}));
   // Once there, the next write just replaces the file.
   ASSERT_FALSE(store_.write(path, "again\n", 0640));
-  EXPECT_EQ(slurp(path), "again\n");
+  EXPECT_EQ(readFile(path), "again\n");
   // A sibling under a partly existing tree: only the missing part is made.
   ASSERT_FALSE(store_.write(dir_ + "/a/b/d/e/f", "f", 0600));
   EXPECT_EQ(entries(dir_ + "/a/b"), (std::set<std::string>{"c", "d"}));
@@ -178,7 +176,7 @@ TEST_F(FileStoreTest, RelativeMissingParentsAreCreatedInTheWorkingDirectory) {
   auto ec = store_.write("x/./y//rel.conf", "rel", 0644);
   fs::current_path(cwd);
   ASSERT_FALSE(ec) << ec.message();
-  EXPECT_EQ(slurp(dir_ + "/x/y/rel.conf"), "rel");
+  EXPECT_EQ(readFile(dir_ + "/x/y/rel.conf"), "rel");
   EXPECT_EQ(modeOf(dir_ + "/x"), 0755U);
 }
 
@@ -188,7 +186,7 @@ TEST_F(FileStoreTest, ComponentThatIsAFileIsENotDirAndNothingIsCreated) {
   const std::string path = dir_ + "/a/b/c/racoon.conf";
   auto ec = store_.write(path, "x", 0644);
   EXPECT_EQ(ec, errnoCode(ENOTDIR)) << ec.message();
-  EXPECT_EQ(slurp(dir_ + "/a/b"), "a file\n");
+  EXPECT_EQ(readFile(dir_ + "/a/b"), "a file\n");
   EXPECT_EQ(entries(dir_), (std::set<std::string>{"a"}));
   EXPECT_EQ(entries(dir_ + "/a"), (std::set<std::string>{"b"}));
   EXPECT_EQ(describeWriteError(path, ec), "cannot create the directory for " + path + ": " + dir_ +
@@ -216,7 +214,7 @@ TEST_F(FileStoreTest, SymlinkToADirectoryAmongTheParentsIsUsed) {
   fs::create_directory_symlink(dir_ + "/real", dir_ + "/run");
   ASSERT_FALSE(store_.write(dir_ + "/run/ipop-ipsec/state.json", "{}", 0644));
   EXPECT_TRUE(fs::is_symlink(dir_ + "/run"));
-  EXPECT_EQ(slurp(dir_ + "/real/ipop-ipsec/state.json"), "{}");
+  EXPECT_EQ(readFile(dir_ + "/real/ipop-ipsec/state.json"), "{}");
   EXPECT_EQ(modeOf(dir_ + "/real/ipop-ipsec"), 0755U);
 }
 
@@ -236,7 +234,7 @@ TEST_F(FileStoreTest, FailedWriteRemovesTheDirectoriesItCreated) {
   EXPECT_TRUE(entries(mnt_).empty());
   // With room, the same write succeeds and makes them.
   ASSERT_FALSE(store_.write(mnt_ + "/etc/racoon/racoon.conf", "small\n", 0644));
-  EXPECT_EQ(slurp(mnt_ + "/etc/racoon/racoon.conf"), "small\n");
+  EXPECT_EQ(readFile(mnt_ + "/etc/racoon/racoon.conf"), "small\n");
 }
 
 TEST_F(FileStoreTest, MissingParentOnAReadOnlyFilesystemIsEROFSAndNothingIsCreated) {
@@ -252,7 +250,7 @@ TEST_F(FileStoreTest, ParentThatIsAFileIsAnError) {
   ASSERT_FALSE(store_.write(dir_ + "/file", "x", 0644));
   auto ec = store_.write(dir_ + "/file/child", "y", 0644);
   EXPECT_EQ(ec, errnoCode(ENOTDIR)) << ec.message();
-  EXPECT_EQ(slurp(dir_ + "/file"), "x");
+  EXPECT_EQ(readFile(dir_ + "/file"), "x");
 }
 
 TEST_F(FileStoreTest, SymlinkTargetIsRefusedAndLeftAlone) {
@@ -264,7 +262,7 @@ TEST_F(FileStoreTest, SymlinkTargetIsRefusedAndLeftAlone) {
   EXPECT_EQ(store_.write(link, "replacement", 0644), errnoCode(ELOOP));
   EXPECT_TRUE(fs::is_symlink(link));
   EXPECT_EQ(fs::read_symlink(link), real);
-  EXPECT_EQ(slurp(real), "original");
+  EXPECT_EQ(readFile(real), "original");
 
   // A dangling link too.
   const std::string dangling = dir_ + "/dangling.conf";
@@ -345,7 +343,7 @@ TEST_F(FileStoreTest, FullFilesystemKeepsOldContentAndLeavesNoTornFile) {
   // Larger than the whole filesystem: the temp file fills it, then the write fails.
   auto ec = store_.write(path, std::string(64 * 1024, 'n'), 0644);
   EXPECT_EQ(ec, errnoCode(ENOSPC)) << ec.message();
-  EXPECT_EQ(slurp(path), old);
+  EXPECT_EQ(readFile(path), old);
   EXPECT_EQ(entries(mnt_), (std::set<std::string>{"ipsec-tools.conf"}));
 
   // Filled up by someone else: even a small write fails, cleanly.
@@ -356,13 +354,13 @@ TEST_F(FileStoreTest, FullFilesystemKeepsOldContentAndLeavesNoTornFile) {
   }
   ec = store_.write(path, "short but new\n", 0644);
   EXPECT_EQ(ec, errnoCode(ENOSPC)) << ec.message();
-  EXPECT_EQ(slurp(path), old);
+  EXPECT_EQ(readFile(path), old);
   EXPECT_EQ(entries(mnt_), (std::set<std::string>{"ipsec-tools.conf", "filler"}));
 
   // Space back: the next write succeeds.
   fs::remove(mnt_ + "/filler");
   EXPECT_FALSE(store_.write(path, "short but new\n", 0644));
-  EXPECT_EQ(slurp(path), "short but new\n");
+  EXPECT_EQ(readFile(path), "short but new\n");
   EXPECT_EQ(entries(mnt_), (std::set<std::string>{"ipsec-tools.conf"}));
 }
 
@@ -385,7 +383,7 @@ TEST_F(FileStoreTest, PermissionDeniedKeepsOldContent) {
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "expected EACCES from the unprivileged write";
-  EXPECT_EQ(slurp(path), "old\n");
+  EXPECT_EQ(readFile(path), "old\n");
   EXPECT_EQ(entries(dir_), (std::set<std::string>{"racoon.conf"}));
 }
 
@@ -446,8 +444,8 @@ TEST(FileStoreStaleTemps, RemovesDeadWritersTempFilesOnly) {
   auto expected = kept;
   expected.insert({live, "sub", tempNamePrefix("d") + "AbCdE1", tempNamePrefix("l") + "AbCdE1"});
   EXPECT_EQ(entries(dir.string()), expected);
-  EXPECT_EQ(slurp((dir / "sub" / (tempNamePrefix("x") + "AbCdE1")).string()), "not in dir itself");
-  EXPECT_EQ(slurp((dir / "state.json").string()), "keep") << "the symlink's target is untouched";
+  EXPECT_EQ(readFile((dir / "sub" / (tempNamePrefix("x") + "AbCdE1")).string()), "not in dir itself");
+  EXPECT_EQ(readFile((dir / "state.json").string()), "keep") << "the symlink's target is untouched";
 
   // Once its writer is gone, the live one goes too; a second run finds nothing.
   ::close(liveFd);

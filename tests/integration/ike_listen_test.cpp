@@ -18,7 +18,7 @@ class IkeListenTest : public DaemonFixture {
  protected:
   void TearDown() override {
     // The stand-in IKE daemon, stopped by its pid.
-    std::string pid = slurp(dir_ / "binder.pid");
+    std::string pid = readFile(dir_ / "binder.pid");
     if (!pid.empty()) {
       if (!fs::exists(dir_ / "bound")) std::ofstream(dir_ / "go.fifo") << "go\n";  // unblock, then stop
       ::kill(std::stoi(pid), SIGKILL);
@@ -45,7 +45,7 @@ TEST_F(IkeListenTest, LarvalStatesAreRemovedOnceTheIkeDaemonListensNotWhenItsRes
   sh("ip link add ipop type veth peer name peer0 && ip link set peer0 up");
   sh("ip addr add 10.254.0.16/16 dev ipop && ip link set ipop up");
   startDaemon();
-  ASSERT_TRUE(waitFor([&] { return slurp(dir_ / "daemon.log").find("restart.sh) restarted") != std::string::npos; }))
+  ASSERT_TRUE(waitFor([&] { return readFile(dir_ / "daemon.log").find("restart.sh) restarted") != std::string::npos; }))
       << "the restart command returned";
   ASSERT_TRUE(fs::exists(dir_ / "binder.pid"));
   EXPECT_GE(larvalStates(), 1u) << "the packet that raced the start left a larval state";
@@ -56,7 +56,7 @@ TEST_F(IkeListenTest, LarvalStatesAreRemovedOnceTheIkeDaemonListensNotWhenItsRes
   std::ofstream(dir_ / "go.fifo") << "go\n";
   ASSERT_TRUE(waitFor([&] { return fs::exists(dir_ / "bound"); })) << "the stand-in IKE daemon bound UDP 500";
   EXPECT_TRUE(waitFor([&] { return larvalStates() == 0; }, 3s)) << "removed once it listens";
-  EXPECT_TRUE(waitFor([&] { return slurp(dir_ / "daemon.log").find("removed stale larval states") != std::string::npos; }));
+  EXPECT_TRUE(waitFor([&] { return readFile(dir_ / "daemon.log").find("removed stale larval states") != std::string::npos; }));
 }
 
 // ike.acquire_retry on the real kernel: the daemon subscribes to the kernel's ACQUIREs
@@ -78,7 +78,7 @@ class AcquireRetryTest : public IkeListenTest {
     sh("ip link add ipop type veth peer name peer0 && ip link set peer0 up");
     sh("ip addr add 10.254.0.16/16 dev ipop && ip link set ipop up");
     startDaemon();
-    ASSERT_TRUE(waitFor([&] { return slurp(dir_ / "daemon.log").find("removed stale larval states") != std::string::npos; }))
+    ASSERT_TRUE(waitFor([&] { return readFile(dir_ / "daemon.log").find("removed stale larval states") != std::string::npos; }))
         << "the restart's own removal, once the stand-in listens";
   }
 };
@@ -93,7 +93,7 @@ TEST_F(AcquireRetryTest, TheLarvalStateOfAnUnansweredAcquireIsRemovedAfterTheRet
   ASSERT_TRUE(waitFor([&] { return larvalStates() == 0; }, 5s)) << "removed after acquire_retry";
   EXPECT_GE(std::chrono::steady_clock::now() - sent, 250ms) << "not before the IKE daemon had its chance";
   EXPECT_TRUE(waitFor([&] {
-    return slurp(dir_ / "daemon.log").find("removed the larval states of unanswered ACQUIREs") != std::string::npos;
+    return readFile(dir_ / "daemon.log").find("removed the larval states of unanswered ACQUIREs") != std::string::npos;
   }));
   // A second packet: a fresh ACQUIRE, a fresh removal.
   sendOne();
@@ -106,7 +106,7 @@ TEST_F(AcquireRetryTest, OffKeepsTheLarvalStateAsTheKernelMadeIt) {
   sendOne();
   ASSERT_TRUE(waitFor([&] { return larvalStates() >= 1; }, 2s));
   EXPECT_FALSE(waitFor([&] { return larvalStates() == 0; }, 1500ms)) << "acquire_retry: off removes nothing";
-  EXPECT_EQ(slurp(dir_ / "daemon.log").find("removed the larval states of unanswered ACQUIREs"), std::string::npos);
+  EXPECT_EQ(readFile(dir_ / "daemon.log").find("removed the larval states of unanswered ACQUIREs"), std::string::npos);
 }
 
 // The question behind the wait, on its own: a UDP socket bound to port 500 in this

@@ -18,9 +18,9 @@ namespace {
 
 class IkeHealthTest : public DaemonFixture {
  protected:
-  bool logHas(const std::string& s) { return slurp(dir_ / "daemon.log").find(s) != std::string::npos; }
+  bool logHas(const std::string& s) { return readFile(dir_ / "daemon.log").find(s) != std::string::npos; }
   void TearDown() override {
-    std::istringstream pids(slurp(dir_ / "binder.pids"));
+    std::istringstream pids(readFile(dir_ / "binder.pids"));
     for (std::string pid; std::getline(pids, pid);)
       if (!pid.empty()) ::kill(std::stoi(pid), SIGKILL);  // by pid; a gone one is fine
     DaemonFixture::TearDown();

@@ -60,7 +60,7 @@ TEST_F(MetricsDaemonTest, FileSaysTheRangeIsProtectedAndHealthyAndIsReplacedAtom
     reader.request_stop();
     if (reader.joinable()) reader.join();
   };
-  auto metrics = [&] { return slurp(prom); };
+  auto metrics = [&] { return readFile(prom); };
   auto says = [&](const std::string& s) { return metrics().find(s) != std::string::npos; };
 
   startDaemon();
@@ -110,13 +110,13 @@ TEST_F(MetricsDaemonTest, TheTimestampAdvancesWhileIdleAndTheFileGoesWithACleanS
   writeConfig("  ranges: [10.254.0.0/16]\n", "", "  metrics_file: " + prom.string() + "\n  metrics_interval: 1s\n");
   startDaemon();
   auto timestamp = [&]() -> long {
-    std::string text = slurp(prom);
+    std::string text = readFile(prom);
     const std::string key = "\nipop_ipsec_metrics_timestamp_seconds ";
     auto at = text.find(key);
     return at == std::string::npos ? -1 : std::stol(text.substr(at + key.size()));
   };
   auto body = [&] {  // everything but the timestamp family
-    std::string text = slurp(prom);
+    std::string text = readFile(prom);
     return text.substr(0, text.find("# HELP ipop_ipsec_metrics_timestamp_seconds"));
   };
   auto mtime = [&] {
@@ -124,8 +124,8 @@ TEST_F(MetricsDaemonTest, TheTimestampAdvancesWhileIdleAndTheFileGoesWithACleanS
     return ::stat(prom.c_str(), &sb) == 0 ? std::chrono::seconds(sb.st_mtim.tv_sec) + std::chrono::nanoseconds(sb.st_mtim.tv_nsec)
                                            : std::chrono::nanoseconds(0);
   };
-  ASSERT_TRUE(waitFor([&] { return timestamp() > 0; })) << slurp(prom);
-  std::string text = slurp(prom);
+  ASSERT_TRUE(waitFor([&] { return timestamp() > 0; })) << readFile(prom);
+  std::string text = readFile(prom);
   EXPECT_THAT(checkPrometheusText(text), IsEmpty()) << text;
   EXPECT_THAT(text, HasSubstr("# TYPE ipop_ipsec_metrics_timestamp_seconds gauge\n"));
   const long now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();

@@ -15,6 +15,7 @@
 #include "integration/netns.hpp"
 #include "os/cert_inspector.hpp"
 #include "os/crl.hpp"
+#include "support/read_file.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -24,13 +25,6 @@ using ::testing::IsEmpty;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string slurpFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 class PkiCrlTest : public ::testing::Test {
  protected:
@@ -124,7 +118,7 @@ TEST_F(PkiCrlTest, AnotherCasCrlATamperedOneAndAnOutOfDateOneAreRefused) {
   // This CA's CRL with one bit of its signature flipped: same issuer, signature fails.
   pki("crl --ca-dir " + ca() + " --out " + crl());
   sh("openssl crl -in " + crl() + " -out " + (dir_ / "der.crl").string() + " -outform DER");
-  std::string der = slurpFile(dir_ / "der.crl");
+  std::string der = readFile(dir_ / "der.crl");
   der[der.size() - 5] ^= 0x40;  // a bit of the signature
   std::ofstream(dir_ / "der.crl", std::ios::binary) << der;
   sh("openssl crl -inform DER -in " + (dir_ / "der.crl").string() + " -out " + (dir_ / "tampered.pem").string());

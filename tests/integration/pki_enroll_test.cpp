@@ -21,6 +21,7 @@
 #include "integration/pki_fixtures.hpp"
 #include "os/cert_inspector.hpp"
 #include "os/pki.hpp"
+#include "support/read_file.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -29,13 +30,6 @@ using ::testing::Not;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string readFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 unsigned modeOf(const fs::path& p) {
   struct stat st{};
