@@ -1,4 +1,8 @@
-// The real adapters behind the daemon's ports (lib/os): the only place that names them.
+// The real adapters behind the daemon's ports (lib/os): realPorts(), the only place that
+// builds the daemon's ports from them. Other files of daemon/ name adapters too, outside the
+// ports: daemon.cpp (config loader, file store's temp cleanup, logging), cli.cpp (the
+// command line: config loader, file store, logging, rtnetlink, certificate inspector,
+// systemd unit, XFRM), status_cli.cpp (file store, XFRM) and pki_cli.cpp (pki, crl).
 
 #include "daemon/daemon.hpp"
 

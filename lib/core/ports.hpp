@@ -1,9 +1,14 @@
 #pragma once
-// The daemon's side effects, each behind one small interface named after its intent.
-// The real adapters live in lib/os/ (IkeController's composes a systemd or command runner
-// for restarts with a command for reloads); the fakes in tests/unit/fakes.hpp. The daemon
-// (daemon/daemon.cpp) is built on these interfaces only, so its wiring is unit-tested with
-// the fakes. No OS, Asio or systemd headers here.
+// The daemon's side effects, each behind one small interface named after its intent: nine
+// ports (LinkMonitor, PolicyTable, PolicyWatch, DirectoryWatch, FileStore, IkeController,
+// Notifier, CertificateInspector, Clock). The real adapters live in lib/os/ (IkeController's
+// composes a systemd or command runner for restarts with a command for reloads); the fakes
+// in tests/unit/fakes.hpp. The daemon (daemon/daemon.cpp) reaches the kernel, the rendered
+// files, the IKE daemon, systemd and the certificates through these ports, so that wiring is
+// unit-tested with the fakes. Not through them, today: it creates its state directories
+// itself (::mkdir) and removes a predecessor's temp files (os/file_store.hpp), loads the
+// config on SIGHUP (os/config_loader.hpp), logs through spdlog (os/logging.hpp), and runs its
+// timers and signals on Asio directly. No OS, Asio or systemd headers here.
 
 #include <chrono>
 #include <cstdint>
