@@ -15,15 +15,13 @@
 
 #include "core/config.hpp"
 #include "core/desired.hpp"
+#include "support/read_file.hpp"
 
 namespace ipopsec {
 namespace {
 
 std::string readInput(const std::string& name) {
-  std::ifstream in(std::string(IPOPSEC_SOURCE_DIR) + "/tests/fuzz/regressions/" + name, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return test::readFile(std::string(IPOPSEC_SOURCE_DIR) + "/tests/fuzz/regressions/" + name);
 }
 
 // parseConfig with a bound: a hang is reported as a failure, not a stuck test run.

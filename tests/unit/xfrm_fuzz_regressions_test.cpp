@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "os/xfrm_codec.hpp"
+#include "support/read_file.hpp"
 
 namespace ipopsec {
 namespace {
@@ -21,10 +22,7 @@ namespace {
 using Bytes = std::vector<std::uint8_t>;
 
 std::string readInput(const std::string& name) {
-  std::ifstream in(std::string(IPOPSEC_SOURCE_DIR) + "/tests/fuzz/regressions/" + name, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+  return test::readFile(std::string(IPOPSEC_SOURCE_DIR) + "/tests/fuzz/regressions/" + name);
 }
 
 Bytes message(std::uint16_t type, std::int32_t code) {
