@@ -15,8 +15,9 @@
 #      to the range is dropped, the tap sends nothing), the removal prints strongSwan's
 #      priority 500000; the README's commands for after a removal (the code block after the
 #      marker <!-- test: lift-after-remove -->, found in README.md or docs/*.md) run exactly as
-#      written: no policy of ours is left and the packet leaves in the clear. Then purge: no
-#      file of ours.
+#      written: no policy of ours is left and the packet leaves in the clear. charon, started
+#      again, loads the connection left in conf.d and installs its trap; the purge makes the
+#      running charon drop it (no restart) and leaves no file of ours.
 # Usage: systemd_purge.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -155,7 +156,16 @@ check "the README's commands run (sh -e)" sys_run sh -ec "$block"
 check "after the README's commands: no policy of ours" no_policy_of_ours
 check "after the README's commands: the operator's own policy stays" operator_policy
 check "after the README's commands: a packet to the range leaves the tap in the clear" sent_in_clear
+# Between remove and purge charon is started again (enabled, no drop-in holds it back any
+# more): it loads the connection the daemon left in conf.d and installs its trap. The purge
+# makes that running charon drop it (swanctl --load-all), without a restart.
+check "systemctl start strongswan after the removal" sys_run systemctl start strongswan.service
+sys_wait "charon loads the connection the daemon left and installs its trap" 30 trap_in
+charon_pid=$(sys_prop strongswan.service MainPID)
 check "apt-get purge ipop-ipsec (after remove) succeeds" sys_run apt-get purge -y ipop-ipsec
+check "the purge made the running charon drop its trap" eval '! trap_in'
+check "charon was not restarted by the purge (MainPID $charon_pid)" \
+  test "$(sys_prop strongswan.service ActiveState)/$(sys_prop strongswan.service MainPID)" = "active/$charon_pid"
 nothing_of_ours_left
 restart_charon_no_trap
 sys_pass
