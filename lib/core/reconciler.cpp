@@ -219,10 +219,17 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
     status_.lastError = "cannot read back the kernel's policies: " + ec.message();
     emit(Severity::error, "list", "", status_.lastError);
     ok = false;
-    after = current;  // unknown: claim nothing new
-  } else {
-    status_.kernelPolicies = after;
+    // Unknown: claim only what was read before and not touched since (not what was just
+    // installed, nor what was just removed).
+    after.clear();
+    for (const auto& p : current) {
+      auto touched = [&](const Policy& q) { return q.key() == p.key(); };
+      if (std::none_of(diff.add.begin(), diff.add.end(), touched) &&
+          std::none_of(diff.remove.begin(), diff.remove.end(), touched))
+        after.push_back(p);
+    }
   }
+  status_.kernelPolicies = after;
   if (installed + removed > 0) {
     status_.lastChangeReaction = clock_.now() - reconcileStart_;
     status_.lastChange = wall_();

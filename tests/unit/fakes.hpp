@@ -19,23 +19,36 @@ class FakeClock final : public Clock {
   time_point now_{std::chrono::seconds(1000)};
 };
 
+// By default list() returns exactly what install() and remove() acknowledged. Two kernels
+// that differ from their acknowledgements: `dropAfterAck` (acknowledges the install of a
+// policy it matches and then does not hold it) and `failReadBack` (a list() after an
+// install or remove, the read-back, fails with it).
 class FakePolicyTable final : public PolicyTable {
  public:
   std::error_code list(std::vector<Policy>& out) override {
     ++lists;
     if (failList) return failList;
+    const bool readBack = writtenSinceList_;
+    writtenSinceList_ = false;
+    if (failReadBack && readBack) return failReadBack;
     out.clear();
     for (const auto& [k, p] : installed) out.push_back(p);
     return {};
   }
   std::error_code install(const Policy& p) override {
     if (refuse && refuse(p)) return std::make_error_code(std::errc::invalid_argument);
-    installed[keyOf(p)] = p;
+    writtenSinceList_ = true;
     log.push_back("install " + p.str());
+    if (dropAfterAck && dropAfterAck(p)) {
+      installed.erase(keyOf(p));  // acknowledged, not held (an update in place lost the old one too)
+      return {};
+    }
+    installed[keyOf(p)] = p;
     minCount = std::min(minCount, protectCount());
     return {};
   }
   std::error_code remove(const Policy& p) override {
+    writtenSinceList_ = true;
     installed.erase(keyOf(p));
     log.push_back("remove " + p.str());
     minCount = std::min(minCount, protectCount());
@@ -93,9 +106,14 @@ class FakePolicyTable final : public PolicyTable {
   std::vector<std::string> log;
   std::vector<std::vector<Cidr>> larvalFlushes;
   std::function<bool(const Policy&)> refuse;
+  std::function<bool(const Policy&)> dropAfterAck;  // acknowledged, then not held
   std::error_code failList;
+  std::error_code failReadBack;  // the list() after an install or remove fails
   std::size_t minCount = SIZE_MAX;  // lowest number of protect policies seen during changes
   int lists = 0;
+
+ private:
+  bool writtenSinceList_ = false;
 };
 
 class FakeFileStore final : public FileStore {
