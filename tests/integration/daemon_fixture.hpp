@@ -23,6 +23,7 @@
 #include "integration/fault_support.hpp"
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
+#include "integration/protection.hpp"
 #include "os/xfrm.hpp"
 
 namespace ipopsec::test {
@@ -87,16 +88,15 @@ class DaemonFixture : public ::testing::Test {
     EXPECT_FALSE(t.list(v));
     return v;
   }
-  std::vector<Cidr> protectedRanges() {
-    std::vector<Cidr> r;
-    for (const auto& p : owned())
-      if (p.action == PolicyAction::protect && p.dir == Direction::out && p.sel.src == p.sel.dst) r.push_back(p.sel.dst);
-    std::sort(r.begin(), r.end());
-    return r;
-  }
+  // The ranges whose every policy (protection.hpp: out and in, R->R and ANY->R, `require`;
+  // IPv6 also the neighbour discovery bypasses) the kernel holds at the daemon's priorities.
+  std::vector<Cidr> protectedRanges() { return fullyProtectedRanges(owned()); }
+  // The daemon protects exactly `range`: all of its policies are in, and no other range
+  // has a protect policy of the daemon's.
   bool protects(const char* range) {
-    auto r = protectedRanges();
-    return r == std::vector<Cidr>{*Cidr::parse(range)};
+    auto all = owned();
+    const std::vector<Cidr> want{*Cidr::parse(range)};
+    return fullyProtectedRanges(all) == want && outRanges(all) == want;
   }
   int restarts() { return countLinesIn(dir_ / "restarts.log"); }
   std::string state() { return slurp(dir_ / "run" / "state.json"); }
