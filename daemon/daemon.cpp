@@ -39,7 +39,7 @@ spdlog::level::level_enum toSpd(Severity s) {
   return spdlog::level::info;
 }
 
-std::string statePath(const Config& cfg) { return cfg.daemon.stateDir + "/state.json"; }
+std::string statePath(const Config& cfg) { return cfg.daemon.stateDir + "/" + Config::Daemon::kStateFile; }
 
 // The directories holding the certificate files (certificate_dir, and the directory of
 // any file configured by absolute path).
@@ -339,7 +339,7 @@ void Daemon::writeMetrics(bool heartbeat) {
   std::string text = renderMetrics(st, cfg_, c, lastReconcile_, sas);
   if (!heartbeat && path == lastMetricsPath_ && text == lastMetrics_) return;
   // The next heartbeat comes metrics_interval after this write: a file whose timestamp
-  // stops advancing says its writer is gone (the README's alert rule).
+  // stops advancing says its writer is gone (the alert rule in docs/operations.md, "Monitoring with Prometheus").
   metricsTimer_.expires_after(cfg_.daemon.metricsInterval);
   metricsTimer_.async_wait([this](boost::system::error_code ec) {
     if (!ec && !stopping_) writeMetrics(true);
@@ -410,7 +410,7 @@ void Daemon::reload() {
   spdlog::info("reloading {}", configPath_);
   try {
     Config next = loadConfig(configPath_);
-    // What a reload applies, key by key (README "Reload", the man page): everything, except
+    // What a reload applies, key by key (docs/operations.md, "Configuration"; the man page): everything, except
     // daemon.state_dir (the IKE units' drop-ins test the ipop-up flag in it, and `status`
     // reads state.json there): a change of it needs `systemctl restart ipop-ipsecd`.
     if (next.daemon.stateDir != cfg_.daemon.stateDir)

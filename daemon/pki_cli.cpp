@@ -16,8 +16,8 @@ namespace po = boost::program_options;
 namespace ipopsec {
 namespace {
 
-// `ipop-ipsecd pki --help`: both subcommands. `pki init-ca --help` and `pki issue --help`
-// print their own usage only (kInitCaUsage, kIssueUsage) and their options.
+// `ipop-ipsecd pki --help`: all six subcommands (init-ca, issue, request, sign, revoke, crl).
+// `pki init-ca --help`, `pki issue --help` and the others print their own usage only.
 const char* kInitCaUsage =
     "usage: ipop-ipsecd pki init-ca --dir DIR --name \"GroupVPN CA\" [--days N] [--key rsa|ec] [--force]\n"
     "           a CA for the GroupVPN: DIR/cacert.pem and DIR/ca-key.pem (0600); keep DIR off the nodes\n";

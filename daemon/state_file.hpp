@@ -13,8 +13,6 @@
 
 namespace ipopsec {
 
-// `status`: the STATUS= line (the reconciler's, with what the daemon adds); `reloadRefused`:
-// why the last reload was refused, "" when it was not.
 // A JSON string literal (quotes, backslash, control characters escaped).
 std::string jsonString(const std::string& s);
 
@@ -28,6 +26,8 @@ std::string rfc3339(std::chrono::system_clock::time_point t);
 // The reverse: nullopt unless `s` is exactly such a time.
 std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& s);
 
+// The state file's text. `status`: the STATUS= line (the reconciler's, with what the daemon
+// adds); `reloadRefused`: why the last reload was refused, "" when it was not.
 std::string stateJson(const Config& cfg, const Reconciler& r, const std::string& ikeUnitState, const std::string& status,
                       const std::string& reloadRefused);
 

@@ -170,8 +170,9 @@ struct Config {
   } certificates;
 
   struct Daemon {
-    // The files the daemon writes in stateDir (daemon/daemon.cpp): its state, read by
-    // `ipop-ipsecd status`, and the ipop-up flag the IKE unit's start condition tests.
+    // The files the daemon writes in stateDir: its state (daemon/daemon.cpp), read by
+    // `ipop-ipsecd status`, and the ipop-up flag the IKE unit's start condition tests
+    // (the Reconciler, lib/core/reconciler.cpp).
     static constexpr const char* kStateFile = "state.json";
     static constexpr const char* kIpopUpFile = "ipop-up";
     std::string stateDir = "/run/ipop-ipsec";

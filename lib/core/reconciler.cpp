@@ -337,7 +337,7 @@ bool Reconciler::applyFiles(const Desired& d) {
 }
 
 bool Reconciler::applyIpopUpFlag(const Desired& d) {
-  std::string path = cfg_.daemon.stateDir + "/ipop-up";
+  std::string path = cfg_.daemon.stateDir + "/" + Config::Daemon::kIpopUpFile;
   if (d.ipopUp) {
     std::string want = d.localAddress->str() + "\n", have;
     if (!files_.read(path, have) && have == want) return true;

@@ -54,7 +54,7 @@ class DaemonFixture : public ::testing::Test {
       acquireMonitor_ = -1;
     }
     stopDaemon(SIGTERM);
-    if (HasFailure() && fs::exists(dir_ / "daemon.log")) std::cerr << "--- daemon log:\n" << slurp(dir_ / "daemon.log");
+    if (HasFailure() && fs::exists(dir_ / "daemon.log")) std::cerr << "--- daemon log:\n" << readFile(dir_ / "daemon.log");
     fs::remove_all(dir_);
   }
 
@@ -99,7 +99,7 @@ class DaemonFixture : public ::testing::Test {
     return fullyProtectedRanges(all) == want && outRanges(all) == want;
   }
   int restarts() { return countLinesIn(dir_ / "restarts.log"); }
-  std::string state() { return slurp(dir_ / "run" / "state.json"); }
+  std::string state() { return readFile(dir_ / "run" / "state.json"); }
   bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
 
   // The larval (ACQUIRE-made, not yet keyed) states in the kernel's SAD.

@@ -31,9 +31,6 @@
 
 namespace ipopsec::test {
 
-// The old name, still used by daemon_fixture.hpp and hunt_test.cpp.
-inline std::string slurp(const std::filesystem::path& p) { return readFile(p); }
-
 inline int countLinesIn(const std::filesystem::path& p) {
   std::ifstream in(p);
   std::string line;

@@ -199,12 +199,12 @@ class HuntTest : public DaemonFixture {
           // else across steps would leave the model guessing which of the daemon's
           // intermediate reconciles committed a range.)
           const std::string refusal = "kernel refused policy out " + r + " -> " + r;
-          const std::size_t before = count(slurp(dir_ / "daemon.log"), refusal);
+          const std::size_t before = count(readFile(dir_ / "daemon.log"), refusal);
           const bool wanted = kernel_.count("out " + r + " -> " + r) > 0;
           run("foreign takeover out " + r,
               "ip xfrm policy update src " + r + " dst " + r + " dir out priority 77 tmpl proto esp mode transport");
           if (wanted) {
-            ASSERT_TRUE(waitFor([&] { return count(slurp(dir_ / "daemon.log"), refusal) > before; }, 3s))
+            ASSERT_TRUE(waitFor([&] { return count(readFile(dir_ / "daemon.log"), refusal) > before; }, 3s))
                 << "the daemon did not try to put its policy back";
             ASSERT_NE(sh("ip xfrm policy list dir out src " + r + " dst " + r).find("priority 77"), std::string::npos)
                 << "the foreign policy was touched";
@@ -228,7 +228,7 @@ class HuntTest : public DaemonFixture {
         int k = pick(4);
         // Counted: this SIGHUP's own outcome, not an earlier reload's line.
         const std::string outcome = k == 3 ? "reload refused" : "reloaded ";
-        const std::size_t before = count(slurp(dir_ / "daemon.log"), outcome);
+        const std::size_t before = count(readFile(dir_ / "daemon.log"), outcome);
         if (k == 3) {
           trail_.push_back("SIGHUP invalid config");
           std::ofstream(dir_ / "ipop-ipsecd.yaml") << "protect:\n  ranges: [not a range]\n";
@@ -251,7 +251,7 @@ class HuntTest : public DaemonFixture {
         }
         ::kill(daemon_.pid(), SIGHUP);
         // The reload is applied (or refused) when the log says so; the model then uses the new config.
-        ASSERT_TRUE(waitFor([&] { return count(slurp(dir_ / "daemon.log"), outcome) > before; }, 5s))
+        ASSERT_TRUE(waitFor([&] { return count(readFile(dir_ / "daemon.log"), outcome) > before; }, 5s))
             << "no '" << outcome << "' line for this SIGHUP";
         break;
       }
@@ -267,7 +267,7 @@ class HuntTest : public DaemonFixture {
           // Up to its first reconcile (its read of the kernel) before the next step, so each
           // step meets a running daemon that knows what is in force (a SIGHUP during the start
           // is held until the handlers exist: fault_sigkill_test).
-          auto reconciled = [&] { return count(slurp(dir_ / "daemon.log"), "reconciled in"); };
+          auto reconciled = [&] { return count(readFile(dir_ / "daemon.log"), "reconciled in"); };
           const std::size_t before = reconciled();
           startDaemon();
           ASSERT_TRUE(waitFor([&] { return reconciled() > before; })) << "the restarted daemon never reconciled";
