@@ -12,7 +12,9 @@
 #     one (unique id), established on both sides; no restart, no reload of the connections;
 #   - `systemctl restart ipop-ipsecd` (charon runs on), then a second refresh: the new daemon
 #     adopted charon with the CRL it loaded (state.json's ike_crl) and loads the new one the
-#     same way, nothing restarted, the same IKE_SA.
+#     same way, nothing restarted, the same IKE_SA;
+#   - a package upgrade (dpkg -i again): ipop-ipsecd restarted by the package, charon's MainPID,
+#     InvocationID and the IKE_SA unchanged; a third refresh loaded the same way.
 # Usage: systemd_crl_refresh.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -221,4 +223,21 @@ sys_wait "the new daemon reports healthy" 20 healthy
 t0=$(date +%s.%N)
 publish
 refresh_loaded "$c" 03 "$t0"
+
+# --- 3. a package upgrade (dpkg -i of the package again: prerm upgrade, postinst try-restart)
+c=$(cursor)
+before=$(sys_prop ipop-ipsecd.service MainPID)
+check "dpkg -i of the package again (an upgrade) succeeds" sys_run dpkg -i /root/ipop-ipsec.deb
+new=$(sys_prop ipop-ipsecd.service MainPID)
+check "the upgrade restarted ipop-ipsecd (MainPID $before -> $new)" test "$new" != "$before"
+sys_wait "the upgraded daemon (pid $new) wrote its state" 20 state_pid_is "$new"
+sys_wait "the upgraded daemon reports healthy" 20 healthy
+check "after the upgrade charon's MainPID is still $charon_pid" test "$(sw MainPID)" = "$charon_pid"
+check "after the upgrade strongswan.service is the same invocation" test "$(sw InvocationID)" = "$charon_inv"
+check "after the upgrade the node's IKE_SA with the peer is the same one ($ike)" test "$(node_ike_id)" = "$ike"
+check "the upgraded daemon logged no restart (IPOPSEC_ACTION=restart)" \
+  test -z "$(after "$c" -u ipop-ipsecd.service IPOPSEC_ACTION=restart)"
+t0=$(date +%s.%N)
+publish
+refresh_loaded "$c" 04 "$t0"
 sys_pass
