@@ -322,6 +322,19 @@ ike:
 EOF
 }
 
+# Runs in the container, exactly as written, the code block that follows the marker
+# <!-- test: NAME --> in README.md or docs/*.md (the docs' commands, tested as a reader runs them).
+sys_run_doc_block() {
+  local block
+  block=$(awk -v marker="<!-- test: $1 -->" 'index($0, marker) { found = 1; next }
+             found && /^```/ { if (inside) exit; inside = 1; next }
+             inside { print }' "$SYS_SRC"/README.md "$SYS_SRC"/docs/*.md)
+  check "the README's block after <!-- test: $1 --> is found" test -n "$block"
+  sys_log "running the README's commands as written:"
+  printf '    %s\n' "$block"
+  check "the README's commands run (sh -e)" sys_run sh -ec "$block"
+}
+
 sys_pass() {
   sys_log "PASS: $(basename "$0"): $SYS_CHECKS checks"
 }

@@ -105,13 +105,7 @@ check "prerm says a purge removes them too" grep -q "purging the package (apt-ge
 # The README's commands for after a removal, exactly as written (the code block after the
 # marker <!-- test: lift-after-remove -->, in README.md or docs/*.md): they read the priorities
 # from the state file, so the config's 260000 does not mislead them.
-block=$(awk '/<!-- test: lift-after-remove -->/ { found = 1; next }
-             found && /^```/ { if (inside) exit; inside = 1; next }
-             inside { print }' "$SYS_SRC"/README.md "$SYS_SRC"/docs/*.md)
-check "the README's block after <!-- test: lift-after-remove --> is found" test -n "$block"
-sys_log "running the README's commands as written:"
-printf '    %s\n' "$block"
-check "the README's commands run (sh -e)" sys_run sh -ec "$block"
+sys_run_doc_block lift-after-remove
 check "the README's commands clear the daemon's policies" bash -c '! nsenter -t '"$SYS_PID1"' -a ip xfrm policy | grep -q "10.254.0.0/16"'
 
 # --- purge -----------------------------------------------------------------------------------

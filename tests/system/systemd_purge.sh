@@ -149,13 +149,7 @@ check "charon is stopped by the removal" test "$(sys_prop strongswan.service Act
 check "the daemon's policies stay after remove (fail closed)" ours_in
 check "after remove, a packet to the range is dropped, not sent in the clear" eval '! sent_in_clear'
 check "the config stays after remove (conffile)" sys_run test -f /etc/ipop-ipsec/ipop-ipsecd.yaml
-block=$(awk '/<!-- test: lift-after-remove -->/ { found = 1; next }
-             found && /^```/ { if (inside) exit; inside = 1; next }
-             inside { print }' "$SYS_SRC"/README.md "$SYS_SRC"/docs/*.md)
-check "the README's block after <!-- test: lift-after-remove --> is found" test -n "$block"
-sys_log "running the README's commands as written:"
-printf '    %s\n' "$block"
-check "the README's commands run (sh -e)" sys_run sh -ec "$block"
+sys_run_doc_block lift-after-remove
 check "after the README's commands: no policy of ours" no_policy_of_ours
 check "after the README's commands: the operator's own policy stays" operator_policy
 check "after the README's commands: a packet to the range leaves the tap in the clear" sent_in_clear
