@@ -13,9 +13,9 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/state_file.hpp"
-#include "os/config_loader.hpp"
-#include "os/file_store.hpp"
-#include "os/logging.hpp"
+#include "os/files/config_loader.hpp"
+#include "os/files/file_store.hpp"
+#include "os/systemd/logging.hpp"
 
 namespace ipopsec {
 namespace {

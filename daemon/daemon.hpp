@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "core/metrics.hpp"
-#include "core/reconciler.hpp"
+#include "core/status/metrics.hpp"
+#include "core/reconcile/reconciler.hpp"
 
 namespace ipopsec {
 

@@ -1,3 +1,3 @@
-#include "daemon/cli.hpp"
+#include "daemon/cli/cli.hpp"
 
 int main(int argc, char** argv) { return ipopsec::runCli(argc, argv); }

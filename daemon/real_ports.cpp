@@ -9,14 +9,14 @@
 #include <spdlog/spdlog.h>
 
 #include "os/clock.hpp"
-#include "os/file_store.hpp"
-#include "os/ike_control.hpp"
-#include "os/inotify_watch.hpp"
-#include "os/notifier.hpp"
-#include "os/cert_inspector.hpp"
-#include "os/rtnetlink.hpp"
-#include "os/xfrm.hpp"
-#include "os/xfrm_watch.hpp"
+#include "os/files/file_store.hpp"
+#include "os/ike/ike_control.hpp"
+#include "os/files/inotify_watch.hpp"
+#include "os/systemd/notifier.hpp"
+#include "os/openssl/cert_inspector.hpp"
+#include "os/netlink/rtnetlink.hpp"
+#include "os/netlink/xfrm.hpp"
+#include "os/netlink/xfrm_watch.hpp"
 
 namespace ipopsec {
 namespace {

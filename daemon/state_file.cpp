@@ -1,6 +1,6 @@
 #include "daemon/state_file.hpp"
 
-#include "core/quoting.hpp"
+#include "core/render/quoting.hpp"
 
 #include <unistd.h>
 

@@ -6,8 +6,8 @@
 // in tests/unit/fakes.hpp. The daemon (daemon/daemon.cpp) reaches the kernel, the rendered
 // files, the IKE daemon, systemd and the certificates through these ports, so that wiring is
 // unit-tested with the fakes. Not through them, today: it creates its state directories
-// itself (::mkdir) and removes a predecessor's temp files (os/file_store.hpp), loads the
-// config on SIGHUP (os/config_loader.hpp), logs through spdlog (os/logging.hpp), and runs its
+// itself (::mkdir) and removes a predecessor's temp files (os/files/file_store.hpp), loads the
+// config on SIGHUP (os/files/config_loader.hpp), logs through spdlog (os/systemd/logging.hpp), and runs its
 // timers and signals on Asio directly. No OS, Asio or systemd headers here.
 
 #include <chrono>
@@ -18,12 +18,12 @@
 #include <system_error>
 #include <vector>
 
-#include "core/certs.hpp"
-#include "core/config.hpp"
-#include "core/net_state.hpp"
-#include "core/policy.hpp"
-#include "core/ike_scheduler.hpp"
-#include "core/sa_summary.hpp"
+#include "core/certs/certs.hpp"
+#include "core/config/config.hpp"
+#include "core/policy/net_state.hpp"
+#include "core/policy/policy.hpp"
+#include "core/reconcile/ike_scheduler.hpp"
+#include "core/status/sa_summary.hpp"
 
 namespace ipopsec {
 
@@ -200,7 +200,7 @@ class Notifier {
 };
 
 // Reads and parses the certificate files (OpenSSL in the real adapter) and reports plain
-// facts; every decision about them is judgeCertificates()'s (core/certs.hpp).
+// facts; every decision about them is judgeCertificates()'s (core/certs/certs.hpp).
 class CertificateInspector {
  public:
   virtual ~CertificateInspector() = default;

@@ -39,14 +39,14 @@
 #include <thread>
 #include <vector>
 
-#include "core/config.hpp"
-#include "core/desired.hpp"
-#include "core/policy.hpp"
+#include "core/config/config.hpp"
+#include "core/reconcile/desired.hpp"
+#include "core/policy/policy.hpp"
 #include "integration/fault_support.hpp"
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
 #include "integration/tap_carrier.hpp"
-#include "os/xfrm.hpp"
+#include "os/netlink/xfrm.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;

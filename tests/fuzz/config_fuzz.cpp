@@ -7,15 +7,15 @@
 #include <cstdlib>
 #include <string>
 
-#include "core/config.hpp"
-#include "core/desired.hpp"
-#include "core/net_state.hpp"
-#include "core/policy.hpp"
+#include "core/config/config.hpp"
+#include "core/reconcile/desired.hpp"
+#include "core/policy/net_state.hpp"
+#include "core/policy/policy.hpp"
 
 using namespace ipopsec;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  // The loader refuses files over 1 MiB before parsing (os/config_loader.cpp).
+  // The loader refuses files over 1 MiB before parsing (os/files/config_loader.cpp).
   if (size > (1U << 20)) return 0;
   std::string text(reinterpret_cast<const char*>(data), size);
   Config cfg;

@@ -13,8 +13,8 @@
 #include <span>
 #include <vector>
 
-#include "os/netlink.hpp"
-#include "os/xfrm_watch.hpp"
+#include "os/netlink/netlink.hpp"
+#include "os/netlink/xfrm_watch.hpp"
 
 using namespace ipopsec;
 

@@ -11,9 +11,9 @@
 #include <fstream>
 #include <string>
 
-#include "core/certs.hpp"
-#include "os/cert_inspector.hpp"
-#include "os/pki.hpp"
+#include "core/certs/certs.hpp"
+#include "os/openssl/cert_inspector.hpp"
+#include "pki/pki.hpp"
 
 using namespace ipopsec;
 

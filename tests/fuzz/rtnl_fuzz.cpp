@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "os/rtnetlink.hpp"
+#include "os/netlink/rtnetlink.hpp"
 
 using namespace ipopsec;
 

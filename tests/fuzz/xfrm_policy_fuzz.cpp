@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "os/xfrm.hpp"
+#include "os/netlink/xfrm.hpp"
 
 using namespace ipopsec;
 

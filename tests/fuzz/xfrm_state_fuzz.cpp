@@ -6,7 +6,7 @@
 #include <span>
 #include <vector>
 
-#include "os/xfrm_codec.hpp"
+#include "os/netlink/xfrm_codec.hpp"
 
 using namespace ipopsec;
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Where the real binary reads the certificates when the config does not set
-# racoon.certificate_dir (core/certificate_dir.hpp), asked with `ipop-ipsecd check` in a private
+# racoon.certificate_dir (core/config/certificate_dir.hpp), asked with `ipop-ipsecd check` in a private
 # mount namespace whose /etc is an overlay of the host's (nothing of the host's /etc changes):
 #   1. strongswan, certificates in /etc/racoon/certs only (a node set up before the new
 #      default): check passes and warns once, naming the key and both directories;

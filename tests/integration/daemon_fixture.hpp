@@ -24,7 +24,7 @@
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
 #include "integration/protection.hpp"
-#include "os/xfrm.hpp"
+#include "os/netlink/xfrm.hpp"
 
 namespace ipopsec::test {
 

@@ -20,7 +20,7 @@
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
 #include "integration/tap_carrier.hpp"
-#include "os/xfrm.hpp"
+#include "os/netlink/xfrm.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;

@@ -25,8 +25,8 @@
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
 #include "integration/tap_carrier.hpp"
-#include "os/file_store.hpp"
-#include "os/xfrm.hpp"
+#include "os/files/file_store.hpp"
+#include "os/netlink/xfrm.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;

@@ -26,7 +26,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/cidr.hpp"
+#include "core/policy/cidr.hpp"
 #include "support/read_file.hpp"
 
 namespace ipopsec::test {

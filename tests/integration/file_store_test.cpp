@@ -24,7 +24,7 @@
 #include <system_error>
 
 #include "integration/netns.hpp"
-#include "os/file_store.hpp"
+#include "os/files/file_store.hpp"
 #include "support/read_file.hpp"
 
 namespace ipopsec {

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "integration/daemon_fixture.hpp"
-#include "os/sock_diag.hpp"
+#include "os/netlink/sock_diag.hpp"
 
 namespace ipopsec::test {
 namespace {

@@ -37,9 +37,9 @@
 #include <vector>
 
 #include "integration/netns.hpp"
-#include "os/command_runner.hpp"
-#include "os/ike_control.hpp"
-#include "os/systemd_unit.hpp"
+#include "os/ike/command_runner.hpp"
+#include "os/ike/ike_control.hpp"
+#include "os/systemd/systemd_unit.hpp"
 
 extern char** environ;
 

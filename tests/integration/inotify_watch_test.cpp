@@ -12,7 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "integration/netns.hpp"
-#include "os/inotify_watch.hpp"
+#include "os/files/inotify_watch.hpp"
 
 using namespace ipopsec;
 using namespace std::chrono_literals;

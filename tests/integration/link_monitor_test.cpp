@@ -4,7 +4,7 @@
 
 #include <utility>
 
-#include "os/rtnetlink.hpp"
+#include "os/netlink/rtnetlink.hpp"
 
 #include <sys/socket.h>
 #include <unistd.h>

@@ -1,6 +1,6 @@
 // Revocation end to end on real files: `ipop-ipsecd pki revoke` and `pki crl` (the real
 // binary), the CRL checked from outside with the openssl CLI, read back by the daemon's
-// inspector (os/cert_inspector.hpp, os/crl.hpp) and judged by the core: the revoked node
+// inspector (os/openssl/cert_inspector.hpp, pki/crl.hpp) and judged by the core: the revoked node
 // refuses its own set, the others keep theirs; a CRL of another CA, a tampered one and an
 // out-of-date one are refused with their own message; bad requests get clear errors.
 
@@ -11,10 +11,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/certs.hpp"
+#include "core/certs/certs.hpp"
 #include "integration/netns.hpp"
-#include "os/cert_inspector.hpp"
-#include "os/crl.hpp"
+#include "os/openssl/cert_inspector.hpp"
+#include "pki/crl.hpp"
 #include "support/read_file.hpp"
 
 using namespace ipopsec;

@@ -16,11 +16,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/certs.hpp"
+#include "core/certs/certs.hpp"
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
-#include "os/cert_inspector.hpp"
-#include "os/pki.hpp"
+#include "os/openssl/cert_inspector.hpp"
+#include "pki/pki.hpp"
 #include "support/read_file.hpp"
 
 using namespace ipopsec;

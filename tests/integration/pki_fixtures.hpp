@@ -1,6 +1,6 @@
 #pragma once
 // Test support: certificate fixtures generated at test time through the project's own
-// OpenSSL code (os/pki.hpp); nothing is checked in. RSA 2048 keys keep generation fast.
+// OpenSSL code (pki/pki.hpp); nothing is checked in. RSA 2048 keys keep generation fast.
 
 #include <sys/stat.h>
 
@@ -9,7 +9,7 @@
 #include <fstream>
 #include <string>
 
-#include "os/pki.hpp"
+#include "pki/pki.hpp"
 
 namespace ipopsec::test {
 

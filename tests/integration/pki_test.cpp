@@ -1,4 +1,4 @@
-// The OpenSSL adapter (os/pki.hpp) on real files in a temp directory: every kind of bad
+// The OpenSSL adapter (pki/pki.hpp) on real files in a temp directory: every kind of bad
 // certificate set gives its own clear error through judgeCertificates; and the
 // `ipop-ipsecd pki` command, checked from outside with the openssl CLI.
 
@@ -12,11 +12,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/certs.hpp"
+#include "core/certs/certs.hpp"
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
-#include "os/cert_inspector.hpp"
-#include "os/pki.hpp"
+#include "os/openssl/cert_inspector.hpp"
+#include "pki/pki.hpp"
 #include "support/read_file.hpp"
 
 using namespace ipopsec;

@@ -1,6 +1,6 @@
 #pragma once
 // Test support: "is this range protected?" asked of the policies the kernel holds, written
-// out here by hand from what a protected range has (lib/core/policy.cpp's comment), not
+// out here by hand from what a protected range has (lib/core/policy/policy.cpp's comment), not
 // computed by the product's buildPolicies, so that a daemon that drops one of them fails:
 //   protect (ESP transport, `require`, the protect priority): out R->R, in R->R,
 //     out ANY->R, in ANY->R, and fwd R->R with protect.forward;
@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "core/cidr.hpp"
-#include "core/policy.hpp"
+#include "core/policy/cidr.hpp"
+#include "core/policy/policy.hpp"
 
 namespace ipopsec::test {
 

@@ -1,7 +1,7 @@
 // XfrmPolicyTable against the real kernel, inside private network namespaces (root).
 // Every test enters a fresh namespace first; a peer namespace, when needed, belongs to a
 // child process and disappears with it. Only 10.254.0.0/16 and fd50::/64 are used.
-#include "os/xfrm.hpp"
+#include "os/netlink/xfrm.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 // racoon's CA lookup files (<certificate_dir>/<subject hash>.<n>) next to an operator's:
-// planHashFiles (core/certs.hpp) with hand-made facts, and the Reconciler with the fake
+// planHashFiles (core/certs/certs.hpp) with hand-made facts, and the Reconciler with the fake
 // inspector. c_rehash's symlink to cacert.pem (or an operator's copy) that holds the CA
 // certificate is used as it is: no write, no error, the IKE daemon starts. Only an entry
 // for another CA (or no certificate, or a dangling link) is a problem, named with its file,
@@ -11,8 +11,8 @@
 
 #include <algorithm>
 
-#include "core/certs.hpp"
-#include "core/reconciler.hpp"
+#include "core/certs/certs.hpp"
+#include "core/reconcile/reconciler.hpp"
 #include "fakes.hpp"
 #include "reconciler_fixture.hpp"
 

@@ -6,7 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/metrics.hpp"
+#include "core/status/metrics.hpp"
 #include "reconciler_fixture.hpp"
 
 using namespace ipopsec;

@@ -5,7 +5,7 @@
 #include <chrono>
 #include <string>
 
-#include "core/certs.hpp"
+#include "core/certs/certs.hpp"
 
 namespace ipopsec::test {
 

@@ -1,8 +1,8 @@
-// The certificate judgement (core/certs.hpp) with hand-made facts: every verdict path,
+// The certificate judgement (core/certs/certs.hpp) with hand-made facts: every verdict path,
 // and the Reconciler's use of it (fake inspector): an unusable set never restarts the IKE
 // daemon, a valid renewal restarts it exactly once, racoon's CA hash copy is kept right.
 
-#include "core/certs.hpp"
+#include "core/certs/certs.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

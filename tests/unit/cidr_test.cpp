@@ -1,7 +1,7 @@
 // CIDR and address math: parsing (valid and hostile text), formatting (RFC 5952),
 // network/broadcast, containment and overlap within and across families.
 
-#include "core/cidr.hpp"
+#include "core/policy/cidr.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,9 +1,9 @@
 // racoon.certificate_dir's default follows ike.backend (/etc/racoon/certs for racoon,
 // /etc/ipop-ipsec/certs for strongSwan), and a strongSwan node set up when /etc/racoon/certs was
 // the default of both, whose config does not set the key, keeps reading its certificates there
-// (useLegacyCertificateDir, core/certificate_dir.hpp) with a warning naming the key.
+// (useLegacyCertificateDir, core/config/certificate_dir.hpp) with a warning naming the key.
 
-#include "core/certificate_dir.hpp"
+#include "core/config/certificate_dir.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -14,7 +14,7 @@
 #include <sstream>
 #include <string>
 
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 
 namespace ipopsec {
 namespace {

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "core/config.hpp"
-#include "core/desired.hpp"
+#include "core/config/config.hpp"
+#include "core/reconcile/desired.hpp"
 #include "support/read_file.hpp"
 
 namespace ipopsec {

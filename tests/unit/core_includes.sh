@@ -82,7 +82,7 @@ fi
 forbidden=('<unistd.h>' '<arpa/inet.h>' '<netinet/in.h>' '<net/if.h>' '<fcntl.h>' '<fmt/format.h>'
            '<sys/socket.h>' '<linux/xfrm.h>' '<stdio.h>' '<asio.hpp>' '<boost/asio.hpp>'
            '<openssl/x509.h>' '<spdlog/spdlog.h>' '<systemd/sd-daemon.h>'
-           '"os/netlink.hpp"' '"daemon/daemon.hpp"' '"core/missing.hpp"' '"core/../os/x.hpp"'
+           '"os/netlink/netlink.hpp"' '"daemon/daemon.hpp"' '"core/missing.hpp"' '"core/../os/x.hpp"'
            '"a.hpp"' '<yaml-cpp/../unistd.h>' 'SOME_MACRO')
 for inc in "${forbidden[@]}"; do
   rm -rf "$fixtures/bad"; cp -r "$fixtures/good" "$fixtures/bad"

@@ -1,4 +1,4 @@
-// The revocation list (racoon.crl): its judgement (core/certs.cpp) with hand-made facts, and
+// The revocation list (racoon.crl): its judgement (core/certs/certs.cpp) with hand-made facts, and
 // what the Reconciler does with it over fakes: handed to racoon as <CA hash>.r0 and to
 // strongSwan in x509crl/, a CRL that revokes someone new restarts the IKE daemon (SAs with a
 // revoked peer end now, not at their rekey), a routine refresh of it is loaded into the running
@@ -7,8 +7,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/certs.hpp"
-#include "core/render_swanctl.hpp"
+#include "core/certs/certs.hpp"
+#include "core/render/render_swanctl.hpp"
 #include "cert_facts.hpp"
 #include "reconciler_fixture.hpp"
 

@@ -131,7 +131,7 @@ struct DaemonWiringTest : ::testing::Test {
 }  // namespace
 }  // namespace ipopsec::test
 
-#include "os/config_loader.hpp"
+#include "os/files/config_loader.hpp"
 
 namespace ipopsec::test {
 namespace {

@@ -1,8 +1,8 @@
-// computeDesired (core/desired.hpp) at scale: nested auto ranges reduced in one pass (it
+// computeDesired (core/reconcile/desired.hpp) at scale: nested auto ranges reduced in one pass (it
 // was a pairwise check, quadratic: about 1.5 s per reconcile at 10,000 ranges, found by
 // tests/bench scale), checked against the pairwise definition, and 10,000 held ranges.
 
-#include "core/desired.hpp"
+#include "core/reconcile/desired.hpp"
 
 #include <gtest/gtest.h>
 

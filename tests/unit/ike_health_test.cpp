@@ -7,7 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/ike_health.hpp"
+#include "core/reconcile/ike_health.hpp"
 #include "reconciler_fixture.hpp"
 
 using namespace ipopsec;

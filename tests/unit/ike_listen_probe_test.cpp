@@ -17,7 +17,7 @@
 #include <system_error>
 #include <vector>
 
-#include "os/ike_control.hpp"
+#include "os/ike/ike_control.hpp"
 
 using namespace ipopsec;
 using namespace std::chrono_literals;

@@ -7,7 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/render_swanctl.hpp"
+#include "core/render/render_swanctl.hpp"
 #include "reconciler_fixture.hpp"
 
 using namespace ipopsec;

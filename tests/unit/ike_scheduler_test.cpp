@@ -1,9 +1,9 @@
-// IkeScheduler (core/ike_scheduler.hpp) on its own, with clock values: the quiet
+// IkeScheduler (core/reconcile/ike_scheduler.hpp) on its own, with clock values: the quiet
 // period, the minimum interval, the backoff after failures, IPOP coming up, and the cheap
 // reload next to the restart. Its use by the Reconciler: reconciler_test.cpp and
 // ike_reload_test.cpp.
 
-#include "core/ike_scheduler.hpp"
+#include "core/reconcile/ike_scheduler.hpp"
 
 #include <gtest/gtest.h>
 

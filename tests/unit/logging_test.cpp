@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "os/logging.hpp"
+#include "os/systemd/logging.hpp"
 
 namespace ipopsec {
 namespace {

@@ -11,7 +11,7 @@
 #include <set>
 #include <sstream>
 
-#include "os/logging.hpp"
+#include "os/systemd/logging.hpp"
 #include "unit/reconciler_fixture.hpp"
 
 using namespace ipopsec;

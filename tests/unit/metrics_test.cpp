@@ -2,12 +2,12 @@
 // escaping, and every rendered output valid in Prometheus' text format (the checker in
 // unit/prometheus_text.hpp, itself tested on broken input here).
 
-#include "core/metrics.hpp"
+#include "core/status/metrics.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/policy.hpp"
+#include "core/policy/policy.hpp"
 #include "unit/prometheus_text.hpp"
 #include "unit/reconciler_fixture.hpp"
 

@@ -1,7 +1,7 @@
 // The shared netlink layer (lib/os/netlink.*): the message and attribute walks on
 // untrusted bytes, the one kernel-error mapping, control messages, extended acks, the
 // request builder. No socket, no root.
-#include "os/netlink.hpp"
+#include "os/netlink/netlink.hpp"
 
 #include <linux/netlink.h>
 #include <linux/xfrm.h>

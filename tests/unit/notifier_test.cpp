@@ -14,7 +14,7 @@
 #include <optional>
 #include <string>
 
-#include "os/notifier.hpp"
+#include "os/systemd/notifier.hpp"
 
 namespace ipopsec {
 namespace {

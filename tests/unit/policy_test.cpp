@@ -1,6 +1,6 @@
 // The policy model: buildPolicies (what the daemon wants in the kernel) and diffPolicies
 // (how to get there). Config structs are built directly (their defaults are the member
-// initialisers in core/config.hpp); no YAML here.
+// initialisers in core/config/config.hpp); no YAML here.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <random>
 
-#include "core/policy.hpp"
+#include "core/policy/policy.hpp"
 
 namespace ipopsec {
 namespace {

@@ -8,8 +8,8 @@
 
 #include <gtest/gtest.h>
 
-#include "core/metrics.hpp"
-#include "core/reconciler.hpp"
+#include "core/status/metrics.hpp"
+#include "core/reconcile/reconciler.hpp"
 #include "reconciler_fixture.hpp"
 
 using namespace ipopsec;

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/reconciler.hpp"
+#include "core/reconcile/reconciler.hpp"
 #include "fakes.hpp"
 
 namespace ipopsec::test {

@@ -1,7 +1,7 @@
 // The reconciliation core with fakes and a fake clock: desired state, make-before-break,
 // fail closed, and the coalescing of IKE restarts.
 
-#include "core/reconciler.hpp"
+#include "core/reconcile/reconciler.hpp"
 
 #include <gtest/gtest.h>
 

@@ -20,7 +20,7 @@
 #include <set>
 #include <sstream>
 
-#include "core/render_swanctl.hpp"
+#include "core/render/render_swanctl.hpp"
 
 namespace ipopsec {
 namespace {

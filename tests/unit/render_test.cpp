@@ -23,9 +23,9 @@
 #include <set>
 #include <sstream>
 
-#include "core/config.hpp"
-#include "core/policy.hpp"
-#include "core/render.hpp"
+#include "core/config/config.hpp"
+#include "core/policy/policy.hpp"
+#include "core/render/render.hpp"
 
 namespace ipopsec {
 namespace {

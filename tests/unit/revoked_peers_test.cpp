@@ -5,7 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/revoked_peers.hpp"
+#include "core/certs/revoked_peers.hpp"
 
 using namespace ipopsec;
 using ::testing::ElementsAre;

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "core/sa_summary.hpp"
+#include "core/status/sa_summary.hpp"
 
 namespace ipopsec {
 namespace {

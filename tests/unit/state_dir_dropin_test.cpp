@@ -13,7 +13,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/config.hpp"
+#include "core/config/config.hpp"
 
 namespace ipopsec {
 namespace {

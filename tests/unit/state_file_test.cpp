@@ -4,7 +4,7 @@
 
 #include "daemon/state_file.hpp"
 
-#include "core/quoting.hpp"
+#include "core/render/quoting.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -11,8 +11,8 @@
 #include <set>
 #include <sstream>
 
-#include "core/ike_health.hpp"
-#include "core/render_swanctl.hpp"
+#include "core/reconcile/ike_health.hpp"
+#include "core/render/render_swanctl.hpp"
 #include "reconciler_fixture.hpp"
 
 using namespace ipopsec;

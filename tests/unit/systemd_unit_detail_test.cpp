@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "os/systemd_unit.hpp"
+#include "os/systemd/systemd_unit.hpp"
 
 namespace ipopsec {
 namespace {

@@ -10,9 +10,9 @@
 
 #include <gtest/gtest.h>
 
-#include "os/netlink.hpp"
-#include "os/xfrm_codec.hpp"
-#include "os/xfrm_watch.hpp"
+#include "os/netlink/netlink.hpp"
+#include "os/netlink/xfrm_codec.hpp"
+#include "os/netlink/xfrm_watch.hpp"
 
 using namespace ipopsec;
 

@@ -1,4 +1,4 @@
-// The XFRM dump decoders (os/xfrm_codec.hpp) on the inputs the XFRM fuzz targets found,
+// The XFRM dump decoders (os/netlink/xfrm_codec.hpp) on the inputs the XFRM fuzz targets found,
 // replayed from tests/fuzz/regressions/ with the verdict each must get.
 #include <linux/netlink.h>
 
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "os/xfrm_codec.hpp"
+#include "os/netlink/xfrm_codec.hpp"
 #include "support/read_file.hpp"
 
 namespace ipopsec {

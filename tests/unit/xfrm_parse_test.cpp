@@ -1,5 +1,5 @@
 // Encoding and decoding of XFRM policy messages (no socket, no root). States: xfrm_state_test.cpp.
-#include "os/xfrm.hpp"
+#include "os/netlink/xfrm.hpp"
 
 #include <arpa/inet.h>
 #include <linux/netlink.h>

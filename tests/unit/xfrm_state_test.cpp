@@ -1,6 +1,6 @@
 // Decoding XFRM state dumps (the SAD as listStates, flushLarval and removeStates read it)
 // and the ALLOCSPI / DELSA requests, on crafted bytes (no socket, no root).
-#include "os/xfrm_codec.hpp"
+#include "os/netlink/xfrm_codec.hpp"
 
 #include <arpa/inet.h>
 #include <linux/netlink.h>

@@ -1,0 +1,12 @@
+#pragma once
+#include <string>
+
+#include "core/config/config.hpp"
+
+namespace ipopsec {
+
+// Reads the file and hands it to parseConfig. Throws ConfigError (with the file named)
+// when it can't be read: missing, a directory, unreadable, or larger than 1 MiB.
+Config loadConfig(const std::string& path);
+
+}  // namespace ipopsec
