@@ -72,12 +72,9 @@ Daemon::Daemon(boost::asio::io_context& io, std::string configPath, Config cfg, 
 Daemon::~Daemon() = default;
 
 void Daemon::log(const Event& e) {
-  LogFields f;
-  f.interface = cfg_.ipop.interface;
-  f.range = e.range;
-  f.action = e.action;
+  LogFields f = fieldsOf(e.kind, cfg_.ipop.interface, e.range);
   // UNIT= names a systemd unit only: with ike.control: command the message names the command.
-  if ((e.action == "restart" || e.action == "reload") && cfg_.ike.control == IkeControl::systemd) f.unit = cfg_.ike.unit;
+  if ((e.action() == "restart" || e.action() == "reload") && cfg_.ike.control == IkeControl::systemd) f.unit = cfg_.ike.unit;
   logEvent(toSpd(e.severity), f, e.message);
 }
 
@@ -446,7 +443,7 @@ void Daemon::reload() {
     reconciler_->reconcile(ports_.links->snapshot());
   } catch (const ConfigError& e) {
     for (const auto& issue : e.issues())
-      logEvent(spdlog::level::err, LogFields{cfg_.ipop.interface, "", "", "refuse-reload"}, "reload refused: " + issue.str());
+      logEvent(spdlog::level::err, fieldsOf(EventKind::reloadRefused, cfg_.ipop.interface), "reload refused: " + issue.str());
     std::string first = e.issues().empty() ? std::string("invalid config") : e.issues().front().str();
     // Kept in STATUS=, status and state.json until a reload succeeds: a refusal must not be
     // forgotten at the next status change.

@@ -227,7 +227,7 @@ std::optional<std::vector<std::string>> hostRefusals(const Config& cfg, std::str
 // `check --reload` (ExecReload): a refusal is logged as the daemon logs a refused SIGHUP
 // (action refuse-reload: MESSAGE_ID reload refused, to the journal when systemd runs it).
 void logRefusal(const std::string& what) {
-  logEvent(spdlog::level::err, LogFields{"", "", "", "refuse-reload"}, "reload refused: " + what);
+  logEvent(spdlog::level::err, fieldsOf(EventKind::reloadRefused), "reload refused: " + what);
 }
 
 int cmdCheck(const std::string& path, bool strict, bool reload) {

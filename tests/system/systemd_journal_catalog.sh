@@ -8,15 +8,15 @@
 #   conflict held        another interface gets an address inside the protected range
 #   reload refused       `systemctl reload` (ExecReload's `check --reload`) and SIGHUP with a
 #                        config that does not validate: the same id either way
-# The ids are read from lib/os/systemd/logging.hpp, the one place they are defined.
+# The ids are read from lib/core/status/events.hpp, the one place they are defined.
 # Usage: systemd_journal_catalog.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 source "$(dirname "$0")/lib.sh" "$@"
 
 sys_need journalctl grep sed
-id_of() {  # NAME in lib/os/systemd/logging.hpp's namespace message_id, e.g. kReloadRefused
+id_of() {  # NAME in lib/core/status/events.hpp's namespace message_id, e.g. kReloadRefused
   local id
-  id=$(sed -n "s/.*\\b$1 = \"\\([0-9a-f]\\{32\\}\\)\";.*/\\1/p" "$SYS_SRC/lib/os/systemd/logging.hpp")
-  [[ -n $id ]] || sys_fail "no message id $1 in lib/os/systemd/logging.hpp"
+  id=$(sed -n "s/.*\\b$1 = \"\\([0-9a-f]\\{32\\}\\)\";.*/\\1/p" "$SYS_SRC/lib/core/status/events.hpp")
+  [[ -n $id ]] || sys_fail "no message id $1 in lib/core/status/events.hpp"
   echo "$id"
 }
 ID_POLICIES=$(id_of kPoliciesChanged)

@@ -257,7 +257,7 @@ struct CertReconcileTest : ReconcilerFixture {
   int count(Severity s, const std::string& needle) {
     int n = 0;
     for (const auto& e : events)
-      if (e.action == "certificates" && e.severity == s && e.message.find(needle) != std::string::npos) ++n;
+      if (e.action() == "certificates" && e.severity == s && e.message.find(needle) != std::string::npos) ++n;
     return n;
   }
   static void expire(CertFacts& f) { f.hostCert->notAfter = std::chrono::system_clock::now() - kDay; }

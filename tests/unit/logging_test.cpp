@@ -37,23 +37,23 @@ class LoggingTest : public ::testing::Test {
 };
 
 TEST_F(LoggingTest, FieldsAreAppendedAsKeyValue) {
-  logEvent(spdlog::level::info, {"ipop", "172.31.0.0/16", "racoon.service", "restart"}, "restarting the IKE daemon");
+  logEvent(spdlog::level::info, {"ipop", "172.31.0.0/16", "racoon.service", "restart", ""}, "restarting the IKE daemon");
   EXPECT_EQ(out_.str(),
             "info|restarting the IKE daemon interface=ipop range=172.31.0.0/16 unit=racoon.service action=restart\n");
 }
 
 TEST_F(LoggingTest, EmptyFieldsAreLeftOut) {
-  logEvent(spdlog::level::warn, {"", "10.254.0.0/16", "", ""}, "range covers the underlay");
+  logEvent(spdlog::level::warn, {"", "10.254.0.0/16", "", "", ""}, "range covers the underlay");
   logEvent(spdlog::level::err, {}, "no fields");
   EXPECT_EQ(out_.str(), "warning|range covers the underlay range=10.254.0.0/16\nerror|no fields\n");
 }
 
 TEST_F(LoggingTest, ThresholdIsRespected) {
-  logEvent(spdlog::level::debug, {"ipop", "", "", ""}, "hidden");
+  logEvent(spdlog::level::debug, {"ipop", "", "", "", ""}, "hidden");
   logEvent(spdlog::level::trace, {}, "hidden too");
   EXPECT_EQ(out_.str(), "");
   spdlog::default_logger()->set_level(spdlog::level::trace);
-  logEvent(spdlog::level::debug, {"ipop", "", "", ""}, "shown");
+  logEvent(spdlog::level::debug, {"ipop", "", "", "", ""}, "shown");
   EXPECT_EQ(out_.str(), "debug|shown interface=ipop\n");
   spdlog::default_logger()->set_level(spdlog::level::off);
   logEvent(spdlog::level::critical, {}, "off means off");
@@ -61,25 +61,25 @@ TEST_F(LoggingTest, ThresholdIsRespected) {
 }
 
 TEST_F(LoggingTest, BracesInTheMessageAreNotFormatDirectives) {
-  logEvent(spdlog::level::info, {"", "", "", "x{}"}, "literal {} and {0}");
+  logEvent(spdlog::level::info, {"", "", "", "x{}", ""}, "literal {} and {0}");
   EXPECT_EQ(out_.str(), "info|literal {} and {0} action=x{}\n");
 }
 
 TEST(LogFields, AwkwardValuesAreQuotedAndEscaped) {
-  EXPECT_EQ(formatFields({"tap ipop", "", "", ""}), " interface=\"tap ipop\"");
-  EXPECT_EQ(formatFields({"", "", "a\"b", ""}), " unit=\"a\\\"b\"");
-  EXPECT_EQ(formatFields({"", "", "", "k=v"}), " action=\"k=v\"");
-  EXPECT_EQ(formatFields({"", "", "", std::string("x\ny\t\x01", 5)}), " action=\"x\\ny\\t\\x01\"");
-  EXPECT_EQ(formatFields({"", "", "", "back\\slash"}), " action=\"back\\\\slash\"");
+  EXPECT_EQ(formatFields({"tap ipop", "", "", "", ""}), " interface=\"tap ipop\"");
+  EXPECT_EQ(formatFields({"", "", "a\"b", "", ""}), " unit=\"a\\\"b\"");
+  EXPECT_EQ(formatFields({"", "", "", "k=v", ""}), " action=\"k=v\"");
+  EXPECT_EQ(formatFields({"", "", "", std::string("x\ny\t\x01", 5), ""}), " action=\"x\\ny\\t\\x01\"");
+  EXPECT_EQ(formatFields({"", "", "", "back\\slash", ""}), " action=\"back\\\\slash\"");
   EXPECT_EQ(formatFields({}), "");
 }
 
 TEST(LogFields, JournalFieldsCarryOnlyNonEmptyOnes) {
-  auto fields = journalFields(spdlog::level::warn, {"ipop", "172.31.0.0/16", "", "install-policy"}, "hello\nworld");
+  auto fields = journalFields(spdlog::level::warn, {"ipop", "172.31.0.0/16", "", "install-policy", ""}, "hello\nworld");
   EXPECT_EQ(fields, (std::vector<std::string>{"MESSAGE=hello\nworld", "PRIORITY=4", "SYSLOG_IDENTIFIER=ipop-ipsecd",
                                               "IPOPSEC_INTERFACE=ipop", "IPOPSEC_RANGE=172.31.0.0/16",
                                               "IPOPSEC_ACTION=install-policy"}));
-  fields = journalFields(spdlog::level::info, {"", "", "racoon.service", ""}, "m");
+  fields = journalFields(spdlog::level::info, {"", "", "racoon.service", "", ""}, "m");
   EXPECT_EQ(fields, (std::vector<std::string>{"MESSAGE=m", "PRIORITY=6", "SYSLOG_IDENTIFIER=ipop-ipsecd",
                                               "IPOPSEC_UNIT=racoon.service"}));
 }
@@ -138,9 +138,9 @@ TEST(SetupLogging, JournalModeRoutesLogEventToTheJournalSink) {
   JournalSend real = setJournalSend(captureJournal);
   setupLogging("debug", true);
   EXPECT_EQ(spdlog::default_logger()->level(), spdlog::level::debug);
-  logEvent(spdlog::level::warn, {"ipop", "172.31.0.0/16", "racoon.service", "install-policy"}, "journal test");
+  logEvent(spdlog::level::warn, {"ipop", "172.31.0.0/16", "racoon.service", "install-policy", ""}, "journal test");
   spdlog::info("plain record {}", 1);
-  logEvent(spdlog::level::trace, {"ipop", "", "", ""}, "below the level");  // filtered out
+  logEvent(spdlog::level::trace, {"ipop", "", "", "", ""}, "below the level");  // filtered out
   setJournalSend(real);
   spdlog::set_default_logger(previous);
 

@@ -42,7 +42,7 @@ struct MessageIdTest : ReconcilerFixture {
   std::multimap<std::string, std::string> ids() {
     std::multimap<std::string, std::string> out;
     for (const auto& e : events) {
-      auto fields = journalFields(spd(e.severity), LogFields{"ipop", e.range, "", e.action}, e.message);
+      auto fields = journalFields(spd(e.severity), fieldsOf(e.kind, "ipop", e.range), e.message);
       for (const auto& f : fields)
         if (f.rfind("MESSAGE_ID=", 0) == 0) out.emplace(f.substr(11), e.message);
     }
@@ -137,13 +137,35 @@ TEST_F(MessageIdTest, ConflictHeldAndRangeRefused) {
   EXPECT_NE(refused[0].find("192.168.0.0/16"), std::string::npos) << refused[0];
 }
 
-TEST(MessageId, ReloadRefusedAndOnlyKeyEventsCarryOne) {
-  EXPECT_STREQ(messageIdFor("refuse-reload", spdlog::level::err, "reload refused: x"), message_id::kReloadRefused);
-  EXPECT_STREQ(messageIdFor("certificates", spdlog::level::info, "certificates are usable again"), "");
-  EXPECT_STREQ(messageIdFor("install", spdlog::level::debug, "installed ..."), "");
-  EXPECT_STREQ(messageIdFor("", spdlog::level::info, "status: ..."), "");
+// The kinds' table (core/status/events.cpp) decides the ids: in the enum's order, every kind
+// with its action, exactly the published ids and each on the kinds that should carry it.
+TEST(MessageId, TheKindsTableDecidesTheIds) {
+  const auto& kinds = eventKinds();
+  std::set<std::string> fromTable;
+  for (std::size_t i = 0; i < kinds.size(); ++i) {
+    EXPECT_EQ(static_cast<std::size_t>(kinds[i].kind), i) << "eventKinds() out of the enum's order at " << i;
+    EXPECT_STRNE(kinds[i].action, "") << i;
+    if (*kinds[i].messageId) fromTable.insert(kinds[i].messageId);
+  }
+  EXPECT_EQ(kinds.size(), static_cast<std::size_t>(EventKind::reloadRefused) + 1) << "a kind missing from the table";
+  std::set<std::string> published;
+  for (const auto& [name, id] : kIds) published.insert(id);
+  EXPECT_EQ(fromTable, published);
+  EXPECT_STREQ(describe(EventKind::reloadRefused).messageId, message_id::kReloadRefused);
+  EXPECT_STREQ(describe(EventKind::reloadRefused).action, "refuse-reload");
+  EXPECT_STREQ(describe(EventKind::ikeRestarted).messageId, message_id::kIkeRestarted);
+  // Same action, no id: the beginning of a restart, one cut short (which text matching on
+  // "restarting " once tagged as IKE restarted), a certificate set usable again.
+  for (auto k : {EventKind::ikeRestarting, EventKind::ikeRestartCutShort, EventKind::ikeReloadCutShort,
+                 EventKind::certificatesUsable, EventKind::policyInstalled, EventKind::ikeRepair})
+    EXPECT_STREQ(describe(k).messageId, "") << describe(k).action;
+  EXPECT_STREQ(describe(EventKind::ikeRestartCutShort).action, "restart");
+  // The journal entry of an event carries what its kind says, whatever its words.
+  auto withId = journalFields(spdlog::level::info, fieldsOf(EventKind::ikeRestarted), "anything at all");
+  EXPECT_THAT(withId, Contains(std::string("MESSAGE_ID=") + message_id::kIkeRestarted));
+  EXPECT_THAT(withId, Contains(std::string("IPOPSEC_ACTION=restart")));
   // Without an id the journal entry has no MESSAGE_ID field at all.
-  auto fields = journalFields(spdlog::level::info, {}, "status: x");
+  auto fields = journalFields(spdlog::level::info, fieldsOf(EventKind::ikeRestarting), "ipop-ipsecd restarted");
   for (const auto& f : fields) EXPECT_NE(f.rfind("MESSAGE_ID=", 0), 0u) << f;
 }
 

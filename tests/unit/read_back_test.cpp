@@ -25,7 +25,7 @@ struct ReadBackTest : ReconcilerFixture {
   std::string policyEvents() {
     std::string s;
     for (const auto& e : events)
-      if (e.action == "policies") s += e.message + "\n";
+      if (e.action() == "policies") s += e.message + "\n";
     return s;
   }
   // After the IKE daemon's start (it is started only onto a node that protects): healthy.

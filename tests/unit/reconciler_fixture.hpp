@@ -59,7 +59,7 @@ struct ReconcilerFixture : ::testing::Test {
   }
   bool hasEvent(const std::string& action, const std::string& needle) {
     for (const auto& e : events)
-      if (e.action == action && e.message.find(needle) != std::string::npos) return true;
+      if (e.action() == action && e.message.find(needle) != std::string::npos) return true;
     return false;
   }
   std::vector<Cidr> protectedRanges() { return rangesOf(policies.all()); }

@@ -79,14 +79,14 @@ void Reconciler::flushRemembered() {
   rememberAt_.reset();
   // Not an error of the node's protection: only the next start's head start is at stake.
   if (auto ec = files_.write(rememberedPath_, pendingRemember_, 0644)) {
-    emit(Severity::warning, "write", "", "cannot remember the auto ranges in " + rememberedPath_ + ": " + ec.message());
+    emit(Severity::warning, EventKind::fileWritten, "", "cannot remember the auto ranges in " + rememberedPath_ + ": " + ec.message());
     return;
   }
   remembered_ = pendingRemember_;
 }
 
-void Reconciler::emit(Severity s, std::string action, std::string range, std::string message) {
-  if (events_) events_(Event{s, std::move(action), std::move(range), std::move(message)});
+void Reconciler::emit(Severity s, EventKind kind, std::string range, std::string message) {
+  if (events_) events_(Event{s, kind, std::move(range), std::move(message)});
 }
 
 void Reconciler::changed() {
@@ -192,10 +192,10 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
       ok = false;
       status_.lastError = "kernel refused policy " + p.str() + ": " + ec.message() +
                           conflictAdvice(p, i < results.size() ? results[i].conflict : std::nullopt);
-      emit(Severity::error, "install", p.sel.dst.str(), status_.lastError);
+      emit(Severity::error, EventKind::policyInstalled, p.sel.dst.str(), status_.lastError);
     } else {
       ++installed;
-      emit(Severity::debug, "install", p.sel.dst.str(), "installed " + p.str());
+      emit(Severity::debug, EventKind::policyInstalled, p.sel.dst.str(), "installed " + p.str());
     }
   }
   if (ok) {
@@ -203,21 +203,21 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
       if (auto ec = policies_.remove(p)) {
         ok = false;
         status_.lastError = "cannot remove policy " + p.str() + ": " + ec.message();
-        emit(Severity::error, "remove", p.sel.dst.str(), status_.lastError);
+        emit(Severity::error, EventKind::policyRemoved, p.sel.dst.str(), status_.lastError);
       } else {
         ++removed;
-        emit(Severity::debug, "remove", p.sel.dst.str(), "removed " + p.str());
+        emit(Severity::debug, EventKind::policyRemoved, p.sel.dst.str(), "removed " + p.str());
       }
     }
   } else if (!diff.remove.empty()) {
-    emit(Severity::warning, "remove", "",
+    emit(Severity::warning, EventKind::policyRemoved, "",
          "keeping " + std::to_string(diff.remove.size()) + " old policies until the new ones are in (fail closed)");
   }
   // Read back: the status and the log say what the kernel holds, not what was attempted.
   std::vector<Policy> after;
   if (auto ec = policies_.list(after)) {
     status_.lastError = "cannot read back the kernel's policies: " + ec.message();
-    emit(Severity::error, "list", "", status_.lastError);
+    emit(Severity::error, EventKind::kernelUnreadable, "", status_.lastError);
     ok = false;
     // Unknown: claim only what was read before and not touched since (not what was just
     // installed, nor what was just removed).
@@ -252,7 +252,7 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
     if (!lost.empty()) {
       std::size_t n = 0;
       if (auto ec = policies_.removeStates(lost, n))
-        emit(Severity::warning, "remove", joinRanges(lost), "cannot remove the SAs of " + joinRanges(lost) + ": " + ec.message());
+        emit(Severity::warning, EventKind::policyRemoved, joinRanges(lost), "cannot remove the SAs of " + joinRanges(lost) + ": " + ec.message());
       else if (n)
         msg += "; removed " + std::to_string(n) + " SA(s) of it";
     }
@@ -260,7 +260,7 @@ bool Reconciler::applyPolicies(const Desired& d, const std::vector<Policy>& curr
     for (const auto& r : d.ranges)
       if (!std::binary_search(now.begin(), now.end(), r)) missing.push_back(r);
     if (!missing.empty()) msg += "; NOT protecting " + joinRanges(missing) + " (the kernel does not hold its policies)";
-    emit(ok ? Severity::info : Severity::error, "policies", joinRanges(d.ranges), msg);
+    emit(ok ? Severity::info : Severity::error, EventKind::policiesChanged, joinRanges(d.ranges), msg);
   }
   status_.protectedRanges = now;
   {
@@ -301,9 +301,9 @@ bool Reconciler::applyFiles(const Desired& d) {
         status_.lastError = "cannot write " + f.path + ": it is a symlink now, which ipop-ipsecd never writes through";
         certsStale_ = true;
       }
-      emit(Severity::error, "write", joinRanges(d.ranges), status_.lastError);
+      emit(Severity::error, EventKind::fileWritten, joinRanges(d.ranges), status_.lastError);
     } else {
-      emit(Severity::info, "write", joinRanges(d.ranges), "wrote " + f.path);
+      emit(Severity::info, EventKind::fileWritten, joinRanges(d.ranges), "wrote " + f.path);
     }
   }
   for (const auto& path : d.staleOwnFiles) {
@@ -312,9 +312,9 @@ bool Reconciler::applyFiles(const Desired& d) {
     if (auto ec = files_.remove(path)) {
       ok = false;
       status_.lastError = "cannot remove " + path + ": " + ec.message();
-      emit(Severity::error, "write", joinRanges(d.ranges), status_.lastError);
+      emit(Severity::error, EventKind::fileWritten, joinRanges(d.ranges), status_.lastError);
     } else {
-      emit(Severity::info, "write", joinRanges(d.ranges), "removed " + path + " (no longer wanted)");
+      emit(Severity::info, EventKind::fileWritten, joinRanges(d.ranges), "removed " + path + " (no longer wanted)");
     }
   }
   for (const auto& path : d.staleFiles) {
@@ -328,9 +328,9 @@ bool Reconciler::applyFiles(const Desired& d) {
     if (auto ec = files_.remove(path)) {
       ok = false;
       status_.lastError = "cannot remove " + path + ": " + ec.message();
-      emit(Severity::error, "write", joinRanges(d.ranges), status_.lastError);
+      emit(Severity::error, EventKind::fileWritten, joinRanges(d.ranges), status_.lastError);
     } else {
-      emit(Severity::info, "write", joinRanges(d.ranges), "removed stale " + path);
+      emit(Severity::info, EventKind::fileWritten, joinRanges(d.ranges), "removed stale " + path);
     }
   }
   return ok;
@@ -343,14 +343,14 @@ bool Reconciler::applyIpopUpFlag(const Desired& d) {
     if (!files_.read(path, have) && have == want) return true;
     if (auto ec = files_.write(path, want, 0644)) {
       status_.lastError = "cannot write " + path + ": " + ec.message();
-      emit(Severity::error, "write", "", status_.lastError);
+      emit(Severity::error, EventKind::fileWritten, "", status_.lastError);
       return false;
     }
     return true;
   }
   if (auto ec = files_.remove(path)) {
     status_.lastError = "cannot remove " + path + ": " + ec.message();
-    emit(Severity::error, "write", "", status_.lastError);
+    emit(Severity::error, EventKind::fileWritten, "", status_.lastError);
     return false;
   }
   return true;
@@ -363,7 +363,7 @@ void Reconciler::reconcile(const NetSnapshot& net) {
   if (auto ec = policies_.list(current)) {
     // Without the kernel's picture nothing is decided; nothing is removed.
     status_.lastError = "cannot read the kernel's policies: " + ec.message();
-    emit(Severity::error, "list", "", status_.lastError);
+    emit(Severity::error, EventKind::kernelUnreadable, "", status_.lastError);
   } else {
     // Policies the kernel held after the last apply and no longer holds: removed behind the
     // daemon's back (an operator's `ip xfrm policy flush`, another tool). Reinstalled below.
@@ -378,7 +378,7 @@ void Reconciler::reconcile(const NetSnapshot& net) {
       std::string list;
       for (std::size_t i = 0; i < gone.size() && i < 4; ++i) list += (i ? "; " : "") + gone[i].str();
       if (gone.size() > 4) list += "; and " + std::to_string(gone.size() - 4) + " more";
-      emit(Severity::warning, "observe", joinRanges(rangesOf(gone)),
+      emit(Severity::warning, EventKind::policiesObserved, joinRanges(rangesOf(gone)),
            std::to_string(gone.size()) + " of this daemon's policies were removed from the kernel by another process (" +
                list + "); putting back what is still wanted");
     }
@@ -416,16 +416,16 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     } catch (const std::exception& e) {
       // Validation should make this impossible; if it happens, change nothing.
       status_.lastError = std::string("cannot compute the desired state: ") + e.what();
-      emit(Severity::error, "render", "", status_.lastError);
+      emit(Severity::error, EventKind::renderFailed, "", status_.lastError);
       changed();
       return;
     }
     if (d.refused != lastRefused_) {
-      for (const auto& r : d.refused) emit(Severity::error, "refuse", "", r);
+      for (const auto& r : d.refused) emit(Severity::error, EventKind::rangeRefused, "", r);
       lastRefused_ = d.refused;
     }
     if (d.conflicts != lastConflicts_) {
-      for (const auto& c : d.conflicts) emit(Severity::warning, "conflict", "", c);
+      for (const auto& c : d.conflicts) emit(Severity::warning, EventKind::conflictHeld, "", c);
       lastConflicts_ = d.conflicts;
     }
     bool policiesOk = applyPolicies(d, current);
@@ -435,25 +435,25 @@ void Reconciler::reconcile(const NetSnapshot& net) {
     } catch (const std::exception& e) {
       // Validation should make this impossible; if it happens, no file is touched.
       status_.lastError = std::string("cannot compute the desired files: ") + e.what();
-      emit(Severity::error, "render", "", status_.lastError);
+      emit(Severity::error, EventKind::renderFailed, "", status_.lastError);
       changed();
       return;
     }
     if (certs.problems != lastCertProblems_) {
-      for (const auto& p : certs.problems) emit(Severity::error, "certificates", "", p);
+      for (const auto& p : certs.problems) emit(Severity::error, EventKind::certificateProblem, "", p);
       if (certs.problems.empty() && !lastCertProblems_.empty())
-        emit(Severity::info, "certificates", "", "certificates are usable again");
+        emit(Severity::info, EventKind::certificatesUsable, "", "certificates are usable again");
       lastCertProblems_ = certs.problems;
     }
     if (certs.warnings != lastCertWarnings_) {
-      for (const auto& w : certs.warnings) emit(Severity::warning, "certificates", "", w);
+      for (const auto& w : certs.warnings) emit(Severity::warning, EventKind::certificateProblem, "", w);
       lastCertWarnings_ = certs.warnings;
     }
     bool filesOk = applyFiles(d);
     std::string waiting;
     if (d.ipopUp && !d.certsUsable)
       waiting = "not starting " + ike_.name() + ": " + (certs.problems.empty() ? "certificates unusable" : certs.problems.front());
-    if (waiting != lastWaiting_ && !waiting.empty()) emit(Severity::warning, "certificates", joinRanges(d.ranges), waiting);
+    if (waiting != lastWaiting_ && !waiting.empty()) emit(Severity::warning, EventKind::certificateProblem, joinRanges(d.ranges), waiting);
     lastWaiting_ = waiting;
     // The IKE daemon's unit drop-in has ConditionPathExists on this flag: racoon or charon
     // started by anyone else (boot, an operator) before IPOP is up is skipped.
@@ -499,7 +499,7 @@ void Reconciler::reconcile(const NetSnapshot& net) {
       const bool removed = status_.desired.ikeCrl.empty();
       crlRunning_->first = status_.desired.ikeCrl;
       crlLoadedAt_ = wall_();
-      emit(Severity::info, "reload", joinRanges(status_.desired.ranges),
+      emit(Severity::info, EventKind::ikeReloaded, joinRanges(status_.desired.ranges),
            removed ? "the CRL was removed from the configuration (it revoked nothing): " + ike_.name() +
                          " verifies peers without it, nothing restarted"
                    : "the new CRL is in force for " + ike_.name() +
@@ -530,12 +530,12 @@ void Reconciler::acquired() {
   larvalRetryAt_ = clock_.now() + cfg_.ike.acquireRetry;
 }
 
-void Reconciler::removeLarval(const std::string& action, const std::string& what, const std::string& done) {
+void Reconciler::removeLarval(EventKind kind, const std::string& what, const std::string& done) {
   const std::string ranges = joinRanges(status_.desired.ranges);
   if (auto ec = policies_.flushLarval(status_.desired.ranges))
-    emit(Severity::warning, action, ranges, "cannot remove " + what + ": " + ec.message());
+    emit(Severity::warning, kind, ranges, "cannot remove " + what + ": " + ec.message());
   else
-    emit(Severity::debug, action, ranges, done);
+    emit(Severity::debug, kind, ranges, done);
 }
 
 void Reconciler::onTimer(const NetSnapshot& net) {
@@ -544,7 +544,7 @@ void Reconciler::onTimer(const NetSnapshot& net) {
   if (larvalRetryAt_ && now >= *larvalRetryAt_) {
     larvalRetryAt_.reset();
     if (!ikeActionUnderWay_ && !status_.desired.ranges.empty())
-      removeLarval("acquire-retry", "larval states",
+      removeLarval(EventKind::acquireRetried, "larval states",
                    "removed the larval states of unanswered ACQUIREs: the next packet asks " + ike_.name() + " again");
   }
   if (retryAt_ && now >= *retryAt_) {

@@ -19,22 +19,12 @@
 #include "core/reconcile/ike_health.hpp"
 #include "core/ports.hpp"
 #include "core/reconcile/ike_scheduler.hpp"
+#include "core/status/events.hpp"
 
 namespace ipopsec {
 
-enum class Severity { debug, info, warning, error };
-
 // "10.254.0.0/16,10.253.0.0/16": ranges as the events and the status line name them.
 std::string joinRanges(const std::vector<Cidr>& ranges);
-
-// Something worth telling the operator; the daemon logs it (with the fields as
-// structured journal fields).
-struct Event {
-  Severity severity = Severity::info;
-  std::string action;  // "install", "remove", "write", "restart", "refuse", "observe", ...
-  std::string range;
-  std::string message;
-};
 
 struct NodeStatus {
   Desired desired;
@@ -192,8 +182,8 @@ class Reconciler {
   std::vector<std::string> uncut_;  // revoked serials whose cut failed while no restart could be scheduled
   // Removes the larval states in the desired ranges; logs `done` (debug) or the failure
   // ("cannot remove <what>: ...", warning) under `action`.
-  void removeLarval(const std::string& action, const std::string& what, const std::string& done);
-  void emit(Severity s, std::string action, std::string range, std::string message);
+  void removeLarval(EventKind kind, const std::string& what, const std::string& done);
+  void emit(Severity s, EventKind kind, std::string range, std::string message);
   void changed();
   // The IKE side of health (NodeStatus::ikeProblems) from what was observed; a trap that
   // was in the kernel and is gone while nothing of ours was under way is repaired.

@@ -40,14 +40,14 @@ void Reconciler::startIkeAction() {
   larvalRetryAt_.reset();  // the action's own removal, once the IKE daemon listens, covers them
   std::string ranges = joinRanges(status_.desired.ranges);
   if (action == IkeAction::loadCreds)
-    emit(Severity::info, "reload", ranges,
+    emit(Severity::info, EventKind::ikeReloading, ranges,
          "loading the changed credentials into " + ike_.name() +
              " (strongswan.load_creds_command; it keeps running, no connection is reloaded, no SA touched): " + reason);
   else if (action == IkeAction::reload)
-    emit(Severity::info, "reload", ranges,
+    emit(Severity::info, EventKind::ikeReloading, ranges,
          "loading the changed IKE configuration (" + ike_.name() + " keeps running): " + reason);
   else
-    emit(Severity::info, "restart", ranges, "restarting " + ike_.name() + ": " + reason);
+    emit(Severity::info, EventKind::ikeRestarting, ranges, "restarting " + ike_.name() + ": " + reason);
   ike_.run(action, [this, action, ranges](std::error_code ec, const std::string& detail) {
     afterIkeAction(action, ec, detail, ranges);
   });
@@ -64,7 +64,7 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
     // A reload of this daemon's config changed how the IKE daemon is controlled while the
     // action ran: not a failure of the IKE daemon; the new control runs it again.
     scheduler_.cancelled();
-    emit(Severity::info, what, ranges, std::string("the IKE ") + what + " was cut short (" + why +
+    emit(Severity::info, reload ? EventKind::ikeReloadCutShort : EventKind::ikeRestartCutShort, ranges, std::string("the IKE ") + what + " was cut short (" + why +
                                            "); running it again with " + ike_.name());
     changed();
     return;
@@ -88,12 +88,12 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
     ++status_.ikeRestartFailuresTotal;
     if (reload) {
       status_.lastRestartResult = "reload failed: " + why;
-      emit(Severity::error, what, ranges,
+      emit(Severity::error, EventKind::ikeReloadFailed, ranges,
            std::string(action == IkeAction::loadCreds ? "loading the credentials" : "loading the IKE configuration") +
                " failed: " + why + "; restarting " + ike_.name() + " instead");
     } else {
       status_.lastRestartResult = "failed: " + why;
-      emit(Severity::error, what, ranges, ike_.name() + " restart failed: " + why + "; retrying with backoff");
+      emit(Severity::error, EventKind::ikeRestartFailed, ranges, ike_.name() + " restart failed: " + why + "; retrying with backoff");
     }
     changed();
     return;
@@ -101,7 +101,7 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
   if (reload) {
     ++status_.reloads;
     ++status_.ikeReloadsTotal;
-    emit(Severity::info, what, ranges,
+    emit(Severity::info, EventKind::ikeReloaded, ranges,
          action == IkeAction::loadCreds ? "IKE credentials loaded (the CRL in force in " + ike_.name() + ")"
                                         : std::string("IKE configuration loaded"));
     if (!newlyRevoked.empty()) cutRevoked(newlyRevoked);
@@ -109,7 +109,7 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
     ++status_.ikeRestartsTotal;
     status_.lastRestart = wall_();
     status_.lastRestartResult = "done";
-    emit(Severity::info, what, ranges, ike_.name() + " restarted");
+    emit(Severity::info, EventKind::ikeRestarted, ranges, ike_.name() + " restarted");
   }
   // A packet that raced the restart left a larval state that would stall its peer for
   // ~30 s: drop those so that the next packet triggers a fresh ACQUIRE. Only once the IKE
@@ -119,9 +119,9 @@ void Reconciler::afterIkeAction(IkeAction action, std::error_code ec, const std:
     ikeActionUnderWay_ = false;
     listening_ = listening;
     if (!listening)
-      emit(Severity::warning, "flush-larval", ranges,
+      emit(Severity::warning, EventKind::larvalFlushed, ranges,
            ike_.name() + " does not listen on UDP port 500 yet; removing stale larval states anyway");
-    removeLarval("flush-larval", "stale larval states",
+    removeLarval(EventKind::larvalFlushed, "stale larval states",
                  "removed stale larval states (" + ike_.name() + (listening ? " listens)" : " not listening yet)"));
     checkIke();
     changed();
@@ -144,16 +144,16 @@ void Reconciler::cutRevoked(const std::vector<std::string>& serials) {
     return;
   }
   status_.lastActionReason = why + ": cutting the SAs with the peers that presented it";
-  emit(Severity::info, "cut", ranges,
+  emit(Severity::info, EventKind::revokedPeersCut, ranges,
        "cutting the SAs with the peers whose certificates the new CRL revokes (" + list + "); " + ike_.name() +
            " keeps running, every other SA stays");
   ike_.cut(serials, [this, why, ranges, restartInstead](std::error_code ec, const std::string& detail) {
     if (ec) {
-      emit(Severity::error, "cut", ranges, "cutting the SAs with revoked peers failed: " + (detail.empty() ? ec.message() : detail) +
+      emit(Severity::error, EventKind::revokedPeersCutFailed, ranges, "cutting the SAs with revoked peers failed: " + (detail.empty() ? ec.message() : detail) +
                                                "; restarting " + ike_.name() + " instead");
       restartInstead(why + " and cutting only those peers' SAs failed");
     } else {
-      emit(Severity::info, "cut", ranges, why + ": " + detail);
+      emit(Severity::info, EventKind::revokedPeersCut, ranges, why + ": " + detail);
     }
     changed();
   });
@@ -170,7 +170,7 @@ bool Reconciler::repair(const std::string& reason) {
   if (!d.ipopUp || !d.certsUsable || !status_.lastError.empty()) return false;
   if (!scheduler_.repair(clock_.now())) return false;
   pendingReason_ = reason;
-  emit(Severity::warning, "repair", joinRanges(d.ranges), ike_.name() + " needs a restart: " + reason);
+  emit(Severity::warning, EventKind::ikeLost, joinRanges(d.ranges), ike_.name() + " needs a restart: " + reason);
   return true;
 }
 
@@ -186,14 +186,14 @@ void Reconciler::ikeStateChanged(const std::string& unitState) {
     // restart now would only tear down what it set up.
     repairForStop_ = false;
     pendingReason_.clear();
-    emit(Severity::info, "repair", joinRanges(status_.desired.ranges),
+    emit(Severity::info, EventKind::ikeRepair, joinRanges(status_.desired.ranges),
          ike_.name() + " is " + unitState + " again by itself: no restart needed");
     repairing = true;
   } else if (runStateOf(unitState) == IkeRunState::stopped && !scheduler_.inFlight()) {
     repairing = repair(stoppedReason());
     repairForStop_ = repairForStop_ || repairing;
     if (!repairing && news && status_.desired.ipopUp)
-      emit(Severity::warning, "observe", joinRanges(status_.desired.ranges),
+      emit(Severity::warning, EventKind::policiesObserved, joinRanges(status_.desired.ranges),
            ike_.name() + " is " + unitState + ": no peer can connect to this node");
   }
   if (news || repairing) changed();

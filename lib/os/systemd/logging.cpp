@@ -117,24 +117,9 @@ std::string formatFields(const LogFields& f) {
   return out;
 }
 
-const char* messageIdFor(const std::string& action, spdlog::level::level_enum lvl, const std::string& message) {
-  using spdlog::level::level_enum;
-  const bool problem = lvl == level_enum::warn || lvl == level_enum::err || lvl == level_enum::critical;
-  if (action == "policies") return message_id::kPoliciesChanged;
-  if (action == "restart") {
-    if (problem) return message_id::kIkeRestartFailed;
-    // The reconciler says "restarting UNIT" when it begins and "UNIT restarted" when done.
-    if (lvl == level_enum::info && message.rfind("restarting ", 0) != 0) return message_id::kIkeRestarted;
-    return "";
-  }
-  if (action == "refuse-reload") return message_id::kReloadRefused;
-  if (action == "certificates" && problem) return message_id::kCertificateProblem;
-  if (action == "conflict") return message_id::kConflictHeld;
-  if (action == "refuse") return message_id::kRangeRefused;
-  // The IKE daemon lost what a peer needs (stopped, traps or SAs removed): the warning that
-  // says so and that a restart repairs it.
-  if (action == "repair" && problem) return message_id::kIkeLost;
-  return "";
+LogFields fieldsOf(EventKind kind, std::string interface, std::string range, std::string unit) {
+  const EventKindInfo& k = describe(kind);
+  return LogFields{std::move(interface), std::move(range), std::move(unit), k.action, k.messageId};
 }
 
 std::vector<std::string> journalFields(spdlog::level::level_enum lvl, const LogFields& f,
@@ -149,7 +134,7 @@ std::vector<std::string> journalFields(spdlog::level::level_enum lvl, const LogF
   if (!f.range.empty()) out.push_back("IPOPSEC_RANGE=" + f.range);
   if (!f.unit.empty()) out.push_back("IPOPSEC_UNIT=" + f.unit);
   if (!f.action.empty()) out.push_back("IPOPSEC_ACTION=" + f.action);
-  if (const char* id = messageIdFor(f.action, lvl, message); *id) out.push_back(std::string("MESSAGE_ID=") + id);
+  if (!f.messageId.empty()) out.push_back("MESSAGE_ID=" + f.messageId);
   return out;
 }
 

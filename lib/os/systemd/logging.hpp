@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/status/events.hpp"
+
 namespace ipopsec {
 
 // Thrown by setupLogging for a level name it does not know.
@@ -22,31 +24,13 @@ struct LogFields {
   std::string interface;  // IPOPSEC_INTERFACE, e.g. "ipop"
   std::string range;      // IPOPSEC_RANGE, e.g. "172.31.0.0/16"
   std::string unit;       // IPOPSEC_UNIT, e.g. "racoon.service"
-  std::string action;     // IPOPSEC_ACTION, e.g. "install-policy", "restart"
+  std::string action;     // IPOPSEC_ACTION, e.g. "install", "restart"
+  std::string messageId;  // MESSAGE_ID (core/status/events.hpp decides it from the event's kind)
 };
+// The fields of one of the core's events: its action and MESSAGE_ID from its kind.
+LogFields fieldsOf(EventKind kind, std::string interface = "", std::string range = "", std::string unit = "");
 
 inline constexpr const char* kSyslogIdentifier = "ipop-ipsecd";
-
-// journald MESSAGE_ID= of the key events, 128-bit ids that never change once published:
-// `journalctl MESSAGE_ID=...` finds them, and systemd/ipop-ipsec.catalog (installed in
-// /usr/lib/systemd/catalog) explains each one in `journalctl -x`.
-namespace message_id {
-inline constexpr const char* kPoliciesChanged = "4ccd12982419451ab62d72ae9076a2cb";
-inline constexpr const char* kIkeRestarted = "8a025b010ef6457db5db6bf28266009f";
-inline constexpr const char* kIkeRestartFailed = "8af5599230a54f0f918eaf21f37d5485";
-inline constexpr const char* kReloadRefused = "f5c33688d1d547ac866ff433a792405e";
-inline constexpr const char* kCertificateProblem = "07f03062d179434482ea6a09d92b5643";
-inline constexpr const char* kConflictHeld = "bd91aeb16368456c9ba29579978e8356";
-inline constexpr const char* kRangeRefused = "0b8418125b8147b68b35894886909da9";
-inline constexpr const char* kIkeLost = "2c384a87c5274621afeb919a250c6761";
-}  // namespace message_id
-
-// The MESSAGE_ID of an event, from its kind (LogFields::action, IPOPSEC_ACTION) and level;
-// "" for events without one. "policies" -> policies changed; "restart" -> IKE restarted
-// (info, the completion: not "restarting ...") or IKE restart failed (error);
-// "refuse-reload" -> reload refused; "certificates" at warning or error -> certificate
-// problem; "conflict" -> conflict held; "refuse" -> range refused.
-const char* messageIdFor(const std::string& action, spdlog::level::level_enum lvl, const std::string& message);
 
 // "trace", "debug", "info", "warn" (or "warning"), "error", "critical", "off".
 // Throws LoggingError naming the bad value and the accepted ones.
@@ -76,7 +60,7 @@ void logEvent(spdlog::level::level_enum lvl, const LogFields& fields, const std:
 // quotes, '=' or control characters are double-quoted with \" \\ \n \t escapes).
 std::string formatFields(const LogFields& fields);
 // "MESSAGE=...", "PRIORITY=6", "SYSLOG_IDENTIFIER=ipop-ipsecd", "IPOPSEC_...=..." in that
-// order, then "MESSAGE_ID=..." when the event has one (messageIdFor).
+// order, then "MESSAGE_ID=..." when the event has one (LogFields::messageId).
 std::vector<std::string> journalFields(spdlog::level::level_enum lvl, const LogFields& fields,
                                        const std::string& message);
 // syslog priority of a spdlog level (trace/debug 7, info 6, warn 4, error 3, critical 2).
