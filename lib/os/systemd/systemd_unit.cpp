@@ -1,93 +1,19 @@
 #include "os/systemd/systemd_unit.hpp"
 
-#include "os/c_handle.hpp"
-
-
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <systemd/sd-bus.h>
-#include <unistd.h>
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <stdexcept>
+
+#include "os/systemd/asio_bus.hpp"
 
 namespace ipopsec {
-
-// --- the details SystemdUnit reports ---------------------------------------
-
-namespace unitdetail {
-namespace {
-
-constexpr const char* kNoSuchUnit = "org.freedesktop.systemd1.NoSuchUnit";
-constexpr const char* kUnitMasked = "org.freedesktop.systemd1.UnitMasked";
-
-// A detail is one log line: what came over the bus may not break it.
-std::string oneLine(std::string s) {
-  for (char& c : s)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-  return s;
-}
-
-// What systemd's job results mean (systemd's job_result_table; systemctl's wording).
-const char* resultMeaning(const std::string& result) {
-  if (result == "failed") return "the unit failed to (re)start";
-  if (result == "dependency") return "a unit it requires failed to start";
-  if (result == "timeout") return "the job timed out";
-  if (result == "canceled") return "the job was canceled before it finished";
-  if (result == "skipped") return "the job did not apply to the unit's state";
-  if (result == "invalid") return "the job is not valid for the unit's state";
-  if (result == "assert") return "an Assert condition of the unit failed";
-  if (result == "unsupported") return "the operation or unit type is not supported on this system";
-  if (result == "collected") return "the queued job was garbage-collected";
-  if (result == "once") return "the unit may be started only once and already was";
-  if (result == "frozen") return "the unit is frozen";
-  return nullptr;
-}
-
-std::string journalHint(const std::string& unit) { return "see `journalctl -u " + unit + "`"; }
-
-}  // namespace
-
-std::string notInstalled(const std::string& unit) {
-  std::string s = unit + " is not installed (no such unit)";
-  if (unit == "racoon.service") s += "; racoon is not packaged in Debian: use `ike.backend: strongswan`";
-  return s;
-}
-
-std::string callFailed(const std::string& unit, const std::string& errorName, const std::string& errorMessage) {
-  if (errorName == kNoSuchUnit) return notInstalled(unit);
-  if (errorName == kUnitMasked) return unit + " is masked: `systemctl unmask " + unit + "` to let it be restarted";
-  std::string s = "RestartUnit(" + unit + ") failed: " + oneLine(errorName.empty() ? "unknown error" : errorName);
-  if (!errorMessage.empty()) s += ": " + oneLine(errorMessage);
-  return s;
-}
-
-std::string jobFinished(const std::string& unit, const std::string& job, const std::string& result) {
-  if (result == "done") return "restarted " + unit + " (job " + job + ": done)";
-  std::string s = "restart of " + unit + " failed: job result '" + oneLine(result) + "' (";
-  if (const char* meaning = resultMeaning(result)) s += std::string(meaning) + "; ";
-  return s + "job " + oneLine(job) + "); " + journalHint(unit);
-}
-
-std::string unitState(const std::string& loadState, const std::string& activeState) {
-  if (loadState == "not-found" || loadState == "masked") return loadState;
-  return activeState;
-}
-
-}  // namespace unitdetail
 
 // --- SystemdUnit ----------------------------------------------------------
 
@@ -98,42 +24,14 @@ constexpr const char* kManagerPath = "/org/freedesktop/systemd1";
 constexpr const char* kManagerIface = "org.freedesktop.systemd1.Manager";
 constexpr std::size_t kMaxEarlyJobs = 16;
 
-// Close without flushing: sd_bus_flush() blocks (for up to the 90 s authentication
-// timeout on a bus that never answered), and nothing queued is worth that.
-using BusPtr = CHandle<sd_bus, sd_bus_close_unref>;
-using SlotPtr = CHandle<sd_bus_slot, sd_bus_slot_unref>;
-using MessagePtr = CHandle<sd_bus_message, sd_bus_message_unref>;
-
-class BusError {
- public:
-  BusError() = default;
-  BusError(const BusError&) = delete;
-  BusError& operator=(const BusError&) = delete;
-  ~BusError() { sd_bus_error_free(&e_); }
-  sd_bus_error* get() { return &e_; }
-
- private:
-  sd_bus_error e_ = SD_BUS_ERROR_NULL;
-};
-
-std::string errorText(const sd_bus_error* e) {
-  if (!e || !e->name) return "unknown error";
-  std::string s = e->name;
-  if (e->message) s += std::string(": ") + e->message;
-  return s;
-}
-
-bool isTimeoutError(const sd_bus_error* e) {
-  return e && e->name &&
-         (std::strcmp(e->name, SD_BUS_ERROR_TIMEOUT) == 0 || std::strcmp(e->name, SD_BUS_ERROR_NO_REPLY) == 0);
-}
-
 }  // namespace
 
 class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
  public:
   Impl(boost::asio::io_context& io, std::string unit, std::chrono::milliseconds timeout)
-      : io_(io), unit_(std::move(unit)), timeout_(timeout), busFd_(io), busTimer_(io), deadline_(io) {}
+      : io_(io), unit_(std::move(unit)), timeout_(timeout), bus_(io), deadline_(io) {
+    bus_.onBroken([this](int r) { failBus(r); });
+  }
 
   ~Impl() { closeBus(); }
 
@@ -168,7 +66,7 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
     MessagePtr msg(raw);
     if (r >= 0) r = sd_bus_message_append(msg.get(), "ss", unit_.c_str(), "replace");
     sd_bus_slot* slot = nullptr;
-    if (r >= 0) r = sd_bus_call_async(bus_.get(), &slot, msg.get(), &Impl::onRestartReply, this, usec(timeout_));
+    if (r >= 0) r = sd_bus_call_async(bus_.get(), &slot, msg.get(), &Impl::onRestartReply, this, busUsec(timeout_));
     if (r < 0) {
       closeBus();  // a bus that can't take a call is reopened next time
       finish(errnoCode(-r), "cannot call RestartUnit(" + unit_ + "): " + errnoText(-r));
@@ -215,10 +113,6 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
   }
 
  private:
-  static std::uint64_t usec(std::chrono::milliseconds d) {
-    return static_cast<std::uint64_t>(std::max<std::chrono::milliseconds::rep>(d.count(), 1)) * 1000U;
-  }
-
   // Calls done on the io_context (never re-entrantly), unless the manager is gone by then.
   void post(Done done, std::error_code ec, std::string detail) {
     if (!done) return;
@@ -238,26 +132,10 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   std::error_code openBus(std::string& detail) {
-    sd_bus* raw = nullptr;
-    int r = sd_bus_open_system(&raw);
-    if (r < 0) {
-      detail = "cannot connect to the system bus: " + errnoText(-r);
-      return errnoCode(-r);
-    }
-    bus_.reset(raw);
-    int fd = sd_bus_get_fd(bus_.get());
-    boost::system::error_code aec;
-    if (fd >= 0) busFd_.assign(fd, aec);
-    if (fd < 0 || aec) {
-      int e = fd < 0 ? -fd : EIO;
-      closeBus();
-      detail = "cannot use the system bus connection: " + errnoText(e);
-      return errnoCode(e);
-    }
-    ++busGen_;
+    if (auto ec = bus_.open(detail)) return ec;
 
     sd_bus_slot* slot = nullptr;
-    r = sd_bus_match_signal_async(bus_.get(), &slot, kSystemd, kManagerPath, kManagerIface, "JobRemoved",
+    int r = sd_bus_match_signal_async(bus_.get(), &slot, kSystemd, kManagerPath, kManagerIface, "JobRemoved",
                                   &Impl::onJobRemoved, &Impl::onMatchInstalled, this);
     if (r >= 0) {
       matchSlot_.reset(slot);
@@ -340,20 +218,12 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void closeBus() {
-    ++busGen_;
-    readArmed_ = writeArmed_ = false;
-    boost::system::error_code ignored;
-    busTimer_.cancel();
-    if (busFd_.is_open()) {
-      busFd_.cancel(ignored);
-      busFd_.release();  // sd-bus owns the descriptor and closes it itself
-    }
     // Slots hold references to the bus: drop them first.
     callSlot_.reset();
     subscribeSlot_.reset();
     matchSlot_.reset();
     stateSlot_.reset();
-    bus_.reset();
+    bus_.close();
   }
 
   // The bus broke (connection reset, protocol error): forget it, fail what was waiting.
@@ -362,58 +232,8 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
     finish(errnoCode(r < 0 ? -r : EIO), "lost the connection to the system bus: " + errnoText(r < 0 ? -r : EIO));
   }
 
-  // Waits for what sd-bus wants next: readable, writable, or its own timeout.
-  void arm() {
-    if (!bus_) return;
-    int events = sd_bus_get_events(bus_.get());
-    if (events < 0) {
-      failBus(events);
-      return;
-    }
-    auto handler = [weak = weak_from_this(), gen = busGen_](bool* armed) {
-      return [weak, gen, armed](const boost::system::error_code& ec) {
-        auto self = weak.lock();
-        if (!self || gen != self->busGen_) return;
-        *armed = false;
-        if (!ec) self->process();
-      };
-    };
-    if ((events & POLLIN) && !readArmed_) {
-      readArmed_ = true;
-      busFd_.async_wait(boost::asio::posix::descriptor_base::wait_read, handler(&readArmed_));
-    }
-    if ((events & POLLOUT) && !writeArmed_) {
-      writeArmed_ = true;
-      busFd_.async_wait(boost::asio::posix::descriptor_base::wait_write, handler(&writeArmed_));
-    }
-    std::uint64_t until = 0;
-    if (sd_bus_get_timeout(bus_.get(), &until) >= 0 && until != UINT64_MAX) {
-      // sd-bus answers in CLOCK_MONOTONIC microseconds, which is steady_clock's epoch.
-      busTimer_.expires_at(std::chrono::steady_clock::time_point(
-          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-              std::chrono::microseconds(static_cast<std::chrono::microseconds::rep>(until)))));
-      busTimer_.async_wait([weak = weak_from_this(), gen = busGen_](const boost::system::error_code& ec) {
-        auto self = weak.lock();
-        if (!self || ec || gen != self->busGen_) return;
-        self->process();
-      });
-    } else {
-      busTimer_.cancel();
-    }
-  }
-
-  void process() {
-    if (!bus_) return;
-    for (;;) {
-      int r = sd_bus_process(bus_.get(), nullptr);
-      if (r < 0) {
-        failBus(r);
-        return;
-      }
-      if (r == 0) break;
-    }
-    arm();
-  }
+  void arm() { bus_.arm(); }
+  void process() { bus_.process(); }
 
   void jobFinished(const std::string& job, const std::string& result) {
     finish(result == "done" ? std::error_code{} : make_error_code(UnitErrc::jobFailed),
@@ -425,8 +245,8 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
     if (!self->inFlight_) return 0;
     if (sd_bus_message_is_method_error(m, nullptr)) {
       const sd_bus_error* e = sd_bus_message_get_error(m);
-      if (isTimeoutError(e)) {
-        self->finish(errnoCode(ETIMEDOUT), "RestartUnit(" + self->unit_ + ") failed: " + errorText(e));
+      if (isBusTimeout(e)) {
+        self->finish(errnoCode(ETIMEDOUT), "RestartUnit(" + self->unit_ + ") failed: " + busErrorText(e));
       } else {
         self->finish(UnitErrc::callFailed, unitdetail::callFailed(self->unit_, e && e->name ? e->name : "",
                                                                   e && e->message ? e->message : ""));
@@ -473,7 +293,7 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
     auto* self = static_cast<Impl*>(userdata);
     if (sd_bus_message_is_method_error(m, nullptr)) {
       self->finish(UnitErrc::callFailed,
-                   "cannot watch systemd's JobRemoved signal: " + errorText(sd_bus_message_get_error(m)));
+                   "cannot watch systemd's JobRemoved signal: " + busErrorText(sd_bus_message_get_error(m)));
     }
     return 0;
   }
@@ -484,35 +304,18 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
       const sd_bus_error* e = sd_bus_message_get_error(m);
       // Already subscribed on this connection: fine, the signals come.
       if (e && e->name && std::strstr(e->name, "AlreadySubscribed")) return 0;
-      self->finish(isTimeoutError(e) ? errnoCode(ETIMEDOUT) : make_error_code(UnitErrc::callFailed),
-                   "systemd Subscribe failed: " + errorText(e));
+      self->finish(isBusTimeout(e) ? errnoCode(ETIMEDOUT) : make_error_code(UnitErrc::callFailed),
+                   "systemd Subscribe failed: " + busErrorText(e));
     }
     return 0;
-  }
-
-  // Blocks until the connection is authenticated and running, at most until `deadline`.
-  // (sd_bus_call() alone would wait for the bus's own 90 s authentication timeout.)
-  bool waitReady(std::chrono::steady_clock::time_point deadline) {
-    for (;;) {
-      int r = sd_bus_is_ready(bus_.get());
-      if (r > 0) return true;
-      if (r < 0) return false;
-      r = sd_bus_process(bus_.get(), nullptr);
-      if (r < 0) return false;
-      if (r > 0) continue;
-      auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) return false;
-      auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now).count();
-      if (sd_bus_wait(bus_.get(), static_cast<std::uint64_t>(std::max<decltype(left)>(left, 1))) < 0) return false;
-    }
   }
 
   // unitdetail::unitState() of the unit's LoadState and ActiveState; "not-found" when
   // LoadUnit answers NoSuchUnit; empty when they can't be read.
   std::string readUnitState() {
     const auto bound = std::min<std::chrono::milliseconds>(timeout_, std::chrono::seconds(2));
-    if (!waitReady(std::chrono::steady_clock::now() + bound)) return {};
-    const std::uint64_t t = usec(bound);
+    if (!bus_.waitReady(std::chrono::steady_clock::now() + bound)) return {};
+    const std::uint64_t t = busUsec(bound);
     BusError err;
     sd_bus_message* raw = nullptr;
     int r = sd_bus_message_new_method_call(bus_.get(), &raw, kSystemd, kManagerPath, kManagerIface, "LoadUnit");
@@ -557,7 +360,7 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
   std::string unit_;
   std::chrono::milliseconds timeout_;
 
-  BusPtr bus_;
+  AsioBus bus_;
   SlotPtr matchSlot_;
   SlotPtr subscribeSlot_;
   SlotPtr callSlot_;
@@ -565,11 +368,6 @@ class SystemdUnit::Impl : public std::enable_shared_from_this<Impl> {
   std::string watchedPath_;  // the unit object stateSlot_ follows
   std::function<void(const std::string&)> onState_;
   std::string loadState_, activeState_;  // as last read or announced
-  boost::asio::posix::stream_descriptor busFd_;
-  bool readArmed_ = false;
-  bool writeArmed_ = false;
-  unsigned busGen_ = 0;  // handlers of a closed bus connection are ignored
-  boost::asio::steady_timer busTimer_;
 
   boost::asio::steady_timer deadline_;
   bool inFlight_ = false;
