@@ -33,97 +33,31 @@
 #     and the pings lost between good nodes during the revocation.
 #   uml_mesh.sh IPOP_IPSECD BUILD_DIR
 # Certificates come from the project's own `ipop-ipsecd pki` (EC keys: the strongswan
-# backend takes them, and they keep the slow UML CPU's IKE exchanges short), or from the
-# openssl CLI when the binary has no pki command; one CA for the mesh, another for the
-# intruder. Everything runs below a work folder in BUILD_DIR (not /tmp: the guest mounts
-# its own tmpfs there), removed at the end, also on failure; the guest is bounded by
-# `timeout` and powers itself off; processes are stopped by PID.
+# backend takes them, and they keep the slow UML CPU's IKE exchanges short); one CA for the
+# mesh, another for the intruder. The host side (checks, work folder below BUILD_DIR,
+# cleanup, certificates, the guest's run) is tests/system/uml/mesh_setup.sh, shared with the
+# N-node mesh (tests/system/uml/mesh_bench.sh); the work folder is removed at the end, also
+# on failure; the guest is bounded by `timeout` and powers itself off; processes are
+# stopped by PID.
 set -euo pipefail
 bin=$(realpath "$1")
-build=$(realpath "$2")
 src=$(cd "$(dirname "$0")/../.." && pwd)
+source "$src/tests/system/uml/mesh_setup.sh"
+mesh_host_init uml_mesh "$2" /usr/bin/openssl   # openssl: the guest reads the revoked serial
 
-if [[ $(id -u) -ne 0 ]]; then
-  echo "uml_mesh: must run as root" >&2
+mesh_ca groupvpn "GroupVPN CA"
+mesh_ca other "Other CA"
+for i in 1 2 3 4; do mesh_cert "n$i" groupvpn "10.254.0.$((10 + i))" "n$i.groupvpn"; done
+mesh_cert n9 other 10.254.0.99 intruder.groupvpn
+echo "uml_mesh: certificates issued with 'ipop-ipsecd pki' (EC P-256)"
+# The GroupVPN CA's CRL, empty (no revocation yet): n1..n4 run with `racoon.crl: crl.pem`
+# from the start; the guest's last phase revokes n4 and distributes a new one.
+mesh_pki crl --ca-dir "$work/pki/groupvpn" --out "$work/pki/groupvpn/crl.pem" --days 2
+for i in 1 2 3 4; do cp "$work/pki/groupvpn/crl.pem" "$work/pki/n$i/crl.pem"; done
+echo "uml_mesh: empty CRL made with 'ipop-ipsecd pki crl' for n1..n4"
+
+if ! mesh_guest_run uml_mesh 420 768M "$src/tests/system/uml/guest.sh" "$work" "$bin" "$src"; then
+  echo "uml_mesh: FAILED (result: $(cat "$work/result" 2>/dev/null || echo none), guest exit $mesh_uml_rc)" >&2
   exit 1
 fi
-for tool in /usr/bin/linux.uml /usr/sbin/charon-systemd /usr/sbin/swanctl /usr/bin/tcpdump /usr/bin/perl /usr/bin/openssl; do
-  [[ -x $tool ]] || { echo "uml_mesh: $tool is missing; run scripts/setup" >&2; exit 1; }
-done
-kver=$(ls /usr/lib/uml/modules 2>/dev/null | head -1)
-[[ -n $kver ]] || { echo "uml_mesh: no UML modules in /usr/lib/uml/modules; run scripts/setup" >&2; exit 1; }
-
-work=$(mktemp -d "$build/uml-mesh.XXXXXX")
-uml_pid=
-cleanup() {
-  local rc=$?
-  set +e
-  if [[ -n $uml_pid ]] && kill -0 "$uml_pid" 2>/dev/null; then
-    kill -TERM "$uml_pid"
-    wait "$uml_pid" 2>/dev/null
-  fi
-  if ((rc != 0)) && [[ -d $work ]]; then
-    echo "---- uml_mesh: evidence for the failure (daemon and charon logs, tails)"
-    for d in "$work"/n*; do
-      [[ -d $d ]] || continue
-      echo "-- ${d##*/}/daemon.log"; tail -15 "$d/daemon.log" 2>/dev/null
-      echo "-- ${d##*/}/charon.log"; grep -E 'IKE|CHD|CFG|KNL' "$d/charon.log" 2>/dev/null | tail -15
-    done
-  fi
-  rm -rf "$work"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# --- certificates --------------------------------------------------------------------
-pki=$work/pki
-mkdir -p "$pki"
-pki_cmd() { "$bin" pki "$@" >>"$pki/pki.log" 2>&1; }
-issue_pki() { # issue_pki NODE CA ADDRESS NAME
-  pki_cmd issue --ca-dir "$pki/$2" --ip "$3" --dns "$4" --days 2 --key ec --out "$pki/$1"
-}
-if pki_cmd init-ca --dir "$pki/groupvpn" --name "GroupVPN CA" --days 2 --key ec &&
-  pki_cmd init-ca --dir "$pki/other" --name "Other CA" --days 2 --key ec &&
-  issue_pki n1 groupvpn 10.254.0.11 n1.groupvpn && issue_pki n2 groupvpn 10.254.0.12 n2.groupvpn &&
-  issue_pki n3 groupvpn 10.254.0.13 n3.groupvpn && issue_pki n4 groupvpn 10.254.0.14 n4.groupvpn &&
-  issue_pki n9 other 10.254.0.99 intruder.groupvpn; then
-  echo "uml_mesh: certificates issued with 'ipop-ipsecd pki' (EC P-256)"
-  # The GroupVPN CA's CRL, empty (no revocation yet): n1..n4 run with `racoon.crl: crl.pem`
-  # from the start; the guest's last phase revokes n4 and distributes a new one.
-  if pki_cmd crl --ca-dir "$pki/groupvpn" --out "$pki/groupvpn/crl.pem" --days 2; then
-    for i in 1 2 3 4; do cp "$pki/groupvpn/crl.pem" "$pki/n$i/crl.pem"; done
-    echo "uml_mesh: empty CRL made with 'ipop-ipsecd pki crl' for n1..n4"
-  else
-    echo "uml_mesh: 'ipop-ipsecd pki crl' failed ($(tail -1 "$pki/pki.log")): the revocation phase will fail"
-  fi
-else
-  echo "uml_mesh: 'ipop-ipsecd pki' unavailable ($(tail -1 "$pki/pki.log")); using the openssl CLI"
-  rm -rf "${pki:?}"/*
-  ca() { # ca NAME SUBJECT
-    mkdir -p "$pki/$1"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "$2" -keyout "$pki/$1/ca-key.pem" \
-      -out "$pki/$1/cacert.pem" 2>/dev/null
-  }
-  host() { # host NODE CA CN
-    local d=$pki/$1
-    mkdir -p "$d"
-    openssl req -newkey rsa:2048 -nodes -subj "/O=IPOP GroupVPN/CN=$3" -keyout "$d/host-key.pem" \
-      -out "$d/host.csr" 2>/dev/null
-    openssl x509 -req -in "$d/host.csr" -CA "$pki/$2/cacert.pem" -CAkey "$pki/$2/ca-key.pem" -CAcreateserial \
-      -days 2 -extfile <(printf 'subjectAltName=DNS:%s\n' "$3") -out "$d/host-cert.pem" 2>/dev/null
-    cp "$pki/$2/cacert.pem" "$d/cacert.pem"
-    chmod 600 "$d/host-key.pem"
-    rm -f "$d/host.csr"
-  }
-  ca groupvpn "/O=IPOP GroupVPN/CN=GroupVPN CA"
-  ca other "/O=Somebody else/CN=Other CA"
-  for i in 1 2 3 4; do host "n$i" groupvpn "n$i.groupvpn"; done
-  host n9 other "intruder.groupvpn"
-fi
-
-# --- the guest --------------------------------------------------------------------------
-source "$src/tests/system/uml/host.sh"
-uml_prepare "$work"
-echo "uml_mesh: booting a UML guest (Linux $kver) with 5 nodes; work folder $work"
-uml_run uml_mesh "$src/tests/system/uml/guest.sh" "$work" "$bin" "$src" 420
+echo "uml_mesh: PASSED ($mesh_guest_s s in the guest)"

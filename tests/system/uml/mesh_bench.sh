@@ -1,38 +1,42 @@
 #!/usr/bin/env bash
-# The N-node mesh in User-Mode-Linux, measured against the best possible (on demand:
-# `scripts/bench mesh`), and checked (CI: tests/system/uml_mesh8.sh). One UML guest holds
-# N+1 nodes (network namespaces), each with its own charon-systemd; the guest script
-# (tests/system/uml/mesh_guest.sh, phases in mesh_nodes.sh) times, on the same nodes in the
-# same run:
+# The N-node mesh in User-Mode-Linux, measured against the two anchors nothing can beat (on
+# demand: `scripts/bench mesh`), and checked (CI: tests/system/uml_mesh8.sh, --no-anchor).
+# One UML guest holds N+1 nodes (network namespaces), each with its own charon-systemd; the
+# guest script (tests/system/uml/mesh_guest.sh, phases in mesh_nodes.sh) times, on the same
+# nodes in the same run:
 #   a  last tap up -> every pair exchanging ESP          (N nodes come up in range A)
 #   b  range change on all nodes -> every pair again     (all N move to range B)
 #   c  one node joins the running mesh -> ESP with all   (node N+1, range B)
-# once with ipop-ipsecd on every node, and twice for the anchors: charon started (or its
-# config loaded) by hand at the ideal moment with static configs for the final addresses,
-# one connection per peer ("anchor"), or ipop-ipsecd's own rendered files ("anchor_own").
+# with ipop-ipsecd on every node ("daemon"), and for the anchors, with no daemon and exactly
+# the files ipop-ipsecd renders for the final addresses: "limit", every charon already
+# running with all its connections loaded before the event (only IKE is left); "ideal", a
+# watcher per node (tests/bench/addr_watch.cpp) starts charon (a, c) or loads the new files
+# (b) the moment its own address is there, all nodes in parallel (the product's order).
+# --peer-anchor adds the old hand-timed anchor with one connection per peer ("anchor").
 # It asserts every pair's ESP (answered probes, SA packet counters, the capture) and no
-# plaintext; the timings are printed, never asserted.
-#   mesh_bench.sh IPOP_IPSECD BUILD_DIR [--nodes N] [--rounds R] [--no-anchor | --peer-anchor-only | --own-anchor-only] [--mem SIZE]
+# plaintext; the timings are printed, never asserted. Every round counts: a round that timed
+# out or failed its checks is a failure in the table, never dropped.
+#   mesh_bench.sh IPOP_IPSECD BUILD_DIR [--nodes N] [--rounds R] [--no-anchor | --peer-anchor] [--mem SIZE]
 #                 [--one-way] [--patch-reqid] [--compare-acquire-retry] [--markdown FILE]
-# --one-way: only one node of each pair sends probes (one IKE initiator per pair); by default
-# both do at once, as real traffic does. --patch-reqid: an experiment (mesh_reqid.sh).
-# --compare-acquire-retry: each round also runs the daemon with ike.acquire_retry off
-# ("daemon_noretry", printed beside "daemon" after the table).
-# --markdown writes the results as a docs/performance.md section to FILE.
-# IPOPSEC_MESH_KEEP=1 keeps the work folder (every node's daemon and charon logs) for a look.
+# The anchors need BUILD_DIR/tests/bench/ipopsec_addr_watch (cmake --build BUILD_DIR --target
+# ipopsec_addr_watch). --one-way: only one node of each pair sends probes (one IKE initiator
+# per pair); by default both do at once, as real traffic does. --patch-reqid: an experiment
+# (mesh_reqid.sh). --compare-acquire-retry: each round also runs the daemon with
+# ike.acquire_retry off ("daemon_noretry"). --mem: the guest's memory (default 512M up to 8
+# nodes, 64M more per node above). --markdown writes the results as a docs/performance.md
+# section to FILE. IPOPSEC_MESH_KEEP=1 keeps the work folder (every node's logs) for a look.
 set -euo pipefail
 bin=$(realpath "$1")
 build=$(realpath "$2")
 shift 2
 src=$(cd "$(dirname "$0")/../../.." && pwd)
-nodes=8 rounds=1 anchor=2 mem=512M markdown= ways=2 patch=0 noretry=0
+nodes=8 rounds=1 anchor=1 mem= markdown= ways=2 patch=0 noretry=0
 while (($#)); do
   case $1 in
     --nodes) nodes=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --no-anchor) anchor=0; shift ;;
-    --peer-anchor-only) anchor=1; shift ;;
-    --own-anchor-only) anchor=3; shift ;;
+    --peer-anchor) anchor=2; shift ;;
     --one-way) ways=1; shift ;;
     --patch-reqid) patch=1; shift ;;
     --compare-acquire-retry) noretry=1; shift ;;
@@ -43,159 +47,211 @@ while (($#)); do
 done
 [[ $nodes =~ ^[0-9]+$ ]] && ((nodes >= 2 && nodes <= 60)) || { echo "mesh_bench: --nodes $nodes: give 2..60" >&2; exit 2; }
 [[ $rounds =~ ^[0-9]+$ ]] && ((rounds >= 1)) || { echo "mesh_bench: --rounds $rounds: give 1 or more" >&2; exit 2; }
-if [[ $(id -u) -ne 0 ]]; then echo "mesh_bench: must run as root" >&2; exit 1; fi
-for tool in /usr/bin/linux.uml /usr/sbin/charon-systemd /usr/sbin/swanctl /usr/bin/tcpdump /usr/bin/perl; do
-  [[ -x $tool ]] || { echo "mesh_bench: $tool is missing; run scripts/setup" >&2; exit 1; }
-done
-kver=$(ls /usr/lib/uml/modules 2>/dev/null | head -1)
-[[ -n $kver ]] || { echo "mesh_bench: no UML modules in /usr/lib/uml/modules; run scripts/setup" >&2; exit 1; }
+[[ -n $mem ]] || mem=$((512 + 64 * (nodes > 8 ? nodes - 8 : 0)))M
+watch=$build/tests/bench/ipopsec_addr_watch
+if ((anchor)) && [[ ! -x $watch ]]; then
+  echo "mesh_bench: the anchors need $watch: cmake --build $build --target ipopsec_addr_watch (or give --no-anchor)" >&2
+  exit 1
+fi
+source "$src/tests/system/uml/mesh_setup.sh"
+mesh_host_init uml-mesh-bench "$build"
 
-work=$(mktemp -d "$build/uml-mesh-bench.XXXXXX")
-uml_pid=
-cleanup() {
-  local rc=$?
-  set +e
-  if [[ -n $uml_pid ]] && kill -0 "$uml_pid" 2>/dev/null; then
-    kill -TERM "$uml_pid"
-    wait "$uml_pid" 2>/dev/null
-  fi
-  if ((rc != 0)) && [[ -d $work ]]; then
-    echo "---- mesh_bench: evidence for the failure (daemon and charon logs, tails)"
-    for d in "$work"/r*/[ds]*; do
-      [[ -d $d ]] || continue
-      echo "-- ${d#"$work"/}/daemon.log"; tail -8 "$d/daemon.log" 2>/dev/null
-      echo "-- ${d#"$work"/}/charon.log"; grep -E 'IKE|CHD|CFG|KNL' "$d/charon.log" 2>/dev/null | tail -8
-    done
-  fi
-  if [[ -n ${IPOPSEC_MESH_KEEP:-} ]]; then
-    echo "mesh_bench: IPOPSEC_MESH_KEEP is set: the work folder (logs, capture) stays: $work"
-  else
-    rm -rf "$work"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Certificates: the project's own pki, EC P-256 (short IKE exchanges on UML's slow CPU).
-pki=$work/pki
 for i in $(seq 1 $((nodes + 1))); do
-  [[ $i == 1 ]] && "$bin" pki init-ca --dir "$pki/ca" --name "GroupVPN CA" --days 2 --key ec >>"$work/pki.log" 2>&1
-  "$bin" pki issue --ca-dir "$pki/ca" --ip "10.254.0.$((10 + i))" --dns "n$i.groupvpn" --days 2 --key ec \
-    --out "$pki/n$i" >>"$work/pki.log" 2>&1 || { echo "mesh_bench: ipop-ipsecd pki failed: $(tail -3 "$work/pki.log")" >&2; exit 1; }
+  ((i > 1)) || mesh_ca ca "GroupVPN CA"
+  mesh_cert "n$i" ca "10.254.0.$((10 + i))" "n$i.groupvpn"
 done
 
-source "$src/tests/system/uml/host.sh"
-uml_prepare "$work"
 # The guest runs copies: editing the scripts in the tree during a run must not change it.
 mkdir -p "$work/uml"
 cp "$src/tests/system/uml/"{mesh_guest.sh,mesh_nodes.sh,mesh_probe.pl,mesh_reqid.sh,echo.pl,charon_restart.sh} "$work/uml/"
-printf '#!/bin/bash\nexec /bin/bash %s %s %s %s %s %s %s %s %s %s\n' "$work/uml/mesh_guest.sh" "$work" "$bin" "$work" \
-  "$nodes" "$rounds" "$anchor" "$ways" "$patch" "$noretry" >"$work/init"
-chmod +x "$work/init"
-echo "mesh_bench: booting a UML guest (Linux $kver, mem=$mem) with $nodes nodes + 1 joiner, $rounds round(s), anchor $anchor, probes $ways way(s), reqid patch $patch"
-start=$SECONDS
-uml_boot "$work" "$work/init" $((240 + rounds * (anchor + 1 + noretry) * 400)) "$mem"
-set +e
-wait "$uml_pid"
-uml_rc=$?
-set -e
-uml_pid=
-guest_s=$((SECONDS - start))
-echo "mesh_bench: guest ran $guest_s s (exit $uml_rc)"
-echo "---- guest console"
-grep -v -E '^[[:space:]]*\[<|^(Call Trace|Stack):' "$work/console.log" | sed -n '/as init process/,$p'
-echo "----"
+phases=$((1 + noretry + (anchor ? 2 : 0) + (anchor == 2)))
+timeout=$((nodes > 8 ? 15 * nodes : 120))   # the guest's per scenario (mesh_guest.sh)
+guest_ok=1
+mesh_guest_run mesh_bench $((240 + rounds * phases * (3 * (timeout + 10) + 60 + 5 * nodes))) "$mem" \
+  "$work/uml/mesh_guest.sh" "$work" "$bin" "$work" "$nodes" "$rounds" "$anchor" "$ways" "$patch" "$noretry" "$watch" ||
+  guest_ok=0
 
-# --- the table: per scenario, the median over the rounds ------------------------------
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-values() { awk -v p="$1" -v s="$2" '$1 == p && $2 == s { print $4 }' "$work/times" 2>/dev/null; }
-table() {
-  echo "| scenario | ipop-ipsecd s | anchor_own s | ratio | anchor s | ratio | rounds (ipop-ipsecd / anchor_own / anchor) |"
+# --- the tables: every round, from the guest's $work/times, steps, mem and phase_s ----------
+names=(daemon limit ideal)
+((anchor == 2)) && names+=(anchor)
+((noretry)) && names+=(daemon_noretry)
+((anchor)) || names=(daemon)
+# stats PHASE SCEN: "COUNT FAILED MIN MEDIAN MAX EVERY_ROUND..." of PHASE's rounds of SCEN; a
+# failed round ("none": a pair never answered within the guest's timeout; "bad": the ESP
+# checks failed) counts as longer than every time: it is in the count and moves the median
+# up, and the median is "failed" when it falls on one
+stats() {
+  awk -v p="$1" -v s="$2" '$1 == p && $2 == s { n++; r = r " " $4; if ($4 ~ /^[0-9.]+$/) v[++k] = $4 + 0; else f++ }
+    function at(i) { return i <= k ? v[i] : "F" }
+    END {
+      if (!n) { print "0 0 - - - -"; exit }
+      for (i = 2; i <= k; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+      if (n % 2) med = at((n + 1) / 2)
+      else med = (at(n / 2) == "F" || at(n / 2 + 1) == "F") ? "F" : (at(n / 2) + at(n / 2 + 1)) / 2
+      printf "%d %d %s %s %s%s\n", n, f, k ? sprintf("%.2f", v[1]) : "-", med == "F" ? "failed" : sprintf("%.2f", med),
+        f ? "failed" : sprintf("%.2f", v[k]), r
+    }' "$work/times" 2>/dev/null || echo "0 0 - - - -"
+}
+median_of() { local st; read -r -a st <<<"$(stats "$1" "$2")"; echo "${st[3]}"; }
+ratio() { if [[ $1 =~ ^[0-9.]+$ && $2 =~ ^[0-9.]+$ ]]; then awk -v d="$1" -v a="$2" 'BEGIN { printf "%.2f", d / a }'; else echo -; fi; }
+what() {
+  case $1 in
+    a) echo "(a) last tap up -> all $((nodes * (nodes - 1) / 2)) pairs exchanging ESP" ;;
+    b) echo "(b) range change on all $nodes nodes -> all pairs again" ;;
+    c) echo "(c) node $((nodes + 1)) joins -> ESP with all $nodes others" ;;
+  esac
+}
+rounds_table() {
+  echo "| scenario | variant | rounds | failed | min s | median s | max s | every round, s |"
+  echo "|---|---|---|---|---|---|---|---|"
+  local s v st
+  for s in a b c; do
+    for v in "${names[@]}"; do
+      read -r -a st <<<"$(stats "$v" "$s")"
+      echo "| $(what "$s") | $v | ${st[0]} | ${st[1]} | ${st[2]} | ${st[3]} | ${st[4]} | ${st[*]:5} |"
+    done
+  done
+}
+ratio_table() {
+  local s d i l
+  echo "| scenario | daemon s | ideal in order s | limit s | daemon / ideal | daemon / limit | ideal / limit |"
   echo "|---|---|---|---|---|---|---|"
-  local s what d o a
   for s in a b c; do
-    case $s in
-      a) what="(a) last tap up -> all $((nodes * (nodes - 1) / 2)) pairs exchanging ESP" ;;
-      b) what="(b) range change on all $nodes nodes -> all pairs again" ;;
-      c) what="(c) node $((nodes + 1)) joins -> ESP with all $nodes others" ;;
-    esac
-    d=$(values daemon $s | awk '$1 != "none"' | median)
-    o=$(values anchor_own $s | awk '$1 != "none"' | median)
-    a=$(values anchor $s | awk '$1 != "none"' | median)
-    echo "| $what | $d | $o | $(ratio "$d" "$o") | $a | $(ratio "$d" "$a") | $(values daemon $s | paste -sd' ') / $(values anchor_own $s | paste -sd' ') / $(values anchor $s | paste -sd' ') |"
+    d=$(median_of daemon $s) i=$(median_of ideal $s) l=$(median_of limit $s)
+    echo "| $(what "$s") | $d | $i | $l | $(ratio "$d" "$i") | $(ratio "$d" "$l") | $(ratio "$i" "$l") |"
   done
 }
-# startup WHAT: the last node's charon in (a), median per phase (start or loaded)
-startup() {
-  local ph out=
-  for ph in daemon anchor_own anchor; do out+="${out:+, }$ph $(values "${ph}_$1" a | awk '$1 != "none"' | median)"; done
-  echo "$out"
+# step PHASE SCEN COLUMN(5..8): "median (min .. max)" of a steps column over nodes and rounds
+step() {
+  awk -v p="$1" -v s="$2" -v c="$3" '$1 == p && $2 == s && $c != "-" { v[++k] = $c + 0 }
+    END {
+      if (!k) { print "-"; exit }
+      for (i = 2; i <= k; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+      m = k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+      printf "%.3f (%.3f .. %.3f)\n", m, v[1], v[k]
+    }' "$work/steps" 2>/dev/null || echo -
 }
-ratio() { if [[ $1 != - && $2 != - ]]; then awk -v d="$1" -v a="$2" 'BEGIN { printf "%.2f", d / a }'; else echo -; fi; }
+steps_table() {
+  local s v
+  echo "| variant | scenario | nodes x rounds | address added -> reaction | -> charon started | -> first connection installed | -> first CHILD_SA established |"
+  echo "|---|---|---|---|---|---|---|"
+  for s in a c; do
+    for v in "${names[@]}"; do
+      echo "| $v | $s | $(awk -v p="$v" -v s="$s" '$1 == p && $2 == s' "$work/steps" 2>/dev/null | wc -l) | $(step "$v" $s 5) | $(step "$v" $s 6) | $(step "$v" $s 7) | $(step "$v" $s 8) |"
+    done
+  done
+}
+med() { step "$@" | awk '{ print $1 }'; }
+sub() { if [[ $1 =~ ^-?[0-9.]+$ && $2 =~ ^-?[0-9.]+$ ]]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; else echo -; fi; }
+sec() { if [[ $1 =~ ^-?[0-9.]+$ ]]; then echo "$1 s"; else echo "$1"; fi; }
+gap_text() {
+  local s=$1 d i l dc ic lc dl il ll dr ds
+  d=$(median_of daemon "$s") i=$(median_of ideal "$s") l=$(median_of limit "$s")
+  dc=$(med daemon "$s" 8) ic=$(med ideal "$s" 8) lc=$(med limit "$s" 8)
+  dl=$(med daemon "$s" 7) il=$(med ideal "$s" 7) ll=$(med limit "$s" 7)
+  dr=$(med daemon "$s" 5) ds=$(med daemon "$s" 6)
+  echo "($s), medians: the event -> the last pair answering: daemon $(sec "$d"), ideal $(sec "$i"), limit $(sec "$l");"
+  echo "daemon - limit $(sec "$(sub "$d" "$l")"), daemon - ideal $(sec "$(sub "$d" "$i")"). Per node, from its address added: the daemon"
+  echo "reacts after $(sec "$dr") and its charon is started after $(sec "$ds"), its first connection installed after $(sec "$dl")"
+  echo "(ideal $(sec "$il"); the limit's $(sec "$ll"), before the address); the first CHILD_SA after $(sec "$dc") (ideal $(sec "$ic"),"
+  echo "limit $(sec "$lc")): the daemon's node has its first CHILD_SA $(sec "$(sub "$dc" "$lc")") after the limit's, the"
+  echo "ideal's $(sec "$(sub "$ic" "$lc")") after; the rest of the gap lies between a node's first and last pair."
+}
+resources() {
+  local idle
+  idle=$(awk '$1 == "idle" { print $3 " MiB of " $4 }' "$work/mem" 2>/dev/null || true)
+  echo "Guest memory in use (MiB of MemTotal) with nothing started: ${idle:-?}; at the end of (c), all $((nodes + 1)) nodes up,"
+  echo "per phase and round: $(awk '$1 != "idle" { printf "%s%s r%s %s (load %s)", n++ ? ", " : "", $1, $2, $3, $5 }' "$work/mem" 2>/dev/null)."
+  echo "Each phase's wall time in the guest, s: $(awk '{ printf "%s%s r%s %s", n++ ? ", " : "", $1, $2, $3 }' "$work/phase_s" 2>/dev/null)."
+}
 echo
-echo "Mesh of N=$nodes nodes (+1 joiner) in one UML guest; seconds, median of $rounds round(s); goal: ratio <= 1.2"
-table
-echo "ipop-ipsecd CPU, all nodes, median s: a $(values daemon_cpu a | median), b $(values daemon_cpu b | median), c $(values daemon_cpu c | median)"
-echo "(a), node $nodes's tap up -> its charon started, median s: $(startup start); -> its first connection installed: $(startup loaded)"
-if ((noretry)); then
+echo "Mesh of N=$nodes nodes (+1 joiner) in one UML guest (mem=$mem); seconds; every round ($rounds)"
+rounds_table
+if ((anchor)); then
   echo
-  echo "ike.acquire_retry: the default (1s) against off, same run; seconds, median of $rounds round(s)"
-  echo "| scenario | default | off | rounds (default / off) |"
-  echo "|---|---|---|---|"
-  for s in a b c; do
-    echo "| $s | $(values daemon $s | awk '$1 != "none"' | median) | $(values daemon_noretry $s | awk '$1 != "none"' | median) | $(values daemon $s | paste -sd' ') / $(values daemon_noretry $s | paste -sd' ') |"
-  done
+  ratio_table
+  echo
+  steps_table
+  echo
+  gap_text a
+  gap_text c
 fi
+echo
+echo "ipop-ipsecd CPU, all nodes, median s: a $(median_of daemon_cpu a), b $(median_of daemon_cpu b), c $(median_of daemon_cpu c)"
+resources
 if [[ -n $markdown ]]; then
   {
-    echo "### Mesh convergence in User-Mode-Linux: N = $nodes nodes, against the best possible"
+    echo "### Mesh convergence in User-Mode-Linux: N = $nodes nodes, against the limit and the ideal in order"
     echo
-    echo "\`tests/system/uml/mesh_bench.sh\`: one UML guest (Linux $kver, mem=$mem, one host CPU) holds $nodes nodes plus a joiner,"
-    echo "each a network namespace with its own charon (strongSwan $(dpkg-query -W -f '${Version}' strongswan-libcharon 2>/dev/null || echo '?'))"
-    echo "on one overlay segment. ipop-ipsecd: every node runs the daemon (backend strongswan, ranges"
-    echo "[10.254.0.0/16, 10.253.0.0/16], its default quiet period and interval), which starts and reloads charon."
-    echo "Anchors: no daemon; each node's charon is started (a, c) or its config loaded (b) by hand at the"
-    echo "ideal moment (as soon as its address is there), with a static swanctl config written for the final"
-    echo "addresses. *anchor_own*: exactly the files ipop-ipsecd writes for that address (\`ipop-ipsecd render\`:"
-    echo "one connection per range, charon's trap covering the range), so it differs from the daemon only in"
-    echo "timing. *anchor*: one connection per peer (the peers' addresses known in advance, which a GroupVPN"
-    echo "node does not know), the same proposals, certificates and trap-on-demand."
+    echo "\`tests/system/uml/mesh_bench.sh --nodes $nodes --rounds $rounds\`: one UML guest (Linux $kver, mem=$mem, one host CPU) holds"
+    echo "$nodes nodes plus a joiner, each a network namespace with its own charon (strongSwan"
+    echo "$(dpkg-query -W -f '${Version}' strongswan-libcharon 2>/dev/null || echo '?')) on one overlay segment. Variants, in the same run on the same nodes:"
+    echo "- *daemon*: every node runs ipop-ipsecd (backend strongswan, ranges [10.254.0.0/16, 10.253.0.0/16],"
+    echo "  its defaults), which starts charon once the tap has its address and reloads it on a change."
+    if ((anchor)); then
+      echo "- *limit*: no daemon; every charon already running with all its connections loaded, exactly the"
+      echo "  files ipop-ipsecd renders for the final address (\`ipop-ipsecd render\`), before the event: (a) before"
+      echo "  the taps get their addresses, (b) range B's files loaded before any address changes, (c) the"
+      echo "  joiner's charon up and loaded before its tap. Only IKE is left: nothing can beat it, but it breaks"
+      echo "  the order the product requires (charon only once IPOP is up)."
+      echo "- *ideal*: the ideal in that order: no daemon; one watcher per node (\`ipopsec_addr_watch\`,"
+      echo "  tests/bench/addr_watch.cpp: rtnetlink address events, one write, one exec), started before the event,"
+      echo "  runs the daemon's own command the moment the node's own address is there, all nodes in parallel:"
+      echo "  (a, c) charon_restart.sh, the daemon's ike.restart_command (charon-systemd started, the files"
+      echo "  loaded); (b) \`swanctl --load-all\` of range B's files, its strongswan.load_command."
+      ((anchor == 2)) && echo "- *anchor*: no daemon; one connection per peer, each charon started from a shell loop after its tap."
+    fi
+    echo
     echo "Timed from the event (the last tap up, the last address change, the joiner's tap up) to the last"
     if ((ways == 2)); then
       echo "first answer of a UDP echo between every pair (every node probes all its peers every 100 ms, so both ends"
       echo "of a pair send at once and both charons may initiate);"
     else
       echo "first answer of a UDP echo between every pair (only the lower-numbered node of a pair, and the joiner,"
-      echo "probe, every 100 ms: one IKE initiator per pair; the answer proves both directions);"
+      echo "probe, every 100 ms: one IKE initiator per pair);"
     fi
-    echo "then every pair's ESP SAs must show packets both ways and the capture ESP and no plaintext."
+    echo "then every pair's ESP SAs must show packets both ways, the capture ESP for every pair and no plaintext."
     if ((patch)); then
-      echo "**Experiment (--patch-reqid):** the daemon's rendered swanctl config was loaded with a fixed"
-      echo "\`reqid\` added to its child (tests/system/uml/mesh_reqid.sh); without it, duplicate CHILD_SAs from"
-      echo "both ends initiating at once get different reqids and a pair can stay dark (XfrmInTmplMismatch)."
+      echo "**Experiment (--patch-reqid):** the daemon's swanctl config loaded with a fixed \`reqid\` per child (mesh_reqid.sh)."
     fi
-    echo "Same nodes, same run; median of $rounds round(s); the phases of a round run in an order that turns by one"
-    echo "each round (round 1: the daemon first; round 2: the next phase first, ...), so none always follows another."
+    echo "Every round is listed; a round that timed out (a pair without answer within ${timeout} s: \"none\") or failed"
+    echo "its ESP checks (\"bad\") counts as a failure and as longer than any time in the median. The phases"
+    echo "of a round run in an order that turns by one each round."
     echo
-    table
+    rounds_table
+    if ((anchor)); then
+      echo
+      echo "Ratios of the medians above (same run):"
+      echo
+      ratio_table
+      echo
+      echo "Where the time goes, per node, from the node's own logs (seconds since the test ran \`ip addr add\` on"
+      echo "its tap, whose link it sets up right after; median (min .. max) over the nodes of (a) and the rounds,"
+      echo "and the joiner in (c)): the reaction (the daemon's 'restarting' line, the watcher's 'seen' line),"
+      echo "charon-systemd started, its first connection installed (the trap), its first CHILD_SA established"
+      echo "(charon's log, ms). The limit's charon was started and loaded before (negative):"
+      echo
+      steps_table
+      echo
+      gap_text a
+      echo
+      gap_text c
+    fi
     echo
     echo "ipop-ipsecd's own CPU time, its $((nodes + 1)) processes together, from the event until the round's checks were"
-    echo "done (user + system, median): (a) $(values daemon_cpu a | median) s, (b) $(values daemon_cpu b | median) s,"
-    echo "(c) $(values daemon_cpu c | median) s; on the guest's one CPU, shared with the charons and probers."
+    echo "done (user + system, median): (a) $(median_of daemon_cpu a) s, (b) $(median_of daemon_cpu b) s,"
+    echo "(c) $(median_of daemon_cpu c) s; on the guest's one CPU, shared with the charons and probers."
     echo
-    echo "(a), the last node (n$nodes), median s: its tap up -> its charon-systemd started: $(startup start);"
-    echo "-> charon's first connection installed (its log, milliseconds): $(startup loaded)."
+    resources
     echo
     echo "UML caveats: the whole mesh shares one host CPU through UML's ptrace-based system calls"
     echo "(every syscall, fork and exec costs far more than on real hosts, and the $((nodes + 1)) charons, daemons and"
     echo "probers take turns), so the absolute seconds are much larger than on real nodes; the ratios are what"
-    echo "this measures, every column paying the same overhead. The guest ran $guest_s s in all."
+    echo "this measures, every variant paying the same overhead. The guest ran $mesh_guest_s s in all."
   } >"$markdown"
 fi
-result=$(cat "$work/result" 2>/dev/null || echo none)
-if [[ $result != PASS ]]; then
-  echo "mesh_bench: FAILED (result: $result, guest exit $uml_rc)" >&2
+if ((!guest_ok)); then
+  echo "mesh_bench: FAILED (result: $(cat "$work/result" 2>/dev/null || echo none), guest exit $mesh_uml_rc)" >&2
   exit 1
 fi
 echo "mesh_bench: PASSED"

@@ -1,14 +1,16 @@
 #!/bin/bash
 # The UML guest's init for the N-node mesh (tests/system/uml/mesh_bench.sh): N+1 nodes
 # (network namespaces n1..n<N+1>) on one overlay segment (bridge br0, each node's tap `ipop`
-# is a veth port), each with its own charon-systemd. Three phases on the same nodes:
+# is a veth port), each with its own charon-systemd. Phases on the same nodes (mesh_nodes.sh):
 #   daemon: every node runs ipop-ipsecd (backend strongswan, control command, ranges
 #           [A, B]), which starts/reloads its charon;
-#   anchor: no daemon; each node's charon is started (or its config loaded) by hand at the
-#           ideal moment, with a static swanctl config (one connection per peer) written for
-#           the final addresses: the best an operator with perfect timing can do.
-#   anchor_own: the same hand timing with ipop-ipsecd's own files for the final address
-#           (`ipop-ipsecd render`): what the daemon's timing alone costs.
+#   limit:  no daemon; every charon already running with all its connections loaded
+#           (ipop-ipsecd's rendered files for the final address) before the event: only IKE
+#           is left, what nothing can beat;
+#   ideal:  no daemon; one watcher per node (ipopsec_addr_watch, started before the event)
+#           starts charon (loads its config) the moment its own address is there, all nodes
+#           in parallel, with the same rendered files: the ideal in the product's order;
+#   anchor: (ANCHOR 2) no daemon; one connection per peer, charon started from a shell loop.
 # Scenarios, each timed from its event to "every pair exchanging ESP":
 #   a  n1..nN come up in range A (timed from the last tap up)
 #   b  all N move to range B (timed from the last address change)
@@ -17,20 +19,22 @@
 # (UDP echo; only ESP can carry it: fail-closed policies on every node), then the ESP SAs'
 # packet counters (ip -s xfrm state) of every pair, both directions, are non-zero; a capture
 # on br0 must show ESP for every pair and no plaintext between range addresses.
-#   mesh_guest.sh WORK_DIR IPOP_IPSECD SCRIPTS_PARENT N ROUNDS ANCHOR(0|1|2|3) WAYS(1|2) PATCH_REQID(0|1) [NORETRY(0|1)]
-#   (NORETRY 1: each round also runs the daemon with ike.acquire_retry off, phase daemon_noretry)
-#   (ANCHOR 1: the per-peer anchor; 2: also the anchor with ipop-ipsecd's own rendered files;
-#   3: only the latter)
-#   (scripts in SCRIPTS_PARENT/uml; PATCH_REQID: an experiment, see mesh_nodes.sh)
-# Writes WORK_DIR/times (PHASE SCENARIO ROUND SECONDS), WORK_DIR/result (PASS/FAIL), powers off.
+#   mesh_guest.sh WORK_DIR IPOP_IPSECD SCRIPTS_PARENT N ROUNDS ANCHOR(0|1|2) WAYS(1|2) PATCH_REQID(0|1) NORETRY(0|1) WATCH
+#   (ANCHOR 0: the daemon alone; 1: also limit and ideal; 2: also the per-peer anchor.
+#   NORETRY 1: each round also runs the daemon with ike.acquire_retry off, phase daemon_noretry.
+#   WATCH: ipopsec_addr_watch. Scripts in SCRIPTS_PARENT/uml; PATCH_REQID: an experiment,
+#   see mesh_reqid.sh)
+# Writes WORK_DIR/times (PHASE SCENARIO ROUND SECONDS, "none" for a pair that never answered,
+# "bad" for a round whose ESP checks failed), WORK_DIR/steps (steps_say), WORK_DIR/result
+# (PASS/FAIL), powers off.
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-W=$1 BIN=$2 SRC=$3 N=$4 ROUNDS=$5 ANCHOR=$6 WAYS=$7 PATCH_REQID=$8 NORETRY=${9:-0}
+W=$1 BIN=$2 SRC=$3 N=$4 ROUNDS=$5 ANCHOR=$6 WAYS=$7 PATCH_REQID=$8 NORETRY=$9 WATCH=${10}
 UML=$SRC/uml   # mesh_bench.sh's copies of tests/system/uml/*
 RANGE_A=10.254.0.0/16 RANGE_B=10.253.0.0/16
 PRIO=500000   # the daemon's protect priority with backend strongswan; the anchor uses the same
 J=$((N + 1))  # the joiner
-TIMEOUT=120   # per scenario
+TIMEOUT=$((N > 8 ? 15 * N : 120))   # per scenario
 failures=0
 
 mount -t proc proc /proc
@@ -106,14 +110,14 @@ for i in $(seq 1 "$J"); do
 done
 
 # tap_up I ADDR: IPOP's tap appears with its address, on the overlay segment.
-declare -A TAP_UP_AT
+declare -A ADDR_AT
 tap_up() {
   ip link add "v$1" type veth peer name "t$1" netns "n$1"
   ip link set "v$1" master br0 up
   in_ns "$1" ip link set "t$1" name ipop
+  ADDR_AT[$1]=$(date +%T.%N)  # the address is added now (local time of day, as charon's log has it)
   in_ns "$1" ip addr add "$2/16" dev ipop
   in_ns "$1" ip link set ipop up
-  TAP_UP_AT[$1]=$(date +%T.%N)  # local time of day, as charon's log has it
 }
 # readdress I OLD NEW: as a DHCP client does, the old lease goes, the new one comes.
 readdress() {
@@ -175,8 +179,9 @@ record() { # record PHASE SCENARIO ROUND SECONDS
   say "TIME $1 $2 (round $3): $4 s"
 }
 
-# run_probes TAG PHASE SCEN ROUND T0 CHECKED_NODES...: waits for TAG's probers, records the
-# time, checks the ESP counters of CHECKED_NODES against the peers they probed.
+# run_probes TAG PHASE SCEN ROUND T0 CHECKED_NODES...: waits for TAG's probers, checks the
+# ESP counters of CHECKED_NODES against the peers they probed, records the time (or the
+# round's failure: "none" or "bad").
 declare -A PEERS_OF
 run_probes() {
   local tag=$1 phase=$2 scen=$3 round=$4 t0=$5 secs i why f pend
@@ -201,11 +206,15 @@ run_probes() {
     record "$phase" "$scen" "$round" none
     return 1
   fi
-  record "$phase" "$scen" "$round" "$secs"
   for i in "$@"; do
     # shellcheck disable=SC2086
-    why=$(esp_ok "$i" ${PEERS_OF[$i]}) || { fail "$phase $scen: $why"; return 1; }
+    why=$(esp_ok "$i" ${PEERS_OF[$i]}) || {
+      fail "$phase $scen (round $round): every pair answered after $secs s, but $why"
+      record "$phase" "$scen" "$round" bad
+      return 1
+    }
   done
+  record "$phase" "$scen" "$round" "$secs"
   ok "$phase $scen: every probed pair answered, over ESP SAs with packets counted both ways"
 }
 
@@ -250,12 +259,18 @@ warm_up
 # behind for the next (caches, the guest's memory) falls on each of them in turn.
 phases=("daemon_phase ROUND")
 ((NORETRY)) && phases+=("daemon_phase ROUND noretry")
-((ANCHOR == 1 || ANCHOR == 2)) && phases+=("anchor_phase ROUND peers")
-((ANCHOR >= 2)) && phases+=("anchor_phase ROUND own")
+((ANCHOR >= 1)) && phases+=("limit_phase ROUND" "ideal_phase ROUND")
+((ANCHOR >= 2)) && phases+=("anchor_phase ROUND")
+mem_say idle -
 for round in $(seq 1 "$ROUNDS"); do
   for ((turn = 0; turn < ${#phases[@]}; turn++)); do
     run_phase=${phases[(turn + round - 1) % ${#phases[@]}]}
+    started=$(now)
     ${run_phase/ROUND/$round}
+    # phase_s: the phase's wall time in the guest (PHASE ROUND SECONDS)
+    name=${run_phase%%_phase*}
+    [[ $run_phase == *noretry ]] && name=daemon_noretry
+    echo "$name $round $(awk -v a="$started" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')" >>"$W/phase_s"
   done
 done
 

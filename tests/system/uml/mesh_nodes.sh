@@ -1,10 +1,13 @@
-# The two phases of the mesh benchmark's guest (sourced by tests/system/uml/mesh_guest.sh,
-# which defines N, J, W, BIN, UML, addr, in_ns, tap_up, readdress, the probes and the checks).
-# Each phase starts from nodes without taps, SAs or policies and leaves them so.
+# The phases of the mesh benchmark's guest (sourced by tests/system/uml/mesh_guest.sh, which
+# defines N, J, W, BIN, WATCH, UML, addr, in_ns, tap_up, readdress, the probes and the
+# checks): daemon_phase (ipop-ipsecd on every node), limit_phase and ideal_phase (the two
+# anchors: no daemon, ipop-ipsecd's own rendered files), anchor_phase (one connection per
+# peer, hand-timed). Each phase starts from nodes without taps, SAs or policies and leaves
+# them so.
 
 # static_swanctl DIR RANGE ME PEER_INDEX...: the anchor's swanctl folder: one connection per
 # peer, written for the final addresses, the same proposals, certificates and trap-on-demand
-# as the daemon renders (its defaults: lib/core/render_swanctl.cpp).
+# as the daemon renders (its defaults: lib/core/render/render_swanctl.cpp).
 static_swanctl() {
   local dir=$1 r=$2 me=$3 j peer pki=$W/pki/n$4
   shift 4
@@ -107,14 +110,15 @@ charon_start() { # charon_start I NODE_DIR RUN_DIR: charon_restart.sh, in the ba
   in_ns "$1" /bin/bash "$UML/charon_restart.sh" "$2" "$3" "$W/gate" >>"$2/restart.out" 2>&1 &
 }
 
-# teardown NODE_DIRS...: daemons and charons stopped by PID, taps gone, SAs and policies flushed
+# teardown NODE_DIRS...: daemons, watchers and charons stopped by PID, taps gone, SAs and
+# policies flushed
 teardown() {
   local d pid i k
   for d in "$@"; do
-    for pid in $(cat "$d/daemon.pid" "$d/charon.pid" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null; done
+    for pid in $(cat "$d/daemon.pid" "$d/watch.pid" "$d/charon.pid" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null; done
   done
   for d in "$@"; do
-    for pid in $(cat "$d/daemon.pid" "$d/charon.pid" 2>/dev/null); do
+    for pid in $(cat "$d/daemon.pid" "$d/watch.pid" "$d/charon.pid" 2>/dev/null); do
       for ((k = 0; k < 100; k++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -KILL "$pid" 2>/dev/null
     done
@@ -184,27 +188,84 @@ cpu_say() {
   echo "${phase}_cpu $scen $round $s" >>"$W/times"
 }
 
-# startup_say PHASE ROUND NODE_DIR I: how node I's charon came up after its tap (scenario a's
-# last node): tap up -> charon-systemd started (charon_restart.sh's log), -> its first
-# connection installed (charon's log, milliseconds); printed, and in $W/times as
-# "PHASE_start" and "PHASE_loaded".
-startup_say() {
-  local phase=$1 round=$2 d=$3 i=$4 start loaded
+# steps_say PHASE SCEN ROUND I NODE_DIR: where node I's time went after its tap got its
+# address (scenarios a and c), from the node's own logs, in seconds since the test ran `ip
+# addr add` on the tap (its link is set up right after): "react" the daemon's first
+# 'restarting' line (ipop-ipsecd) or the watcher's 'seen' line (ideal); "started"
+# charon-systemd started (charon_restart.sh's log); "loaded" charon's first connection
+# installed (its trap, charon's log); "child" charon's first CHILD_SA established (charon's
+# log). "-" where the node has no such line (the limit has no reaction; its charon was
+# started and loaded before the address: negative). Printed, and in $W/steps as
+# "PHASE SCEN ROUND nI REACT STARTED LOADED CHILD".
+steps_say() {
+  local phase=$1 scen=$2 round=$3 i=$4 d=$5 start seen line
   start=$(head -1 "$d/charon-starts.log" 2>/dev/null | awk '{ print $1 }')
-  [[ -n $start ]] || { say "$phase a: n$i's charon never started"; return; }
-  read -r start loaded <<<"$(awk -v tap="${TAP_UP_AT[$i]}" -v start="$(date -d "@$start" +%T.%N)" '
+  [[ -n $start ]] && start=$(date -d "@$start" +%T.%N)
+  seen=$(awk '$2 == "seen" { print $1; exit }' "$d/watch-$scen.log" 2>/dev/null)
+  [[ -n $seen ]] && seen=$(date -d "@$seen" +%T.%N)
+  line=$(touch "$d/charon.log" "$d/daemon.log" 2>/dev/null
+    awk -v tap="${ADDR_AT[$i]}" -v start="$start" -v seen="$seen" -v dlog="$d/daemon.log" '
     function sec(t, a) { split(t, a, ":"); return a[1] * 3600 + a[2] * 60 + a[3] }
-    function since(t, d) { d = sec(t) - sec(tap); return d < -43200 ? d + 86400 : d }
-    / installing \047/ { printf "%.2f %.2f\n", since(start), since($1); found = 1; exit }
-    END { if (!found) printf "%.2f none\n", since(start) }' "$d/charon.log")"
-  say "$phase a: n$i's tap up -> its charon started $start s, -> its first connection installed $loaded s"
-  echo "${phase}_start a $round $start" >>"$W/times"
-  echo "${phase}_loaded a $round $loaded" >>"$W/times"
+    function since(t, d) { if (t == "") return "-"; d = sec(t) - sec(tap); if (d < -43200) d += 86400; return sprintf("%.3f", d) }
+    BEGIN {
+      react = seen
+      while (react == "" && (getline l < dlog) > 0) {
+        split(l, f, " ")
+        if (l ~ / restarting /) react = f[2]
+      }
+    }
+    / installing \047/ && loaded == "" { loaded = $1 }
+    /CHILD_SA .* established/ && child == "" { child = $1 }
+    END { print since(react), since(start), since(loaded), since(child) }' "$d/charon.log")
+  say "$phase $scen: n$i's address added -> reaction, charon started, first connection installed, first CHILD_SA (s): $line"
+  echo "$phase $scen $round n$i $line" >>"$W/steps"
+}
+
+# mem_say PHASE ROUND: the guest's memory in use and load (PHASE idle: before any phase); in
+# $W/mem as "PHASE ROUND USED_MIB TOTAL_MIB LOAD1"
+mem_say() {
+  local used total load
+  read -r total used <<<"$(free -m | awk '/^Mem/ { print $2, $3 }')"
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  say "guest memory in use ($1): $used MiB of $total; load average $load"
+  echo "$1 $2 $used $total $load" >>"$W/mem"
+}
+
+# scenario PHASE P ROUND SCEN [ACTION]: one timed scenario on node folders $W/r<ROUND>/<P><I>:
+# the probers of SCEN ready, its event (a: the N taps up in range A; b: the N nodes moved
+# to B; c: the joiner's tap up in B), T0 when the event is complete, the probers released,
+# the time recorded and every pair's ESP checked (run_probes), and for a and c where each
+# node's time went (steps_say). ACTION (the per-peer anchor's hand start) runs as
+# "ACTION I" right after node I's part of the event, in the foreground; T0 is taken when
+# the last node's part is done, before its ACTION.
+scenario() {
+  local phase=$1 p=$2 round=$3 scen=$4 action=${5:-} tag=$2$3-$4 i t0 nodes
+  nodes=$(seq 1 "$N")
+  [[ $scen == c ]] && nodes=$J
+  case $scen in
+    a) probes_mesh "$tag" A ;;
+    b) probes_mesh "$tag" B ;;
+    c) probes_join "$tag" ;;
+  esac
+  probe_ready "$tag"
+  for i in $nodes; do
+    case $scen in
+      a) tap_up "$i" "$(addr A "$i")" ;;
+      b) readdress "$i" "$(addr A "$i")" "$(addr B "$i")" ;;
+      c) tap_up "$i" "$(addr B "$i")" ;;
+    esac
+    [[ $i == "${nodes##*[!0-9]}" ]] && t0=$(now)
+    [[ -z $action ]] || $action "$i"
+  done
+  probe_go "$tag"
+  if [[ $scen == c ]]; then run_probes "$tag" "$phase" c "$round" "$t0" $(seq 1 "$J"); else run_probes "$tag" "$phase" "$scen" "$round" "$t0" $(seq 1 "$N"); fi
+  [[ $scen == b ]] && return 0
+  for i in $nodes; do steps_say "$phase" "$scen" "$round" "$i" "$W/r$round/$p$i"; done
 }
 
 # daemon_phase ROUND [noretry]: phase "daemon", or "daemon_noretry" with ike.acquire_retry off
 daemon_phase() {
-  local round=$1 i k d run t0 restart load refused cpu dirs=() phase=daemon p=d extra=
+  local round=$1 i k d run restart load refused cpu dirs=() phase=daemon p=d extra=
   if [[ ${2:-} == noretry ]]; then phase=daemon_noretry p=e extra=$'  acquire_retry: off\n'; fi
   say "== round $round, $phase: every node runs ipop-ipsecd, which starts and reloads its charon"
   for i in $(seq 1 "$J"); do
@@ -235,25 +296,14 @@ daemon_phase() {
   done
   ok "daemons running, fail-closed policies for $RANGE_A and $RANGE_B in on every node"
 
-  probes_mesh "$p$round-a" A
-  probe_ready "$p$round-a"
   cpu=$(cpu_ticks "${dirs[@]}")
-  for i in $(seq 1 "$N"); do tap_up "$i" "$(addr A "$i")"; done
-  t0=$(now)
-  probe_go "$p$round-a"
-  run_probes "$p$round-a" "$phase" a "$round" "$t0" $(seq 1 "$N")
-  startup_say "$phase" "$round" "$W/r$round/$p$N" "$N"
+  scenario "$phase" "$p" "$round" a
   cpu_say "$phase" a "$round" "$cpu" "${dirs[@]}"
   say "charon starts/config loads per node:$(counts "${dirs[@]}")"
 
-  probes_mesh "$p$round-b" B
-  probe_ready "$p$round-b"
   refused=$(refusals "${dirs[@]}")
   cpu=$(cpu_ticks "${dirs[@]}")
-  for i in $(seq 1 "$N"); do readdress "$i" "$(addr A "$i")" "$(addr B "$i")"; done
-  t0=$(now)
-  probe_go "$p$round-b"
-  run_probes "$p$round-b" "$phase" b "$round" "$t0" $(seq 1 "$N")
+  scenario "$phase" "$p" "$round" b
   cpu_say "$phase" b "$round" "$cpu" "${dirs[@]}"
   say "charon starts/config loads per node:$(counts "${dirs[@]}")"
   # Every node had B's responder-only connection before it moved: a peer that moved first
@@ -262,29 +312,27 @@ daemon_phase() {
   ((refused == 0)) && ok "$phase b: no IKE_SA_INIT refused (NO_PROPOSAL_CHOSEN) while the nodes moved" ||
     fail "$phase b: $refused IKE_SA_INIT(s) refused with NO_PROPOSAL_CHOSEN while the nodes moved to $RANGE_B"
 
-  probes_join "$p$round-c"
-  probe_ready "$p$round-c"
   cpu=$(cpu_ticks "${dirs[@]}")
-  tap_up "$J" "$(addr B "$J")"
-  t0=$(now)
-  probe_go "$p$round-c"
-  run_probes "$p$round-c" "$phase" c "$round" "$t0" $(seq 1 "$J")
+  scenario "$phase" "$p" "$round" c
   cpu_say "$phase" c "$round" "$cpu" "${dirs[@]}"
   say "charon starts/config loads per node:$(counts "${dirs[@]}")"
-  say "guest memory in use with $J daemons and charons: $(free -m | awk '/^Mem/ {print $3}') MiB of $(free -m | awk '/^Mem/ {print $2}')"
+  mem_say "$phase" "$round"
   teardown "${dirs[@]}"
 }
 
-# anchor_phase ROUND SHAPE: SHAPE peers (phase "anchor": one connection per peer) or own
-# (phase "anchor_own": ipop-ipsecd's own rendered files for the final address)
-anchor_phase() {
-  local round=$1 shape=$2 i d r t0 dirs=() phase=anchor p=s
-  [[ $shape == own ]] && phase=anchor_own p=o
-  say "== round $round, $phase: no daemon; charon started (or its config loaded) by hand at the ideal moment, static configs ($shape)"
+# --- the anchors: no daemon ------------------------------------------------------------
+# anchor_nodes ROUND P SHAPE: the node folders of an anchor phase, $W/r<ROUND>/<P><I>, in
+# DIRS: strongswan.conf, swanctl/ (the final address in range A; the joiner's in B) and
+# swanctl-B/ (the final address in B), with SHAPE own: exactly ipop-ipsecd's rendered files,
+# or SHAPE peers: one connection per peer; and the daemon's fail-closed policies, set by
+# hand (no plaintext before charon).
+anchor_nodes() {
+  local round=$1 p=$2 shape=$3 i d r dir
+  DIRS=()
   for i in $(seq 1 "$J"); do
     d=$W/r$round/$p$i
-    dirs+=("$d")
-    mkdir -p "$d"
+    DIRS+=("$d")
+    mkdir -p "$d" "/run/mesh/$p$i"
     strongswan_conf "$d" "/run/mesh/$p$i"
     if [[ $shape == own ]]; then
       if ((i < J)); then
@@ -299,42 +347,121 @@ anchor_phase() {
     else
       static_swanctl "$d/swanctl" B "$(addr B "$i")" "$i" $(others "$i" "$J")
     fi
-    # The same fail-closed policies as the daemon's, set by hand: no plaintext before charon.
     for r in "$RANGE_A" "$RANGE_B"; do
       for dir in in out; do
         in_ns "$i" ip xfrm policy add src "$r" dst "$r" dir "$dir" priority "$PRIO" tmpl proto esp mode transport
       done
     done
   done
-
-  probes_mesh "$p$round-a" A
-  probe_ready "$p$round-a"
-  for i in $(seq 1 "$N"); do
-    tap_up "$i" "$(addr A "$i")"
-    ((i == N)) && t0=$(now)
-    charon_start "$i" "$W/r$round/$p$i" "/run/mesh/$p$i"
-  done
-  probe_go "$p$round-a"
-  run_probes "$p$round-a" "$phase" a "$round" "$t0" $(seq 1 "$N")
-  startup_say "$phase" "$round" "$W/r$round/$p$N" "$N"
-
-  probes_mesh "$p$round-b" B
-  probe_ready "$p$round-b"
-  for i in $(seq 1 "$N"); do
-    readdress "$i" "$(addr A "$i")" "$(addr B "$i")"
-    ((i == N)) && t0=$(now)
-    in_ns "$i" /usr/bin/env "SWANCTL_DIR=$W/r$round/$p$i/swanctl-B" /usr/sbin/swanctl --load-all --noprompt \
-      --uri "unix:///run/mesh/$p$i/charon.vici" >>"$W/r$round/$p$i/restart.out" 2>&1 &
-  done
-  probe_go "$p$round-b"
-  run_probes "$p$round-b" "$phase" b "$round" "$t0" $(seq 1 "$N")
-
-  probes_join "$p$round-c"
-  probe_ready "$p$round-c"
-  tap_up "$J" "$(addr B "$J")"
-  t0=$(now)
-  charon_start "$J" "$W/r$round/$p$J" "/run/mesh/$p$J"
-  probe_go "$p$round-c"
-  run_probes "$p$round-c" "$phase" c "$round" "$t0" $(seq 1 "$J")
-  teardown "${dirs[@]}"
 }
+
+# load_b I NODE_DIR RUN_DIR: the node's range-B files loaded into its running charon, as the
+# daemon's strongswan.load_command does
+load_b() {
+  in_ns "$1" /usr/bin/env "SWANCTL_DIR=$2/swanctl-B" /usr/sbin/swanctl --load-all --noprompt \
+    --uri "unix://$3/charon.vici" >>"$2/restart.out" 2>&1
+}
+
+# wait_all WHAT PIDS...: waits for the background jobs PIDS; fatal unless each succeeded
+wait_all() {
+  local what=$1 pid bad=0
+  shift
+  for pid in "$@"; do wait "$pid" || bad=$((bad + 1)); done
+  ((bad == 0)) || fatal "$what: $bad of $# failed"
+}
+
+# limit_phase ROUND: phase "limit", what nothing can beat: every charon already running with
+# all its connections loaded (ipop-ipsecd's rendered files for the final address) before the
+# event, so only IKE itself is left. (a) the N charons started and loaded before the taps get
+# their addresses; (b) range B's files loaded on all N before any address changes; (c) the
+# joiner's charon started and loaded before its tap comes up.
+limit_phase() {
+  local round=$1 p=l phase=limit i pids=() DIRS
+  say "== round $round, limit: no daemon; every charon running with all its connections loaded before the event"
+  anchor_nodes "$round" $p own
+  for i in $(seq 1 "$N"); do
+    charon_start "$i" "$W/r$round/$p$i" "/run/mesh/$p$i"
+    pids+=($!)
+  done
+  wait_all "limit a: charon started and its files loaded before the taps" "${pids[@]}"
+  scenario "$phase" $p "$round" a
+  pids=()
+  for i in $(seq 1 "$N"); do
+    load_b "$i" "$W/r$round/$p$i" "/run/mesh/$p$i" &
+    pids+=($!)
+  done
+  wait_all "limit b: range B's files loaded before the addresses change" "${pids[@]}"
+  scenario "$phase" $p "$round" b
+  charon_start "$J" "$W/r$round/$p$J" "/run/mesh/$p$J"
+  wait_all "limit c: the joiner's charon started and its files loaded before its tap" $!
+  scenario "$phase" $p "$round" c
+  mem_say "$phase" "$round"
+  teardown "${DIRS[@]}"
+}
+
+# watch I SCEN ADDRESS COMMAND...: node I's watcher (ipopsec_addr_watch) in the ideal phase:
+# execs COMMAND the moment ADDRESS is on its tap; its log is the node's watch-SCEN.log
+watch() {
+  local i=$1 scen=$2 a=$3 d=$W/r$round/i$1
+  shift 3
+  # Not through in_ns (a function: $! would be a subshell's): ip netns exec execs the watcher.
+  ip netns exec "n$i" "$WATCH" ipop "$a" "$d/watch-$scen.log" "$@" >>"$d/restart.out" 2>&1 &
+  echo $! >>"$d/watch.pid"
+}
+# watch_ready SCEN NODES...: every watcher of SCEN subscribed (bounded: 30 s)
+watch_ready() {
+  local scen=$1 i f k
+  shift
+  for i in "$@"; do
+    f=$W/r$round/i$i/watch-$scen.log
+    for ((k = 0; k < 300; k++)); do grep -q ' ready ' "$f" 2>/dev/null && break; sleep 0.1; done
+    grep -q ' ready ' "$f" 2>/dev/null || fatal "ideal $scen: the watcher of n$i never subscribed"
+  done
+}
+# restart_on I SCEN ADDRESS: node I's charon started by its watcher (charon_restart.sh, the
+# daemon's ike.restart_command); load_on I: its range B files loaded by its watcher (`swanctl
+# --load-all`, the daemon's strongswan.load_command)
+restart_on() { watch "$1" "$2" "$3" /bin/bash "$UML/charon_restart.sh" "$W/r$round/i$1" "/run/mesh/i$1" "$W/gate"; }
+load_on() {
+  watch "$1" b "$(addr B "$1")" /usr/bin/env "SWANCTL_DIR=$W/r$round/i$1/swanctl-B" /usr/sbin/swanctl --load-all \
+    --noprompt --uri "unix:///run/mesh/i$1/charon.vici"
+}
+
+# ideal_phase ROUND: phase "ideal", the ideal in the order the product requires (charon only
+# once IPOP's tap has its address): one watcher per node, started before the event, execs the
+# same command the daemon runs, with the same rendered files, the moment the node's own
+# address is there; all nodes in parallel. (a) and (c): charon started (restart_on); (b):
+# range B's files loaded when the node's B address appears (load_on).
+ideal_phase() {
+  local round=$1 p=i phase=ideal i DIRS
+  say "== round $round, ideal: no daemon; a watcher per node starts charon (loads its config) the moment its address is there"
+  anchor_nodes "$round" $p own
+  for i in $(seq 1 "$N"); do restart_on "$i" a "$(addr A "$i")"; done
+  watch_ready a $(seq 1 "$N")
+  scenario "$phase" $p "$round" a
+  for i in $(seq 1 "$N"); do load_on "$i"; done
+  watch_ready b $(seq 1 "$N")
+  scenario "$phase" $p "$round" b
+  restart_on "$J" c "$(addr B "$J")"
+  watch_ready c "$J"
+  scenario "$phase" $p "$round" c
+  mem_say "$phase" "$round"
+  teardown "${DIRS[@]}"
+}
+
+# anchor_phase ROUND: phase "anchor" (--peer-anchor), the old hand-timed anchor: one
+# connection per peer (the peers' addresses known in advance, which a GroupVPN node does not
+# know), each charon started (a, c) or its config loaded (b) from a shell loop right after
+# its node's address is there.
+anchor_phase() {
+  local round=$1 p=s phase=anchor DIRS
+  say "== round $round, anchor: no daemon; charon started (or its config loaded) from a shell loop, one connection per peer"
+  anchor_nodes "$round" $p peers
+  scenario "$phase" $p "$round" a hand_start
+  scenario "$phase" $p "$round" b hand_load
+  scenario "$phase" $p "$round" c hand_start
+  mem_say "$phase" "$round"
+  teardown "${DIRS[@]}"
+}
+hand_start() { charon_start "$1" "$W/r$round/s$1" "/run/mesh/s$1"; }
+hand_load() { load_b "$1" "$W/r$round/s$1" "/run/mesh/s$1" & }
