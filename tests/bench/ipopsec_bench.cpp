@@ -167,11 +167,12 @@ int inFreshNetns(const std::function<void()>& body) {
   return status;
 }
 
-// Same, and returns what `body` returned (its result, sent back over a pipe); empty when the
-// child failed (its message is in the output).
+// Same, and returns what `body` returned (its result, sent back over a pipe that holds it
+// until the child has exited); empty when the child failed (its message is in the output).
 std::string inFreshNetnsResult(const std::function<std::string()>& body) {
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+  ::fcntl(pipefd[1], F_SETPIPE_SZ, 1 << 20);  // the parent reads only after the child exited
   inFreshNetns([&] {
     ::close(pipefd[0]);
     std::string text = body();
@@ -452,10 +453,7 @@ void benchLatency() {
   const fs::path reference = fs::read_symlink("/proc/self/exe").parent_path() / "ipopsec_reference";
   if (!fs::exists(reference)) throw std::runtime_error(reference.string() + " is missing (build target ipopsec_reference)");
   for (const auto& run : runs) {
-    int pipefd[2];
-    if (::pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-    inFreshNetns([&] {
-      ::close(pipefd[0]);
+    std::string text = inFreshNetnsResult([&] {
       Work w(run.peer == Peer::daemon ? "latency-daemon" : "latency-other", true);
       DaemonProcess daemon;
       pid_t child = -1;  // the shell or the reference, in its own process group
@@ -487,15 +485,8 @@ void benchLatency() {
       std::ostringstream o;
       o << result.misses << " " << result.staleOld;
       for (double v : result.st.v) o << " " << v;
-      std::string s = o.str();
-      pipeWrite(pipefd[1], s.data(), s.size());
-      ::close(pipefd[1]);
+      return o.str();
     });
-    ::close(pipefd[1]);
-    std::string text;
-    char buf[65536];
-    for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
-    ::close(pipefd[0]);
     std::istringstream in(text);
     Row r{run.who, {}, 0, 0};
     if (!(in >> r.misses >> r.staleOld)) r.failed = true;  // the run itself failed (its message is above)
@@ -704,10 +695,7 @@ void benchIdle() {
                "received |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   std::string libraryTable;
   for (int wd = 0; wd < 2; ++wd) {
-    int pipefd[2];
-    if (::pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
-    inFreshNetns([&] {
-      ::close(pipefd[0]);
+    std::string text = inFreshNetnsResult([&] {
       Work w(wd ? "idle-wd" : "idle");
       sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
       TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
@@ -826,16 +814,9 @@ void benchIdle() {
           o << "| **" << p->name << "** | " << p->rss << " | " << p->pss << " | " << p->priv << " |\n";
         o << "| **the process (smaps_rollup)** | " << mem.rss << " | " << mem.pss << " | " << mem.uss << " |\n";
       }
-      std::string text = o.str();
-      pipeWrite(pipefd[1], text.data(), text.size());
-      ::close(pipefd[1]);
       if (sock >= 0) ::close(sock);
+      return o.str();
     });
-    ::close(pipefd[1]);
-    std::string text;
-    char buf[65536];
-    for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
-    ::close(pipefd[0]);
     if (text.empty()) {
       std::cout << "| " << (wd ? "on" : "off") << " | failed (see above) | | | | | | | | | | |\n";
       continue;
