@@ -17,6 +17,7 @@
 # ESP between nodes over IPv6 (UML).
 # Usage: strongswan_traps.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 set -euo pipefail
+source "$(dirname "$0")/../support/charon_conf.sh"   # charon_test_conf, charon_restart_script
 BIN=${1:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
 CARRIER=${2:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}/ipopsec-tap-carrier
 CHECKS=0
@@ -82,40 +83,10 @@ start_node() {
   ip netns add "$NS"
   ip -n "$NS" link set lo up
   echo 'include conf.d/*.conf' >"$d/swanctl/swanctl.conf"
-  cat >"$d/strongswan.conf" <<EOF
-charon {
-  load_modular = no
-  load = random nonce openssl pem pkcs1 pkcs8 x509 constraints pubkey kernel-netlink socket-default vici updown hmac sha1 sha2 aes gcm kdf
-  install_routes = no
-  retransmit_tries = 1
-  plugins {
-    vici {
-      socket = unix://$run/charon.vici
-    }
-  }
-  filelog {
-    node {
-      path = $d/charon.log
-      flush_line = yes
-      default = 1
-      knl = 2
-    }
-  }
-}
-EOF
+  charon_test_conf "$run/charon.vici" "$d/charon.log" node 'retransmit_tries = 1' 'log.knl = 2' >"$d/strongswan.conf"
   # ike.restart_command: (re)start this node's charon by its pid, wait for its vici socket,
   # load the configuration (what strongswan.service's ExecStartPost does).
-  cat >"$d/charon_restart.sh" <<EOF
-#!/bin/bash
-if [[ -s $d/charon.pid ]] && kill "\$(<$d/charon.pid)" 2>/dev/null; then
-  for ((i = 0; i < 100; i++)); do kill -0 "\$(<$d/charon.pid)" 2>/dev/null || break; sleep 0.1; done
-fi
-rm -f $run/charon.vici
-STRONGSWAN_CONF=$d/strongswan.conf setsid /usr/sbin/charon-systemd </dev/null >>$d/charon.out 2>&1 &
-echo \$! >$d/charon.pid
-for ((i = 0; i < 100; i++)); do /usr/sbin/swanctl --stats --uri unix://$run/charon.vici >/dev/null 2>&1 && break; sleep 0.1; done
-SWANCTL_DIR=$d/swanctl exec /usr/sbin/swanctl --load-all --noprompt --uri unix://$run/charon.vici
-EOF
+  charon_restart_script "$d" "$run" >"$d/charon_restart.sh"
   chmod 755 "$d/charon_restart.sh"
   cat >"$d/ipop-ipsecd.yaml" <<EOF
 ipop:

@@ -16,6 +16,7 @@ set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 W=$1 BIN=$2 SRC=$3
 UML=$SRC/tests/system/uml
+source "$SRC/tests/support/charon_conf.sh"   # charon_test_conf
 failures=0
 
 mount -t proc proc /proc
@@ -75,30 +76,8 @@ start_node() {
   ip netns add "n$i"
   in_ns "$i" ip link set lo up
   echo 'include conf.d/*.conf' >"$d/swanctl/swanctl.conf"
-  cat >"$d/strongswan.conf" <<EOF
-charon {
-  load_modular = no
-  load = random nonce openssl pem pkcs1 pkcs8 x509 constraints pubkey kernel-netlink socket-default vici updown hmac sha1 sha2 aes gcm kdf
-  install_routes = no
-  retransmit_timeout = 2.0
-  retransmit_tries = 3
-  plugins {
-    vici {
-      socket = unix://$run/charon.vici
-    }
-  }
-  filelog {
-    node {
-      path = $d/charon.log
-      time_format = %T
-      ike_name = yes
-      flush_line = yes
-      default = 1
-      knl = 1
-    }
-  }
-}
-EOF
+  charon_test_conf "$run/charon.vici" "$d/charon.log" node 'retransmit_timeout = 2.0' 'retransmit_tries = 3' \
+    'log.time_format = %T' 'log.ike_name = yes' 'log.knl = 1' >"$d/strongswan.conf"
   cat >"$d/ipop-ipsecd.yaml" <<EOF
 # node $i (tests/system/uml_ipv6.sh)
 ipop:
