@@ -3,11 +3,8 @@
 # (ike.backend strongswan, control command) and a real charon-systemd in a network namespace
 # made here, racoon.crl naming the CA's CRL; IPOP's "tap" is a veth (carrier) to a second
 # namespace where a peer (172.31.0.20, a plain charon-systemd) answers IKE.
-#   - the node's trap sets up an IKE_SA with the peer. The peer has no CHILD_SA config: it answers
-#     IKE_AUTH with IDr, AUTH and TS_UNACCEPTABLE and both sides keep the IKE_SA, on any kernel
-#     and strongSwan release. (With a CHILD_SA config the peer's charon would have to install ESP
-#     SAs, which this kernel lacks; strongSwan 6 then answers NO_PROPOSAL_CHOSEN alone, without
-#     IDr/AUTH, and the node ends the IKE_SA: 'IDr payload missing'. 5.9 keeps IDr/AUTH.)
+#   - the node's trap sets up an IKE_SA with the peer (tests/support/peer_charon.sh: a responder
+#     with no CHILD_SA config, so both sides keep the IKE_SA on a kernel without ESP);
 #   - a routine refresh (`pki crl` again: a new CRL number and next update, the same revoked
 #     serials) is loaded into the running charon (strongswan.load_creds_command, swanctl
 #     --load-creds: no connection is reloaded; strongSwan 6's --load-all closes IKE_SAs without a
@@ -25,9 +22,10 @@
 # (ESP needs UML: tests/system/uml_mesh.sh's revocation phase.)
 # Usage: strongswan_crl_refresh.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 set -euo pipefail
+source "$(dirname "$0")/../support/peer_charon.sh"
 BIN=$(realpath "${1:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}")
 CHECKS=0
-NS='' PNS='' WORK='' DAEMON_PID='' PEER_PID=''
+NS='' PNS='' WORK='' DAEMON_PID=''
 RUN=/run/ipopsec-crl-$$
 fail() {
   echo "FAIL: $*" >&2
@@ -87,72 +85,13 @@ ip netns add "$NS"
 ip netns add "$PNS"
 ip -n "$NS" link set lo up
 ip -n "$PNS" link set lo up
-P=$WORK/peerd
-mkdir -p "$P/swanctl/x509" "$P/swanctl/x509ca" "$P/swanctl/private"
-cp "$WORK/peer/host-cert.pem" "$P/swanctl/x509/peer.pem"
-cp "$WORK/peer/host-key.pem" "$P/swanctl/private/peer.pem"
-cp "$WORK/certs/cacert.pem" "$P/swanctl/x509ca/ca.pem"
-cat >"$P/swanctl/swanctl.conf" <<CONF
-connections {
-  node {
-    version = 2
-    local_addrs = 172.31.0.20
-    remote_addrs = 172.31.0.0/16
-    proposals = aes256-sha256-modp2048
-    local {
-      auth = pubkey
-      certs = peer.pem
-    }
-    remote {
-      auth = pubkey
-      id = %any
-    }
-  }
-}
-CONF
-cat >"$P/strongswan.conf" <<CONF
-charon {
-  load_modular = no
-  load = random nonce openssl pem pkcs1 pkcs8 x509 revocation constraints pubkey kernel-netlink socket-default vici updown hmac sha1 sha2 aes gcm kdf
-  install_routes = no
-  plugins {
-    vici {
-      socket = unix://$RUN/peer.vici
-    }
-  }
-  filelog {
-    peer {
-      path = $P/charon.log
-      flush_line = yes
-      default = 1
-    }
-  }
-}
-CONF
-ip netns exec "$PNS" env STRONGSWAN_CONF="$P/strongswan.conf" /usr/sbin/charon-systemd </dev/null >"$P/charon.out" 2>&1 &
-PEER_PID=$!
+peer_charon_start "$WORK/peerd" "$PNS" 172.31.0.20 172.31.0.0/16 \
+  "$WORK/peer/host-cert.pem" "$WORK/peer/host-key.pem" "$WORK/certs/cacert.pem" "$RUN/peer.vici" ||
+  fail "cannot start the peer's charon"
 
 # --- the node ----------------------------------------------------------------------------------
 echo 'include conf.d/*.conf' >"$D/swanctl/swanctl.conf"
-cat >"$D/strongswan.conf" <<EOF
-charon {
-  load_modular = no
-  load = random nonce openssl pem pkcs1 pkcs8 x509 revocation constraints pubkey kernel-netlink socket-default vici updown hmac sha1 sha2 aes gcm kdf
-  install_routes = no
-  plugins {
-    vici {
-      socket = unix://$RUN/charon.vici
-    }
-  }
-  filelog {
-    node {
-      path = $D/charon.log
-      flush_line = yes
-      default = 1
-    }
-  }
-}
-EOF
+charon_test_conf "$RUN/charon.vici" "$D/charon.log" node >"$D/strongswan.conf"
 # ike.restart_command: (re)start charon by its pid, wait for its vici socket, load everything.
 cat >"$D/charon_restart.sh" <<EOF
 #!/bin/bash
@@ -217,18 +156,15 @@ crl_numbers() { SWANCTL_DIR=$D/swanctl swanctl --list-certs --type x509_crl --ur
 has_crl() { crl_numbers | grep -qx "$1"; }
 charon_pid() { cat "$D/charon.pid"; }
 node_sas() { SWANCTL_DIR=$D/swanctl swanctl --list-sas --uri "unix://$RUN/charon.vici" 2>/dev/null; }
-peer_sas() { swanctl --list-sas --uri "unix://$RUN/peer.vici" 2>/dev/null; }
 # The unique id of the node's established IKE_SA with the peer ("" when none).
 node_ike_id() { node_sas | awk '/ESTABLISHED/ { id = $2; sub(/,$/, "", id) } /remote .*172\.31\.0\.20/ && id { print id; exit }'; }
 node_has_ike() { [[ -n $(node_ike_id) ]]; }
-peer_has_ike() { peer_sas | grep -q ESTABLISHED; }
 
 wait_for "the daemon reports healthy, charon started with the first CRL" 40 healthy
 wait_for "charon holds CRL number 01" 10 has_crl 01
 pid1=$(charon_pid)
 kill -0 "$pid1" || fail "charon (pid $pid1) does not run"
-SWANCTL_DIR=$P/swanctl swanctl --load-all --noprompt --uri "unix://$RUN/peer.vici" >"$P/load.log" 2>&1 ||
-  fail "the peer's charon refused its configuration: $(tail -3 "$P/load.log")"
+err=$(peer_charon_load 2>&1) || fail "$err"
 ip netns exec "$NS" ping -c1 -W1 -I 172.31.0.16 172.31.0.20 >/dev/null 2>&1 || true
 wait_for "the node's trap sets up an IKE_SA with the peer" 15 node_has_ike
 wait_for "the peer holds its IKE_SA with the node" 5 peer_has_ike
