@@ -1,5 +1,6 @@
 #include "daemon/state_file.hpp"
 
+#include "core/policy/ownership.hpp"
 #include "core/render/quoting.hpp"
 
 #include <unistd.h>
@@ -90,12 +91,8 @@ std::string stateJson(const Config& cfg, const Reconciler& r, const std::string&
   o += "  \"protected_ranges\": " + list(st.protectedRanges, [](const Cidr& c) { return c.str(); }) + ",\n";
   o += "  \"conflicts\": " + list(d.conflicts, [](const std::string& s) { return s; }) + ",\n";
   {
-    // Every priority that carries this daemon's policies now, and the configured ones: the
-    // next start (or `flush`) owns them all, so a changed priority is migrated, not stuck.
-    std::vector<std::uint32_t> prios{cfg.xfrm.protectPriority, cfg.xfrm.bypassPriority};
-    for (const auto& p : st.kernelPolicies) prios.push_back(p.priority);
-    std::sort(prios.begin(), prios.end());
-    prios.erase(std::unique(prios.begin(), prios.end()), prios.end());
+    // What the next start (or `flush`) adopts as owned (core/policy/ownership.hpp).
+    const auto prios = PolicyOwnership::configured(cfg).toRecord(st.kernelPolicies);
     o += "  \"owned_priorities\": [";
     for (std::size_t i = 0; i < prios.size(); ++i) o += (i ? ", " : "") + std::to_string(prios[i]);
     o += "],\n";

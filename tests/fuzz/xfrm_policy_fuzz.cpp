@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 1) return 0;
   std::uint32_t seq = data[0] & 1 ? 0 : 7;
   std::vector<std::uint8_t> buf(data + 1, data + size);
-  auto r = xfrm::decodePolicyDump(std::span<const std::uint8_t>(buf.data(), buf.size()), xfrm::Owned{250000, 1000, {}}, seq);
+  auto r = xfrm::decodePolicyDump(std::span<const std::uint8_t>(buf.data(), buf.size()), PolicyOwnership(250000, 1000), seq);
   if (r.policies.size() != r.details.size()) std::abort();
   if (r.policies.size() > xfrm::kMaxEntries) std::abort();
   if (r.skipped.size() > xfrm::kMaxSkipped) std::abort();
@@ -25,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (xfrm::validatePolicy(p).empty()) {
       auto msg = xfrm::encodePolicy(p, 25 /* XFRM_MSG_UPDPOLICY */, 1);
       // What we would send back must decode to the same policy id.
-      auto again = xfrm::decodePolicyDump(std::span<const std::uint8_t>(msg.data(), msg.size()), xfrm::Owned{250000, 1000, {}});
+      auto again = xfrm::decodePolicyDump(std::span<const std::uint8_t>(msg.data(), msg.size()), PolicyOwnership(250000, 1000));
       (void)again;
     }
   }

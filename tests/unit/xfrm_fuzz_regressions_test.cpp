@@ -38,11 +38,11 @@ Bytes message(std::uint16_t type, std::int32_t code) {
 // An NLMSG_ERROR or NLMSG_DONE carrying INT_MIN as its error was negated (signed
 // overflow, undefined behaviour) by the XFRM dump decoders; it is a protocol error.
 TEST(XfrmFuzzRegression, ErrorCodeIntMinIsAProtocolErrorNotOverflow) {
-  auto p = xfrm::decodePolicyDump(message(NLMSG_ERROR, INT_MIN), xfrm::Owned{250000, 1000, {}});
+  auto p = xfrm::decodePolicyDump(message(NLMSG_ERROR, INT_MIN), PolicyOwnership(250000, 1000));
   EXPECT_EQ(p.error, EPROTO);
   auto s = xfrm::decodeStateDump(message(NLMSG_DONE, INT_MIN));
   EXPECT_EQ(s.error, EPROTO);
-  auto ok = xfrm::decodePolicyDump(message(NLMSG_ERROR, -ENOENT), xfrm::Owned{250000, 1000, {}});
+  auto ok = xfrm::decodePolicyDump(message(NLMSG_ERROR, -ENOENT), PolicyOwnership(250000, 1000));
   EXPECT_EQ(ok.error, ENOENT);
 }
 
@@ -52,7 +52,7 @@ TEST(XfrmFuzzRegression, TheFuzzersInputsAreRejectedAsProtocolErrors) {
   std::string policy = readInput("xfrm_policy_error_int_min.bin");
   ASSERT_GT(policy.size(), 1U);
   Bytes pbuf(policy.begin() + 1, policy.end());
-  EXPECT_EQ(xfrm::decodePolicyDump(pbuf, xfrm::Owned{250000, 1000, {}}).error, EPROTO);
+  EXPECT_EQ(xfrm::decodePolicyDump(pbuf, PolicyOwnership(250000, 1000)).error, EPROTO);
   std::string state = readInput("xfrm_state_done_int_min.bin");
   ASSERT_GT(state.size(), 1U);
   Bytes sbuf(state.begin() + 1, state.end());

@@ -22,7 +22,7 @@ using namespace test;  // Bytes, message, attr, done, ... (unit/netlink_bytes.hp
 
 constexpr std::uint32_t kProtect = 250000;
 constexpr std::uint32_t kBypass = 1000;
-const xfrm::Owned kOwned{kProtect, kBypass, {}};
+const PolicyOwnership kOwned{kProtect, kBypass};
 
 Cidr cidr(const char* s) {
   auto c = Cidr::parse(s);

@@ -26,7 +26,7 @@ std::error_code checkDump(int error, bool overflow, bool done) {
 }  // namespace
 
 XfrmPolicyTable::XfrmPolicyTable(std::uint32_t protectPriority, std::uint32_t bypassPriority)
-    : owned_{protectPriority, bypassPriority, {}}, nl_(NETLINK_XFRM) {}
+    : owned_(protectPriority, bypassPriority), nl_(NETLINK_XFRM) {}
 
 std::error_code XfrmPolicyTable::transact(std::vector<std::uint8_t> request, std::vector<std::uint8_t>* replies) {
   auto ec = nl_.request(std::move(request), replies);
@@ -104,8 +104,7 @@ std::error_code XfrmPolicyTable::getPolicy(const Policy& p, bool& found, xfrm::D
 
 void XfrmPolicyTable::setPriorities(std::uint32_t protectPriority, std::uint32_t bypassPriority,
                                     std::vector<std::uint32_t> earlier) {
-  std::erase_if(earlier, [&](std::uint32_t e) { return e == protectPriority || e == bypassPriority; });
-  owned_ = xfrm::Owned{protectPriority, bypassPriority, std::move(earlier)};
+  owned_ = PolicyOwnership(protectPriority, bypassPriority, std::move(earlier));
 }
 
 std::error_code XfrmPolicyTable::validate(const Policy& p) {

@@ -67,8 +67,10 @@ class XfrmPolicyTable final : public PolicyTable {
   // earlier configuration, owned until they are gone from the kernel.
   void setPriorities(std::uint32_t protectPriority, std::uint32_t bypassPriority,
                      std::vector<std::uint32_t> earlier) override;
-  std::vector<std::uint32_t> earlierPriorities() const override { return owned_.earlier; }
-  const xfrm::Owned& owned() const { return owned_; }
+  std::vector<std::uint32_t> earlierPriorities() const override { return owned_.earlier(); }
+  // Which policies are this table's (core/policy/ownership.hpp); list() keeps only those.
+  const PolicyOwnership& owned() const { return owned_; }
+  void setOwnership(PolicyOwnership owned) { owned_ = std::move(owned); }
 
   std::error_code list(std::vector<Policy>& out) override;    // dump, keep only owned ones
   std::error_code install(const Policy& p) override;          // XFRM_MSG_UPDPOLICY (add or replace)
@@ -107,7 +109,7 @@ class XfrmPolicyTable final : public PolicyTable {
   // Clears lastKernelMessage(); invalid_argument (and why) when `p` can't be encoded.
   std::error_code validate(const Policy& p);
 
-  xfrm::Owned owned_;
+  PolicyOwnership owned_;
   netlink::Requester nl_;
   std::string lastMessage_;
   std::optional<Policy> lastConflict_;

@@ -250,7 +250,7 @@ std::string decodeId(const xfrm_userpolicy_info& info, Policy& p) {
   return "";
 }
 
-PolicyOutcome decodePolicyPayload(Bytes payload, const Owned& owned) {
+PolicyOutcome decodePolicyPayload(Bytes payload, const PolicyOwnership& owned) {
   PolicyOutcome r;
   if (payload.size() < sizeof(xfrm_userpolicy_info)) {
     r.skipReason = "truncated xfrm_userpolicy_info (" + std::to_string(payload.size()) + " of " +
@@ -314,7 +314,7 @@ PolicyOutcome decodePolicyPayload(Bytes payload, const Owned& owned) {
     if (owned.owns(info.priority)) {
       // The shape the daemon never installs at this priority: it differs from any desired
       // policy with this id, so the reconciler replaces (or removes) it.
-      p.action = info.priority == owned.protectPriority ? PolicyAction::bypass : PolicyAction::protect;
+      p.action = owned.neverInstalledAt(info.priority);
       p.level = PolicyLevel::require;
     } else {
       p.action = (ntmpl > 0 || info.action != XFRM_POLICY_ALLOW) ? PolicyAction::protect : PolicyAction::bypass;
@@ -380,7 +380,7 @@ std::optional<Policy> policyOfEvent(const std::uint16_t type, std::span<const st
   return p;
 }
 
-DecodeResult decodePolicyDump(std::span<const std::uint8_t> buf, const Owned& owned, std::uint32_t seq) {
+DecodeResult decodePolicyDump(std::span<const std::uint8_t> buf, const PolicyOwnership& owned, std::uint32_t seq) {
   DecodeResult res;
   walkEntries(buf, seq, res, XFRM_MSG_NEWPOLICY, "XFRM_MSG_NEWPOLICY", res.policies, [&](Bytes payload) {
     auto outcome = decodePolicyPayload(payload, owned);

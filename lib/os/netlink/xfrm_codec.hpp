@@ -12,28 +12,12 @@
 #include <vector>
 
 #include "core/policy/cidr.hpp"
+#include "core/policy/ownership.hpp"
 #include "core/policy/policy.hpp"
 
 namespace ipopsec {
 
 namespace xfrm {
-
-// The priorities whose policies the daemon owns: the two configured ones, and those an
-// earlier configuration of this daemon used and that may still carry its policies (from
-// the state file), so that a changed priority is migrated make-before-break (UPDPOLICY
-// replaces a policy with the same selector in place, whatever its priority) instead of
-// colliding with the daemon's own old policies.
-struct Owned {
-  std::uint32_t protectPriority = 0;
-  std::uint32_t bypassPriority = 0;
-  std::vector<std::uint32_t> earlier;
-  bool owns(std::uint32_t priority) const {
-    if (priority == protectPriority || priority == bypassPriority) return true;
-    for (auto e : earlier)
-      if (e == priority) return true;
-    return false;
-  }
-};
 
 // Upper bounds for what a dump may make us allocate.
 inline constexpr std::size_t kMaxDumpBytes = 64U << 20;
@@ -82,7 +66,7 @@ struct DecodeResult {
 // ifindex: never the daemon's, nor the id of one of its policies).
 std::optional<Policy> policyOfEvent(const std::uint16_t type, std::span<const std::uint8_t> payload);
 
-DecodeResult decodePolicyDump(std::span<const std::uint8_t> buf, const Owned& owned,
+DecodeResult decodePolicyDump(std::span<const std::uint8_t> buf, const PolicyOwnership& owned,
                               std::uint32_t seq = 0);
 
 // One SA (xfrm_usersa_info) as a state dump shows it: what flushLarval/removeStates need
