@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "core/config/config.hpp"
+#include "core/config/parse_config.hpp"
 #include "core/reconcile/desired.hpp"
 #include "core/policy/net_state.hpp"
 #include "core/policy/policy.hpp"

@@ -14,7 +14,7 @@
 #include <sstream>
 #include <string>
 
-#include "core/config/config.hpp"
+#include "core/config/parse_config.hpp"
 
 namespace ipopsec {
 namespace {

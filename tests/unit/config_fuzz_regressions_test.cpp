@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "core/config/config.hpp"
+#include "core/config/parse_config.hpp"
 #include "core/reconcile/desired.hpp"
 #include "support/read_file.hpp"
 

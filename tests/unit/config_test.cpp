@@ -4,7 +4,7 @@
 // one per section (ConfigRejects: a document and exactly the issues it gives; ConfigAccepts:
 // a document that validates and what it gives); the rest are tests of their own.
 
-#include "core/config/config.hpp"
+#include "core/config/parse_config.hpp"
 #include "support/read_file.hpp"
 
 #include <gmock/gmock.h>

@@ -23,7 +23,7 @@
 #include <set>
 #include <sstream>
 
-#include "core/config/config.hpp"
+#include "core/config/parse_config.hpp"
 #include "core/policy/policy.hpp"
 #include "core/render/render.hpp"
 

@@ -2,7 +2,8 @@
 // drop-ins start racoon.service / strongswan.service only when the ipop-up flag exists at a
 // fixed path. A config that would keep the flag elsewhere while the daemon restarts one of
 // those units is refused by name; and the drop-in files in the repository name exactly the
-// flag the code writes with the default state_dir, for exactly the units the check knows.
+// flag the code writes with the default state_dir, for exactly the units the check knows;
+// the service unit and the maintainer scripts use the code's state directory and file names.
 
 #include <filesystem>
 #include <fstream>
@@ -13,7 +14,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/config/config.hpp"
+#include "core/config/parse_config.hpp"
 
 namespace ipopsec {
 namespace {
@@ -91,6 +92,57 @@ TEST(StateDirDropIn, TheRepositorysDropInsTestTheFlagAtTheDefaultStateDirForTheB
   std::set<std::string> backendUnits;
   for (const auto& row : kBackendDefaults) backendUnits.insert(row.unit);
   EXPECT_EQ(units, backendUnits);
+}
+
+// The value of the first line of `file` that starts with `key` ("" when none).
+std::string valueOf(const std::filesystem::path& file, const std::string& key) {
+  std::ifstream in(file);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(key, 0) == 0) return line.substr(key.size());
+  return "";
+}
+
+// The runtime paths the code builds from its constants (Config::Daemon) are the ones the
+// service unit makes (RuntimeDirectory= under /run, StateDirectory= under /var/lib) and the
+// package's maintainer scripts read (state.json's owned_priorities on remove and purge).
+TEST(StateDirDropIn, TheServiceAndTheMaintainerScriptsUseTheCodesRuntimePaths) {
+  const std::filesystem::path src(IPOPSEC_SOURCE_DIR);
+  const Config cfg{};
+  const auto service = src / "systemd" / "ipop-ipsecd.service";
+  EXPECT_EQ("/run/" + valueOf(service, "RuntimeDirectory="), cfg.daemon.stateDir);
+  EXPECT_EQ("/var/lib/" + valueOf(service, "StateDirectory="), cfg.daemon.rememberDir);
+  for (const char* script : {"prerm", "postrm"}) {
+    SCOPED_TRACE(script);
+    EXPECT_EQ(valueOf(src / "packaging" / "debian" / script, "STATE="),
+              cfg.daemon.stateDir + "/" + Config::Daemon::kStateFile);
+  }
+}
+
+// The maintainer scripts decide which policies are the daemon's when no daemon runs (remove,
+// purge): with no priority in the config they use the backends' defaults. Those must be the
+// code's (kBackendDefaults, Config::Xfrm), or a purge would leave the daemon's policies in.
+TEST(StateDirDropIn, TheMaintainerScriptsDefaultPrioritiesAreTheCodes) {
+  const std::filesystem::path src(IPOPSEC_SOURCE_DIR);
+  const std::string swan = std::to_string(backendDefaults(IkeBackend::strongswan).protectPriority);
+  const std::string racoon = std::to_string(backendDefaults(IkeBackend::racoon).protectPriority);
+  const std::string protect = "then protect=" + swan + "; else protect=" + racoon + "; fi";
+  const std::string bypass = "is_number \"$bypass\" || bypass=" + std::to_string(Config{}.xfrm.bypassPriority);
+  for (const char* script : {"prerm", "postrm"}) {
+    SCOPED_TRACE(script);
+    std::ifstream in(src / "packaging" / "debian" / script);
+    ASSERT_TRUE(in) << "cannot read the script";
+    int protectLines = 0, bypassLines = 0, anyProtect = 0;
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("protect=") != std::string::npos && line.find("; else protect=") != std::string::npos) {
+        ++anyProtect;
+        protectLines += line.find(protect) != std::string::npos;
+      }
+      bypassLines += line.find(bypass) != std::string::npos;
+    }
+    EXPECT_EQ(anyProtect, 1) << "one line chooses the protect priority by backend";
+    EXPECT_EQ(protectLines, 1) << "it says: " << protect;
+    EXPECT_EQ(bypassLines, 1) << "it says: " << bypass;
+  }
 }
 
 }  // namespace

@@ -4,45 +4,19 @@
 // (config_checks.cpp). Every problem is collected; the caller gets either a fully valid
 // Config or a ConfigError listing all of them.
 //
-// Defaults are never repeated here: parsing starts from Config{} (config.hpp) and only
-// overwrites what the file sets; the keys whose default follows ike.backend (ike.unit,
-// xfrm.protect_priority) get their backend's row of kBackendDefaults.
+// Defaults, as ISC Kea's SimpleParser::setDefaults does them: parsing starts from Config{}
+// (config.hpp) and only overwrites what the file sets; then, once, the keys whose default
+// follows ike.backend get their backend's row (setDefaults, config_defaults.hpp); the
+// cross-checks after that only check.
 
-#include "core/config/config.hpp"
+#include "core/config/parse_config.hpp"
 
 #include <utility>
 
+#include "core/config/config_defaults.hpp"
 #include "core/config/config_schema.hpp"
 
 namespace ipopsec {
-
-std::string ConfigIssue::str() const {
-  std::string out = file;
-  if (line > 0) {
-    out += ':' + std::to_string(line);
-    if (column > 0) out += ':' + std::to_string(column);
-  }
-  if (!keyPath.empty()) out += (out.empty() ? "" : ": ") + keyPath;
-  out += (out.empty() ? "" : ": ") + message;
-  return out;
-}
-
-namespace {
-
-std::string summarize(const std::vector<ConfigIssue>& issues) {
-  if (issues.empty()) return "invalid configuration";
-  std::string out;
-  for (const auto& i : issues) {
-    if (!out.empty()) out += '\n';
-    out += i.str();
-  }
-  return out;
-}
-
-}  // namespace
-
-ConfigError::ConfigError(std::vector<ConfigIssue> issues)
-    : std::runtime_error(summarize(issues)), issues_(std::move(issues)) {}
 
 std::string certificatePath(const Config& cfg, const std::string& name) {
   return !name.empty() && name.front() == '/' ? name : cfg.racoon.certificateDir + "/" + name;
@@ -68,6 +42,7 @@ Config parseConfig(const std::string& text, const std::string& name) {
                           {"daemon", [&](const yaml::Item& i) { schema::daemon(p, i); }},
                           {"certificates", [&](const yaml::Item& i) { schema::certificates(p, i); }},
                       });
+      setDefaults(cfg, [&r](const std::string& path) { return r.seen(path) != nullptr; });
       schema::crossChecks(p);
     } catch (const YAML::Exception& e) {
       // Not expected: every reader checks types first. Still a clear error, never a crash.

@@ -1,68 +1,25 @@
 #pragma once
 // The daemon's configuration: the typed result of parsing and validating
-// /etc/ipop-ipsec/ipop-ipsecd.yaml. Every default lives in this header and nowhere else:
-// the member initialisers below, and kBackendDefaults for the keys whose default follows
-// ike.backend (the initialisers hold its racoon row). config/ipop-ipsecd.yaml documents
-// each key. The parser is config.cpp; the schema per section config_schema_*.cpp.
+// /etc/ipop-ipsec/ipop-ipsecd.yaml. The defaults: the member initialisers below for the keys
+// whose default is the same for every backend, and the one table of config_defaults.hpp for
+// those that follow ike.backend (applied once by parseConfig; the members start from the
+// default backend's row, so that Config{} is what a file that sets none of them gives).
+// config/ipop-ipsecd.yaml documents each key. The parse entry point is parse_config.hpp
+// (config.cpp); the schema per section config_schema_*.cpp; the issues config_issue.hpp.
 
 #include <chrono>
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "core/config/config_defaults.hpp"
 #include "core/policy/cidr.hpp"
 
 namespace ipopsec {
 
-enum class IkeBackend { racoon, strongswan };
 enum class IkeControl { systemd, command };
 enum class PolicyLevel { require, use };
 enum class WeakCertPolicy { warn, refuse };
-
-// One problem found in a config file: where it is and what is wrong.
-struct ConfigIssue {
-  std::string file;     // as given, e.g. "/etc/ipop-ipsec/ipop-ipsecd.yaml"
-  int line = 0;         // 1-based; 0 when unknown (e.g. a missing required key)
-  int column = 0;       // 1-based; 0 when unknown
-  std::string keyPath;  // "protect.ranges[1]"
-  std::string message;  // "'172.31.0.0/33' is not a valid CIDR: prefix length 33 is out of range 0..32"
-
-  // "ipop-ipsecd.yaml:12:5: protect.ranges[1]: '172.31.0.0/33' is not a valid CIDR: ..."
-  std::string str() const;
-};
-
-// Thrown by loadConfig when the file can't be read or doesn't validate. Carries every
-// problem found, not only the first.
-class ConfigError : public std::runtime_error {
- public:
-  explicit ConfigError(std::vector<ConfigIssue> issues);
-  const std::vector<ConfigIssue>& issues() const { return issues_; }
-
- private:
-  std::vector<ConfigIssue> issues_;
-};
-
-// The defaults that follow ike.backend, one row per backend: parseConfig applies the
-// backend's row to each of these keys the file does not set.
-struct BackendDefaults {
-  IkeBackend backend;
-  const char* unit;               // ike.unit
-  std::uint32_t protectPriority;  // xfrm.protect_priority
-  const char* certificateDir;     // racoon.certificate_dir
-};
-// strongSwan: charon's trap policies sit at up to 400000 and must win over the daemon's,
-// or the kernel's ACQUIREs carry no reqid and charon ignores them ("trap not found, unable
-// to acquire reqid 0", seen with 5.9.8). Certificates: racoon's own directory for racoon (its
-// `path certificate`); a directory of ours for strongSwan (the daemon copies the files into
-// swanctl's), see useLegacyCertificateDir (core/config/certificate_dir.hpp) for nodes set up before.
-inline constexpr BackendDefaults kBackendDefaults[] = {
-    {IkeBackend::racoon, "racoon.service", 250000, "/etc/racoon/certs"},
-    {IkeBackend::strongswan, "strongswan.service", 500000, "/etc/ipop-ipsec/certs"},
-};
-constexpr const BackendDefaults& backendDefaults(IkeBackend b) {
-  return b == IkeBackend::racoon ? kBackendDefaults[0] : kBackendDefaults[1];
-}
 
 struct Phase1Proposal {
   std::string encryption = "aes 256";  // racoon names: "aes 256", "aes 128", "3des", "camellia 256"
@@ -192,14 +149,6 @@ struct Config {
   // Warnings worth repeating at every load (e.g. the legacy proposal).
   std::vector<std::string> warnings;
 };
-
-// Parses and validates YAML text (`name` is the file name used in messages). Throws
-// ConfigError listing every problem. Reading the file is the OS layer's job
-// (os/files/config_loader.hpp: loadConfig(path)).
-Config parseConfig(const std::string& text, const std::string& name);
-
-// The seed's proposals (3des, sha1, modp1024, hmac_sha1, deflate).
-Config::Proposals legacyProposals();
 
 // Where a certificate file named by racoon.ca_cert, host_cert or host_key is: inside
 // racoon.certificate_dir unless the name is an absolute path.

@@ -1,5 +1,5 @@
-// The checks of ipop-ipsecd.yaml that span keys and sections, after the walk
-// (config_schema.hpp), and the defaults that follow ike.backend (kBackendDefaults).
+// The checks of ipop-ipsecd.yaml that span keys and sections, after the walk and the
+// backend's defaults (config_schema.hpp). They only check: no key is assigned here.
 
 #include <algorithm>
 #include <filesystem>
@@ -129,12 +129,6 @@ void stateDirAndDropIn(Parse& p) {
 }  // namespace
 
 void crossChecks(Parse& p) {
-  // The keys whose default follows the backend (kBackendDefaults), unless the file sets them.
-  const BackendDefaults& defaults = backendDefaults(p.cfg.ike.backend);
-  if (!p.r.seen("ike.unit")) p.cfg.ike.unit = defaults.unit;
-  if (!p.r.seen("xfrm.protect_priority")) p.cfg.xfrm.protectPriority = defaults.protectPriority;
-  if (!p.r.seen("racoon.certificate_dir")) p.cfg.racoon.certificateDir = defaults.certificateDir;
-  else p.cfg.racoon.certificateDirDefaulted = false;
   if (p.cfg.ike.backend == IkeBackend::strongswan && p.priorityValid &&
       p.cfg.xfrm.protectPriority <= Config::Xfrm::kCharonLowestPriority) {
     if (const Item* at = p.r.seen("xfrm.protect_priority"))

@@ -8,6 +8,7 @@
 //   config_checks.cpp            the checks that span sections, after the walk
 
 #include "core/config/config.hpp"
+#include "core/config/config_issue.hpp"
 #include "core/config/yaml_reader.hpp"
 
 namespace ipopsec::schema {
@@ -32,8 +33,8 @@ void certificates(Parse& p, const yaml::Item& section);
 void daemon(Parse& p, const yaml::Item& section);
 void proposals(Parse& p, const yaml::Item& section);
 
-// After the walk: the backend's defaults (kBackendDefaults) for keys the file does not
-// set, then the checks that span keys and sections.
+// After the walk and the backend's defaults (setDefaults, config_defaults.hpp): the checks
+// that span keys and sections. They do not assign.
 void crossChecks(Parse& p);
 
 }  // namespace ipopsec::schema

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/config/config_schema.hpp"
+#include "core/config/parse_config.hpp"
 
 namespace ipopsec {
 

@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/config/config.hpp"
+#include "core/config/config_issue.hpp"
 
 namespace ipopsec::yaml {
 

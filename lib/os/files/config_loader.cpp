@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "core/config/certificate_dir.hpp"
+#include "core/config/parse_config.hpp"
 
 namespace ipopsec {
 

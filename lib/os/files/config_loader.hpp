@@ -2,6 +2,7 @@
 #include <string>
 
 #include "core/config/config.hpp"
+#include "core/config/config_issue.hpp"
 
 namespace ipopsec {
 
