@@ -12,35 +12,22 @@
 #                (-fcf-protection), on x86-64.
 # Fails on a build configured with -DIPOPSEC_HARDENING=OFF (and says so).
 # Usage: binary_hardening.sh IPOP_IPSECD_BINARY BUILD_DIR
-set -euo pipefail
-BIN=${1:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
-BUILD=${2:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
-CHECKS=0
-fail() {
-  echo "FAIL: $*" >&2
+source "$(dirname "$0")/lib.sh" "$@"   # check, sys_fail, sys_need, sys_pass (no container)
+BIN=$SYS_BIN BUILD=$SYS_BUILD
+sys_on_fail() {
   if grep -q '^IPOPSEC_HARDENING:BOOL=OFF' "$BUILD/CMakeCache.txt" 2>/dev/null; then
-    echo "note: $BUILD was configured with -DIPOPSEC_HARDENING=OFF: its binary is not hardened" >&2
+    echo "note: $BUILD was configured with -DIPOPSEC_HARDENING=OFF: its binary is not hardened"
   fi
-  exit 1
 }
-check() {
-  local what=$1
-  shift
-  "$@" || fail "$what (command: $*)"
-  CHECKS=$((CHECKS + 1))
-  echo "ok: $what"
-}
-for t in readelf cmake; do
-  command -v "$t" >/dev/null || fail "needed tool '$t' is missing: run scripts/setup --test"
-done
-[[ -x $BIN ]] || fail "no binary at $BIN"
+sys_need readelf cmake
+[[ -x $BIN ]] || sys_fail "no binary at $BIN"
 WORK=$(mktemp -d /tmp/ipopsec-hardening.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
 DESTDIR=$WORK/root cmake --install "$BUILD" --strip >"$WORK/install.log" 2>&1 ||
-  { cat "$WORK/install.log" >&2; fail "cmake --install --strip into $WORK/root failed"; }
+  { cat "$WORK/install.log" >&2; sys_fail "cmake --install --strip into $WORK/root failed"; }
 installed=$WORK/root/usr/sbin/ipop-ipsecd
-[[ -x $installed ]] || fail "cmake --install laid out no /usr/sbin/ipop-ipsecd"
+[[ -x $installed ]] || sys_fail "cmake --install laid out no /usr/sbin/ipop-ipsecd"
 
 # The symbols the hardening leaves in a binary: its imports (readelf --dyn-syms: UND entries).
 imports() { readelf --dyn-syms -W "$1" | awk '$7 == "UND" { sub(/@.*/, "", $8); print $8 }' | sort -u; }
@@ -76,4 +63,4 @@ if [[ $(uname -m) == x86_64 ]]; then
   check "the daemon's ${#objects[@]} objects carry x86 IBT and SHSTK (-fcf-protection)${without[*]:+; not: ${without[*]}}" \
     test "${#objects[@]}" -ge 30 -a "${#without[@]}" -eq 0
 fi
-echo "PASS: binary_hardening.sh: $CHECKS checks"
+sys_pass

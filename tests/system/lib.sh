@@ -1,22 +1,32 @@
-# tests/system/lib.sh -- shared by tests/system/systemd_*.sh (sourced, not run).
+# tests/system/lib.sh -- shared by the system tests tests/system/systemd_*.sh and
+# ansible_fleet.sh (sourced, not run).
 #
-# Boots a real systemd in systemd-nspawn on a throw-away overlay of the host root, joined
-# to a network namespace made for the test, with the project installed into the overlay
-# by `cmake --install` (systemd-nspawn on a throw-away overlay of /). Never boots systemd on
-# the host root itself. Everything is undone by a trap, also on failure or Ctrl-C:
-# the container is powered off (nspawn killed BY PID if it does not go), the overlay and
-# its tmpfs are unmounted, the namespace is deleted.
+# Boots real systemd in systemd-nspawn, each container on its own throw-away overlay of the
+# host root, in a network namespace made for the test, with the project installed into the
+# overlay by `cmake --install` (or by the test, from the .deb). Never boots systemd on the
+# host root itself. Everything is undone by a trap, also on failure or Ctrl-C: every
+# container is powered off (its nspawn killed BY PID if it does not go), the overlays and
+# their tmpfs are unmounted, the namespaces are deleted, the work folder removed.
 #
-# Usage in a test:
+# One container (most tests):
 #   source "$(dirname "$0")/lib.sh" "$@"      # $1 = ipop-ipsecd binary, $2 = build dir
-#   sys_setup                                 # netns + overlay + cmake --install
+#   sys_setup [--no-install]                  # netns $SYS_NAME + overlay $ROOT + cmake --install
+#   sys_node strongswan|racoon                # or: sys_setup, certificates, simulated IPOP, config
 #   ...write files into "$ROOT" (the container's /), sys_enable UNIT...
 #   sys_boot                                  # waits for running|degraded (bounded)
 #   sys_run CMD...                            # run CMD inside the container
-#   sys_wait "what" SECONDS CMD...            # until CMD succeeds, bounded
+# Several containers (ansible_fleet.sh):
+#   sys_fleet_setup                           # work folder, traps, the segment namespace (bridge br0)
+#   sys_add NAME...                           # a netns + an overlay each; "${SYS_ROOTS[NAME]}" is its /
+#   sys_attach NAME IFNAME                    # an interface of NAME that is a port of the segment's br0
+#   sys_boot NAME...                          # boots them all at once; waits for running|degraded
+#   sys_on NAME CMD...                        # CMD inside container NAME
+# Both:
+#   sys_wait "what" SECONDS CMD...            # until CMD succeeds, bounded (polled)
+#   check "what" CMD...                       # CMD must succeed (counted)
 #   sys_pass                                  # prints the summary
-# Only addresses 10.254.x.x are used, inside the namespace this file creates.
-# IPOPSEC_SYS_ROOT=DIR: the overlay's lower layer is the OS tree DIR instead of the host
+# Only addresses 10.254.x.x are used, inside the namespaces this file creates.
+# IPOPSEC_SYS_ROOT=DIR: the overlays' lower layer is the OS tree DIR instead of the host
 # root (scripts/test-trixie: a Debian 13 root); the project is then installed with DIR's own
 # cmake (BUILD_DIR, writable for install_manifest.txt, and the source bound at their paths),
 # and systemd boots on the unified cgroup hierarchy (systemd >= 256 has no other).
@@ -27,29 +37,40 @@ SYS_BIN=${1:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
 SYS_BUILD=${2:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
 SYS_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SYS_LOWER=${IPOPSEC_SYS_ROOT:-/}   # the OS booted (on an overlay)
-SYS_NAME=ipopsec-sys-$$             # netns and machine name, unique per run
+SYS_NAME=ipopsec-sys-$$             # the one container's netns and machine name (a fleet's prefix)
 SYS_WORK=
-ROOT=                               # the container's root, seen from the host
-SYS_NSPAWN_PID=
-SYS_PID1=
+SYS_SEG=                            # a fleet's segment namespace (bridge br0)
+SYS_NAMES=()                        # every container added, in order
+declare -A SYS_ROOTS=() SYS_NETNS=() SYS_NSPAWNS=() SYS_PID1S=()
+ROOT=                               # the one container's root, seen from the host
+SYS_NSPAWN_PID=                     # the one container's nspawn
+SYS_PID1=                           # the one container's PID 1, seen from the host
 SYS_CHECKS=0
 SYS_T0=$SECONDS
+SYS_ONE=sys                         # the one container's name in SYS_NAMES
 
 sys_log() { printf '[%3ds] %s\n' "$((SECONDS - SYS_T0))" "$*"; }
 
-# Everything the container said, for a failing test's log.
+# Everything the containers said, for a failing test's log.
 sys_diag() {
   set +e
-  [[ -n $SYS_PID1 ]] && kill -0 "$SYS_PID1" 2>/dev/null || return 0
-  echo "---- diagnostics: systemctl --failed, ipop-ipsecd status, journal (last 150 lines)"
-  sys_run systemctl --no-pager --failed
-  sys_run systemctl --no-pager status ipop-ipsecd.service
-  sys_run journalctl --no-pager -b -n 150 -o short-precise
+  local n lines=150
+  ((${#SYS_NAMES[@]} < 2)) || lines=60
+  for n in "${SYS_NAMES[@]}"; do
+    [[ -n ${SYS_PID1S[$n]:-} ]] && kill -0 "${SYS_PID1S[$n]}" 2>/dev/null || continue
+    echo "---- diagnostics of $n: systemctl --failed, ipop-ipsecd status, journal (last $lines lines)"
+    sys_on "$n" systemctl --no-pager --failed
+    sys_on "$n" systemctl --no-pager status ipop-ipsecd.service
+    sys_on "$n" journalctl --no-pager -b -n "$lines" -o short-precise
+  done
 }
 
+# sys_fail MESSAGE: says what failed, then what the containers said (and, if the test
+# defines sys_on_fail, what it prints), and exits 1.
 sys_fail() {
   echo "FAIL: $*" >&2
   sys_diag >&2
+  if declare -F sys_on_fail >/dev/null; then sys_on_fail >&2; fi
   exit 1
 }
 
@@ -68,7 +89,7 @@ check() {
 sys_need() {
   local t
   for t in "$@"; do
-    command -v "$t" >/dev/null 2>&1 || sys_fail "needed tool '$t' is missing: run scripts/setup"
+    command -v "$t" >/dev/null 2>&1 || sys_fail "needed tool '$t' is missing: run scripts/setup --test"
   done
 }
 
@@ -76,58 +97,102 @@ sys_cleanup() {
   local rc=$?
   set +e
   trap - EXIT INT TERM
-  if [[ -n $SYS_PID1 ]] && kill -0 "$SYS_PID1" 2>/dev/null; then
-    # SIGRTMIN+4 asks systemd for a poweroff without needing its bus.
-    nsenter -t "$SYS_PID1" -a systemctl poweroff --no-block >/dev/null 2>&1 ||
-      kill -s SIGRTMIN+4 "$SYS_PID1" 2>/dev/null
-  fi
-  if [[ -n $SYS_NSPAWN_PID ]]; then
-    local deadline=$((SECONDS + 20))
-    while kill -0 "$SYS_NSPAWN_PID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-    if kill -0 "$SYS_NSPAWN_PID" 2>/dev/null; then
-      echo "container did not power off in 20 s: killing nspawn (pid $SYS_NSPAWN_PID)" >&2
-      kill -TERM "$SYS_NSPAWN_PID" 2>/dev/null
-      sleep 2
-      kill -KILL "$SYS_NSPAWN_PID" 2>/dev/null
+  local n pid deadline k
+  # Ask every container to power off at once (SIGRTMIN+4, which needs no bus, if systemctl
+  # does not answer) ...
+  for n in "${SYS_NAMES[@]}"; do
+    pid=${SYS_PID1S[$n]:-}
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+      timeout 10 nsenter -t "$pid" -a systemctl poweroff --no-block >/dev/null 2>&1 ||
+        kill -s SIGRTMIN+4 "$pid" 2>/dev/null
     fi
-    wait "$SYS_NSPAWN_PID" 2>/dev/null
-  fi
+  done
+  # ... then wait for each nspawn (bounded), and kill it by its PID if it does not go.
+  deadline=$((SECONDS + 30))
+  for n in "${SYS_NAMES[@]}"; do
+    pid=${SYS_NSPAWNS[$n]:-}
+    [[ -n $pid ]] || continue
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "container $n did not power off in time: killing its nspawn (pid $pid)" >&2
+      kill -TERM "$pid" 2>/dev/null
+      for ((k = 0; k < 25; k++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+  done
+  for n in "${SYS_NAMES[@]}"; do
+    mountpoint -q "$(sys_dir "$n")/o/root" && umount "$(sys_dir "$n")/o/root"
+    mountpoint -q "$(sys_dir "$n")/o" && umount "$(sys_dir "$n")/o"
+    [[ -n ${SYS_NETNS[$n]:-} ]] && ip netns del "${SYS_NETNS[$n]}" 2>/dev/null
+  done
+  [[ -n $SYS_SEG ]] && ip netns del "$SYS_SEG" 2>/dev/null
   if [[ -n $SYS_WORK ]]; then
-    mountpoint -q "$SYS_WORK/o/root" && umount "$SYS_WORK/o/root"
-    mountpoint -q "$SYS_WORK/o" && umount "$SYS_WORK/o"
+    if grep -q " $SYS_WORK/" /proc/mounts; then
+      echo "mounts under $SYS_WORK are still there: the folder is left" >&2
+    else
+      rm -rf "$SYS_WORK"
+    fi
   fi
-  ip netns del "$SYS_NAME" 2>/dev/null
-  [[ -n $SYS_WORK ]] && ! mountpoint -q "$SYS_WORK/o" && rm -rf "$SYS_WORK"
   exit "$rc"
 }
 
-# Network namespace, overlay of the host root, project installed into it.
-sys_setup() {
+# Root, the tools, the traps, the work folder, and a tmpfs for nspawn's state.
+sys_init() {
   [[ $(id -u) -eq 0 ]] || sys_fail "system tests need root (nspawn, network namespaces)"
-  sys_need systemd-nspawn nsenter ip mount umount mountpoint openssl cmake timeout
+  sys_need systemd-nspawn nsenter ip mount umount mountpoint openssl timeout
+  [[ -x $SYS_LOWER/lib/systemd/systemd ]] || sys_fail "no systemd in the OS tree $SYS_LOWER"
+  trap sys_cleanup EXIT
+  trap 'exit 130' INT TERM
+  SYS_WORK=$(mktemp -d /tmp/ipopsec-sys.XXXXXX)
+  # Host /run is not a tmpfs here; nspawn needs one for its own state (LAB.md).
+  mkdir -p /run/systemd/nspawn
+  mountpoint -q /run/systemd/nspawn || mount -t tmpfs tmpfs /run/systemd/nspawn
+}
+
+# The folder of container NAME (its overlay below o/, its console.log): the one container's
+# is the work folder itself.
+sys_dir() { if [[ $1 == "$SYS_ONE" ]]; then echo "$SYS_WORK"; else echo "$SYS_WORK/$1"; fi; }
+
+# sys_add NAME...: a network namespace and an overlay of the OS tree for each.
+sys_add() {
+  local n u r d
+  for n in "$@"; do
+    SYS_NAMES+=("$n")
+    if [[ $n == "$SYS_ONE" ]]; then SYS_NETNS[$n]=$SYS_NAME; else SYS_NETNS[$n]=$SYS_NAME-$n; fi
+    ip netns add "${SYS_NETNS[$n]}"
+    ip -n "${SYS_NETNS[$n]}" link set lo up
+    d=$(sys_dir "$n")
+    mkdir -p "$d/o"
+    mount -t tmpfs -o mode=0755 tmpfs "$d/o"
+    mkdir -p "$d/o/upper" "$d/o/work" "$d/o/root"
+    mount -t overlay overlay -o "lowerdir=$SYS_LOWER,upperdir=$d/o/upper,workdir=$d/o/work" "$d/o/root"
+    r=$d/o/root
+    SYS_ROOTS[$n]=$r
+    # The host may carry leftovers of an earlier manual install: a clean slate in the overlay.
+    rm -rf "$r/etc/ipop-ipsec" "$r/run/ipop-ipsec"
+    # Keep the boot small and quick: units of the host that have nothing to do with the test.
+    for u in postgresql.service strongswan-starter.service ipsec.service e2scrub_reap.service \
+             prometheus.service prometheus-node-exporter.service ssh.service \
+             apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer fstrim.timer; do
+      ln -sf /dev/null "$r/etc/systemd/system/$u"
+    done
+    sys_log "overlay of $SYS_LOWER at $r, netns ${SYS_NETNS[$n]}"
+  done
+}
+
+# One container: network namespace, overlay, the project installed into it as an operator
+# does (unless the test installs the .deb itself: sys_setup --no-install).
+sys_setup() {
+  sys_init
+  sys_need cmake
   [[ -x $SYS_BIN ]] || sys_fail "no binary at $SYS_BIN"
   local prefix
   prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$SYS_BUILD/CMakeCache.txt")
   [[ $prefix == /usr ]] || sys_fail "$SYS_BUILD is configured with CMAKE_INSTALL_PREFIX=$prefix;" \
     "the units expect /usr/sbin and /etc: configure with -DCMAKE_INSTALL_PREFIX=/usr (the default for a new build dir)"
-  trap sys_cleanup EXIT
-  trap 'exit 130' INT TERM
-  SYS_WORK=$(mktemp -d /tmp/ipopsec-sys.XXXXXX)
-  ip netns add "$SYS_NAME"
-  ip -n "$SYS_NAME" link set lo up
-  # Host /run is not a tmpfs here; nspawn needs one for its own state (LAB.md).
-  mkdir -p /run/systemd/nspawn
-  mountpoint -q /run/systemd/nspawn || mount -t tmpfs tmpfs /run/systemd/nspawn
-  mkdir -p "$SYS_WORK/o"
-  mount -t tmpfs -o mode=0755 tmpfs "$SYS_WORK/o"
-  mkdir -p "$SYS_WORK/o/upper" "$SYS_WORK/o/work" "$SYS_WORK/o/root"
-  [[ -x $SYS_LOWER/lib/systemd/systemd ]] || sys_fail "no systemd in the OS tree $SYS_LOWER"
-  mount -t overlay overlay -o "lowerdir=$SYS_LOWER,upperdir=$SYS_WORK/o/upper,workdir=$SYS_WORK/o/work" "$SYS_WORK/o/root"
-  ROOT=$SYS_WORK/o/root
-  # The project, exactly as an operator installs it (unless the test installs the .deb
-  # itself: sys_setup --no-install). The host may carry leftovers of an earlier manual
-  # install: start from a clean slate inside the overlay.
-  rm -rf "$ROOT/etc/ipop-ipsec" "$ROOT/run/ipop-ipsec"
+  sys_add "$SYS_ONE"
+  ROOT=${SYS_ROOTS[$SYS_ONE]}
   if [[ ${1:-} != --no-install ]]; then
     if [[ $SYS_LOWER == / ]]; then
       DESTDIR=$ROOT cmake --install "$SYS_BUILD" >"$SYS_WORK/install.log" 2>&1
@@ -138,14 +203,27 @@ sys_setup() {
       { cat "$SYS_WORK/install.log" >&2; sys_fail "cmake --install into the overlay failed"; }
     [[ -x $ROOT/usr/sbin/ipop-ipsecd ]] || sys_fail "cmake --install did not lay out /usr/sbin/ipop-ipsecd"
   fi
-  # Keep the boot small and quick: units of the host that have nothing to do with the test.
-  local u
-  for u in postgresql.service strongswan-starter.service ipsec.service e2scrub_reap.service \
-           prometheus.service prometheus-node-exporter.service \
-           apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer fstrim.timer; do
-    ln -sf /dev/null "$ROOT/etc/systemd/system/$u"
-  done
-  sys_log "overlay of $SYS_LOWER at $ROOT, netns $SYS_NAME"
+}
+
+# Several containers: the work folder, the traps, and the "overlay segment": a namespace of
+# the test's own with a bridge br0, where sys_attach puts the containers' interfaces, so
+# the containers reach each other there and nowhere else.
+sys_fleet_setup() {
+  sys_init
+  SYS_SEG=$SYS_NAME-seg
+  ip netns add "$SYS_SEG"
+  ip -n "$SYS_SEG" link set lo up
+  ip -n "$SYS_SEG" link add br0 type bridge
+  ip -n "$SYS_SEG" link set br0 up
+}
+
+# sys_attach NAME IFNAME: IFNAME in NAME's namespace, the other end a port of the segment's br0.
+sys_attach() {
+  local n=$1 ifname=$2 port="p${#SYS_NAMES[@]}-$1"
+  [[ -n $SYS_SEG ]] || sys_fail "internal: no segment (call sys_fleet_setup first)"
+  port=${port:0:15}
+  ip link add "$ifname" netns "${SYS_NETNS[$n]}" type veth peer name "$port" netns "$SYS_SEG"
+  ip -n "$SYS_SEG" link set "$port" master br0 up
 }
 
 # Guards every writer: files go into the overlay, never into the host's own root.
@@ -159,38 +237,70 @@ sys_enable() {
   systemctl --root="$ROOT" enable "$@" >/dev/null 2>&1 || sys_fail "cannot enable $*"
 }
 
+# sys_boot [NAME...]: boots the containers (the one container without NAME) at once, then
+# waits for each (bounded) to finish booting.
 sys_boot() {
-  local env=()
+  (($#)) || set -- "$SYS_ONE"
+  local env=() n
   [[ $SYS_LOWER == / ]] || env=(SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1)
-  env "${env[@]}" systemd-nspawn -q -D "$ROOT" --register=no --keep-unit -M "$SYS_NAME" \
-    --network-namespace-path="/run/netns/$SYS_NAME" --capability=CAP_NET_ADMIN,CAP_NET_RAW \
-    -b >"$SYS_WORK/console.log" 2>&1 </dev/null &
-  SYS_NSPAWN_PID=$!
-  # The container's PID 1, seen from the host: nspawn's child that runs systemd.
-  local deadline=$((SECONDS + 20)) c
-  while [[ -z $SYS_PID1 ]]; do
-    kill -0 "$SYS_NSPAWN_PID" 2>/dev/null || { cat "$SYS_WORK/console.log" >&2; sys_fail "nspawn exited"; }
-    ((SECONDS < deadline)) || sys_fail "no systemd under nspawn (pid $SYS_NSPAWN_PID) after 20 s"
-    for c in $(ps -o pid= --ppid "$SYS_NSPAWN_PID" 2>/dev/null); do
-      [[ $(cat "/proc/$c/comm" 2>/dev/null) == systemd ]] && SYS_PID1=$c
+  for n in "$@"; do
+    env "${env[@]}" systemd-nspawn -q -D "${SYS_ROOTS[$n]}" --register=no --keep-unit -M "${SYS_NETNS[$n]}" \
+      --network-namespace-path="/run/netns/${SYS_NETNS[$n]}" --capability=CAP_NET_ADMIN,CAP_NET_RAW \
+      -b >"$(sys_dir "$n")/console.log" 2>&1 </dev/null &
+    SYS_NSPAWNS[$n]=$!
+  done
+  # Each container's PID 1, seen from the host: nspawn's child that runs systemd.
+  local deadline=$((SECONDS + 30)) c pending
+  while :; do
+    pending=0
+    for n in "$@"; do
+      [[ -n ${SYS_PID1S[$n]:-} ]] && continue
+      kill -0 "${SYS_NSPAWNS[$n]}" 2>/dev/null || { cat "$(sys_dir "$n")/console.log" >&2; sys_fail "nspawn of $n exited"; }
+      for c in $(ps -o pid= --ppid "${SYS_NSPAWNS[$n]}" 2>/dev/null); do
+        [[ $(cat "/proc/$c/comm" 2>/dev/null) == systemd ]] && SYS_PID1S[$n]=$c
+      done
+      [[ -n ${SYS_PID1S[$n]:-} ]] || pending=1
     done
-    [[ -n $SYS_PID1 ]] || sleep 0.1
+    ((pending)) || break
+    ((SECONDS < deadline)) || sys_fail "no systemd under nspawn after 30 s"
+    sleep 0.1
   done
+  SYS_PID1=${SYS_PID1S[$SYS_ONE]:-} SYS_NSPAWN_PID=${SYS_NSPAWNS[$SYS_ONE]:-}
   # Until its bus is up, systemctl fails at once; then --wait blocks until boot is done.
-  local state=
-  deadline=$((SECONDS + 60))
-  until [[ $state == running || $state == degraded ]]; do
-    ((SECONDS < deadline)) || sys_fail "container did not finish booting in 60 s: '$state'"
-    state=$(timeout 60 nsenter -t "$SYS_PID1" -a systemctl is-system-running --wait 2>/dev/null) || true
-    [[ $state == running || $state == degraded ]] || sleep 0.2
+  local state
+  deadline=$((SECONDS + 90))
+  for n in "$@"; do
+    state=
+    until [[ $state == running || $state == degraded ]]; do
+      ((SECONDS < deadline)) || sys_fail "container $n did not finish booting in time: '$state'"
+      state=$(timeout 60 nsenter -t "${SYS_PID1S[$n]}" -a systemctl is-system-running --wait 2>/dev/null) || true
+      [[ $state == running || $state == degraded ]] || sleep 0.2
+    done
+    sys_log "container $n booted ($state), PID 1 is ${SYS_PID1S[$n]} on the host, netns ${SYS_NETNS[$n]}"
+    if [[ $state == degraded ]]; then
+      sys_log "  failed units in $n: $(sys_on "$n" systemctl list-units --failed --plain --no-legend | awk '{ print $1 }' | tr '\n' ' ')"
+      # Seen once with four containers booting at once: the simulated IPOP unit failed with
+      # 219/CGROUP (systemd could not place its process in the unit's cgroup), a boot race
+      # of nspawn, not of anything under test. Started again once, said so; any other
+      # failure stays and the checks that follow report it.
+      if [[ $(sys_on "$n" systemctl show -P ExecMainStatus ipop.service 2>/dev/null) == 219 ]]; then
+        sys_log "  $n: ipop.service failed with 219/CGROUP at boot; starting it again"
+        sys_on "$n" systemctl restart ipop.service ||
+          sys_fail "$n: ipop.service does not start: $(sys_on "$n" systemctl status ipop.service --no-pager 2>&1 | tail -5)"
+      fi
+    fi
   done
-  sys_log "container booted ($state), PID 1 is $SYS_PID1 on the host"
 }
 
-# Runs a command inside the container (all its namespaces), with a clean environment.
-sys_run() {
-  nsenter -t "$SYS_PID1" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 SYSTEMD_PAGER= "$@"
+# sys_on NAME CMD...: CMD inside container NAME (all its namespaces), with a clean environment.
+sys_on() {
+  local n=$1
+  shift
+  nsenter -t "${SYS_PID1S[$n]}" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 SYSTEMD_PAGER= "$@"
 }
+
+# sys_run CMD...: CMD inside the one container.
+sys_run() { sys_on "$SYS_ONE" "$@"; }
 
 # sys_wait "what" SECONDS CMD...: waits for CMD to succeed (polled every 0.1 s), bounded.
 sys_wait() {
@@ -207,11 +317,18 @@ sys_wait() {
 # A unit property inside the container (systemctl show -P).
 sys_prop() { sys_run systemctl show -P "$2" "$1"; }
 
-# A GroupVPN CA and this node's certificate with a subjectAltName, in the container's
-# /etc/racoon/certs (the daemon holds the IKE daemon back until all three exist).
+# sys_make_certs [BACKEND]: a GroupVPN CA and this node's certificate with a subjectAltName,
+# in BACKEND's default certificate directory in the container (strongswan:
+# /etc/ipop-ipsec/certs; racoon, the default: /etc/racoon/certs, racoon's own): the daemon
+# holds the IKE daemon back until all three exist.
 sys_make_certs() {
   sys_overlay_ready
-  local d=$ROOT/etc/racoon/certs t=$SYS_WORK/pki
+  local d t=$SYS_WORK/pki
+  case ${1:-racoon} in
+    strongswan) d=$ROOT/etc/ipop-ipsec/certs ;;
+    racoon) d=$ROOT/etc/racoon/certs ;;
+    *) sys_fail "internal: sys_make_certs strongswan|racoon, not '${1:-}'" ;;
+  esac
   mkdir -p "$d" "$t"
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=ipop-ipsec test CA" \
     -keyout "$t/ca-key.pem" -out "$d/cacert.pem" 2>/dev/null
@@ -222,6 +339,26 @@ sys_make_certs() {
   chmod 600 "$d/host-key.pem"
   openssl x509 -in "$d/host-cert.pem" -noout -ext subjectAltName | grep -q 'IP Address:10.254.0.16' ||
     sys_fail "test certificate has no subjectAltName"
+}
+
+# sys_node strongswan|racoon: one node of the backend, not yet booted: sys_setup, its
+# certificates (sys_make_certs), the simulated IPOP giving the tap 10.254.0.16/16, the
+# daemon's config for the backend's unit (strongswan.service, Debian's real one, which must
+# be there; racoon.service, the stand-in). The test enables the units it wants.
+sys_node() {
+  case $1 in
+    strongswan)
+      sys_need charon-systemd swanctl
+      [[ -f $SYS_LOWER/lib/systemd/system/strongswan.service || -f $SYS_LOWER/usr/lib/systemd/system/strongswan.service ]] ||
+        sys_fail "strongswan.service missing in $SYS_LOWER: run scripts/setup --test (charon-systemd)" ;;
+    racoon) ;;
+    *) sys_fail "internal: sys_node strongswan|racoon, not '$1'" ;;
+  esac
+  sys_setup
+  sys_make_certs "$1"
+  sys_make_ipop 10.254.0.16/16
+  sys_write_config "$1" "$1.service"
+  [[ $1 != racoon ]] || sys_make_racoon_standin
 }
 
 # The simulated IPOP: ipop.service is Type=oneshot + RemainAfterExit like IPOP's own, and
@@ -340,30 +477,59 @@ sys_pass() {
 }
 
 # Run directly (ctest registers every tests/system/*.sh), this file tests itself: a child
-# boots a container and checks it is really systemd in the test's namespace; then the
-# parent checks that the child's trap left nothing behind (netns, mounts, work folder).
+# boots one container and checks it is really systemd in the test's namespace, another
+# boots two containers on a segment and checks they reach each other there and only there;
+# then the parent checks that each child's trap left nothing behind (netns, mounts, work
+# folder).
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
-  if [[ ${SYS_SELFTEST_CHILD:-} == 1 ]]; then
-    sys_setup
-    sys_boot
-    check "PID 1 in the container is systemd" test "$(sys_run cat /proc/1/comm)" = systemd
-    check "the container runs in the test's network namespace" \
-      test "$(sys_run readlink /proc/self/ns/net)" = "$(ip netns exec "$SYS_NAME" readlink /proc/self/ns/net)"
-    check "the overlay carries the installed binary" sys_run test -x /usr/sbin/ipop-ipsecd
-    echo "$SYS_WORK" >"$SYS_SELFTEST_OUT"
-    exit 0
-  fi
-  out=$(mktemp /tmp/ipopsec-sys-selftest.XXXXXX)
-  SYS_SELFTEST_CHILD=1 SYS_SELFTEST_OUT=$out bash "${BASH_SOURCE[0]}" "$@" &
-  child=$!
-  rc=0
-  wait "$child" || rc=$?
-  work=$(cat "$out")
-  rm -f "$out"
-  [[ $rc -eq 0 ]] || { echo "FAIL: self-test child exited $rc" >&2; exit 1; }
-  [[ -n $work ]] || { echo "FAIL: self-test child did not report its work folder" >&2; exit 1; }
-  if ip netns list | grep -q "^ipopsec-sys-$child\b"; then echo "FAIL: netns ipopsec-sys-$child left behind" >&2; exit 1; fi
-  if grep -q " $work" /proc/mounts; then echo "FAIL: mounts under $work left behind" >&2; exit 1; fi
-  if [[ -e $work ]]; then echo "FAIL: $work left behind" >&2; exit 1; fi
-  echo "PASS: lib.sh self-test: booted, checked, and cleaned up without leftovers"
+  case ${SYS_SELFTEST_CHILD:-} in
+    one)
+      sys_setup
+      sys_boot
+      check "PID 1 in the container is systemd" test "$(sys_run cat /proc/1/comm)" = systemd
+      check "the container runs in the test's network namespace" \
+        test "$(sys_run readlink /proc/self/ns/net)" = "$(ip netns exec "$SYS_NAME" readlink /proc/self/ns/net)"
+      check "the overlay carries the installed binary" sys_run test -x /usr/sbin/ipop-ipsecd
+      echo "$SYS_WORK" >"$SYS_SELFTEST_OUT"
+      sys_pass
+      exit 0 ;;
+    fleet)
+      sys_fleet_setup
+      sys_add a b
+      sys_attach a ipop
+      sys_attach b ipop
+      sys_boot a b
+      for n in a b; do
+        check "$n: PID 1 is systemd, in its own namespace ${SYS_NETNS[$n]}" eval \
+          '[[ $(sys_on "$n" cat /proc/1/comm) == systemd &&
+              $(sys_on "$n" readlink /proc/self/ns/net) == "$(ip netns exec "${SYS_NETNS[$n]}" readlink /proc/self/ns/net)" ]]'
+      done
+      check "a and b are two machines (a boot id each)" \
+        test "$(sys_on a cat /proc/sys/kernel/random/boot_id)" != "$(sys_on b cat /proc/sys/kernel/random/boot_id)"
+      sys_on a ip addr add 10.254.0.1/24 dev ipop
+      sys_on a ip link set ipop up
+      sys_on b ip addr add 10.254.0.2/24 dev ipop
+      sys_on b ip link set ipop up
+      sys_wait "a reaches b over the segment's bridge" 10 sys_on a ping -c1 -W1 10.254.0.2
+      check "the segment's bridge (netns $SYS_SEG) has the two ports and no other" \
+        test "$(ip -n "$SYS_SEG" -o link show master br0 | wc -l)" -eq 2
+      echo "$SYS_WORK" >"$SYS_SELFTEST_OUT"
+      sys_pass
+      exit 0 ;;
+  esac
+  for kind in one fleet; do
+    out=$(mktemp /tmp/ipopsec-sys-selftest.XXXXXX)
+    SYS_SELFTEST_CHILD=$kind SYS_SELFTEST_OUT=$out bash "${BASH_SOURCE[0]}" "$@" &
+    child=$!
+    rc=0
+    wait "$child" || rc=$?
+    work=$(cat "$out")
+    rm -f "$out"
+    [[ $rc -eq 0 ]] || { echo "FAIL: self-test child ($kind) exited $rc" >&2; exit 1; }
+    [[ -n $work ]] || { echo "FAIL: self-test child ($kind) did not report its work folder" >&2; exit 1; }
+    if ip netns list | grep -q "^ipopsec-sys-$child\b"; then echo "FAIL: netns ipopsec-sys-$child* left behind" >&2; exit 1; fi
+    if grep -q " $work" /proc/mounts; then echo "FAIL: mounts under $work left behind" >&2; exit 1; fi
+    if [[ -e $work ]]; then echo "FAIL: $work left behind" >&2; exit 1; fi
+  done
+  echo "PASS: lib.sh self-test: one container and two on a segment booted, checked, and cleaned up without leftovers"
 fi

@@ -5,25 +5,14 @@
 # Maintainer, both man pages, the example config, the journal catalog (and the postinst
 # that loads it), and a binary built with Debian's hardening flags (no lintian hardening-* tag).
 # Usage: package_lintian.sh IPOP_IPSECD_BINARY BUILD_DIR
-set -euo pipefail
-BUILD=${2:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
-CHECKS=0
-fail() { echo "FAIL: $*" >&2; exit 1; }
-check() {
-  local what=$1
-  shift
-  "$@" || fail "$what (command: $*)"
-  CHECKS=$((CHECKS + 1))
-  echo "ok: $what"
-}
-for t in cpack dpkg-deb dpkg-shlibdeps lintian; do
-  command -v "$t" >/dev/null || fail "needed tool '$t' is missing: run scripts/setup --test"
-done
+source "$(dirname "$0")/lib.sh" "$@"   # check, sys_fail, sys_need, sys_pass (no container)
+BUILD=$SYS_BUILD
+sys_need cpack dpkg-deb dpkg-shlibdeps lintian
 WORK=$(mktemp -d /tmp/ipopsec-lintian.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
 cpack -G DEB --config "$BUILD/CPackConfig.cmake" -B "$WORK/pkg" >"$WORK/cpack.log" 2>&1 ||
-  { cat "$WORK/cpack.log" >&2; fail "cpack -G DEB failed"; }
+  { cat "$WORK/cpack.log" >&2; sys_fail "cpack -G DEB failed"; }
 deb=$(ls "$WORK"/pkg/ipop-ipsec_*.deb)
 check "cpack built $(basename "$deb")" test -f "$deb"
 dpkg-deb -c "$deb" | awk '{ print $NF }' | sed 's|^\./|/|' >"$WORK/files"
@@ -59,4 +48,4 @@ check "lintian reports no error ($(grep -c '^E: ' "$WORK/lintian.txt" || true) e
 # BIND_NOW, PIE): lintian's tags for a binary that lacks it must not appear, whatever their level.
 hardening=$(grep -Eo 'hardening-no-(fortify-functions|relro|bindnow|pie)( .*)?$' "$WORK/lintian.txt" | sort -u | tr '\n' ';' || true)
 check "lintian reports no hardening-no-{fortify-functions,relro,bindnow,pie} tag${hardening:+ (got: $hardening)}" test -z "$hardening"
-echo "PASS: package_lintian.sh: $CHECKS checks"
+sys_pass

@@ -12,11 +12,7 @@
 # Usage: systemd_daemon.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 source "$(dirname "$0")/lib.sh" "$@"
 
-sys_setup
-sys_make_certs
-sys_make_ipop 10.254.0.16/16
-sys_write_config racoon racoon.service
-sys_make_racoon_standin
+sys_node racoon
 mkdir -p "$ROOT/etc/systemd/system/ipop-ipsecd.service.d"
 cat >"$ROOT/etc/systemd/system/ipop-ipsecd.service.d/test-watchdog.conf" <<'EOF'
 # Test only: a short watchdog so that a hung daemon is caught within seconds.

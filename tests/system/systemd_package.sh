@@ -33,7 +33,7 @@ cp "$deb" "$ROOT/root/ipop-ipsec.deb"
 # Container images (this machine's too) ship a policy-rc.d that forbids maintainer scripts
 # to start or stop services; a real node has none. Inside the overlay only.
 rm -f "$ROOT/usr/sbin/policy-rc.d"
-sys_make_certs
+sys_make_certs racoon
 sys_make_ipop 10.254.0.16/16
 sys_make_racoon_standin
 sys_enable ipop.service

@@ -13,11 +13,7 @@
 # Usage: systemd_racoon.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 source "$(dirname "$0")/lib.sh" "$@"
 
-sys_setup
-sys_make_certs
-sys_make_ipop 10.254.0.16/16
-sys_write_config racoon racoon.service
-sys_make_racoon_standin
+sys_node racoon
 # Everything enabled as on a real node: racoon too, as its vendor package would do.
 sys_enable ipop-ipsecd.service ipop.service racoon.service
 sys_boot

@@ -9,12 +9,7 @@
 # Usage: systemd_strongswan.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 source "$(dirname "$0")/lib.sh" "$@"
 
-sys_need charon-systemd swanctl
-[[ -f /lib/systemd/system/strongswan.service ]] || sys_fail "strongswan.service missing: run scripts/setup (charon-systemd)"
-sys_setup
-sys_make_certs
-sys_make_ipop 10.254.0.16/16
-sys_write_config strongswan strongswan.service
+sys_node strongswan
 sys_enable ipop-ipsecd.service ipop.service strongswan.service
 sys_boot
 

@@ -18,12 +18,7 @@
 # Usage: systemd_strongswan_health.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 source "$(dirname "$0")/lib.sh" "$@"
 
-sys_need charon-systemd swanctl
-[[ -f /lib/systemd/system/strongswan.service ]] || sys_fail "strongswan.service missing: run scripts/setup (charon-systemd)"
-sys_setup
-sys_make_certs
-sys_make_ipop 10.254.0.16/16
-sys_write_config strongswan strongswan.service
+sys_node strongswan
 # Metrics for node_exporter, with a 1 s heartbeat (the default is 30 s).
 printf 'daemon:\n  metrics_file: /run/ipop-ipsec-test.prom\n  metrics_interval: 1s\n' >>"$ROOT/etc/ipop-ipsec/ipop-ipsecd.yaml"
 sys_enable ipop-ipsecd.service ipop.service strongswan.service

@@ -20,30 +20,14 @@
 # PrivateMounts= and UMask=0077). Lowering this number is welcome; raising it needs a new
 # justification here and in the unit.
 # Usage: units_verify.sh IPOP_IPSECD_BINARY BUILD_DIR   (root: mounts a throw-away overlay)
-set -euo pipefail
+source "$(dirname "$0")/lib.sh" "$@"
 EXPOSURE_MAX=1.4
-build=${2:?usage: $0 BINARY BUILD_DIR}
-for t in systemd-analyze systemctl cmake mount umount; do
-  command -v "$t" >/dev/null || { echo "FAIL: needed tool '$t' missing: run scripts/setup" >&2; exit 1; }
-done
-[[ $(id -u) -eq 0 ]] || { echo "FAIL: needs root (overlay mount)" >&2; exit 1; }
-
-work=$(mktemp -d /tmp/ipopsec-units.XXXXXX)
-cleanup() {
-  mountpoint -q "$work/o/root" && umount "$work/o/root"
-  mountpoint -q "$work/o" && umount "$work/o"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-# A throw-away root: the host's, with the project installed on top (so ExecStart's binary,
-# /bin/kill and the targets the units name all exist). Nothing is written to the host.
-mkdir -p "$work/o"
-mount -t tmpfs tmpfs "$work/o"
-mkdir -p "$work/o/upper" "$work/o/work" "$work/o/root"
-mount -t overlay overlay -o "lowerdir=/,upperdir=$work/o/upper,workdir=$work/o/work" "$work/o/root"
-root=$work/o/root
-rm -rf "$root/etc/ipop-ipsec"
-DESTDIR=$root cmake --install "$build" >"$work/install.log" 2>&1 || { cat "$work/install.log" >&2; exit 1; }
+sys_need systemd-analyze systemctl
+# A throw-away root (lib.sh's overlay, not booted): the host's, with the project installed on
+# top (so ExecStart's binary, /bin/kill and the targets the units name all exist). Nothing is
+# written to the host; the trap undoes it.
+sys_setup
+root=$ROOT work=$SYS_WORK
 
 fails=0
 ok() { echo "ok: $*"; }
