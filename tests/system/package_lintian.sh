@@ -15,6 +15,8 @@ cpack -G DEB --config "$BUILD/CPackConfig.cmake" -B "$WORK/pkg" >"$WORK/cpack.lo
   { cat "$WORK/cpack.log" >&2; sys_fail "cpack -G DEB failed"; }
 deb=$(ls "$WORK"/pkg/ipop-ipsec_*.deb)
 check "cpack built $(basename "$deb")" test -f "$deb"
+# IPOPSEC_DEB_OUT=DIR: this .deb is left in DIR too (scripts/test-trixie installs it next).
+[[ -z ${IPOPSEC_DEB_OUT:-} ]] || cp "$deb" "$IPOPSEC_DEB_OUT/"
 dpkg-deb -c "$deb" | awk '{ print $NF }' | sed 's|^\./|/|' >"$WORK/files"
 has() { grep -qx -- "$1" "$WORK/files"; }
 check "ipop-ipsecd(8) is in the package" has /usr/share/man/man8/ipop-ipsecd.8.gz
