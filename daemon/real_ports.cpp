@@ -1,8 +1,9 @@
 // The real adapters behind the daemon's ports (lib/os): realPorts(), the only place that
 // builds the daemon's ports from them. Other files of daemon/ name adapters too, outside the
-// ports: daemon.cpp (config loader, file store's temp cleanup, logging), cli.cpp (the
-// command line: config loader, file store, logging, rtnetlink, certificate inspector,
-// systemd unit, XFRM), status_cli.cpp (file store, XFRM) and pki_cli.cpp (pki, crl).
+// ports: daemon.cpp (config loader, file store's temp cleanup, logging), the command line's
+// cli.cpp (config loader, logging), cli_common.cpp (config loader), check_cli.cpp (config
+// loader, file store, logging, rtnetlink, certificate inspector, systemd unit),
+// status_cli.cpp (file store, XFRM) and pki_cli.cpp (pki, crl).
 
 #include "daemon/daemon.hpp"
 

@@ -1,31 +1,10 @@
 #pragma once
-// The command line: a thin layer over the daemon and the core (Kea style: `check`
-// shares the code path of a real load).
-
-#include <optional>
-#include <ostream>
-#include <string>
-#include <vector>
-
-#include "core/config/config.hpp"
+// The command line's dispatcher: `ipop-ipsecd [COMMAND] ...` to the command's code (cli.cpp
+// for run and render, check_cli.cpp, status_cli.cpp, pki_cli.cpp, cut_revoked_cli.cpp).
+// What the commands share is cli_common.hpp.
 
 namespace ipopsec {
 
-// Exit codes (sysexits.h where one fits).
-constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 64;   // EX_USAGE
-constexpr int kExitConfig = 78;  // EX_CONFIG
-
 int runCli(int argc, char** argv);
-
-// Shared by the commands (cli.cpp, status_cli.cpp).
-namespace cli {
-// Every error line of the command line tool has this one form, on stderr.
-std::ostream& error();
-// Loads the config, printing every issue (also into `issues`, as ConfigIssue::str()).
-// Returns nullopt after printing.
-std::optional<Config> load(const std::string& path, std::vector<std::string>* issues = nullptr);
-}  // namespace cli
 
 }  // namespace ipopsec

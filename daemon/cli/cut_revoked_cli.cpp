@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/certs/revoked_peers.hpp"
+#include "daemon/cli/cli_common.hpp"
 
 namespace ipopsec {
 namespace {
@@ -45,8 +46,6 @@ int capture(const std::vector<std::string>& argv, std::string& out) {
     if (errno != EINTR) return -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
-
-constexpr int kExitUsage = 64;  // bad command line, as every ipop-ipsecd command
 
 int usage(std::ostream& out) {
   out << "usage: ipop-ipsecd cut-revoked [--uri URI] SERIAL...\n"

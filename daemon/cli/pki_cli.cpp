@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/cli/cli.hpp"
+#include "daemon/cli/cli_common.hpp"
 #include "pki/crl.hpp"
 #include "pki/pki.hpp"
 

@@ -16,8 +16,10 @@
 #include <string_view>
 #include <vector>
 
+#include "core/policy/ownership.hpp"
 #include "core/status/sa_summary.hpp"
-#include "daemon/cli/cli.hpp"
+#include "daemon/cli/cli_common.hpp"
+#include "daemon/cli/json_check.hpp"
 #include "daemon/state_file.hpp"
 #include "os/files/file_store.hpp"
 #include "os/netlink/xfrm.hpp"
@@ -87,14 +89,12 @@ std::unique_ptr<SavedState> readSavedState(const std::string& file) {
 // the kernel's XFRM interface cannot be opened.
 std::unique_ptr<XfrmPolicyTable> ownedTable(const ConfigView& view, const SavedState* saved) {
   std::vector<std::uint32_t> recorded = saved ? saved->ownedPriorities : std::vector<std::uint32_t>{};
-  if (view.cfg) {
-    auto t = std::make_unique<XfrmPolicyTable>(view.cfg->xfrm.protectPriority, view.cfg->xfrm.bypassPriority);
-    if (!recorded.empty()) t->setPriorities(view.cfg->xfrm.protectPriority, view.cfg->xfrm.bypassPriority, recorded);
-    return t;
-  }
-  if (recorded.empty()) return nullptr;
-  auto t = std::make_unique<XfrmPolicyTable>(recorded.front(), recorded.front());
-  t->setPriorities(recorded.front(), recorded.front(), recorded);
+  if (!view.cfg && recorded.empty()) return nullptr;
+  PolicyOwnership owned = view.cfg ? PolicyOwnership::configured(*view.cfg)
+                                   : PolicyOwnership(recorded.front(), recorded.front());
+  owned.adopt(recorded);
+  auto t = std::make_unique<XfrmPolicyTable>(owned.protectPriority(), owned.bypassPriority());
+  t->setOwnership(std::move(owned));
   return t;
 }
 
@@ -139,109 +139,6 @@ int cmdFlush(const std::string& path) {
 }
 
 namespace {
-
-
-
-// A strict RFC 8259 check of the state file's text, so that `status --json` never passes on
-// something that only yaml-cpp (which parsed it) accepts. Depth-bounded; no allocation.
-class JsonCheck {
- public:
-  explicit JsonCheck(std::string_view s) : s_(s) {}
-  // True when the whole text is one JSON object (surrounding whitespace allowed).
-  bool isObject() {
-    space();
-    if (i_ >= s_.size() || s_[i_] != '{') return false;
-    if (!value(0)) return false;
-    space();
-    return i_ == s_.size();
-  }
-
- private:
-  static constexpr int kMaxDepth = 64;
-  void space() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
-  }
-  bool literal(std::string_view w) {
-    if (s_.substr(i_, w.size()) != w) return false;
-    i_ += w.size();
-    return true;
-  }
-  bool digits() {
-    std::size_t start = i_;
-    while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
-    return i_ > start;
-  }
-  bool number() {
-    if (i_ < s_.size() && s_[i_] == '-') ++i_;
-    if (i_ < s_.size() && s_[i_] == '0')
-      ++i_;
-    else if (!digits())
-      return false;
-    if (i_ < s_.size() && s_[i_] == '.' && (++i_, !digits())) return false;
-    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
-      ++i_;
-      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
-      if (!digits()) return false;
-    }
-    return true;
-  }
-  bool string() {
-    if (i_ >= s_.size() || s_[i_] != '"') return false;
-    for (++i_; i_ < s_.size(); ++i_) {
-      auto c = static_cast<unsigned char>(s_[i_]);
-      if (c == '"') {
-        ++i_;
-        return true;
-      }
-      if (c < 0x20) return false;
-      if (c != '\\') continue;
-      if (++i_ >= s_.size()) return false;
-      char e = s_[i_];
-      if (e == 'u') {
-        for (int k = 0; k < 4; ++k)
-          if (++i_ >= s_.size() || !std::isxdigit(static_cast<unsigned char>(s_[i_]))) return false;
-      } else if (std::string_view("\"\\/bfnrt").find(e) == std::string_view::npos) {
-        return false;
-      }
-    }
-    return false;
-  }
-  bool value(int depth) {
-    space();
-    if (i_ >= s_.size() || depth > kMaxDepth) return false;
-    char c = s_[i_];
-    if (c == '"') return string();
-    if (c == 't') return literal("true");
-    if (c == 'f') return literal("false");
-    if (c == 'n') return literal("null");
-    if (c != '{' && c != '[') return number();
-    const char close = c == '{' ? '}' : ']';
-    ++i_;
-    space();
-    if (i_ < s_.size() && s_[i_] == close) {
-      ++i_;
-      return true;
-    }
-    for (;;) {
-      if (close == '}') {
-        space();
-        if (!string()) return false;
-        space();
-        if (i_ >= s_.size() || s_[i_++] != ':') return false;
-      }
-      if (!value(depth + 1)) return false;
-      space();
-      if (i_ >= s_.size()) return false;
-      if (s_[i_] == close) {
-        ++i_;
-        return true;
-      }
-      if (s_[i_++] != ',') return false;
-    }
-  }
-  std::string_view s_;
-  std::size_t i_ = 0;
-};
 
 // What `status` concluded. With --json it is printed as one object whatever the exit code:
 // the verdict keys below first, then (when the state file could be read) every key of the

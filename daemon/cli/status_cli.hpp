@@ -1,6 +1,6 @@
 #pragma once
 // `ipop-ipsecd status` and `ipop-ipsecd flush` (status_cli.cpp); each returns an exit code
-// (cli.hpp).
+// (cli_common.hpp).
 
 #include <string>
 
