@@ -1,5 +1,7 @@
-# tests/system/lib.sh -- shared by the system tests tests/system/systemd_*.sh and
-# ansible_fleet.sh (sourced, not run).
+# tests/system/lib.sh -- shared by the system tests (sourced, not run): tests/system/systemd_*.sh
+# and ansible_fleet.sh boot containers with it, units_verify.sh uses its overlay alone
+# (sys_setup, no boot), binary_hardening.sh and package_lintian.sh only its check, sys_fail,
+# sys_need and sys_pass.
 #
 # Boots real systemd in systemd-nspawn, each container on its own throw-away overlay of the
 # host root, in a network namespace made for the test, with the project installed into the
