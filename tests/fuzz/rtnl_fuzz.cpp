@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "os/netlink/rtnetlink.hpp"
+#include "os/netlink/rtnetlink_parse.hpp"
 
 using namespace ipopsec;
 

@@ -2,7 +2,8 @@
 // at every offset, garbage, and hostile lengths. Written to pass under ASan/UBSan: every
 // buffer handed to the parser is its own exact-size heap allocation.
 
-#include "os/netlink/rtnetlink.hpp"
+#include "os/netlink/line_rate_limit.hpp"
+#include "os/netlink/rtnetlink_parse.hpp"
 
 #include <arpa/inet.h>
 #include <net/if.h>

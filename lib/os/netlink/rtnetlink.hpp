@@ -1,8 +1,9 @@
 #pragma once
 // rtnetlink: the node's links and addresses, as the kernel reports them.
 //
-//  - rtnl::applyMessages: a pure, bounds-checked parser that applies one datagram's worth of
-//    rtnetlink messages to a NetSnapshot (unit-tested with hand-built and garbage buffers).
+//  - rtnl::applyMessages (rtnetlink_parse.hpp): a pure, bounds-checked parser that applies one
+//    datagram's worth of rtnetlink messages to a NetSnapshot; the log of what it skips is
+//    bounded by rtnl::LineRateLimit (line_rate_limit.hpp).
 //  - NetlinkLinkMonitor: the real LinkMonitor adapter. One NETLINK_ROUTE socket on the
 //    daemon's io_context: subscribe, dump links then addresses, then follow the events.
 //
@@ -43,74 +44,10 @@
 #include <vector>
 
 #include "core/policy/net_state.hpp"
+#include "os/netlink/line_rate_limit.hpp"
+#include "os/netlink/rtnetlink_parse.hpp"
 #include "core/ports.hpp"
 
-namespace ipopsec::rtnl {
-
-// What a peer (here: the kernel, or garbage) can make us allocate.
-inline constexpr std::size_t kMaxAddressesPerLink = 64;
-inline constexpr std::size_t kMaxLinks = 4096;
-
-struct ParseResult {
-  bool sawDone = false;          // NLMSG_DONE (end of a dump) was in the buffer
-  bool sawError = false;         // NLMSG_ERROR with a non-zero (or unreadable) code, or a DONE carrying an error
-  int errorCode = 0;             // positive errno of that error (netlink::kernelErrno: EPROTO when impossible)
-  bool overrun = false;          // NLMSG_OVERRUN
-  bool dumpInterrupted = false;  // some message carried NLM_F_DUMP_INTR
-  bool changed = false;          // `snap` was modified
-  std::size_t messages = 0;      // well-formed messages seen (any type)
-  std::vector<std::string> skipped;  // one human line per skipped/malformed message
-};
-
-// Applies every message in `buf` (one recv()'s worth: possibly several nlmsghdr, NLMSG_DONE,
-// NLMSG_ERROR) to `snap`: RTM_NEWLINK/DELLINK (ifindex, IFLA_IFNAME, IFF_UP,
-// IFF_RUNNING|IFF_LOWER_UP; a rename = NEWLINK with a new name for the same index),
-// RTM_NEWADDR/DELADDR for AF_INET and AF_INET6 (IFA_LOCAL preferred over IFA_ADDRESS - on
-// point-to-point links IFA_ADDRESS is the peer; prefixlen from ifaddrmsg). DELLINK removes the
-// link and its addresses. An address for an unknown index creates a placeholder link entry
-// (name empty) that the link message fills later. Malformed messages are skipped with a line
-// in `skipped`; a message whose header can't be trusted ends the walk (nothing after it can
-// be located). Never reads outside `buf`.
-ParseResult applyMessages(std::span<const std::uint8_t> buf, NetSnapshot& snap);
-
-// Bounds the lines about skipped messages: anyone with CAP_NET_ADMIN can send the monitor's
-// socket forged datagrams, one line each (a root flood once wrote 46 MB of log in 4 s). At
-// most `perWindow` lines per window; the others are counted and reported in one summary line
-// when the window ends. Pure (the caller passes the time).
-class LineRateLimit {
- public:
-  using Clock = std::chrono::steady_clock;
-
-  explicit LineRateLimit(unsigned perWindow, Clock::duration window = std::chrono::seconds(1))
-      : perWindow_(perWindow), window_(window) {}
-
-  struct Admission {
-    bool log = false;                   // log this line
-    std::uint64_t suppressedBefore = 0;  // lines dropped in the window that just ended: report them first
-    bool firstSuppressed = false;       // this is the window's first dropped line (arm a timer for its summary)
-  };
-  Admission admit(Clock::time_point now);
-  // The lines dropped and not yet reported, and resets that count (a summary is due).
-  std::uint64_t takeSuppressed() { return std::exchange(pending_, 0); }
-  // When the current window ends (for a timer that reports the summary).
-  Clock::time_point windowEnd() const { return windowStart_ + window_; }
-  std::uint64_t suppressedTotal() const { return suppressedTotal_; }
-  unsigned perWindow() const { return perWindow_; }
-
- private:
-  unsigned perWindow_;
-  Clock::duration window_;
-  Clock::time_point windowStart_{};
-  bool started_ = false;
-  unsigned inWindow_ = 0;
-  std::uint64_t pending_ = 0;
-  std::uint64_t suppressedTotal_ = 0;
-};
-
-// "suppressed 4321 more malformed messages (...)": the summary line for `count` dropped lines.
-std::string suppressedLine(std::uint64_t count, unsigned perSecond);
-
-}  // namespace ipopsec::rtnl
 
 namespace ipopsec {
 
