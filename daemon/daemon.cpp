@@ -12,6 +12,7 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/policy/ownership.hpp"
 #include "daemon/state_file.hpp"
 #include "os/files/config_loader.hpp"
 #include "os/files/file_store.hpp"
@@ -236,9 +237,9 @@ void Daemon::onNetChange() {
 // the daemon wants or holds: the kernel's id ignores the priority, so such an add replaced
 // the daemon's policy. Everything else (charon's per-SA and trap policies) is left alone.
 bool Daemon::policyConcernsUs(const Policy& changed) const {
-  if (changed.priority == cfg_.xfrm.protectPriority || changed.priority == cfg_.xfrm.bypassPriority) return true;
-  for (auto e : ports_.policies->earlierPriorities())
-    if (changed.priority == e) return true;
+  if (PolicyOwnership(cfg_.xfrm.protectPriority, cfg_.xfrm.bypassPriority, ports_.policies->earlierPriorities())
+          .owns(changed))
+    return true;
   auto sameId = [&](const Policy& p) { return p.dir == changed.dir && p.sel == changed.sel; };
   const auto& st = reconciler_->status();
   // The IKE daemon's trap for one of the ranges (out local -> range): its removal leaves the

@@ -145,6 +145,27 @@ TEST_F(FailClosedTest, ARefusedInstallIsNeverReportedAsProtection) {
   EXPECT_TRUE(r->status().protectedRanges.empty());
 }
 
+// 3b: the advice for a refused install says when the foreign policy's priority is some
+// backend's default (PolicyOwnership::isBackendDefault): probably this daemon's own, left
+// under a configuration whose state is lost; for any other priority it does not.
+TEST_F(FailClosedTest, TheAdviceNamesABackendDefaultPriorityOnly) {
+  for (std::uint32_t prio : {500000u, 123456u}) {
+    SCOPED_TRACE(prio);
+    events.clear();
+    make(cfg());
+    Policy foreign;
+    foreign.dir = Direction::out;
+    foreign.sel.src = foreign.sel.dst = C("172.31.0.0/16");
+    foreign.priority = prio;
+    policies.refuse = [](const Policy& p) { return p.sel.dst == C("172.31.0.0/16"); };
+    policies.conflict = foreign;
+    net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+    r->reconcile(net);
+    ASSERT_TRUE(hasEvent(Severity::error, "prio " + std::to_string(prio)));
+    EXPECT_EQ(anyEvent("its priority is a default of ipop-ipsecd"), prio == 500000u);
+  }
+}
+
 // 2: a policy removed behind the daemon's back is put back at the next reconcile (which
 // the XFRM event triggers) with a warning naming it.
 TEST_F(FailClosedTest, PolicyRemovedBehindTheDaemonsBackIsRestoredWithAWarning) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/policy/ownership.hpp"
 #include "core/render/render_swanctl.hpp"
 
 namespace ipopsec {
@@ -162,7 +163,7 @@ CertFiles Reconciler::readCerts() {
 std::string Reconciler::conflictAdvice(const Policy& wanted, const std::optional<Policy>& other) const {
   if (!other) return "";
   std::string s = "; the kernel already holds " + other->str() + " with the same selector, which is not this daemon's";
-  if (other->priority == 250000 || other->priority == 500000)
+  if (PolicyOwnership::isBackendDefault(other->priority))
     s += " (its priority is a default of ipop-ipsecd: probably left by this daemon under another configuration "
          "whose state is lost)";
   s += "; if nothing else needs it, remove it with: ip xfrm policy delete dir " + std::string(toString(wanted.dir)) +
