@@ -214,17 +214,45 @@ void Daemon::adoptRunningState() {
     }
 }
 
+// An event batch: its policies at once (the policy step); the file step once no event is
+// pending (runFileStep, posted behind the handlers already queued).
 void Daemon::onNetChange() {
   if (stopping_) return;
   auto t0 = std::chrono::steady_clock::now();
-  inNetChange_ = true;  // the metrics are written once, below, with this reconcile's duration
-  reconciler_->reconcile(ports_.links->snapshot());
-  inNetChange_ = false;
-  lastReconcile_ = std::chrono::steady_clock::now() - t0;
-  spdlog::debug("reconciled in {} us", std::chrono::duration_cast<std::chrono::microseconds>(*lastReconcile_).count());
+  reconciler_->reconcilePolicies(ports_.links->snapshot());
+  policyStepTime_ = std::chrono::steady_clock::now() - t0;
+  spdlog::debug("policy step in {} us",
+                std::chrono::duration_cast<std::chrono::microseconds>(policyStepTime_).count());
+  if (!ready_) {
+    runFileStep();  // the first reconcile is whole before READY=1
+    return;
+  }
+  scheduleFileStep();
+}
+
+void Daemon::scheduleFileStep() {
+  if (fileStepPosted_) return;  // one file step for the whole burst
+  fileStepPosted_ = true;
+  boost::asio::post(io_, [this] { runFileStep(); });
+}
+
+void Daemon::runFileStep() {
+  if (stopping_ || !reconciler_) return;
+  // A batch the kernel has queued meanwhile goes first: its policy step runs now (through
+  // onNetChange, which finds this file step already posted), and this file step writes the
+  // files once, for the last state.
+  if (ready_) ports_.links->drain();
+  fileStepPosted_ = false;
+  if (stopping_) return;
+  auto t0 = std::chrono::steady_clock::now();
+  inFileStep_ = true;  // the metrics are written once, below, with this reconcile's duration
+  reconciler_->reconcileFiles(ports_.links->snapshot());
+  inFileStep_ = false;
+  auto fileStep = std::chrono::steady_clock::now() - t0;
+  spdlog::debug("file step in {} us", std::chrono::duration_cast<std::chrono::microseconds>(fileStep).count());
   // Whole milliseconds in the metrics: a reconcile that changed nothing else then leaves the
   // file as it is (no fsync'ed rewrite per netlink event on a flapping link).
-  lastReconcile_ = std::chrono::ceil<std::chrono::milliseconds>(*lastReconcile_);
+  lastReconcile_ = std::chrono::ceil<std::chrono::milliseconds>(policyStepTime_ + fileStep);
   writeMetrics();
   if (!ready_) {
     ready_ = true;
@@ -252,7 +280,9 @@ bool Daemon::policyConcernsUs(const Policy& changed) const {
 void Daemon::onPolicyEvent(const std::string& what) {
   if (stopping_ || !ready_) return;  // the first reconcile reads the kernel anyway
   spdlog::debug("xfrm: {}; reconciling", what);
-  reconciler_->reconcile(ports_.links->snapshot());
+  reconciler_->kernelChanged();
+  reconciler_->reconcilePolicies(ports_.links->snapshot());
+  scheduleFileStep();
 }
 
 void Daemon::onIkeState(const std::string& state) {
@@ -307,7 +337,7 @@ void Daemon::onChange() {
       spdlog::warn("cannot write {}: {}", statePath(cfg_), ec.message());
     lastStateJson_ = json;
   }
-  if (!inNetChange_) writeMetrics();
+  if (!inFileStep_) writeMetrics();
   armTimer();
 }
 

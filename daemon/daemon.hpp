@@ -59,6 +59,8 @@ class Daemon {
 
  private:
   void onNetChange();
+  void scheduleFileStep();
+  void runFileStep();
   void onPolicyEvent(const std::string& what);
   void onIkeState(const std::string& state);  // the IKE unit's state changed (systemd's signal)
   void onAcquire();  // the kernel's ACQUIRE: a larval state to ask again (ike.acquire_retry)
@@ -99,7 +101,9 @@ class Daemon {
   boost::asio::steady_timer metricsTimer_;
   bool metricsWarned_ = false;
   std::optional<std::chrono::nanoseconds> lastReconcile_;
-  bool inNetChange_ = false;
+  std::chrono::steady_clock::duration policyStepTime_{};
+  bool fileStepPosted_ = false;
+  bool inFileStep_ = false;
 };
 
 }  // namespace ipopsec

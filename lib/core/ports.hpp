@@ -38,6 +38,10 @@ class LinkMonitor {
   virtual void start(std::function<void()> onChange) = 0;
   virtual void stop() = 0;
   virtual const NetSnapshot& snapshot() const = 0;
+  // Reads, without waiting, what the kernel has already queued, and calls `onChange` if it
+  // changed the picture: the daemon's file step lets a batch that is already there have its
+  // policies applied first. Nothing to do for a monitor that delivers everything at once.
+  virtual void drain() {}
 };
 
 // The outcome of installing one policy; when refused because a foreign policy holds its id

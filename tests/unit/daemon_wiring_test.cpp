@@ -290,6 +290,7 @@ TEST_F(DaemonWiringTest, CharonsTrapRemovedByAnotherProcessConcernsTheDaemonAndI
   ASSERT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("\"healthy\": true"));
   policies->foreign = std::vector<Policy>{};
   EXPECT_TRUE(policyWatch->foreignChange("delete", trap)) << "charon's trap for a protected range concerns the daemon";
+  runUntil([&] { return files->files[(dir / "run/state.json").string()].find("\"healthy\": false") != std::string::npos; });
   EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("\"healthy\": false"));
   ASSERT_TRUE(runUntil([&] { return ike->restarts == 2; }));
   EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("were removed by another process"));
@@ -492,6 +493,7 @@ TEST_F(DaemonWiringTest, TheMetricsFileCountsTheEspSasAndPeersOfEachProtectedRan
                    {ip("172.31.0.16"), ip("172.31.0.19"), true, true},     // larval: not counted
                    {ip("192.168.1.5"), ip("192.168.1.9"), true, false}};  // the underlay
   tapUp();
+  runUntil([&] { return files->files[metrics].find("range_sas{") != std::string::npos; });  // the file step
   const std::string text = files->files[metrics];
   EXPECT_THAT(text, HasSubstr("ipop_ipsec_range_sas{range=\"172.31.0.0/16\"} 3\n")) << text;
   EXPECT_THAT(text, HasSubstr("ipop_ipsec_range_sa_peers{range=\"172.31.0.0/16\"} 2\n")) << text;

@@ -133,6 +133,7 @@ class FakeFileStore final : public FileStore {
     modes[path] = mode;
     ++writes;
     written.push_back(path);
+    if (onWrite) onWrite(path);
     return {};
   }
   std::error_code remove(const std::string& path) override {
@@ -151,6 +152,7 @@ class FakeFileStore final : public FileStore {
   std::map<std::string, std::string> symlinks;  // link path -> target as readlink gives it
   std::map<std::string, unsigned> modes;
   std::error_code failWrite;
+  std::function<void(const std::string& path)> onWrite;  // after each successful write
   int writes = 0;
   std::vector<std::string> written, removed;
 };
@@ -407,7 +409,22 @@ class FakeLinkMonitor final : public LinkMonitor {
   void change() {
     if (started && onChange_) onChange_();
   }
+  // A batch the kernel has queued and nobody has read yet: it becomes the snapshot at the
+  // next drain() (or deliverQueued(), as the socket's wakeup would).
+  void queue(NetSnapshot next) { queued = std::move(next); }
+  void drain() override {
+    ++drains;
+    deliverQueued();
+  }
+  void deliverQueued() {
+    if (!queued) return;
+    net = std::move(*queued);
+    queued.reset();
+    change();
+  }
   NetSnapshot net;
+  std::optional<NetSnapshot> queued;
+  int drains = 0;
   bool started = false;
 
  private:

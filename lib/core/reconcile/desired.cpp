@@ -157,6 +157,17 @@ Desired desiredPolicies(const Config& cfg, const NetSnapshot& net, const std::ve
   return d;
 }
 
+void takePolicySide(Desired& into, const Desired& from) {
+  into.ipopUp = from.ipopUp;
+  into.tapState = from.tapState;
+  into.localAddress = from.localAddress;
+  into.ranges = from.ranges;
+  into.heldRanges = from.heldRanges;
+  into.refused = from.refused;
+  into.conflicts = from.conflicts;
+  into.policies = from.policies;
+}
+
 void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, const CertFiles& certs) {
   const LinkState* tap = net.byName(cfg.ipop.interface);
   d.certsUsable = certs.usable();

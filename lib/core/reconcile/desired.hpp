@@ -110,6 +110,9 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
 Desired desiredPolicies(const Config& cfg, const NetSnapshot& net, const std::vector<Cidr>& previousRanges,
                         const std::vector<Cidr>& remembered = {});
 void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, const CertFiles& certs);
+// Copies desiredPolicies' part of `from` (tap, ranges, policies, refusals) into `into`,
+// leaving addDesiredFiles' part (certificates, files, IKE inputs) as it is.
+void takePolicySide(Desired& into, const Desired& from);
 
 // The ranges a set of owned policies protects (their protect `out` selectors).
 std::vector<Cidr> rangesOf(const std::vector<Policy>& policies);

@@ -4,12 +4,15 @@
 
 namespace ipopsec {
 
+IkeScheduler::Timing IkeScheduler::timingFor(duration quietPeriod, duration minInterval, duration maxBackoff) {
+  return Timing{quietPeriod, quietPeriod, quietPeriod, minInterval, maxBackoff};
+}
+
 IkeScheduler::IkeScheduler(duration quietPeriod, duration minInterval, duration maxBackoff)
-    : quiet_(quietPeriod), minInterval_(minInterval), maxBackoff_(maxBackoff) {}
+    : timing_(timingFor(quietPeriod, minInterval, maxBackoff)) {}
 
 void IkeScheduler::setTiming(duration quietPeriod, duration minInterval) {
-  quiet_ = quietPeriod;
-  minInterval_ = minInterval;
+  timing_ = timingFor(quietPeriod, minInterval, timing_.maxBackoff);
 }
 
 void IkeScheduler::observe(bool ready, const std::string& inputs, time_point now) {
@@ -52,9 +55,9 @@ void IkeScheduler::note(bool ready, Step step, time_point now) {
   if (!pending_ || pending_->inputs != step.inputs) {
     repairPending_ = false;  // a step for new inputs, not a repeat
     // The first change after a calm spell (nothing pending, nothing under way, no change or
-    // step for a whole quiet period): a reload of it runs at once (see deadline()).
-    if (!pending_ && (!lastActivity_ || now - *lastActivity_ >= quiet_)) leading_ = true;
-    pendingSince_ = now;  // every real change restarts the quiet period
+    // step for a whole calm spell): a reload of it runs at once (see deadline()).
+    if (!pending_ && (!lastActivity_ || now - *lastActivity_ >= timing_.calmSpell)) leading_ = true;
+    pendingSince_ = now;  // every real change restarts the coalescing delay
     lastActivity_ = now;
   }
   pending_ = std::move(step);
@@ -62,7 +65,7 @@ void IkeScheduler::note(bool ready, Step step, time_point now) {
 
 bool IkeScheduler::urgent() const {
   if (!pending_ || !started_ || pendingAction() != IkeAction::reload) return false;
-  if (lastUrgent_ && pendingSince_ - *lastUrgent_ < quiet_) return false;  // a flapping address waits
+  if (lastUrgent_ && pendingSince_ - *lastUrgent_ < timing_.urgentReloadInterval) return false;  // a flapping address waits
   return !std::includes(started_->initiating.begin(), started_->initiating.end(), pending_->initiating.begin(),
                         pending_->initiating.end());
 }
@@ -80,13 +83,13 @@ IkeAction IkeScheduler::pendingAction() const {
 std::optional<IkeScheduler::time_point> IkeScheduler::deadline() const {
   if (!pending_ || inFlight_) return std::nullopt;
   // The first start, and the start after IPOP came up, happen as soon as everything is
-  // ready; the quiet period coalesces the changes after that.
-  // So does a reload after a calm spell: it tears nothing down, and the quiet period is for
-  // a burst, which the changes right after it make (they wait for the quiet period again).
+  // ready; the coalescing delay coalesces the changes after that.
+  // So does a reload after a calm spell: it tears nothing down, and the coalescing delay is for
+  // a burst, which the changes right after it make (they wait for the coalescing delay again).
   // And a reload that lets the node initiate where it could not: its traffic waits for it.
   const bool atOnce = immediate_ || !started_ || (leading_ && pendingAction() != IkeAction::restart) || urgent();
-  time_point t = atOnce ? pendingSince_ : pendingSince_ + quiet_;
-  if (lastStart_ && pendingAction() == IkeAction::restart) t = std::max(t, *lastStart_ + minInterval_);
+  time_point t = atOnce ? pendingSince_ : pendingSince_ + timing_.coalesceDelay;
+  if (lastStart_ && pendingAction() == IkeAction::restart) t = std::max(t, *lastStart_ + timing_.minInterval);
   if (backoffUntil_) t = std::max(t, *backoffUntil_);
   return t;
 }
@@ -120,9 +123,9 @@ void IkeScheduler::finished(bool ok, time_point now) {
     // A reload (or credentials load) that failed: charon may not run at all; the retry restarts it.
     if (inFlightAction_ != IkeAction::restart) forceRestart_ = true;
     ++failures_;
-    // 2 s, 4 s, 8 s ... up to maxBackoff_, counted from the failure.
+    // 2 s, 4 s, 8 s ... up to timing_.maxBackoff, counted from the failure.
     auto backoff = std::chrono::duration_cast<duration>(std::chrono::seconds(1)) * (1LL << std::min(failures_, 16));
-    backoffUntil_ = now + std::min<duration>(backoff, maxBackoff_);
+    backoffUntil_ = now + std::min<duration>(backoff, timing_.maxBackoff);
     if (!pending_) {
       pending_ = inFlight_;  // retry the same inputs
       pendingSince_ = now;

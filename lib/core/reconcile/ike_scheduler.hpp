@@ -29,8 +29,27 @@ class IkeScheduler {
   using time_point = std::chrono::steady_clock::time_point;
   using duration = std::chrono::steady_clock::duration;
 
+  // `quietPeriod` (the config's ike.quiet_period) gives three durations, each with its own
+  // job and name here (Timing): the coalescing delay, the calm spell and the urgent-reload
+  // interval. One key, because an operator tunes them together: all three are "how long a
+  // burst of changes lasts".
   IkeScheduler(duration quietPeriod, duration minInterval, duration maxBackoff = std::chrono::minutes(5));
   void setTiming(duration quietPeriod, duration minInterval);
+  struct Timing {
+    // A step waits this long after the last change of its inputs, so that a burst of
+    // changes gives one step (unless it runs at once: deadline()).
+    duration coalesceDelay;
+    // A change after this long without changes or steps is the first of a burst: a reload
+    // of it runs at once (the burst's later changes are coalesced).
+    duration calmSpell;
+    // At most one at-once reload for a new initiating address per this interval (a
+    // flapping address waits for the coalescing delay instead).
+    duration urgentReloadInterval;
+    duration minInterval;  // between two restarts (ike.min_interval)
+    duration maxBackoff;   // the longest wait after failed steps
+  };
+  static Timing timingFor(duration quietPeriod, duration minInterval, duration maxBackoff);
+  const Timing& timing() const { return timing_; }
 
   // After every reconcile. `inputs` is a canonical fingerprint of everything the IKE
   // daemon depends on; `ready` = IPOP is up, policies and files applied, certificates
@@ -124,7 +143,7 @@ class IkeScheduler {
   void note(bool ready, Step step, time_point now);
   bool urgent() const;  // the pending reload lets the node initiate somewhere new
 
-  duration quiet_, minInterval_, maxBackoff_;
+  Timing timing_;
   std::optional<Step> started_;   // what the last successful step gave the IKE daemon
   std::optional<Step> pending_;   // waiting for a step
   time_point pendingSince_{};     // last change of pending_

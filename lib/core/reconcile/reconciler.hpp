@@ -15,10 +15,12 @@
 #include <utility>
 #include <vector>
 
+#include "core/reconcile/cert_cache.hpp"
 #include "core/reconcile/desired.hpp"
 #include "core/reconcile/ike_health.hpp"
 #include "core/ports.hpp"
 #include "core/reconcile/ike_scheduler.hpp"
+#include "core/reconcile/plan.hpp"
 #include "core/status/events.hpp"
 
 namespace ipopsec {
@@ -119,10 +121,29 @@ class Reconciler {
   // next reconcile. In between, the last inspection is reused (the verdict, which depends on
   // the time, is judged anew each time), so an address event's reaction does not wait for
   // OpenSSL. A new config (setConfig) also re-inspects.
-  void certificatesChanged() { certsStale_ = true; }
+  void certificatesChanged() { certCache_.stale(); }
 
-  // Recompute and apply now. Cheap; called after each drained batch of events.
+  // Recompute and apply now: the policy step, then the file step.
   void reconcile(const NetSnapshot& net);
+  // The policy step, for every batch of events at once: the policies the observed network
+  // asks for, planned against what the kernel holds (planPolicies), applied and read back.
+  // Touches no file; leaves the file step pending. Status and the log say what the kernel
+  // holds after it; the state of the IKE daemon's files is the last file step's.
+  void reconcilePolicies(const NetSnapshot& net);
+  // The file step for the state the last policy step applied, if one is pending: the
+  // certificates, the rendered files (fsync'ed writes), the ipop-up flag, the remembered
+  // auto ranges, the IKE scheduler; then the change is announced (setOnChange). The daemon
+  // runs it once no event is pending, so a burst of N changes writes each file once. The IKE
+  // daemon is only ever (re)started on inputs whose files this step wrote.
+  void reconcileFiles(const NetSnapshot& net);
+  bool filesPending() const { return filesPending_; }
+  // The kernel's policy table may have changed behind the daemon's back (a PolicyWatch
+  // event, the resync): the next policy step reads it whole. In between, a policy step
+  // plans from its own last read-back (a full dump after each apply): the watch reports
+  // every change another process makes to the daemon's policies, so an address change's
+  // reaction does not wait for a dump of the table before its policies go in. reconcile(),
+  // setConfig() and a failed read always read it whole.
+  void kernelChanged() { kernelKnown_ = false; }
   // The daemon arms one timer for this (IKE restart or retry after an error).
   std::optional<Clock::time_point> deadline() const;
   // Timer fired: start the IKE restart if it is due, retry a failed apply if due.
@@ -163,12 +184,16 @@ class Reconciler {
   const IkeScheduler& scheduler() const { return scheduler_; }
 
  private:
-  CertFiles readCerts();
-  bool certsStale_ = true;
-  CertFacts certFacts_;
-  std::vector<HashFileFacts> certHashFiles_;  // racoon's <hash>.<n> entries of the certificate directory
-  std::vector<std::string> crlCopies_;       // the daemon's own CRL copies on disk (CertFiles::ownedCrlCopies)
-  bool applyPolicies(const Desired& d, const std::vector<Policy>& current);
+  // The policy step's apply: the plan through the PolicyTable port (adds in one batch, then
+  // removes, make before break), then the read-back that status and the log report.
+  bool applyPlan(const Desired& d, const PolicyPlan& plan, const std::vector<Policy>& current);
+  void noteTap(const NetSnapshot& net);  // the tap's link transitions (tapCameUp_)
+  enum class PolicyStep { unread, undecided, applied };  // the kernel unreadable / no desired state / done
+  PolicyStep policyStep_ = PolicyStep::unread;
+  bool filesPending_ = false;
+  bool kernelKnown_ = false;  // lastKernel_ is what the kernel holds (read back, no event since)
+  bool policiesOk_ = false;  // the last policy step left the kernel exactly as desired
+  Desired policyPart_;        // its desired state (policy side), completed by the file step
   bool applyFiles(const Desired& d);
   bool applyIpopUpFlag(const Desired& d);
   // Runs the IKE action the scheduler asks for (restart, or reload when the controller
@@ -213,6 +238,7 @@ class Reconciler {
   Clock& clock_;
   EventSink events_;
   WallClock wall_;
+  CertCache certCache_;
   IkeScheduler scheduler_;
   NodeStatus status_;
   std::optional<Clock::time_point> retryAt_;

@@ -162,7 +162,11 @@ void NetlinkLinkMonitor::armWait() {
                      });
 }
 
-void NetlinkLinkMonitor::onReadable() {
+void NetlinkLinkMonitor::drain() {
+  if (phase_ == Phase::following) onReadable(false);
+}
+
+void NetlinkLinkMonitor::onReadable(bool rearm) {
   const std::uint64_t gen = generation_;
   bool changed = false;
   bool dumpCompleted = false;
@@ -248,7 +252,7 @@ void NetlinkLinkMonitor::onReadable() {
     onChange_();
     if (alive.expired()) return;
   }
-  if (gen == generation_ && phase_ != Phase::stopped) armWait();
+  if (rearm && gen == generation_ && phase_ != Phase::stopped) armWait();
 }
 
 }  // namespace ipopsec

@@ -78,6 +78,8 @@ class NetlinkLinkMonitor final : public LinkMonitor {
   // Cancels and closes; no callback runs after it. snapshot() keeps the last picture.
   void stop() override;
   const NetSnapshot& snapshot() const override { return snapshot_; }
+  // Reads what the socket already holds (non-blocking) while following; onChange as above.
+  void drain() override;
 
   // Diagnostics.
   std::uint64_t redumps() const { return redumps_; }    // dumps redone (ENOBUFS, DUMP_INTR, errors)
@@ -101,7 +103,7 @@ class NetlinkLinkMonitor final : public LinkMonitor {
   void beginDump();                        // fresh socket, empty snapshot, link dump
   void restartDump(const std::string& why);  // counts a re-dump, backs off when it repeats
   void armWait();
-  void onReadable();
+  void onReadable(bool rearm = true);  // rearm: wait again (not from drain(): a wait is armed)
   void log(const std::string& line) const;
   void logSkipped(const std::string& line);  // rate-limited (skipLines_)
   void reportSuppressed();

@@ -1,0 +1,192 @@
+// Issue 24, "no reaction waits behind the disk": the policy step of every change comes
+// before the file step of any earlier one, and a burst of changes writes the files once,
+// for its last state. On the Reconciler (reconcilePolicies / reconcileFiles) and on the
+// daemon's wiring (the file step posted behind the events, the link monitor drained first).
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/reconcile/reconciler.hpp"
+#include "daemon/daemon.hpp"
+#include "fakes.hpp"
+#include "os/clock.hpp"
+#include "os/files/config_loader.hpp"
+#include "reconciler_fixture.hpp"
+
+namespace ipopsec::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+// How many times each path was written, among `written`.
+std::map<std::string, int> countWrites(const std::vector<std::string>& written) {
+  std::map<std::string, int> n;
+  for (const auto& p : written) ++n[p];
+  return n;
+}
+
+bool holdsOut(const FakePolicyTable& t, const char* range) {
+  for (const auto& p : t.all())
+    if (p.dir == Direction::out && p.action == PolicyAction::protect && p.sel.dst == C(range)) return true;
+  return false;
+}
+
+struct ReactionOrderTest : ReconcilerFixture {};
+
+TEST_F(ReactionOrderTest, PolicyStepWritesNoFileAndTheFileStepFollowsTheLastState) {
+  make(cfg());
+  r->reconcile(net);
+  const int before = files.writes;
+  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+  r->reconcilePolicies(net);
+  EXPECT_TRUE(holdsOut(policies, "172.31.0.0/16")) << "change 1's policies at once";
+  EXPECT_EQ(files.writes, before) << "the policy step writes no file";
+  EXPECT_TRUE(r->filesPending());
+  EXPECT_FALSE(r->deadline()) << "no IKE start is scheduled before the files are written";
+  net.links[7] = link(7, "ipop", true, {"172.30.0.16/16"});
+  r->reconcilePolicies(net);
+  EXPECT_TRUE(holdsOut(policies, "172.30.0.0/16")) << "change 2's policies before change 1's files";
+  EXPECT_FALSE(holdsOut(policies, "172.31.0.0/16")) << "the range the tap left goes (make before break)";
+  EXPECT_EQ(files.writes, before) << "still no file written";
+  EXPECT_EQ(r->status().protectedRanges, std::vector<Cidr>{C("172.30.0.0/16")}) << "status says what the kernel holds";
+  r->reconcileFiles(net);
+  EXPECT_FALSE(r->filesPending());
+  EXPECT_EQ(files.files["/run/ipop-ipsec/ipop-up"], "172.30.0.16\n") << "the flag for the last state";
+  EXPECT_NE(files.files["/etc/ipsec-tools.conf"].find("172.30.0.0/16"), std::string::npos);
+  EXPECT_EQ(files.files["/etc/ipsec-tools.conf"].find("172.31.0.0/16"), std::string::npos)
+      << "change 1's files were never written";
+  for (const auto& [path, n] : countWrites({files.written.begin() + before, files.written.end()}))
+    EXPECT_EQ(n, 1) << path << " written once for the burst";
+  ASSERT_TRUE(r->deadline()) << "now the IKE daemon may start, on files written for this state";
+  r->onTimer(net);
+  EXPECT_EQ(unit.restarts, 1);
+  const int after = files.writes;
+  r->reconcileFiles(net);
+  EXPECT_EQ(files.writes, after) << "a file step with nothing pending does nothing";
+}
+
+// The daemon: N address changes back to back (each its own rtnetlink batch) have their
+// policies applied at once, one after the other; the files are written once, after the last.
+struct DaemonReactionTest : ::testing::Test {
+  void SetUp() override {
+    dir = fs::temp_directory_path() / ("ipopsec-reaction-" + std::to_string(::getpid()) + "-" +
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir);
+    fs::create_directories(dir / "run");
+    configPath = (dir / "ipop-ipsecd.yaml").string();
+    std::ofstream(configPath) << "ipop:\n  interface: ipop\nprotect:\n  ranges: auto\n"
+                              << "ike:\n  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n"
+                              << "  quiet_period: 1ms\n  min_interval: 1ms\n"
+                              << "racoon:\n  config: /etc/racoon/racoon.conf\n  spd_file: /etc/ipsec-tools.conf\n"
+                              << "  certificate_dir: /certs\n"
+                              << "daemon:\n  state_dir: " << (dir / "run").string() << "\n  remember_dir: \"\"\n";
+    DaemonPorts p;
+    auto fileStore = std::make_unique<FakeFileStore>();
+    files = fileStore.get();
+    files->files["/certs/cacert.pem"] = "CA";
+    files->files["/certs/host-cert.pem"] = "CERT";
+    files->files["/certs/host-key.pem"] = "KEY";
+    p.certs = std::make_unique<FakeCertificateInspector>(*files);
+    auto linkMonitor = std::make_unique<FakeLinkMonitor>();
+    links = linkMonitor.get();
+    links->net.links[1] = link(1, "lo", true, {"127.0.0.1/8"});
+    links->net.links[2] = link(2, "eth0", true, {"192.168.1.5/24"});
+    auto table = std::make_unique<FakePolicyTable>();
+    policies = table.get();
+    auto controller = std::make_unique<FakeIkeController>();
+    ike = controller.get();
+    p.files = std::move(fileStore);
+    p.links = std::move(linkMonitor);
+    p.policies = std::move(table);
+    p.policyWatch = std::make_unique<FakePolicyWatch>();
+    p.ike = std::move(controller);
+    p.notifier = std::make_unique<FakeNotifier>();
+    p.certWatch = std::make_unique<FakeDirectoryWatch>();
+    p.clock = std::make_unique<SteadyClock>();
+    daemon = std::make_unique<Daemon>(io, configPath, ipopsec::loadConfig(configPath), std::move(p));
+    ASSERT_EQ(daemon->start(), 0);
+    // Each write notes how many policy changes the kernel had taken by then.
+    files->onWrite = [this](const std::string& path) { writes.emplace_back(path, policies->log.size()); };
+  }
+  void TearDown() override {
+    daemon.reset();
+    fs::remove_all(dir);
+  }
+  NetSnapshot withTap(const std::string& address) {
+    NetSnapshot n = links->net;
+    n.links[7] = link(7, "ipop", true, {address.c_str()});
+    return n;
+  }
+  // Runs what the io_context has ready (posted handlers), without waiting for timers.
+  void runReady() {
+    io.restart();
+    io.poll();
+  }
+
+  fs::path dir;
+  std::string configPath;
+  boost::asio::io_context io;
+  std::unique_ptr<Daemon> daemon;
+  FakeFileStore* files = nullptr;
+  FakeLinkMonitor* links = nullptr;
+  FakePolicyTable* policies = nullptr;
+  FakeIkeController* ike = nullptr;
+  std::vector<std::pair<std::string, std::size_t>> writes;
+};
+
+TEST_F(DaemonReactionTest, BackToBackChangesApplyEveryPolicyStepBeforeAnyFileAndWriteEachFileOnce) {
+  const int n = 5;
+  for (int i = 0; i < n; ++i) {
+    links->net = withTap("172.2" + std::to_string(i) + ".0.16/16");
+    links->change();  // one rtnetlink batch each, handled before the io_context runs anything posted
+    EXPECT_TRUE(holdsOut(*policies, ("172.2" + std::to_string(i) + ".0.0/16").c_str())) << "change " << i << " at once";
+  }
+  EXPECT_TRUE(writes.empty()) << "no file written while events are pending (first: "
+                              << (writes.empty() ? "" : writes.front().first) << ")";
+  EXPECT_EQ(ike->restarts, 0) << "nothing started before the files";
+  const std::size_t policyChanges = policies->log.size();
+  runReady();
+  ASSERT_FALSE(writes.empty()) << "the file step ran once the events were handled";
+  for (const auto& [path, seen] : writes)
+    EXPECT_EQ(seen, policyChanges) << path << " was written before a policy change of the burst";
+  std::vector<std::string> burst;
+  for (const auto& w : writes) burst.push_back(w.first);
+  for (const auto& [path, count] : countWrites(burst))
+    if (path.find("state.json") == std::string::npos) {
+      EXPECT_EQ(count, 1) << path << " written once for " << n << " changes";
+    }
+  EXPECT_EQ(files->files[(dir / "run/ipop-up").string()], "172.24.0.16\n") << "for the last state";
+  EXPECT_NE(files->files["/etc/ipsec-tools.conf"].find("172.24.0.0/16"), std::string::npos);
+  EXPECT_EQ(files->files["/etc/ipsec-tools.conf"].find("172.20.0.0/16"), std::string::npos)
+      << "the first change's files were never written";
+}
+
+// A batch the kernel queued while the daemon handled the first one: the file step drains it
+// first, so change 2's policies go in before change 1's files would have been written, and
+// only change 2's files are.
+TEST_F(DaemonReactionTest, TheFileStepDrainsAQueuedBatchFirst) {
+  links->net = withTap("172.21.0.16/16");
+  links->change();
+  ASSERT_TRUE(holdsOut(*policies, "172.21.0.0/16"));
+  links->queue(withTap("172.22.0.16/16"));
+  const int drainsBefore = links->drains;
+  runReady();
+  EXPECT_GT(links->drains, drainsBefore) << "the file step asked the link monitor for what is queued";
+  EXPECT_TRUE(holdsOut(*policies, "172.22.0.0/16"));
+  ASSERT_FALSE(writes.empty());
+  for (const auto& [path, seen] : writes)
+    EXPECT_EQ(seen, policies->log.size()) << path << " was written before change 2's policies";
+  EXPECT_EQ(files->files[(dir / "run/ipop-up").string()], "172.22.0.16\n");
+  EXPECT_EQ(files->files["/etc/ipsec-tools.conf"].find("172.21.0.0/16"), std::string::npos)
+      << "change 1's files were never written";
+}
+
+}  // namespace
+}  // namespace ipopsec::test
