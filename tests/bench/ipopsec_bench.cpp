@@ -585,11 +585,11 @@ void benchStorm() {
 struct MemoryUse {
   struct Part {
     std::string name;
-    long long rss = 0, pss = 0, priv = 0;  // KiB
+    long long rss = 0, pss = 0, priv = 0, dirty = 0;  // KiB; dirty: Private_Dirty alone
   };
-  long long rss = -1, pss = -1, uss = -1;  // KiB
+  long long rss = -1, pss = -1, uss = -1, dirty = -1;  // KiB; dirty: Private_Dirty alone
   std::vector<Part> libraries;             // each .so, largest RSS first
-  Part binary{"the binary", 0, 0, 0}, anon{"anonymous (heap, stacks)", 0, 0, 0}, other{"other mappings", 0, 0, 0};
+  Part binary{"the binary", 0, 0, 0, 0}, anon{"anonymous (heap, stacks)", 0, 0, 0, 0}, other{"other mappings", 0, 0, 0, 0};
 };
 
 MemoryUse memoryOf(pid_t pid) {
@@ -610,6 +610,7 @@ MemoryUse memoryOf(pid_t pid) {
       if (auto v = field(line, "Private_Dirty")) pd = *v;
     }
     m.uss = pc + pd;
+    m.dirty = pd;
   }
   std::error_code ec;
   const std::string exe = fs::read_symlink(proc + "/exe", ec).string();
@@ -643,7 +644,10 @@ MemoryUse memoryOf(pid_t pid) {
     if (auto v = field(line, "Rss")) cur->rss += *v;
     if (auto v = field(line, "Pss")) cur->pss += *v;
     if (auto v = field(line, "Private_Clean")) cur->priv += *v;
-    if (auto v = field(line, "Private_Dirty")) cur->priv += *v;
+    if (auto v = field(line, "Private_Dirty")) {
+      cur->priv += *v;
+      cur->dirty += *v;
+    }
   }
   for (auto& [name, part] : libs) m.libraries.push_back(part);
   std::sort(m.libraries.begin(), m.libraries.end(), [](const auto& x, const auto& y) { return x.rss > y.rss; });
@@ -689,10 +693,13 @@ void benchIdle() {
                "put on a CPU; reading it does not wake the daemon); a step in which any thread ran is one wakeup, at the "
                "second of the window it was seen. The longest stretch without a wakeup counts the window's start and end as "
                "edges, so a daemon that never wakes shows the whole window. Memory at the end of the window: RSS, PSS and "
-               "USS (private: Private_Clean + Private_Dirty) from /proc/PID/smaps_rollup.\n\n"
+               "USS (private: Private_Clean + Private_Dirty) and Private_Dirty alone from /proc/PID/smaps_rollup "
+               "(Private_Clean is file-backed pages only this process maps, such as its own binary's code: the kernel can "
+               "drop them and read them again; Private_Dirty is memory only this process holds and the kernel cannot "
+               "drop).\n\n"
             << "| watchdog | window s | context switches | voluntary, per thread | wakeups in " << seconds
-            << " s | seen at s | longest stretch without a wakeup s | CPU s | RSS KiB | PSS KiB | USS KiB | WATCHDOG=1 "
-               "received |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+            << " s | seen at s | longest stretch without a wakeup s | CPU s | RSS KiB | PSS KiB | USS KiB | private dirty KiB | "
+               "WATCHDOG=1 received |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   std::string libraryTable;
   for (int wd = 0; wd < 2; ++wd) {
     std::string text = inFreshNetnsResult([&] {
@@ -785,34 +792,37 @@ void benchIdle() {
       std::ostringstream o;
       o << "| " << (wd ? "on (WatchdogSec=30s: WATCHDOG_USEC=30000000)" : "off") << " | " << fmt(window, 1) << " | " << cs
         << " | " << perThread << " | " << wakeups.size() << " | " << (seen.empty() ? "-" : seen) << " | " << fmt(longest, 2)
-        << " | " << fmt(cpu, 2) << " | " << mem.rss << " | " << mem.pss << " | " << mem.uss << " | "
+        << " | " << fmt(cpu, 2) << " | " << mem.rss << " | " << mem.pss << " | " << mem.uss << " | " << mem.dirty << " | "
         << (wd ? std::to_string(drainPings()) : std::string("-")) << " |\n";
       if (!wd) {
         o << "\x1e";  // the watchdog-off run also reports where its memory goes
         o << "\nWhere the daemon's memory is (the watchdog-off run, end of the window; /proc/PID/smaps summed per "
              "mapped file; private = Private_Clean + Private_Dirty, what only this process holds; KiB):\n\n"
-          << "| mapping | RSS | PSS | private |\n|---|---|---|---|\n";
-        MemoryUse::Part rest{"", 0, 0, 0}, allLibs{"all shared libraries", 0, 0, 0};
+          << "| mapping | RSS | PSS | private | private dirty |\n|---|---|---|---|---|\n";
+        MemoryUse::Part rest{"", 0, 0, 0, 0}, allLibs{"all shared libraries", 0, 0, 0, 0};
         const std::size_t named = 8;
         for (std::size_t i = 0; i < mem.libraries.size(); ++i) {
           const auto& l = mem.libraries[i];
           allLibs.rss += l.rss;
           allLibs.pss += l.pss;
           allLibs.priv += l.priv;
+          allLibs.dirty += l.dirty;
           if (i < named) {
-            o << "| " << l.name << " | " << l.rss << " | " << l.pss << " | " << l.priv << " |\n";
+            o << "| " << l.name << " | " << l.rss << " | " << l.pss << " | " << l.priv << " | " << l.dirty << " |\n";
           } else {
             rest.rss += l.rss;
             rest.pss += l.pss;
             rest.priv += l.priv;
+            rest.dirty += l.dirty;
           }
         }
         if (mem.libraries.size() > named)
           o << "| the other " << mem.libraries.size() - named << " shared libraries | " << rest.rss << " | " << rest.pss
-            << " | " << rest.priv << " |\n";
+            << " | " << rest.priv << " | " << rest.dirty << " |\n";
         for (const auto* p : {&allLibs, &mem.binary, &mem.anon, &mem.other})
-          o << "| **" << p->name << "** | " << p->rss << " | " << p->pss << " | " << p->priv << " |\n";
-        o << "| **the process (smaps_rollup)** | " << mem.rss << " | " << mem.pss << " | " << mem.uss << " |\n";
+          o << "| **" << p->name << "** | " << p->rss << " | " << p->pss << " | " << p->priv << " | " << p->dirty << " |\n";
+        o << "| **the process (smaps_rollup)** | " << mem.rss << " | " << mem.pss << " | " << mem.uss << " | " << mem.dirty
+          << " |\n";
       }
       if (sock >= 0) ::close(sock);
       return o.str();
