@@ -8,7 +8,7 @@
 #    no address, or protect.allow_underlay_overlap: true, gets no such warning;
 #  - check --reload (what `systemctl reload` runs) with a config that does not validate exits
 #    78 and, run as systemd runs it (INVOCATION_ID set), sends each error to the journal with
-#    MESSAGE_ID = kReloadRefused (the id of a refused SIGHUP, read from lib/os/systemd/logging.hpp) and
+#    MESSAGE_ID = kReloadRefused (the id of a refused SIGHUP, read from lib/core/status/events.hpp) and
 #    file:line:col; a standalone systemd-journald in a private mount namespace (tmpfs /run)
 #    receives it and journalctl finds it by that id. --reload --strict refuses the overlap the
 #    same way. A valid config passes --reload (exit 0) whatever its certificates.
@@ -79,8 +79,8 @@ run_ns check --reload --config "$WORK/apart.yaml"
 pass "check --reload: a valid config passes (certificates are the daemon's to judge)"
 
 # --- check --reload into a real journald ---------------------------------------------------------
-ID=$(sed -n 's/.*\bkReloadRefused = "\([0-9a-f]\{32\}\)";.*/\1/p' "$SRC/lib/os/systemd/logging.hpp")
-[[ -n $ID ]] || fail "no kReloadRefused in lib/os/systemd/logging.hpp"
+ID=$(sed -n 's/.*\bkReloadRefused = "\([0-9a-f]\{32\}\)";.*/\1/p' "$SRC/lib/core/status/events.hpp")
+[[ -n $ID ]] || fail "no kReloadRefused in lib/core/status/events.hpp"
 cp "$WORK/overlap.yaml" "$WORK/broken.yaml"
 printf 'protect:\n  rangez: x\n' >>"$WORK/broken.yaml"  # a second protect: and an unknown key
 cat >"$WORK/journal.sh" <<'EOF'
