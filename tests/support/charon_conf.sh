@@ -1,5 +1,6 @@
 # tests/support/charon_conf.sh -- sourced (not run) by the tests that start a charon of their
-# own (tests/integration/strongswan_traps.sh, the UML guests tests/system/uml/*_guest.sh).
+# own (tests/integration/strongswan_traps.sh, tests/integration/strongswan_crl_refresh.sh, the
+# peer charon of tests/support/peer_charon.sh, the UML guests tests/system/uml/*_guest.sh).
 #
 #   charon_test_conf VICI LOG NAME [SETTING...]
 #     prints the strongswan.conf of a test's charon: the plugins it needs loaded (no others,
