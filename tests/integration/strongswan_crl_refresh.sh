@@ -93,17 +93,7 @@ peer_charon_start "$WORK/peerd" "$PNS" 172.31.0.20 172.31.0.0/16 \
 echo 'include conf.d/*.conf' >"$D/swanctl/swanctl.conf"
 charon_test_conf "$RUN/charon.vici" "$D/charon.log" node >"$D/strongswan.conf"
 # ike.restart_command: (re)start charon by its pid, wait for its vici socket, load everything.
-cat >"$D/charon_restart.sh" <<EOF
-#!/bin/bash
-if [[ -s $D/charon.pid ]] && kill "\$(<$D/charon.pid)" 2>/dev/null; then
-  for ((i = 0; i < 100; i++)); do kill -0 "\$(<$D/charon.pid)" 2>/dev/null || break; sleep 0.1; done
-fi
-rm -f $RUN/charon.vici
-STRONGSWAN_CONF=$D/strongswan.conf setsid /usr/sbin/charon-systemd </dev/null >>$D/charon.out 2>&1 &
-echo \$! >$D/charon.pid
-for ((i = 0; i < 100; i++)); do /usr/sbin/swanctl --stats --uri unix://$RUN/charon.vici >/dev/null 2>&1 && break; sleep 0.1; done
-SWANCTL_DIR=$D/swanctl exec /usr/sbin/swanctl --load-all --noprompt --uri unix://$RUN/charon.vici
-EOF
+charon_restart_script "$D" "$RUN" >"$D/charon_restart.sh"
 chmod 755 "$D/charon_restart.sh"
 cat >"$D/ipop-ipsecd.yaml" <<EOF
 ipop:
