@@ -127,7 +127,7 @@ struct Config {
   } certificates;
 
   struct Daemon {
-    // The files the daemon writes in stateDir: its state (daemon/daemon.cpp), read by
+    // The files the daemon writes in stateDir: its state (daemon/daemon.cpp, Daemon::onChange), read by
     // `ipop-ipsecd status`, and the ipop-up flag the IKE unit's start condition tests
     // (the Reconciler, lib/core/reconcile/reconciler.cpp).
     static constexpr const char* kStateFile = "state.json";
@@ -138,6 +138,10 @@ struct Config {
     // that a node that comes back in the same range leaks nothing. "" = off.
     static constexpr const char* kRememberFile = "auto-ranges";
     std::string rememberDir = "/var/lib/ipop-ipsec";
+    // The runtime files' paths, built here only.
+    std::string statePath() const { return stateDir + "/" + kStateFile; }
+    std::string ipopUpPath() const { return stateDir + "/" + kIpopUpFile; }
+    std::string rememberPath() const { return rememberDir.empty() ? std::string() : rememberDir + "/" + kRememberFile; }
     std::string logLevel = "info";  // trace debug info warn error
     // Prometheus text format (core/status/metrics.hpp) for node_exporter's textfile collector,
     // rewritten atomically whenever its content changes, and at least every metricsInterval

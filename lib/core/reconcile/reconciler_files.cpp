@@ -159,7 +159,7 @@ bool Reconciler::applyFiles(const Desired& d) {
 }
 
 bool Reconciler::applyIpopUpFlag(const Desired& d) {
-  std::string path = cfg_.daemon.stateDir + "/" + Config::Daemon::kIpopUpFile;
+  std::string path = cfg_.daemon.ipopUpPath();
   if (d.ipopUp) {
     std::string want = d.localAddress->str() + "\n", have;
     if (!files_.read(path, have) && have == want) return true;
@@ -191,7 +191,7 @@ void Reconciler::remember() {
       any = true;
     }
   if (!any) return;
-  const std::string path = cfg_.daemon.rememberDir + "/" + Config::Daemon::kRememberFile;
+  const std::string path = cfg_.daemon.rememberPath();
   if (!remembered_ || rememberedPath_ != path) {
     std::string have;
     remembered_ = files_.read(path, have) ? std::string() : have;

@@ -1,0 +1,185 @@
+// The Daemon's timers and signals: the IKE scheduler's deadline, SIGHUP (reload) and
+// SIGTERM/SIGINT (shutdown), the watchdog, the certificate directory watch and the resync.
+
+#include "daemon/daemon.hpp"
+
+#include <algorithm>
+#include <csignal>
+
+#include <spdlog/spdlog.h>
+
+#include "os/files/config_loader.hpp"
+#include "os/systemd/logging.hpp"
+
+namespace ipopsec {
+namespace {
+
+// Everything the daemon owns announces its changes: links and addresses (rtnetlink), the
+// XFRM policies (XFRMNLGRP_POLICY: an `ip xfrm policy flush` is repaired at once, by
+// XfrmPolicyWatch), the certificate files (inotify). What stays on this timer has no event
+// the daemon can wait for: a file changed under an inotify watch that cannot see it (a
+// remount, a bind mount replaced, an NFS-backed /etc), and the IKE unit's state, asked
+// over D-Bus (the daemon does not subscribe to systemd's PropertiesChanged for it). It is
+// not what keeps the policies in place.
+constexpr auto kResyncInterval = std::chrono::seconds(30);
+
+// The directories holding the certificate files (certificate_dir, and the directory of
+// any file configured by absolute path).
+std::vector<std::string> certificateDirs(const Config& cfg) {
+  std::vector<std::string> dirs{cfg.racoon.certificateDir};
+  for (const auto* name : {&cfg.racoon.caCert, &cfg.racoon.hostCert, &cfg.racoon.hostKey}) {
+    const std::string path = certificatePath(cfg, *name);
+    auto slash = path.find_last_of('/');
+    dirs.push_back(slash == 0 ? "/" : path.substr(0, slash));
+  }
+  std::sort(dirs.begin(), dirs.end());
+  dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
+  return dirs;
+}
+
+}  // namespace
+
+void Daemon::armTimer() {
+  auto d = reconciler_->deadline();
+  if (!d) {
+    timer_.cancel();
+    return;
+  }
+  timer_.expires_at(*d);
+  timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping_) return;
+    reconciler_->onTimer(ports_.links->snapshot());
+    armTimer();
+  });
+}
+
+void Daemon::waitSignals() {
+  signals_.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      reload();
+      waitSignals();
+    } else {
+      shutdown(sig);
+    }
+  });
+}
+
+void Daemon::reload() {
+  ports_.notifier->reloading();
+  spdlog::info("reloading {}", configPath_);
+  try {
+    Config next = loadConfig(configPath_);
+    // What a reload applies, key by key (docs/operations.md, "Configuration"; the man page): everything, except
+    // daemon.state_dir (the IKE units' drop-ins test the ipop-up flag in it, and `status`
+    // reads state.json there): a change of it needs `systemctl restart ipop-ipsecd`.
+    if (next.daemon.stateDir != cfg_.daemon.stateDir)
+      throw ConfigError({ConfigIssue{configPath_, 0, 0, "daemon.state_dir",
+                                     "cannot change on reload (the IKE units' start condition and `status` read it): "
+                                     "restart the service to apply it"}});
+    for (const auto& w : next.warnings) spdlog::warn("{}: {}", configPath_, w);
+    if (next.daemon.logLevel != cfg_.daemon.logLevel) {
+      // Said before the change, so that it shows whichever way the level moves.
+      spdlog::info("log level is now {} (was {})", next.daemon.logLevel, cfg_.daemon.logLevel);
+      spdlog::default_logger()->set_level(parseLogLevel(next.daemon.logLevel));
+    }
+    if (next.xfrm.protectPriority != cfg_.xfrm.protectPriority || next.xfrm.bypassPriority != cfg_.xfrm.bypassPriority) {
+      // The old priorities stay owned until their policies are gone: the next reconcile
+      // replaces each policy in place at its new priority (make before break), and the
+      // state file then records only the priorities still in use.
+      auto earlier = ports_.policies->earlierPriorities();
+      earlier.push_back(cfg_.xfrm.protectPriority);
+      earlier.push_back(cfg_.xfrm.bypassPriority);
+      ports_.policies->setPriorities(next.xfrm.protectPriority, next.xfrm.bypassPriority, earlier);
+      spdlog::info("policy priorities change from {}/{} to {}/{}: moving this daemon's policies", cfg_.xfrm.protectPriority,
+                   cfg_.xfrm.bypassPriority, next.xfrm.protectPriority, next.xfrm.bypassPriority);
+    }
+    cfg_ = next;
+    // One reconciler and one IKE controller for the daemon's lifetime: a changed ike.control,
+    // ike.unit, ike.restart_command, ike.restart_timeout or strongswan.load_command swaps only
+    // the controller's runner (an action in flight on the old one is cut short and run again).
+    ports_.ike->reconfigure(cfg_);
+    reconciler_->setConfig(cfg_);
+    if (certificateDirs(cfg_) != certDirs_) watchCertificates();
+    spdlog::info("reloaded {}", configPath_);
+    reloadRefused_.clear();
+    reconciler_->reconcile(ports_.links->snapshot());
+  } catch (const ConfigError& e) {
+    for (const auto& issue : e.issues())
+      logEvent(spdlog::level::err, fieldsOf(EventKind::reloadRefused, cfg_.ipop.interface), "reload refused: " + issue.str());
+    std::string first = e.issues().empty() ? std::string("invalid config") : e.issues().front().str();
+    // Kept in STATUS=, status and state.json until a reload succeeds: a refusal must not be
+    // forgotten at the next status change.
+    reloadRefused_ = first;
+    ports_.notifier->ready();
+    onChange();
+    return;
+  }
+  ports_.notifier->ready();
+  onChange();
+}
+
+void Daemon::shutdown(int sig) {
+  stopping_ = true;
+  reconciler_->flushRemembered();
+  statusLog_.cancel();
+  logStatus();
+  spdlog::info("{}: stopping; policies stay in the kernel (fail closed)", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  ports_.notifier->stopping();
+  removeMetrics();
+  ports_.links->stop();
+  ports_.policyWatch->stop();
+  timer_.cancel();
+  watchdog_.cancel();
+  resync_.cancel();
+  signals_.cancel();
+  io_.stop();
+}
+
+void Daemon::watchdogTick() {
+  auto wd = ports_.notifier->watchdogInterval();
+  if (!wd || stopping_) return;
+  ports_.notifier->watchdog();
+  watchdog_.expires_after(*wd / 2);
+  watchdog_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) watchdogTick();
+  });
+}
+
+void Daemon::watchCertificates() {
+  certDirs_ = certificateDirs(cfg_);
+  if (auto ec = ports_.certWatch->watch(certDirs_, [this] { onCertificatesChanged(); })) {
+    // Not fatal: the resync timer still re-reads the certificates.
+    spdlog::warn("cannot watch the certificate directory with inotify: {}; certificate changes are seen at the "
+                 "next resync", ec.message());
+    return;
+  }
+  auto watched = ports_.certWatch->watchedPaths();
+  for (std::size_t i = 0; i < certDirs_.size() && i < watched.size(); ++i)
+    if (watched[i] != certDirs_[i])
+      spdlog::warn("certificate directory {} does not exist yet; watching {} until it appears", certDirs_[i],
+                   watched[i].empty() ? std::string("nothing") : watched[i]);
+}
+
+void Daemon::onCertificatesChanged() {
+  reconciler_->certificatesChanged();
+  if (stopping_ || !ready_) return;  // before the first dump, the first reconcile reads them anyway
+  spdlog::debug("certificate directory changed; re-checking the certificates");
+  reconciler_->reconcile(ports_.links->snapshot());
+}
+
+void Daemon::resyncTick() {
+  resync_.expires_after(kResyncInterval);
+  resync_.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping_) return;
+    ports_.certWatch->rearm();
+    if (ready_) {
+      reconciler_->ikeStateChanged(ports_.ike->state());
+      reconciler_->certificatesChanged();  // a change inotify could not see (e.g. a remount)
+      reconciler_->reconcile(ports_.links->snapshot());
+    }
+    resyncTick();
+  });
+}
+
+}  // namespace ipopsec
