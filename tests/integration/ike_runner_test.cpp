@@ -117,6 +117,11 @@ class IkeRunnerTest : public ::testing::Test {
     if (test::isRoot()) test::enterFreshNetns();
     ASSERT_TRUE(noChildren()) << "a previous test left a child behind";
   }
+  // Runs `r` once and waits for its done, at most `limit`: false when it never came.
+  bool runOnce(IkeRunner& r, Outcome& o, std::chrono::milliseconds limit = 5s) {
+    r.run(recordInto(o));
+    return runUntil(io_, [&] { return o.calls > 0; }, limit);
+  }
   boost::asio::io_context io_;
 };
 
@@ -207,8 +212,7 @@ TEST_F(IkeRunnerTest, CommandTrueSucceeds) {
 TEST_F(IkeRunnerTest, CommandFalseFails) {
   CommandRunner m(io_, {"/bin/false"}, 5s);
   Outcome o;
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
+  ASSERT_TRUE(runOnce(m, o));
   EXPECT_EQ(o.ec, UnitErrc::commandFailed);
   EXPECT_EQ(o.detail, "exited with status 1");
   EXPECT_EQ(m.state(), "failed");
@@ -224,27 +228,15 @@ TEST_F(IkeRunnerTest, CommandOutputLastLineIsInTheDetail) {
   ::chmod(script.c_str(), 0755);
   CommandRunner m(io_, {script}, 5s);
   Outcome o;
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
+  ASSERT_TRUE(runOnce(m, o));
   EXPECT_EQ(o.ec, UnitErrc::commandFailed);
   EXPECT_EQ(o.detail, "exited with status 3: racoon: failed to parse configuration");
-}
-
-TEST_F(IkeRunnerTest, CommandArgumentsArePassedWithoutAShell) {
-  // PATH lookup for a bare name; an argument with shell metacharacters stays literal.
-  CommandRunner m(io_, {"printf", "%s\\n", "a; exit 7 $(false)"}, 5s);
-  Outcome o;
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
-  EXPECT_FALSE(o.ec) << o.detail;
-  EXPECT_EQ(o.detail, "a; exit 7 $(false)");
 }
 
 TEST_F(IkeRunnerTest, CommandMissingBinaryIsAClearError) {
   CommandRunner m(io_, {"/nonexistent/ipopsec-restart"}, 5s);
   Outcome o;
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
+  ASSERT_TRUE(runOnce(m, o));
   EXPECT_EQ(o.ec, std::errc::no_such_file_or_directory);
   EXPECT_NE(o.detail.find("cannot run '/nonexistent/ipopsec-restart'"), std::string::npos) << o.detail;
   EXPECT_EQ(m.state(), "failed");
@@ -259,8 +251,7 @@ TEST_F(IkeRunnerTest, EmptyCommandIsRejectedAtConstruction) {
 TEST_F(IkeRunnerTest, CommandKilledBySignalFails) {
   CommandRunner m(io_, {"/bin/sh", "-c", "echo dying; kill -9 $$"}, 5s);
   Outcome o;
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
+  ASSERT_TRUE(runOnce(m, o));
   EXPECT_EQ(o.ec, UnitErrc::commandFailed);
   EXPECT_EQ(o.detail.rfind("killed by signal 9", 0), 0U) << o.detail;
   EXPECT_NE(o.detail.find(": dying"), std::string::npos) << o.detail;
@@ -270,8 +261,7 @@ TEST_F(IkeRunnerTest, CommandHangIsKilledAtTheTimeoutAndReaped) {
   CommandRunner m(io_, {"/bin/sleep", "30"}, 200ms);
   Outcome o;
   auto start = Clock::now();
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 10s));
+  ASSERT_TRUE(runOnce(m, o, 10s));
   auto elapsed = Clock::now() - start;
   EXPECT_EQ(o.ec, std::errc::timed_out);
   EXPECT_NE(o.detail.find("timed out after 200 ms"), std::string::npos) << o.detail;
@@ -287,8 +277,7 @@ TEST_F(IkeRunnerTest, CommandIgnoringSigtermIsKilledAfterTheGrace) {
                        300ms);
   Outcome o;
   auto start = Clock::now();
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 10s));
+  ASSERT_TRUE(runOnce(m, o, 10s));
   auto elapsed = Clock::now() - start;
   EXPECT_EQ(o.ec, std::errc::timed_out);
   EXPECT_NE(o.detail.find("signal 9"), std::string::npos) << o.detail;
@@ -317,24 +306,36 @@ TEST_F(IkeRunnerTest, CommandDoesNotInheritBlockedSignals) {
   EXPECT_LT(Clock::now() - start, 5s);
 }
 
-TEST_F(IkeRunnerTest, CommandStdinIsDevNull) {
-  CommandRunner m(io_, {"/bin/sh", "-c", "cat; echo stdin-closed"}, 5s);
+// Commands that succeed, each with the detail its run must report: its output's last line.
+struct DetailCase {
+  const char* name;
+  std::vector<std::string> argv;
+  std::string detail;
+};
+
+void PrintTo(const DetailCase& c, std::ostream* os) { *os << c.name; }
+
+class CommandDetailTest : public IkeRunnerTest, public ::testing::WithParamInterface<DetailCase> {};
+
+TEST_P(CommandDetailTest, IsTheOutputsLastLine) {
+  CommandRunner m(io_, GetParam().argv, 10s);
   Outcome o;
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
-  EXPECT_FALSE(o.ec) << o.detail;
-  EXPECT_EQ(o.detail, "stdin-closed");
+  ASSERT_TRUE(runOnce(m, o, 10s));
+  EXPECT_FALSE(o.ec) << o.ec.message() << ": " << o.detail;
+  EXPECT_EQ(o.detail, GetParam().detail);
 }
 
-TEST_F(IkeRunnerTest, CommandLargeOutputDoesNotBlockAndIsBounded) {
-  // 1 MB through a 64 KiB pipe: the command would block for ever if nobody read it.
-  CommandRunner m(io_, {"/bin/sh", "-c", "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo tail-line"}, 10s);
-  Outcome o;
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 10s));
-  EXPECT_FALSE(o.ec) << o.ec.message();
-  EXPECT_EQ(o.detail, "tail-line");
-}
+INSTANTIATE_TEST_SUITE_P(
+    Command, CommandDetailTest,
+    ::testing::Values(
+        // PATH lookup for a bare name; an argument with shell metacharacters stays literal.
+        DetailCase{"ArgumentsArePassedWithoutAShell", {"printf", "%s\\n", "a; exit 7 $(false)"}, "a; exit 7 $(false)"},
+        DetailCase{"StdinIsDevNull", {"/bin/sh", "-c", "cat; echo stdin-closed"}, "stdin-closed"},
+        // 1 MB through a 64 KiB pipe: the command would block for ever if nobody read it.
+        DetailCase{"LargeOutputDoesNotBlockAndIsBounded",
+                   {"/bin/sh", "-c", "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo tail-line"},
+                   "tail-line"}),
+    [](const ::testing::TestParamInfo<DetailCase>& info) { return std::string(info.param.name); });
 
 TEST_F(IkeRunnerTest, CommandThatLeavesADaemonHoldingItsOutputCompletes) {
   // Like an init script starting a daemon that keeps the script's stdout: completion
@@ -342,8 +343,7 @@ TEST_F(IkeRunnerTest, CommandThatLeavesADaemonHoldingItsOutputCompletes) {
   CommandRunner m(io_, {"/bin/sh", "-c", "sleep 3 & echo started-daemon"}, 10s);
   Outcome o;
   auto start = Clock::now();
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 10s));
+  ASSERT_TRUE(runOnce(m, o, 10s));
   EXPECT_LT(Clock::now() - start, 2s);
   EXPECT_FALSE(o.ec) << o.detail;
   EXPECT_EQ(o.detail, "started-daemon");
@@ -364,8 +364,7 @@ TEST_F(IkeRunnerTest, CommandSecondRestartWhileRunningIsRefused) {
 
   // Afterwards a restart runs again.
   Outcome third;
-  m.run(recordInto(third));
-  ASSERT_TRUE(runUntil(io_, [&] { return third.calls > 0; }, 5s));
+  ASSERT_TRUE(runOnce(m, third));
   EXPECT_FALSE(third.ec);
 }
 
@@ -373,8 +372,7 @@ TEST_F(IkeRunnerTest, CommandManySequentialRestartsLeakNoDescriptors) {
   CommandRunner m(io_, {"/bin/sh", "-c", "echo ok"}, 5s);
   // One warm-up run: Asio's reactor opens its epoll/eventfd descriptors lazily.
   Outcome warm;
-  m.run(recordInto(warm));
-  ASSERT_TRUE(runUntil(io_, [&] { return warm.calls > 0; }, 5s));
+  ASSERT_TRUE(runOnce(m, warm));
   int before = countOpenFds();
   for (int i = 0; i < 50; ++i) {
     Outcome o;
@@ -453,8 +451,7 @@ TEST_F(IkeRunnerTest, SystemdWithGarbageBusAddressFailsCleanly) {
   EnvGuard env("DBUS_SYSTEM_BUS_ADDRESS", "this is not an address");
   SystemdUnit m(io_, "racoon.service", 2s);
   Outcome o;
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
+  ASSERT_TRUE(runOnce(m, o));
   EXPECT_TRUE(o.ec);
   EXPECT_EQ(m.state(), "unknown");
 }
@@ -481,8 +478,7 @@ TEST_F(IkeRunnerTest, SystemdSilentBusTimesOut) {
     SystemdUnit m(io_, "racoon.service", 300ms);
     Outcome o;
     auto start = Clock::now();
-    m.run(recordInto(o));
-    ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
+    ASSERT_TRUE(runOnce(m, o));
     EXPECT_EQ(o.ec, std::errc::timed_out) << o.ec.message() << ": " << o.detail;
     EXPECT_GE(Clock::now() - start, 300ms);
     start = Clock::now();
@@ -774,8 +770,7 @@ TEST_F(SystemdFakeTest, JobSignalBeforeTheReplyIsNotLost) {
   FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::signalFirst, "done");
   SystemdUnit m(io_, "racoon.service", 5s);
   Outcome o;
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
+  ASSERT_TRUE(runOnce(m, o));
   EXPECT_FALSE(o.ec) << o.detail;
 }
 
@@ -785,8 +780,7 @@ TEST_F(SystemdFakeTest, FailedJobIsAnErrorWithTheResult) {
     FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::jobDone, result);
     SystemdUnit m(io_, "racoon.service", 5s);
     Outcome o;
-    m.run(recordInto(o));
-    ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
+    ASSERT_TRUE(runOnce(m, o));
     EXPECT_EQ(o.ec, UnitErrc::jobFailed);
     EXPECT_EQ(o.detail.rfind("restart of racoon.service failed: job result '" + std::string(result) + "' (", 0), 0U)
         << o.detail;
@@ -804,8 +798,7 @@ TEST_F(SystemdFakeTest, MissingRacoonUnitSaysItIsNotInstalledWithTheDebianHint) 
   FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::methodError, "done", "not-found");
   SystemdUnit m(io_, "racoon.service", 5s);
   Outcome o;
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
+  ASSERT_TRUE(runOnce(m, o));
   EXPECT_EQ(o.ec, UnitErrc::callFailed);
   EXPECT_EQ(o.detail,
             "racoon.service is not installed (no such unit); racoon is not packaged in Debian: use "
@@ -817,8 +810,7 @@ TEST_F(SystemdFakeTest, MissingOtherUnitIsNotInstalledWithoutTheRacoonHint) {
   FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::methodError);
   SystemdUnit m(io_, "nope.service", 5s);
   Outcome o;
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
+  ASSERT_TRUE(runOnce(m, o));
   EXPECT_EQ(o.ec, UnitErrc::callFailed);
   EXPECT_EQ(o.detail, "nope.service is not installed (no such unit)");
   EXPECT_EQ(m.state(), "not-found") << "LoadUnit answers NoSuchUnit for this unit";
@@ -828,8 +820,7 @@ TEST_F(SystemdFakeTest, OtherMethodErrorIsReportedByNameOnOneLine) {
   FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::accessDenied);
   SystemdUnit m(io_, "racoon.service", 5s);
   Outcome o;
-  m.run(recordInto(o));
-  ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
+  ASSERT_TRUE(runOnce(m, o));
   EXPECT_EQ(o.ec, UnitErrc::callFailed);
   EXPECT_EQ(o.detail,
             "RestartUnit(racoon.service) failed: org.freedesktop.DBus.Error.AccessDenied: Access denied for "
@@ -859,8 +850,7 @@ TEST_F(SystemdFakeTest, LostBusFailsTheRestartAndTheNextOneReconnects) {
   {
     FakeSystemd systemd(bus_->address(), FakeSystemd::Mode::jobDone, "done");
     Outcome o;
-    m.run(recordInto(o));
-    ASSERT_TRUE(runUntil(io_, [&] { return o.calls > 0; }, 5s));
+    ASSERT_TRUE(runOnce(m, o));
     ASSERT_FALSE(o.ec) << o.detail;
   }
   // The whole bus goes away and comes back at the same address.
