@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "integration/netns.hpp"
+#include "os/netlink/netlink.hpp"
 
 namespace ipopsec {
 namespace {
@@ -38,6 +39,32 @@ using namespace std::chrono_literals;
 using test::sh;
 
 Cidr cidr(const std::string& s) { return *Cidr::parse(s); }
+
+// A user-space NETLINK_ROUTE socket that forges link events: it sends to the link group,
+// which reaches the monitor, and as unicast to itself, never to the kernel (port id 0).
+struct Forger {
+  netlink::Socket socket;
+  sockaddr_nl to{};
+
+  std::error_code open() {
+    netlink::SocketOptions o;
+    o.protocol = NETLINK_ROUTE;
+    if (auto ec = socket.open(o)) return ec;
+    to.nl_family = AF_NETLINK;
+    to.nl_pid = socket.portId();
+    to.nl_groups = RTMGRP_LINK;
+    return {};
+  }
+  ssize_t send(const void* datagram, std::size_t size) {
+    return ::sendto(socket.fd(), datagram, size, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to);
+  }
+  // Reads away its own copies (the unicast to itself), so that its receive buffer never fills.
+  void drainOwnCopies() {
+    char drain[256];
+    while (::recv(socket.fd(), drain, sizeof drain, MSG_DONTWAIT) > 0) {
+    }
+  }
+};
 
 // The kernel's view, read with iproute2: an independent check of the monitor's snapshot.
 NetSnapshot snapshotFromIp() {
@@ -467,13 +494,8 @@ TEST_F(LinkMonitorTest, MessagesNotFromTheKernelAreIgnored) {
   NetlinkLinkMonitor m(io_);
   startAndSync(m);
 
-  int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  ASSERT_GE(fd, 0);
-  sockaddr_nl self{};
-  self.nl_family = AF_NETLINK;
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&self), sizeof self), 0);
-  socklen_t len = sizeof self;
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&self), &len), 0);
+  Forger forger;
+  ASSERT_FALSE(forger.open());
 
   struct {
     nlmsghdr h;
@@ -488,15 +510,8 @@ TEST_F(LinkMonitorTest, MessagesNotFromTheKernelAreIgnored) {
   fake.a.rta_type = IFLA_IFNAME;
   fake.a.rta_len = RTA_LENGTH(6);
   std::memcpy(fake.name, "evil0", 6);
-  // To the link group, and as unicast to ourselves (never to the kernel, port id 0).
-  sockaddr_nl to{};
-  to.nl_family = AF_NETLINK;
-  to.nl_pid = self.nl_pid;
-  to.nl_groups = RTMGRP_LINK;
-  ASSERT_EQ(::sendto(fd, &fake, sizeof fake, 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
-            static_cast<ssize_t>(sizeof fake))
-      << std::strerror(errno);
-  ::close(fd);
+  ASSERT_EQ(forger.send(&fake, sizeof fake), static_cast<ssize_t>(sizeof fake)) << std::strerror(errno);
+  forger.socket.close();
 
   sh("ip tuntap add dev ipop mode tap");  // a real event, queued after the fake one
   ASSERT_TRUE(runUntil([&] { return m.snapshot().byName("ipop") != nullptr; }));
@@ -514,13 +529,8 @@ TEST_F(LinkMonitorTest, AFloodOfForgedDatagramsGivesABoundedNumberOfLogLines) {
   startAndSync(m);
   log_.clear();
 
-  int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  ASSERT_GE(fd, 0);
-  sockaddr_nl self{};
-  self.nl_family = AF_NETLINK;
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&self), sizeof self), 0);
-  socklen_t len = sizeof self;
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&self), &len), 0);
+  Forger forger;
+  ASSERT_FALSE(forger.open());
   struct {
     nlmsghdr h;
     ifinfomsg i;
@@ -528,25 +538,17 @@ TEST_F(LinkMonitorTest, AFloodOfForgedDatagramsGivesABoundedNumberOfLogLines) {
   fake.h.nlmsg_len = sizeof fake;
   fake.h.nlmsg_type = RTM_NEWLINK;
   fake.i.ifi_index = 4242;
-  sockaddr_nl to{};
-  to.nl_family = AF_NETLINK;
-  to.nl_pid = self.nl_pid;  // never the kernel (port id 0); the group reaches the monitor
-  to.nl_groups = RTMGRP_LINK;
 
   constexpr std::uint64_t kRounds = 25, kPerRound = 200;
   const auto t0 = std::chrono::steady_clock::now();
   for (std::uint64_t round = 1; round <= kRounds; ++round) {
     for (std::uint64_t i = 0; i < kPerRound; ++i)
-      ASSERT_EQ(::sendto(fd, &fake, sizeof fake, 0, reinterpret_cast<sockaddr*>(&to), sizeof to),
-                static_cast<ssize_t>(sizeof fake))
-          << std::strerror(errno);
-    char drain[256];
-    while (::recv(fd, drain, sizeof drain, MSG_DONTWAIT) > 0) {
-    }  // our own copies (unicast to ourselves)
+      ASSERT_EQ(forger.send(&fake, sizeof fake), static_cast<ssize_t>(sizeof fake)) << std::strerror(errno);
+    forger.drainOwnCopies();
     ASSERT_TRUE(runUntil([&] { return m.skipped() >= round * kPerRound; })) << m.skipped();
   }
   const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - t0).count();
-  ::close(fd);
+  forger.socket.close();
   EXPECT_EQ(m.skipped(), kRounds * kPerRound);
   EXPECT_EQ(m.redumps(), 0U) << "the flood was paced to fit the receive buffer";
 
