@@ -3,6 +3,10 @@
 // and enrollment (a request made on the node, signed on the CA machine). No shelling out
 // to `openssl`. The daemon's certificate inspector is cert_inspector.hpp; what both use,
 // openssl_support.hpp.
+//
+// Sources by job: certificate.cpp (keys, certificates, PEM), ca.cpp (the CA directory:
+// init-ca, load, issue), enroll.cpp (request on the node, sign on the CA machine),
+// node_certificate.{hpp,cpp} (what issue and sign share), pki_files.{hpp,cpp} (its files).
 
 #include <chrono>
 #include <string>

@@ -18,6 +18,7 @@
 
 #include "core/certs/certs.hpp"
 #include "integration/netns.hpp"
+#include "integration/pki_cli.hpp"
 #include "integration/pki_fixtures.hpp"
 #include "os/openssl/cert_inspector.hpp"
 #include "pki/pki.hpp"
@@ -30,12 +31,6 @@ using ::testing::Not;
 namespace fs = std::filesystem;
 
 namespace {
-
-unsigned modeOf(const fs::path& p) {
-  struct stat st{};
-  ::stat(p.c_str(), &st);
-  return st.st_mode & 07777;
-}
 
 std::set<std::string> namesIn(const fs::path& dir) {
   std::set<std::string> out;
@@ -52,19 +47,14 @@ class PkiEnrollTest : public ::testing::Test {
     fs::create_directories(dir_);
     ca_ = (dir_ / "ca").string();
     int st = 0;
-    std::string o = pki("init-ca --dir " + ca_ + " --name 'GroupVPN CA'", &st);
+    std::string o = pkiCli("init-ca --dir " + ca_ + " --name 'GroupVPN CA'", &st);
     ASSERT_EQ(st, 0) << o;
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  std::string pki(const std::string& args, int* status) {
-    std::string out;
-    *status = shStatus(std::string(IPOPSEC_BINARY) + " pki " + args, &out);
-    return out;
-  }
   // `pki sign` of `csr` into dir_/signed; returns the output.
   std::string sign(const std::string& csr, int* status, const std::string& extra = "") {
-    return pki("sign --ca-dir " + ca_ + " --csr " + csr + " --out " + (dir_ / "signed").string() + extra, status);
+    return pkiCli("sign --ca-dir " + ca_ + " --csr " + csr + " --out " + (dir_ / "signed").string() + extra, status);
   }
   // A sign that must be refused: exit 1, "error: ipop-ipsecd pki sign: CSR ..." with `why`,
   // and no certificate written.
@@ -76,11 +66,6 @@ class PkiEnrollTest : public ::testing::Test {
     EXPECT_THAT(o, HasSubstr(why));
     EXPECT_FALSE(fs::exists(dir_ / "signed" / "host-cert.pem")) << o;
   }
-  static CertPolicy racoon() {
-    CertPolicy p;
-    p.rsaOnly = true;
-    return p;
-  }
 
   fs::path dir_;
   std::string ca_;
@@ -90,7 +75,7 @@ TEST_F(PkiEnrollTest, RequestThenSignGivesAVerifiedCertificateForTheNodesOwnKey)
   int st = 0;
   std::string node = (dir_ / "node").string(), signedDir = (dir_ / "signed").string();
   // On the node: the key and the request, nothing else.
-  std::string o = pki("request --ip 172.31.0.21 --dns node21.vpn --out " + node, &st);
+  std::string o = pkiCli("request --ip 172.31.0.21 --dns node21.vpn --out " + node, &st);
   ASSERT_EQ(st, 0) << o;
   EXPECT_THAT(o, HasSubstr("host-key.pem (mode 0600)"));
   EXPECT_THAT(o, HasSubstr("host.csr"));
@@ -136,7 +121,7 @@ TEST_F(PkiEnrollTest, RequestThenSignGivesAVerifiedCertificateForTheNodesOwnKey)
   fs::copy_file(dir_ / "signed" / "cacert.pem", dir_ / "node" / "cacert.pem");
   OpenSslInspector in;
   auto v = judgeCertificates(in.inspect(node + "/cacert.pem", node + "/host-cert.pem", node + "/host-key.pem"),
-                             racoon(), std::chrono::system_clock::now());
+                             racoonPolicy(), std::chrono::system_clock::now());
   EXPECT_TRUE(v.usable) << ::testing::PrintToString(v.errors);
   EXPECT_TRUE(v.errors.empty()) << ::testing::PrintToString(v.errors);
 }
@@ -144,7 +129,7 @@ TEST_F(PkiEnrollTest, RequestThenSignGivesAVerifiedCertificateForTheNodesOwnKey)
 TEST_F(PkiEnrollTest, EcRequestsAreForStrongswanOnly) {
   int st = 0;
   std::string node = (dir_ / "node").string();
-  std::string o = pki("request --ip 10.0.0.7 --key ec --out " + node, &st);
+  std::string o = pkiCli("request --ip 10.0.0.7 --key ec --out " + node, &st);
   ASSERT_EQ(st, 0) << o;
   EXPECT_THAT(o, HasSubstr("racoon signs with RSA only"));
   expectRefused(node + "/host.csr", "has an EC key: racoon signs with RSA only", " --backend racoon");
@@ -202,9 +187,9 @@ TEST_F(PkiEnrollTest, SignRefusesBadRequestsEachWithItsOwnMessage) {
 TEST_F(PkiEnrollTest, NeitherOverwritesUnlessForced) {
   int st = 0;
   std::string node = (dir_ / "node").string();
-  ASSERT_EQ((pki("request --ip 10.0.0.1 --out " + node, &st), st), 0);
+  ASSERT_EQ((pkiCli("request --ip 10.0.0.1 --out " + node, &st), st), 0);
   std::string key = readFile(dir_ / "node" / "host-key.pem");
-  std::string o = pki("request --ip 10.0.0.1 --out " + node, &st);
+  std::string o = pkiCli("request --ip 10.0.0.1 --out " + node, &st);
   EXPECT_EQ(st, 1);
   EXPECT_THAT(o, HasSubstr("host-key.pem already exists: refusing to overwrite it; use --force"));
   EXPECT_EQ(readFile(dir_ / "node" / "host-key.pem"), key);
@@ -214,7 +199,7 @@ TEST_F(PkiEnrollTest, NeitherOverwritesUnlessForced) {
   EXPECT_EQ(st, 1);
   EXPECT_THAT(o, HasSubstr("host-cert.pem already exists: refusing to overwrite it; use --force"));
   EXPECT_EQ(readFile(dir_ / "signed" / "host-cert.pem"), cert);
-  o = pki("request --ip 10.0.0.1 --out " + node + " --force", &st);
+  o = pkiCli("request --ip 10.0.0.1 --out " + node + " --force", &st);
   EXPECT_EQ(st, 0) << o;
   EXPECT_NE(readFile(dir_ / "node" / "host-key.pem"), key);
   EXPECT_EQ(modeOf(dir_ / "node" / "host-key.pem"), 0600u);
@@ -227,45 +212,45 @@ TEST_F(PkiEnrollTest, NeitherOverwritesUnlessForced) {
 TEST_F(PkiEnrollTest, UsageErrorsAndPerCommandHelp) {
   int st = 0;
   std::string node = (dir_ / "node").string();
-  std::string o = pki("request --ip 10.0.0.1", &st);
+  std::string o = pkiCli("request --ip 10.0.0.1", &st);
   EXPECT_EQ(st, 64);
   EXPECT_THAT(o, HasSubstr("error: ipop-ipsecd pki request:"));
   EXPECT_THAT(o, HasSubstr("out"));
-  o = pki("request --out " + node, &st);
+  o = pkiCli("request --out " + node, &st);
   EXPECT_EQ(st, 1);
   EXPECT_THAT(o, HasSubstr("give the node's VPN address with --ip"));
-  o = pki("request --ip 10.0.0.300 --out " + node, &st);
+  o = pkiCli("request --ip 10.0.0.300 --out " + node, &st);
   EXPECT_EQ(st, 1);
   EXPECT_THAT(o, HasSubstr("--ip '10.0.0.300' is not an IPv4 or IPv6 address"));
   EXPECT_FALSE(fs::exists(dir_ / "node"));
-  o = pki("request --ip 10.0.0.1 --key dsa --out " + node, &st);
+  o = pkiCli("request --ip 10.0.0.1 --key dsa --out " + node, &st);
   EXPECT_EQ(st, 64);
   EXPECT_THAT(o, HasSubstr("--key must be rsa or ec"));
-  o = pki("sign --ca-dir " + ca_ + " --out " + node, &st);
+  o = pkiCli("sign --ca-dir " + ca_ + " --out " + node, &st);
   EXPECT_EQ(st, 64);
   EXPECT_THAT(o, HasSubstr("csr"));
-  ASSERT_EQ((pki("request --ip 10.0.0.1 --out " + node, &st), st), 0);
+  ASSERT_EQ((pkiCli("request --ip 10.0.0.1 --out " + node, &st), st), 0);
   o = sign(node + "/host.csr", &st, " --backend ipsec-tools");
   EXPECT_EQ(st, 64);
   EXPECT_THAT(o, HasSubstr("--backend must be racoon or strongswan"));
-  o = pki("sign --ca-dir " + (dir_ / "nope").string() + " --csr " + node + "/host.csr --out " + node, &st);
+  o = pkiCli("sign --ca-dir " + (dir_ / "nope").string() + " --csr " + node + "/host.csr --out " + node, &st);
   EXPECT_EQ(st, 1);
   EXPECT_THAT(o, HasSubstr("does not exist: create a CA first"));
 
-  o = pki("request --help", &st);
+  o = pkiCli("request --help", &st);
   EXPECT_EQ(st, 0);
   EXPECT_THAT(o, HasSubstr("usage: ipop-ipsecd pki request"));
   EXPECT_THAT(o, HasSubstr("--out"));
   EXPECT_THAT(o, Not(HasSubstr("--ca-dir")));
   EXPECT_THAT(o, Not(HasSubstr("--csr")));
-  o = pki("sign -h", &st);
+  o = pkiCli("sign -h", &st);
   EXPECT_EQ(st, 0);
   EXPECT_THAT(o, HasSubstr("usage: ipop-ipsecd pki sign"));
   EXPECT_THAT(o, HasSubstr("--csr"));
   EXPECT_THAT(o, HasSubstr("--backend"));
   EXPECT_THAT(o, Not(HasSubstr("--ip ")));
   EXPECT_THAT(o, Not(HasSubstr("--dns")));
-  o = pki("--help", &st);
+  o = pkiCli("--help", &st);
   EXPECT_EQ(st, 0);
   EXPECT_THAT(o, HasSubstr("ipop-ipsecd pki request"));
   EXPECT_THAT(o, HasSubstr("ipop-ipsecd pki sign"));

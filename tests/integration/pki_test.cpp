@@ -14,6 +14,7 @@
 
 #include "core/certs/certs.hpp"
 #include "integration/netns.hpp"
+#include "integration/pki_cli.hpp"
 #include "integration/pki_fixtures.hpp"
 #include "os/openssl/cert_inspector.hpp"
 #include "pki/pki.hpp"
@@ -29,12 +30,6 @@ using ::testing::IsEmpty;
 namespace fs = std::filesystem;
 
 namespace {
-
-unsigned modeOf(const fs::path& p) {
-  struct stat st{};
-  ::stat(p.c_str(), &st);
-  return st.st_mode & 07777;
-}
 
 class PkiTest : public ::testing::Test {
  protected:
@@ -54,18 +49,8 @@ class PkiTest : public ::testing::Test {
     return in.inspect((certs() / "cacert.pem").string(), (certs() / "host-cert.pem").string(),
                       (certs() / "host-key.pem").string());
   }
-  CertVerdict verdict(CertPolicy p = racoon()) {
+  CertVerdict verdict(CertPolicy p = racoonPolicy()) {
     return judgeCertificates(inspect(), p, std::chrono::system_clock::now());
-  }
-  static CertPolicy racoon() {
-    CertPolicy p;
-    p.rsaOnly = true;
-    return p;
-  }
-  std::string pki(const std::string& args, int* status) {
-    std::string out;
-    *status = shStatus(std::string(IPOPSEC_BINARY) + " pki " + args, &out);
-    return out;
   }
 
   fs::path dir_;
@@ -213,7 +198,7 @@ TEST_F(PkiTest, WeakSignatureWarnsOrIsRefused) {
   auto v = verdict();
   EXPECT_TRUE(v.usable);
   EXPECT_THAT(v.warnings, ElementsAre(HasSubstr("signed with SHA1 (sha1WithRSAEncryption)")));
-  auto p = racoon();
+  auto p = racoonPolicy();
   p.weak = WeakCertPolicy::refuse;
   EXPECT_FALSE(verdict(p).usable);
 }
@@ -297,7 +282,7 @@ TEST_F(PkiTest, HashFilesDescribeLinksCopiesAndForeignFilesOnlyReadingThroughLin
 TEST_F(PkiTest, InitCaAndIssueMakeCertificatesThatOpensslAccepts) {
   int st = 0;
   std::string ca = (dir_ / "ca").string(), out = (dir_ / "node16").string();
-  std::string o = pki("init-ca --dir " + ca + " --name 'GroupVPN CA' --days 100", &st);
+  std::string o = pkiCli("init-ca --dir " + ca + " --name 'GroupVPN CA' --days 100", &st);
   ASSERT_EQ(st, 0) << o;
   EXPECT_EQ(modeOf(dir_ / "ca" / "ca-key.pem"), 0600u);
   // -nameopt RFC2253: the DN as 'CN=x' from every OpenSSL (3.0 prints 'CN = x' by default, 3.5 'CN=x').
@@ -306,7 +291,7 @@ TEST_F(PkiTest, InitCaAndIssueMakeCertificatesThatOpensslAccepts) {
   EXPECT_THAT(caText, HasSubstr("Certificate Sign, CRL Sign"));
   EXPECT_THAT(caText, HasSubstr("Subject: CN=GroupVPN CA"));
   EXPECT_THAT(caText, HasSubstr("X509v3 Subject Key Identifier"));
-  o = pki("issue --ca-dir " + ca + " --ip 172.31.0.16 --dns node16.vpn --out " + out, &st);
+  o = pkiCli("issue --ca-dir " + ca + " --ip 172.31.0.16 --dns node16.vpn --out " + out, &st);
   ASSERT_EQ(st, 0) << o;
   EXPECT_THAT(o, HasSubstr("host-key.pem (mode 0600)"));
   EXPECT_EQ(modeOf(dir_ / "node16" / "host-key.pem"), 0600u);
@@ -324,12 +309,12 @@ TEST_F(PkiTest, InitCaAndIssueMakeCertificatesThatOpensslAccepts) {
   EXPECT_THAT(sh("openssl pkey -noout -in " + out + "/host-key.pem && echo key-ok"), HasSubstr("key-ok"));
   // And the daemon's own check accepts them.
   OpenSslInspector in;
-  auto v = judgeCertificates(in.inspect(out + "/cacert.pem", out + "/host-cert.pem", out + "/host-key.pem"), racoon(),
+  auto v = judgeCertificates(in.inspect(out + "/cacert.pem", out + "/host-cert.pem", out + "/host-key.pem"), racoonPolicy(),
                              std::chrono::system_clock::now());
   EXPECT_TRUE(v.usable) << ::testing::PrintToString(v.errors);
   // Two issues give different serials.
   std::string serial1 = sh("openssl x509 -serial -noout -in " + out + "/host-cert.pem");
-  o = pki("issue --ca-dir " + ca + " --ip 172.31.0.17 --out " + (dir_ / "node17").string(), &st);
+  o = pkiCli("issue --ca-dir " + ca + " --ip 172.31.0.17 --out " + (dir_ / "node17").string(), &st);
   ASSERT_EQ(st, 0) << o;
   EXPECT_NE(sh("openssl x509 -serial -noout -in " + (dir_ / "node17" / "host-cert.pem").string()), serial1);
   EXPECT_THAT(sh("openssl x509 -subject -noout -nameopt RFC2253 -in " + (dir_ / "node17" / "host-cert.pem").string()),
@@ -339,74 +324,74 @@ TEST_F(PkiTest, InitCaAndIssueMakeCertificatesThatOpensslAccepts) {
 TEST_F(PkiTest, RefusesToOverwriteUnlessForced) {
   int st = 0;
   std::string ca = (dir_ / "ca").string(), out = (dir_ / "node").string();
-  ASSERT_EQ((pki("init-ca --dir " + ca + " --name CA", &st), st), 0);
+  ASSERT_EQ((pkiCli("init-ca --dir " + ca + " --name CA", &st), st), 0);
   std::string key = readFile(dir_ / "ca" / "ca-key.pem");
-  std::string o = pki("init-ca --dir " + ca + " --name CA", &st);
+  std::string o = pkiCli("init-ca --dir " + ca + " --name CA", &st);
   EXPECT_EQ(st, 1);
   EXPECT_THAT(o, HasSubstr("already exists: refusing to overwrite a CA"));
   EXPECT_EQ(readFile(dir_ / "ca" / "ca-key.pem"), key);
-  ASSERT_EQ((pki("issue --ca-dir " + ca + " --ip 10.0.0.1 --out " + out, &st), st), 0);
+  ASSERT_EQ((pkiCli("issue --ca-dir " + ca + " --ip 10.0.0.1 --out " + out, &st), st), 0);
   std::string hostKey = readFile(dir_ / "node" / "host-key.pem");
-  o = pki("issue --ca-dir " + ca + " --ip 10.0.0.1 --out " + out, &st);
+  o = pkiCli("issue --ca-dir " + ca + " --ip 10.0.0.1 --out " + out, &st);
   EXPECT_EQ(st, 1);
   EXPECT_THAT(o, HasSubstr("host-key.pem already exists: refusing to overwrite it; use --force"));
   EXPECT_EQ(readFile(dir_ / "node" / "host-key.pem"), hostKey);
-  o = pki("issue --ca-dir " + ca + " --ip 10.0.0.1 --out " + out + " --force", &st);
+  o = pkiCli("issue --ca-dir " + ca + " --ip 10.0.0.1 --out " + out + " --force", &st);
   EXPECT_EQ(st, 0) << o;
   EXPECT_NE(readFile(dir_ / "node" / "host-key.pem"), hostKey);
 }
 
 TEST_F(PkiTest, ClearErrorsForAMissingOrWrongCaDirectoryAndBadArguments) {
   int st = 0;
-  std::string o = pki("issue --ca-dir " + (dir_ / "nope").string() + " --ip 10.0.0.1 --out " + (dir_ / "o").string(), &st);
+  std::string o = pkiCli("issue --ca-dir " + (dir_ / "nope").string() + " --ip 10.0.0.1 --out " + (dir_ / "o").string(), &st);
   EXPECT_EQ(st, 1);
   EXPECT_THAT(o, HasSubstr("does not exist: create a CA first with 'ipop-ipsecd pki init-ca"));
   EXPECT_FALSE(fs::exists(dir_ / "o"));
   fs::create_directories(dir_ / "notca");
   writeText(dir_ / "notca" / "cacert.pem", certificatePem(ca_.cert.get()), 0644);
-  o = pki("issue --ca-dir " + (dir_ / "notca").string() + " --ip 10.0.0.1 --out " + (dir_ / "o").string(), &st);
+  o = pkiCli("issue --ca-dir " + (dir_ / "notca").string() + " --ip 10.0.0.1 --out " + (dir_ / "o").string(), &st);
   EXPECT_EQ(st, 1);
   EXPECT_THAT(o, HasSubstr("is not a CA directory: " + (dir_ / "notca" / "ca-key.pem").string() + " does not exist"));
   writeText(dir_ / "notca" / "ca-key.pem", privateKeyPem(generateKey(KeyKind::rsa, 2048).get()), 0600);
-  o = pki("issue --ca-dir " + (dir_ / "notca").string() + " --ip 10.0.0.1 --out " + (dir_ / "o").string(), &st);
+  o = pkiCli("issue --ca-dir " + (dir_ / "notca").string() + " --ip 10.0.0.1 --out " + (dir_ / "o").string(), &st);
   EXPECT_EQ(st, 1);
   EXPECT_THAT(o, HasSubstr("ca-key.pem does not match"));
   writeText(dir_ / "notca" / "cacert.pem", "garbage", 0644);
-  o = pki("issue --ca-dir " + (dir_ / "notca").string() + " --ip 10.0.0.1 --out " + (dir_ / "o").string(), &st);
+  o = pkiCli("issue --ca-dir " + (dir_ / "notca").string() + " --ip 10.0.0.1 --out " + (dir_ / "o").string(), &st);
   EXPECT_EQ(st, 1);
   EXPECT_THAT(o, HasSubstr("cacert.pem is not a PEM certificate"));
-  ASSERT_EQ((pki("init-ca --dir " + (dir_ / "ca").string(), &st), st), 0);
-  o = pki("issue --ca-dir " + (dir_ / "ca").string() + " --ip 10.0.0.300 --out " + (dir_ / "o").string(), &st);
+  ASSERT_EQ((pkiCli("init-ca --dir " + (dir_ / "ca").string(), &st), st), 0);
+  o = pkiCli("issue --ca-dir " + (dir_ / "ca").string() + " --ip 10.0.0.300 --out " + (dir_ / "o").string(), &st);
   EXPECT_EQ(st, 1);
   EXPECT_THAT(o, HasSubstr("--ip '10.0.0.300' is not an IPv4 or IPv6 address"));
-  o = pki("issue --ca-dir " + (dir_ / "ca").string() + " --out " + (dir_ / "o").string(), &st);
+  o = pkiCli("issue --ca-dir " + (dir_ / "ca").string() + " --out " + (dir_ / "o").string(), &st);
   EXPECT_EQ(st, 1);
   EXPECT_THAT(o, HasSubstr("give the node's VPN address with --ip"));
-  o = pki("issue --ip 10.0.0.1 --out " + (dir_ / "o").string(), &st);
+  o = pkiCli("issue --ip 10.0.0.1 --out " + (dir_ / "o").string(), &st);
   EXPECT_EQ(st, 64);
   EXPECT_THAT(o, HasSubstr("ca-dir"));
-  o = pki("init-ca --dir " + (dir_ / "ca2").string() + " --key dsa", &st);
+  o = pkiCli("init-ca --dir " + (dir_ / "ca2").string() + " --key dsa", &st);
   EXPECT_EQ(st, 64);
   EXPECT_THAT(o, HasSubstr("--key must be rsa or ec"));
-  o = pki("renew", &st);
+  o = pkiCli("renew", &st);
   EXPECT_EQ(st, 64);
   EXPECT_THAT(o, HasSubstr("unknown subcommand 'renew'"));
-  o = pki("", &st);
+  o = pkiCli("", &st);
   EXPECT_EQ(st, 64);
 }
 
 TEST_F(PkiTest, EcKeysAreForStrongswanOnly) {
   int st = 0;
   std::string ca = (dir_ / "ca").string(), out = (dir_ / "node").string();
-  ASSERT_EQ((pki("init-ca --dir " + ca + " --key ec", &st), st), 0);
-  std::string o = pki("issue --ca-dir " + ca + " --ip 10.0.0.1 --key ec --out " + out, &st);
+  ASSERT_EQ((pkiCli("init-ca --dir " + ca + " --key ec", &st), st), 0);
+  std::string o = pkiCli("issue --ca-dir " + ca + " --ip 10.0.0.1 --key ec --out " + out, &st);
   ASSERT_EQ(st, 0) << o;
   EXPECT_THAT(o, HasSubstr("racoon signs with RSA only"));
   EXPECT_THAT(sh("openssl verify -CAfile " + out + "/cacert.pem " + out + "/host-cert.pem"), HasSubstr(": OK"));
   OpenSslInspector in;
   auto facts = in.inspect(out + "/cacert.pem", out + "/host-cert.pem", out + "/host-key.pem");
   auto now = std::chrono::system_clock::now();
-  EXPECT_THAT(judgeCertificates(facts, racoon(), now).errors, ElementsAre(HasSubstr("has an EC key: racoon signs with RSA only")));
+  EXPECT_THAT(judgeCertificates(facts, racoonPolicy(), now).errors, ElementsAre(HasSubstr("has an EC key: racoon signs with RSA only")));
   EXPECT_TRUE(judgeCertificates(facts, CertPolicy{}, now).usable);
 }
 

@@ -17,25 +17,9 @@
 #include <vector>
 
 #include "core/config/config_issue.hpp"
+#include "core/config/yaml_text.hpp"
 
 namespace ipopsec::yaml {
-
-using Names = std::vector<std::string_view>;
-
-// --- text helpers for messages --------------------------------------------------------
-std::string lower(std::string_view s);
-bool isDigit(char c);
-bool isSpace(char c);
-bool contains(const Names& names, std::string_view s);
-// User text echoed in a message: quoted, control characters escaped, long text cut.
-std::string show(std::string_view s);
-// A key as it appears in a key path: printable, bounded.
-std::string keyName(std::string_view s);
-std::string describe(const YAML::Node& n);  // "a list", "'text'", ...
-std::string quoted(const Names& names);     // 'a', 'b'
-std::string plain(const Names& names);      // a, b
-// The known name closest to `word`, if it is close enough to be a plausible typo.
-std::optional<std::string_view> nearest(std::string_view word, const Names& names);
 
 // A value in the file: its node, where to point at, and its key path.
 struct Item {

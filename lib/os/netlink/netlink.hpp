@@ -12,6 +12,9 @@
 //    the kernel, receive one datagram.
 //  - Requester: a blocking socket for request/reply traffic: one request and its acks or
 //    multipart dump, matched by sequence number; stale replies are dropped.
+//
+// One header, three sources by job: netlink_message.cpp (walks, classify, builder: pure
+// bytes), netlink_socket.cpp (Socket, send, receive), netlink_requester.cpp (Requester).
 
 #include <linux/netlink.h>
 
