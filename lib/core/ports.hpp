@@ -7,12 +7,14 @@
 // files, the IKE daemon, systemd and the certificates through these ports, so that wiring is
 // unit-tested with the fakes. Not through them, today: it creates its state directories
 // itself (::mkdir) and removes a predecessor's temp files (os/files/file_store.hpp), loads the
-// config on SIGHUP (os/files/config_loader.hpp), logs through spdlog (os/systemd/logging.hpp), and runs its
-// timers and signals on Asio directly. No OS, Asio or systemd headers here.
+// config on SIGHUP (os/files/config_loader.hpp), logs through spdlog (os/systemd/logging.hpp), and waits
+// for signals on Asio directly. Its timers are the Clock's (Clock::timer()), so its unit tests run on
+// virtual time. No OS, Asio or systemd headers here.
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -21,6 +23,7 @@
 #include "core/certs/certs.hpp"
 #include "core/config/config.hpp"
 #include "core/policy/net_state.hpp"
+#include "core/policy/ownership.hpp"
 #include "core/policy/policy.hpp"
 #include "core/reconcile/ike_scheduler.hpp"
 #include "core/status/sa_summary.hpp"
@@ -80,11 +83,12 @@ class PolicyTable {
   // Deletes every ESP SA (keyed or larval) between two addresses of one of these ranges:
   // a range that stops being protected leaves no stale SA behind. `removed`: how many.
   virtual std::error_code removeStates(const std::vector<Cidr>& ranges, std::size_t& removed) = 0;
-  // The priorities that make a policy the daemon's: the configured pair, and `earlier`
-  // ones (an earlier configuration's), owned until their policies are gone from the kernel.
-  virtual void setPriorities(std::uint32_t protectPriority, std::uint32_t bypassPriority,
-                             std::vector<std::uint32_t> earlier) = 0;
-  virtual std::vector<std::uint32_t> earlierPriorities() const = 0;
+  // Which kernel policies are the daemon's (core/policy/ownership.hpp): the configured
+  // priorities and earlier ones, owned until their policies are gone. list() and remove()
+  // keep to those. The daemon decides changes with PolicyOwnership (adopt at the start,
+  // moveTo on a reload) and hands the result over whole.
+  virtual const PolicyOwnership& ownership() const = 0;
+  virtual void setOwnership(PolicyOwnership owned) = 0;
   // Every SA in the kernel's SAD, as plain facts (read-only; for status and metrics).
   virtual std::error_code listSas(std::vector<SaFact>& out) = 0;
   // The kernel's policies that are not the daemon's (the IKE daemon's traps and per-SA
@@ -235,11 +239,32 @@ class CertificateInspector {
   }
 };
 
+// One timer of the daemon: a function to run once at an instant of the Clock it came from.
+class Timer {
+ public:
+  using time_point = std::chrono::steady_clock::time_point;
+  virtual ~Timer() = default;  // cancels
+  // Runs `f` on the daemon's io_context once the Clock reaches `when` (soon, when it is
+  // past), never inside at(). Replaces what was pending: one instant per timer.
+  virtual void at(time_point when, std::function<void()> f) = 0;
+  // The pending function never runs (also one whose instant has just passed).
+  virtual void cancel() = 0;
+  // Whether a function is pending, and for when.
+  virtual std::optional<time_point> pending() const = 0;
+};
+
+// The daemon's time: the monotonic clock its timers run on (steady_clock in the real one,
+// virtual time the test advances in the fake), and the wall clock certificates are judged by.
 class Clock {
  public:
   using time_point = std::chrono::steady_clock::time_point;
+  using wall_time = std::chrono::system_clock::time_point;
   virtual ~Clock() = default;
   virtual time_point now() const = 0;
+  // The wall clock (notAfter, nextUpdate, the metrics' timestamps).
+  virtual wall_time wallNow() const { return std::chrono::system_clock::now(); }
+  // A timer on this clock, cancelled when destroyed.
+  virtual std::unique_ptr<Timer> timer() = 0;
 };
 
 }  // namespace ipopsec

@@ -93,6 +93,27 @@ TEST_F(InotifyWatchTest, AMissingDirectoryIsFollowedUntilItAppearsAndAfterItIsRe
   EXPECT_TRUE(w.watchingAll());
 }
 
+// Issue 24: a certificate directory missing at watch time needs no resync (rearm) to be
+// followed: an operator moving a prepared tree into place (`mv certs.new certs`, IN_MOVED_TO
+// on the ancestor), two levels at once, is watched from that event, and a file written into
+// it is reported. rearm() is never called here.
+TEST_F(InotifyWatchTest, ADirectoryTreeMovedIntoPlaceIsFollowedWithoutRearm) {
+  InotifyWatch w(io_, 50ms);
+  fs::path target = dir_ / "ipop-ipsec" / "certs";
+  ASSERT_FALSE(w.watch({target.string()}, [&] { ++calls_; }));
+  EXPECT_EQ(w.watchedPaths(), std::vector<std::string>{dir_.string()});
+  fs::create_directories(dir_ / "staging" / "certs");
+  std::ofstream(dir_ / "staging" / "certs" / "cacert.pem") << "x";
+  ASSERT_TRUE(runUntil(1)) << "the staging tree's creation under the watched ancestor";
+  EXPECT_FALSE(w.watchingAll());
+  const int before = calls_;
+  fs::rename(dir_ / "staging", dir_ / "ipop-ipsec");
+  ASSERT_TRUE(runUntil(before + 1)) << "the move into place is reported";
+  EXPECT_TRUE(w.watchingAll()) << "and the directory itself is watched from that event on";
+  std::ofstream(target / "host-cert.pem") << "y";
+  ASSERT_TRUE(runUntil(before + 2)) << "a file written into it afterwards is reported";
+}
+
 // Regression (seen in CI): `mkdir -p a/certs` from another thread can create certs between
 // the failed watch on a/certs and the watch on a; no event would then ever report it, and
 // files written into certs went unnoticed. The watcher must look again after watching.

@@ -5,18 +5,100 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <system_error>
+#include <vector>
 
 #include "core/ports.hpp"
 
 namespace ipopsec::test {
 
+// Virtual time: now() and wallNow() move only when the test says (advance(), advanceTo(), or
+// now_ set directly, which fires nothing). advance() fires the due timers in the order of
+// their instants (ties in the order they were set), each with the clock at its instant, and
+// also those that a fired timer sets within the span.
 class FakeClock final : public Clock {
  public:
+  FakeClock() : state_(std::make_shared<State>()) {}
   time_point now() const override { return now_; }
-  void advance(std::chrono::steady_clock::duration d) { now_ += d; }
+  wall_time wallNow() const override { return wallAtStart_ + (now_ - start_); }
+  std::unique_ptr<Timer> timer() override { return std::make_unique<FakeTimer>(state_); }
+  void advance(std::chrono::steady_clock::duration d) { advanceTo(now_ + d); }
+  void advanceTo(time_point end) {
+    while (auto next = nextDue(end)) {
+      if (next->when > now_) now_ = next->when;
+      ++fired;
+      firings.push_back(now_);
+      next->f();
+    }
+    if (end > now_) now_ = end;
+  }
+  // The earliest pending timer's instant.
+  std::optional<time_point> nextTimer() const {
+    std::optional<time_point> r;
+    for (const auto& [id, e] : state_->pending)
+      if (!r || e.when < *r) r = e.when;
+    return r;
+  }
+  // Every pending timer's instant, earliest first.
+  std::vector<time_point> pendingTimers() const {
+    std::vector<time_point> v;
+    for (const auto& [id, e] : state_->pending) v.push_back(e.when);
+    std::sort(v.begin(), v.end());
+    return v;
+  }
   time_point now_{std::chrono::seconds(1000)};
+  const time_point start_{std::chrono::seconds(1000)};
+  wall_time wallAtStart_ = std::chrono::system_clock::now();
+  int fired = 0;  // timer functions run
+  std::vector<time_point> firings;  // the instant of each
+  int armed() const { return state_->armed; }  // Timer::at() calls
+
+ private:
+  struct Entry {
+    time_point when;
+    std::uint64_t seq;
+    std::function<void()> f;
+  };
+  struct State {
+    std::map<std::uint64_t, Entry> pending;  // by timer id
+    std::uint64_t nextId = 0, nextSeq = 0;
+    int armed = 0;
+  };
+  class FakeTimer final : public Timer {
+   public:
+    explicit FakeTimer(std::shared_ptr<State> s) : s_(std::move(s)), id_(s_->nextId++) {}
+    ~FakeTimer() override { cancel(); }
+    void at(time_point when, std::function<void()> f) override {
+      ++s_->armed;
+      s_->pending[id_] = Entry{when, s_->nextSeq++, std::move(f)};
+    }
+    void cancel() override { s_->pending.erase(id_); }
+    std::optional<time_point> pending() const override {
+      auto it = s_->pending.find(id_);
+      if (it == s_->pending.end()) return std::nullopt;
+      return it->second.when;
+    }
+
+   private:
+    std::shared_ptr<State> s_;
+    std::uint64_t id_;
+  };
+  // Takes the earliest timer due by `end` off the pending set.
+  std::optional<Entry> nextDue(time_point end) {
+    auto best = state_->pending.end();
+    for (auto it = state_->pending.begin(); it != state_->pending.end(); ++it)
+      if (it->second.when <= end && (best == state_->pending.end() || it->second.when < best->second.when ||
+                                     (it->second.when == best->second.when && it->second.seq < best->second.seq)))
+        best = it;
+    if (best == state_->pending.end()) return std::nullopt;
+    Entry e = std::move(best->second);
+    state_->pending.erase(best);
+    return e;
+  }
+  std::shared_ptr<State> state_;
 };
 
 // By default list() returns exactly what install() and remove() acknowledged. Two kernels
@@ -65,12 +147,12 @@ class FakePolicyTable final : public PolicyTable {
     return {};
   }
   std::vector<std::vector<Cidr>> stateRemovals;
-  void setPriorities(std::uint32_t protectPriority, std::uint32_t bypassPriority,
-                     std::vector<std::uint32_t> earlier) override {
-    priorities = {protectPriority, bypassPriority};
-    earlier_ = std::move(earlier);
+  const PolicyOwnership& ownership() const override { return owned_; }
+  void setOwnership(PolicyOwnership owned) override {
+    owned_ = std::move(owned);
+    priorities = {owned_.protectPriority(), owned_.bypassPriority()};
   }
-  std::vector<std::uint32_t> earlierPriorities() const override { return earlier_; }
+  std::vector<std::uint32_t> earlierPriorities() const { return owned_.earlier(); }
   std::error_code listSas(std::vector<SaFact>& out) override {
     out = sas;
     return {};
@@ -84,8 +166,9 @@ class FakePolicyTable final : public PolicyTable {
     return {};
   }
   std::optional<std::vector<Policy>> foreign;
+  // What setOwnership() was given last: its configured pair (earlierPriorities(): the rest).
   std::pair<std::uint32_t, std::uint32_t> priorities{250000, 250001};
-  std::vector<std::uint32_t> earlier_;
+  PolicyOwnership owned_{250000, 250001};
   std::optional<Policy> conflict;  // reported for every refusal when set
   std::vector<Policy> all() const {
     std::vector<Policy> v;

@@ -22,6 +22,22 @@ long long daysBetween(WallTime from, WallTime to) {
   return std::chrono::duration_cast<std::chrono::hours>(to - from).count() / 24;
 }
 
+// Keeps in `next` the earliest instant after `now` at which a verdict that reads `t` may
+// change: `t` itself (valid from, expired at, out of date at), and, for a `t` with a warning
+// window, the instant just after t - k days (k = warningDays .. 1) where daysBetween(now, t)
+// drops from k to k - 1 (the window opens at k = warningDays, the message's "in N days").
+void keepNextChange(std::optional<WallTime>& next, WallTime now, WallTime t, int warningDays) {
+  if (now >= t) return;
+  WallTime c = t;
+  const auto day = std::chrono::duration_cast<WallTime::duration>(std::chrono::hours(24));
+  if (warningDays > 0) {
+    // The largest k <= warningDays with t - k days + 1 tick > now, i.e. k days <= t - now.
+    const auto k = std::min<long long>(warningDays, (t - now) / day);
+    if (k >= 1) c = t - k * day + WallTime::duration(1);
+  }
+  if (!next || c < *next) next = c;
+}
+
 bool isWeakDigest(const std::string& d) { return d == "SHA1" || d == "MD5" || d == "MD4" || d == "MD2"; }
 
 // The fix to name for a file that could not be loaded.
@@ -209,6 +225,16 @@ CertVerdict judgeCertificates(const CertFacts& f, const CertPolicy& policy, Wall
   if (errors.empty() && !complete)
     errors.push_back(f.cert.path + " could not be checked completely against " + f.ca.path + " and " + f.key.path);
   v.usable = errors.empty();
+  // Every instant the judgement above reads (3., 4. and the CRL's nextUpdate).
+  if (f.hostCert) {
+    keepNextChange(v.nextChange, now, f.hostCert->notBefore, 0);
+    keepNextChange(v.nextChange, now, f.hostCert->notAfter, policy.expiryWarningDays);
+  }
+  for (const auto& ca : f.caCerts) {
+    keepNextChange(v.nextChange, now, ca.notBefore, 0);
+    keepNextChange(v.nextChange, now, ca.notAfter, policy.expiryWarningDays);
+  }
+  if (f.crl && f.crl->nextUpdate) keepNextChange(v.nextChange, now, *f.crl->nextUpdate, policy.expiryWarningDays);
   return v;
 }
 

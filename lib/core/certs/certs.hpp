@@ -100,6 +100,11 @@ struct CertVerdict {
   std::vector<std::string> errors;    // each names the file and the fix
   std::vector<std::string> warnings;
   std::optional<WallTime> expiry;     // the host certificate's notAfter, for STATUS
+  // The first instant after `now` at which the same facts may be judged otherwise (a
+  // certificate becoming valid or expiring, a CRL's nextUpdate passing, a warning window
+  // opening or its "in N days" counting down): the daemon judges again then, not by polling.
+  // nullopt when no time in the facts can change the verdict.
+  std::optional<WallTime> nextChange;
 };
 
 // The whole judgement: usable only when all three files load, the certificate is valid

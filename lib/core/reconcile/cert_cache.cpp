@@ -55,6 +55,7 @@ CertFiles CertCache::read(const Config& cfg, const std::function<std::chrono::sy
   c.problems = std::move(verdict.errors);
   c.warnings = std::move(verdict.warnings);
   c.expiry = verdict.expiry;
+  c.recheckAt = verdict.nextChange;
   if (facts.ca.loadError.empty() && cfg.ike.backend == IkeBackend::racoon) {
     // racoon's CA lookup: c_rehash's symlink (or an operator's copy) holding the CA is used
     // as it is; an entry for another CA blocks the IKE daemon like any certificate problem.

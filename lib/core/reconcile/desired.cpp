@@ -174,6 +174,7 @@ void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, cons
   d.certProblems = certs.problems;
   d.certWarnings = certs.warnings;
   d.certExpiry = certs.expiry;
+  d.certRecheckAt = certs.recheckAt;
   if (cfg.ike.backend == IkeBackend::racoon) {
     d.files = renderRacoonBackend(d.policies, cfg, d.localAddress);
     // racoon verifies a peer's certificate with OpenSSL's hash-directory lookup over

@@ -30,6 +30,8 @@ struct CertFiles {
   std::vector<std::string> problems;  // human lines; empty when usable
   std::vector<std::string> warnings;  // e.g. expiring soon; usable nevertheless
   std::optional<std::chrono::system_clock::time_point> expiry;  // the host certificate's notAfter
+  // When the same files may be judged otherwise (CertVerdict::nextChange): judge again then.
+  std::optional<std::chrono::system_clock::time_point> recheckAt;
   // racoon looks the CA up as <certificate_dir>/<subject hash>.0, .1, ...: the copies of the
   // CA file's certificates the daemon writes there (full path, PEM), as planHashFiles
   // (core/certs/certs.hpp) decided: none for a certificate that an operator's entry (c_rehash's
@@ -65,6 +67,7 @@ struct Desired {
   bool certsUsable = false;
   std::vector<std::string> certProblems, certWarnings;
   std::optional<std::chrono::system_clock::time_point> certExpiry;
+  std::optional<std::chrono::system_clock::time_point> certRecheckAt;  // CertFiles::recheckAt
   std::vector<std::string> staleFiles;  // files the daemon wrote earlier and no longer wants (removed)
   // Files at paths only the daemon writes (named after it) that it no longer wants: removed
   // whatever they hold (absent is fine). The CRL copy in swanctl's x509crl/ once racoon.crl
