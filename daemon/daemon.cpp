@@ -38,12 +38,13 @@ Daemon::Daemon(boost::asio::io_context& io, std::string configPath, Config cfg, 
       configPath_(std::move(configPath)),
       cfg_(std::move(cfg)),
       ports_(std::move(ports)),
-      timer_(io),
-      watchdog_(io),
-      resync_(io),
-      statusLog_(io),
+      timer_(ports_.clock->timer()),
+      watchdog_(ports_.clock->timer()),
+      resync_(ports_.clock->timer()),
+      statusLog_(ports_.clock->timer()),
+      certTimer_(ports_.clock->timer()),
       signals_(io, SIGHUP, SIGTERM, SIGINT),
-      metricsTimer_(io) {}
+      metricsTimer_(ports_.clock->timer()) {}
 
 Daemon::~Daemon() = default;
 
@@ -78,7 +79,8 @@ int Daemon::start() {
   }
 
   reconciler_ = std::make_unique<Reconciler>(cfg_, *ports_.policies, *ports_.files, *ports_.certs, *ports_.ike,
-                                             *ports_.clock, [this](const Event& e) { log(e); });
+                                             *ports_.clock, [this](const Event& e) { log(e); },
+                                             [clock = ports_.clock.get()] { return clock->wallNow(); });
   reconciler_->setOnChange([this] { onChange(); });
   // The IKE unit's state by systemd's signals (a stop, a crash, a restart by anyone): judged
   // and repaired at once, not at the next resync.
@@ -210,11 +212,8 @@ void Daemon::onChange() {
   // (a reconcile, the restart it starts at once and its completion come within milliseconds).
   if (line != lastStatus_ && !statusLogArmed_) {
     statusLogArmed_ = true;
-    statusLog_.expires_after(std::chrono::milliseconds(100));
-    statusLog_.async_wait([this](boost::system::error_code ec) {
-      // Aborted (shutdown, or this Daemon destroyed while the io_context lives on): touch
-      // nothing of it. shutdown() writes the last status line itself.
-      if (ec) return;
+    // Cancelled by shutdown() (which writes the last status line itself) and with this Daemon.
+    statusLog_->at(ports_.clock->now() + std::chrono::milliseconds(100), [this] {
       statusLogArmed_ = false;
       logStatus();
     });

@@ -7,7 +7,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -71,6 +70,7 @@ class Daemon {
   void armTimer();
   void watchdogTick();
   void resyncTick();
+  void armCertificateTimer();
   void waitSignals();
   void log(const Event& e);
   void watchCertificates();
@@ -84,7 +84,10 @@ class Daemon {
   DaemonPorts ports_;
   std::vector<std::string> certDirs_;
   std::unique_ptr<Reconciler> reconciler_;
-  boost::asio::steady_timer timer_, watchdog_, resync_, statusLog_;
+  // The Daemon's timers, all on the Clock port (virtual time in the unit tests): the IKE
+  // scheduler's and the Reconciler's deadline, the watchdog, the resync, the status line's
+  // delay, the certificates' next instant (expiry, nextUpdate, a warning's day).
+  std::unique_ptr<Timer> timer_, watchdog_, resync_, statusLog_, certTimer_;
   bool statusLogArmed_ = false;
   boost::asio::signal_set signals_;
   bool ready_ = false;
@@ -98,7 +101,7 @@ class Daemon {
   // it changes, and by the heartbeat metricsTimer_ every daemon.metrics_interval), the
   // duration of the last reconcile after a network event.
   std::string lastMetrics_, lastMetricsPath_;
-  boost::asio::steady_timer metricsTimer_;
+  std::unique_ptr<Timer> metricsTimer_;
   bool metricsWarned_ = false;
   std::optional<std::chrono::nanoseconds> lastReconcile_;
   std::chrono::steady_clock::duration policyStepTime_{};

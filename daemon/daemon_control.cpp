@@ -16,12 +16,25 @@ namespace {
 
 // Everything the daemon owns announces its changes: links and addresses (rtnetlink), the
 // XFRM policies (XFRMNLGRP_POLICY: an `ip xfrm policy flush` is repaired at once, by
-// XfrmPolicyWatch), the certificate files (inotify). What stays on this timer has no event
-// the daemon can wait for: a file changed under an inotify watch that cannot see it (a
-// remount, a bind mount replaced, an NFS-backed /etc), and the IKE unit's state, asked
-// over D-Bus (the daemon does not subscribe to systemd's PropertiesChanged for it). It is
-// not what keeps the policies in place.
-constexpr auto kResyncInterval = std::chrono::seconds(30);
+// XfrmPolicyWatch; charon's trap policies for the protected ranges concern the daemon too,
+// policyConcernsUs), the certificate files (inotify; a directory missing at watch time is
+// followed through its nearest existing ancestor's IN_CREATE/IN_MOVED_TO, InotifyWatch), the
+// IKE unit's state (systemd's PropertiesChanged, IkeController::watchState), and the instants
+// at which the certificates' verdict changes are timed exactly (armCertificateTimer). What
+// stays on this timer has no event the daemon can wait for:
+// - a file changed under an inotify watch that cannot see it (a remount, a bind mount
+//   replaced, an NFS- or FUSE-backed /etc), and a watch lost to an inotify queue overflow
+//   or to a failed inotify_add_watch (rearm);
+// - the IKE daemon no longer listening on UDP 500 while its unit stays active (no event
+//   for a socket closed), and the unit's state asked again over D-Bus, so that a stopped unit
+//   whose repair was held back (a policy error at the time) is repaired;
+// - the wall clock set (NTP step, suspend): the certificate timer runs on the monotonic
+//   clock, and is rearmed after this reconcile;
+// - the kernel's SA counts in the metrics when no metrics heartbeat is configured.
+// It is not what keeps the policies in place. Five minutes: the bound for an idle
+// daemon's wakeups (24), and the longest an invisible change of the above waits; a change of
+// a certificate on NFS is an operator's rollout, not a reaction to an attack.
+constexpr auto kResyncInterval = std::chrono::minutes(5);
 
 // The directories holding the certificate files (certificate_dir, and the directory of
 // any file configured by absolute path).
@@ -40,14 +53,15 @@ std::vector<std::string> certificateDirs(const Config& cfg) {
 }  // namespace
 
 void Daemon::armTimer() {
+  armCertificateTimer();
   auto d = reconciler_->deadline();
   if (!d) {
-    timer_.cancel();
+    timer_->cancel();
     return;
   }
-  timer_.expires_at(*d);
-  timer_.async_wait([this](boost::system::error_code ec) {
-    if (ec || stopping_) return;
+  if (timer_->pending() == d) return;  // already set for that instant
+  timer_->at(*d, [this] {
+    if (stopping_) return;
     reconciler_->onTimer(ports_.links->snapshot());
     armTimer();
   });
@@ -122,16 +136,17 @@ void Daemon::reload() {
 void Daemon::shutdown(int sig) {
   stopping_ = true;
   reconciler_->flushRemembered();
-  statusLog_.cancel();
+  statusLog_->cancel();
   logStatus();
   spdlog::info("{}: stopping; policies stay in the kernel (fail closed)", sig == SIGINT ? "SIGINT" : "SIGTERM");
   ports_.notifier->stopping();
   removeMetrics();
   ports_.links->stop();
   ports_.policyWatch->stop();
-  timer_.cancel();
-  watchdog_.cancel();
-  resync_.cancel();
+  timer_->cancel();
+  watchdog_->cancel();
+  resync_->cancel();
+  certTimer_->cancel();
   signals_.cancel();
   io_.stop();
 }
@@ -140,16 +155,13 @@ void Daemon::watchdogTick() {
   auto wd = ports_.notifier->watchdogInterval();
   if (!wd || stopping_) return;
   ports_.notifier->watchdog();
-  watchdog_.expires_after(*wd / 2);
-  watchdog_.async_wait([this](boost::system::error_code ec) {
-    if (!ec) watchdogTick();
-  });
+  watchdog_->at(ports_.clock->now() + *wd / 2, [this] { watchdogTick(); });
 }
 
 void Daemon::watchCertificates() {
   certDirs_ = certificateDirs(cfg_);
   if (auto ec = ports_.certWatch->watch(certDirs_, [this] { onCertificatesChanged(); })) {
-    // Not fatal: the resync timer still re-reads the certificates.
+    // Not fatal: the resync timer still re-reads the certificates (every kResyncInterval).
     spdlog::warn("cannot watch the certificate directory with inotify: {}; certificate changes are seen at the "
                  "next resync", ec.message());
     return;
@@ -169,16 +181,36 @@ void Daemon::onCertificatesChanged() {
 }
 
 void Daemon::resyncTick() {
-  resync_.expires_after(kResyncInterval);
-  resync_.async_wait([this](boost::system::error_code ec) {
-    if (ec || stopping_) return;
+  resync_->at(ports_.clock->now() + kResyncInterval, [this] {
+    if (stopping_) return;
     ports_.certWatch->rearm();
     if (ready_) {
       reconciler_->ikeStateChanged(ports_.ike->state());
       reconciler_->certificatesChanged();  // a change inotify could not see (e.g. a remount)
       reconciler_->reconcile(ports_.links->snapshot());
+      armCertificateTimer();  // the wall clock may have been set meanwhile
     }
     resyncTick();
+  });
+}
+
+// The certificates are judged again at the first instant their verdict may change
+// (CertVerdict::nextChange: an expiry, a CRL's nextUpdate, a warning window's day), on the
+// wall clock, converted to the monotonic clock the timers run on.
+void Daemon::armCertificateTimer() {
+  if (stopping_ || !reconciler_) return;
+  const auto& at = reconciler_->status().desired.certRecheckAt;
+  if (!at) {
+    certTimer_->cancel();
+    return;
+  }
+  auto in = std::max(std::chrono::duration_cast<std::chrono::steady_clock::duration>(*at - ports_.clock->wallNow()),
+                     std::chrono::steady_clock::duration::zero());
+  certTimer_->at(ports_.clock->now() + in, [this] {
+    if (stopping_ || !ready_) return;
+    spdlog::debug("judging the certificates again: their verdict may change now");
+    reconciler_->reconcile(ports_.links->snapshot());
+    armCertificateTimer();
   });
 }
 

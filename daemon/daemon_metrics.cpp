@@ -33,11 +33,10 @@ void Daemon::writeMetrics(bool heartbeat) {
   if (!heartbeat && path == lastMetricsPath_ && text == lastMetrics_) return;
   // The next heartbeat comes metrics_interval after this write: a file whose timestamp
   // stops advancing says its writer is gone (the alert rule in docs/operations.md, "Monitoring with Prometheus").
-  metricsTimer_.expires_after(cfg_.daemon.metricsInterval);
-  metricsTimer_.async_wait([this](boost::system::error_code ec) {
-    if (!ec && !stopping_) writeMetrics(true);
+  metricsTimer_->at(ports_.clock->now() + cfg_.daemon.metricsInterval, [this] {
+    if (!stopping_) writeMetrics(true);
   });
-  if (auto ec = ports_.files->write(path, text + renderMetricsTimestamp(std::chrono::system_clock::now()), 0644)) {
+  if (auto ec = ports_.files->write(path, text + renderMetricsTimestamp(ports_.clock->wallNow()), 0644)) {
     // Said once until a write succeeds; the next change or heartbeat tries again.
     if (!metricsWarned_) spdlog::warn("cannot write {} (daemon.metrics_file): {}", path, ec.message());
     metricsWarned_ = true;
@@ -51,7 +50,7 @@ void Daemon::writeMetrics(bool heartbeat) {
 // The file goes with the daemon (a clean stop, a reload that moves it or turns it off): a
 // node without ipop-ipsecd exports none of its metrics rather than old ones.
 void Daemon::removeMetrics() {
-  metricsTimer_.cancel();
+  metricsTimer_->cancel();
   if (lastMetricsPath_.empty()) return;
   if (auto ec = ports_.files->remove(lastMetricsPath_))
     spdlog::warn("cannot remove {} (daemon.metrics_file): {}", lastMetricsPath_, ec.message());

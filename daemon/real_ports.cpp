@@ -53,7 +53,7 @@ DaemonPorts realPorts(boost::asio::io_context& io, const Config& cfg) {
   ike->setLogger([](const std::string& line) { spdlog::info("{}", line); });
   p.ike = std::move(ike);
   p.notifier = std::make_unique<SdNotifier>();
-  p.clock = std::make_unique<SteadyClock>();
+  p.clock = std::make_unique<SteadyClock>(io);
   p.certs = std::make_unique<OpenSslInspector>();
   p.certWatch = std::make_unique<InotifyWatch>(io);
   return p;

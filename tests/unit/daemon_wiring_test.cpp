@@ -17,7 +17,6 @@
 
 #include "daemon/daemon.hpp"
 #include "fakes.hpp"
-#include "os/clock.hpp"
 #include "reconciler_fixture.hpp"
 
 namespace ipopsec::test {
@@ -61,6 +60,7 @@ struct DaemonWiringTest : ::testing::Test {
     files->files["/certs/host-cert.pem"] = "CERT";
     files->files["/certs/host-key.pem"] = "KEY";
     auto inspector = std::make_unique<FakeCertificateInspector>(*files);
+    certs = inspector.get();
     auto linkMonitor = std::make_unique<FakeLinkMonitor>();
     links = linkMonitor.get();
     links->net.links[1] = link(1, "lo", true, {"127.0.0.1/8"});
@@ -84,21 +84,31 @@ struct DaemonWiringTest : ::testing::Test {
     p.ike = std::move(controller);
     p.notifier = std::move(notify);
     p.certWatch = std::move(certWatch);
-    p.clock = std::make_unique<SteadyClock>();  // real time: the daemon's timers are real
+    auto fakeClock = std::make_unique<FakeClock>();
+    clock = fakeClock.get();
+    p.clock = std::move(fakeClock);  // virtual time: runUntil() moves it
     daemon = std::make_unique<Daemon>(io, configPath, loadConfig(), std::move(p));
     ASSERT_EQ(daemon->start(), 0);
   }
   Config loadConfig();
 
-  // Runs the io_context until `pred` holds (the events it waits for are the daemon's own
-  // timers and posted completions), at most `timeout`.
+  // Runs the daemon on virtual time until `pred` holds, at most `timeout` of it: the
+  // completions posted on the io_context, then the daemon's timers one instant after the
+  // other (FakeClock). Without `pred`, exactly `timeout` passes.
   template <class F>
-  bool runUntil(F pred, std::chrono::milliseconds timeout = 2000ms) {
-    auto end = std::chrono::steady_clock::now() + timeout;
-    while (!pred() && std::chrono::steady_clock::now() < end) {
+  bool runUntil(F pred, std::chrono::steady_clock::duration timeout = 2000ms) {
+    const auto end = clock->now() + timeout;
+    while (true) {
       io.restart();
-      io.run_one_for(10ms);
+      io.poll();
+      if (pred()) return true;
+      auto next = clock->nextTimer();
+      if (!next || *next > end) break;
+      clock->advanceTo(*next);
     }
+    clock->advanceTo(end);
+    io.restart();
+    io.poll();
     return pred();
   }
   void tapUp(const char* address = "172.31.0.16/16") {
@@ -126,6 +136,8 @@ struct DaemonWiringTest : ::testing::Test {
   FakeIkeController* ike = nullptr;
   FakeNotifier* notifier = nullptr;
   FakeDirectoryWatch* dirWatch = nullptr;
+  FakeClock* clock = nullptr;
+  FakeCertificateInspector* certs = nullptr;
 };
 
 }  // namespace
@@ -179,7 +191,9 @@ TEST_F(DaemonWiringTest, AnAcquireRemovesTheLarvalStatesAfterTheRetryDelay) {
   policyWatch->acquire();
   policyWatch->acquire();  // a second one before the first is handled: one removal
   EXPECT_TRUE(policies->larvalFlushes.size() == 1u) << "not at once: the IKE daemon gets its chance first";
-  ASSERT_TRUE(runUntil([&] { return policies->larvalFlushes.size() == 2u; })) << "removed after acquire_retry";
+  runUntil([] { return false; }, 19ms);
+  EXPECT_EQ(policies->larvalFlushes.size(), 1u) << "not before acquire_retry";
+  ASSERT_TRUE(runUntil([&] { return policies->larvalFlushes.size() == 2u; }, 1ms)) << "removed at acquire_retry";
   EXPECT_EQ(policies->larvalFlushes.back(), std::vector<Cidr>{*Cidr::parse("172.31.0.0/16")});
   runUntil([] { return false; }, 60ms);
   EXPECT_EQ(policies->larvalFlushes.size(), 2u) << "one removal per ACQUIRE burst, no loop";
@@ -506,7 +520,74 @@ TEST_F(DaemonWiringTest, TheWatchdogIsPingedAtHalfItsPeriodOnlyWhenAskedFor) {
   daemon.reset();
   watchdogPeriod = std::chrono::microseconds(20000);
   start();
-  EXPECT_TRUE(runUntil([&] { return notifier->watchdogs >= 3; })) << "pinged every 10 ms";
+  EXPECT_EQ(notifier->watchdogs, 1) << "pinged at the start";
+  runUntil([] { return false; }, 9ms);
+  EXPECT_EQ(notifier->watchdogs, 1) << "not before half the period";
+  runUntil([] { return false; }, 1ms);
+  EXPECT_EQ(notifier->watchdogs, 2) << "at half the period";
+  runUntil([] { return false; }, 30ms);
+  EXPECT_EQ(notifier->watchdogs, 5) << "every 10 ms";
+}
+
+// Issue 24: idle, the daemon wakes no more often than every 5 minutes, beyond the watchdog
+// and the metrics heartbeat when they are configured. An hour of virtual time after a change
+// has settled: every timer that fires is counted, the watchdog's pings apart.
+TEST_F(DaemonWiringTest, AnIdleDaemonWakesNoMoreOftenThanEveryFiveMinutesBeyondTheWatchdog) {
+  for (const bool watchdog : {false, true}) {
+    SCOPED_TRACE(watchdog ? "WatchdogSec=20s" : "no watchdog");
+    daemon.reset();
+    watchdogPeriod = watchdog ? std::optional<std::chrono::microseconds>(20s) : std::nullopt;
+    start();
+    tapUp();
+    ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
+    ike->complete();
+    runUntil([] { return false; }, 10s);  // what the change started is over
+    const auto t0 = clock->now();
+    const auto firings = clock->firings.size();
+    const int pings = notifier->watchdogs;
+    runUntil([] { return false; }, 1h);
+    std::vector<std::chrono::steady_clock::time_point> woke(clock->firings.begin() + firings, clock->firings.end());
+    const int pinged = notifier->watchdogs - pings;
+    EXPECT_EQ(pinged, watchdog ? 360 : 0) << "the watchdog every 10 s (half its period)";
+    ASSERT_GE(woke.size(), static_cast<std::size_t>(pinged));
+    // The other wakeups: the resync, every 5 minutes (12 in the hour), nothing else.
+    EXPECT_EQ(woke.size() - pinged, 12u) << "wakeups in an idle hour besides the watchdog";
+    if (!watchdog) {
+      ASSERT_FALSE(woke.empty());
+      for (std::size_t i = 1; i < woke.size(); ++i)
+        EXPECT_GE(woke[i] - woke[i - 1], std::chrono::minutes(5)) << "a wakeup " << (woke[i] - t0) / 1ms << " ms into the hour";
+    }
+    EXPECT_TRUE(protecting("172.31.0.0/16"));
+    EXPECT_EQ(ike->restarts, 1) << "idle: nothing restarted";
+  }
+}
+
+// Issue 24: a certificate expiring at T is judged at T (a timer at the verdict's next
+// instant), not at the next resync: not a millisecond before, and not later.
+TEST_F(DaemonWiringTest, ACertificateExpiringAtTIsJudgedAtT) {
+  FakeClock probe;  // the wall clock the daemon's FakeClock starts from
+  const auto expiresIn = 2h + 2min + 17s;  // between two resyncs
+  const WallTime expiry = probe.wallAtStart_ + expiresIn;
+  start();
+  certs->tweak = [&](CertFacts& f) {
+    if (f.hostCert) f.hostCert->notAfter = expiry;
+  };
+  clock->wallAtStart_ = probe.wallAtStart_;
+  files->files["/certs/host-cert.pem"] = "EXPIRING";
+  dirWatch->changed();
+  tapUp();
+  ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
+  ike->complete();
+  const auto expiresAt = clock->start_ + expiresIn;
+  const auto inspections = certs->inspections;
+  runUntil([] { return false; }, expiresAt - 1ms - clock->now());
+  EXPECT_TRUE(daemon->reconciler().status().desired.certsUsable) << "valid until its notAfter";
+  EXPECT_THAT(daemon->statusLine(), ::testing::Not(HasSubstr("expired")));
+  runUntil([] { return false; }, 1ms);
+  EXPECT_EQ(clock->now(), expiresAt);
+  EXPECT_FALSE(daemon->reconciler().status().desired.certsUsable) << "judged at its notAfter";
+  EXPECT_THAT(daemon->reconciler().status().desired.certProblems.front(), HasSubstr("expired on"));
+  EXPECT_GE(certs->inspections, inspections) << "judged again, the files read again only at resyncs";
 }
 
 }  // namespace

@@ -109,7 +109,7 @@ struct DaemonReactionTest : ::testing::Test {
     p.ike = std::move(controller);
     p.notifier = std::make_unique<FakeNotifier>();
     p.certWatch = std::make_unique<FakeDirectoryWatch>();
-    p.clock = std::make_unique<SteadyClock>();
+    p.clock = std::make_unique<FakeClock>();  // time stands still: only what the events do
     daemon = std::make_unique<Daemon>(io, configPath, ipopsec::loadConfig(configPath), std::move(p));
     ASSERT_EQ(daemon->start(), 0);
     // Each write notes how many policy changes the kernel had taken by then.
