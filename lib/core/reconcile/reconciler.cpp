@@ -33,17 +33,9 @@ void Reconciler::setConfig(Config cfg) {
   scheduler_.setTiming(cfg_.ike.quietPeriod, cfg_.ike.minInterval);
 }
 
-void Reconciler::assumeProtected(std::vector<Cidr> ranges) {
-  std::sort(ranges.begin(), ranges.end());
-  ranges.erase(std::unique(ranges.begin(), ranges.end()), ranges.end());
-  committed_ = std::move(ranges);
-}
+void Reconciler::assumeProtected(std::vector<Cidr> ranges) { ranges_.assumeCommitted(std::move(ranges)); }
 
-void Reconciler::assumeRemembered(std::vector<Cidr> ranges) {
-  std::sort(ranges.begin(), ranges.end());
-  ranges.erase(std::unique(ranges.begin(), ranges.end()), ranges.end());
-  provisional_ = std::move(ranges);
-}
+void Reconciler::assumeRemembered(std::vector<Cidr> ranges) { ranges_.assumeRemembered(std::move(ranges)); }
 
 void Reconciler::emit(Severity s, EventKind kind, std::string range, std::string message) {
   if (events_) events_(Event{s, kind, std::move(range), std::move(message)});

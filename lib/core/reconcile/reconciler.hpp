@@ -21,6 +21,7 @@
 #include "core/ports.hpp"
 #include "core/reconcile/ike_scheduler.hpp"
 #include "core/reconcile/plan.hpp"
+#include "core/reconcile/range_memory.hpp"
 #include "core/status/events.hpp"
 
 namespace ipopsec {
@@ -250,11 +251,9 @@ class Reconciler {
   // The owned policies the kernel held after the last apply: one of them missing at the next
   // reconcile was removed by someone else (`ip xfrm policy flush`), which is worth a warning.
   std::vector<Policy> lastKernel_;
-  // Ranges in force: protected by this daemon and wanted ever since. Policies deleted behind
-  // its back (a flush) do not end that: such a range is restored, never refused as new.
-  std::vector<Cidr> committed_;
-  std::vector<Cidr> provisional_;  // remembered ranges the tap has not confirmed yet
-  bool provisionalChecked_ = false;  // the first reconcile compared them with the kernel
+  // Ranges in force (committed) and remembered ones the tap has not confirmed yet
+  // (provisional), with their rules: core/reconcile/range_memory.hpp.
+  RangeMemory ranges_;
   bool ipopSeen_ = false, tapLinkUp_ = false, tapCameUp_ = false;
   int tapIndex_ = 0;
   std::uint64_t tapUpCount_ = 0;  // LinkState::upCount at the last reconcile

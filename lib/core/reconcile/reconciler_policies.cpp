@@ -44,35 +44,19 @@ void Reconciler::reconcilePolicies(const NetSnapshot& net) {
     }
     Desired d;
     try {
-      // The tap confirms a remembered range once it has an address in it.
-      if (const LinkState* tap = net.byName(cfg_.ipop.interface))
-        for (const auto& a : tap->addresses)
-          std::erase_if(provisional_, [&](const Cidr& r) { return r.contains(a.address); });
-      if (!cfg_.protect.autoRanges) provisional_.clear();
-      // In force: what the kernel protects and what this daemon committed to. A remembered
-      // range whose policies were already in the kernel when this run began is in force (a
-      // daemon restart, not a reboot); one this run installed from the file stays provisional
-      // until the tap confirms it.
-      std::vector<Cidr> inForce = rangesOf(current);
-      if (!provisionalChecked_) {
-        std::erase_if(provisional_, [&](const Cidr& r) {
-          return std::binary_search(inForce.begin(), inForce.end(), r);
-        });
-        provisionalChecked_ = true;
-      }
-      inForce.insert(inForce.end(), committed_.begin(), committed_.end());
-      std::sort(inForce.begin(), inForce.end());
-      inForce.erase(std::unique(inForce.begin(), inForce.end()), inForce.end());
-      std::erase_if(inForce, [&](const Cidr& r) {
-        return std::binary_search(provisional_.begin(), provisional_.end(), r);
-      });
+      // The tap confirms a remembered range once it has an address in it; in force: what the
+      // kernel protects and what this daemon committed to, less what is still provisional
+      // (core/reconcile/range_memory.hpp).
+      if (const LinkState* tap = net.byName(cfg_.ipop.interface)) ranges_.confirm(tap->addresses);
+      if (!cfg_.protect.autoRanges) ranges_.dropProvisional();
+      const std::vector<Cidr> inForce = ranges_.inForce(rangesOf(current));
       // The policies only: the reaction to an address change is their installation; the
       // certificates, the files and the IKE daemon follow in the file step.
-      d = desiredPolicies(cfg_, net, inForce, provisional_);
+      d = desiredPolicies(cfg_, net, inForce, ranges_.provisional());
       // Remembered ranges stand in only until the tap gives ranges of its own: from then on
       // the tap's addresses decide (a remembered range it did not confirm goes, make before
       // break, like any range the tap no longer has).
-      if (!d.heldRanges && !d.ranges.empty()) provisional_.clear();
+      if (!d.heldRanges && !d.ranges.empty()) ranges_.dropProvisional();
     } catch (const std::exception& e) {
       // Validation should make this impossible; if it happens, change nothing.
       status_.lastError = std::string("cannot compute the desired state: ") + e.what();
@@ -207,16 +191,7 @@ bool Reconciler::applyPlan(const Desired& d, const PolicyPlan& plan, const std::
     emit(ok ? Severity::info : Severity::error, EventKind::policiesChanged, joinRanges(d.ranges), msg);
   }
   status_.protectedRanges = now;
-  {
-    // Still in force: what was, and what the kernel protects now, as long as it is wanted.
-    std::vector<Cidr> next;
-    for (const auto& r : d.ranges)
-      if ((std::binary_search(committed_.begin(), committed_.end(), r) || std::binary_search(now.begin(), now.end(), r)) &&
-          !std::binary_search(provisional_.begin(), provisional_.end(), r))
-        next.push_back(r);
-    std::sort(next.begin(), next.end());
-    committed_ = std::move(next);
-  }
+  ranges_.commit(d.ranges, now);  // still in force: what was, and what the kernel protects now, if wanted
   std::vector<Policy> want = d.policies;
   std::sort(want.begin(), want.end());
   std::vector<Policy> have = after;

@@ -102,11 +102,6 @@ std::error_code XfrmPolicyTable::getPolicy(const Policy& p, bool& found, xfrm::D
   return {};
 }
 
-void XfrmPolicyTable::setPriorities(std::uint32_t protectPriority, std::uint32_t bypassPriority,
-                                    std::vector<std::uint32_t> earlier) {
-  owned_ = PolicyOwnership(protectPriority, bypassPriority, std::move(earlier));
-}
-
 std::error_code XfrmPolicyTable::validate(const Policy& p) {
   lastMessage_ = xfrm::validatePolicy(p);
   return lastMessage_.empty() ? std::error_code{} : std::make_error_code(std::errc::invalid_argument);

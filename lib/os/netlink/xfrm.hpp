@@ -63,14 +63,9 @@ class XfrmPolicyTable final : public PolicyTable {
   XfrmPolicyTable(const XfrmPolicyTable&) = delete;
   XfrmPolicyTable& operator=(const XfrmPolicyTable&) = delete;
 
-  // New configured priorities; `earlier`: priorities of this daemon's own policies from an
-  // earlier configuration, owned until they are gone from the kernel.
-  void setPriorities(std::uint32_t protectPriority, std::uint32_t bypassPriority,
-                     std::vector<std::uint32_t> earlier) override;
-  std::vector<std::uint32_t> earlierPriorities() const override { return owned_.earlier(); }
   // Which policies are this table's (core/policy/ownership.hpp); list() keeps only those.
-  const PolicyOwnership& owned() const { return owned_; }
-  void setOwnership(PolicyOwnership owned) { owned_ = std::move(owned); }
+  const PolicyOwnership& ownership() const override { return owned_; }
+  void setOwnership(PolicyOwnership owned) override { owned_ = std::move(owned); }
 
   std::error_code list(std::vector<Policy>& out) override;    // dump, keep only owned ones
   std::error_code install(const Policy& p) override;          // XFRM_MSG_UPDPOLICY (add or replace)
