@@ -168,9 +168,7 @@ void Daemon::runFileStep() {
 // the daemon wants or holds: the kernel's id ignores the priority, so such an add replaced
 // the daemon's policy. Everything else (charon's per-SA and trap policies) is left alone.
 bool Daemon::policyConcernsUs(const Policy& changed) const {
-  if (PolicyOwnership(cfg_.xfrm.protectPriority, cfg_.xfrm.bypassPriority, ports_.policies->earlierPriorities())
-          .owns(changed))
-    return true;
+  if (ports_.policies->ownership().owns(changed)) return true;
   auto sameId = [&](const Policy& p) { return p.dir == changed.dir && p.sel == changed.sel; };
   const auto& st = reconciler_->status();
   // The IKE daemon's trap for one of the ranges (out local -> range): its removal leaves the

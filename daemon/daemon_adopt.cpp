@@ -3,10 +3,10 @@
 
 #include "daemon/daemon.hpp"
 
-#include <sstream>
-
 #include <spdlog/spdlog.h>
 
+#include "core/policy/ownership.hpp"
+#include "core/reconcile/range_memory.hpp"
 #include "daemon/state_file.hpp"
 
 namespace ipopsec {
@@ -18,48 +18,38 @@ void Daemon::adoptRunningState() {
   if (cfg_.protect.autoRanges && !cfg_.daemon.rememberDir.empty()) {
     // The ranges the tap gave before (persistent, also across a reboot): their policies go
     // in at the first reconcile, before the tap has its address. A bad line is named and
-    // skipped; the file is rewritten once the tap confirms a range.
+    // skipped (core/reconcile/range_memory.hpp reads the file, as it writes it); the file is
+    // rewritten once the tap confirms a range.
     std::string path = cfg_.daemon.rememberPath(), saved;
     if (!ports_.files->read(path, saved)) {
-      std::vector<Cidr> ranges;
-      std::istringstream in(saved);
-      int n = 0;
-      for (std::string line; std::getline(in, line);) {
-        ++n;
-        if (line.empty() || line[0] == '#') continue;
-        std::string why;
-        auto c = Cidr::parse(line, &why);
-        if (!c)
-          spdlog::warn("{}:{}: not a range ({}); ignored", path, n, why);
-        else if (c->family() == Family::v6 && !cfg_.protect.ipv6)
-          continue;
-        else
-          ranges.push_back(c->network());
-      }
-      if (!ranges.empty()) {
+      RememberedRanges remembered = parseRememberedRanges(saved, path, cfg_.protect.ipv6);
+      for (const auto& p : remembered.problems) spdlog::warn("{}", p);
+      if (!remembered.ranges.empty()) {
         std::string list;
-        for (const auto& r : ranges) list += (list.empty() ? "" : ", ") + r.str();
+        for (const auto& r : remembered.ranges) list += (list.empty() ? "" : ", ") + r.str();
         spdlog::info("holding {} from the last run ({}) until the tap has its address", list, path);
-        reconciler_->assumeRemembered(ranges);
+        reconciler_->assumeRemembered(std::move(remembered.ranges));
       }
     }
   }
+  // Which policies are this daemon's (core/policy/ownership.hpp): the configured pair, and
+  // the priorities a predecessor recorded in the state file's owned_priorities. Policies an
+  // earlier configuration installed at other priorities are still this daemon's: owned, so
+  // that they are migrated (replaced in place) and not refused as foreign.
+  PolicyOwnership owned = PolicyOwnership::configured(cfg_);
   if (!ports_.files->read(cfg_.daemon.statePath(), text))
     if (auto saved = parseState(text, &err); saved && !saved->ownedPriorities.empty()) {
       // (The state file's protected_ranges are not taken as in force: a predecessor killed
       // between moving its policies and writing the state file leaves a range there that it
       // had already given up; what is in force at start is what the kernel holds.)
-      // Policies an earlier configuration installed at other priorities are still this
-      // daemon's: owned, so that they are migrated (replaced in place) and not refused as
-      // foreign. Recorded in the state file at every change.
-      ports_.policies->setPriorities(cfg_.xfrm.protectPriority, cfg_.xfrm.bypassPriority, saved->ownedPriorities);
-      if (!ports_.policies->earlierPriorities().empty()) {
+      if (const auto earlier = owned.adopt(saved->ownedPriorities); !earlier.empty()) {
         std::string list;
-        for (auto e : ports_.policies->earlierPriorities()) list += (list.empty() ? "" : ", ") + std::to_string(e);
+        for (auto e : earlier) list += (list.empty() ? "" : ", ") + std::to_string(e);
         spdlog::info("policies at priority {} are this daemon's from an earlier configuration: they are moved to "
-                     "{}/{}", list, cfg_.xfrm.protectPriority, cfg_.xfrm.bypassPriority);
+                     "{}/{}", list, owned.protectPriority(), owned.bypassPriority());
       }
     }
+  ports_.policies->setOwnership(std::move(owned));
   // The IKE daemon may still be running from before a daemon restart: if the inputs it
   // was started with are remembered, don't restart it for nothing...
   if (!ports_.files->read(cfg_.daemon.statePath(), text))

@@ -97,16 +97,15 @@ void Daemon::reload() {
       spdlog::info("log level is now {} (was {})", next.daemon.logLevel, cfg_.daemon.logLevel);
       spdlog::default_logger()->set_level(parseLogLevel(next.daemon.logLevel));
     }
-    if (next.xfrm.protectPriority != cfg_.xfrm.protectPriority || next.xfrm.bypassPriority != cfg_.xfrm.bypassPriority) {
-      // The old priorities stay owned until their policies are gone: the next reconcile
-      // replaces each policy in place at its new priority (make before break), and the
-      // state file then records only the priorities still in use.
-      auto earlier = ports_.policies->earlierPriorities();
-      earlier.push_back(cfg_.xfrm.protectPriority);
-      earlier.push_back(cfg_.xfrm.bypassPriority);
-      ports_.policies->setPriorities(next.xfrm.protectPriority, next.xfrm.bypassPriority, earlier);
-      spdlog::info("policy priorities change from {}/{} to {}/{}: moving this daemon's policies", cfg_.xfrm.protectPriority,
-                   cfg_.xfrm.bypassPriority, next.xfrm.protectPriority, next.xfrm.bypassPriority);
+    // The old priorities stay owned until their policies are gone (PolicyOwnership::moveTo):
+    // the next reconcile replaces each policy in place at its new priority (make before
+    // break), and the state file then records only the priorities still in use.
+    if (PolicyOwnership owned = ports_.policies->ownership();
+        owned.moveTo(next.xfrm.protectPriority, next.xfrm.bypassPriority)) {
+      spdlog::info("policy priorities change from {}/{} to {}/{}: moving this daemon's policies",
+                   ports_.policies->ownership().protectPriority(), ports_.policies->ownership().bypassPriority(),
+                   owned.protectPriority(), owned.bypassPriority());
+      ports_.policies->setOwnership(std::move(owned));
     }
     cfg_ = next;
     // One reconciler and one IKE controller for the daemon's lifetime: a changed ike.control,

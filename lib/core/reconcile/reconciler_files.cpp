@@ -183,14 +183,9 @@ bool Reconciler::applyIpopUpFlag(const Desired& d) {
 void Reconciler::remember() {
   const Desired& d = status_.desired;
   if (!cfg_.protect.autoRanges || cfg_.daemon.rememberDir.empty() || d.heldRanges || !d.ipopUp) return;
-  std::string want = "# ipop-ipsecd: the ranges the tap's addresses gave last (ranges: auto); held from the next start\n";
-  bool any = false;
-  for (const auto& r : status_.protectedRanges)
-    if (std::binary_search(d.ranges.begin(), d.ranges.end(), r)) {
-      want += r.str() + "\n";
-      any = true;
-    }
-  if (!any) return;
+  const std::vector<Cidr> confirmed = RangeMemory::toRemember(d.ranges, status_.protectedRanges);
+  if (confirmed.empty()) return;
+  const std::string want = renderRememberedRanges(confirmed);
   const std::string path = cfg_.daemon.rememberPath();
   if (!remembered_ || rememberedPath_ != path) {
     std::string have;
