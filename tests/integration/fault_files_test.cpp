@@ -16,11 +16,7 @@
 
 #include <gtest/gtest.h>
 
-#include "integration/fault_support.hpp"
-#include "integration/netns.hpp"
-#include "integration/pki_fixtures.hpp"
-#include "integration/tap_carrier.hpp"
-#include "os/netlink/xfrm.hpp"
+#include "integration/fault_fixture.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -29,24 +25,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class FaultFilesTest : public ::testing::Test {
+class FaultFilesTest : public FaultFixture {
  protected:
   void SetUp() override {
     IPOPSEC_REQUIRE_ROOT();
-    enterFreshNetns();
+    // The certificate is valid at both addresses the test moves between.
+    prepare("fault-files", {"etc"}, {"10.254.0.16", "10.77.0.16"});
     ASSERT_EQ(::unshare(CLONE_NEWNS), 0) << "unshare(CLONE_NEWNS)";
     // Nothing mounted here propagates back to the host.
     ASSERT_EQ(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0);
-    dir_ = fs::temp_directory_path() / ("ipopsec-fault-files-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ / "certs");
-    fs::create_directories(dir_ / "run");
-    fs::create_directories(dir_ / "etc");
-    auto spec = hostSpec("10.254.0.16");
-    spec.ips.push_back("10.77.0.16");  // valid at both addresses the test moves between
-    writeHostSet(dir_ / "certs", makeTestCa(), spec);
-    std::ofstream(dir_ / "restart.sh") << "#!/bin/sh\necho restart >> " << (dir_ / "restarts.log").string() << "\n";
-    fs::permissions(dir_ / "restart.sh", fs::perms::owner_all);
+    writeRestartScript();
     std::ofstream(dir_ / "ipop-ipsecd.yaml")
         << "ipop:\n  interface: ipop\nprotect:\n  ranges: auto\n"
         << "ike:\n  control: command\n  restart_command: [\"" << (dir_ / "restart.sh").string() << "\"]\n"
@@ -61,16 +49,14 @@ class FaultFilesTest : public ::testing::Test {
   }
   void TearDown() override {
     daemon_.stop(SIGTERM);
-    if (HasFailure()) std::cerr << "--- daemon log:\n" << readFile(dir_ / "daemon.log");
     if (mounted_) ::umount2((dir_ / "etc").c_str(), MNT_DETACH);
-    fs::remove_all(dir_);
+    FaultFixture::TearDown();
   }
 
   void mountTmpfs(const std::string& options) {
     ASSERT_EQ(::mount("tmpfs", (dir_ / "etc").c_str(), "tmpfs", 0, options.c_str()), 0) << options;
     mounted_ = true;
   }
-  void start() { daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log"); }
 
   bool protects(const char* range) {
     XfrmPolicyTable t(250000, 1000);
@@ -81,16 +67,7 @@ class FaultFilesTest : public ::testing::Test {
       if (p.action == PolicyAction::protect && p.dir == Direction::out && p.sel.src == p.sel.dst) r.push_back(p.sel.dst);
     return r == std::vector<Cidr>{*Cidr::parse(range)};
   }
-  std::string state() { return readFile(dir_ / "run" / "state.json"); }
-  bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
-  int restarts() { return countLinesIn(dir_ / "restarts.log"); }
   std::string spd() { return readFile(dir_ / "etc" / "ipsec-tools.conf"); }
-  int logCount(const std::string& needle) {
-    std::string log = readFile(dir_ / "daemon.log");
-    int n = 0;
-    for (auto pos = log.find(needle); pos != std::string::npos; pos = log.find(needle, pos + 1)) ++n;
-    return n;
-  }
   // Only the two rendered files: no temporary file left behind.
   std::vector<std::string> etcEntries() {
     std::vector<std::string> v;
@@ -139,9 +116,6 @@ class FaultFilesTest : public ::testing::Test {
     EXPECT_TRUE(protects("10.77.0.0/16"));
   }
 
-  fs::path dir_;
-  DaemonProcess daemon_;
-  TapCarrier carrier_;  // IPOP's controller holding the tap open: carrier
   bool mounted_ = false;
 };
 

@@ -13,11 +13,7 @@
 
 #include <gtest/gtest.h>
 
-#include "integration/fault_support.hpp"
-#include "integration/netns.hpp"
-#include "integration/pki_fixtures.hpp"
-#include "integration/tap_carrier.hpp"
-#include "os/netlink/xfrm.hpp"
+#include "integration/fault_fixture.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -26,18 +22,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class FaultPolicyTest : public ::testing::Test {
+class FaultPolicyTest : public FaultFixture {
  protected:
   void SetUp() override {
     IPOPSEC_REQUIRE_ROOT();
-    enterFreshNetns();
-    dir_ = fs::temp_directory_path() / ("ipopsec-fault-policy-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ / "certs");
-    fs::create_directories(dir_ / "run");
-    writeHostSet(dir_ / "certs", makeTestCa());
-    std::ofstream(dir_ / "restart.sh") << "#!/bin/sh\necho restart >> " << (dir_ / "restarts.log").string() << "\n";
-    fs::permissions(dir_ / "restart.sh", fs::perms::owner_all);
+    prepare("fault-policy");
+    writeRestartScript();
     std::ofstream(dir_ / "ipop-ipsecd.yaml")
         << "ipop:\n  interface: ipop\nprotect:\n  ranges: [10.254.0.0/16, 10.77.0.0/16]\n  exclude: [10.254.0.1]\n"
         << "ike:\n  control: command\n  restart_command: [\"" << (dir_ / "restart.sh").string() << "\"]\n"
@@ -48,32 +38,12 @@ class FaultPolicyTest : public ::testing::Test {
     sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
     carrier_ = TapCarrier("ipop");  // IPOP's controller holds the tap open: carrier
   }
-  void TearDown() override {
-    daemon_.stop(SIGTERM);
-    if (HasFailure()) std::cerr << "--- daemon log:\n" << readFile(dir_ / "daemon.log");
-    fs::remove_all(dir_);
-  }
-  std::string state() { return readFile(dir_ / "run" / "state.json"); }
-  bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
-  std::vector<std::string> owned() {
-    XfrmPolicyTable t(250000, 1000);
-    std::vector<Policy> v;
-    EXPECT_FALSE(t.list(v));
-    std::vector<std::string> s;
-    for (const auto& p : v) s.push_back(p.str());
-    std::sort(s.begin(), s.end());
-    return s;
-  }
-
-  fs::path dir_;
-  DaemonProcess daemon_;
-  TapCarrier carrier_;  // IPOP's controller holding the tap open: carrier
 };
 
 TEST_F(FaultPolicyTest, ForeignPolicyWithTheSameSelectorIsReportedOthersInstalledAndHealedWhenGone) {
   // The foreign policy: same id (dir in + selector) as one the daemon wants, priority 7.
   sh("ip xfrm policy add src 10.77.0.0/16 dst 10.77.0.0/16 dir in priority 7");
-  daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log");
+  start();
   std::vector<std::string> others{
       "in 0.0.0.0/0 -> 10.254.0.0/16 esp/transport/require prio 250000",
       "in 0.0.0.0/0 -> 10.77.0.0/16 esp/transport/require prio 250000",
@@ -113,7 +83,7 @@ TEST_F(FaultPolicyTest, ForeignPolicyWithTheSameSelectorIsReportedOthersInstalle
   sh("ip xfrm policy delete src 10.77.0.0/16 dst 10.77.0.0/16 dir in");
   ASSERT_TRUE(waitUntil([&] { return owned().size() == 11; }, 30s));
   ASSERT_TRUE(waitUntil([&] { return stateHas("\"healthy\": true") && stateHas("\"last_error\": \"\""); })) << state();
-  ASSERT_TRUE(waitUntil([&] { return countLinesIn(dir_ / "restarts.log") == 1; }));
+  ASSERT_TRUE(waitUntil([&] { return restarts() == 1; }));
 }
 
 // Another key manager at work (charon installs and removes per-SA and trap policies all the
@@ -121,7 +91,7 @@ TEST_F(FaultPolicyTest, ForeignPolicyWithTheSameSelectorIsReportedOthersInstalle
 // deleted, or replaced by one with its id, is: repaired at once. The events arrive in order,
 // so once the deletion was handled, the unrelated changes before it were seen and left out.
 TEST_F(FaultPolicyTest, AnotherKeyManagersPoliciesCauseNoReconcileTheDaemonsOwnDo) {
-  daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log");
+  start();
   ASSERT_TRUE(waitUntil([&] { return owned().size() == 11; })) << "all of its policies in";
   ASSERT_TRUE(waitUntil([&] { return stateHas("\"healthy\": true"); })) << state();
   auto reconcilesForEvents = [&] {

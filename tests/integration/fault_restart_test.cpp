@@ -13,11 +13,7 @@
 
 #include <gtest/gtest.h>
 
-#include "integration/fault_support.hpp"
-#include "integration/netns.hpp"
-#include "integration/pki_fixtures.hpp"
-#include "integration/tap_carrier.hpp"
-#include "os/netlink/xfrm.hpp"
+#include "integration/fault_fixture.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -26,23 +22,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class FaultRestartTest : public ::testing::Test {
+class FaultRestartTest : public FaultFixture {
  protected:
   void SetUp() override {
     IPOPSEC_REQUIRE_ROOT();
-    enterFreshNetns();
-    dir_ = fs::temp_directory_path() / ("ipopsec-fault-restart-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ / "certs");
-    fs::create_directories(dir_ / "run");
-    writeHostSet(dir_ / "certs", makeTestCa());
+    prepare("fault-restart");
     sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
     carrier_ = TapCarrier("ipop");  // IPOP's controller holds the tap open: carrier
-  }
-  void TearDown() override {
-    daemon_.stop(SIGTERM);
-    if (HasFailure()) std::cerr << "--- daemon log:\n" << readFile(dir_ / "daemon.log");
-    fs::remove_all(dir_);
   }
 
   void writeConfig(const std::string& ike) {
@@ -67,21 +53,10 @@ class FaultRestartTest : public ::testing::Test {
     for (double t; in >> t;) v.push_back(t);
     return v;
   }
-  void start(const std::vector<std::string>& env = {}) {
-    daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log", env);
-  }
-  std::string state() { return readFile(dir_ / "run" / "state.json"); }
-  bool stateHas(const std::string& s) { return state().find(s) != std::string::npos; }
   int restartFailures() {
     std::string s = state();
     auto pos = s.find("\"restart_failures\": ");
     return pos == std::string::npos ? -1 : std::atoi(s.c_str() + pos + 20);
-  }
-  int logCount(const std::string& needle) {
-    std::string log = readFile(dir_ / "daemon.log");
-    int n = 0;
-    for (auto pos = log.find(needle); pos != std::string::npos; pos = log.find(needle, pos + 1)) ++n;
-    return n;
   }
   bool protects() {
     XfrmPolicyTable t(250000, 1000);
@@ -110,10 +85,6 @@ class FaultRestartTest : public ::testing::Test {
     EXPECT_TRUE(protects()) << "policies stay in while the IKE daemon can't be restarted";
     std::cout << "  " << failures << " failed restarts, " << cpu << " s CPU in " << secs << " s\n";
   }
-
-  fs::path dir_;
-  DaemonProcess daemon_;
-  TapCarrier carrier_;  // IPOP's controller holding the tap open: carrier
 };
 
 TEST_F(FaultRestartTest, NoSystemBusRetriesWithBackoffWithoutBusyLoop) {

@@ -21,12 +21,8 @@
 #include <gtest/gtest.h>
 
 #include "daemon/state_file.hpp"
-#include "integration/fault_support.hpp"
-#include "integration/netns.hpp"
-#include "integration/pki_fixtures.hpp"
-#include "integration/tap_carrier.hpp"
+#include "integration/fault_fixture.hpp"
 #include "os/files/file_store.hpp"
-#include "os/netlink/xfrm.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -40,19 +36,13 @@ struct Rendered {
   std::vector<std::string> policies;  // Policy::str(), sorted
 };
 
-class FaultSigkillTest : public ::testing::Test {
+class FaultSigkillTest : public FaultFixture {
  protected:
   void SetUp() override {
     IPOPSEC_REQUIRE_ROOT();
-    enterFreshNetns();
-    dir_ = fs::temp_directory_path() / ("ipopsec-fault-sigkill-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    for (auto d : {"certs", "run", "etc", "renderA", "renderB"}) fs::create_directories(dir_ / d);
-    auto spec = hostSpec("10.254.0.16");
-    spec.ips.push_back("10.77.0.16");
-    writeHostSet(dir_ / "certs", makeTestCa(), spec);
-    std::ofstream(dir_ / "restart.sh") << "#!/bin/sh\necho restart >> " << (dir_ / "restarts.log").string() << "\n";
-    fs::permissions(dir_ / "restart.sh", fs::perms::owner_all);
+    prepare("fault-sigkill", {"etc", "renderA", "renderB"}, {"10.254.0.16", "10.77.0.16"});
+    logTail_ = 4000;
+    writeRestartScript();
     std::ofstream(dir_ / "ipop-ipsecd.yaml")
         << "ipop:\n  interface: ipop\nprotect:\n  ranges: auto\n  exclude: [10.254.0.1, 10.77.0.1]\n"
         << "ike:\n  control: command\n  restart_command: [\"" << (dir_ / "restart.sh").string() << "\"]\n"
@@ -65,13 +55,6 @@ class FaultSigkillTest : public ::testing::Test {
     sh("ip tuntap add dev ipop mode tap && ip link set ipop up");
     carrier_ = TapCarrier("ipop");  // IPOP's controller holds the tap open: carrier
   }
-  void TearDown() override {
-    daemon_.stop(SIGTERM);
-    if (HasFailure()) std::cerr << "--- daemon log (tail):\n" << tail(readFile(dir_ / "daemon.log"), 4000);
-    fs::remove_all(dir_);
-  }
-  static std::string tail(const std::string& s, std::size_t n) { return s.size() > n ? s.substr(s.size() - n) : s; }
-
   Rendered render(const std::string& address, const fs::path& out) {
     sh(std::string(IPOPSEC_BINARY) + " render --config " + (dir_ / "ipop-ipsecd.yaml").string() + " --address " +
        address + " --output-dir " + out.string());
@@ -82,23 +65,10 @@ class FaultSigkillTest : public ::testing::Test {
     std::sort(r.policies.begin(), r.policies.end());
     return r;
   }
-  std::vector<std::string> owned() {
-    XfrmPolicyTable t(250000, 1000);
-    std::vector<Policy> v;
-    if (t.list(v)) return {"(list failed)"};
-    std::vector<std::string> s;
-    for (const auto& p : v) s.push_back(p.str());
-    std::sort(s.begin(), s.end());
-    return s;
-  }
   bool settledAt(const Rendered& r) {
     return owned() == r.policies && readFile(dir_ / "etc" / "ipsec-tools.conf") == r.spd &&
            readFile(dir_ / "etc" / "racoon.conf") == r.racoon;
   }
-
-  fs::path dir_;
-  DaemonProcess daemon_;
-  TapCarrier carrier_;  // IPOP's controller holding the tap open: carrier
 };
 
 // A daemon killed while writing ipop-up leaves ".ipop-up.ipop-ipsecd.XXXXXX" in the state
@@ -111,7 +81,7 @@ TEST_F(FaultSigkillTest, StaleTempFilesInTheStateDirAreRemovedAtStart) {
   std::ofstream(run / ipopUp) << "10.254.0";
   std::ofstream(run / state) << "{\n  \"status\": ";
   std::ofstream(run / "operator-notes") << "mine";
-  daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log");
+  start();
   ASSERT_TRUE(waitUntil([&] { return fs::exists(run / "state.json"); })) << "the daemon wrote no state";
   EXPECT_FALSE(fs::exists(run / ipopUp)) << "a killed writer's temp file of ipop-up must go at start";
   EXPECT_FALSE(fs::exists(run / state));
@@ -151,7 +121,7 @@ TEST_F(FaultSigkillTest, KilledAtRandomPointsOfReconcilesRestartsIntoTheExactSta
 
   AddressSetter addr;
   ASSERT_EQ(addr.add("ipop", a), 0);
-  daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log");
+  start();
   ASSERT_TRUE(waitUntil([&] { return settledAt(ra); })) << "first start";
 
   std::atomic<bool> stop{false};
@@ -199,7 +169,7 @@ TEST_F(FaultSigkillTest, KilledAtRandomPointsOfReconcilesRestartsIntoTheExactSta
       ADD_FAILURE() << "iteration " << i << ": state.json: " << err;
     }
 
-    daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log");
+    start();
     if (!waitUntil([&] { return settledAt(want); }, 10s)) {
       ++unsettled;
       ADD_FAILURE() << "iteration " << i << ": not exact after the restart; kernel:\n"
