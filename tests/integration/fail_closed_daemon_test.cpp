@@ -23,17 +23,26 @@ class FailClosedDaemonTest : public DaemonFixture {
     sh(std::string("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add ") + addr + " dev ipop");
     carrier_ = TapCarrier("ipop");  // IPOP's controller holds the tap open: carrier
   }
+  // The daemon started on `config`'s ranges with the tap at `addr`, and `range` protected
+  // (bounded wait): false when it never was.
+  bool protecting(const std::string& config, const char* addr, const char* range) {
+    writeConfig(config);
+    tapUp(addr);
+    startDaemon();
+    return waitFor([&] { return protects(range); });
+  }
+  // Another interface (docker0) with an address inside 172.31.0.0/16.
+  void addDocker0() {
+    sh("ip link add docker0 type veth peer name d0p && ip addr add 172.31.200.1/24 dev docker0 && "
+       "ip link set docker0 up");
+  }
   TapCarrier carrier_;
 };
 
 // 1a: another interface (docker0) gets an address inside the protected range.
 TEST_F(FailClosedDaemonTest, AnotherInterfaceInsideTheRangeNeverRemovesItsPolicies) {
-  writeConfig("  ranges: auto\n");
-  tapUp("172.31.0.16/16");
-  startDaemon();
-  ASSERT_TRUE(waitFor([&] { return protects("172.31.0.0/16"); }));
-  sh("ip link add docker0 type veth peer name d0p && ip addr add 172.31.200.1/24 dev docker0 && "
-     "ip link set docker0 up");
+  ASSERT_TRUE(protecting("  ranges: auto\n", "172.31.0.16/16", "172.31.0.0/16"));
+  addDocker0();
   ASSERT_TRUE(waitFor([&] { return stateHas("CONFLICT"); }));
   EXPECT_TRUE(protects("172.31.0.0/16"));
   EXPECT_TRUE(stateHas("\"healthy\": false"));
@@ -42,22 +51,15 @@ TEST_F(FailClosedDaemonTest, AnotherInterfaceInsideTheRangeNeverRemovesItsPolici
 }
 
 TEST_F(FailClosedDaemonTest, AnotherInterfaceInsideAConfiguredRangeNeverRemovesItsPolicies) {
-  writeConfig("  ranges: [172.31.0.0/16]\n");
-  tapUp("172.31.0.16/16");
-  startDaemon();
-  ASSERT_TRUE(waitFor([&] { return protects("172.31.0.0/16"); }));
-  sh("ip link add docker0 type veth peer name d0p && ip addr add 172.31.200.1/24 dev docker0 && "
-     "ip link set docker0 up");
+  ASSERT_TRUE(protecting("  ranges: [172.31.0.0/16]\n", "172.31.0.16/16", "172.31.0.0/16"));
+  addDocker0();
   ASSERT_TRUE(waitFor([&] { return stateHas("CONFLICT"); }));
   EXPECT_TRUE(protects("172.31.0.0/16"));
 }
 
 // 1b: the tap is renamed while it holds its address.
 TEST_F(FailClosedDaemonTest, RenamedTapKeepsItsRangeProtected) {
-  writeConfig("  ranges: auto\n");
-  tapUp("10.50.0.16/16");
-  startDaemon();
-  ASSERT_TRUE(waitFor([&] { return protects("10.50.0.0/16"); }));
+  ASSERT_TRUE(protecting("  ranges: auto\n", "10.50.0.16/16", "10.50.0.0/16"));
   sh("ip link set ipop down && ip link set ipop name ipop-old && ip link set ipop-old up");
   ASSERT_TRUE(waitFor([&] { return stateHas("\"tap_state\": \"absent\""); }));
   EXPECT_TRUE(protects("10.50.0.0/16"));
@@ -67,10 +69,7 @@ TEST_F(FailClosedDaemonTest, RenamedTapKeepsItsRangeProtected) {
 
 // 1c: SIGHUP to a config that validates but whose range is refused at run time.
 TEST_F(FailClosedDaemonTest, ReloadToARefusedRangeKeepsTheRangeInForce) {
-  writeConfig("  ranges: auto\n");
-  tapUp("172.31.0.16/16");
-  startDaemon();
-  ASSERT_TRUE(waitFor([&] { return protects("172.31.0.0/16"); }));
+  ASSERT_TRUE(protecting("  ranges: auto\n", "172.31.0.16/16", "172.31.0.0/16"));
   writeConfig("  ranges: [0.0.0.0/0]\n");
   ::kill(daemon_.pid(), SIGHUP);
   ASSERT_TRUE(waitFor([&] { return stateHas("REFUSED"); }));
@@ -80,10 +79,7 @@ TEST_F(FailClosedDaemonTest, ReloadToARefusedRangeKeepsTheRangeInForce) {
 
 // 2: an operator's flush is repaired by the policy event, long before the 30 s resync.
 TEST_F(FailClosedDaemonTest, PoliciesFlushedBehindItsBackComeBackAtOnce) {
-  writeConfig("  ranges: auto\n");
-  tapUp("172.31.0.16/16");
-  startDaemon();
-  ASSERT_TRUE(waitFor([&] { return protects("172.31.0.0/16"); }));
+  ASSERT_TRUE(protecting("  ranges: auto\n", "172.31.0.16/16", "172.31.0.0/16"));
   for (const char* cmd : {"ip xfrm policy flush", "ip xfrm policy deleteall priority 250000",
                           "ip xfrm policy delete dir out src 172.31.0.0/16 dst 172.31.0.0/16"}) {
     sh(cmd);
