@@ -19,6 +19,7 @@
 #include "integration/daemon_fixture.hpp"
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
+#include "integration/spd_sampler.hpp"
 #include "integration/tap_carrier.hpp"
 #include "os/netlink/xfrm.hpp"
 
@@ -90,26 +91,14 @@ TEST_F(DaemonTest, AddressMovedToAnotherRangeNeverLeavesTheRangeWithoutPolicies)
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
   // Sample the SPD as fast as we can while the address moves.
-  std::atomic<bool> stop{false};
-  std::atomic<int> samples{0}, empty{0};
-  std::thread sampler([&] {
-    XfrmPolicyTable t(250000, 1000);
-    while (!stop) {
-      std::vector<Policy> v;
-      if (t.list(v)) continue;
-      ++samples;
-      if (std::none_of(v.begin(), v.end(), [](const Policy& p) { return p.action == PolicyAction::protect && p.dir == Direction::out; }))
-        ++empty;
-    }
-  });
+  SpdGapSampler sampler;
   sh("ip addr add 10.77.0.16/16 dev ipop && ip addr del 10.254.0.16/16 dev ipop");
   bool moved = waitFor([&] { return protects("10.77.0.0/16"); });
   std::this_thread::sleep_for(50ms);
-  stop = true;
-  sampler.join();
+  sampler.stop();
   ASSERT_TRUE(moved);
-  EXPECT_GT(samples.load(), 10);
-  EXPECT_EQ(empty.load(), 0) << "a moment without any protect policy was observed";
+  EXPECT_GT(sampler.samples(), 10);
+  EXPECT_EQ(sampler.gaps(), 0) << "a moment without any protect policy was observed";
   ASSERT_TRUE(waitFor([&] { return readFile(dir_ / "ipsec-tools.conf").find("10.77.0.0/16") != std::string::npos; }));
   EXPECT_EQ(readFile(dir_ / "ipsec-tools.conf").find("10.254.0.0/16"), std::string::npos);
   // racoon.conf is byte-identical (no listen): racoon learns the new policies over PF_KEY,

@@ -22,6 +22,7 @@
 
 #include "daemon/state_file.hpp"
 #include "integration/fault_fixture.hpp"
+#include "integration/spd_sampler.hpp"
 #include "os/files/file_store.hpp"
 
 using namespace ipopsec;
@@ -124,19 +125,7 @@ TEST_F(FaultSigkillTest, KilledAtRandomPointsOfReconcilesRestartsIntoTheExactSta
   start();
   ASSERT_TRUE(waitUntil([&] { return settledAt(ra); })) << "first start";
 
-  std::atomic<bool> stop{false};
-  std::atomic<long> samples{0}, gaps{0};
-  std::thread sampler([&] {
-    XfrmPolicyTable t(250000, 1000);
-    while (!stop) {
-      std::vector<Policy> v;
-      if (t.list(v)) continue;
-      ++samples;
-      if (std::none_of(v.begin(), v.end(),
-                       [](const Policy& p) { return p.action == PolicyAction::protect && p.dir == Direction::out; }))
-        ++gaps;
-    }
-  });
+  SpdGapSampler sampler;
 
   std::mt19937 rng(20251127);
   std::uniform_int_distribution<int> delayUs(0, 5000);
@@ -177,21 +166,20 @@ TEST_F(FaultSigkillTest, KilledAtRandomPointsOfReconcilesRestartsIntoTheExactSta
       break;
     }
   }
-  stop = true;
-  sampler.join();
+  sampler.stop();
   for (const auto& e : fs::directory_iterator(dir_ / "etc"))
     if (e.path().filename().string().find(tempNamePrefix("")) != std::string::npos ||
         e.path().filename().string().find(".ipop-ipsecd.") != std::string::npos)
       ++leftoverTemps;
 
   std::cout << "  " << iterations << " kills: " << torn << " torn files, " << badState << " bad state files, "
-            << unsettled << " unsettled restarts; " << samples << " SPD samples, " << gaps
+            << unsettled << " unsettled restarts; " << sampler.samples() << " SPD samples, " << sampler.gaps()
             << " without a protect policy; " << leftoverTemps << " temp files left by killed writes\n";
   EXPECT_EQ(torn, 0);
   EXPECT_EQ(badState, 0);
   EXPECT_EQ(unsettled, 0);
-  EXPECT_GT(samples.load(), iterations);
-  EXPECT_EQ(gaps.load(), 0) << "a moment without any protect policy was observed";
+  EXPECT_GT(sampler.samples(), iterations);
+  EXPECT_EQ(sampler.gaps(), 0) << "a moment without any protect policy was observed";
   EXPECT_EQ(leftoverTemps, 0) << "temp files of killed writes must be cleaned up by the next write";
   EXPECT_TRUE(daemon_.alive());
 }
