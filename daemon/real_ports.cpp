@@ -42,7 +42,7 @@ class OwnPolicyWatch final : public PolicyWatch {
 
 DaemonPorts realPorts(boost::asio::io_context& io, const Config& cfg) {
   DaemonPorts p;
-  auto table = std::make_unique<XfrmPolicyTable>(cfg.xfrm.protectPriority, cfg.xfrm.bypassPriority);
+  auto table = std::make_unique<XfrmPolicyTable>(PolicyOwnership::configured(cfg));
   p.policyWatch = std::make_unique<OwnPolicyWatch>(io, table->portId());
   p.policies = std::move(table);
   auto monitor = std::make_unique<NetlinkLinkMonitor>(io);

@@ -93,9 +93,7 @@ std::unique_ptr<XfrmPolicyTable> ownedTable(const ConfigView& view, const SavedS
   PolicyOwnership owned = view.cfg ? PolicyOwnership::configured(*view.cfg)
                                    : PolicyOwnership(recorded.front(), recorded.front());
   owned.adopt(recorded);
-  auto t = std::make_unique<XfrmPolicyTable>(owned.protectPriority(), owned.bypassPriority());
-  t->setOwnership(std::move(owned));
-  return t;
+  return std::make_unique<XfrmPolicyTable>(std::move(owned));
 }
 
 std::string joinPriorities(const std::vector<std::uint32_t>& v) {

@@ -25,8 +25,7 @@ std::error_code checkDump(int error, bool overflow, bool done) {
 
 }  // namespace
 
-XfrmPolicyTable::XfrmPolicyTable(std::uint32_t protectPriority, std::uint32_t bypassPriority)
-    : owned_(protectPriority, bypassPriority), nl_(NETLINK_XFRM) {}
+XfrmPolicyTable::XfrmPolicyTable(PolicyOwnership owned) : owned_(std::move(owned)), nl_(NETLINK_XFRM) {}
 
 std::error_code XfrmPolicyTable::transact(std::vector<std::uint8_t> request, std::vector<std::uint8_t>* replies) {
   auto ec = nl_.request(std::move(request), replies);

@@ -58,7 +58,11 @@ using XfrmStateInfo = xfrm::StateInfo;
 class XfrmPolicyTable final : public PolicyTable {
  public:
   // Opens and binds the NETLINK_XFRM socket; throws std::system_error if it can't.
-  XfrmPolicyTable(std::uint32_t protectPriority, std::uint32_t bypassPriority);
+  // `owned`: which policies are this table's (the daemon's configured pair and what it adopted).
+  explicit XfrmPolicyTable(PolicyOwnership owned);
+  // Owning exactly this pair (the tests' and the benchmark's tables).
+  XfrmPolicyTable(std::uint32_t protectPriority, std::uint32_t bypassPriority)
+      : XfrmPolicyTable(PolicyOwnership(protectPriority, bypassPriority)) {}
   ~XfrmPolicyTable() override = default;
   XfrmPolicyTable(const XfrmPolicyTable&) = delete;
   XfrmPolicyTable& operator=(const XfrmPolicyTable&) = delete;
