@@ -11,6 +11,7 @@
 # and `promtool check metrics` accepts the file and the scraped families at every step.
 # Usage: metrics_node_exporter.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 set -euo pipefail
+source "$(dirname "$0")/../support/wait_for.sh"   # wait_for
 BIN=${1:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
 CARRIER=${2:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}/ipopsec-tap-carrier
 CHECKS=0
@@ -103,18 +104,8 @@ scrape() { in_ns curl -sf --max-time 2 http://127.0.0.1:9100/metrics; }
 value() { scrape | awk -v m="$1" '$1 == m { print $2 }'; }
 # is METRIC NUMBER: present with that value (node_exporter re-renders values: 1.83e+09).
 is() { scrape | awk -v m="$1" -v want="$2" '$1 == m { found = 1; same = ($2 + 0 == want + 0) } END { exit !(found && same) }'; }
-wait_for() {  # WHAT SECONDS CMD...
-  local what=$1 limit=$2
-  shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    kill -0 "$DAEMON_PID" 2>/dev/null || fail "the daemon exited while waiting for: $what"
-    kill -0 "$EXPORTER_PID" 2>/dev/null || fail "node_exporter exited while waiting for: $what"
-    ((SECONDS < deadline)) || fail "timed out after ${limit}s waiting for: $what (last scrape: $(scrape | grep '^ipop_ipsec_' | tr '\n' ' '))"
-    sleep 0.1
-  done
-  ok "$what"
-}
+WAIT_FOR_WATCH+=(EXPORTER_PID "node_exporter")
+wait_for_detail() { echo "last scrape: $(scrape | grep '^ipop_ipsec_' | tr '\n' ' ')"; }
 promtool_ok() {  # file or scraped text on stdin: promtool must print nothing and exit 0
   local out rc=0
   out=$(promtool check metrics 2>&1) || rc=$?

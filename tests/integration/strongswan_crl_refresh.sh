@@ -23,6 +23,7 @@
 # Usage: strongswan_crl_refresh.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 set -euo pipefail
 source "$(dirname "$0")/../support/peer_charon.sh"
+source "$(dirname "$0")/../support/wait_for.sh"   # wait_for
 BIN=$(realpath "${1:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}")
 CHECKS=0
 NS='' PNS='' WORK='' DAEMON_PID=''
@@ -128,17 +129,6 @@ ip -n "$PNS" link set ipop up
 ip -n "$NS" addr add 172.31.0.16/16 dev ipop
 ip -n "$NS" link set ipop up
 
-wait_for() {  # WHAT SECONDS CMD...
-  local what=$1 limit=$2
-  shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    kill -0 "$DAEMON_PID" 2>/dev/null || fail "the daemon exited while waiting for: $what"
-    ((SECONDS < deadline)) || fail "timed out after ${limit}s waiting for: $what"
-    sleep 0.1
-  done
-  ok "$what"
-}
 healthy() { grep -q '"healthy": true' "$D/state/state.json"; }
 log_has() { grep -qF -- "$1" "$D/daemon.log"; }
 # The CRL numbers charon holds (swanctl --list-certs --type x509_crl: "serial: NN" is the CRL number).

@@ -18,6 +18,7 @@
 # Usage: strongswan_traps.sh IPOP_IPSECD_BINARY BUILD_DIR   (root)
 set -euo pipefail
 source "$(dirname "$0")/../support/charon_conf.sh"   # charon_test_conf, charon_restart_script
+source "$(dirname "$0")/../support/wait_for.sh"   # wait_for
 BIN=${1:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}
 CARRIER=${2:?usage: $0 IPOP_IPSECD_BINARY BUILD_DIR}/ipopsec-tap-carrier
 CHECKS=0
@@ -131,17 +132,6 @@ EOF
   grep -q listening "$d/tcpdump.err" || fail "tcpdump does not capture on the tap: $(cat "$d/tcpdump.err")"
 }
 
-wait_for() {  # WHAT SECONDS CMD...
-  local what=$1 limit=$2
-  shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    kill -0 "$DAEMON_PID" 2>/dev/null || fail "the daemon exited while waiting for: $what"
-    ((SECONDS < deadline)) || fail "timed out after ${limit}s waiting for: $what"
-    sleep 0.1
-  done
-  ok "$what"
-}
 healthy() { grep -q '"healthy": true' "$WORK/node/state/state.json"; }
 charon_log_has() { grep -qF -- "$1" "$WORK/node/charon.log"; }
 charon_log_re() { grep -qE -- "$1" "$WORK/node/charon.log"; }
