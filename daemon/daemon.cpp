@@ -82,6 +82,7 @@ int Daemon::start() {
                                              *ports_.clock, [this](const Event& e) { log(e); },
                                              [clock = ports_.clock.get()] { return clock->wallNow(); });
   reconciler_->setOnChange([this] { onChange(); });
+  fileStepTimer_ = ports_.clock->timer();
   // The IKE unit's state by systemd's signals (a stop, a crash, a restart by anyone): judged
   // and repaired at once, not at the next resync.
   ports_.ike->watchState([this](const std::string& state) { onIkeState(state); });
@@ -117,8 +118,8 @@ int Daemon::start() {
   return 0;
 }
 
-// An event batch: its policies at once (the policy step); the file step once no event is
-// pending (runFileStep, posted behind the handlers already queued).
+// An event batch: its policies at once (the policy step); the file step once the events are
+// calm (scheduleFileStep).
 void Daemon::onNetChange() {
   if (stopping_) return;
   auto t0 = std::chrono::steady_clock::now();
@@ -131,19 +132,39 @@ void Daemon::onNetChange() {
   scheduleFileStep();
 }
 
+// The file step (certificates, render, fsync'ed writes, state.json, metrics: milliseconds on a
+// busy disk) runs once no rtnetlink or XFRM batch came for kFileStepCalm, so that a change
+// arriving just after another never waits behind the first one's writes; and at the latest
+// kFileStepLongestWait after the first event it follows, so that a storm cannot hold back the
+// files and the IKE daemon for ever. Per event only the time is noted: the timer is armed once
+// per burst and looks at the last event when it fires.
 void Daemon::scheduleFileStep() {
-  if (fileStepPosted_) return;  // one file step for the whole burst
-  fileStepPosted_ = true;
-  boost::asio::post(io_, [this] { runFileStep(); });
+  const auto now = ports_.clock->now();
+  fileStepLastEvent_ = now;
+  if (fileStepFirstEvent_) return;  // armed for this burst
+  fileStepFirstEvent_ = now;
+  fileStepTimer_->at(now + kFileStepCalm, [this] { onFileStepTimer(); });
+}
+
+void Daemon::onFileStepTimer() {
+  if (!fileStepFirstEvent_) return;
+  const auto calm = *fileStepLastEvent_ + kFileStepCalm, latest = *fileStepFirstEvent_ + kFileStepLongestWait;
+  if (const auto now = ports_.clock->now(); now < calm && now < latest) {
+    fileStepTimer_->at(std::min(calm, latest), [this] { onFileStepTimer(); });  // an event came meanwhile
+    return;
+  }
+  runFileStep();
 }
 
 void Daemon::runFileStep() {
   if (stopping_ || !reconciler_) return;
   // A batch the kernel has queued meanwhile goes first: its policy step runs now (through
-  // onNetChange, which finds this file step already posted), and this file step writes the
+  // onNetChange, which finds the file step already scheduled), and this file step writes the
   // files once, for the last state.
   if (ready_) ports_.links->drain();
-  fileStepPosted_ = false;
+  fileStepFirstEvent_.reset();
+  fileStepLastEvent_.reset();
+  if (fileStepTimer_) fileStepTimer_->cancel();  // this file step covers every event so far
   if (stopping_) return;
   auto t0 = std::chrono::steady_clock::now();
   inFileStep_ = true;  // the metrics are written once, below, with this reconcile's duration

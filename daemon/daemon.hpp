@@ -55,11 +55,15 @@ class Daemon {
   const Config& config() const { return cfg_; }
   // The reconciler's status line, with a refused reload (journal, state.json).
   std::string statusLine() const;
+  // The file step after rtnetlink or XFRM events waits for a calm spell (no batch for
+  // kFileStepCalm), at most kFileStepLongestWait after the first event it follows.
+  static constexpr std::chrono::milliseconds kFileStepCalm{2}, kFileStepLongestWait{250};
 
  private:
   void onNetChange();
   void scheduleFileStep();
   void runFileStep();
+  void onFileStepTimer();
   void onPolicyEvent(const std::string& what);
   void onIkeState(const std::string& state);  // the IKE unit's state changed (systemd's signal)
   void onAcquire();  // the kernel's ACQUIRE: a larval state to ask again (ike.acquire_retry)
@@ -105,7 +109,9 @@ class Daemon {
   bool metricsWarned_ = false;
   std::optional<std::chrono::nanoseconds> lastReconcile_;
   std::chrono::steady_clock::duration policyStepTime_{};
-  bool fileStepPosted_ = false;
+  // While a file step is scheduled: the first and the last event it follows.
+  std::unique_ptr<Timer> fileStepTimer_;
+  std::optional<std::chrono::steady_clock::time_point> fileStepFirstEvent_, fileStepLastEvent_;
   bool inFileStep_ = false;
 };
 

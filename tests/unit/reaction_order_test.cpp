@@ -1,7 +1,9 @@
 // Issue 24, "no reaction waits behind the disk": the policy step of every change comes
 // before the file step of any earlier one, and a burst of changes writes the files once,
 // for its last state. On the Reconciler (reconcilePolicies / reconcileFiles) and on the
-// daemon's wiring (the file step posted behind the events, the link monitor drained first).
+// daemon's wiring, in virtual time (FakeClock): the file step waits for a calm spell of the
+// events (Daemon::kFileStepCalm), at most Daemon::kFileStepLongestWait after the first one,
+// and drains the link monitor first.
 
 #include <gtest/gtest.h>
 
@@ -11,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/reconcile/reconciler.hpp"
@@ -109,7 +112,9 @@ struct DaemonReactionTest : ::testing::Test {
     p.ike = std::move(controller);
     p.notifier = std::make_unique<FakeNotifier>();
     p.certWatch = std::make_unique<FakeDirectoryWatch>();
-    p.clock = std::make_unique<FakeClock>();  // time stands still: only what the events do
+    auto fakeClock = std::make_unique<FakeClock>();  // virtual time: only what the events and the test do
+    clock = fakeClock.get();
+    p.clock = std::move(fakeClock);
     daemon = std::make_unique<Daemon>(io, configPath, ipopsec::loadConfig(configPath), std::move(p));
     ASSERT_EQ(daemon->start(), 0);
     // Each write notes how many policy changes the kernel had taken by then.
@@ -138,6 +143,7 @@ struct DaemonReactionTest : ::testing::Test {
   FakeLinkMonitor* links = nullptr;
   FakePolicyTable* policies = nullptr;
   FakeIkeController* ike = nullptr;
+  FakeClock* clock = nullptr;
   std::vector<std::pair<std::string, std::size_t>> writes;
 };
 
@@ -153,7 +159,10 @@ TEST_F(DaemonReactionTest, BackToBackChangesApplyEveryPolicyStepBeforeAnyFileAnd
   EXPECT_EQ(ike->restarts, 0) << "nothing started before the files";
   const std::size_t policyChanges = policies->log.size();
   runReady();
-  ASSERT_FALSE(writes.empty()) << "the file step ran once the events were handled";
+  EXPECT_TRUE(writes.empty()) << "the file step waits for the calm spell, not only for the handlers";
+  clock->advance(Daemon::kFileStepCalm);
+  runReady();
+  ASSERT_FALSE(writes.empty()) << "the file step ran once the events were calm for kFileStepCalm";
   for (const auto& [path, seen] : writes)
     EXPECT_EQ(seen, policyChanges) << path << " was written before a policy change of the burst";
   std::vector<std::string> burst;
@@ -177,6 +186,7 @@ TEST_F(DaemonReactionTest, TheFileStepDrainsAQueuedBatchFirst) {
   ASSERT_TRUE(holdsOut(*policies, "172.21.0.0/16"));
   links->queue(withTap("172.22.0.16/16"));
   const int drainsBefore = links->drains;
+  clock->advance(Daemon::kFileStepCalm);
   runReady();
   EXPECT_GT(links->drains, drainsBefore) << "the file step asked the link monitor for what is queued";
   EXPECT_TRUE(holdsOut(*policies, "172.22.0.0/16"));
@@ -186,6 +196,55 @@ TEST_F(DaemonReactionTest, TheFileStepDrainsAQueuedBatchFirst) {
   EXPECT_EQ(files->files[(dir / "run/ipop-up").string()], "172.22.0.16\n");
   EXPECT_EQ(files->files["/etc/ipsec-tools.conf"].find("172.21.0.0/16"), std::string::npos)
       << "change 1's files were never written";
+}
+
+// Changes closer together than the calm spell: no file step between them (the next change
+// never waits behind a file step of the previous one); the first calm spell writes the files
+// once, for the last state.
+TEST_F(DaemonReactionTest, ChangesCloserThanTheCalmSpellWaitForNoFileStep) {
+  const auto gap = Daemon::kFileStepCalm - std::chrono::milliseconds(1);
+  for (int i = 0; i < 8; ++i) {
+    links->net = withTap("172.2" + std::to_string(i) + ".0.16/16");
+    links->change();
+    EXPECT_TRUE(holdsOut(*policies, ("172.2" + std::to_string(i) + ".0.0/16").c_str())) << "change " << i << " at once";
+    clock->advance(gap);
+    runReady();
+    EXPECT_TRUE(writes.empty()) << "a file step ran " << gap.count() << " ms after change " << i
+                                << ", before the events were calm (first write: "
+                                << (writes.empty() ? "" : writes.front().first) << ")";
+  }
+  clock->advance(std::chrono::milliseconds(1));
+  runReady();
+  ASSERT_FALSE(writes.empty()) << "no file step kFileStepCalm after the last change";
+  EXPECT_EQ(files->files[(dir / "run/ipop-up").string()], "172.27.0.16\n") << "for the last state";
+  const auto first = writes.size();
+  clock->advance(Daemon::kFileStepLongestWait * 2);
+  runReady();
+  EXPECT_EQ(writes.size(), first) << "one file step for the burst: nothing pending after it";
+  EXPECT_FALSE(clock->nextTimer() && *clock->nextTimer() <= clock->now()) << "no timer left due";
+}
+
+// A storm (a change every kFileStepCalm - 1 ms, never calm) cannot hold back the files and
+// the IKE daemon: the file step runs kFileStepLongestWait after the first change at the
+// latest, for the state of the moment, while the storm goes on.
+TEST_F(DaemonReactionTest, AStormCannotHoldTheFileStepBackLongerThanTheLongestWait) {
+  const auto gap = Daemon::kFileStepCalm - std::chrono::milliseconds(1);
+  ASSERT_GT(gap.count(), 0);
+  const auto start = clock->now();
+  std::optional<std::chrono::steady_clock::duration> firstWrite;
+  for (int i = 0; !firstWrite && clock->now() - start <= Daemon::kFileStepLongestWait + gap; ++i) {
+    const std::string addr = "172." + std::to_string(20 + i % 2) + ".0.16/16";
+    links->net = withTap(addr);
+    links->change();
+    clock->advance(gap);
+    runReady();
+    if (!writes.empty()) firstWrite = clock->now() - start;
+  }
+  ASSERT_TRUE(firstWrite) << "the storm held the file step back for more than kFileStepLongestWait";
+  EXPECT_LE(*firstWrite, Daemon::kFileStepLongestWait + gap);
+  EXPECT_GE(*firstWrite, Daemon::kFileStepLongestWait) << "the file step ran before the longest wait, in a storm";
+  for (const auto& [path, seen] : writes)
+    EXPECT_EQ(seen, policies->log.size()) << path << " was written before a policy change already received";
 }
 
 }  // namespace
