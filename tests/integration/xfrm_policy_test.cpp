@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "integration/netns.hpp"
+#include "support/policy_builders.hpp"
 
 namespace ipopsec {
 namespace {
@@ -36,35 +37,12 @@ using ::testing::Not;
 using ::testing::UnorderedElementsAreArray;
 using test::sh;
 using test::count;
+using test::cidr;
+using test::ndBypass;
+using test::protect;
 
 constexpr std::uint32_t kProtect = 250000;
 constexpr std::uint32_t kBypass = 1000;
-
-Cidr cidr(const char* s) { return *Cidr::parse(s); }
-
-Policy protect(Direction d, const char* src, const char* dst, PolicyLevel level = PolicyLevel::require) {
-  Policy p;
-  p.dir = d;
-  p.sel.src = cidr(src);
-  p.sel.dst = cidr(dst);
-  p.action = PolicyAction::protect;
-  p.level = level;
-  p.priority = kProtect;
-  return p;
-}
-
-Policy ndBypass(Direction d, std::uint8_t type) {
-  Policy p;
-  p.dir = d;
-  p.sel.src = cidr("fd50::/64");
-  p.sel.dst = cidr("fd50::/64");
-  p.sel.proto = 58;
-  p.sel.hasIcmpType = true;
-  p.sel.icmpType = type;
-  p.action = PolicyAction::bypass;
-  p.priority = kBypass;
-  return p;
-}
 
 // The `ip xfrm policy` block (selector line + indented lines) that contains `needle`.
 std::string block(const std::string& all, const std::string& firstLine) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "support/policy_builders.hpp"
 #include "unit/netlink_bytes.hpp"
 
 namespace ipopsec {
@@ -23,41 +24,6 @@ using namespace test;  // Bytes, message, attr, done, ... (unit/netlink_bytes.hp
 constexpr std::uint32_t kProtect = 250000;
 constexpr std::uint32_t kBypass = 1000;
 const PolicyOwnership kOwned{kProtect, kBypass};
-
-Cidr cidr(const char* s) {
-  auto c = Cidr::parse(s);
-  if (!c) throw std::runtime_error(std::string("bad cidr in test: ") + s);
-  return *c;
-}
-
-Policy protect(Direction d, const char* src, const char* dst, PolicyLevel level = PolicyLevel::require) {
-  Policy p;
-  p.dir = d;
-  p.sel.src = cidr(src);
-  p.sel.dst = cidr(dst);
-  p.action = PolicyAction::protect;
-  p.level = level;
-  p.priority = kProtect;
-  return p;
-}
-
-Policy bypass(Direction d, const char* src, const char* dst) {
-  Policy p;
-  p.dir = d;
-  p.sel.src = cidr(src);
-  p.sel.dst = cidr(dst);
-  p.action = PolicyAction::bypass;
-  p.priority = kBypass;
-  return p;
-}
-
-Policy ndBypass(Direction d, std::uint8_t type) {
-  Policy p = bypass(d, "fd50::/64", "fd50::/64");
-  p.sel.proto = 58;
-  p.sel.hasIcmpType = true;
-  p.sel.icmpType = type;
-  return p;
-}
 
 // The payload after the netlink header.
 Bytes payloadOf(const Bytes& msg) { return Bytes(msg.begin() + NLMSG_HDRLEN, msg.end()); }

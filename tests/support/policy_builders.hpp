@@ -1,0 +1,52 @@
+#pragma once
+// Test support: the XFRM tests' policies made by hand (xfrm_parse_test.cpp's codec,
+// xfrm_policy_test.cpp's kernel table): protect and bypass policies at the default racoon
+// priorities unless given, and the IPv6 neighbour discovery bypass of fd50::/64.
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "core/policy/cidr.hpp"
+#include "core/policy/policy.hpp"
+
+namespace ipopsec::test {
+
+inline Cidr cidr(const char* s) {
+  auto c = Cidr::parse(s);
+  if (!c) throw std::runtime_error(std::string("bad cidr in test: ") + s);
+  return *c;
+}
+
+inline Policy protect(Direction d, const char* src, const char* dst, PolicyLevel level = PolicyLevel::require,
+                      std::uint32_t priority = 250000) {
+  Policy p;
+  p.dir = d;
+  p.sel.src = cidr(src);
+  p.sel.dst = cidr(dst);
+  p.action = PolicyAction::protect;
+  p.level = level;
+  p.priority = priority;
+  return p;
+}
+
+inline Policy bypass(Direction d, const char* src, const char* dst, std::uint32_t priority = 1000) {
+  Policy p;
+  p.dir = d;
+  p.sel.src = cidr(src);
+  p.sel.dst = cidr(dst);
+  p.action = PolicyAction::bypass;
+  p.priority = priority;
+  return p;
+}
+
+// fd50::/64's bypass of ICMPv6 `type` (neighbour discovery: 133..136).
+inline Policy ndBypass(Direction d, std::uint8_t type, std::uint32_t priority = 1000) {
+  Policy p = bypass(d, "fd50::/64", "fd50::/64", priority);
+  p.sel.proto = 58;
+  p.sel.hasIcmpType = true;
+  p.sel.icmpType = type;
+  return p;
+}
+
+}  // namespace ipopsec::test
