@@ -25,9 +25,10 @@ namespace {
 // - a file changed under an inotify watch that cannot see it (a remount, a bind mount
 //   replaced, an NFS- or FUSE-backed /etc), and a watch lost to an inotify queue overflow
 //   or to a failed inotify_add_watch (rearm);
-// - the IKE daemon no longer listening on UDP 500 while its unit stays active (no event
-//   for a socket closed), and the unit's state asked again over D-Bus, so that a stopped unit
-//   whose repair was held back (a policy error at the time) is repaired;
+// - the IKE unit's state asked again over D-Bus, so that a stopped unit whose repair was
+//   held back (a policy error at the time) is repaired; not the UDP 500 listener, probed
+//   after each restart or reload only (no event when the socket closes; the unit's signals
+//   and charon's trap policies cover a charon that stops);
 // - the wall clock set (NTP step, suspend): the certificate timer runs on the monotonic
 //   clock, and is rearmed after this reconcile;
 // - the kernel's SA counts in the metrics when no metrics heartbeat is configured.
