@@ -129,6 +129,25 @@ struct CrlReconcileTest : ReconcilerFixture {
     r->reconcile(net);
     runFor(3s);
   }
+  // The IKE daemon started with `crl` as /certs/crl.pem: its first restart, done.
+  void startedWith(const std::string& crl, IkeBackend backend = IkeBackend::racoon) {
+    files.files["/certs/crl.pem"] = crl;
+    make(crlConfig(backend));
+    up();
+    EXPECT_EQ(unit.restarts, 1) << "the first start";
+    unit.complete();
+  }
+  // strongSwan with a cut command: charon started with CRL v1; CRL v2 revokes 0F, is loaded,
+  // and the cut of 0F's peers runs (not done yet). False when no cut runs.
+  bool cutOf0FRunning() {
+    unit.reloadable = true;
+    unit.cuttable = true;
+    startedWith("CRL v1", IkeBackend::strongswan);
+    runFor(60s);
+    land("CRL v2\nrevoked: 0F");
+    unit.complete();
+    return unit.cuts.size() == 1u;
+  }
   // A new CRL file lands, is seen (inotify), and the quiet period passes.
   void land(const std::string& crl) {
     files.files["/certs/crl.pem"] = crl;
@@ -150,10 +169,7 @@ TEST_F(CrlReconcileTest, RacoonFindsTheCrlAsTheCasHashDotR0) {
 }
 
 TEST_F(CrlReconcileTest, ANewCrlRestartsTheIkeDaemonOnce) {
-  files.files["/certs/crl.pem"] = "CRL v1";
-  make(crlConfig());
-  up();
-  unit.complete();
+  startedWith("CRL v1");
   land("CRL v2\nrevoked: 0F");  // a peer revoked
   EXPECT_EQ(unit.restarts, 2) << "SAs with the revoked peer end now";
   unit.complete();
@@ -184,11 +200,7 @@ TEST_F(CrlReconcileTest, WithStrongSwanWithoutACutCommandANewlyRevokedSerialRest
 // charon: no restart, nothing torn down; the log and the status say why.
 TEST_F(CrlReconcileTest, WithStrongSwanARefreshWithTheSameRevokedSetIsLoadedNotARestart) {
   unit.reloadable = true;
-  files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
-  make(crlConfig(IkeBackend::strongswan));
-  up();
-  ASSERT_EQ(unit.restarts, 1);
-  unit.complete();
+  startedWith("CRL v1\nrevoked: 0F", IkeBackend::strongswan);
   runFor(60s);  // past ike.min_interval: a restart would not be held back by it
   land("CRL v2 (next update renewed)\nrevoked: 0F");
   EXPECT_EQ(unit.restarts, 1) << "a routine refresh restarts nothing";
@@ -215,11 +227,7 @@ TEST_F(CrlReconcileTest, WithStrongSwanARefreshWithTheSameRevokedSetIsLoadedNotA
 TEST_F(CrlReconcileTest, WithStrongSwanANewlyRevokedSerialIsLoadedThenOnlyThosePeersAreCut) {
   unit.reloadable = true;
   unit.cuttable = true;
-  files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
-  make(crlConfig(IkeBackend::strongswan));
-  up();
-  ASSERT_EQ(unit.restarts, 1);
-  unit.complete();
+  startedWith("CRL v1\nrevoked: 0F", IkeBackend::strongswan);
   EXPECT_TRUE(unit.cuts.empty()) << "the first CRL: charon starts with it, nothing to cut";
   land("CRL v2\nrevoked: 0F\nrevoked: 77\nrevoked: 78");
   EXPECT_EQ(unit.restarts, 1) << "no restart: every good pair keeps its SAs";
@@ -241,16 +249,7 @@ TEST_F(CrlReconcileTest, WithStrongSwanANewlyRevokedSerialIsLoadedThenOnlyThoseP
 
 // A cut that fails still ends the revoked peers' SAs: by a restart, naming why.
 TEST_F(CrlReconcileTest, WithStrongSwanAFailedCutRestartsInstead) {
-  unit.reloadable = true;
-  unit.cuttable = true;
-  files.files["/certs/crl.pem"] = "CRL v1";
-  make(crlConfig(IkeBackend::strongswan));
-  up();
-  unit.complete();
-  runFor(60s);
-  land("CRL v2\nrevoked: 0F");
-  unit.complete();
-  ASSERT_EQ(unit.cuts.size(), 1u);
+  ASSERT_TRUE(cutOf0FRunning());
   unit.completeCut(std::make_error_code(std::errc::io_error), "exited with status 1: swanctl --list-certs failed");
   runFor(30s);
   EXPECT_EQ(unit.restarts, 2);
@@ -261,16 +260,7 @@ TEST_F(CrlReconcileTest, WithStrongSwanAFailedCutRestartsInstead) {
 // A cut that fails while another load is already pending (no restart can be scheduled then):
 // the serials are cut with that load, not forgotten.
 TEST_F(CrlReconcileTest, WithStrongSwanAFailedCutWhileALoadIsPendingIsCutWithThatLoad) {
-  unit.reloadable = true;
-  unit.cuttable = true;
-  files.files["/certs/crl.pem"] = "CRL v1";
-  make(crlConfig(IkeBackend::strongswan));
-  up();
-  unit.complete();
-  runFor(60s);
-  land("CRL v2\nrevoked: 0F");
-  unit.complete();
-  ASSERT_EQ(unit.cuts.size(), 1u);
+  ASSERT_TRUE(cutOf0FRunning());
   // While the cut runs, the configuration changes (a reload becomes pending).
   net.links[7] = link(7, "ipop", true, {"172.31.0.16/16", "10.9.0.1/16"});
   Config c = crlConfig(IkeBackend::strongswan);
@@ -287,10 +277,7 @@ TEST_F(CrlReconcileTest, WithStrongSwanAFailedCutWhileALoadIsPendingIsCutWithTha
 }
 
 TEST_F(CrlReconcileTest, WithRacoonTheRestartNamesTheNewlyRevokedSerials) {
-  files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
-  make(crlConfig());
-  up();
-  unit.complete();
+  startedWith("CRL v1\nrevoked: 0F");
   land("CRL v2\nrevoked: 0F\nrevoked: 77\nrevoked: 78");
   ASSERT_EQ(unit.restarts, 2);
   EXPECT_TRUE(hasEvent("restart", "restarting racoon.service: the new CRL revokes serials 77, 78"));
@@ -409,11 +396,7 @@ struct CredsLoadTest : CrlReconcileTest {
 // reloads no connection (strongSwan 6's load-conn closes the IKE_SAs without a CHILD_SA even
 // of an unchanged connection). A change of the connections is still the load_command.
 TEST_F(CredsLoadTest, ARefreshAndARevocationAreCredentialLoadsAConfigChangeIsAReload) {
-  files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
-  make(crlConfig(IkeBackend::strongswan));
-  up();
-  ASSERT_EQ(unit.restarts, 1);
-  unit.complete();
+  startedWith("CRL v1\nrevoked: 0F", IkeBackend::strongswan);
   runFor(60s);
   land("CRL v2 (next update renewed)\nrevoked: 0F");
   EXPECT_EQ(unit.restarts, 1);
@@ -450,10 +433,7 @@ TEST_F(CredsLoadTest, ARefreshAndARevocationAreCredentialLoadsAConfigChangeIsARe
 
 // A failed credentials load: charon may not run; the retry is a restart, naming why.
 TEST_F(CredsLoadTest, AFailedCredentialsLoadRestartsInstead) {
-  files.files["/certs/crl.pem"] = "CRL v1";
-  make(crlConfig(IkeBackend::strongswan));
-  up();
-  unit.complete();
+  startedWith("CRL v1", IkeBackend::strongswan);
   runFor(60s);
   land("CRL v2");
   ASSERT_EQ(unit.credLoads, 1);
@@ -466,10 +446,7 @@ TEST_F(CredsLoadTest, AFailedCredentialsLoadRestartsInstead) {
 // Without load_creds_command (an IKE control that has none) a CRL is loaded by a reload.
 TEST_F(CredsLoadTest, WithoutACredentialsLoaderTheCrlIsAReload) {
   unit.credsLoadable = false;
-  files.files["/certs/crl.pem"] = "CRL v1";
-  make(crlConfig(IkeBackend::strongswan));
-  up();
-  unit.complete();
+  startedWith("CRL v1", IkeBackend::strongswan);
   runFor(60s);
   land("CRL v2");
   EXPECT_EQ(unit.credLoads, 0);
@@ -482,10 +459,7 @@ TEST_F(CredsLoadTest, WithoutACredentialsLoaderTheCrlIsAReload) {
 // load and a revocation cuts only the serials charon's CRL did not revoke yet. (Knowing only
 // ike_inputs, the adopting daemon restarted charon for any new CRL.)
 TEST_F(CredsLoadTest, AnAdoptedCharonIsGivenANewCrlLikeOneThisRunStarted) {
-  files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
-  make(crlConfig(IkeBackend::strongswan));
-  up();
-  unit.complete();
+  startedWith("CRL v1\nrevoked: 0F", IkeBackend::strongswan);
   const auto inputs = r->scheduler().startedInputs();
   const auto restartInputs = r->scheduler().startedRestartInputs();
   const auto reloadInputs = r->scheduler().startedReloadInputs();
@@ -519,10 +493,7 @@ TEST_F(CredsLoadTest, AnAdoptedCharonIsGivenANewCrlLikeOneThisRunStarted) {
 // Adopted with only ike_inputs (a state file of an earlier release): the next CRL restarts,
 // as before, since what charon runs with is not known.
 TEST_F(CredsLoadTest, AnAdoptedCharonWithUnknownPartsIsRestartedForANewCrl) {
-  files.files["/certs/crl.pem"] = "CRL v1";
-  make(crlConfig(IkeBackend::strongswan));
-  up();
-  unit.complete();
+  startedWith("CRL v1", IkeBackend::strongswan);
   const auto inputs = r->scheduler().startedInputs();
   make(crlConfig(IkeBackend::strongswan));
   r->assumeIkeStarted(*inputs);
@@ -538,11 +509,7 @@ TEST_F(CredsLoadTest, AnAdoptedCharonWithUnknownPartsIsRestartedForANewCrl) {
 // restarted; a newly revoked serial still restarts it, naming the serial (racoon has no
 // serial -> peer mapping to cut only that peer).
 TEST_F(CrlReconcileTest, WithRacoonARefreshWithTheSameRevokedSetIsWrittenNotARestart) {
-  files.files["/certs/crl.pem"] = "CRL v1\nrevoked: 0F";
-  make(crlConfig());
-  up();
-  ASSERT_EQ(unit.restarts, 1);
-  unit.complete();
+  startedWith("CRL v1\nrevoked: 0F");
   runFor(60s);
   const std::string hashR0 = "/certs/" + certs.caHash + ".r0";
   land("CRL v2 (next update renewed)\nrevoked: 0F");
