@@ -9,6 +9,7 @@
 
 #include "core/render/render_swanctl.hpp"
 #include "reconciler_fixture.hpp"
+#include "strongswan_fixtures.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -19,24 +20,6 @@ using ::testing::Not;
 namespace {
 
 // --- computeDesired with backend strongswan ---------------------------------------------
-Config swanConfig() {
-  Config c;
-  c.sourceFile = "/etc/ipop-ipsec/ipop-ipsecd.yaml";
-  c.ike.backend = IkeBackend::strongswan;
-  c.ike.unit = "strongswan.service";
-  c.xfrm.protectPriority = Config::Xfrm::kStrongswanProtectPriority;
-  c.racoon.certificateDir = "/certs";
-  return c;
-}
-
-CertFiles goodCerts() {
-  CertFiles c;
-  c.ca = "CA";
-  c.cert = "CERT";
-  c.key = "KEY";
-  return c;
-}
-
 const RenderedFile* fileAt(const Desired& d, const std::string& path) {
   for (const auto& f : d.files)
     if (f.path == path) return &f;
@@ -125,6 +108,14 @@ struct ReloadTest : ReconcilerFixture {
     make(swanConfig());
     unit.reloadable = true;  // strongswan.load_command
   }
+  // The tap up at 172.31.0.16: charon started (the first restart), done.
+  void charonStarted() {
+    net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
+    r->reconcile(net);
+    runFor(3s);
+    EXPECT_EQ(unit.restarts, 1) << "the first start";
+    unit.complete();
+  }
 };
 
 TEST_F(ReloadTest, FirstStartRestartsThenAReaddressedTapIsAReload) {
@@ -186,10 +177,7 @@ TEST_F(ReloadTest, AnAddressInANewRangeIsLoadedAsSoonAsTheStepBeforeIsDone) {
 }
 
 TEST_F(ReloadTest, RenewedCertificatesRestartCharon) {
-  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
-  r->reconcile(net);
-  runFor(3s);
-  unit.complete();
+  charonStarted();
   r->certificatesChanged();  // as the daemon does on inotify
   files.files["/certs/host-cert.pem"] = "RENEWED";
   r->reconcile(net);
@@ -200,10 +188,7 @@ TEST_F(ReloadTest, RenewedCertificatesRestartCharon) {
 }
 
 TEST_F(ReloadTest, AFailedReloadFallsBackToARestart) {
-  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
-  r->reconcile(net);
-  runFor(3s);
-  unit.complete();
+  charonStarted();
   net.links[7] = link(7, "ipop", true, {"172.31.0.99/16"});
   r->reconcile(net);
   runFor(3s);
@@ -219,10 +204,7 @@ TEST_F(ReloadTest, AFailedReloadFallsBackToARestart) {
 
 TEST_F(ReloadTest, WithoutAReloaderEveryChangeRestarts) {
   unit.reloadable = false;  // no strongswan.load_command
-  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
-  r->reconcile(net);
-  runFor(3s);
-  unit.complete();
+  charonStarted();
   net.links[7] = link(7, "ipop", true, {"172.31.0.99/16"});
   r->reconcile(net);
   runFor(30s);
@@ -231,10 +213,7 @@ TEST_F(ReloadTest, WithoutAReloaderEveryChangeRestarts) {
 }
 
 TEST_F(ReloadTest, NothingIsLoadedOrStartedWhileIpopIsDown) {
-  net.links[7] = link(7, "ipop", true, {"172.31.0.16/16"});
-  r->reconcile(net);
-  runFor(3s);
-  unit.complete();
+  charonStarted();
   net.links[7] = link(7, "ipop", false, {"172.31.0.16/16"});
   r->reconcile(net);
   runFor(60s);

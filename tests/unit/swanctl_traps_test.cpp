@@ -14,28 +14,17 @@
 #include "core/reconcile/ike_health.hpp"
 #include "core/render/render_swanctl.hpp"
 #include "reconciler_fixture.hpp"
+#include "strongswan_fixtures.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
 
 namespace {
 
-Config swanConfig() {
-  Config c;
-  c.sourceFile = "/etc/ipop-ipsec/ipop-ipsecd.yaml";
-  c.ike.backend = IkeBackend::strongswan;
-  c.ike.unit = "strongswan.service";
-  c.xfrm.protectPriority = Config::Xfrm::kStrongswanProtectPriority;
-  c.racoon.certificateDir = "/certs";
-  c.protect.ipv6 = true;  // ranges: auto, IPv6 ranges too
-  return c;
-}
-
-CertFiles goodCerts() {
-  CertFiles c;
-  c.ca = "CA";
-  c.cert = "CERT";
-  c.key = "KEY";
+// strongSwan with IPv6 ranges too (ranges: auto).
+Config dualStackConfig() {
+  Config c = swanConfig();
+  c.protect.ipv6 = true;
   return c;
 }
 
@@ -86,7 +75,7 @@ std::set<std::string> expected(const Config& cfg, const Desired& d) {
 }
 
 TEST(SwanctlTraps, DualStackNodeOneTrapPerFamilyAsTheHealthCheckExpects) {
-  Config cfg = swanConfig();
+  Config cfg = dualStackConfig();
   NetSnapshot net;
   net.links[2] = link(2, "eth0", true, {"192.168.1.5/24"});
   net.links[7] = link(7, "ipop", true, {"172.31.0.16/16", "fd50:1234::16/64", "fe80::16/64"});
@@ -103,7 +92,7 @@ TEST(SwanctlTraps, DualStackNodeOneTrapPerFamilyAsTheHealthCheckExpects) {
 }
 
 TEST(SwanctlTraps, Ipv6OnlyNodeAndARangeWithoutAddressAgreeToo) {
-  Config cfg = swanConfig();
+  Config cfg = dualStackConfig();
   cfg.protect.autoRanges = false;
   cfg.protect.ranges = {C("fd50:1234::/64"), C("fd50:99::/64")};
   NetSnapshot net;
