@@ -254,6 +254,11 @@ class Reconciler {
   // Ranges in force (committed) and remembered ones the tap has not confirmed yet
   // (provisional), with their rules: core/reconcile/range_memory.hpp.
   RangeMemory ranges_;
+  // After a full read of the kernel's policies (`kernel`: the daemon's, as list() gave them):
+  // the earlier priorities none of them carries any more stop being the daemon's
+  // (PolicyOwnership::forgetUnused), so that a policy another process puts there later is
+  // not taken for one of its own.
+  void forgetGonePriorities(const std::vector<Policy>& kernel);
   bool ipopSeen_ = false, tapLinkUp_ = false, tapCameUp_ = false;
   int tapIndex_ = 0;
   std::uint64_t tapUpCount_ = 0;  // LinkState::upCount at the last reconcile

@@ -23,6 +23,8 @@ void Reconciler::reconcilePolicies(const NetSnapshot& net) {
     status_.lastError = "cannot read the kernel's policies: " + ec.message();
     emit(Severity::error, EventKind::kernelUnreadable, "", status_.lastError);
     return;
+  } else {
+    forgetGonePriorities(current);
   }
   {
     // Policies the kernel held after the last apply and no longer holds: removed behind the
@@ -80,6 +82,19 @@ void Reconciler::reconcilePolicies(const NetSnapshot& net) {
     policyPart_ = std::move(d);
     policyStep_ = PolicyStep::applied;
   }
+}
+
+void Reconciler::forgetGonePriorities(const std::vector<Policy>& kernel) {
+  PolicyOwnership owned = policies_.ownership();
+  const std::vector<std::uint32_t> before = owned.earlier();
+  owned.forgetUnused(kernel);
+  if (owned.earlier() == before) return;
+  std::string gone;
+  for (auto p : before)
+    if (!owned.owns(p)) gone += (gone.empty() ? "" : ", ") + std::to_string(p);
+  policies_.setOwnership(std::move(owned));
+  emit(Severity::info, EventKind::policiesObserved, "",
+       "priority " + gone + " no longer carries any of this daemon's policies: it is no longer the daemon's");
 }
 
 // The tap's transitions, seen at every policy step (a flap within one burst of events is
