@@ -18,26 +18,25 @@ inline Cidr cidr(const char* s) {
   return *c;
 }
 
-inline Policy protect(Direction d, const char* src, const char* dst, PolicyLevel level = PolicyLevel::require,
-                      std::uint32_t priority = 250000) {
+inline Policy policy(Direction d, const char* src, const char* dst, PolicyAction action, std::uint32_t priority) {
   Policy p;
   p.dir = d;
   p.sel.src = cidr(src);
   p.sel.dst = cidr(dst);
-  p.action = PolicyAction::protect;
-  p.level = level;
+  p.action = action;
   p.priority = priority;
   return p;
 }
 
-inline Policy bypass(Direction d, const char* src, const char* dst, std::uint32_t priority = 1000) {
-  Policy p;
-  p.dir = d;
-  p.sel.src = cidr(src);
-  p.sel.dst = cidr(dst);
-  p.action = PolicyAction::bypass;
-  p.priority = priority;
+inline Policy protect(Direction d, const char* src, const char* dst, PolicyLevel level = PolicyLevel::require,
+                      std::uint32_t priority = 250000) {
+  Policy p = policy(d, src, dst, PolicyAction::protect, priority);
+  p.level = level;
   return p;
+}
+
+inline Policy bypass(Direction d, const char* src, const char* dst, std::uint32_t priority = 1000) {
+  return policy(d, src, dst, PolicyAction::bypass, priority);
 }
 
 // fd50::/64's bypass of ICMPv6 `type` (neighbour discovery: 133..136).
