@@ -9,6 +9,7 @@
 #include <random>
 
 #include "core/policy/policy.hpp"
+#include "support/policy_builders.hpp"
 
 namespace ipopsec {
 namespace {
@@ -16,21 +17,12 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-Cidr C(const char* text) {
-  auto c = Cidr::parse(text);
-  if (!c) throw std::invalid_argument(std::string("bad CIDR in test: ") + text);
-  return *c;
-}
+Cidr C(const char* text) { return test::cidr(text); }
 
 Policy P(Direction dir, const char* src, const char* dst, PolicyAction action, std::uint32_t prio,
          PolicyLevel level = PolicyLevel::require) {
-  Policy p;
-  p.dir = dir;
-  p.sel.src = C(src);
-  p.sel.dst = C(dst);
-  p.action = action;
+  Policy p = test::policy(dir, src, dst, action, prio);
   p.level = level;
-  p.priority = prio;
   return p;
 }
 
