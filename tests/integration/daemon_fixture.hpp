@@ -24,6 +24,7 @@
 #include "integration/netns.hpp"
 #include "integration/pki_fixtures.hpp"
 #include "integration/protection.hpp"
+#include "integration/tap_carrier.hpp"
 #include "os/netlink/xfrm.hpp"
 
 namespace ipopsec::test {
@@ -70,6 +71,12 @@ class DaemonFixture : public ::testing::Test {
         << (dir_ / "ipsec-tools.conf").string() << "\n  certificate_dir: " << (dir_ / "certs").string() << "\n"
         << "daemon:\n  state_dir: " << (dir_ / "run").string() << "\n  remember_dir: " << (dir_ / "lib").string() << "\n  log_level: debug\n"
         << daemonExtra << extra;
+  }
+
+  // The tap IPOP makes, up at `addr`, held open as IPOP's controller holds it (carrier_).
+  void tapUp(const std::string& addr = "10.254.0.16/16") {
+    sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add " + addr + " dev ipop");
+    carrier_ = TapCarrier("ipop");
   }
 
   void startDaemon() { daemon_.start(IPOPSEC_BINARY, dir_ / "ipop-ipsecd.yaml", dir_ / "daemon.log"); }
@@ -129,6 +136,7 @@ class DaemonFixture : public ::testing::Test {
 
   fs::path dir_;
   DaemonProcess daemon_;
+  TapCarrier carrier_;  // tapUp's: IPOP's controller holding the tap open
   pid_t acquireMonitor_ = -1;
 };
 

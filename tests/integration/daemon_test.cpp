@@ -37,8 +37,7 @@ TEST_F(DaemonTest, TapCreatedAfterStartGetsPoliciesAndOneRestartAfterTheAddressE
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return stateHas("\"tap_state\": \"absent\""); }));
   EXPECT_TRUE(owned().empty());
-  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
-  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
+  tapUp();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16"); }));
   // out and in, ESP transport, required.
   std::string xfrm = sh("ip xfrm policy");
@@ -86,8 +85,7 @@ TEST_F(DaemonTest, TheFirstStartFollowsTheAddressAtOnceNotAfterTheQuietPeriod) {
 
 TEST_F(DaemonTest, AddressMovedToAnotherRangeNeverLeavesTheRangeWithoutPolicies) {
   writeConfig("  ranges: auto\n");
-  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
-  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
+  tapUp();
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
   // Sample the SPD as fast as we can while the address moves.
@@ -115,8 +113,7 @@ TEST_F(DaemonTest, AddressMovedWithListenOnTapRestartsTheIkeDaemonOnceMore) {
     text.replace(text.find("racoon:\n"), 8, "racoon:\n  listen_on_tap: true\n");
     std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
   }
-  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
-  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
+  tapUp();
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
   sh("ip addr add 10.77.0.16/16 dev ipop && ip addr del 10.254.0.16/16 dev ipop");
@@ -195,8 +192,7 @@ TEST_F(DaemonTest, PlaintextToTheRangeIsDroppedAndAnAcquireIsRaised) {
 
 TEST_F(DaemonTest, SigkillAndRestartKeepsPoliciesWithoutDuplicatesOrExtraRestart) {
   writeConfig("  ranges: auto\n");
-  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
-  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
+  tapUp();
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
   ASSERT_TRUE(waitFor([&] { return stateHas("\"last_restart_result\": \"done\""); }));
@@ -223,8 +219,7 @@ TEST_F(DaemonTest, ReloadWithANewRestartCommandWhileARestartRunsIsSafe) {
   std::string text = readFile(dir_ / "ipop-ipsecd.yaml");
   text.replace(text.find("restart.sh"), std::string("restart.sh").size(), "slow.sh");
   std::ofstream(dir_ / "ipop-ipsecd.yaml") << text;
-  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
-  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
+  tapUp();
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return countLinesIn(dir_ / "slow.log") == 1; })) << "the slow restart is running";
   writeConfig("  ranges: auto\n");  // back to restart.sh
@@ -289,8 +284,7 @@ namespace {
 // applied; daemon.state_dir is refused by name (it needs a restart), and the refusal is kept.
 TEST_F(DaemonTest, ReloadAppliesTheLogLevelAndRefusesAStateDirChangeByName) {
   writeConfig("  ranges: auto\n");
-  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
-  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
+  tapUp();
   startDaemon();
   ASSERT_TRUE(waitFor([&] { return protects("10.254.0.0/16") && restarts() == 1; }));
   auto debugLines = [&] {
@@ -336,8 +330,7 @@ TEST_F(DaemonTest, OneStatusLinePerChange) {
   };
   ASSERT_TRUE(waitFor([&] { return statusLines() >= 1; }));
   int before = statusLines();
-  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
-  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
+  tapUp();
   ASSERT_TRUE(waitFor([&] { return restarts() == 1 && stateHas("\"last_restart_result\": \"done\""); }));
   ASSERT_TRUE(waitFor([&] { return statusLines() > before; }));
   std::this_thread::sleep_for(300ms);  // past the 100 ms coalescing window: any further line is out

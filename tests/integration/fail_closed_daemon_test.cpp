@@ -19,10 +19,6 @@ class FailClosedDaemonTest : public DaemonFixture {
  protected:
   std::string log() { return readFile(dir_ / "daemon.log"); }
   bool logHas(const std::string& s) { return log().find(s) != std::string::npos; }
-  void tapUp(const char* addr) {
-    sh(std::string("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add ") + addr + " dev ipop");
-    carrier_ = TapCarrier("ipop");  // IPOP's controller holds the tap open: carrier
-  }
   // The daemon started on `config`'s ranges with the tap at `addr`, and `range` protected
   // (bounded wait): false when it never was.
   bool protecting(const std::string& config, const char* addr, const char* range) {
@@ -36,7 +32,6 @@ class FailClosedDaemonTest : public DaemonFixture {
     sh("ip link add docker0 type veth peer name d0p && ip addr add 172.31.200.1/24 dev docker0 && "
        "ip link set docker0 up");
   }
-  TapCarrier carrier_;
 };
 
 // 1a: another interface (docker0) gets an address inside the protected range.

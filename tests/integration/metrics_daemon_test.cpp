@@ -70,8 +70,7 @@ TEST_F(MetricsDaemonTest, FileSaysTheRangeIsProtectedAndHealthyAndIsReplacedAtom
   EXPECT_THAT(metrics(), HasSubstr("ipop_ipsec_healthy 0\n"));
   EXPECT_THAT(metrics(), HasSubstr("ipop_ipsec_policies_installed 4\n"));
 
-  sh("ip tuntap add dev ipop mode tap && ip link set ipop up && ip addr add 10.254.0.16/16 dev ipop");
-  TapCarrier carrier("ipop");  // IPOP's controller holds the tap open: carrier
+  tapUp();
   ASSERT_TRUE(waitFor([&] { return says("ipop_ipsec_healthy 1\n") && says("ipop_ipsec_ike_restarts_total 1\n"); }))
       << metrics();
   std::string text = metrics();
