@@ -533,10 +533,14 @@ TEST_F(DaemonWiringTest, TheWatchdogIsPingedAtHalfItsPeriodOnlyWhenAskedFor) {
 // and the metrics heartbeat when they are configured. An hour of virtual time after a change
 // has settled: every timer that fires is counted, the watchdog's pings apart.
 TEST_F(DaemonWiringTest, AnIdleDaemonWakesNoMoreOftenThanEveryFiveMinutesBeyondTheWatchdog) {
-  for (const bool watchdog : {false, true}) {
-    SCOPED_TRACE(watchdog ? "WatchdogSec=20s" : "no watchdog");
+  const std::string metrics = (dir / "m.prom").string();
+  for (const int run : {0, 1, 2}) {
+    const bool watchdog = run == 1, heartbeat = run == 2;
+    SCOPED_TRACE(watchdog ? "WatchdogSec=20s" : heartbeat ? "daemon.metrics_interval 60s" : "no watchdog");
     daemon.reset();
     watchdogPeriod = watchdog ? std::optional<std::chrono::microseconds>(20s) : std::nullopt;
+    writeConfig("  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n", "",
+                heartbeat ? "  metrics_file: " + metrics + "\n  metrics_interval: 60s\n" : "");
     start();
     tapUp();
     ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
@@ -550,9 +554,10 @@ TEST_F(DaemonWiringTest, AnIdleDaemonWakesNoMoreOftenThanEveryFiveMinutesBeyondT
     const int pinged = notifier->watchdogs - pings;
     EXPECT_EQ(pinged, watchdog ? 360 : 0) << "the watchdog every 10 s (half its period)";
     ASSERT_GE(woke.size(), static_cast<std::size_t>(pinged));
-    // The other wakeups: the resync, every 5 minutes (12 in the hour), nothing else.
-    EXPECT_EQ(woke.size() - pinged, 12u) << "wakeups in an idle hour besides the watchdog";
-    if (!watchdog) {
+    // The other wakeups: the resync, every 5 minutes (12 in the hour), and the metrics
+    // heartbeat every minute when configured (60), nothing else.
+    EXPECT_EQ(woke.size() - pinged, heartbeat ? 72u : 12u) << "wakeups in an idle hour besides the watchdog";
+    if (run == 0) {
       ASSERT_FALSE(woke.empty());
       for (std::size_t i = 1; i < woke.size(); ++i)
         EXPECT_GE(woke[i] - woke[i - 1], std::chrono::minutes(5)) << "a wakeup " << (woke[i] - t0) / 1ms << " ms into the hour";
