@@ -2,7 +2,7 @@
 // IKE control `command` with a script that logs each restart): an invalid set never
 // restarts the IKE daemon and is reported in the log and state.json; a renewal in place
 // (cp over the old files, or an editor's write-and-rename) is seen through inotify and
-// restarts it exactly once, well before the 30 s resync could have noticed.
+// restarts it exactly once, well before the 5-minute resync could have noticed.
 
 #include <signal.h>
 #include <unistd.h>

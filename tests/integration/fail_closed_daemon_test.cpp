@@ -1,7 +1,7 @@
 // Issue "Fail closed under every condition", on the real kernel with the real daemon: each
 // hole found by trying to break the promise, reproduced in a private network namespace.
 // A conflict never takes away protection in force; policies deleted behind the daemon's
-// back come back at once (XFRM policy events, not the 30 s resync); a kernel refusal is
+// back come back at once (XFRM policy events, not the 5-minute resync); a kernel refusal is
 // never logged as protection; a changed priority is migrated, not stuck.
 
 #include <chrono>
@@ -72,7 +72,7 @@ TEST_F(FailClosedDaemonTest, ReloadToARefusedRangeKeepsTheRangeInForce) {
   EXPECT_FALSE(logHas("no longer protecting"));
 }
 
-// 2: an operator's flush is repaired by the policy event, long before the 30 s resync.
+// 2: an operator's flush is repaired by the policy event, long before the 5-minute resync.
 TEST_F(FailClosedDaemonTest, PoliciesFlushedBehindItsBackComeBackAtOnce) {
   ASSERT_TRUE(protecting("  ranges: auto\n", "172.31.0.16/16", "172.31.0.0/16"));
   for (const char* cmd : {"ip xfrm policy flush", "ip xfrm policy deleteall priority 250000",

@@ -20,7 +20,7 @@
 //   a move (add, then delete) is checked after its first half too;
 // so an added range is protected, a dropped one is gone, exclusions are as configured. Also:
 // no policy of the daemon's priorities is duplicated; every foreign policy the test added is
-// untouched. The bound is far under the daemon's 30 s resync (the reaction to events); the
+// untouched. The bound is far under the daemon's 5-minute resync (the reaction to events); the
 // largest time seen is printed. A SIGHUP's step waits for that reload's own outcome in the
 // log ("reloaded", "reload refused"), counted, not any earlier one.
 // CI: IPOPSEC_HUNT_SEED=1, 120 steps. Long runs: IPOPSEC_HUNT_SEED=random IPOPSEC_HUNT_STEPS=2000;

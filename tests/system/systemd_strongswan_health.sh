@@ -62,7 +62,7 @@ t0=$(now)
 sys_run systemctl stop strongswan.service
 sys_wait "the stop is reported" 5 journal_has "strongswan.service is inactive while IPOP is up"
 stop_seen=$(since "$t0")
-check "the stop was reported within 1 s (systemd's signal, not the 30 s resync)" \
+check "the stop was reported within 1 s (systemd's signal, not the 5-minute resync)" \
   awk -v s="$stop_seen" 'BEGIN { exit !(s < 1.0) }'
 sys_wait "strongswan.service active again" 30 eval '[[ $(sw ActiveState) == active ]]'
 sys_wait "healthy again" 30 healthy
@@ -94,7 +94,7 @@ sys_log "FIGURE SIGKILL of charon -> not healthy ${kill_seen} s, healthy again $
 # --- 5. ike.unit names an alias -----------------------------------------------------------
 # Debian's strongswan.service has Alias=strongswan-swanctl.service. systemd sends the unit's
 # PropertiesChanged on the path of its own name, not the alias's: the daemon must follow the
-# path LoadUnit returns, or a stop is seen only at the 30 s resync.
+# path LoadUnit returns, or a stop is seen only at the 5-minute resync.
 sys_run sed -i 's/^  unit: strongswan.service$/  unit: strongswan-swanctl.service/' /etc/ipop-ipsec/ipop-ipsecd.yaml
 check "the config names the alias" sys_run grep -q '^  unit: strongswan-swanctl.service$' /etc/ipop-ipsec/ipop-ipsecd.yaml
 sys_run systemctl restart ipop-ipsecd.service
@@ -105,7 +105,7 @@ t0=$(now)
 sys_run systemctl stop strongswan-swanctl.service
 sys_wait "the stop of the alias is reported" 5 journal_has "strongswan-swanctl.service is inactive while IPOP is up"
 alias_seen=$(since "$t0")
-check "the stop was reported within 1 s through the alias (systemd's signal, not the 30 s resync)" \
+check "the stop was reported within 1 s through the alias (systemd's signal, not the 5-minute resync)" \
   awk -v s="$alias_seen" 'BEGIN { exit !(s < 1.0) }'
 sys_wait "strongswan.service active again" 30 eval '[[ $(sw ActiveState) == active && $(sw MainPID) != '"$pid"' ]]'
 sys_wait "healthy again" 30 healthy

@@ -76,7 +76,7 @@ grep -q listening "$W/tcpdump.err" || fatal "tcpdump does not capture on br0: $(
 # start_node I CERTDIR: namespace, strongswan.conf, daemon config, daemon (no tap yet).
 # The node's certificate directory is a copy of CERTDIR on the guest's tmpfs, as on a real
 # node's disk: inotify sees no change in a hostfs directory (UML 6.1's hostfs makes a new
-# inode at every lookup), so the daemon would see a new file only at its 30 s resync.
+# inode at every lookup), so the daemon would see a new file only at its 5-minute resync.
 start_node() {
   local i=$1 d=$W/n$1 run=/run/mesh/n$1 crl= certs=/run/mesh/n$1/certs
   mkdir -p "$certs"
