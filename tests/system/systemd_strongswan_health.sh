@@ -6,7 +6,7 @@
 #      daemon's are back at once; charon's trap is missing, so the node is not healthy, and
 #      the daemon restarts strongswan.service saying why; healthy again once the trap is back.
 #   2. `systemctl stop strongswan`: seen by systemd's PropertiesChanged signal (not at the
-#      30 s resync), reported, and repaired by a restart that says why.
+#      5-minute resync), reported, and repaired by a restart that says why.
 #   3. SIGKILL of charon: systemd's own Restart=on-abnormal brings it back; meanwhile not
 #      healthy; healthy again after.
 #   4. The metrics file's timestamp advances while idle, and `systemctl stop ipop-ipsecd`
