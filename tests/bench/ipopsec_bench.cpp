@@ -194,6 +194,10 @@ std::string inFreshNetnsResult(const std::function<std::string()>& body) {
 // port never bound would leave that polling in every figure.
 struct Work {
   fs::path dir;
+  // daemon.state_dir on tmpfs, as in production (/run/ipop-ipsec, systemd's RuntimeDirectory=):
+  // the rendered files, certificates and remember_dir stay on the disk under `dir`, as /etc
+  // and /var/lib are.
+  fs::path run;
   int ikePort = -1;
   explicit Work(const std::string& name, bool certs = true) {
     ikePort = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -205,7 +209,9 @@ struct Work {
     dir = fs::temp_directory_path() / ("ipopsec-bench-" + std::to_string(::getpid()) + "-" + name);
     fs::remove_all(dir);
     fs::create_directories(dir / "certs");
-    fs::create_directories(dir / "run");
+    run = fs::path("/run") / ("ipopsec-bench-" + std::to_string(::getpid()) + "-" + name);
+    fs::remove_all(run);
+    fs::create_directories(run);
     if (certs) {
       auto spec = hostSpec("10.254.0.16");
       spec.ips.push_back("10.77.0.16");
@@ -217,6 +223,7 @@ struct Work {
   ~Work() {
     ::close(ikePort);
     fs::remove_all(dir);
+    fs::remove_all(run);
   }
   fs::path config(const std::string& protect, const std::string& ike = "") const {
     auto p = dir / "ipop-ipsecd.yaml";
@@ -224,11 +231,11 @@ struct Work {
                      << "ike:\n  control: command\n  restart_command: [\"" << (dir / "restart.sh").string() << "\"]\n"
                      << ike << "racoon:\n  config: " << (dir / "racoon.conf").string() << "\n  spd_file: "
                      << (dir / "ipsec-tools.conf").string() << "\n  certificate_dir: " << (dir / "certs").string()
-                     << "\ndaemon:\n  state_dir: " << (dir / "run").string() << "\n  remember_dir: " << (dir / "lib").string() << "\n  log_level: warn\n";
+                     << "\ndaemon:\n  state_dir: " << run.string() << "\n  remember_dir: " << (dir / "lib").string() << "\n  log_level: warn\n";
     return p;
   }
   int restarts() const { return countLinesIn(dir / "restarts.log"); }
-  std::string state() const { return readFile(dir / "run" / "state.json"); }
+  std::string state() const { return readFile(run / "state.json"); }
 };
 
 std::vector<Policy> ownedPolicies() {
@@ -425,7 +432,9 @@ void benchLatency() {
                "just before its request) and waits for the RTM_NEWADDR (rtnetlink) and both policies (XFRMNLGRP_POLICY), "
                "CLOCK_MONOTONIC at the receipt of each message. The reference is "
                "the least a program can do (tests/bench/reference_peer.cpp): on RTM_NEWADDR on the tap, compute the "
-               "range and send both policies in one sendmsg, acks read after; no checks, no files, no state.\n\n";
+               "range and send both policies in one sendmsg, acks read after; no checks, no files, no state. The daemon "
+               "writes its files as on a node: daemon.state_dir (state.json, ipop-up) on tmpfs under /run, the rendered "
+               "files and daemon.remember_dir on the disk, each write fsync'ed.\n\n";
   struct Row {
     std::string who;
     Stats st;
@@ -964,10 +973,10 @@ void benchLeak() {
       for (int t = mode == 2 ? -1 : 0; t < trials; ++t) {
         flushOwned();
         DaemonProcess daemon;
-        ::unlink((w.dir / "run" / "state.json").c_str());
+        ::unlink((w.run / "state.json").c_str());
         if (mode == 1) ::unlink((w.dir / "lib" / "auto-ranges").c_str());  // never seen this range
         daemon.start(g_binary, cfg, w.dir / "daemon.log");
-        bool failed = !waitUntil([&] { return fs::exists(w.dir / "run" / "state.json"); }, 10s);
+        bool failed = !waitUntil([&] { return fs::exists(w.run / "state.json"); }, 10s);
         // R->R and ANY->R, out and in.
         if (!failed && (mode == 0 || (mode == 2 && t >= 0)) && !waitUntil([&] { return ownedPolicies().size() == 4; }, 10s))
           failed = true;
