@@ -16,6 +16,7 @@
 #include <string>
 
 #include "daemon/daemon.hpp"
+#include "daemon_fakes.hpp"
 #include "fakes.hpp"
 #include "reconciler_fixture.hpp"
 
@@ -25,7 +26,7 @@ namespace {
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-struct DaemonWiringTest : ::testing::Test {
+struct DaemonWiringTest : ::testing::Test, FakePortPointers {
   void SetUp() override {
     dir = fs::temp_directory_path() / ("ipopsec-wiring-" + std::to_string(::getpid()) + "-" +
                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -39,55 +40,17 @@ struct DaemonWiringTest : ::testing::Test {
     fs::remove_all(dir);
   }
 
-  // The keys every test shares; `ike`, `extra` and `xfrm` vary.
+  // The keys every test shares (daemon_fakes.hpp); `ike`, `extra` and the others vary.
   void writeConfig(const std::string& ike = "  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n",
                    const std::string& extra = "", const std::string& daemonExtra = "",
                    const std::string& racoonExtra = "", const std::string& protectExtra = "") {
-    std::ofstream(configPath) << "ipop:\n  interface: ipop\nprotect:\n  ranges: auto\n" << protectExtra
-                              << "ike:\n" << ike << "  quiet_period: 1ms\n  min_interval: 1ms\n"
-                              << "racoon:\n  config: /etc/racoon/racoon.conf\n  spd_file: /etc/ipsec-tools.conf\n"
-                              << "  certificate_dir: /certs\n" << racoonExtra
-                              << "daemon:\n  state_dir: " << (dir / "run").string()
-                              << "\n  remember_dir: \"\"\n"
-                              << daemonExtra << extra;
+    writeDaemonTestConfig(configPath, dir / "run", ike, extra, daemonExtra, racoonExtra, protectExtra);
   }
 
   void start() {
-    DaemonPorts p;
-    auto fileStore = std::make_unique<FakeFileStore>();
-    files = fileStore.get();
-    files->files["/certs/cacert.pem"] = "CA";
-    files->files["/certs/host-cert.pem"] = "CERT";
-    files->files["/certs/host-key.pem"] = "KEY";
-    auto inspector = std::make_unique<FakeCertificateInspector>(*files);
-    certs = inspector.get();
-    auto linkMonitor = std::make_unique<FakeLinkMonitor>();
-    links = linkMonitor.get();
-    links->net.links[1] = link(1, "lo", true, {"127.0.0.1/8"});
-    links->net.links[2] = link(2, "eth0", true, {"192.168.1.5/24"});
-    auto table = std::make_unique<FakePolicyTable>();
-    policies = table.get();
-    auto watch = std::make_unique<FakePolicyWatch>();
-    policyWatch = watch.get();
-    auto controller = std::make_unique<FakeIkeController>();
-    ike = controller.get();
-    auto notify = std::make_unique<FakeNotifier>();
-    notifier = notify.get();
-    notifier->watchdogPeriod = watchdogPeriod;
-    auto certWatch = std::make_unique<FakeDirectoryWatch>();
-    dirWatch = certWatch.get();
-    p.files = std::move(fileStore);
-    p.certs = std::move(inspector);
-    p.links = std::move(linkMonitor);
-    p.policies = std::move(table);
-    p.policyWatch = std::move(watch);
-    p.ike = std::move(controller);
-    p.notifier = std::move(notify);
-    p.certWatch = std::move(certWatch);
-    auto fakeClock = std::make_unique<FakeClock>();
-    clock = fakeClock.get();
-    p.clock = std::move(fakeClock);  // virtual time: runUntil() moves it
-    daemon = std::make_unique<Daemon>(io, configPath, loadConfig(), std::move(p));
+    FakeDaemonPorts f(watchdogPeriod);
+    pointers() = f;  // the clock is virtual time: runUntil() moves it
+    daemon = std::make_unique<Daemon>(io, configPath, loadConfig(), std::move(f.ports));
     ASSERT_EQ(daemon->start(), 0);
   }
   Config loadConfig();
@@ -129,15 +92,6 @@ struct DaemonWiringTest : ::testing::Test {
   std::string configPath;
   boost::asio::io_context io;
   std::unique_ptr<Daemon> daemon;
-  FakeFileStore* files = nullptr;
-  FakeLinkMonitor* links = nullptr;
-  FakePolicyTable* policies = nullptr;
-  FakePolicyWatch* policyWatch = nullptr;
-  FakeIkeController* ike = nullptr;
-  FakeNotifier* notifier = nullptr;
-  FakeDirectoryWatch* dirWatch = nullptr;
-  FakeClock* clock = nullptr;
-  FakeCertificateInspector* certs = nullptr;
 };
 
 }  // namespace

@@ -18,6 +18,7 @@
 
 #include "core/reconcile/reconciler.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon_fakes.hpp"
 #include "fakes.hpp"
 #include "os/clock.hpp"
 #include "os/files/config_loader.hpp"
@@ -77,45 +78,17 @@ TEST_F(ReactionOrderTest, PolicyStepWritesNoFileAndTheFileStepFollowsTheLastStat
 
 // The daemon: N address changes back to back (each its own rtnetlink batch) have their
 // policies applied at once, one after the other; the files are written once, after the last.
-struct DaemonReactionTest : ::testing::Test {
+struct DaemonReactionTest : ::testing::Test, FakePortPointers {
   void SetUp() override {
     dir = fs::temp_directory_path() / ("ipopsec-reaction-" + std::to_string(::getpid()) + "-" +
                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir);
     fs::create_directories(dir / "run");
     configPath = (dir / "ipop-ipsecd.yaml").string();
-    std::ofstream(configPath) << "ipop:\n  interface: ipop\nprotect:\n  ranges: auto\n"
-                              << "ike:\n  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n"
-                              << "  quiet_period: 1ms\n  min_interval: 1ms\n"
-                              << "racoon:\n  config: /etc/racoon/racoon.conf\n  spd_file: /etc/ipsec-tools.conf\n"
-                              << "  certificate_dir: /certs\n"
-                              << "daemon:\n  state_dir: " << (dir / "run").string() << "\n  remember_dir: \"\"\n";
-    DaemonPorts p;
-    auto fileStore = std::make_unique<FakeFileStore>();
-    files = fileStore.get();
-    files->files["/certs/cacert.pem"] = "CA";
-    files->files["/certs/host-cert.pem"] = "CERT";
-    files->files["/certs/host-key.pem"] = "KEY";
-    p.certs = std::make_unique<FakeCertificateInspector>(*files);
-    auto linkMonitor = std::make_unique<FakeLinkMonitor>();
-    links = linkMonitor.get();
-    links->net.links[1] = link(1, "lo", true, {"127.0.0.1/8"});
-    links->net.links[2] = link(2, "eth0", true, {"192.168.1.5/24"});
-    auto table = std::make_unique<FakePolicyTable>();
-    policies = table.get();
-    auto controller = std::make_unique<FakeIkeController>();
-    ike = controller.get();
-    p.files = std::move(fileStore);
-    p.links = std::move(linkMonitor);
-    p.policies = std::move(table);
-    p.policyWatch = std::make_unique<FakePolicyWatch>();
-    p.ike = std::move(controller);
-    p.notifier = std::make_unique<FakeNotifier>();
-    p.certWatch = std::make_unique<FakeDirectoryWatch>();
-    auto fakeClock = std::make_unique<FakeClock>();  // virtual time: only what the events and the test do
-    clock = fakeClock.get();
-    p.clock = std::move(fakeClock);
-    daemon = std::make_unique<Daemon>(io, configPath, ipopsec::loadConfig(configPath), std::move(p));
+    writeDaemonTestConfig(configPath, dir / "run");
+    FakeDaemonPorts f;
+    pointers() = f;  // the clock is virtual time: only what the events and the test do
+    daemon = std::make_unique<Daemon>(io, configPath, ipopsec::loadConfig(configPath), std::move(f.ports));
     ASSERT_EQ(daemon->start(), 0);
     // Each write notes how many policy changes the kernel had taken by then.
     files->onWrite = [this](const std::string& path) { writes.emplace_back(path, policies->log.size()); };
@@ -139,11 +112,6 @@ struct DaemonReactionTest : ::testing::Test {
   std::string configPath;
   boost::asio::io_context io;
   std::unique_ptr<Daemon> daemon;
-  FakeFileStore* files = nullptr;
-  FakeLinkMonitor* links = nullptr;
-  FakePolicyTable* policies = nullptr;
-  FakeIkeController* ike = nullptr;
-  FakeClock* clock = nullptr;
   std::vector<std::pair<std::string, std::size_t>> writes;
 };
 
