@@ -168,7 +168,7 @@ void Daemon::runFileStep() {
   if (stopping_) return;
   auto t0 = std::chrono::steady_clock::now();
   inFileStep_ = true;  // the metrics are written once, below, with this reconcile's duration
-  reconciler_->reconcileFiles(ports_.links->snapshot());
+  reconciler_->reconcileFiles();
   inFileStep_ = false;
   auto fileStep = std::chrono::steady_clock::now() - t0;
   auto us = [](auto d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count(); };

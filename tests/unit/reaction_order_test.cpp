@@ -60,7 +60,7 @@ TEST_F(ReactionOrderTest, PolicyStepWritesNoFileAndTheFileStepFollowsTheLastStat
   EXPECT_FALSE(holdsOut(policies, "172.31.0.0/16")) << "the range the tap left goes (make before break)";
   EXPECT_EQ(files.writes, before) << "still no file written";
   EXPECT_EQ(r->status().protectedRanges, std::vector<Cidr>{C("172.30.0.0/16")}) << "status says what the kernel holds";
-  r->reconcileFiles(net);
+  r->reconcileFiles();
   EXPECT_FALSE(r->filesPending());
   EXPECT_EQ(files.files["/run/ipop-ipsec/ipop-up"], "172.30.0.16\n") << "the flag for the last state";
   EXPECT_NE(files.files["/etc/ipsec-tools.conf"].find("172.30.0.0/16"), std::string::npos);
@@ -72,7 +72,7 @@ TEST_F(ReactionOrderTest, PolicyStepWritesNoFileAndTheFileStepFollowsTheLastStat
   r->onTimer(net);
   EXPECT_EQ(unit.restarts, 1);
   const int after = files.writes;
-  r->reconcileFiles(net);
+  r->reconcileFiles();
   EXPECT_EQ(files.writes, after) << "a file step with nothing pending does nothing";
 }
 

@@ -52,10 +52,10 @@ std::vector<Cidr> rangesOf(const std::vector<Policy>& policies) {
   return out;
 }
 
-Desired desiredPolicies(const Config& cfg, const NetSnapshot& net, const std::vector<Cidr>& previousRanges,
+Desired desiredPolicies(const Config& cfg, const NetSnapshot& net, const LinkState* tap,
+                        const std::vector<Cidr>& previousRanges,
                         const std::vector<Cidr>& remembered) {
   Desired d;
-  const LinkState* tap = net.byName(cfg.ipop.interface);
 
   // Candidate ranges.
   std::vector<Cidr> candidates;
@@ -140,6 +140,8 @@ Desired desiredPolicies(const Config& cfg, const NetSnapshot& net, const std::ve
     d.tapState = TapState::noCarrier;  // rendered like a down tap: nothing initiates from it
   } else {
     d.tapState = TapState::noAddress;
+    for (const auto& a : tap->addresses)
+      if (!isLinkLocal(a)) d.tapAddresses.push_back(a);
     for (const auto& a : tap->addresses) {
       // protect.ipv6 only limits what `auto` derives; explicit ranges say it themselves.
       if ((cfg.protect.autoRanges && !familyEnabled(cfg, a.family())) || isLinkLocal(a)) continue;
@@ -161,6 +163,7 @@ void takePolicySide(Desired& into, const Desired& from) {
   into.ipopUp = from.ipopUp;
   into.tapState = from.tapState;
   into.localAddress = from.localAddress;
+  into.tapAddresses = from.tapAddresses;
   into.ranges = from.ranges;
   into.heldRanges = from.heldRanges;
   into.refused = from.refused;
@@ -168,8 +171,7 @@ void takePolicySide(Desired& into, const Desired& from) {
   into.policies = from.policies;
 }
 
-void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, const CertFiles& certs) {
-  const LinkState* tap = net.byName(cfg.ipop.interface);
+void addDesiredFiles(Desired& d, const Config& cfg, const CertFiles& certs) {
   d.certsUsable = certs.usable();
   d.certProblems = certs.problems;
   d.certWarnings = certs.warnings;
@@ -206,12 +208,11 @@ void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, cons
     std::vector<SwanctlMesh> meshes;
     for (const auto& r : d.ranges) {
       SwanctlMesh m{r, std::nullopt};
-      if (tap && tap->upWithCarrier())
-        for (const auto& a : tap->addresses)
-          if (!isLinkLocal(a) && r.contains(a.address)) {
-            m.local = a.address;
-            break;
-          }
+      for (const auto& a : d.tapAddresses)
+        if (r.contains(a.address)) {
+          m.local = a.address;
+          break;
+        }
       if (m.local) d.ikeInitiating.push_back(r.str() + "=" + m.local->str());
       meshes.push_back(m);
     }
@@ -316,8 +317,8 @@ std::string crlChange(const std::string& crlBefore, const std::vector<std::strin
 
 Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFiles& certs,
                        const std::vector<Cidr>& previousRanges, const std::vector<Cidr>& remembered) {
-  Desired d = desiredPolicies(cfg, net, previousRanges, remembered);
-  addDesiredFiles(d, cfg, net, certs);
+  Desired d = desiredPolicies(cfg, net, net.byName(cfg.ipop.interface), previousRanges, remembered);
+  addDesiredFiles(d, cfg, certs);
   return d;
 }
 

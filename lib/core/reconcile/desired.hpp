@@ -55,6 +55,10 @@ struct Desired {
   bool ipopUp = false;
   TapState tapState = TapState::absent;
   std::optional<IpAddress> localAddress;  // the tap's address inside the ranges
+  // The tap's addresses (not link-local) while it is up with carrier: where the IKE daemon
+  // may initiate (strongSwan's trapping connections). Empty while it is absent, down or
+  // without carrier. Read from the same snapshot as tapState, once per policy step.
+  std::vector<Cidr> tapAddresses;
   std::vector<Cidr> ranges;               // ranges whose policies are installed
   bool heldRanges = false;                // auto: tap has no address; last ranges held (fail closed)
   std::vector<std::string> refused;       // ranges refused by the underlay safety check, with why
@@ -110,9 +114,10 @@ Desired computeDesired(const Config& cfg, const NetSnapshot& net, const CertFile
 // reads certificates or renders a file: desiredPolicies gives the ranges, the tap's state
 // and the policies; addDesiredFiles adds the certificates' verdict, the IKE daemon's files
 // and its inputs to that result.
-Desired desiredPolicies(const Config& cfg, const NetSnapshot& net, const std::vector<Cidr>& previousRanges,
+Desired desiredPolicies(const Config& cfg, const NetSnapshot& net, const LinkState* tap,
+                        const std::vector<Cidr>& previousRanges,
                         const std::vector<Cidr>& remembered = {});
-void addDesiredFiles(Desired& d, const Config& cfg, const NetSnapshot& net, const CertFiles& certs);
+void addDesiredFiles(Desired& d, const Config& cfg, const CertFiles& certs);
 // Copies desiredPolicies' part of `from` (tap, ranges, policies, refusals) into `into`,
 // leaving addDesiredFiles' part (certificates, files, IKE inputs) as it is.
 void takePolicySide(Desired& into, const Desired& from);

@@ -135,8 +135,9 @@ class Reconciler {
   // certificates, the rendered files (fsync'ed writes), the ipop-up flag, the remembered
   // auto ranges, the IKE scheduler; then the change is announced (setOnChange). The daemon
   // runs it once no event is pending, so a burst of N changes writes each file once. The IKE
-  // daemon is only ever (re)started on inputs whose files this step wrote.
-  void reconcileFiles(const NetSnapshot& net);
+  // daemon is only ever (re)started on inputs whose files this step wrote. It reads no
+  // snapshot: the tap's facts are the policy step's (Desired::tapState, tapAddresses).
+  void reconcileFiles();
   bool filesPending() const { return filesPending_; }
   // The kernel's policy table may have changed behind the daemon's back (a PolicyWatch
   // event, the resync): the next policy step reads it whole. In between, a policy step
@@ -188,7 +189,7 @@ class Reconciler {
   // The policy step's apply: the plan through the PolicyTable port (adds in one batch, then
   // removes, make before break), then the read-back that status and the log report.
   bool applyPlan(const Desired& d, const PolicyPlan& plan, const std::vector<Policy>& current);
-  void noteTap(const NetSnapshot& net);  // the tap's link transitions (tapCameUp_)
+  void noteTap(const LinkState* tap);  // the tap's link transitions (tapCameUp_)
   enum class PolicyStep { unread, undecided, applied };  // the kernel unreadable / no desired state / done
   PolicyStep policyStep_ = PolicyStep::unread;
   bool filesPending_ = false;

@@ -16,10 +16,10 @@ namespace ipopsec {
 void Reconciler::reconcile(const NetSnapshot& net) {
   kernelChanged();  // read the kernel whole
   reconcilePolicies(net);
-  reconcileFiles(net);
+  reconcileFiles();
 }
 
-void Reconciler::reconcileFiles(const NetSnapshot& net) {
+void Reconciler::reconcileFiles() {
   if (!filesPending_) return;
   filesPending_ = false;
   if (policyStep_ == PolicyStep::undecided) {  // the desired state could not be computed: change nothing
@@ -30,7 +30,7 @@ void Reconciler::reconcileFiles(const NetSnapshot& net) {
     Desired d = policyPart_;
     CertFiles certs = certCache_.read(cfg_, wall_);
     try {
-      addDesiredFiles(d, cfg_, net, certs);
+      addDesiredFiles(d, cfg_, certs);
     } catch (const std::exception& e) {
       // Validation should make this impossible; if it happens, no file is touched.
       status_.lastError = std::string("cannot compute the desired files: ") + e.what();

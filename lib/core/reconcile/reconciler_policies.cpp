@@ -12,6 +12,9 @@ namespace ipopsec {
 
 void Reconciler::reconcilePolicies(const NetSnapshot& net) {
   reconcileStart_ = clock_.now();
+  // The tap as this step sees it: looked up once; the ranges it confirms, the desired state
+  // (its state, its addresses) and its transitions all read this one.
+  const LinkState* tap = net.byName(cfg_.ipop.interface);
   status_.lastError.clear();
   filesPending_ = true;
   policyStep_ = PolicyStep::unread;
@@ -49,12 +52,12 @@ void Reconciler::reconcilePolicies(const NetSnapshot& net) {
       // The tap confirms a remembered range once it has an address in it; in force: what the
       // kernel protects and what this daemon committed to, less what is still provisional
       // (core/reconcile/range_memory.hpp).
-      if (const LinkState* tap = net.byName(cfg_.ipop.interface)) ranges_.confirm(tap->addresses);
+      if (tap) ranges_.confirm(tap->addresses);
       if (!cfg_.protect.autoRanges) ranges_.dropProvisional();
       const std::vector<Cidr> inForce = ranges_.inForce(rangesOf(current));
       // The policies only: the reaction to an address change is their installation; the
       // certificates, the files and the IKE daemon follow in the file step.
-      d = desiredPolicies(cfg_, net, inForce, ranges_.provisional());
+      d = desiredPolicies(cfg_, net, tap, inForce, ranges_.provisional());
       // Remembered ranges stand in only until the tap gives ranges of its own: from then on
       // the tap's addresses decide (a remembered range it did not confirm goes, make before
       // break, like any range the tap no longer has).
@@ -75,7 +78,7 @@ void Reconciler::reconcilePolicies(const NetSnapshot& net) {
       lastConflicts_ = d.conflicts;
     }
     policiesOk_ = applyPlan(d, planPolicies(current, d.policies), current);
-    noteTap(net);
+    noteTap(tap);
     // The status shows the policy side of what is wanted now and the file side of what was
     // last written (the file step replaces both).
     takePolicySide(status_.desired, d);
@@ -104,8 +107,7 @@ void Reconciler::forgetGonePriorities(const std::vector<Policy>& kernel) {
 // tap that stays up is an address change, applied by a reload or not at all. The first
 // observation after the daemon itself started is not a transition (a running IKE daemon is
 // adopted).
-void Reconciler::noteTap(const NetSnapshot& net) {
-  const LinkState* tap = net.byName(cfg_.ipop.interface);
+void Reconciler::noteTap(const LinkState* tap) {
   bool linkUp = tap && tap->upWithCarrier();
   int index = tap ? tap->index : 0;
   std::uint64_t ups = tap ? tap->upCount : 0;
