@@ -14,7 +14,6 @@
 
 #include "core/policy/ownership.hpp"
 #include "daemon/state_file.hpp"
-#include "os/files/config_loader.hpp"
 #include "os/files/file_store.hpp"
 #include "os/systemd/logging.hpp"
 

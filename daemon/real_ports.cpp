@@ -1,6 +1,7 @@
 // The real adapters behind the daemon's ports (lib/os): realPorts(), the only place that
 // builds the daemon's ports from them. Other files of daemon/ name adapters too, outside the
-// ports: daemon.cpp (config loader, file store's temp cleanup, logging), the command line's
+// ports: daemon.cpp (file store's temp cleanup, logging), daemon_control.cpp (the config
+// loader on SIGHUP, logging), the command line's
 // cli.cpp (config loader, logging), cli_common.cpp (config loader), check_cli.cpp (config
 // loader, file store, logging, rtnetlink, certificate inspector, systemd unit),
 // status_cli.cpp (file store, XFRM) and pki_cli.cpp (pki, crl).
