@@ -1,20 +1,13 @@
 #include "daemon/daemon.hpp"
 
-#include <sys/stat.h>
-#include <sys/types.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <csignal>
-#include <cstring>
-#include <sstream>
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include "core/policy/ownership.hpp"
 #include "daemon/state_file.hpp"
-#include "os/files/file_store.hpp"
 #include "os/systemd/logging.hpp"
 
 namespace ipopsec {
@@ -64,17 +57,16 @@ int Daemon::run() {
 int Daemon::start() {
   for (const auto& w : cfg_.warnings) spdlog::warn("{}: {}", configPath_, w);
 
-  if (::mkdir(cfg_.daemon.stateDir.c_str(), 0755) != 0 && errno != EEXIST)
-    spdlog::warn("cannot create state directory {}: {}", cfg_.daemon.stateDir, std::strerror(errno));
-  removeStaleTemps(cfg_.daemon.stateDir);  // temp files of a predecessor killed mid-write
-  if (!cfg_.daemon.rememberDir.empty()) {
-    if (::mkdir(cfg_.daemon.rememberDir.c_str(), 0755) != 0 && errno != EEXIST)
-      spdlog::warn("cannot create {} (daemon.remember_dir): {}", cfg_.daemon.rememberDir, std::strerror(errno));
-    removeStaleTemps(cfg_.daemon.rememberDir);
-  }
+  // The directories it writes in, created if missing and cleared of the temp files of a
+  // predecessor killed mid-write.
+  if (auto ec = ports_.files->prepareDir(cfg_.daemon.stateDir, true))
+    spdlog::warn("cannot create state directory {}: {}", cfg_.daemon.stateDir, ec.message());
+  if (!cfg_.daemon.rememberDir.empty())
+    if (auto ec = ports_.files->prepareDir(cfg_.daemon.rememberDir, true))
+      spdlog::warn("cannot create {} (daemon.remember_dir): {}", cfg_.daemon.rememberDir, ec.message());
   if (!cfg_.daemon.metricsFile.empty()) {
     auto slash = cfg_.daemon.metricsFile.find_last_of('/');
-    removeStaleTemps(slash == 0 ? "/" : cfg_.daemon.metricsFile.substr(0, slash));
+    ports_.files->prepareDir(slash == 0 ? "/" : cfg_.daemon.metricsFile.substr(0, slash), false);
   }
 
   reconciler_ = std::make_unique<Reconciler>(cfg_, *ports_.policies, *ports_.files, *ports_.certs, *ports_.ike,

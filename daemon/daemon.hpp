@@ -30,6 +30,7 @@ struct DaemonPorts {
   std::unique_ptr<Clock> clock;
   std::unique_ptr<CertificateInspector> certs;
   std::unique_ptr<DirectoryWatch> certWatch;
+  std::unique_ptr<ConfigSource> config;  // the config file again at SIGHUP
 };
 
 // The real adapters (lib/os) for `cfg`. Throws std::system_error when the kernel's XFRM

@@ -8,7 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "os/files/config_loader.hpp"
+#include "core/config/config_issue.hpp"
 #include "os/systemd/logging.hpp"
 
 namespace ipopsec {
@@ -84,7 +84,7 @@ void Daemon::reload() {
   ports_.notifier->reloading();
   spdlog::info("reloading {}", configPath_);
   try {
-    Config next = loadConfig(configPath_);
+    Config next = ports_.config->load(configPath_);
     // What a reload applies, key by key (docs/operations.md, "Configuration"; the man page): everything, except
     // daemon.state_dir (the IKE units' drop-ins test the ipop-up flag in it, and `status`
     // reads state.json there): a change of it needs `systemctl restart ipop-ipsecd`.

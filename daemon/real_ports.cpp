@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "os/clock.hpp"
+#include "os/files/config_loader.hpp"
 #include "os/files/file_store.hpp"
 #include "os/ike/ike_control.hpp"
 #include "os/files/inotify_watch.hpp"
@@ -57,6 +58,7 @@ DaemonPorts realPorts(boost::asio::io_context& io, const Config& cfg) {
   p.clock = std::make_unique<SteadyClock>(io);
   p.certs = std::make_unique<OpenSslInspector>();
   p.certWatch = std::make_unique<InotifyWatch>(io);
+  p.config = std::make_unique<FileConfigSource>();
   return p;
 }
 

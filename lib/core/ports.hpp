@@ -1,15 +1,14 @@
 #pragma once
-// The daemon's side effects, each behind one small interface named after its intent: nine
-// ports (LinkMonitor, PolicyTable, PolicyWatch, DirectoryWatch, FileStore, IkeController,
-// Notifier, CertificateInspector, Clock). The real adapters live in lib/os/ (IkeController's
-// composes a systemd or command runner for restarts with a command for reloads); the fakes
-// in tests/unit/fakes.hpp. The daemon (daemon/daemon.cpp) reaches the kernel, the rendered
-// files, the IKE daemon, systemd and the certificates through these ports, so that wiring is
-// unit-tested with the fakes. Not through them, today: it creates its state directories
-// itself (::mkdir) and removes a predecessor's temp files (os/files/file_store.hpp), loads the
-// config on SIGHUP (os/files/config_loader.hpp), logs through spdlog (os/systemd/logging.hpp), and waits
-// for signals on Asio directly. Its timers are the Clock's (Clock::timer()), so its unit tests run on
-// virtual time. No OS, Asio or systemd headers here.
+// The daemon's side effects, each behind one small interface named after its intent: ten
+// ports (LinkMonitor, PolicyTable, PolicyWatch, DirectoryWatch, FileStore, ConfigSource,
+// IkeController, Notifier, CertificateInspector, Clock). The real adapters live in lib/os/
+// (IkeController's composes a systemd or command runner for restarts with a command for
+// reloads); the fakes in tests/unit/fakes.hpp and daemon_fakes.hpp. The daemon (daemon/)
+// reaches the kernel, its directories and files, the config file, the IKE daemon, systemd,
+// the certificates and time through these ports, so that its wiring is unit-tested on the
+// fakes, in memory and on virtual time. Not through them: it logs through spdlog
+// (os/systemd/logging.hpp) and waits for signals on Asio directly. No OS, Asio or systemd
+// headers here.
 
 #include <chrono>
 #include <cstdint>
@@ -145,6 +144,19 @@ class FileStore {
   virtual std::error_code write(const std::string& path, const std::string& content, unsigned mode) = 0;
   // Removes the file; a file that is already absent is success.
   virtual std::error_code remove(const std::string& path) = 0;
+  // A directory the daemon keeps files in (daemon.state_dir, remember_dir, the metrics
+  // file's): created when `create` and it is missing (mode 0755; its parent must exist),
+  // then cleared of the temp files a writer killed mid-write left there (nothing else is
+  // touched). The error is the creation's; a failed clean-up is not one.
+  virtual std::error_code prepareDir(const std::string& dir, bool create) = 0;
+};
+
+// The config file, read at start and again at SIGHUP: the parsed and validated Config, or
+// ConfigError naming every issue (an unreadable file included).
+class ConfigSource {
+ public:
+  virtual ~ConfigSource() = default;
+  virtual Config load(const std::string& path) = 0;
 };
 
 // The IKE daemon (racoon or strongSwan's charon), as the node controls it: restart it,

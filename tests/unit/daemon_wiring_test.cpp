@@ -8,10 +8,8 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include <filesystem>
 #include <functional>
 #include <optional>
-#include <fstream>
 #include <memory>
 #include <string>
 
@@ -24,31 +22,20 @@ namespace ipopsec::test {
 namespace {
 
 using ::testing::HasSubstr;
-namespace fs = std::filesystem;
 
 struct DaemonWiringTest : ::testing::Test, FakePortPointers {
-  void SetUp() override {
-    dir = fs::temp_directory_path() / ("ipopsec-wiring-" + std::to_string(::getpid()) + "-" +
-                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir);
-    fs::create_directories(dir / "run");
-    configPath = (dir / "ipop-ipsecd.yaml").string();
-    writeConfig();
-  }
-  void TearDown() override {
-    daemon.reset();
-    fs::remove_all(dir);
-  }
+  void SetUp() override { writeConfig(); }
+  void TearDown() override { daemon.reset(); }
 
   // The keys every test shares (daemon_fakes.hpp); `ike`, `extra` and the others vary.
   void writeConfig(const std::string& ike = "  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n",
                    const std::string& extra = "", const std::string& daemonExtra = "",
                    const std::string& racoonExtra = "", const std::string& protectExtra = "") {
-    writeDaemonTestConfig(configPath, dir / "run", ike, extra, daemonExtra, racoonExtra, protectExtra);
+    configFiles[configPath] = daemonTestConfig(ike, extra, daemonExtra, racoonExtra, protectExtra);
   }
 
   void start() {
-    FakeDaemonPorts f(watchdogPeriod);
+    FakeDaemonPorts f(configFiles, watchdogPeriod);
     pointers() = f;  // the clock is virtual time: runUntil() moves it
     daemon = std::make_unique<Daemon>(io, configPath, loadConfig(), std::move(f.ports));
     ASSERT_EQ(daemon->start(), 0);
@@ -88,8 +75,11 @@ struct DaemonWiringTest : ::testing::Test, FakePortPointers {
   }
 
   std::optional<std::chrono::microseconds> watchdogPeriod;  // WatchdogSec= as the notifier reports it
-  fs::path dir;
-  std::string configPath;
+  // The config file, in memory (FakeConfigSource reads it at start and at each reload), and
+  // where the daemon writes state.json (FakeFileStore).
+  std::map<std::string, std::string> configFiles;
+  const std::string configPath = kTestConfigPath;
+  const std::string statePath = kTestStateDir + "/state.json";
   boost::asio::io_context io;
   std::unique_ptr<Daemon> daemon;
 };
@@ -97,17 +87,17 @@ struct DaemonWiringTest : ::testing::Test, FakePortPointers {
 }  // namespace
 }  // namespace ipopsec::test
 
-#include "os/files/config_loader.hpp"
-
 namespace ipopsec::test {
 namespace {
 
-Config DaemonWiringTest::loadConfig() { return ipopsec::loadConfig(configPath); }
+Config DaemonWiringTest::loadConfig() { return parseConfig(configFiles[configPath], configPath); }
 
 TEST_F(DaemonWiringTest, StartsOnThePortsProtectsTheTapAndStartsTheIkeDaemonOnce) {
   start();
   EXPECT_TRUE(links->started);
   EXPECT_EQ(dirWatch->dirs, std::vector<std::string>{"/certs"}) << "the certificate directory is watched";
+  EXPECT_EQ(files->prepared, std::vector<std::string>{"create " + kTestStateDir})
+      << "its state directory made and cleared of a predecessor's temp files, through the FileStore port";
   ASSERT_TRUE(notified("READY=1")) << "ready after the first reconcile";
   tapUp();
   EXPECT_TRUE(protecting("172.31.0.0/16")) << "the policies go in within the event, no timer";
@@ -118,8 +108,8 @@ TEST_F(DaemonWiringTest, StartsOnThePortsProtectsTheTapAndStartsTheIkeDaemonOnce
   runUntil([] { return false; }, 50ms);
   EXPECT_EQ(ike->restarts, 1) << "nothing else to do";
   EXPECT_TRUE(notified("STATUS='ipop' up at 172.31.0.16; protecting 172.31.0.0/16"));
-  ASSERT_TRUE(files->files.count((dir / "run/state.json").string()));
-  EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("172.31.0.0/16"));
+  ASSERT_TRUE(files->files.count(statePath));
+  EXPECT_THAT(files->files[statePath], HasSubstr("172.31.0.0/16"));
 }
 
 TEST_F(DaemonWiringTest, LarvalStatesWaitUntilTheIkeDaemonListens) {
@@ -232,13 +222,13 @@ TEST_F(DaemonWiringTest, TheIkeUnitsSignalIsJudgedAtOnceAndAStopRepaired) {
   ike->complete();
   ike->announce("active");
   runUntil([] { return false; }, 20ms);
-  ASSERT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("\"healthy\": true"));
+  ASSERT_THAT(files->files[statePath], HasSubstr("\"healthy\": true"));
   ike->announce("inactive");  // `systemctl stop racoon`
-  EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("\"healthy\": false"))
+  EXPECT_THAT(files->files[statePath], HasSubstr("\"healthy\": false"))
       << "not healthy from the signal on, not at the next resync";
-  EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("\"ike_unit_state\": \"inactive\""));
+  EXPECT_THAT(files->files[statePath], HasSubstr("\"ike_unit_state\": \"inactive\""));
   ASSERT_TRUE(runUntil([&] { return ike->restarts == 2; })) << "repaired";
-  EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("is inactive while IPOP is up"));
+  EXPECT_THAT(files->files[statePath], HasSubstr("is inactive while IPOP is up"));
 }
 
 TEST_F(DaemonWiringTest, CharonsTrapRemovedByAnotherProcessConcernsTheDaemonAndIsRepaired) {
@@ -255,13 +245,13 @@ TEST_F(DaemonWiringTest, CharonsTrapRemovedByAnotherProcessConcernsTheDaemonAndI
   ASSERT_TRUE(runUntil([&] { return ike->restarts == 1; }));
   ike->complete();
   runUntil([] { return false; }, 20ms);
-  ASSERT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("\"healthy\": true"));
+  ASSERT_THAT(files->files[statePath], HasSubstr("\"healthy\": true"));
   policies->foreign = std::vector<Policy>{};
   EXPECT_TRUE(policyWatch->foreignChange("delete", trap)) << "charon's trap for a protected range concerns the daemon";
-  runUntil([&] { return files->files[(dir / "run/state.json").string()].find("\"healthy\": false") != std::string::npos; });
-  EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("\"healthy\": false"));
+  runUntil([&] { return files->files[statePath].find("\"healthy\": false") != std::string::npos; });
+  EXPECT_THAT(files->files[statePath], HasSubstr("\"healthy\": false"));
   ASSERT_TRUE(runUntil([&] { return ike->restarts == 2; }));
-  EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("were removed by another process"));
+  EXPECT_THAT(files->files[statePath], HasSubstr("were removed by another process"));
 }
 
 TEST_F(DaemonWiringTest, AnSaFlushByAnotherProcessRestartsTheIkeDaemon) {
@@ -272,7 +262,7 @@ TEST_F(DaemonWiringTest, AnSaFlushByAnotherProcessRestartsTheIkeDaemon) {
   runUntil([] { return false; }, 20ms);
   policyWatch->statesFlushed("`ip xfrm state flush`");
   ASSERT_TRUE(runUntil([&] { return ike->restarts == 2; }));
-  EXPECT_THAT(files->files[(dir / "run/state.json").string()], HasSubstr("its SAs were removed from the kernel"));
+  EXPECT_THAT(files->files[statePath], HasSubstr("its SAs were removed from the kernel"));
 }
 
 TEST_F(DaemonWiringTest, ACertificateChangeIsReadAgainAndRestartsTheIkeDaemon) {
@@ -311,7 +301,7 @@ struct KeyChange {
 
 TEST_F(DaemonWiringTest, ReloadAppliesEveryKindOfKeyChangeOnTheSameReconcilerAndController) {
   const std::string cmd = "  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n";
-  const std::string metrics = (dir / "m.prom").string();
+  const std::string metrics = std::string("/var/lib/prometheus/node-exporter/ipop-ipsec.prom");
   const std::vector<KeyChange> changes = {
       {"log level", cmd, "", "  log_level: debug\n", "", "",
        [](const Config& c) { return c.daemon.logLevel == "debug"; }},
@@ -379,26 +369,21 @@ TEST_F(DaemonWiringTest, ReloadMovesThePoliciesToNewPriorities) {
 TEST_F(DaemonWiringTest, ABrokenConfigOrAStateDirChangeIsRefusedAndTheRunningConfigKept) {
   start();
   tapUp();
-  std::ofstream(configPath) << "ipop:\n  interface: [oops\n";
+  configFiles[configPath] = "ipop:\n  interface: [oops\n";
   daemon->reload();
   EXPECT_THAT(daemon->statusLine(), HasSubstr("RELOAD REFUSED"));
   EXPECT_EQ(daemon->config().ipop.interface, "ipop");
   EXPECT_TRUE(notified("READY=1")) << "a refused reload still ends the reloading state";
   EXPECT_TRUE(notified("RELOAD REFUSED"));
 
-  writeConfig("  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n", "",
-              "");
-  std::string text;
-  {
-    std::ifstream in(configPath);
-    text.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  auto at = text.find((dir / "run").string());
-  text.replace(at, (dir / "run").string().size(), (dir / "elsewhere").string());
-  std::ofstream(configPath) << text;
+  writeConfig();
+  std::string& text = configFiles[configPath];
+  auto at = text.find(kTestStateDir);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, kTestStateDir.size(), "/run/elsewhere");
   daemon->reload();
   EXPECT_THAT(daemon->statusLine(), HasSubstr("daemon.state_dir"));
-  EXPECT_EQ(daemon->config().daemon.stateDir, (dir / "run").string());
+  EXPECT_EQ(daemon->config().daemon.stateDir, kTestStateDir);
 
   writeConfig();
   daemon->reload();
@@ -450,7 +435,7 @@ TEST_F(DaemonWiringTest, ShutdownStopsFollowingAndKeepsThePolicies) {
 }
 
 TEST_F(DaemonWiringTest, TheMetricsFileCountsTheEspSasAndPeersOfEachProtectedRange) {
-  const std::string metrics = (dir / "m.prom").string();
+  const std::string metrics = std::string("/var/lib/prometheus/node-exporter/ipop-ipsec.prom");
   writeConfig("  backend: racoon\n  control: command\n  restart_command: [/bin/true]\n", "",
               "  metrics_file: " + metrics + "\n");
   start();
@@ -487,7 +472,7 @@ TEST_F(DaemonWiringTest, TheWatchdogIsPingedAtHalfItsPeriodOnlyWhenAskedFor) {
 // and the metrics heartbeat when they are configured. An hour of virtual time after a change
 // has settled: every timer that fires is counted, the watchdog's pings apart.
 TEST_F(DaemonWiringTest, AnIdleDaemonWakesNoMoreOftenThanEveryFiveMinutesBeyondTheWatchdog) {
-  const std::string metrics = (dir / "m.prom").string();
+  const std::string metrics = std::string("/var/lib/prometheus/node-exporter/ipop-ipsec.prom");
   for (const int run : {0, 1, 2}) {
     const bool watchdog = run == 1, heartbeat = run == 2;
     SCOPED_TRACE(watchdog ? "WatchdogSec=20s" : heartbeat ? "daemon.metrics_interval 60s" : "no watchdog");

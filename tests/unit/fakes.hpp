@@ -225,6 +225,10 @@ class FakeFileStore final : public FileStore {
     removed.push_back(path);
     return {};
   }
+  std::error_code prepareDir(const std::string& dir, bool create) override {
+    prepared.push_back((create ? "create " : "clean ") + dir);
+    return {};
+  }
   std::string resolve(const std::string& path) const {
     auto l = symlinks.find(path);
     if (l == symlinks.end()) return path;
@@ -238,6 +242,7 @@ class FakeFileStore final : public FileStore {
   std::function<void(const std::string& path)> onWrite;  // after each successful write
   int writes = 0;
   std::vector<std::string> written, removed;
+  std::vector<std::string> prepared;  // prepareDir: "create <dir>" or "clean <dir>"
 };
 
 // IKE actions complete only when the test says so (complete()), like a real systemd job.

@@ -9,8 +9,6 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -21,13 +19,10 @@
 #include "daemon_fakes.hpp"
 #include "fakes.hpp"
 #include "os/clock.hpp"
-#include "os/files/config_loader.hpp"
 #include "reconciler_fixture.hpp"
 
 namespace ipopsec::test {
 namespace {
-
-namespace fs = std::filesystem;
 
 // How many times each path was written, among `written`.
 std::map<std::string, int> countWrites(const std::vector<std::string>& written) {
@@ -80,23 +75,16 @@ TEST_F(ReactionOrderTest, PolicyStepWritesNoFileAndTheFileStepFollowsTheLastStat
 // policies applied at once, one after the other; the files are written once, after the last.
 struct DaemonReactionTest : ::testing::Test, FakePortPointers {
   void SetUp() override {
-    dir = fs::temp_directory_path() / ("ipopsec-reaction-" + std::to_string(::getpid()) + "-" +
-                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir);
-    fs::create_directories(dir / "run");
-    configPath = (dir / "ipop-ipsecd.yaml").string();
-    writeDaemonTestConfig(configPath, dir / "run");
-    FakeDaemonPorts f;
+    configFiles[kTestConfigPath] = daemonTestConfig();
+    FakeDaemonPorts f(configFiles);
     pointers() = f;  // the clock is virtual time: only what the events and the test do
-    daemon = std::make_unique<Daemon>(io, configPath, ipopsec::loadConfig(configPath), std::move(f.ports));
+    daemon = std::make_unique<Daemon>(io, kTestConfigPath, parseConfig(configFiles[kTestConfigPath], kTestConfigPath),
+                                      std::move(f.ports));
     ASSERT_EQ(daemon->start(), 0);
     // Each write notes how many policy changes the kernel had taken by then.
     files->onWrite = [this](const std::string& path) { writes.emplace_back(path, policies->log.size()); };
   }
-  void TearDown() override {
-    daemon.reset();
-    fs::remove_all(dir);
-  }
+  void TearDown() override { daemon.reset(); }
   NetSnapshot withTap(const std::string& address) {
     NetSnapshot n = links->net;
     n.links[7] = link(7, "ipop", true, {address.c_str()});
@@ -108,8 +96,7 @@ struct DaemonReactionTest : ::testing::Test, FakePortPointers {
     io.poll();
   }
 
-  fs::path dir;
-  std::string configPath;
+  std::map<std::string, std::string> configFiles;  // the config file, in memory
   boost::asio::io_context io;
   std::unique_ptr<Daemon> daemon;
   std::vector<std::pair<std::string, std::size_t>> writes;
@@ -139,7 +126,7 @@ TEST_F(DaemonReactionTest, BackToBackChangesApplyEveryPolicyStepBeforeAnyFileAnd
     if (path.find("state.json") == std::string::npos) {
       EXPECT_EQ(count, 1) << path << " written once for " << n << " changes";
     }
-  EXPECT_EQ(files->files[(dir / "run/ipop-up").string()], "172.24.0.16\n") << "for the last state";
+  EXPECT_EQ(files->files[kTestStateDir + "/ipop-up"], "172.24.0.16\n") << "for the last state";
   EXPECT_NE(files->files["/etc/ipsec-tools.conf"].find("172.24.0.0/16"), std::string::npos);
   EXPECT_EQ(files->files["/etc/ipsec-tools.conf"].find("172.20.0.0/16"), std::string::npos)
       << "the first change's files were never written";
@@ -161,7 +148,7 @@ TEST_F(DaemonReactionTest, TheFileStepDrainsAQueuedBatchFirst) {
   ASSERT_FALSE(writes.empty());
   for (const auto& [path, seen] : writes)
     EXPECT_EQ(seen, policies->log.size()) << path << " was written before change 2's policies";
-  EXPECT_EQ(files->files[(dir / "run/ipop-up").string()], "172.22.0.16\n");
+  EXPECT_EQ(files->files[kTestStateDir + "/ipop-up"], "172.22.0.16\n");
   EXPECT_EQ(files->files["/etc/ipsec-tools.conf"].find("172.21.0.0/16"), std::string::npos)
       << "change 1's files were never written";
 }
@@ -184,7 +171,7 @@ TEST_F(DaemonReactionTest, ChangesCloserThanTheCalmSpellWaitForNoFileStep) {
   clock->advance(std::chrono::milliseconds(1));
   runReady();
   ASSERT_FALSE(writes.empty()) << "no file step kFileStepCalm after the last change";
-  EXPECT_EQ(files->files[(dir / "run/ipop-up").string()], "172.27.0.16\n") << "for the last state";
+  EXPECT_EQ(files->files[kTestStateDir + "/ipop-up"], "172.27.0.16\n") << "for the last state";
   const auto first = writes.size();
   clock->advance(Daemon::kFileStepLongestWait * 2);
   runReady();

@@ -382,4 +382,11 @@ std::error_code AtomicFileStore::remove(const std::string& path) {
   return {};
 }
 
+std::error_code AtomicFileStore::prepareDir(const std::string& dir, bool create) {
+  std::error_code ec;
+  if (create && ::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) ec = std::error_code(errno, std::system_category());
+  removeStaleTemps(dir);  // temp files of a predecessor killed mid-write
+  return ec;
+}
+
 }  // namespace ipopsec

@@ -36,6 +36,8 @@ class AtomicFileStore final : public FileStore {
   std::error_code write(const std::string& path, const std::string& content, unsigned mode) override;
   // unlink(2), then fsync of the directory; ENOENT counts as success.
   std::error_code remove(const std::string& path) override;
+  // mkdir(2) with mode 0755 when `create` (EEXIST is success), then removeStaleTemps(dir).
+  std::error_code prepareDir(const std::string& dir, bool create) override;
 };
 
 // A one-line explanation of write(path)'s error `ec` for a log: for ENOTDIR, names the
