@@ -58,6 +58,19 @@ inline CertFileFacts file(const std::string& path, unsigned mode = 0644) {
   return f;
 }
 
+// A current CRL of that CA (cert_facts' goodCa), updated a day ago, next update at `nextUpdate`,
+// revoking nothing.
+inline CrlFacts goodCrl(WallTime nextUpdate) {
+  CrlFacts c;
+  c.file = file("/etc/racoon/certs/crl.pem");
+  c.issuer = "CN=GroupVPN CA";
+  c.signatureChecked = c.signedByCa = true;
+  c.hasAuthorityKeyId = c.authorityKeyIdIsCas = true;
+  c.lastUpdate = kNow - kDay;
+  c.nextUpdate = nextUpdate;
+  return c;
+}
+
 inline CertFacts good() {
   CertFacts f;
   f.ca = file("/etc/racoon/certs/cacert.pem");

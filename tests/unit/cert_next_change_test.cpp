@@ -31,17 +31,6 @@ struct Row {
   int warningDays = 30;
 };
 
-CrlFacts goodCrl(WallTime nextUpdate) {
-  CrlFacts c;
-  c.file = file("/etc/racoon/certs/crl.pem");
-  c.issuer = "CN=GroupVPN CA";
-  c.signatureChecked = c.signedByCa = true;
-  c.hasAuthorityKeyId = c.authorityKeyIdIsCas = true;
-  c.lastUpdate = kNow - kDay;
-  c.nextUpdate = nextUpdate;
-  return c;
-}
-
 TEST(CertNextChange, EachRowsVerdictChangesAtItsNextChangeAndNotBefore) {
   const Row rows[] = {
       {"host certificate expires in 2 hours", [](CertFacts& f) { f.hostCert->notAfter = kNow + 2 * kHour; },

@@ -27,13 +27,7 @@ namespace {
 CertFacts withCrl() {
   CertFacts f = good();
   f.hostSerial = "1A2B";
-  CrlFacts crl;
-  crl.file = file("/etc/racoon/certs/crl.pem");
-  crl.issuer = "CN=GroupVPN CA";
-  crl.signatureChecked = crl.signedByCa = true;
-  crl.hasAuthorityKeyId = crl.authorityKeyIdIsCas = true;
-  crl.lastUpdate = kNow - kDay;
-  crl.nextUpdate = kNow + 60 * kDay;
+  CrlFacts crl = goodCrl(kNow + 60 * kDay);
   crl.revokedSerials = {"0F", "77"};
   f.crl = crl;
   return f;
