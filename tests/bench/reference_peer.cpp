@@ -1,11 +1,12 @@
 // The reaction-latency reference for scripts/bench latency: the least a program can do to
-// turn IPOP's address into the range's two ESP policies. One tight loop, no checks, no
+// turn IPOP's address into the range's ESP policies. One tight loop, no checks, no
 // configuration, no state, no files, no logging: rtnetlink (RTM_NEWADDR / RTM_DELADDR on
-// IPv4) -> XFRM. On a NEWADDR on the tap it computes the range (address & prefix) and sends
-// both policies (in and out, XFRM_MSG_UPDPOLICY, priority 250000, ESP transport required)
-// in ONE sendmsg; the acks are read after. On a DELADDR it deletes the pair the same way
-// (the benchmark's change cycle needs the old range gone). ipopsec_bench runs it under the
-// same observer, in the same run, as the daemon.
+// IPv4) -> XFRM. On a NEWADDR on the tap it computes the range R (address & prefix) and sends
+// the same four policies ipop-ipsecd installs for a range, in its order (out R -> R, out
+// any -> R, in R -> R, in any -> R; XFRM_MSG_UPDPOLICY, priority 250000, ESP transport
+// required) in ONE sendmsg; the acks are read after. On a DELADDR it deletes the four the
+// same way (the benchmark's change cycle needs the old range gone). ipopsec_bench runs it
+// under the same observer, in the same run, as the daemon.
 //   ipopsec_reference TAP
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -39,11 +40,12 @@ struct DeleteMsg {  // XFRM_MSG_DELPOLICY: selector and direction
   xfrm_userpolicy_id id;
 };
 
-xfrm_selector selector(std::uint32_t net, unsigned prefix) {
+// R -> R (fromAny false) or any -> R
+xfrm_selector selector(std::uint32_t net, unsigned prefix, bool fromAny) {
   xfrm_selector s{};
-  std::memcpy(&s.saddr, &net, 4);
+  if (!fromAny) std::memcpy(&s.saddr, &net, 4);
   std::memcpy(&s.daddr, &net, 4);
-  s.prefixlen_s = static_cast<std::uint8_t>(prefix);
+  s.prefixlen_s = static_cast<std::uint8_t>(fromAny ? 0 : prefix);
   s.prefixlen_d = static_cast<std::uint8_t>(prefix);
   s.family = AF_INET;
   return s;
@@ -110,12 +112,13 @@ int main(int argc, char** argv) {
         std::uint32_t addr;
         std::memcpy(&addr, RTA_DATA(a), 4);
         const std::uint32_t mask = ifa->ifa_prefixlen == 0 ? 0 : htonl(~0U << (32 - ifa->ifa_prefixlen));
-        const xfrm_selector sel = selector(addr & mask, ifa->ifa_prefixlen);
-        iovec iov[2];
-        PolicyMsg pol[2];
-        DeleteMsg del[2];
-        for (int d = 0; d < 2; ++d) {
-          const std::uint8_t dir = d == 0 ? XFRM_POLICY_OUT : XFRM_POLICY_IN;
+        constexpr int kPolicies = 4;
+        iovec iov[kPolicies];
+        PolicyMsg pol[kPolicies];
+        DeleteMsg del[kPolicies];
+        for (int d = 0; d < kPolicies; ++d) {
+          const std::uint8_t dir = d < 2 ? XFRM_POLICY_OUT : XFRM_POLICY_IN;
+          const xfrm_selector sel = selector(addr & mask, ifa->ifa_prefixlen, d % 2 == 1);
           if (h->nlmsg_type == RTM_NEWADDR) {
             fillPolicy(pol[d], sel, dir, ++seq);
             iov[d] = {&pol[d], kPolicyLen};
@@ -124,12 +127,12 @@ int main(int argc, char** argv) {
             iov[d] = {&del[d], sizeof del[d]};
           }
         }
-        // Both requests in one datagram (one sendmsg), then their two acks.
+        // The four requests in one datagram (one sendmsg), then their acks.
         msghdr mh{};
         mh.msg_iov = iov;
-        mh.msg_iovlen = 2;
+        mh.msg_iovlen = kPolicies;
         sendmsg(xf, &mh, 0);
-        for (int k = 0; k < 2;) {
+        for (int k = 0; k < kPolicies;) {
           ssize_t r = recv(xf, acks, sizeof acks, 0);
           if (r <= 0) break;
           for (auto* ah = reinterpret_cast<nlmsghdr*>(acks); NLMSG_OK(ah, static_cast<unsigned>(r)); ah = NLMSG_NEXT(ah, r))
