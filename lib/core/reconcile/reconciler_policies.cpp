@@ -19,7 +19,8 @@ void Reconciler::reconcilePolicies(const NetSnapshot& net) {
   filesPending_ = true;
   policyStep_ = PolicyStep::unread;
   std::vector<Policy> current;
-  if (kernelKnown_) {
+  const bool known = kernelKnown_;  // nothing changed the kernel since the last read-back
+  if (known) {
     current = lastKernel_;
   } else if (auto ec = policies_.list(current)) {
     // Without the kernel's picture nothing is decided; nothing is removed.
@@ -32,8 +33,9 @@ void Reconciler::reconcilePolicies(const NetSnapshot& net) {
   {
     // Policies the kernel held after the last apply and no longer holds: removed behind the
     // daemon's back (an operator's `ip xfrm policy flush`, another tool). Reinstalled below.
+    // None when the kernel is known unchanged: not looked for on the reaction's path.
     std::vector<Policy> gone;
-    {
+    if (!known) {
       std::vector<Policy> cur = current;
       std::sort(cur.begin(), cur.end());
       for (const auto& p : lastKernel_)
