@@ -31,6 +31,7 @@
 
 #include "integration/netns.hpp"
 #include "os/netlink/netlink.hpp"
+#include "support/policy_builders.hpp"
 
 namespace ipopsec {
 namespace {
@@ -38,7 +39,7 @@ namespace {
 using namespace std::chrono_literals;
 using test::sh;
 
-Cidr cidr(const std::string& s) { return *Cidr::parse(s); }
+using test::cidr;
 
 // A user-space NETLINK_ROUTE socket that forges link events: it sends to the link group,
 // which reaches the monitor, and as unicast to itself, never to the kernel (port id 0).

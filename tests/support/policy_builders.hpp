@@ -1,22 +1,26 @@
 #pragma once
-// Test support: the XFRM tests' policies made by hand (xfrm_parse_test.cpp's codec,
-// xfrm_policy_test.cpp's kernel table): protect and bypass policies at the default racoon
-// priorities unless given, and the IPv6 neighbour discovery bypass of fd50::/64.
+// Test support: a Cidr from text (cidr, or C), and the XFRM tests' policies made by hand
+// (xfrm_parse_test.cpp's codec, xfrm_policy_test.cpp's kernel table): protect and bypass
+// policies at the default racoon priorities unless given, and the IPv6 neighbour discovery
+// bypass of fd50::/64.
 
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "core/policy/cidr.hpp"
 #include "core/policy/policy.hpp"
 
 namespace ipopsec::test {
 
-inline Cidr cidr(const char* s) {
+// A Cidr from text (every test's one helper for it; a bad text throws, failing the test).
+inline Cidr cidr(std::string_view s) {
   auto c = Cidr::parse(s);
-  if (!c) throw std::runtime_error(std::string("bad cidr in test: ") + s);
+  if (!c) throw std::runtime_error("bad cidr in test: " + std::string(s));
   return *c;
 }
+inline Cidr C(std::string_view s) { return cidr(s); }
 
 inline Policy policy(Direction d, const char* src, const char* dst, PolicyAction action, std::uint32_t priority) {
   Policy p;

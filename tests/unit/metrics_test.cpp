@@ -10,6 +10,7 @@
 #include "core/policy/policy.hpp"
 #include "unit/prometheus_text.hpp"
 #include "unit/reconciler_fixture.hpp"
+#include "support/policy_builders.hpp"
 
 using namespace ipopsec;
 using namespace ipopsec::test;
@@ -20,7 +21,6 @@ using ::testing::Not;
 
 namespace {
 
-Cidr cidr(const char* s) { return *Cidr::parse(s); }
 
 // IPOP up, one range protected by the kernel, nothing wrong.
 NodeStatus protectedNode(const Config& cfg) {

@@ -17,7 +17,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-Cidr C(const char* text) { return test::cidr(text); }
+using test::C;
 
 Policy P(Direction dir, const char* src, const char* dst, PolicyAction action, std::uint32_t prio,
          PolicyLevel level = PolicyLevel::require) {

@@ -5,6 +5,7 @@
 // the kernel, what is committed after an apply and what the file should hold.
 
 #include "core/reconcile/range_memory.hpp"
+#include "support/policy_builders.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -18,11 +19,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-Cidr C(const char* text) {
-  auto c = Cidr::parse(text);
-  EXPECT_TRUE(c.has_value()) << text;
-  return c.value_or(Cidr{});
-}
+using test::C;
 
 // --- the file ----------------------------------------------------------------------------
 

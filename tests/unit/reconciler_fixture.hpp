@@ -11,12 +11,12 @@
 
 #include "core/reconcile/reconciler.hpp"
 #include "fakes.hpp"
+#include "support/policy_builders.hpp"
 
 namespace ipopsec::test {
 
 using namespace std::chrono_literals;
 
-inline Cidr C(const char* s) { return *Cidr::parse(s); }
 
 inline LinkState link(int idx, const std::string& name, bool up, std::vector<const char*> addrs) {
   LinkState l;

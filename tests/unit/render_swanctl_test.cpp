@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "core/render/render_swanctl.hpp"
+#include "support/policy_builders.hpp"
 
 namespace ipopsec {
 namespace {
@@ -28,7 +29,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-Cidr C(const char* text) { return *Cidr::parse(text); }
+using test::C;
 IpAddress A(const char* text) { return *IpAddress::parse(text); }
 
 Config baseConfig() {

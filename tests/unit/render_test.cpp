@@ -26,6 +26,7 @@
 #include "core/config/parse_config.hpp"
 #include "core/policy/policy.hpp"
 #include "core/render/render.hpp"
+#include "support/policy_builders.hpp"
 
 namespace ipopsec {
 namespace {
@@ -33,11 +34,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-Cidr C(const char* text) {
-  auto c = Cidr::parse(text);
-  if (!c) throw std::invalid_argument(std::string("bad CIDR in test: ") + text);
-  return *c;
-}
+using test::C;
 
 IpAddress A(const char* text) {
   auto a = IpAddress::parse(text);

@@ -4,6 +4,7 @@
 
 #include "os/netlink/line_rate_limit.hpp"
 #include "os/netlink/rtnetlink_parse.hpp"
+#include "support/policy_builders.hpp"
 
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -125,7 +126,7 @@ Builder& error(Builder& b, int err) {
 constexpr unsigned kUp = IFF_UP;
 constexpr unsigned kUpRunning = IFF_UP | IFF_RUNNING | static_cast<unsigned>(IFF_LOWER_UP);
 
-Cidr cidr(const std::string& s) { return *Cidr::parse(s); }
+using test::cidr;
 
 rtnl::ParseResult applyBuf(const Buf& b, NetSnapshot& snap) {
   Buf exact(b.begin(), b.end());  // own exact-size allocation: ASan sees any over-read

@@ -3,12 +3,13 @@
 #include <gtest/gtest.h>
 
 #include "core/status/sa_summary.hpp"
+#include "support/policy_builders.hpp"
 
 namespace ipopsec {
 namespace {
 
 IpAddress A(const char* s) { return *IpAddress::parse(s); }
-Cidr C(const char* s) { return *Cidr::parse(s); }
+using test::C;
 
 TEST(SaSummary, CountsKeyedEspSasInsideTheRangesAndNamesThePeers) {
   std::vector<SaFact> sas = {
