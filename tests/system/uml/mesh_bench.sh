@@ -11,7 +11,8 @@
 # the files ipop-ipsecd renders for the final addresses: "limit", every charon already
 # running with all its connections loaded before the event (only IKE is left); "ideal", a
 # watcher per node (tests/bench/addr_watch.cpp) starts charon (a, c) or loads the new files
-# (b) the moment its own address is there, all nodes in parallel (the product's order).
+# (b) the moment IPOP is up on its node (the tap's address there and the tap up with carrier:
+# the daemon's own condition), all nodes in parallel (the product's order).
 # --peer-anchor adds the old hand-timed anchor with one connection per peer ("anchor").
 # It asserts every pair's ESP (answered probes, SA packet counters, the capture) and no
 # plaintext; the timings are printed, never asserted. Every round counts: a round that timed
@@ -195,8 +196,10 @@ if [[ -n $markdown ]]; then
       echo "  joiner's charon up and loaded before its tap. Only IKE is left: nothing can beat it, but it breaks"
       echo "  the order the product requires (charon only once IPOP is up)."
       echo "- *ideal*: the ideal in that order: no daemon; one watcher per node (\`ipopsec_addr_watch\`,"
-      echo "  tests/bench/addr_watch.cpp: rtnetlink address events, one write, one exec), started before the event,"
-      echo "  runs the daemon's own command the moment the node's own address is there, all nodes in parallel:"
+      echo "  tests/bench/addr_watch.cpp: rtnetlink link and address events, one write, one exec), started before the"
+      echo "  event, runs the daemon's own command the moment IPOP is up on its node by the daemon's own test (the"
+      echo "  node's address on the tap, the tap up with carrier; the test adds the address, then sets the link up),"
+      echo "  all nodes in parallel:"
       echo "  (a, c) charon_restart.sh, the daemon's ike.restart_command (charon-systemd started, the files"
       echo "  loaded); (b) \`swanctl --load-all\` of range B's files, its strongswan.load_command."
       ((anchor == 2)) && echo "- *anchor*: no daemon; one connection per peer, each charon started from a shell loop after its tap."

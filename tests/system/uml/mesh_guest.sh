@@ -8,8 +8,9 @@
 #           (ipop-ipsecd's rendered files for the final address) before the event: only IKE
 #           is left, what nothing can beat;
 #   ideal:  no daemon; one watcher per node (ipopsec_addr_watch, started before the event)
-#           starts charon (loads its config) the moment its own address is there, all nodes
-#           in parallel, with the same rendered files: the ideal in the product's order;
+#           starts charon (loads its config) the moment IPOP is up on its node (its address
+#           on the tap, the tap up with carrier: the daemon's condition), all nodes in
+#           parallel, with the same rendered files: the ideal in the product's order;
 #   anchor: (ANCHOR 2) no daemon; one connection per peer, charon started from a shell loop.
 # Scenarios, each timed from its event to "every pair exchanging ESP":
 #   a  n1..nN come up in range A (timed from the last tap up)

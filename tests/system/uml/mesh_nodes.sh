@@ -400,7 +400,8 @@ limit_phase() {
 }
 
 # watch I SCEN ADDRESS COMMAND...: node I's watcher (ipopsec_addr_watch) in the ideal phase:
-# execs COMMAND the moment ADDRESS is on its tap; its log is the node's watch-SCEN.log
+# execs COMMAND the moment ADDRESS is on its tap and the tap is up with carrier (what the daemon
+# waits for); its log is the node's watch-SCEN.log
 watch() {
   local i=$1 scen=$2 a=$3 d=$W/r$round/i$1
   shift 3
@@ -429,12 +430,12 @@ load_on() {
 
 # ideal_phase ROUND: phase "ideal", the ideal in the order the product requires (charon only
 # once IPOP's tap has its address): one watcher per node, started before the event, execs the
-# same command the daemon runs, with the same rendered files, the moment the node's own
-# address is there; all nodes in parallel. (a) and (c): charon started (restart_on); (b):
+# same command the daemon runs, with the same rendered files, the moment IPOP is up on the
+# node (its address on the tap, the tap up with carrier); all nodes in parallel. (a) and (c): charon started (restart_on); (b):
 # range B's files loaded when the node's B address appears (load_on).
 ideal_phase() {
   local round=$1 p=i phase=ideal i DIRS
-  say "== round $round, ideal: no daemon; a watcher per node starts charon (loads its config) the moment its address is there"
+  say "== round $round, ideal: no daemon; a watcher per node starts charon (loads its config) the moment IPOP is up there"
   anchor_nodes "$round" $p own
   for i in $(seq 1 "$N"); do restart_on "$i" a "$(addr A "$i")"; done
   watch_ready a $(seq 1 "$N")
