@@ -12,7 +12,9 @@
 # running with all its connections loaded before the event (only IKE is left); "ideal", a
 # watcher per node (tests/bench/addr_watch.cpp) starts charon (a, c) or loads the new files
 # (b) the moment IPOP is up on its node (the tap's address there and the tap up with carrier:
-# the daemon's own condition), all nodes in parallel (the product's order).
+# the daemon's own condition), all nodes in parallel (the product's order), then removes the
+# larval states of unanswered ACQUIREs as the daemon does once charon listens
+# (tests/bench/larval_flush.cpp).
 # --peer-anchor adds the old hand-timed anchor with one connection per peer ("anchor").
 # It asserts every pair's ESP (answered probes, SA packet counters, the capture) and no
 # plaintext; the timings are printed, never asserted. Every round counts: a round that timed
@@ -50,8 +52,9 @@ done
 [[ $rounds =~ ^[0-9]+$ ]] && ((rounds >= 1)) || { echo "mesh_bench: --rounds $rounds: give 1 or more" >&2; exit 2; }
 [[ -n $mem ]] || mem=$((512 + 64 * (nodes > 8 ? nodes - 8 : 0)))M
 watch=$build/tests/bench/ipopsec_addr_watch
-if ((anchor)) && [[ ! -x $watch ]]; then
-  echo "mesh_bench: the anchors need $watch: cmake --build $build --target ipopsec_addr_watch (or give --no-anchor)" >&2
+if ((anchor)) && [[ ! -x $watch || ! -x $build/tests/bench/ipopsec_larval_flush ]]; then
+  echo "mesh_bench: the anchors need $watch and ipopsec_larval_flush beside it: cmake --build $build --target" \
+    "ipopsec_addr_watch ipopsec_larval_flush (or give --no-anchor)" >&2
   exit 1
 fi
 source "$src/tests/system/uml/mesh_setup.sh"
@@ -201,7 +204,9 @@ if [[ -n $markdown ]]; then
       echo "  node's address on the tap, the tap up with carrier; the test adds the address, then sets the link up),"
       echo "  all nodes in parallel:"
       echo "  (a, c) charon_restart.sh, the daemon's ike.restart_command (charon-systemd started, the files"
-      echo "  loaded); (b) \`swanctl --load-all\` of range B's files, its strongswan.load_command."
+      echo "  loaded); (b) \`swanctl --load-all\` of range B's files, its strongswan.load_command; then, as the"
+      echo "  daemon does once charon listens, the larval states of unanswered ACQUIREs removed"
+      echo "  (\`ipopsec_larval_flush\`, tests/bench/larval_flush.cpp, the daemon's own code)."
       ((anchor == 2)) && echo "- *anchor*: no daemon; one connection per peer, each charon started from a shell loop after its tap."
     fi
     echo

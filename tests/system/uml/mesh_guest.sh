@@ -23,7 +23,7 @@
 #   mesh_guest.sh WORK_DIR IPOP_IPSECD SCRIPTS_PARENT N ROUNDS ANCHOR(0|1|2) WAYS(1|2) PATCH_REQID(0|1) NORETRY(0|1) WATCH
 #   (ANCHOR 0: the daemon alone; 1: also limit and ideal; 2: also the per-peer anchor.
 #   NORETRY 1: each round also runs the daemon with ike.acquire_retry off, phase daemon_noretry.
-#   WATCH: ipopsec_addr_watch. Scripts in SCRIPTS_PARENT/uml; PATCH_REQID: an experiment,
+#   WATCH: ipopsec_addr_watch (ipopsec_larval_flush beside it). Scripts in SCRIPTS_PARENT/uml; PATCH_REQID: an experiment,
 #   see mesh_reqid.sh)
 # Writes WORK_DIR/times (PHASE SCENARIO ROUND SECONDS, "none" for a pair that never answered,
 # "bad" for a round whose ESP checks failed), WORK_DIR/steps (steps_say), WORK_DIR/result
@@ -31,6 +31,7 @@
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 W=$1 BIN=$2 SRC=$3 N=$4 ROUNDS=$5 ANCHOR=$6 WAYS=$7 PATCH_REQID=$8 NORETRY=$9 WATCH=${10}
+LARVAL=$(dirname "$WATCH")/ipopsec_larval_flush
 UML=$SRC/uml   # mesh_bench.sh's copies of tests/system/uml/*
 RANGE_A=10.254.0.0/16 RANGE_B=10.253.0.0/16
 PRIO=500000   # the daemon's protect priority with backend strongswan; the anchor uses the same
