@@ -273,10 +273,9 @@ struct Observer {
     ::close(rtnl);
     ::close(xfrm);
   }
-  // Waits until the NEWADDR of `addr` and both protect policies (in and out) of `range` have
-  // been seen; returns {t_newaddr, t_policies} in ms, or nullopt after `timeoutMs`.
-  // The change is done when the kernel holds every policy ipop-ipsecd installs for a range
-  // R: out and in, R -> R and any -> R (tWant[dir][fromAny]).
+  // Waits until the NEWADDR of `addr` and every protect policy ipop-ipsecd installs for
+  // `range` R have been seen: out and in, R -> R and any -> R (tWant[dir][fromAny]); returns
+  // {t_newaddr, t_last_policy} in ms, or nullopt after `timeoutMs`.
   std::optional<std::pair<double, double>> awaitChange(const Cidr& addr, const Cidr& range, double timeoutMs) {
     double tAddr = -1, tWant[2][2] = {{-1, -1}, {-1, -1}};
     auto allSeen = [&] { return tWant[0][0] >= 0 && tWant[0][1] >= 0 && tWant[1][0] >= 0 && tWant[1][1] >= 0; };

@@ -436,10 +436,11 @@ load_on() {
 }
 
 # ideal_phase ROUND: phase "ideal", the ideal in the order the product requires (charon only
-# once IPOP's tap has its address): one watcher per node, started before the event, execs the
-# same command the daemon runs, with the same rendered files, the moment IPOP is up on the
-# node (its address on the tap, the tap up with carrier); all nodes in parallel. (a) and (c): charon started (restart_on); (b):
-# range B's files loaded when the node's B address appears (load_on).
+# once IPOP is up): one watcher per node, started before the event, execs the same command
+# the daemon runs, with the same rendered files, the moment IPOP is up on the node (its
+# address on the tap, the tap up with carrier); all nodes in parallel. (a) and (c): charon
+# started (restart_on); (b): range B's files loaded when the node's B address appears
+# (load_on); then the stale larval states removed, as the daemon does.
 ideal_phase() {
   local round=$1 p=i phase=ideal i DIRS
   say "== round $round, ideal: no daemon; a watcher per node starts charon (loads its config) the moment IPOP is up there"
