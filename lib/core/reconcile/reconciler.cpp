@@ -24,9 +24,11 @@ Reconciler::Reconciler(Config cfg, PolicyTable& policies, FileStore& files, Cert
       events_(std::move(events)),
       wall_(std::move(wall)),
       certCache_(files, certs),
-      scheduler_(cfg_.ike.quietPeriod, cfg_.ike.minInterval) {}
+      scheduler_(cfg_.ike.quietPeriod, cfg_.ike.minInterval),
+      acquireRetry_(cfg_.ike.acquireRetry) {}
 
 void Reconciler::setConfig(Config cfg) {
+  if (cfg.ike.acquireRetry != cfg_.ike.acquireRetry) acquireRetry_.setFirst(cfg.ike.acquireRetry);
   cfg_ = std::move(cfg);
   certCache_.stale();
   kernelKnown_ = false;  // the priorities that make a policy the daemon's may have changed
@@ -59,14 +61,14 @@ std::string Reconciler::conflictAdvice(const Policy& wanted, const std::optional
 
 std::optional<Clock::time_point> Reconciler::deadline() const {
   auto r = scheduler_.deadline();
-  for (const auto& at : {retryAt_, rememberAt_, larvalRetryAt_})
+  for (const auto& at : {retryAt_, rememberAt_, acquireRetry_.at()})
     if (at && (!r || *at < *r)) r = at;
   return r;
 }
 
 void Reconciler::acquired() {
-  if (cfg_.ike.acquireRetry.count() <= 0 || larvalRetryAt_ || ikeActionUnderWay_) return;
-  larvalRetryAt_ = clock_.now() + cfg_.ike.acquireRetry;
+  if (ikeActionUnderWay_) return;
+  acquireRetry_.acquired(clock_.now());
 }
 
 void Reconciler::removeLarval(EventKind kind, const std::string& what, const std::string& done) {
@@ -80,12 +82,12 @@ void Reconciler::removeLarval(EventKind kind, const std::string& what, const std
 void Reconciler::onTimer(const NetSnapshot& net) {
   auto now = clock_.now();
   if (rememberAt_ && now >= *rememberAt_) flushRemembered();
-  if (larvalRetryAt_ && now >= *larvalRetryAt_) {
-    larvalRetryAt_.reset();
-    if (!ikeActionUnderWay_ && !status_.desired.ranges.empty())
-      removeLarval(EventKind::acquireRetried, "larval states",
-                   "removed the larval states of unanswered ACQUIREs: the next packet asks " + ike_.name() + " again");
-  }
+  if (acquireRetry_.due(now) && !ikeActionUnderWay_ && !status_.desired.ranges.empty())
+    removeLarval(EventKind::acquireRetried, "larval states",
+                 "removed the larval states of unanswered ACQUIREs: the next packet asks " + ike_.name() +
+                     " again (the next removal waits " +
+                     std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(acquireRetry_.nextWait(now)).count()) +
+                     " ms after an ACQUIRE)");
   if (retryAt_ && now >= *retryAt_) {
     retryAt_.reset();
     reconcile(net);

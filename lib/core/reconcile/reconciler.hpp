@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/reconcile/acquire_retry.hpp"
 #include "core/reconcile/cert_cache.hpp"
 #include "core/reconcile/desired.hpp"
 #include "core/reconcile/ike_health.hpp"
@@ -159,7 +160,9 @@ class Reconciler {
   // not yet handled, the larval states in the ranges are removed (never while an IKE
   // restart or reload is under way: that one removes them once the IKE daemon listens),
   // and the next packet asks the IKE daemon again; one still negotiating ignores it
-  // (charon: "connection attempt pending"). The daemon re-arms its timer after this.
+  // (charon: "connection attempt pending"). While ACQUIREs keep coming, each removal waits
+  // twice as long as the last, up to 16x (core/reconcile/acquire_retry.hpp: each retry of a
+  // refused attempt costs a key exchange). The daemon re-arms its timer after this.
   void acquired();
 
   // The IKE unit's state changed (systemd's PropertiesChanged signal, or a read at the
@@ -244,7 +247,7 @@ class Reconciler {
   IkeScheduler scheduler_;
   NodeStatus status_;
   std::optional<Clock::time_point> retryAt_;
-  std::optional<Clock::time_point> larvalRetryAt_;  // acquired(): remove larval states then
+  AcquireRetry acquireRetry_;  // acquired(): when to remove the larval states (backing off)
   bool ikeActionUnderWay_ = false;  // from startIkeAction() until the IKE daemon listens (or failed)
   Clock::time_point reconcileStart_{};  // for status_.lastChangeReaction
   int applyFailures_ = 0;

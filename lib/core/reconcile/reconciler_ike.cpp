@@ -37,7 +37,7 @@ void Reconciler::startIkeAction() {
   ikeActionUnderWay_ = true;
   repairForStop_ = false;
   listening_.reset();
-  larvalRetryAt_.reset();  // the action's own removal, once the IKE daemon listens, covers them
+  acquireRetry_.restart();  // the action's own removal, once the IKE daemon listens, covers them
   std::string ranges = joinRanges(status_.desired.ranges);
   if (action == IkeAction::loadCreds)
     emit(Severity::info, EventKind::ikeReloading, ranges,
