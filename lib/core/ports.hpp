@@ -74,7 +74,9 @@ class PolicyTable {
   }
   virtual std::error_code remove(const Policy& p) = 0;
   // Deletes larval (ACQUIRE-created, not yet keyed) states between addresses of
-  // these ranges, so that a packet that raced the IKE daemon's start does not stall.
+  // these ranges, so that a packet that raced the IKE daemon's start does not stall;
+  // not the one towards a peer the IKE daemon is making a CHILD_SA with (an inbound SPI
+  // from that peer allocated, not keyed yet).
   virtual std::error_code flushLarval(const std::vector<Cidr>& ranges) = 0;
   // After install() failed with file_exists: the policy that holds the same id (dir +
   // selector) and is not the daemon's, as the kernel reported it; nullopt otherwise.

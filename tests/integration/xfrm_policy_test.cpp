@@ -500,6 +500,30 @@ TEST_F(XfrmPolicyTest, PlaintextIsBlockedAcquireIsRaisedAndLarvalStateFlushed) {
   ASSERT_TRUE(sendToPeer(udp.fd, "again"));
   ASSERT_TRUE(acquire.wait(5000).has_value());
 
+  // A CHILD_SA with the peer under way (an inbound SPI from it allocated, no keys yet: what
+  // charon does in IKE_AUTH): the placeholder towards it stays, or the next packet's ACQUIRE
+  // could reach charon after that CHILD_SA is in and start a second IKE_SA. An SPI from
+  // another peer, or one in the same direction, does not hold it; once the inbound SPI is
+  // gone (keyed, or the attempt failed), it goes.
+  ASSERT_EQ(larvalCount(*table_), 1U);
+  sh("ip xfrm state allocspi src 10.254.0.2 dst 10.254.0.1 proto esp mode transport reqid 5 min 0x4000 max 0x4000");
+  sh("ip xfrm state allocspi src 10.254.0.3 dst 10.254.0.1 proto esp mode transport reqid 5 min 0x4001 max 0x4001");
+  sh("ip xfrm state allocspi src 10.254.0.1 dst 10.254.0.2 proto esp mode transport reqid 5 min 0x4002 max 0x4002");
+  removed = 99;
+  ASSERT_FALSE(table_->flushLarval({cidr("10.254.0.0/16")}, &removed));
+  EXPECT_EQ(removed, 0U);
+  EXPECT_EQ(larvalCount(*table_), 1U) << sh("ip xfrm state");
+  sh("ip xfrm state delete src 10.254.0.2 dst 10.254.0.1 proto esp spi 0x4000");
+  ASSERT_FALSE(table_->flushLarval({cidr("10.254.0.0/16")}, &removed));
+  EXPECT_EQ(removed, 1U);
+  EXPECT_EQ(larvalCount(*table_), 0U);
+  EXPECT_THAT(sh("ip xfrm state"), HasSubstr("spi 0x00004001")) << "allocated SPIs are not placeholders";
+  sh("ip xfrm state delete src 10.254.0.3 dst 10.254.0.1 proto esp spi 0x4001");
+  sh("ip xfrm state delete src 10.254.0.1 dst 10.254.0.2 proto esp spi 0x4002");
+  EXPECT_EQ(sh("ip xfrm state"), "");
+  ASSERT_TRUE(sendToPeer(udp.fd, "once more"));
+  ASSERT_TRUE(acquire.wait(5000).has_value());
+
   // removeStates (a range no longer protected): every ESP state between two of its
   // addresses goes, none of another range's. (Keyed SAs need ESP, which this kernel lacks:
   // the keyed path is the same DELSA, run in the UML mesh.)

@@ -186,13 +186,25 @@ std::error_code XfrmPolicyTable::removeStates(const std::vector<Cidr>& ranges, s
 // a larval state gets an SPI first (ALLOCSPI by its acquire seq: DELSA can't reach spi 0),
 // then each is deleted by (daddr, spi, proto) and its source. A state that went away
 // meanwhile (expired, or its key manager deleted it) counts as done.
+// With `larvalOnly`, the placeholder for packets A -> B stays while the kernel holds an
+// inbound SPI B -> A without keys (ALLOCSPI: the IKE daemon is making a CHILD_SA with B right
+// now, in IKE_AUTH). Removed, the next packet would raise a new ACQUIRE, and if the IKE
+// daemon reads it after that CHILD_SA is installed (under load, hundreds of ms later),
+// nothing is pending any more and it starts a second IKE_SA with B for nothing (seen in the
+// UML mesh: up to twice the IKE_SAs of a node that never removes them).
 std::error_code XfrmPolicyTable::deleteStates(const std::vector<Cidr>& ranges, bool larvalOnly, std::size_t* removed) {
   if (removed) *removed = 0;
   std::vector<XfrmStateInfo> states;
   if (auto ec = listStates(states)) return ec;
+  auto negotiating = [&states](const XfrmStateInfo& placeholder) {
+    return std::any_of(states.begin(), states.end(), [&](const XfrmStateInfo& in) {
+      return in.proto == IPPROTO_ESP && in.spi != 0 && in.larval() && in.src == placeholder.dst &&
+             in.dst == placeholder.src;
+    });
+  };
   std::error_code first;
   for (const auto& s : states) {
-    if (larvalOnly ? !s.acquirePending() : s.proto != IPPROTO_ESP) continue;
+    if (larvalOnly ? !s.acquirePending() || negotiating(s) : s.proto != IPPROTO_ESP) continue;
     bool inside = std::any_of(ranges.begin(), ranges.end(),
                               [&](const Cidr& r) { return r.contains(s.src) && r.contains(s.dst); });
     if (!inside) continue;
