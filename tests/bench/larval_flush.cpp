@@ -1,26 +1,102 @@
 // The mesh benchmark's "ideal in order" anchor, second half (tests/system/uml/mesh_nodes.sh):
-// what ipop-ipsecd does once the IKE daemon it (re)started listens, with the daemon's own
-// code (XfrmPolicyTable::flushLarval): the larval ESP states within RANGEs (a kernel ACQUIRE
-// that nobody answered, left by a packet sent before charon listened) are removed, so that
-// the next packet asks charon again instead of waiting for the larval state to expire. An
-// ideal without it is not the best possible: its pairs whose first packet raced charon's
-// start wait for a retransmit or the expiry. Prints how many states it removed.
-//   ipopsec_larval_flush RANGE...
+// what ipop-ipsecd does once the IKE daemon it (re)started listens, and after, with the
+// daemon's own code.
+//  - Once: the larval ESP states within RANGEs (a kernel ACQUIRE that nobody answered, left
+//    by a packet sent before charon listened) are removed (XfrmPolicyTable::flushLarval), so
+//    that the next packet asks charon again instead of waiting for the larval state to
+//    expire. Prints how many states it removed.
+//  - With --follow, then: ike.acquire_retry at its default, as the daemon does it. It follows
+//    the kernel's ACQUIREs (XFRMNLGRP_ACQUIRE) and removes the larval states in RANGEs on the
+//    daemon's schedule (core/reconcile/acquire_retry.hpp, the first wait the daemon's
+//    default), until it is stopped. Without it, an attempt a peer refused while its charon
+//    was still loading its configuration waits for the larval state's expiry (165 s) or for
+//    the peer's own attempt; the daemon asks again, so an ideal without it is not the best
+//    possible. It subscribes before the first removal, as the daemon is subscribed all along.
+//   ipopsec_larval_flush [--follow] RANGE...
 // Exits 2 on a usage error, 1 when the kernel refused.
+#include <poll.h>
+
+#include <linux/xfrm.h>
+
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "core/config/config.hpp"
 #include "core/policy/cidr.hpp"
+#include "core/reconcile/acquire_retry.hpp"
+#include "os/netlink/netlink.hpp"
 #include "os/netlink/xfrm.hpp"
+#include "os/netlink/xfrm_watch.hpp"
+
+namespace {
+
+int flushOnce(ipopsec::XfrmPolicyTable& table, const std::vector<ipopsec::Cidr>& ranges) {
+  std::size_t removed = 0;
+  if (auto ec = table.flushLarval(ranges, &removed)) {
+    std::fprintf(stderr, "ipopsec_larval_flush: %s\n", ec.message().c_str());
+    return 1;
+  }
+  std::printf("removed %zu larval states\n", removed);
+  std::fflush(stdout);
+  return 0;
+}
+
+// Follows the ACQUIREs on `sock` (subscribed to XFRMNLGRP_ACQUIRE) until killed; returns
+// only on an error.
+int follow(ipopsec::netlink::Socket& sock, ipopsec::XfrmPolicyTable& table, const std::vector<ipopsec::Cidr>& ranges) {
+  using Clock = std::chrono::steady_clock;
+  ipopsec::AcquireRetry retry(ipopsec::Config{}.ike.acquireRetry);
+  std::vector<std::uint8_t> buf(64 * 1024);
+  for (;;) {
+    int timeout = -1;
+    if (auto at = retry.at()) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(*at - Clock::now()).count();
+      timeout = left > 0 ? static_cast<int>(left) : 0;
+    }
+    pollfd p{.fd = sock.fd(), .events = POLLIN, .revents = 0};
+    if (::poll(&p, 1, timeout) < 0 && errno != EINTR) {
+      std::fprintf(stderr, "ipopsec_larval_flush: poll: %s\n", std::strerror(errno));
+      return 1;
+    }
+    if (p.revents & POLLIN) {
+      ipopsec::xfrm::PolicyEvents events;
+      bool overflow = false;
+      for (;;) {
+        ipopsec::netlink::Datagram d;
+        if (auto ec = ipopsec::netlink::receive(sock.fd(), buf, d, true)) {
+          if (ec.value() == ENOBUFS) {
+            overflow = true;
+            continue;
+          }
+          break;  // drained
+        }
+        if (d.fromKernel) ipopsec::xfrm::countPolicyEvents({buf.data(), d.size}, sock.portId(), events);
+      }
+      if (events.acquires > 0 || overflow) retry.acquired(Clock::now());
+    }
+    if (retry.due(Clock::now()) && flushOnce(table, ranges) != 0) return 1;
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: ipopsec_larval_flush RANGE...\n");
+  int first = 1;
+  bool keepFollowing = false;
+  if (argc > 1 && std::strcmp(argv[1], "--follow") == 0) {
+    keepFollowing = true;
+    first = 2;
+  }
+  if (argc <= first) {
+    std::fprintf(stderr, "usage: ipopsec_larval_flush [--follow] RANGE...\n");
     return 2;
   }
   std::vector<ipopsec::Cidr> ranges;
-  for (int i = 1; i < argc; ++i) {
+  for (int i = first; i < argc; ++i) {
     auto c = ipopsec::Cidr::parse(argv[i]);
     if (!c) {
       std::fprintf(stderr, "ipopsec_larval_flush: '%s' is not a CIDR range\n", argv[i]);
@@ -31,15 +107,18 @@ int main(int argc, char** argv) {
   try {
     // The priorities do not matter here: only states are touched.
     ipopsec::XfrmPolicyTable table(250000, 1000);
-    std::size_t removed = 0;
-    if (auto ec = table.flushLarval(ranges, &removed)) {
-      std::fprintf(stderr, "ipopsec_larval_flush: %s\n", ec.message().c_str());
-      return 1;
+    ipopsec::netlink::Socket sock;
+    std::string what;
+    if (keepFollowing) {
+      if (auto ec = sock.open({.protocol = NETLINK_XFRM, .groups = XFRMGRP_ACQUIRE}, &what)) {
+        std::fprintf(stderr, "ipopsec_larval_flush: %s: %s\n", what.c_str(), ec.message().c_str());
+        return 1;
+      }
     }
-    std::printf("removed %zu larval states\n", removed);
+    if (int rc = flushOnce(table, ranges); rc != 0 || !keepFollowing) return rc;
+    return follow(sock, table, ranges);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ipopsec_larval_flush: %s\n", e.what());
     return 1;
   }
-  return 0;
 }

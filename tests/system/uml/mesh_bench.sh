@@ -13,7 +13,8 @@
 # watcher per node (tests/bench/addr_watch.cpp) starts charon (a, c) or loads the new files
 # (b) the moment IPOP is up on its node (the tap's address there and the tap up with carrier:
 # the daemon's own condition), all nodes in parallel (the product's order), then removes the
-# larval states of unanswered ACQUIREs as the daemon does once charon listens
+# larval states of unanswered ACQUIREs as the daemon does once charon listens, and after a
+# start retries unanswered ACQUIREs on the daemon's ike.acquire_retry schedule
 # (tests/bench/larval_flush.cpp).
 # --peer-anchor adds the old hand-timed anchor with one connection per peer ("anchor").
 # It asserts every pair's ESP (answered probes, SA packet counters, the capture) and no
@@ -187,11 +188,15 @@ if [[ -n $markdown ]]; then
   {
     echo "### Mesh convergence in User-Mode-Linux: N = $nodes nodes, against the limit and the ideal in order"
     echo
-    echo "\`tests/system/uml/mesh_bench.sh --nodes $nodes --rounds $rounds\`: one UML guest (Linux $kver, mem=$mem, one host CPU) holds"
+    echo "\`tests/system/uml/mesh_bench.sh --nodes $nodes --rounds $rounds$( ((noretry)) && echo ' --compare-acquire-retry')\`: one UML guest (Linux $kver, mem=$mem, one host CPU) holds"
     echo "$nodes nodes plus a joiner, each a network namespace with its own charon (strongSwan"
     echo "$(dpkg-query -W -f '${Version}' strongswan-libcharon 2>/dev/null || echo '?')) on one overlay segment. Variants, in the same run on the same nodes:"
     echo "- *daemon*: every node runs ipop-ipsecd (backend strongswan, ranges [10.254.0.0/16, 10.253.0.0/16],"
     echo "  its defaults), which starts charon once the tap has its address and reloads it on a change."
+    if ((noretry)); then
+      echo "- *daemon_noretry*: the same with \`ike.acquire_retry: off\` (no larval state removed after an"
+      echo "  ACQUIRE, only once charon listens after a start or reload): what the retry costs or saves here."
+    fi
     if ((anchor)); then
       echo "- *limit*: no daemon; every charon already running with all its connections loaded, exactly the"
       echo "  files ipop-ipsecd renders for the final address (\`ipop-ipsecd render\`), before the event: (a) before"
@@ -206,7 +211,9 @@ if [[ -n $markdown ]]; then
       echo "  (a, c) charon_restart.sh, the daemon's ike.restart_command (charon-systemd started, the files"
       echo "  loaded); (b) \`swanctl --load-all\` of range B's files, its strongswan.load_command; then, as the"
       echo "  daemon does once charon listens, the larval states of unanswered ACQUIREs removed"
-      echo "  (\`ipopsec_larval_flush\`, tests/bench/larval_flush.cpp, the daemon's own code)."
+      echo "  (\`ipopsec_larval_flush\`, tests/bench/larval_flush.cpp, the daemon's own code); after a start, the"
+      echo "  same process then follows the kernel's ACQUIREs and retries them on the daemon's ike.acquire_retry"
+      echo "  schedule (its default, the daemon's AcquireRetry), as the daemon does, until the phase ends."
       ((anchor == 2)) && echo "- *anchor*: no daemon; one connection per peer, each charon started from a shell loop after its tap."
     fi
     echo
