@@ -427,7 +427,8 @@ watch_ready() {
 # charon's start waits for a retransmit or the larval state's expiry, and the ideal is not
 # the best possible. After a start, the same process stays (--follow) and does what the
 # daemon's ike.acquire_retry does, on its schedule, until the teardown stops it: a pair a
-# peer refused while its charon was still loading is asked again.
+# peer refused while its charon was still loading is asked again. One difference: load_on
+# does not start that schedule over (the daemon's AcquireRetry::restart at a reload).
 restart_on() {
   watch "$1" "$2" "$3" /bin/bash -c '/bin/bash "$0" "$1" "$2" "$3" && exec "$4" --follow "$5" "$6"' "$UML/charon_restart.sh" \
     "$W/r$round/i$1" "/run/mesh/i$1" "$W/gate" "$LARVAL" "$RANGE_A" "$RANGE_B"
