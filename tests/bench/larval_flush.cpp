@@ -12,6 +12,8 @@
 //    was still loading its configuration waits for the larval state's expiry (165 s) or for
 //    the peer's own attempt; the daemon asks again, so an ideal without it is not the best
 //    possible. It subscribes before the first removal, as the daemon is subscribed all along.
+//    SIGUSR1 starts the schedule over, as the daemon's IKE reload does (AcquireRetry::restart):
+//    the mesh's ideal sends it when it loads range B's files into charon.
 //   ipopsec_larval_flush [--follow] RANGE...
 // Exits 2 on a usage error, 1 when the kernel refused.
 #include <poll.h>
@@ -20,6 +22,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -33,6 +36,9 @@
 #include "os/netlink/xfrm_watch.hpp"
 
 namespace {
+
+volatile std::sig_atomic_t g_restart = 0;
+void onRestart(int) { g_restart = 1; }
 
 int flushOnce(ipopsec::XfrmPolicyTable& table, const std::vector<ipopsec::Cidr>& ranges) {
   std::size_t removed = 0;
@@ -50,8 +56,15 @@ int flushOnce(ipopsec::XfrmPolicyTable& table, const std::vector<ipopsec::Cidr>&
 int follow(ipopsec::netlink::Socket& sock, ipopsec::XfrmPolicyTable& table, const std::vector<ipopsec::Cidr>& ranges) {
   using Clock = std::chrono::steady_clock;
   ipopsec::AcquireRetry retry(ipopsec::Config{}.ike.acquireRetry);
+  struct sigaction sa {};
+  sa.sa_handler = onRestart;  // no SA_RESTART: poll returns at once
+  ::sigaction(SIGUSR1, &sa, nullptr);
   std::vector<std::uint8_t> buf(64 * 1024);
   for (;;) {
+    if (g_restart) {
+      g_restart = 0;
+      retry.restart();
+    }
     int timeout = -1;
     if (auto at = retry.at()) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(*at - Clock::now()).count();

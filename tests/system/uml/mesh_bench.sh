@@ -213,8 +213,8 @@ if [[ -n $markdown ]]; then
       echo "  daemon does once charon listens, the larval states of unanswered ACQUIREs removed"
       echo "  (\`ipopsec_larval_flush\`, tests/bench/larval_flush.cpp, the daemon's own code); after a start, the"
       echo "  same process then follows the kernel's ACQUIREs and retries them on the daemon's ike.acquire_retry"
-      echo "  schedule (its default, the daemon's AcquireRetry), as the daemon does, until the phase ends (one"
-      echo "  difference: its schedule is not started over at (b)'s reload, where the daemon's is)."
+      echo "  schedule (its default, the daemon's AcquireRetry), as the daemon does, until the phase ends, and"
+      echo "  starts that schedule over when (b) loads range B's files, as the daemon's reload does."
       ((anchor == 2)) && echo "- *anchor*: no daemon; one connection per peer, each charon started from a shell loop after its tap."
     fi
     echo

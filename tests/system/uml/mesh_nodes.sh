@@ -427,15 +427,19 @@ watch_ready() {
 # charon's start waits for a retransmit or the larval state's expiry, and the ideal is not
 # the best possible. After a start, the same process stays (--follow) and does what the
 # daemon's ike.acquire_retry does, on its schedule, until the teardown stops it: a pair a
-# peer refused while its charon was still loading is asked again. One difference: load_on
-# does not start that schedule over (the daemon's AcquireRetry::restart at a reload).
+# peer refused while its charon was still loading is asked again. load_on starts that
+# schedule over (SIGUSR1 to that process, the first in the node's watch.pid) right before
+# its load, as the daemon's reload does (AcquireRetry::restart); unlike the daemon's, it
+# does not ignore the ACQUIREs that come while the load runs.
 restart_on() {
   watch "$1" "$2" "$3" /bin/bash -c '/bin/bash "$0" "$1" "$2" "$3" && exec "$4" --follow "$5" "$6"' "$UML/charon_restart.sh" \
     "$W/r$round/i$1" "/run/mesh/i$1" "$W/gate" "$LARVAL" "$RANGE_A" "$RANGE_B"
 }
 load_on() {
-  watch "$1" b "$(addr B "$1")" /bin/bash -c 'SWANCTL_DIR="$0" /usr/sbin/swanctl --load-all --noprompt --uri "$1" && exec "$2" "$3" "$4"' \
-    "$W/r$round/i$1/swanctl-B" "unix:///run/mesh/i$1/charon.vici" "$LARVAL" "$RANGE_A" "$RANGE_B"
+  local follower
+  follower=$(head -1 "$W/r$round/i$1/watch.pid")
+  watch "$1" b "$(addr B "$1")" /bin/bash -c 'kill -USR1 "$5"; SWANCTL_DIR="$0" /usr/sbin/swanctl --load-all --noprompt --uri "$1" && exec "$2" "$3" "$4"' \
+    "$W/r$round/i$1/swanctl-B" "unix:///run/mesh/i$1/charon.vici" "$LARVAL" "$RANGE_A" "$RANGE_B" "$follower"
 }
 
 # ideal_phase ROUND: phase "ideal", the ideal in the order the product requires (charon only
