@@ -20,9 +20,12 @@
 
 #include <linux/xfrm.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -56,24 +59,33 @@ int flushOnce(ipopsec::XfrmPolicyTable& table, const std::vector<ipopsec::Cidr>&
 int follow(ipopsec::netlink::Socket& sock, ipopsec::XfrmPolicyTable& table, const std::vector<ipopsec::Cidr>& ranges) {
   using Clock = std::chrono::steady_clock;
   ipopsec::AcquireRetry retry(ipopsec::Config{}.ike.acquireRetry);
+  // SIGUSR1 is blocked except inside ppoll, so it always ends the wait it arrives in (or the
+  // next one) and is applied before the ACQUIREs read after it.
   struct sigaction sa {};
-  sa.sa_handler = onRestart;  // no SA_RESTART: poll returns at once
+  sa.sa_handler = onRestart;
   ::sigaction(SIGUSR1, &sa, nullptr);
+  sigset_t usr1, waiting;
+  ::sigemptyset(&usr1);
+  ::sigaddset(&usr1, SIGUSR1);
+  ::sigprocmask(SIG_BLOCK, &usr1, &waiting);
+  ::sigdelset(&waiting, SIGUSR1);
   std::vector<std::uint8_t> buf(64 * 1024);
   for (;;) {
+    timespec left{};
+    const timespec* timeout = nullptr;
+    if (auto at = retry.at()) {
+      auto ns = std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(*at - Clock::now()).count());
+      left = {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+      timeout = &left;
+    }
+    pollfd p{.fd = sock.fd(), .events = POLLIN, .revents = 0};
+    if (::ppoll(&p, 1, timeout, &waiting) < 0 && errno != EINTR) {
+      std::fprintf(stderr, "ipopsec_larval_flush: ppoll: %s\n", std::strerror(errno));
+      return 1;
+    }
     if (g_restart) {
       g_restart = 0;
       retry.restart();
-    }
-    int timeout = -1;
-    if (auto at = retry.at()) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(*at - Clock::now()).count();
-      timeout = left > 0 ? static_cast<int>(left) : 0;
-    }
-    pollfd p{.fd = sock.fd(), .events = POLLIN, .revents = 0};
-    if (::poll(&p, 1, timeout) < 0 && errno != EINTR) {
-      std::fprintf(stderr, "ipopsec_larval_flush: poll: %s\n", std::strerror(errno));
-      return 1;
     }
     if (p.revents & POLLIN) {
       ipopsec::xfrm::PolicyEvents events;
