@@ -4,7 +4,7 @@
 //  - Once: the larval ESP states within RANGEs (a kernel ACQUIRE that nobody answered, left
 //    by a packet sent before charon listened) are removed (XfrmPolicyTable::flushLarval), so
 //    that the next packet asks charon again instead of waiting for the larval state to
-//    expire. Prints how many states it removed.
+//    expire. Prints when (epoch seconds) and how many states it removed.
 //  - With --follow, then: ike.acquire_retry at its default, as the daemon does it. It follows
 //    the kernel's ACQUIREs (XFRMNLGRP_ACQUIRE) and removes the larval states in RANGEs on the
 //    daemon's schedule (core/reconcile/acquire_retry.hpp, the first wait the daemon's
@@ -49,7 +49,9 @@ int flushOnce(ipopsec::XfrmPolicyTable& table, const std::vector<ipopsec::Cidr>&
     std::fprintf(stderr, "ipopsec_larval_flush: %s\n", ec.message().c_str());
     return 1;
   }
-  std::printf("removed %zu larval states\n", removed);
+  // The wall clock, as charon's log and the mesh's timings read it: when each removal was.
+  const auto now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::printf("%.3f removed %zu larval states\n", now, removed);
   std::fflush(stdout);
   return 0;
 }
