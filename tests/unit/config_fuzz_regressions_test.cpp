@@ -15,13 +15,14 @@
 
 #include "core/config/parse_config.hpp"
 #include "core/reconcile/desired.hpp"
+#include "support/fuzz_regression.hpp"
 #include "support/read_file.hpp"
 
 namespace ipopsec {
 namespace {
 
 std::string readInput(const std::string& name) {
-  return test::readFile(std::string(IPOPSEC_SOURCE_DIR) + "/tests/fuzz/regressions/" + name);
+  return test::readFuzzRegression(name);
 }
 
 // parseConfig with a bound: a hang is reported as a failure, not a stuck test run.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "os/netlink/xfrm_codec.hpp"
+#include "support/fuzz_regression.hpp"
 #include "support/read_file.hpp"
 
 namespace ipopsec {
@@ -22,7 +23,7 @@ namespace {
 using Bytes = std::vector<std::uint8_t>;
 
 std::string readInput(const std::string& name) {
-  return test::readFile(std::string(IPOPSEC_SOURCE_DIR) + "/tests/fuzz/regressions/" + name);
+  return test::readFuzzRegression(name);
 }
 
 Bytes message(std::uint16_t type, std::int32_t code) {
