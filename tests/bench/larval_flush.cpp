@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -90,20 +91,9 @@ int follow(ipopsec::netlink::Socket& sock, ipopsec::XfrmPolicyTable& table, cons
       retry.restart();
     }
     if (p.revents & POLLIN) {
-      ipopsec::xfrm::PolicyEvents events;
-      bool overflow = false;
-      for (;;) {
-        ipopsec::netlink::Datagram d;
-        if (auto ec = ipopsec::netlink::receive(sock.fd(), buf, d, true)) {
-          if (ec.value() == ENOBUFS) {
-            overflow = true;
-            continue;
-          }
-          break;  // drained
-        }
-        if (d.fromKernel) ipopsec::xfrm::countPolicyEvents({buf.data(), d.size}, sock.portId(), events);
-      }
-      if (events.acquires > 0 || overflow) retry.acquired(Clock::now());
+      // The daemon's own drain (XfrmPolicyWatch), without its bound: nothing else waits here.
+      const auto drained = ipopsec::xfrm::drainPolicyEvents(sock.fd(), buf, sock.portId(), nullptr, INT_MAX);
+      if (drained.events.acquires > 0 || drained.overflow) retry.acquired(Clock::now());
     }
     if (retry.due(Clock::now()) && flushOnce(table, ranges) != 0) return 1;
   }

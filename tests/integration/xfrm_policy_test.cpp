@@ -2,6 +2,7 @@
 // Every test enters a fresh namespace first; a peer namespace, when needed, belongs to a
 // child process and disappears with it. Only 10.254.0.0/16 and fd50::/64 are used.
 #include "os/netlink/xfrm.hpp"
+#include "os/netlink/xfrm_watch.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "integration/netns.hpp"
+#include "os/netlink/netlink.hpp"
 #include "support/policy_builders.hpp"
 
 namespace ipopsec {
@@ -246,6 +248,49 @@ TEST_F(XfrmPolicyTest, InstallAllOfThousandsOfPoliciesSpansSeveralDatagrams) {
   for (const auto& r : results) failed += r.ec ? 1 : 0;
   EXPECT_EQ(failed, 0u) << results.front().ec.message();
   EXPECT_EQ(owned().size(), many.size());
+}
+
+// xfrm::drainPolicyEvents, the one drain of the daemon's policy watch and of the mesh
+// benchmark's ACQUIRE follower: every queued event counted once, at most the bound per call,
+// an empty queue read as nothing, a filtered change as unrelated, and an overflow reported.
+TEST_F(XfrmPolicyTest, DrainPolicyEventsCountsWhatIsQueuedUpToItsBoundAndReportsAnOverflow) {
+  netlink::Socket watch;
+  std::string what;
+  ASSERT_FALSE(watch.open({.protocol = NETLINK_XFRM, .groups = XFRMGRP_POLICY}, &what)) << what;
+  std::vector<std::uint8_t> buf(64 * 1024);
+  auto drain = [&](int bound, const xfrm::PolicyConcerns& concerns = nullptr) {
+    return xfrm::drainPolicyEvents(watch.fd(), buf, watch.portId(), concerns, bound);
+  };
+  auto nothing = drain(256);
+  EXPECT_EQ(nothing.events.foreign + nothing.events.own + nothing.events.unrelated, 0u);
+  EXPECT_FALSE(nothing.overflow);
+
+  // Three adds by another socket (the table's): three datagrams, read one per bound.
+  const Policy a = protect(Direction::out, "10.254.1.0/24", "10.254.1.0/24");
+  const Policy b = protect(Direction::in, "10.254.1.0/24", "10.254.1.0/24");
+  const Policy c = protect(Direction::out, "10.254.2.0/24", "10.254.2.0/24");
+  for (const auto& p : {a, b, c}) ASSERT_FALSE(table_->install(p));
+  auto first = drain(1);
+  EXPECT_EQ(first.events.foreign, 1u);
+  EXPECT_EQ(first.events.firstForeign, "add/replace");
+  auto rest = drain(256, [&](const Policy& changed) { return !(changed.sel == c.sel); });
+  EXPECT_EQ(rest.events.foreign, 1u);
+  EXPECT_EQ(rest.events.unrelated, 1u);
+  EXPECT_FALSE(rest.overflow);
+  EXPECT_EQ(drain(256).events.foreign, 0u) << "a drained queue is read as nothing";
+
+  // A receive buffer far too small for a burst: the kernel drops events and says so.
+  netlink::Socket tiny;
+  ASSERT_FALSE(tiny.open({.protocol = NETLINK_XFRM, .groups = XFRMGRP_POLICY, .receiveBufferBytes = 1}, &what)) << what;
+  std::vector<Policy> burst;
+  for (int i = 0; i < 200; ++i) {
+    const std::string net = "10.254." + std::to_string(10 + i) + ".0/24";
+    burst.push_back(protect(Direction::out, net.c_str(), net.c_str()));
+  }
+  for (const auto& r : table_->installAll(burst)) ASSERT_FALSE(r.ec) << r.ec.message();
+  auto flooded = xfrm::drainPolicyEvents(tiny.fd(), buf, tiny.portId(), nullptr, 1000);
+  EXPECT_TRUE(flooded.overflow);
+  EXPECT_LT(flooded.events.foreign, burst.size()) << "some events were lost, and the drain says so";
 }
 
 TEST_F(XfrmPolicyTest, OddShapesAtOwnedPriorityAreListedSoTheyGetReplaced) {

@@ -58,6 +58,24 @@ void countPolicyEvents(std::span<const std::uint8_t> buf, std::uint32_t ownPortI
   if (!walk.error().empty()) ++out.malformed;
 }
 
+Drained drainPolicyEvents(int fd, std::vector<std::uint8_t>& buf, std::uint32_t ownPortId,
+                          const PolicyConcerns& concerns, int maxDatagrams) {
+  Drained out;
+  for (int i = 0; i < maxDatagrams; ++i) {
+    netlink::Datagram d;
+    if (auto ec = netlink::receive(fd, buf, d, true)) {
+      if (ec.value() == ENOBUFS) {
+        out.overflow = true;
+        continue;  // the queue was reset; read on
+      }
+      break;  // EAGAIN: drained
+    }
+    if (!d.fromKernel) continue;  // only the kernel sends policy events and ACQUIREs
+    countPolicyEvents({buf.data(), d.size}, ownPortId, out.events, concerns);
+  }
+  return out;
+}
+
 }  // namespace xfrm
 
 namespace {
@@ -109,20 +127,8 @@ void XfrmPolicyWatch::receive() {
 }
 
 void XfrmPolicyWatch::onReadable() {
-  xfrm::PolicyEvents events;
-  bool overflow = false;
-  for (int i = 0; i < kMaxDatagramsPerWakeup; ++i) {
-    netlink::Datagram d;
-    if (auto ec = netlink::receive(socket_.native_handle(), buffer_, d, true)) {
-      if (ec.value() == ENOBUFS) {
-        overflow = true;
-        continue;  // the queue was reset; read on
-      }
-      break;  // EAGAIN: drained
-    }
-    if (!d.fromKernel) continue;  // only the kernel sends policy events and ACQUIREs
-    xfrm::countPolicyEvents({buffer_.data(), d.size}, ownPortId_, events, concerns_);
-  }
+  const auto [events, overflow] =
+      xfrm::drainPolicyEvents(socket_.native_handle(), buffer_, ownPortId_, concerns_, kMaxDatagramsPerWakeup);
   // After an overflow ACQUIREs may have been lost too.
   if ((events.acquires > 0 || overflow) && onAcquire_) onAcquire_();
   // An overflow may have hidden a flush: the policy side re-reads everything, but SAs have

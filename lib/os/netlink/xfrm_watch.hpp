@@ -51,6 +51,20 @@ using PolicyConcerns = std::function<bool(const Policy& changed)>;
 void countPolicyEvents(std::span<const std::uint8_t> buf, std::uint32_t ownPortId, PolicyEvents& out,
                        const PolicyConcerns& concerns = nullptr);
 
+// What one drain of a subscribed XFRM socket read: the events of every datagram from the
+// kernel, and whether the receive queue overflowed meanwhile (ENOBUFS: events, ACQUIREs among
+// them, were lost; the kernel reset the queue and the drain read on).
+struct Drained {
+  PolicyEvents events;
+  bool overflow = false;
+};
+
+// Reads the datagrams queued on `fd` without blocking, at most `maxDatagrams`, into `buf`,
+// and counts their events (countPolicyEvents; datagrams not from the kernel are skipped).
+// Stops at EAGAIN or any other error (the next wake-up reads on).
+Drained drainPolicyEvents(int fd, std::vector<std::uint8_t>& buf, std::uint32_t ownPortId,
+                          const PolicyConcerns& concerns, int maxDatagrams);
+
 }  // namespace xfrm
 
 class XfrmPolicyWatch {
