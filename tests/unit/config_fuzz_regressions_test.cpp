@@ -16,14 +16,9 @@
 #include "core/config/parse_config.hpp"
 #include "core/reconcile/desired.hpp"
 #include "support/fuzz_regression.hpp"
-#include "support/read_file.hpp"
 
 namespace ipopsec {
 namespace {
-
-std::string readInput(const std::string& name) {
-  return test::readFuzzRegression(name);
-}
 
 // parseConfig with a bound: a hang is reported as a failure, not a stuck test run.
 std::vector<ConfigIssue> issuesWithin(const std::string& text, std::chrono::seconds bound = std::chrono::seconds(10)) {
@@ -46,8 +41,8 @@ std::vector<ConfigIssue> issuesWithin(const std::string& text, std::chrono::seco
 // stream whose first token can't start a node: a config file "," hung the daemon at
 // start or on SIGHUP. The config parser no longer uses LoadAll.
 TEST(ConfigFuzzRegression, ConfigStartingWithACommaIsASyntaxErrorNotAHang) {
-  ASSERT_FALSE(readInput("config_loadall_comma_hang.yaml").empty());
-  for (std::string text : {readInput("config_loadall_comma_hang.yaml"), std::string(","), std::string("\n\n,"),
+  ASSERT_FALSE(test::readFuzzRegression("config_loadall_comma_hang.yaml").empty());
+  for (std::string text : {test::readFuzzRegression("config_loadall_comma_hang.yaml"), std::string(","), std::string("\n\n,"),
                            std::string("  ,b"), std::string("---\n,b\n")}) {
     auto issues = issuesWithin(text);
     ASSERT_FALSE(issues.empty()) << "must be rejected: " << text;
@@ -68,7 +63,7 @@ TEST(ConfigFuzzRegression, ASecondDocumentStartingWithACommaIsStillCounted) {
 // names that go into quoted strings are now checked by the config validator (quoting.hpp,
 // the same check as the renderer's).
 TEST(ConfigFuzzRegression, ControlCharacterInACertificateFileNameIsAConfigError) {
-  std::string text = readInput("config_control_char_in_host_key.yaml");
+  std::string text = test::readFuzzRegression("config_control_char_in_host_key.yaml");
   ASSERT_FALSE(text.empty());
   auto issues = issuesWithin(text);
   ASSERT_FALSE(issues.empty()) << "the fuzzer's file must be rejected";

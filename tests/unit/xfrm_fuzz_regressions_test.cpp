@@ -15,16 +15,11 @@
 
 #include "os/netlink/xfrm_codec.hpp"
 #include "support/fuzz_regression.hpp"
-#include "support/read_file.hpp"
 
 namespace ipopsec {
 namespace {
 
 using Bytes = std::vector<std::uint8_t>;
-
-std::string readInput(const std::string& name) {
-  return test::readFuzzRegression(name);
-}
 
 Bytes message(std::uint16_t type, std::int32_t code) {
   Bytes b(NLMSG_SPACE(sizeof(nlmsgerr)), 0);
@@ -50,11 +45,11 @@ TEST(XfrmFuzzRegression, ErrorCodeIntMinIsAProtocolErrorNotOverflow) {
 // The inputs the fuzzer found (first byte: the target's selector byte), each decoded by
 // the decoder its target fed it to: the INT_MIN error is reported as EPROTO.
 TEST(XfrmFuzzRegression, TheFuzzersInputsAreRejectedAsProtocolErrors) {
-  std::string policy = readInput("xfrm_policy_error_int_min.bin");
+  std::string policy = test::readFuzzRegression("xfrm_policy_error_int_min.bin");
   ASSERT_GT(policy.size(), 1U);
   Bytes pbuf(policy.begin() + 1, policy.end());
   EXPECT_EQ(xfrm::decodePolicyDump(pbuf, PolicyOwnership(250000, 1000)).error, EPROTO);
-  std::string state = readInput("xfrm_state_done_int_min.bin");
+  std::string state = test::readFuzzRegression("xfrm_state_done_int_min.bin");
   ASSERT_GT(state.size(), 1U);
   Bytes sbuf(state.begin() + 1, state.end());
   EXPECT_EQ(xfrm::decodeStateDump(sbuf).error, EPROTO);
